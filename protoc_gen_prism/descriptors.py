@@ -1,0 +1,113 @@
+"""A private descriptor pool over the request, and the prism options read from it.
+
+A plain parse of CodeGeneratorRequest leaves custom options as unknown bytes. Re-parsing each
+options message with classes from a pool that holds every file of the request resolves them,
+with no generated options_pb2 (and so no gencode/runtime version skew), on upb and pure Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import descriptor, descriptor_pb2, descriptor_pool, message_factory
+
+MESSAGE_OPTION_NAMES = (
+    "access_pattern",
+    "estimated_write_rps",
+    "estimated_read_rps",
+    "retention_days",
+    "namespace",
+    "backend",
+    "estimated_message_bytes",
+    "consumer_parallelism",
+    "edge_source_type",
+    "edge_target_type",
+    "edge_direction",
+)
+FIELD_OPTION_NAMES = (
+    "pii",
+    "encrypt_at_rest",
+    "mask_in_logs",
+    "access_audit",
+    "key",
+    "sort_key",
+    "event_time",
+    "subject",
+    "index",
+    "searchable",
+    "edge_source",
+    "edge_target",
+    "plaintext_reason",
+)
+
+
+@dataclass(frozen=True)
+class OptionValue:
+    """One prism option as written: its value and the extension number locating it."""
+
+    value: str | bool
+    number: int
+
+
+OptionMap = dict[str, OptionValue]
+
+
+class PrismOptionReader:
+    """Reads prism options off message and field option bytes with the pool's own classes."""
+
+    def __init__(self, pool: descriptor_pool.DescriptorPool) -> None:
+        self._message_exts = _extensions(pool, MESSAGE_OPTION_NAMES)
+        self._field_exts = _extensions(pool, FIELD_OPTION_NAMES)
+        self._message_options_cls = _options_class(pool, "google.protobuf.MessageOptions")
+        self._field_options_cls = _options_class(pool, "google.protobuf.FieldOptions")
+
+    def message_options(self, options: descriptor_pb2.MessageOptions) -> OptionMap:
+        """Return the prism options set on a message."""
+        return _read(self._message_options_cls, self._message_exts, options)
+
+    def field_options(self, options: descriptor_pb2.FieldOptions) -> OptionMap:
+        """Return the prism options set on a field."""
+        return _read(self._field_options_cls, self._field_exts, options)
+
+
+def build_pool(files: Iterable[descriptor_pb2.FileDescriptorProto]) -> descriptor_pool.DescriptorPool:
+    """Return a fresh pool holding `files` (given in dependency order, as protoc sends them)."""
+    pool = descriptor_pool.DescriptorPool()
+    for file in files:
+        pool.AddSerializedFile(file.SerializeToString())
+    return pool
+
+
+def _extensions(pool: descriptor_pool.DescriptorPool, names: tuple[str, ...]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name in names:
+        try:
+            found[name] = pool.FindExtensionByName(f"prism.{name}")
+        except KeyError:
+            continue  # an older options.proto without this option: it simply cannot be set
+    return found
+
+
+def _options_class(pool: descriptor_pool.DescriptorPool, full_name: str) -> Any:
+    try:
+        return message_factory.GetMessageClass(pool.FindMessageTypeByName(full_name))
+    except KeyError:
+        return None  # descriptor.proto is not in the request, so no file can carry prism options
+
+
+def _read(options_cls: Any, extensions: dict[str, Any], options: Any) -> OptionMap:
+    if options_cls is None or not extensions or not options.ByteSize():
+        return {}
+    parsed = options_cls.FromString(options.SerializeToString())
+    found: OptionMap = {}
+    for name, ext in extensions.items():
+        if parsed.HasExtension(ext):
+            found[name] = OptionValue(parsed.Extensions[ext], ext.number)
+    return found
+
+
+def is_map_entry(message: descriptor.Descriptor) -> bool:
+    """Return whether a message is the synthetic entry type of a map field."""
+    return bool(message.GetOptions().map_entry)

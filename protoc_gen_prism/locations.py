@@ -1,0 +1,54 @@
+"""Source positions from SourceCodeInfo, looked up by descriptor path."""
+
+from __future__ import annotations
+
+from google.protobuf import descriptor_pb2
+
+from protoc_gen_prism.diagnostics import Location
+
+_F = descriptor_pb2.FileDescriptorProto
+_M = descriptor_pb2.DescriptorProto
+
+# Path segments named after the descriptor fields they step through, never bare numbers.
+MESSAGE_TYPE = _F.MESSAGE_TYPE_FIELD_NUMBER
+NESTED_TYPE = _M.NESTED_TYPE_FIELD_NUMBER
+FIELD = _M.FIELD_FIELD_NUMBER
+MESSAGE_OPTIONS = _M.OPTIONS_FIELD_NUMBER
+FIELD_OPTIONS = descriptor_pb2.FieldDescriptorProto.OPTIONS_FIELD_NUMBER
+
+Path = tuple[int, ...]
+
+
+class SourceIndex:
+    """Every located element of one file, keyed by its path; built once per file."""
+
+    def __init__(self, file: descriptor_pb2.FileDescriptorProto) -> None:
+        self.file_name = file.name
+        self._spans: dict[Path, tuple[int, int]] = {}
+        self._comments: dict[Path, str] = {}
+        for loc in file.source_code_info.location:
+            path = tuple(loc.path)
+            # The first location of a path is the element itself; later ones are pieces of it.
+            if path not in self._spans and len(loc.span) >= 2:
+                self._spans[path] = (loc.span[0] + 1, loc.span[1] + 1)
+            if loc.leading_comments and path not in self._comments:
+                self._comments[path] = loc.leading_comments
+
+    def locate(self, *paths: Path) -> Location:
+        """Return the position of the first of `paths` that is known, else just the file."""
+        for path in paths:
+            span = self._spans.get(path)
+            if span is not None:
+                return Location(self.file_name, span[0], span[1])
+        # Fall back to the nearest enclosing element that has a position.
+        for path in paths:
+            for end in range(len(path) - 1, 0, -1):
+                span = self._spans.get(path[:end])
+                if span is not None:
+                    return Location(self.file_name, span[0], span[1])
+        return Location(self.file_name)
+
+    def comment(self, path: Path) -> str:
+        """Return the cleaned leading comment of the element at `path`."""
+        lines = [line.strip() for line in self._comments.get(path, "").strip().splitlines()]
+        return " ".join(line for line in lines if line)

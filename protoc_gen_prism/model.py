@@ -1,0 +1,178 @@
+"""The typed IR of a schema: what the emitters see. Built once by `model_builder`, never mutated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
+from protoc_gen_prism.diagnostics import Location
+from protoc_gen_prism.vocabulary import AccessPattern, BackendKind, EdgeDirection, PiiKind
+
+
+@dataclass(frozen=True)
+class FieldOptions:
+    """The prism options of one field, typed and with defaults resolved."""
+
+    pii: PiiKind | None = None
+    encrypt_at_rest: bool = False
+    mask_in_logs: bool = False
+    access_audit: bool = False
+    key: bool = False
+    sort_key: bool = False
+    event_time: bool = False
+    subject: bool = False
+    index: bool = False
+    searchable: bool = False
+    edge_source: bool = False
+    edge_target: bool = False
+    plaintext_reason: str = ""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of an entity."""
+
+    name: str
+    number: int
+    proto_type: str  # "string", "int64", "message", "enum", ... as written in .proto
+    type_name: str  # full name of the message or enum type, "" for scalars
+    repeated: bool
+    is_map: bool
+    has_presence: bool
+    oneof: str | None
+    column_kind: ColumnKind
+    options: FieldOptions
+    location: Location
+    comment: str = ""
+
+    @property
+    def python_key_type(self) -> str:
+        """Return the Python type a key of this field has in generated signatures."""
+        if self.proto_type == "string":
+            return "str"
+        if self.proto_type == "bytes":
+            return "bytes"
+        return "int"
+
+
+@dataclass(frozen=True)
+class EntityOptions:
+    """The prism options of one message, typed and with defaults resolved."""
+
+    access_pattern: AccessPattern
+    namespace: str
+    estimated_write_rps: int = 0
+    estimated_read_rps: int = 0
+    retention_days: int = 0
+    backend: BackendKind | None = None
+    estimated_message_bytes: int | None = None
+    consumer_parallelism: int | None = None
+    edge_source_type: str = ""
+    edge_target_type: str = ""
+    edge_direction: EdgeDirection = EdgeDirection.UNIDIRECTIONAL
+
+
+@dataclass(frozen=True)
+class Entity:
+    """An annotated message: the unit every emitter works on."""
+
+    full_name: str
+    python_name: str  # the class path inside the *_pb2 module, "Outer.Inner" for nested messages
+    proto_file: str
+    options: EntityOptions
+    fields: tuple[Field, ...]
+    location: Location
+    comment: str = ""
+
+    @property
+    def name(self) -> str:
+        """Return the message's short name."""
+        return self.full_name.rsplit(".", 1)[-1]
+
+    @property
+    def abstraction(self) -> Abstraction:
+        """Return the abstraction that serves this entity."""
+        return self.options.access_pattern.abstraction
+
+    @property
+    def namespace(self) -> str:
+        """Return the entity's logical data set name."""
+        return self.options.namespace
+
+    def _role(self, role: str) -> Field | None:
+        return next((f for f in self.fields if getattr(f.options, role)), None)
+
+    @property
+    def key(self) -> Field | None:
+        """Return the partition key field."""
+        return self._role("key")
+
+    @property
+    def sort_key(self) -> Field | None:
+        """Return the sort key field, if any."""
+        return self._role("sort_key")
+
+    @property
+    def event_time(self) -> Field | None:
+        """Return the event time field, if any."""
+        return self._role("event_time")
+
+    @cached_property
+    def spec(self) -> EntitySpec:
+        """Return the storage contract the runtime serves this entity by."""
+        key = self.key
+        sort_key = self.sort_key
+        event_time = self.event_time
+        return EntitySpec(
+            namespace=self.namespace,
+            message_name=self.full_name,
+            abstraction=self.abstraction,
+            key=key.name if key else "",
+            sort_key=sort_key.name if sort_key else None,
+            event_time=event_time.name if event_time else None,
+            retention_days=self.options.retention_days,
+            source_file=self.proto_file,
+            columns=tuple(
+                Column(
+                    name=f.name,
+                    number=f.number,
+                    kind=f.column_kind,
+                    nullable=f.has_presence and not (f.options.key or f.options.sort_key),
+                    indexed=f.options.index,
+                    pii=f.options.pii.value if f.options.pii else "",
+                )
+                for f in self.fields
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class ProtoFile:
+    """One .proto file the request asked to generate, with its entities."""
+
+    name: str
+    package: str
+    entities: tuple[Entity, ...]
+
+    @property
+    def python_module(self) -> str:
+        """Return the dotted module path of this file's *_pb2 module."""
+        return self.name.removesuffix(".proto").replace("/", ".").replace("-", "_") + "_pb2"
+
+    @property
+    def output_stem(self) -> str:
+        """Return the path, without suffix, that generated files for this file start from."""
+        return self.name.removesuffix(".proto").replace("-", "_")
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Every file to generate; the whole input of the planner and the emitters."""
+
+    files: tuple[ProtoFile, ...]
+
+    @property
+    def entities(self) -> tuple[Entity, ...]:
+        """Return every entity of every file, in file order."""
+        return tuple(e for f in self.files for e in f.entities)

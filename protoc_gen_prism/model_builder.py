@@ -1,0 +1,367 @@
+"""Request -> model: resolve prism options into the typed IR, checking every value where it is written.
+
+Every problem becomes a located `Diagnostic`; the builder keeps going so that one run reports all
+of them, and raises `SchemaError` at the end if there were any.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from google.protobuf import descriptor, descriptor_pb2, descriptor_pool
+
+from protoc_gen_prism import locations as loc
+from protoc_gen_prism.descriptors import OptionMap, PrismOptionReader, build_pool, is_map_entry
+from protoc_gen_prism.diagnostics import Diagnostic, Location, SchemaError, allowed_values
+from protoc_gen_prism.model import Entity, EntityOptions, Field, FieldOptions, ProtoFile, Schema
+from protoc_gen_prism.storage import KEY_TYPES, PROTO_TYPE_NAMES, TIMESTAMP, column_kind
+from protoc_gen_prism.vocabulary import AccessPattern, BackendKind, EdgeDirection, PiiKind
+
+# Postgres truncates identifiers at 63 bytes; namespaces also name topics and subjects.
+_NAMESPACE_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_ROLE_OPTIONS = ("key", "sort_key", "event_time", "subject", "index", "searchable", "edge_source", "edge_target")
+_ENCRYPTABLE = frozenset({"string", "bytes"})
+_EVENT_TIME_TYPES = frozenset({"int64", "uint64", "sint64", "fixed64", "sfixed64"})
+
+
+def build_schema(
+    proto_files: Sequence[descriptor_pb2.FileDescriptorProto],
+    files_to_generate: Sequence[str],
+    source_files: Sequence[descriptor_pb2.FileDescriptorProto] = (),
+) -> Schema:
+    """Build the model of the files to generate, or raise SchemaError with every problem found."""
+    pool = build_pool(proto_files)
+    reader = PrismOptionReader(pool)
+    # Source-retention options only survive in source_file_descriptors; prefer them when sent.
+    by_name = {f.name: f for f in proto_files}
+    by_name.update({f.name: f for f in source_files})
+    builder = _Builder(pool, reader)
+    files = tuple(builder.file(by_name[name]) for name in files_to_generate)
+    builder.check_namespaces(files)
+    if builder.diagnostics:
+        raise SchemaError(builder.diagnostics)
+    return Schema(files)
+
+
+def default_namespace(full_name: str) -> str:
+    """Return the snake_case namespace of a message: acme.users.v1.UserProfile -> acme_users_v1_user_profile."""
+    parts = [re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", p) for p in full_name.split(".")]
+    return "_".join(parts).lower()
+
+
+@dataclass
+class _Place:
+    """Where a message is: its descriptor, its proto, its path and the file's source index."""
+
+    desc: descriptor.Descriptor
+    proto: descriptor_pb2.DescriptorProto
+    path: loc.Path
+    python_name: str
+
+
+class _Builder:
+    def __init__(self, pool: descriptor_pool.DescriptorPool, reader: PrismOptionReader) -> None:
+        self.pool = pool
+        self.reader = reader
+        self.diagnostics: list[Diagnostic] = []
+        self._src: loc.SourceIndex | None = None
+
+    # -- reporting -------------------------------------------------------------------------------
+
+    @property
+    def src(self) -> loc.SourceIndex:
+        assert self._src is not None
+        return self._src
+
+    def error(self, where: Location, element: str, message: str) -> None:
+        self.diagnostics.append(Diagnostic(where, element, message))
+
+    # -- walking ---------------------------------------------------------------------------------
+
+    def file(self, file: descriptor_pb2.FileDescriptorProto) -> ProtoFile:
+        self._src = loc.SourceIndex(file)
+        entities = [e for place in self._messages(file) if (e := self.entity(place)) is not None]
+        return ProtoFile(name=file.name, package=file.package, entities=tuple(entities))
+
+    def _messages(self, file: descriptor_pb2.FileDescriptorProto) -> Iterator[_Place]:
+        prefix = f"{file.package}." if file.package else ""
+
+        def walk(
+            protos: Sequence[descriptor_pb2.DescriptorProto], path: loc.Path, scope: str, py: str
+        ) -> Iterator[_Place]:
+            for i, proto in enumerate(protos):
+                here = (*path, i)
+                desc = self.pool.FindMessageTypeByName(scope + proto.name)
+                if is_map_entry(desc):
+                    continue
+                python_name = f"{py}{proto.name}"
+                yield _Place(desc, proto, here, python_name)
+                yield from walk(proto.nested_type, (*here, loc.NESTED_TYPE), f"{desc.full_name}.", f"{python_name}.")
+
+        return walk(file.message_type, (loc.MESSAGE_TYPE,), prefix, "")
+
+    # -- entities --------------------------------------------------------------------------------
+
+    def entity(self, place: _Place) -> Entity | None:
+        message_options = self.reader.message_options(place.proto.options)
+        field_options = [self.reader.field_options(f.options) for f in place.proto.field]
+        name = place.desc.full_name
+        if not message_options and not any(field_options):
+            return None
+        where = self.src.locate(place.path)
+        pattern = self._access_pattern(place, message_options)
+        fields = tuple(
+            self.field(place, i, proto, opts, entity=pattern is not None)
+            for i, (proto, opts) in enumerate(zip(place.proto.field, field_options, strict=True))
+        )
+        if pattern is None:
+            # A message with only pii options is a value type inside entities, not an entity itself.
+            return None
+        options = self._entity_options(place, message_options, pattern)
+        entity = Entity(
+            full_name=name,
+            python_name=place.python_name,
+            proto_file=self.src.file_name,
+            options=options,
+            fields=fields,
+            location=where,
+            comment=self.src.comment(place.path),
+        )
+        self._check_roles(entity)
+        return entity
+
+    def _access_pattern(self, place: _Place, options: OptionMap) -> AccessPattern | None:
+        name = place.desc.full_name
+        raw = options.get("access_pattern")
+        if raw is None:
+            for option_name, value in sorted(options.items()):
+                self.error(
+                    self._option_location(place.path, loc.MESSAGE_OPTIONS, value.number),
+                    name,
+                    f"(prism.{option_name}) needs (prism.access_pattern) on the message; "
+                    f"allowed patterns: {', '.join(AccessPattern)}",
+                )
+            return None
+        value = str(raw.value)
+        try:
+            return AccessPattern(value)
+        except ValueError:
+            self.error(
+                self._option_location(place.path, loc.MESSAGE_OPTIONS, raw.number),
+                name,
+                f"unknown access_pattern {value!r}; {allowed_values(value, list(AccessPattern))}",
+            )
+            return None
+
+    def _entity_options(self, place: _Place, options: OptionMap, pattern: AccessPattern) -> EntityOptions:
+        name = place.desc.full_name
+
+        def where(option: str) -> Location:
+            return self._option_location(place.path, loc.MESSAGE_OPTIONS, options[option].number)
+
+        def count(option: str) -> int | None:
+            if option not in options:
+                return None
+            text = str(options[option].value).strip().replace("_", "")
+            if not text.isdigit():
+                self.error(
+                    where(option),
+                    name,
+                    f"{option} must be a non-negative whole number, got {options[option].value!r}; "
+                    f'allowed: digits, e.g. "10000"',
+                )
+                return None
+            return int(text)
+
+        def choice(option: str, allowed: type[BackendKind] | type[EdgeDirection]) -> str | None:
+            if option not in options:
+                return None
+            value = str(options[option].value)
+            if value not in {a.value for a in allowed}:
+                self.error(where(option), name, f"unknown {option} {value!r}; {allowed_values(value, list(allowed))}")
+                return None
+            return value
+
+        namespace = default_namespace(name)
+        if "namespace" in options:
+            written = str(options["namespace"].value)
+            if _NAMESPACE_RE.match(written):
+                namespace = written
+            else:
+                self.error(
+                    where("namespace"),
+                    name,
+                    f"namespace {written!r} is not a valid name; allowed: lowercase letters, digits and "
+                    f"'_', starting with a letter or '_', at most 63 characters",
+                )
+        backend = choice("backend", BackendKind)
+        direction = choice("edge_direction", EdgeDirection)
+        return EntityOptions(
+            access_pattern=pattern,
+            namespace=namespace,
+            estimated_write_rps=count("estimated_write_rps") or 0,
+            estimated_read_rps=count("estimated_read_rps") or 0,
+            retention_days=count("retention_days") or 0,
+            backend=BackendKind(backend) if backend else None,
+            estimated_message_bytes=count("estimated_message_bytes"),
+            consumer_parallelism=count("consumer_parallelism"),
+            edge_source_type=str(options["edge_source_type"].value) if "edge_source_type" in options else "",
+            edge_target_type=str(options["edge_target_type"].value) if "edge_target_type" in options else "",
+            edge_direction=EdgeDirection(direction) if direction else EdgeDirection.UNIDIRECTIONAL,
+        )
+
+    # -- fields ----------------------------------------------------------------------------------
+
+    def field(
+        self,
+        place: _Place,
+        index: int,
+        proto: descriptor_pb2.FieldDescriptorProto,
+        options: OptionMap,
+        *,
+        entity: bool,
+    ) -> Field:
+        desc = place.desc.fields_by_name[proto.name]
+        path = (*place.path, loc.FIELD, index)
+        element = f"{place.desc.full_name}.{proto.name}"
+        proto_type = PROTO_TYPE_NAMES[desc.type]
+        type_name = ""
+        if desc.message_type is not None:
+            type_name = desc.message_type.full_name
+        elif desc.enum_type is not None:
+            type_name = desc.enum_type.full_name
+        is_map = desc.message_type is not None and is_map_entry(desc.message_type)
+        repeated = bool(desc.is_repeated) if hasattr(desc, "is_repeated") else desc.label == desc.LABEL_REPEATED
+        oneof = None
+        if proto.HasField("oneof_index") and not proto.proto3_optional:
+            oneof = place.proto.oneof_decl[proto.oneof_index].name
+
+        def where(option: str) -> Location:
+            return self._option_location(path, loc.FIELD_OPTIONS, options[option].number)
+
+        pii: PiiKind | None = None
+        if "pii" in options:
+            value = str(options["pii"].value)
+            try:
+                pii = PiiKind(value)
+            except ValueError:
+                self.error(where("pii"), element, f"unknown pii kind {value!r}; {allowed_values(value, list(PiiKind))}")
+        flags = {name: bool(options[name].value) for name in options if name not in ("pii", "plaintext_reason")}
+        if not entity:
+            for role in _ROLE_OPTIONS:
+                if flags.get(role):
+                    self.error(
+                        where(role),
+                        element,
+                        f"(prism.{role}) needs (prism.access_pattern) on {place.desc.full_name}; "
+                        f"allowed patterns: {', '.join(AccessPattern)}",
+                    )
+        if flags.get("encrypt_at_rest") and (proto_type not in _ENCRYPTABLE or repeated):
+            self.error(
+                where("encrypt_at_rest"),
+                element,
+                f"encrypt_at_rest applies to singular string and bytes fields, not {_describe(proto_type, repeated, is_map)}; "
+                f"allowed: string, bytes",
+            )
+        for role in ("key", "sort_key"):
+            if not flags.get(role):
+                continue
+            if repeated or proto_type not in KEY_TYPES:
+                self.error(
+                    where(role),
+                    element,
+                    f"a {role} must be a singular string, bytes or integer field, not "
+                    f"{_describe(proto_type, repeated, is_map)}; allowed: {', '.join(sorted(KEY_TYPES))}",
+                )
+            elif oneof is not None:
+                self.error(where(role), element, f"a {role} cannot be a member of oneof {oneof!r}; move it out")
+        if flags.get("event_time") and not (
+            not repeated and (type_name == TIMESTAMP or proto_type in _EVENT_TIME_TYPES)
+        ):
+            self.error(
+                where("event_time"),
+                element,
+                f"event_time must be a google.protobuf.Timestamp or a 64-bit integer of epoch milliseconds, "
+                f"not {_describe(proto_type, repeated, is_map)}; allowed: google.protobuf.Timestamp, int64, uint64",
+            )
+        field_options = FieldOptions(
+            pii=pii,
+            mask_in_logs=flags.get("mask_in_logs", pii is not None),
+            plaintext_reason=str(options["plaintext_reason"].value) if "plaintext_reason" in options else "",
+            **{name: value for name, value in flags.items() if name != "mask_in_logs"},
+        )
+        return Field(
+            name=proto.name,
+            number=proto.number,
+            proto_type=proto_type,
+            type_name=type_name,
+            repeated=repeated,
+            is_map=is_map,
+            has_presence=bool(desc.has_presence),
+            oneof=oneof,
+            column_kind=column_kind(proto_type, type_name, repeated),
+            options=field_options,
+            location=self.src.locate(path),
+            comment=self.src.comment(path),
+        )
+
+    # -- rules across fields ---------------------------------------------------------------------
+
+    def _check_roles(self, entity: Entity) -> None:
+        for role in ("key", "sort_key", "event_time", "subject", "edge_source", "edge_target"):
+            holders = [f for f in entity.fields if getattr(f.options, role)]
+            for extra in holders[1:]:
+                self.error(
+                    extra.location,
+                    f"{entity.full_name}.{extra.name}",
+                    f"more than one (prism.{role}) field: {holders[0].name!r} is already the {role}; "
+                    f"allowed: one {role} per message",
+                )
+        key, sort_key = entity.key, entity.sort_key
+        pattern = entity.options.access_pattern
+        if sort_key is not None and key is None:
+            self.error(
+                sort_key.location,
+                f"{entity.full_name}.{sort_key.name}",
+                "a sort_key needs a key: mark the partition key field with (prism.key) = true",
+            )
+        elif key is None and pattern is not AccessPattern.GRAPH_EDGE:
+            self.error(
+                entity.location,
+                entity.full_name,
+                f"a {pattern} message needs a key: mark one field with (prism.key) = true; "
+                f"allowed key types: {', '.join(sorted(KEY_TYPES))}",
+            )
+        if entity.event_time is not None and pattern is not AccessPattern.APPEND_HEAVY:
+            f = entity.event_time
+            self.error(
+                f.location,
+                f"{entity.full_name}.{f.name}",
+                f"(prism.event_time) applies to append_heavy messages, not {pattern}; allowed: append_heavy",
+            )
+
+    def check_namespaces(self, files: Sequence[ProtoFile]) -> None:
+        seen: dict[str, Entity] = {}
+        for entity in (e for f in files for e in f.entities):
+            first = seen.setdefault(entity.namespace, entity)
+            if first is not entity:
+                self.error(
+                    entity.location,
+                    entity.full_name,
+                    f"namespace {entity.namespace!r} is already used by {first.full_name} ({first.location}); "
+                    f"set a distinct (prism.namespace)",
+                )
+
+    def _option_location(self, element: loc.Path, options_field: int, number: int) -> Location:
+        # protoc locates `option (x) = v;` at (..., options, extension number); fall back to the element.
+        return self.src.locate((*element, options_field, number), element)
+
+
+def _describe(proto_type: str, repeated: bool, is_map: bool) -> str:
+    if is_map:
+        return "a map field"
+    if repeated:
+        return f"a repeated {proto_type} field"
+    return f"a {proto_type} field"

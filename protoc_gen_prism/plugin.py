@@ -1,0 +1,58 @@
+"""The `protoc-gen-prism` executable: protoc's plugin protocol over stdin and stdout."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from google.protobuf.compiler import plugin_pb2
+
+from protoc_gen_prism import __version__
+from protoc_gen_prism.generator import generate
+
+DUMP_ENV = "PRISM_DUMP_REQUEST"
+"""Set to a file path to save the raw request; replay it with `protoc-gen-prism < FILE`."""
+
+
+@contextmanager
+def plugin_io() -> Iterator[tuple[plugin_pb2.CodeGeneratorRequest, list[plugin_pb2.CodeGeneratorResponse]]]:
+    """Read the request from stdin; write the response the body leaves in the list to stdout."""
+    raw = sys.stdin.buffer.read()
+    dump = os.environ.get(DUMP_ENV)
+    if dump:
+        Path(dump).write_bytes(raw)
+    holder: list[plugin_pb2.CodeGeneratorResponse] = []
+    yield plugin_pb2.CodeGeneratorRequest.FromString(raw), holder
+    sys.stdout.buffer.write(holder[0].SerializeToString())
+    sys.stdout.buffer.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the plugin; `--version` answers without reading stdin."""
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in ("--version", "-V"):
+        print(f"protoc-gen-prism {__version__}")
+        return 0
+    if args:
+        print(f"protoc-gen-prism: unexpected arguments {args}; it is run by protoc or buf", file=sys.stderr)
+        return 2
+    with plugin_io() as (request, out):
+        try:
+            out.append(generate(request))
+        except Exception:  # a bug of ours must still reach the user as a protoc error, not a crash
+            out.append(
+                plugin_pb2.CodeGeneratorResponse(
+                    error="internal error in protoc-gen-prism "
+                    f"{__version__} (please report it with the request saved by {DUMP_ENV}=FILE):\n"
+                    + traceback.format_exc()
+                )
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

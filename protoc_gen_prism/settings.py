@@ -1,0 +1,53 @@
+"""Plugin parameters (`--prism_opt=...`) parsed once into a typed settings object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from protoc_gen_prism.diagnostics import allowed_values
+
+
+class MessageStyle(StrEnum):
+    """Which message classes generated clients take and return."""
+
+    PROTOBUF = "protobuf"
+
+
+class SettingsError(ValueError):
+    """A plugin parameter that is unknown or has a wrong value."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a user can set through the plugin parameter."""
+
+    messages: MessageStyle = MessageStyle.PROTOBUF
+    # Extra sqlglot dialects to render DDL for, beyond postgres and sqlite (repeatable).
+    sql_dialects: tuple[str, ...] = field(default_factory=tuple)
+
+
+_KEYS = ("messages", "sql_dialect")
+
+
+def parse_parameter(parameter: str) -> Settings:
+    """Parse protoc's comma-joined `key=value` parameter; a key may repeat where it makes sense."""
+    messages = MessageStyle.PROTOBUF
+    dialects: list[str] = []
+    for item in filter(None, (part.strip() for part in parameter.split(","))):
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if key not in _KEYS:
+            raise SettingsError(f"unknown parameter {key!r}; {allowed_values(key, _KEYS)}")
+        if not sep or not value:
+            raise SettingsError(f"parameter {key!r} needs a value: {key}=VALUE")
+        if key == "messages":
+            try:
+                messages = MessageStyle(value)
+            except ValueError:
+                raise SettingsError(
+                    f"messages={value!r} is not supported; {allowed_values(value, list(MessageStyle))}"
+                ) from None
+        elif key == "sql_dialect":
+            dialects.append(value)
+    return Settings(messages=messages, sql_dialects=tuple(dict.fromkeys(dialects)))

@@ -1,0 +1,25 @@
+"""The jinja2 environment for generated code: strict, whitespace-exact, loaded from the package."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import jinja2
+
+
+@cache
+def environment() -> jinja2.Environment:
+    """Return the shared template environment (templates live in the top-level templates/ directory)."""
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("protoc_gen_prism", "templates"),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def render(template: str, **context: object) -> str:
+    """Render `template` with `context`."""
+    return environment().get_template(template).render(**context)

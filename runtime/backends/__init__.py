@@ -1,0 +1,1 @@
+"""Physical backends. Each module says only what is special about its server."""

@@ -1,0 +1,35 @@
+"""Typed errors of the runtime. Messages name the namespace and backend, never a field value."""
+
+from __future__ import annotations
+
+
+class PrismError(Exception):
+    """Base of every error Prism raises on purpose."""
+
+
+class ConfigError(PrismError):
+    """A connection URL or namespace binding that cannot work."""
+
+
+class BackendError(PrismError):
+    """A backend failed to serve a request for a namespace."""
+
+    def __init__(self, message: str, *, namespace: str = "", backend: str = "", hint: str = "") -> None:
+        self.namespace = namespace
+        self.backend = backend
+        self.hint = hint
+        where = ", ".join(part for part in (f"namespace {namespace!r}" if namespace else "", backend) if part)
+        text = f"{where}: {message}" if where else message
+        super().__init__(f"{text}; {hint}" if hint else text)
+
+
+class BackendUnavailable(BackendError):
+    """The backend cannot be reached (down, refused, wrong credentials)."""
+
+
+class SchemaMismatch(BackendError):
+    """The stored table does not match the generated schema (missing table or columns)."""
+
+
+class NotOpen(PrismError):
+    """The database was used before it was opened or after it was closed."""

@@ -1,0 +1,78 @@
+"""The storage contract between generated code and backends: what an entity looks like at rest.
+
+Generated clients carry an `EntitySpec` built from the schema at compile time; every backend
+reads the same spec, so a client runs unchanged on SQLite, Postgres, Kafka or NATS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Abstraction(StrEnum):
+    """The data abstraction an entity is served through."""
+
+    KEY_VALUE = "key_value"
+    TIME_SERIES = "time_series"
+    GRAPH = "graph"
+
+
+class ColumnKind(StrEnum):
+    """How one field is stored; each backend maps a kind to its own type (see docs/type-mapping.md)."""
+
+    INT32 = "int32"  # int32, sint32, sfixed32
+    INT64 = "int64"  # int64, sint64, sfixed64, uint32, fixed32
+    UINT64 = "uint64"  # uint64, fixed64: the full range up to 2^64-1
+    FLOAT = "float"
+    DOUBLE = "double"
+    BOOL = "bool"
+    STRING = "string"
+    BYTES = "bytes"
+    ENUM = "enum"  # the number, so renamed and unknown values round-trip
+    TIMESTAMP = "timestamp"  # google.protobuf.Timestamp
+    JSON = "json"  # messages, maps, repeated fields: protobuf's canonical JSON mapping
+
+
+@dataclass(frozen=True)
+class Column:
+    """One stored field of an entity."""
+
+    name: str
+    number: int
+    kind: ColumnKind
+    # Nullable columns hold fields with explicit presence (optional, oneof members, messages).
+    nullable: bool = False
+    # Indexed for equality lookups.
+    indexed: bool = False
+    # The PII kind, or "" when the field holds no personal data.
+    pii: str = ""
+
+
+@dataclass(frozen=True)
+class EntitySpec:
+    """An annotated message as the runtime needs it: namespace, keys and columns."""
+
+    namespace: str
+    message_name: str
+    abstraction: Abstraction
+    key: str
+    columns: tuple[Column, ...]
+    sort_key: str | None = None
+    event_time: str | None = None
+    retention_days: int = 0
+    source_file: str = ""
+    _by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {c.name: c for c in self.columns})
+
+    def column(self, name: str) -> Column:
+        """Return the column of the field `name`."""
+        return self._by_name[name]
+
+    @property
+    def key_columns(self) -> tuple[Column, ...]:
+        """Return the primary key columns: key, then sort key when there is one."""
+        names = (self.key,) if self.sort_key is None else (self.key, self.sort_key)
+        return tuple(self._by_name[n] for n in names)

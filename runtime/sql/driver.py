@@ -1,0 +1,35 @@
+"""The few operations an SQL backend's driver provides; everything else is shared SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from prism_runtime.schema import EntitySpec
+from prism_runtime.sql.dialect import SqlDialect
+
+Row = Sequence[Any]
+
+
+class SqlDriver(Protocol):
+    """A connection (or pool) to one SQL server; raises BackendError subclasses naming the namespace."""
+
+    dialect: SqlDialect
+    name: str
+    """The backend as errors name it: kind and redacted location."""
+
+    async def execute(self, sql: str, args: Row, *, namespace: str) -> int:
+        """Run one statement; return the number of rows it changed."""
+        ...
+
+    async def execute_many(self, sql: str, rows: Sequence[Row], *, namespace: str) -> None:
+        """Run one statement for each row, atomically."""
+        ...
+
+    async def fetch(self, sql: str, args: Row, *, namespace: str) -> list[Row]:
+        """Run a query and return its rows."""
+        ...
+
+    async def prepare_table(self, spec: EntitySpec, ddl: Sequence[str]) -> None:
+        """Make the entity's table usable: create it (embedded backends) or check it exists."""
+        ...

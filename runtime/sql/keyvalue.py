@@ -1,0 +1,97 @@
+"""The KeyValue contract over any SQL driver: upsert, point and batch reads, keyset scans."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
+
+from google.protobuf.message import Message
+
+from prism_runtime.schema import EntitySpec
+from prism_runtime.sql.codec import RowCodec
+from prism_runtime.sql.ddl import ddl_statements
+from prism_runtime.sql.driver import SqlDriver
+from prism_runtime.sql.statements import keyvalue_statements
+
+M = TypeVar("M", bound=Message)
+
+# Bind-parameter budget per batched lookup: well under SQLite's 32766 and Postgres' 65535.
+_BATCH = 500
+
+
+class SqlKeyValue(Generic[M]):
+    """One entity's KeyValue operations on one SQL driver."""
+
+    def __init__(self, spec: EntitySpec, message: type[M], driver: SqlDriver) -> None:
+        self.spec = spec
+        self.driver = driver
+        self.codec = RowCodec(spec, message, driver.dialect)
+        self.sql = keyvalue_statements(spec, driver.dialect)
+        self._get = self.sql.get()
+        self._ready = False
+        self._ready_lock = asyncio.Lock()
+        self._ns = spec.namespace
+
+    async def _prepare(self) -> None:
+        async with self._ready_lock:
+            if not self._ready:
+                await self.driver.prepare_table(self.spec, ddl_statements(self.spec, self.driver.dialect))
+                self._ready = True
+
+    async def put(self, items: Sequence[M]) -> None:
+        """Insert or replace `items`, atomically."""
+        if not self._ready:
+            await self._prepare()
+        encode = self.codec.encode
+        if len(items) == 1:
+            await self.driver.execute(self.sql.upsert, encode(items[0]), namespace=self._ns)
+        elif items:
+            await self.driver.execute_many(self.sql.upsert, [encode(m) for m in items], namespace=self._ns)
+
+    async def get(self, key: tuple[Any, ...]) -> M | None:
+        """Return the item at a full primary key, or None."""
+        if not self._ready:
+            await self._prepare()
+        rows = await self.driver.fetch(self._get, key, namespace=self._ns)
+        return self.codec.decode(rows[0]) if rows else None
+
+    async def get_many(self, keys: Sequence[tuple[Any, ...]]) -> list[M | None]:
+        """Return the items at `keys`, None where missing, in the order asked."""
+        if not self._ready:
+            await self._prepare()
+        found: dict[tuple[Any, ...], M] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), _BATCH):
+            chunk = unique[start : start + _BATCH]
+            args = [part for key in chunk for part in key]
+            rows = await self.driver.fetch(self.sql.get_many(len(chunk)), args, namespace=self._ns)
+            for row in rows:
+                found[self.codec.key_of(row)] = self.codec.decode(row)
+        return [found.get(key) for key in keys]
+
+    async def delete(self, prefix: tuple[Any, ...]) -> int:
+        """Delete the items under a key prefix (a full key deletes one); return how many went."""
+        if not self._ready:
+            await self._prepare()
+        return await self.driver.execute(self.sql.delete(len(prefix)), prefix, namespace=self._ns)
+
+    async def scan_page(
+        self,
+        prefix: tuple[Any, ...],
+        *,
+        after: Any = None,
+        inclusive: bool = False,
+        end: Any = None,
+        reverse: bool = False,
+        limit: int,
+    ) -> list[M]:
+        """Return up to `limit` items under `prefix`, ordered by the next key column, past `after`."""
+        if not self._ready:
+            await self._prepare()
+        sql = self.sql.scan(
+            prefix=len(prefix), after=after is not None, inclusive=inclusive, end=end is not None, reverse=reverse
+        )
+        args = [*prefix, *(v for v in (after, end) if v is not None), limit]
+        rows = await self.driver.fetch(sql, args, namespace=self._ns)
+        return [self.codec.decode(row) for row in rows]
