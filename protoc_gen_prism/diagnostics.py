@@ -43,7 +43,7 @@ class SchemaError(Exception):
 
 def allowed_values(value: str, allowed: Iterable[str]) -> str:
     """Say which values are allowed and, when one is close to what was written, suggest it."""
-    choices = list(allowed)
+    choices = [str(a) for a in allowed]
     text = "allowed: " + ", ".join(choices)
     close = difflib.get_close_matches(value.lower(), choices, n=1, cutoff=0.6)
     if close:

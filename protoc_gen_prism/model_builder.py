@@ -21,7 +21,16 @@ from protoc_gen_prism.vocabulary import AccessPattern, BackendKind, EdgeDirectio
 
 # Postgres truncates identifiers at 63 bytes; namespaces also name topics and subjects.
 _NAMESPACE_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_ROLE_OPTIONS = ("key", "sort_key", "event_time", "subject", "index", "searchable", "edge_source", "edge_target")
+_ROLE_OPTIONS = (
+    "key",
+    "sort_key",
+    "event_time",
+    "subject",
+    "index",
+    "searchable",
+    "edge_source",
+    "edge_target",
+)
 _ENCRYPTABLE = frozenset({"string", "bytes"})
 _EVENT_TIME_TYPES = frozenset({"int64", "uint64", "sint64", "fixed64", "sfixed64"})
 
@@ -98,7 +107,9 @@ class _Builder:
                     continue
                 python_name = f"{py}{proto.name}"
                 yield _Place(desc, proto, here, python_name)
-                yield from walk(proto.nested_type, (*here, loc.NESTED_TYPE), f"{desc.full_name}.", f"{python_name}.")
+                yield from walk(
+                    proto.nested_type, (*here, loc.NESTED_TYPE), f"{desc.full_name}.", f"{python_name}."
+                )
 
         return walk(file.message_type, (loc.MESSAGE_TYPE,), prefix, "")
 
@@ -113,7 +124,7 @@ class _Builder:
         where = self.src.locate(place.path)
         pattern = self._access_pattern(place, message_options)
         fields = tuple(
-            self.field(place, i, proto, opts, entity=pattern is not None)
+            self.field(place, i, proto, opts, entity="access_pattern" in message_options)
             for i, (proto, opts) in enumerate(zip(place.proto.field, field_options, strict=True))
         )
         if pattern is None:
@@ -144,14 +155,14 @@ class _Builder:
                     f"allowed patterns: {', '.join(AccessPattern)}",
                 )
             return None
-        value = str(raw.value)
+        written = str(raw.value)
         try:
-            return AccessPattern(value)
+            return AccessPattern(written)
         except ValueError:
             self.error(
                 self._option_location(place.path, loc.MESSAGE_OPTIONS, raw.number),
                 name,
-                f"unknown access_pattern {value!r}; {allowed_values(value, list(AccessPattern))}",
+                f"unknown access_pattern {written!r}; {allowed_values(written, list(AccessPattern))}",
             )
             return None
 
@@ -180,7 +191,9 @@ class _Builder:
                 return None
             value = str(options[option].value)
             if value not in {a.value for a in allowed}:
-                self.error(where(option), name, f"unknown {option} {value!r}; {allowed_values(value, list(allowed))}")
+                self.error(
+                    where(option), name, f"unknown {option} {value!r}; {allowed_values(value, list(allowed))}"
+                )
                 return None
             return value
 
@@ -233,7 +246,10 @@ class _Builder:
         elif desc.enum_type is not None:
             type_name = desc.enum_type.full_name
         is_map = desc.message_type is not None and is_map_entry(desc.message_type)
-        repeated = bool(desc.is_repeated) if hasattr(desc, "is_repeated") else desc.label == desc.LABEL_REPEATED
+        # is_repeated arrived in protobuf 5.x/6.x; older runtimes only have label.
+        repeated = bool(
+            getattr(desc, "is_repeated", None) or getattr(desc, "label", 0) == desc.LABEL_REPEATED
+        )
         oneof = None
         if proto.HasField("oneof_index") and not proto.proto3_optional:
             oneof = place.proto.oneof_decl[proto.oneof_index].name
@@ -247,8 +263,14 @@ class _Builder:
             try:
                 pii = PiiKind(value)
             except ValueError:
-                self.error(where("pii"), element, f"unknown pii kind {value!r}; {allowed_values(value, list(PiiKind))}")
-        flags = {name: bool(options[name].value) for name in options if name not in ("pii", "plaintext_reason")}
+                self.error(
+                    where("pii"),
+                    element,
+                    f"unknown pii kind {value!r}; {allowed_values(value, list(PiiKind))}",
+                )
+        flags = {
+            name: bool(options[name].value) for name in options if name not in ("pii", "plaintext_reason")
+        }
         if not entity:
             for role in _ROLE_OPTIONS:
                 if flags.get(role):
@@ -276,7 +298,9 @@ class _Builder:
                     f"{_describe(proto_type, repeated, is_map)}; allowed: {', '.join(sorted(KEY_TYPES))}",
                 )
             elif oneof is not None:
-                self.error(where(role), element, f"a {role} cannot be a member of oneof {oneof!r}; move it out")
+                self.error(
+                    where(role), element, f"a {role} cannot be a member of oneof {oneof!r}; move it out"
+                )
         if flags.get("event_time") and not (
             not repeated and (type_name == TIMESTAMP or proto_type in _EVENT_TIME_TYPES)
         ):
@@ -364,4 +388,5 @@ def _describe(proto_type: str, repeated: bool, is_map: bool) -> str:
         return "a map field"
     if repeated:
         return f"a repeated {proto_type} field"
-    return f"a {proto_type} field"
+    article = "an" if proto_type[0] in "aeiou" else "a"
+    return f"{article} {proto_type} field"

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from google.protobuf.compiler import plugin_pb2
+from google.protobuf.message import DecodeError
 
 from protoc_gen_prism import __version__
 from protoc_gen_prism.generator import generate
@@ -26,7 +27,14 @@ def plugin_io() -> Iterator[tuple[plugin_pb2.CodeGeneratorRequest, list[plugin_p
     if dump:
         Path(dump).write_bytes(raw)
     holder: list[plugin_pb2.CodeGeneratorResponse] = []
-    yield plugin_pb2.CodeGeneratorRequest.FromString(raw), holder
+    try:
+        request = plugin_pb2.CodeGeneratorRequest.FromString(raw)
+    except DecodeError:
+        raise SystemExit(
+            "protoc-gen-prism: stdin is not a CodeGeneratorRequest; the plugin is run by protoc or buf "
+            "(protoc --prism_out=DIR ...), or replayed from a file saved with PRISM_DUMP_REQUEST"
+        ) from None
+    yield request, holder
     sys.stdout.buffer.write(holder[0].SerializeToString())
     sys.stdout.buffer.flush()
 

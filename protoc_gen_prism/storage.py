@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from google.protobuf.descriptor import FieldDescriptor
-
 from prism_runtime.schema import ColumnKind
 
 _FD = FieldDescriptor

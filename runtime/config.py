@@ -45,7 +45,9 @@ def resolve_url(url: str | None) -> BackendUrl:
     kind = SCHEMES.get(scheme)
     if kind is None:
         allowed = ", ".join(f"{s}://" for s in SCHEMES)
-        raise ConfigError(f"unsupported URL scheme {scheme!r} in {chosen.split('@')[-1]!r}; allowed: {allowed}")
+        raise ConfigError(
+            f"unsupported URL scheme {scheme!r} in {chosen.split('@')[-1]!r}; allowed: {allowed}"
+        )
     return BackendUrl(chosen, kind)
 
 
@@ -56,4 +58,6 @@ def sqlite_path(url: str) -> str:
         return ":memory:"
     if rest.startswith("///"):
         return rest[3:]
-    raise ConfigError(f"malformed SQLite URL {url!r}; use sqlite:///relative/path.db or sqlite:////absolute/path.db")
+    raise ConfigError(
+        f"malformed SQLite URL {url!r}; use sqlite:///relative/path.db or sqlite:////absolute/path.db"
+    )

@@ -44,8 +44,13 @@ def render() -> dict[Path, str]:
         descriptor_set = Path(tmp) / "options.binpb"
         subprocess.run(
             [
-                sys.executable, "-m", "grpc_tools.protoc", f"-I{ROOT / 'proto'}", f"-I{include}",
-                f"--descriptor_set_out={descriptor_set}", f"--mypy_out={tmp}",
+                sys.executable,
+                "-m",
+                "grpc_tools.protoc",
+                f"-I{ROOT / 'proto'}",
+                f"-I{include}",
+                f"--descriptor_set_out={descriptor_set}",
+                f"--mypy_out={tmp}",
                 f"--plugin=protoc-gen-mypy={Path(sys.executable).parent / 'protoc-gen-mypy'}",
                 "prism/options.proto",
             ],

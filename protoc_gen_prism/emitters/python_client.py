@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from prism_runtime.schema import Abstraction
+
 from protoc_gen_prism import __version__
 from protoc_gen_prism.emitters import GeneratedFile
 from protoc_gen_prism.model import Entity, ProtoFile, Schema
@@ -68,7 +69,9 @@ def _store(entity: Entity, pb2: str) -> _Store:
 def _upper_snake(python_name: str) -> str:
     out = []
     for part in python_name.split("."):
-        chars = [("_" + c if c.isupper() and i and not part[i - 1].isupper() else c) for i, c in enumerate(part)]
+        chars = [
+            ("_" + c if c.isupper() and i and not part[i - 1].isupper() else c) for i, c in enumerate(part)
+        ]
         out.append("".join(chars))
     return "_".join(out).upper()
 

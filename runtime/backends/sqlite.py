@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from google.protobuf.message import Message
-from sqlglot import exp
-
 from prism_runtime.config import BackendUrl, sqlite_path
 from prism_runtime.errors import BackendError, BackendUnavailable, SchemaMismatch
 from prism_runtime.schema import Column, ColumnKind, EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.driver import Row
 from prism_runtime.sql.keyvalue import SqlKeyValue
+from sqlglot import exp
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Message)
@@ -74,7 +73,7 @@ class SqliteDialect(SqlDialect):
 class SqliteDriver:
     """The SqlDriver of one SQLite database file."""
 
-    dialect = SqliteDialect()
+    dialect: SqlDialect = SqliteDialect()
 
     def __init__(self, url: BackendUrl) -> None:
         self.path = sqlite_path(url.url)
@@ -88,7 +87,9 @@ class SqliteDriver:
 
     def _open_sync(self) -> None:
         if self.path != ":memory:" and not Path(self.path).parent.exists():
-            raise BackendUnavailable(f"directory {str(Path(self.path).parent)!r} does not exist", backend=self.name)
+            raise BackendUnavailable(
+                f"directory {str(Path(self.path).parent)!r} does not exist", backend=self.name
+            )
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         # WAL lets readers run during a write; NORMAL syncs at checkpoints, which WAL keeps consistent.
         conn.execute("PRAGMA journal_mode=WAL")
@@ -153,7 +154,9 @@ class SqliteDriver:
             conn = self.conn
             for statement in ddl:
                 conn.execute(statement)
-            return [row[1] for row in conn.execute(f"PRAGMA table_info({self.dialect.quote(spec.namespace)})")]
+            return [
+                row[1] for row in conn.execute(f"PRAGMA table_info({self.dialect.quote(spec.namespace)})")
+            ]
 
         present = set(await self._run(work, namespace=spec.namespace))
         missing = [c.name for c in spec.columns if c.name not in present]
@@ -174,4 +177,3 @@ def _safe(error: Exception) -> str:
 def open_backend(url: BackendUrl) -> SqliteDriver:
     """Return the SQLite backend of `url`, not yet opened."""
     return SqliteDriver(url)
-

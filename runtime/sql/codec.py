@@ -11,7 +11,6 @@ from typing import Any, Generic, TypeVar
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
-
 from prism_runtime.schema import ColumnKind, EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
 
@@ -33,7 +32,9 @@ class RowCodec(Generic[M]):
             (c.name, c.kind, dialect.decoder(c.kind)) for c in spec.columns if c.kind is not ColumnKind.JSON
         ]
         self._json_decoders = [
-            (i, c.name, dialect.decoder(c.kind)) for i, c in enumerate(spec.columns) if c.kind is ColumnKind.JSON
+            (i, c.name, dialect.decoder(c.kind))
+            for i, c in enumerate(spec.columns)
+            if c.kind is ColumnKind.JSON
         ]
         self._scalar_index = [i for i, c in enumerate(spec.columns) if c.kind is not ColumnKind.JSON]
         self.key_index = tuple(self.column_index(c.name) for c in spec.key_columns)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlglot import exp
-
 from prism_runtime.schema import Column, EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
+from sqlglot import exp
 
 
 def table_name(spec: EntitySpec) -> str:
@@ -20,7 +19,9 @@ def create_table(spec: EntitySpec, dialect: SqlDialect) -> exp.Create:
     key_names = [c.name for c in spec.key_columns]
     columns: list[exp.Expression] = [_column(c, dialect, primary=c.name in key_names) for c in spec.columns]
     columns.append(exp.PrimaryKey(expressions=[exp.to_identifier(n, quoted=True) for n in key_names]))
-    schema = exp.Schema(this=exp.to_table(exp.to_identifier(table_name(spec), quoted=True)), expressions=columns)
+    schema = exp.Schema(
+        this=exp.Table(this=exp.to_identifier(table_name(spec), quoted=True)), expressions=columns
+    )
     return exp.Create(this=schema, kind="TABLE", exists=True)
 
 
@@ -34,7 +35,7 @@ def create_indexes(spec: EntitySpec, dialect: SqlDialect) -> list[exp.Create]:
         name = index_name(table, column.name, dialect)
         index = exp.Index(
             this=exp.to_identifier(name, quoted=True),
-            table=exp.to_table(exp.to_identifier(table, quoted=True)),
+            table=exp.Table(this=exp.to_identifier(table, quoted=True)),
             params=exp.IndexParameters(columns=[exp.column(column.name, quoted=True)]),
         )
         out.append(exp.Create(this=index, kind="INDEX", exists=True))
@@ -52,7 +53,9 @@ def index_name(table: str, column: str, dialect: SqlDialect) -> str:
 
 def ddl_statements(spec: EntitySpec, dialect: SqlDialect) -> list[str]:
     """Return the table and index DDL of an entity as SQL text in the dialect."""
-    return [e.sql(dialect=dialect.name) for e in (create_table(spec, dialect), *create_indexes(spec, dialect))]
+    return [
+        e.sql(dialect=dialect.name) for e in (create_table(spec, dialect), *create_indexes(spec, dialect))
+    ]
 
 
 def _column(column: Column, dialect: SqlDialect, *, primary: bool) -> exp.ColumnDef:
@@ -60,7 +63,9 @@ def _column(column: Column, dialect: SqlDialect, *, primary: bool) -> exp.Column
     if not column.nullable or primary:
         constraints.append(exp.ColumnConstraint(kind=exp.NotNullColumnConstraint()))
         if not primary:
-            constraints.append(exp.ColumnConstraint(kind=exp.DefaultColumnConstraint(this=dialect.default(column))))
+            constraints.append(
+                exp.ColumnConstraint(kind=exp.DefaultColumnConstraint(this=dialect.default(column)))
+            )
     return exp.ColumnDef(
         this=exp.to_identifier(column.name, quoted=True),
         kind=dialect.column_type(column),

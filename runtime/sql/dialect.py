@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import calendar
+import datetime
 import json
 import math
 import re
-import datetime
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from sqlglot import exp
-
 from prism_runtime.schema import Column, ColumnKind
+from sqlglot import exp
 
 Encoder = Callable[[Any], Any]
 Decoder = Callable[[Any], Any]
@@ -78,25 +77,27 @@ class SqlDialect:
 
     def encoder(self, kind: ColumnKind) -> Encoder:
         """Return the function turning a Python field value into a bind parameter."""
-        return {
+        table: dict[ColumnKind, Encoder] = {
             ColumnKind.FLOAT: self.encode_float,
             ColumnKind.DOUBLE: self.encode_float,
             ColumnKind.UINT64: self.encode_uint64,
             ColumnKind.BOOL: self.encode_bool,
             ColumnKind.TIMESTAMP: self.encode_timestamp,
             ColumnKind.JSON: self.encode_json,
-        }.get(kind, _identity)
+        }
+        return table.get(kind, _identity)
 
     def decoder(self, kind: ColumnKind) -> Decoder:
         """Return the function turning a fetched value back into a Python field value."""
-        return {
+        table: dict[ColumnKind, Decoder] = {
             ColumnKind.FLOAT: self.decode_float,
             ColumnKind.DOUBLE: self.decode_float,
             ColumnKind.UINT64: self.decode_uint64,
             ColumnKind.BOOL: bool,
             ColumnKind.TIMESTAMP: self.decode_timestamp,
             ColumnKind.JSON: self.decode_json,
-        }.get(kind, _identity)
+        }
+        return table.get(kind, _identity)
 
     def encode_float(self, value: float) -> Any:
         """Encode a float or double."""
@@ -139,9 +140,7 @@ def timestamp_text(value: tuple[int, int]) -> str:
     """Format (seconds, nanos) as fixed-width RFC 3339 UTC text that sorts like the time it names."""
     seconds, nanos = value
     t = _EPOCH + datetime.timedelta(seconds=seconds)
-    return (
-        f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}.{nanos:09d}Z"
-    )
+    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}.{nanos:09d}Z"
 
 
 def parse_timestamp_text(text: str) -> tuple[int, int]:

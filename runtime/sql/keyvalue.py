@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import Message
-
 from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.codec import RowCodec
 from prism_runtime.sql.ddl import ddl_statements
@@ -90,7 +89,11 @@ class SqlKeyValue(Generic[M]):
         if not self._ready:
             await self._prepare()
         sql = self.sql.scan(
-            prefix=len(prefix), after=after is not None, inclusive=inclusive, end=end is not None, reverse=reverse
+            prefix=len(prefix),
+            after=after is not None,
+            inclusive=inclusive,
+            end=end is not None,
+            reverse=reverse,
         )
         args = [*prefix, *(v for v in (after, end) if v is not None), limit]
         rows = await self.driver.fetch(sql, args, namespace=self._ns)

@@ -36,7 +36,9 @@ class KeyValueStatements:
             "(" + ", ".join(self.dialect.placeholder(i * width + j + 1) for j in range(width)) + ")"
             for i in range(count)
         )
-        return f"SELECT {self.select_columns} FROM {self.table} WHERE ({', '.join(keys)}) IN (VALUES {tuples})"
+        return (
+            f"SELECT {self.select_columns} FROM {self.table} WHERE ({', '.join(keys)}) IN (VALUES {tuples})"
+        )
 
     def delete(self, prefix: int) -> str:
         """Return the delete by the first `prefix` key columns."""
@@ -65,7 +67,9 @@ class KeyValueStatements:
         return [self.key] if self.sort_key is None else [self.key, self.sort_key]
 
     def _key_predicate(self, count: int) -> str:
-        return " AND ".join(f"{k} = {self.dialect.placeholder(i + 1)}" for i, k in enumerate(self._keys[:count]))
+        return " AND ".join(
+            f"{k} = {self.dialect.placeholder(i + 1)}" for i, k in enumerate(self._keys[:count])
+        )
 
 
 def keyvalue_statements(spec: EntitySpec, dialect: SqlDialect) -> KeyValueStatements:

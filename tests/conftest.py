@@ -1,0 +1,102 @@
+"""Shared test helpers: run the plugin through real protoc binaries and import what it generates."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from protoc_gen_prism.protoc_runner import prism_include, tool, wkt_include
+
+pytest_plugins = ["servers"]
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples" / "proto"
+PROTOS = Path(__file__).resolve().parent / "protos"
+
+
+@dataclass(frozen=True)
+class ProtocRun:
+    """The outcome of one protoc invocation."""
+
+    returncode: int
+    stderr: str
+    out: Path
+
+    @property
+    def errors(self) -> str:
+        """Return protoc's stderr without its warnings (unused imports and the like)."""
+        return "\n".join(line for line in self.stderr.strip().splitlines() if ": warning: " not in line)
+
+    def files(self) -> dict[str, str]:
+        """Return every generated file by relative path."""
+        return {
+            str(p.relative_to(self.out)): p.read_text() for p in sorted(self.out.rglob("*")) if p.is_file()
+        }
+
+
+def protoc_commands() -> dict[str, list[str]]:
+    """Return the protoc binaries to test with: grpcio-tools' always, Debian's when installed."""
+    commands = {"grpcio-tools": [sys.executable, "-m", "grpc_tools.protoc", f"-I{wkt_include()}"]}
+    system = shutil.which("protoc")
+    if system is not None and Path(system).resolve().parent != Path(sys.executable).resolve().parent:
+        commands["system"] = [system, "-I/usr/include"]
+    return commands
+
+
+def run_protoc(
+    root: Path,
+    files: list[str],
+    out: Path,
+    *,
+    protoc: str = "grpcio-tools",
+    parameter: str = "",
+    python: bool = False,
+) -> ProtocRun:
+    """Run protoc on `files` (relative to `root`) with the prism plugin, and optionally python + mypy."""
+    out.mkdir(parents=True, exist_ok=True)
+    args = [
+        *protoc_commands()[protoc],
+        f"-I{root}",
+        f"-I{prism_include()}",
+        f"--plugin=protoc-gen-prism={tool('protoc-gen-prism')}",
+        f"--prism_out={out}",
+    ]
+    if parameter:
+        args.append(f"--prism_opt={parameter}")
+    if python:
+        args += [
+            f"--python_out={out}",
+            f"--plugin=protoc-gen-mypy={tool('protoc-gen-mypy')}",
+            f"--mypy_out={out}",
+        ]
+    done = subprocess.run([*args, *files], capture_output=True, text=True, check=False)
+    return ProtocRun(done.returncode, done.stderr, out)
+
+
+def write_proto(root: Path, name: str, text: str) -> str:
+    """Write a .proto under `root` and return its relative name."""
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return name
+
+
+@pytest.fixture(scope="session")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Generate the example schemas and the test schemas once, and put them on sys.path."""
+    out = tmp_path_factory.mktemp("gen")
+    for root in (EXAMPLES, PROTOS):
+        files = [str(p.relative_to(root)) for p in sorted(root.rglob("*.proto"))]
+        run = run_protoc(root, files, out, python=True)
+        assert run.returncode == 0, run.stderr
+    sys.path.insert(0, str(out))
+    importlib.invalidate_caches()
+    yield out
+    sys.path.remove(str(out))

@@ -1,0 +1,231 @@
+"""The KeyValue contract, through freshly generated stores, on every backend that serves it."""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import prism_runtime
+import pytest
+
+BACKENDS = ["sqlite"]
+
+
+@pytest.fixture(params=BACKENDS)
+async def db(
+    request: pytest.FixtureRequest, tmp_path: Path, generated: Path
+) -> AsyncIterator[prism_runtime.Database]:
+    url = f"sqlite:///{tmp_path / 'kv.db'}"
+    async with prism_runtime.connect(url) as handle:
+        yield handle
+
+
+def load(module: str) -> ModuleType:
+    return importlib.import_module(module)
+
+
+@pytest.fixture
+def users(generated: Path) -> tuple[ModuleType, ModuleType]:
+    return load("acme.users.v1.users_pb2"), load("acme.users.v1.users_prism")
+
+
+@pytest.fixture
+def types(generated: Path) -> tuple[ModuleType, ModuleType]:
+    return load("prismtest.types.v1.types_pb2"), load("prismtest.types.v1.types_prism")
+
+
+async def test_put_get_overwrite_delete(db: prism_runtime.Database, users: Any) -> None:
+    pb2, prism = users
+    store = prism.UserProfileStore(db)
+    assert await store.get("u1") is None
+    await store.put(pb2.UserProfile(user_id="u1", email="a@example.com", display_name="A"))
+    got = await store.get("u1")
+    assert got == pb2.UserProfile(user_id="u1", email="a@example.com", display_name="A")
+    await store.put(pb2.UserProfile(user_id="u1", display_name="B"))
+    assert await store.get("u1") == pb2.UserProfile(user_id="u1", display_name="B")
+    assert await store.delete("u1") is True
+    assert await store.delete("u1") is False
+    assert await store.get("u1") is None
+
+
+async def test_get_many_keeps_order_and_reports_missing(db: prism_runtime.Database, users: Any) -> None:
+    pb2, prism = users
+    store = prism.UserProfileStore(db)
+    await store.put_many(pb2.UserProfile(user_id=f"u{i:04d}") for i in range(1200))
+    keys = ["u0005", "nope", "u1199", "u0005", "u0600"]
+    got = await store.get_many(keys)
+    assert [m.user_id if m else None for m in got] == ["u0005", None, "u1199", "u0005", "u0600"]
+    assert len(await store.get_many([f"u{i:04d}" for i in range(1200)])) == 1200
+    assert await store.get_many([]) == []
+
+
+async def test_scan_is_in_key_order_across_pages(db: prism_runtime.Database, users: Any) -> None:
+    pb2, prism = users
+    store = prism.UserProfileStore(db)
+    ids = [f"k{n:03d}" for n in (7, 3, 11, 1, 5, 9, 2)]
+    await store.put_many(pb2.UserProfile(user_id=i) for i in ids)
+    assert [m.user_id async for m in store.scan(page_size=2)] == sorted(ids)
+    assert [m.user_id async for m in store.scan(limit=3, page_size=2)] == sorted(ids)[:3]
+    assert [m.user_id async for m in store.scan(after="k005")] == ["k007", "k009", "k011"]
+    with pytest.raises(ValueError, match="page_size"):
+        [m async for m in store.scan(page_size=0)]
+
+
+async def test_sorted_map_per_key(db: prism_runtime.Database, generated: Path) -> None:
+    pb2, prism = load("prismtest.types.v1.types_pb2"), load("prismtest.types.v1.types_prism")
+    store = prism.ReadingStore(db)
+    for device in (b"\x00dev", b"dev-b"):
+        await store.put_many(pb2.Reading(device=device, seq=s, value=s / 2) for s in (30, -5, 10, 20, 0))
+    assert [r.seq async for r in store.scan(b"\x00dev")] == [-5, 0, 10, 20, 30]
+    assert [r.seq async for r in store.scan(b"\x00dev", start=0, end=20, page_size=1)] == [0, 10]
+    assert [r.seq async for r in store.scan(b"\x00dev", reverse=True, limit=2)] == [30, 20]
+    assert [r.seq async for r in store.scan(b"\x00dev", reverse=True, start=10, end=-5)] == [10, 0]
+    assert await store.get(b"dev-b", 10) == pb2.Reading(device=b"dev-b", seq=10, value=5.0)
+    assert await store.get(b"dev-b", 11) is None
+    got = await store.get_many([(b"dev-b", 20), (b"dev-b", 21), (b"\x00dev", -5)])
+    assert [r.seq if r else None for r in got] == [20, None, -5]
+    assert await store.delete(b"dev-b", 20) is True
+    assert await store.delete_all(b"dev-b") == 4
+    assert [r async for r in store.scan(b"dev-b")] == []
+    assert len([r async for r in store.scan(b"\x00dev")]) == 5
+
+
+async def test_integer_keys_order_numerically(db: prism_runtime.Database, types: Any) -> None:
+    pb2, prism = types
+    store = prism.CounterStore(db)
+    await store.put_many(pb2.Counter(id=i, hits=2**64 - 1) for i in (10, -3, 2, -100, 0))
+    assert [c.id async for c in store.scan()] == [-100, -3, 0, 2, 10]
+    assert (await store.get(-3)) == pb2.Counter(id=-3, hits=2**64 - 1)
+
+
+async def test_unicode_and_empty_values(db: prism_runtime.Database, users: Any) -> None:
+    pb2, prism = users
+    store = prism.UserProfileStore(db)
+    odd = pb2.UserProfile(user_id="ключ-🔑-\u0000-'\";--", display_name="名前 ✓ \n\t", tags=["", "é"])
+    empty = pb2.UserProfile(user_id="")
+    await store.put_many([odd, empty])
+    assert await store.get(odd.user_id) == odd
+    assert await store.get("") == empty
+
+
+def full_message(pb2: Any) -> Any:
+    m = pb2.AllTypes(
+        id="all",
+        i32=-(2**31),
+        i64=-(2**63),
+        u32=2**32 - 1,
+        u64=2**64 - 1,
+        s32=-7,
+        s64=-(2**62),
+        f32=2**32 - 1,
+        f64=2**63 + 12345,
+        sf32=-(2**31),
+        sf64=2**63 - 1,
+        fl=1.5,
+        db=-1e308,
+        flag=True,
+        text="héllo",
+        blob=b"\x00\xff\x10",
+        color=pb2.COLOR_GREEN,
+        maybe_int=0,
+        maybe_text="",
+        names=["a", "b"],
+        ratios=[0.5, math.inf, -math.inf],
+        chunks=[b"\x00", b""],
+        colors=[1, 2, 77],
+        counts={"x": 2**62, "y": -1},
+        inner=pb2.Inner(label="in", values=[1, -(2**63)]),
+        inners=[pb2.Inner(label="a"), pb2.Inner()],
+        choice_inner=pb2.Inner(label="chosen"),
+    )
+    m.by_id[-4].label = "neg"
+    m.at.FromNanoseconds(1_700_000_000_123_456_789)
+    m.took.FromNanoseconds(-1_500_000_001)
+    m.wrapped.value = 0
+    m.attrs.update({"k": [1, "two", None, True]})
+    return m
+
+
+async def test_every_field_type_round_trips(db: prism_runtime.Database, types: Any) -> None:
+    pb2, prism = types
+    store = prism.AllTypesStore(db)
+    message = full_message(pb2)
+    message.color = 99  # an enum number this schema does not know survives too
+    await store.put(message)
+    assert await store.get("all") == message
+
+
+async def test_presence_is_kept(db: prism_runtime.Database, types: Any) -> None:
+    pb2, prism = types
+    store = prism.AllTypesStore(db)
+    await store.put(pb2.AllTypes(id="bare"))
+    bare = await store.get("bare")
+    assert bare is not None
+    for name in ("maybe_int", "maybe_text", "inner", "at", "took", "wrapped", "attrs"):
+        assert not bare.HasField(name), name
+    assert bare.WhichOneof("choice") is None
+    await store.put(pb2.AllTypes(id="zeros", maybe_int=0, choice_number=0))
+    zeros = await store.get("zeros")
+    assert zeros is not None and zeros.HasField("maybe_int") and zeros.WhichOneof("choice") == "choice_number"
+
+
+async def test_nan_round_trips(db: prism_runtime.Database, types: Any) -> None:
+    pb2, prism = types
+    store = prism.AllTypesStore(db)
+    await store.put(pb2.AllTypes(id="nan", fl=math.nan, db=math.nan, ratios=[math.nan]))
+    got = await store.get("nan")
+    assert got is not None and math.isnan(got.fl) and math.isnan(got.db) and math.isnan(got.ratios[0])
+
+
+async def test_use_before_open_is_a_typed_error(users: Any, tmp_path: Path) -> None:
+    _, prism = users
+    with pytest.raises(prism_runtime.NotOpen, match="acme_users_v1_user_profile"):
+        prism.UserProfileStore(prism_runtime.connect(f"sqlite:///{tmp_path / 'x.db'}"))
+
+
+async def test_missing_directory_is_a_typed_error(tmp_path: Path) -> None:
+    with pytest.raises(prism_runtime.BackendUnavailable, match="does not exist"):
+        await prism_runtime.connect(f"sqlite:///{tmp_path / 'no' / 'such' / 'x.db'}").open()
+
+
+def test_unknown_scheme_names_the_allowed_ones() -> None:
+    with pytest.raises(prism_runtime.ConfigError, match=r"allowed: sqlite://, postgresql://"):
+        prism_runtime.connect("mysql://root:secret@localhost/db")
+
+
+async def test_connect_defaults_to_prism_db_and_honours_prism_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, users: Any
+) -> None:
+    pb2, prism = users
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PRISM_URL", raising=False)
+    async with prism_runtime.connect() as db:
+        await prism.UserProfileStore(db).put(pb2.UserProfile(user_id="here"))
+    assert (tmp_path / "prism.db").exists()
+    monkeypatch.setenv("PRISM_URL", f"sqlite:///{tmp_path / 'env.db'}")
+    async with prism_runtime.connect() as db:
+        await prism.UserProfileStore(db).put(pb2.UserProfile(user_id="there"))
+    assert (tmp_path / "env.db").exists()
+
+
+async def test_event_loop_keeps_running_during_a_slow_write(db: prism_runtime.Database, users: Any) -> None:
+    import asyncio
+
+    pb2, prism = users
+    store = prism.UserProfileStore(db)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    await store.put_many(pb2.UserProfile(user_id=f"bulk{i}", tags=["t"] * 20) for i in range(20000))
+    task.cancel()
+    assert ticks > 10  # the loop ran other tasks while SQLite worked on its own thread

@@ -1,0 +1,23 @@
+"""Generated files, byte for byte: a change to the emitters shows up here as a reviewable diff."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLES, PROTOS, run_protoc
+from syrupy.assertion import SnapshotAssertion
+
+SCHEMAS = [
+    (EXAMPLES, "acme/users/v1/users.proto"),
+    (EXAMPLES, "acme/orders/v1/orders.proto"),
+    (PROTOS, "prismtest/types/v1/types.proto"),
+]
+
+
+@pytest.mark.parametrize(("root", "proto"), SCHEMAS, ids=[s[1] for s in SCHEMAS])
+def test_generated_output(tmp_path: Path, root: Path, proto: str, snapshot: SnapshotAssertion) -> None:
+    run = run_protoc(root, [proto], tmp_path)
+    assert run.returncode == 0, run.stderr
+    for name, content in run.files().items():
+        assert content == snapshot(name=name)

@@ -1,0 +1,98 @@
+"""Generated code is code: mypy --strict passes on it together with a user program that uses it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import ROOT
+
+USER_PROGRAM = """
+from __future__ import annotations
+
+import prism_runtime
+from acme.orders.v1 import orders_pb2, orders_prism
+from acme.users.v1 import users_pb2, users_prism
+
+
+async def main() -> None:
+    async with prism_runtime.connect() as db:
+        users = users_prism.UserProfileStore(db)
+        await users.put(users_pb2.UserProfile(user_id="u1", email="a@b.c"))
+        got: users_pb2.UserProfile | None = await users.get("u1")
+        if got is not None:
+            print(got.email.upper())
+        await users.put_many([users_pb2.UserProfile(user_id="u2")])
+        many: list[users_pb2.UserProfile | None] = await users.get_many(["u1", "u2"])
+        async for u in users.scan(limit=100):
+            print(u.display_name)
+        deleted: bool = await users.delete("u1")
+        orders = orders_prism.OrderStore(db)
+        order = await orders.get("c1", "r1")
+        async for o in orders.scan("c1", start="r0", reverse=True):
+            print(o.total_cents + 1, deleted, many, order)
+"""
+
+WRONG_PROGRAM = """
+import prism_runtime
+from acme.users.v1 import users_prism
+
+
+async def main(db: prism_runtime.Database) -> None:
+    users = users_prism.UserProfileStore(db)
+    await users.get(42)
+"""
+
+
+def mypy(*paths: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--no-incremental",
+            "--namespace-packages",
+            "--explicit-package-bases",
+            *map(str, paths),
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def mypy_modules(*modules: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    args = [arg for module in modules for arg in ("-p", module)]
+    return subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_generated_code_and_a_user_program_pass_mypy_strict(generated: Path) -> None:
+    program = generated / "user_program.py"
+    program.write_text(USER_PROGRAM)
+    clients = sorted(generated.rglob("*_prism.py"))
+    done = mypy(program, *clients, cwd=generated)
+    assert done.returncode == 0, done.stdout
+    program.unlink()
+
+
+def test_mypy_catches_a_wrong_key_type(generated: Path) -> None:
+    program = generated / "wrong_program.py"
+    program.write_text(WRONG_PROGRAM)
+    done = mypy(program, cwd=generated)
+    program.unlink()
+    assert done.returncode == 1
+    assert 'Argument 1 to "get" of "KeyValueStore" has incompatible type "int"; expected "str"' in done.stdout
+
+
+def test_runtime_and_compiler_pass_mypy_strict() -> None:
+    done = mypy_modules("prism_runtime", "protoc_gen_prism", "prism", cwd=ROOT)
+    assert done.returncode == 0, done.stdout
