@@ -5,7 +5,8 @@ so the wheel ships that module. It is written here without protoc's runtime vers
 only the builder calls every protobuf release since 4.21 understands, so one wheel works with
 any protobuf runtime a service already has. tests/test_options_module.py fails when it is stale.
 
-Usage: python scripts/gen_options_module.py [--check]
+Usage: python scripts/gen_options_module.py [--check | --check-module]
+(--check-module compares only the .py: the .pyi text depends on the installed mypy-protobuf.)
 """
 
 from __future__ import annotations
@@ -67,12 +68,15 @@ def render() -> dict[Path, str]:
 
 def main() -> int:
     """Write the files, or with --check report whether they are current."""
-    stale = [path for path, text in render().items() if not path.exists() or path.read_text() != text]
-    if "--check" in sys.argv:
+    rendered = render()
+    if "--check-module" in sys.argv:
+        rendered = {path: text for path, text in rendered.items() if path.suffix == ".py"}
+    stale = [path for path, text in rendered.items() if not path.exists() or path.read_text() != text]
+    if "--check" in sys.argv or "--check-module" in sys.argv:
         for path in stale:
             print(f"stale: {path.relative_to(ROOT)}; run python scripts/gen_options_module.py")
         return 1 if stale else 0
-    for path, text in render().items():
+    for path, text in rendered.items():
         path.write_text(text)
     return 0
 

@@ -229,3 +229,20 @@ async def test_event_loop_keeps_running_during_a_slow_write(db: prism_runtime.Da
     await store.put_many(pb2.UserProfile(user_id=f"bulk{i}", tags=["t"] * 20) for i in range(20000))
     task.cancel()
     assert ticks > 10  # the loop ran other tasks while SQLite worked on its own thread
+
+
+async def test_sqlite_table_is_readable_by_a_person(tmp_path: Path, users: Any) -> None:
+    import sqlite3
+
+    pb2, prism = users
+    path = tmp_path / "readable.db"
+    async with prism_runtime.connect(f"sqlite:///{path}") as db:
+        user = pb2.UserProfile(user_id="u1", display_name="Ada", tier=pb2.TIER_PRO, tags=["x"], age=36)
+        user.created_at.FromSeconds(1_700_000_000)
+        await prism.UserProfileStore(db).put(user)
+    conn = sqlite3.connect(path)
+    row = conn.execute(
+        "SELECT user_id, display_name, tier, typeof(tier), created_at, tags, age FROM acme_users_v1_user_profile"
+    ).fetchone()
+    conn.close()
+    assert row == ("u1", "Ada", 2, "integer", "2023-11-14T22:13:20.000000000Z", '["x"]', 36)

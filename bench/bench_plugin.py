@@ -1,0 +1,70 @@
+"""Plugin speed: protoc-gen-prism vs protoc-gen-mypy on the same captured CodeGeneratorRequest.
+
+Run: python bench/bench_plugin.py [--messages 1000] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from synthetic import write_schema
+
+from protoc_gen_prism.protoc_runner import prism_include, tool, wkt_include
+
+
+def capture_request(root: Path, files: list[str], out: Path) -> bytes:
+    """Run protoc once with PRISM_DUMP_REQUEST set and return the saved request bytes."""
+    saved = out / "request.bin"
+    env = {**os.environ, "PRISM_DUMP_REQUEST": str(saved)}
+    (out / "gen").mkdir()
+    subprocess.run(
+        [
+            sys.executable, "-m", "grpc_tools.protoc", f"-I{root}", f"-I{prism_include()}", f"-I{wkt_include()}",
+            f"--plugin=protoc-gen-prism={tool('protoc-gen-prism')}", f"--prism_out={out / 'gen'}", *files,
+        ],
+        env=env,
+        check=True,
+    )
+    return saved.read_bytes()
+
+
+def median_seconds(plugin: str, request: bytes, runs: int) -> float:
+    """Return the median wall time of feeding `request` to `plugin`, process start included."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        done = subprocess.run([tool(plugin)], input=request, capture_output=True, check=True)
+        times.append(time.perf_counter() - start)
+        assert done.stdout, plugin
+    return statistics.median(times)
+
+
+def main() -> None:
+    """Print the medians and their ratio."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "proto"
+        files = write_schema(root, args.messages)
+        request = capture_request(root, files, Path(tmp))
+    prism = median_seconds("protoc-gen-prism", request, args.runs)
+    mypy = median_seconds("protoc-gen-mypy", request, args.runs)
+    print(f"request: {args.messages} annotated messages in {len(files)} files, {len(request) / 1e6:.2f} MB")
+    print(f"protoc-gen-prism  median of {args.runs}: {prism * 1000:8.1f} ms")
+    print(f"protoc-gen-mypy   median of {args.runs}: {mypy * 1000:8.1f} ms")
+    print(f"ratio prism/mypy: {prism / mypy:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
