@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from google.protobuf import descriptor_pb2
 from google.protobuf.compiler import plugin_pb2
 
 from protoc_gen_prism.diagnostics import SchemaError
 from protoc_gen_prism.emitters import GeneratedFile, python_client
+from protoc_gen_prism.model import Schema
 from protoc_gen_prism.model_builder import build_schema
 from protoc_gen_prism.settings import Settings, SettingsError, parse_parameter
+
+Emitter = Callable[[Schema, Settings], list[GeneratedFile]]
+
+# Every emitter is a pure function of the model and the settings; order does not matter.
+EMITTERS: list[Emitter] = [python_client.emit]
 
 # Proto2, proto3 and editions up to 2024: everything the model reads goes through resolved
 # descriptors (has_presence, is_repeated), so features need no special handling here.
@@ -39,5 +47,5 @@ def generate(request: plugin_pb2.CodeGeneratorRequest) -> plugin_pb2.CodeGenerat
 def compile_files(request: plugin_pb2.CodeGeneratorRequest, settings: Settings) -> list[GeneratedFile]:
     """Run model -> emitters and return every generated file, sorted by name."""
     schema = build_schema(request.proto_file, request.file_to_generate, request.source_file_descriptors)
-    files = python_client.emit(schema)
+    files = [f for emit in EMITTERS for f in emit(schema, settings)]
     return sorted(files, key=lambda f: f.name)

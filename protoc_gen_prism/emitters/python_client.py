@@ -9,6 +9,7 @@ from prism_runtime.schema import Abstraction
 from protoc_gen_prism import __version__
 from protoc_gen_prism.emitters import GeneratedFile
 from protoc_gen_prism.model import Entity, ProtoFile, Schema
+from protoc_gen_prism.settings import Settings
 from protoc_gen_prism.templating import render
 
 
@@ -24,7 +25,7 @@ class _Store:
     docstring: str
 
 
-def emit(schema: Schema) -> list[GeneratedFile]:
+def emit(schema: Schema, settings: Settings) -> list[GeneratedFile]:
     """Return one client module per file that has entities."""
     return [_module(f) for f in schema.files if f.entities]
 

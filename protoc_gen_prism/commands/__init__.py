@@ -1,0 +1,1 @@
+"""One module per `prism` subcommand; each exposes `register(subparsers)`."""
