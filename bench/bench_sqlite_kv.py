@@ -20,7 +20,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import prism_runtime
-
 from protoc_gen_prism.protoc_runner import generate
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,9 +15,10 @@ from pathlib import Path
 # The generated packages (acme.users.v1, acme.orders.v1) live in examples/gen.
 sys.path.insert(0, str(Path(__file__).resolve().parent / "gen"))
 
-import prism_runtime
 from acme.orders.v1 import orders_pb2, orders_prism
 from acme.users.v1 import users_pb2, users_prism
+
+import prism_runtime
 
 
 async def main() -> None:

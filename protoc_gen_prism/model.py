@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
-
 from protoc_gen_prism.diagnostics import Location
 from protoc_gen_prism.vocabulary import AccessPattern, BackendKind, EdgeDirection, PiiKind
 

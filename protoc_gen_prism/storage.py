@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from google.protobuf.descriptor import FieldDescriptor
+
 from prism_runtime.schema import ColumnKind
 
 _FD = FieldDescriptor

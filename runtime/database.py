@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
 from google.protobuf.message import Message
+
 from prism_runtime.config import BackendUrl, resolve_url
 from prism_runtime.errors import NotOpen
 from prism_runtime.keyvalue import KeyValueBackend

@@ -32,7 +32,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Final, Literal, get_args
@@ -136,9 +136,7 @@ class RunningServer:
     @classmethod
     def from_json(cls, data: dict[str, object]) -> RunningServer:
         kind, url, pid, data_dir = data.get("kind"), data.get("url"), data.get("pid"), data.get("data_dir")
-        if kind not in ALL_KINDS or not isinstance(url, str) or not isinstance(pid, int):
-            raise StackError("stack", f"malformed server entry in {STATE_FILE}: {data!r}")
-        if not isinstance(data_dir, str):
+        if not (isinstance(url, str) and isinstance(pid, int) and isinstance(data_dir, str)):
             raise StackError("stack", f"malformed server entry in {STATE_FILE}: {data!r}")
         return cls(kind=_as_kind(kind), url=url, pid=pid, data_dir=Path(data_dir))
 
@@ -219,8 +217,10 @@ def start_kafka(data_dir: Path | str, *, timeout: float | None = None) -> Runnin
         ]  # fmt: skip
 
     return _launch(
-        kind, data, argv, url=lambda port: f"kafka://{HOST}:{port}", probe=_probe_kafka, timeout=timeout
-    )
+        kind, data, argv,
+        url=lambda port: f"kafka://{HOST}:{port}", probe=_probe_kafka, timeout=timeout,
+        env={"NO_COLOR": "1"},  # plain-text log file instead of ANSI-coloured tracing output
+    )  # fmt: skip
 
 
 def start(kind: ServerKind, data_dir: Path | str, *, timeout: float | None = None) -> RunningServer:
@@ -245,8 +245,14 @@ def stop(server: RunningServer, *, timeout: float = 15.0) -> None:
     if not _is_expected_process(pid, server.kind):
         _forget(pid)
         return
-    with contextlib.suppress(ProcessLookupError):
+    try:
         os.kill(pid, _STOP_SIGNAL[server.kind])
+    except ProcessLookupError:
+        pass
+    except PermissionError as exc:
+        raise StackError(
+            server.kind, f"not allowed to stop pid {pid} (started by another user?): {exc}"
+        ) from exc
     if not _wait_gone(pid, timeout):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)  # started with start_new_session: pgid == pid
@@ -262,42 +268,47 @@ def up(dir: Path | str, kinds: Iterable[ServerKind] = ALL_KINDS) -> list[Running
 
     Servers already recorded there and still healthy are kept; returns all servers of ``kinds``.
     """
+    wanted = list(dict.fromkeys(_as_kind(k) for k in kinds))
     root = _prepare_dir(dir)
-    servers = {s.kind: s for s in _load_state(root)}
-    result: list[RunningServer] = []
-    for kind in dict.fromkeys(_as_kind(k) for k in kinds):
-        current = servers.get(kind)
-        if current is not None:
-            if _status_of(current).ok:
-                result.append(current)
-                continue
-            stop(current)  # half-dead (e.g. alive but not accepting): replace it
-            del servers[kind]
+    with _locked(root):
+        servers = {s.kind: s for s in _load_state(root)}
+        result: list[RunningServer] = []
+        for kind in wanted:
+            current = servers.get(kind)
+            if current is not None:
+                if _status_of(current).ok:
+                    result.append(current)
+                    continue
+                stop(current)  # dead or half-dead (alive but not accepting): replace it
+                del servers[kind]
+                _save_state(root, servers.values())
+            server = start(kind, root / kind)
+            servers[kind] = server
             _save_state(root, servers.values())
-        server = start(kind, root / kind)
-        servers[kind] = server
-        _save_state(root, servers.values())
-        result.append(server)
-    return result
+            result.append(server)
+        return result
 
 
 def down(dir: Path | str) -> list[RunningServer]:
     """Stop every server recorded in ``<dir>/stack.json`` and remove the file; data dirs are kept."""
-    root = Path(dir)
-    servers = _load_state(root)
-    remaining: list[RunningServer] = []
-    errors: list[StackError] = []
-    for server in servers:
-        try:
-            stop(server)
-        except StackError as exc:
-            remaining.append(server)
-            errors.append(exc)
-    if remaining:
-        _save_state(root, remaining)
-        raise errors[0]
-    (root / STATE_FILE).unlink(missing_ok=True)
-    return servers
+    root = Path(dir).expanduser().absolute()
+    if not (root / STATE_FILE).exists():
+        return []
+    with _locked(root):
+        servers = _load_state(root)
+        remaining: list[RunningServer] = []
+        errors: list[StackError] = []
+        for server in servers:
+            try:
+                stop(server)
+            except StackError as exc:
+                remaining.append(server)
+                errors.append(exc)
+        if remaining:
+            _save_state(root, remaining)
+            raise errors[0]
+        (root / STATE_FILE).unlink(missing_ok=True)
+        return servers
 
 
 def status(dir: Path | str) -> list[ServerStatus]:
@@ -332,6 +343,7 @@ def _launch(
     timeout: float | None,
     account: _Account | None = None,
     cwd: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> RunningServer:
     limit = _DEFAULT_TIMEOUT[kind] if timeout is None else timeout
     log_path = data_dir / f"{kind}.log"
@@ -348,6 +360,7 @@ def _launch(
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     cwd=cwd or data_dir,
+                    env={**os.environ, **env} if env else None,
                     start_new_session=True,  # own session: survives `prism stack up` and terminal signals
                     user=account.uid if account else None,
                     group=account.gid if account else None,
@@ -372,6 +385,10 @@ def _launch(
                 kind, f"not ready on {server.url} within {limit:g}s (last error: {exc.reason})",
                 _log_tail(log_path),
             ) from None  # fmt: skip
+        except BaseException:  # e.g. KeyboardInterrupt: do not leave a half-started server behind
+            with contextlib.suppress(StackError):
+                stop(server, timeout=5.0)
+            raise
         return server
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -444,13 +461,8 @@ def _log_tail(log_path: Path, lines: int = _LOG_TAIL_LINES) -> str:
 def _is_alive(pid: int) -> bool:
     child = _CHILDREN.get(pid)
     if child is not None:
-        return child.poll() is None
-    try:
-        reaped, _ = os.waitpid(pid, os.WNOHANG)
-        if reaped == pid:
-            return False
-    except ChildProcessError:
-        pass  # not our child: whoever started it reaps it (init once `prism stack up` has exited)
+        return child.poll() is None  # also reaps it
+    # Not started by this process: whoever did reaps it (init, once `prism stack up` has exited).
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -465,6 +477,8 @@ def _is_alive(pid: int) -> bool:
 
 
 def _is_expected_process(pid: int, kind: ServerKind) -> bool:
+    if pid in _CHILDREN:
+        return True  # started by this process (and its cmdline may still be empty right after exec)
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except FileNotFoundError:
@@ -507,6 +521,27 @@ def _status_of(server: RunningServer) -> ServerStatus:
 # --------------------------------------------------------------------------------------------------
 # State file
 # --------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _locked(root: Path, timeout: float = 300.0) -> Iterator[None]:
+    """Serialise ``up``/``down`` on one stack dir (``<dir>/.stack.lock``) across processes."""
+    import fcntl
+
+    deadline = time.monotonic() + timeout
+    with open(root / ".stack.lock", "a+b") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise StackError("stack", f"{root} is locked by another `prism stack` command") from None
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _load_state(root: Path) -> list[RunningServer]:

@@ -9,8 +9,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import prism_runtime
 import pytest
+
+import prism_runtime
 
 BACKENDS = ["sqlite"]
 

@@ -18,6 +18,7 @@ def test_options_module_is_current() -> None:
 
 def test_generated_pb2_imports_options_module(generated: object) -> None:
     from acme.users.v1 import users_pb2  # type: ignore[import-not-found]
+
     from prism import options_pb2
 
     field = users_pb2.UserProfile.DESCRIPTOR.fields_by_name["email"]

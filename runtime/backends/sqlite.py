@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from google.protobuf.message import Message
+from sqlglot import exp
+
 from prism_runtime.config import BackendUrl, sqlite_path
 from prism_runtime.errors import BackendError, BackendUnavailable, SchemaMismatch
 from prism_runtime.schema import Column, ColumnKind, EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.driver import Row
 from prism_runtime.sql.keyvalue import SqlKeyValue
-from sqlglot import exp
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Message)

@@ -11,6 +11,7 @@ from typing import Any, Generic, TypeVar
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
+
 from prism_runtime.schema import ColumnKind, EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 
+from sqlglot import exp
+
 from prism_runtime.schema import Column, EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
-from sqlglot import exp
 
 
 def table_name(spec: EntitySpec) -> str:

@@ -10,8 +10,9 @@ import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from prism_runtime.schema import Column, ColumnKind
 from sqlglot import exp
+
+from prism_runtime.schema import Column, ColumnKind
 
 Encoder = Callable[[Any], Any]
 Decoder = Callable[[Any], Any]

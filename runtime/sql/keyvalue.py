@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import Message
+
 from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.codec import RowCodec
 from prism_runtime.sql.ddl import ddl_statements
