@@ -310,6 +310,7 @@ class _Builder:
                 f"event_time must be a google.protobuf.Timestamp or a 64-bit integer of epoch milliseconds, "
                 f"not {_describe(proto_type, repeated, is_map)}; allowed: google.protobuf.Timestamp, int64, uint64",
             )
+        kind, as_array, wrapped = column_kind(proto_type, type_name, repeated, is_map)
         field_options = FieldOptions(
             pii=pii,
             mask_in_logs=flags.get("mask_in_logs", pii is not None),
@@ -325,7 +326,9 @@ class _Builder:
             is_map=is_map,
             has_presence=bool(desc.has_presence),
             oneof=oneof,
-            column_kind=column_kind(proto_type, type_name, repeated),
+            column_kind=kind,
+            column_repeated=as_array,
+            column_wrapped=wrapped,
             options=field_options,
             location=self.src.locate(path),
             comment=self.src.comment(path),

@@ -12,10 +12,11 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from prism_runtime.schema import ColumnKind, EntitySpec
+from prism_runtime.schema import Column, ColumnKind, EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
 
 M = TypeVar("M", bound=Message)
+FieldEncoder = Callable[[Any, dict[str, Any] | None], Any]
 
 
 class RowCodec(Generic[M]):
@@ -25,19 +26,14 @@ class RowCodec(Generic[M]):
         self.spec = spec
         self.message = message
         self.columns = spec.columns
-        self._json = tuple(c.name for c in spec.columns if c.kind is ColumnKind.JSON)
-        self._encoders: list[Callable[[M, dict[str, Any] | None], Any]] = [
-            _field_encoder(c.name, c.kind, c.nullable, dialect) for c in spec.columns
-        ]
+        self._json = any(_is_json(c) for c in spec.columns)
+        self._encoders = [_field_encoder(c, dialect) for c in spec.columns]
         self._decoders = [
-            (c.name, c.kind, dialect.decoder(c.kind)) for c in spec.columns if c.kind is not ColumnKind.JSON
+            (i, c.name, _field_decoder(c, dialect)) for i, c in enumerate(spec.columns) if not _is_json(c)
         ]
         self._json_decoders = [
-            (i, c.name, dialect.decoder(c.kind))
-            for i, c in enumerate(spec.columns)
-            if c.kind is ColumnKind.JSON
+            (i, c.name, dialect.decoder(c)) for i, c in enumerate(spec.columns) if _is_json(c)
         ]
-        self._scalar_index = [i for i, c in enumerate(spec.columns) if c.kind is not ColumnKind.JSON]
         self.key_index = tuple(self.column_index(c.name) for c in spec.key_columns)
 
     def column_index(self, name: str) -> int:
@@ -54,35 +50,33 @@ class RowCodec(Generic[M]):
         return tuple(encode(message, as_json) for encode in self._encoders)
 
     def key_of(self, row: Sequence[Any]) -> tuple[Any, ...]:
-        """Return the primary key values of an encoded row."""
+        """Return the primary key values of an encoded or fetched row."""
         return tuple(row[i] for i in self.key_index)
 
     def decode(self, row: Sequence[Any]) -> M:
         """Return the message stored in one fetched row."""
         kwargs: dict[str, Any] = {}
-        for index, (name, kind, decode) in zip(self._scalar_index, self._decoders, strict=True):
+        for index, name, decode in self._decoders:
             value = row[index]
-            if value is None:
-                continue
-            if kind is ColumnKind.TIMESTAMP:
-                seconds, nanos = decode(value)
-                kwargs[name] = Timestamp(seconds=seconds, nanos=nanos)
-            else:
+            if value is not None:
                 kwargs[name] = decode(value)
         message = self.message(**kwargs)
         if self._json_decoders:
-            merged = {name: decode(row[i]) for i, name, decode in self._json_decoders if row[i] is not None}
-            present = {name: value for name, value in merged.items() if value is not None}
+            present = {name: decode(row[i]) for i, name, decode in self._json_decoders if row[i] is not None}
+            present = {name: value for name, value in present.items() if value is not None}
             if present:
                 json_format.ParseDict(present, message)
         return message
 
 
-def _field_encoder(
-    name: str, kind: ColumnKind, nullable: bool, dialect: SqlDialect
-) -> Callable[[Any, dict[str, Any] | None], Any]:
-    encode = dialect.encoder(kind)
-    if kind is ColumnKind.JSON:
+def _is_json(column: Column) -> bool:
+    return column.kind is ColumnKind.JSON
+
+
+def _field_encoder(column: Column, dialect: SqlDialect) -> FieldEncoder:
+    name, nullable = column.name, column.nullable
+    encode = dialect.encoder(column)
+    if column.kind is ColumnKind.JSON:
         # Absent from MessageToDict means empty (repeated/map) or unset (message): both store as null JSON.
         def json_value(message: Any, as_json: dict[str, Any] | None) -> Any:
             assert as_json is not None
@@ -92,7 +86,9 @@ def _field_encoder(
             return encode(value)
 
         return json_value
-    if kind is ColumnKind.TIMESTAMP:
+    if column.repeated:
+        return lambda message, _: encode(list(getattr(message, name)))
+    if column.kind is ColumnKind.TIMESTAMP:
 
         def timestamp_value(message: Any, _: dict[str, Any] | None) -> Any:
             if not message.HasField(name):
@@ -101,14 +97,22 @@ def _field_encoder(
             return encode((ts.seconds, ts.nanos))
 
         return timestamp_value
+    if column.wrapped:
+        return lambda message, _: encode(getattr(message, name).value) if message.HasField(name) else None
     if nullable:
+        return lambda message, _: encode(getattr(message, name)) if message.HasField(name) else None
+    return lambda message, _: encode(getattr(message, name))
 
-        def optional_value(message: Any, _: dict[str, Any] | None) -> Any:
-            return encode(getattr(message, name)) if message.HasField(name) else None
 
-        return optional_value
+def _field_decoder(column: Column, dialect: SqlDialect) -> Callable[[Any], Any]:
+    decode = dialect.decoder(column)
+    if column.kind is ColumnKind.TIMESTAMP:
 
-    def value(message: Any, _: dict[str, Any] | None) -> Any:
-        return encode(getattr(message, name))
+        def timestamp(value: Any) -> Timestamp:
+            seconds, nanos = decode(value)
+            return Timestamp(seconds=seconds, nanos=nanos)
 
-    return value
+        return timestamp
+    if column.wrapped:
+        return lambda value: {"value": decode(value)}
+    return decode

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
@@ -11,6 +11,7 @@ from prism_runtime.sql.dialect import SqlDialect
 Row = Sequence[Any]
 
 
+@runtime_checkable
 class SqlDriver(Protocol):
     """A connection (or pool) to one SQL server; raises BackendError subclasses naming the namespace."""
 
@@ -28,6 +29,10 @@ class SqlDriver(Protocol):
 
     async def fetch(self, sql: str, args: Row, *, namespace: str) -> list[Row]:
         """Run a query and return its rows."""
+        ...
+
+    async def execute_script(self, statements: Sequence[str], *, namespace: str) -> None:
+        """Run statements in order inside one transaction: all of them or none."""
         ...
 
     async def prepare_table(self, spec: EntitySpec, ddl: Sequence[str]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prism_runtime.schema import EntitySpec
+from prism_runtime.schema import Column, EntitySpec
 from prism_runtime.sql.ddl import table_name
 from prism_runtime.sql.dialect import SqlDialect
 
@@ -18,6 +18,7 @@ class KeyValueStatements:
     table: str
     key: str
     sort_key: str | None
+    key_columns: tuple[Column, ...]
     dialect: SqlDialect
 
     def get(self) -> str:
@@ -27,18 +28,7 @@ class KeyValueStatements:
 
     def get_many(self, count: int) -> str:
         """Return the lookup of `count` primary keys at once."""
-        keys = self._keys
-        width = len(keys)
-        if width == 1:
-            marks = ", ".join(self.dialect.placeholder(i + 1) for i in range(count))
-            return f"SELECT {self.select_columns} FROM {self.table} WHERE {keys[0]} IN ({marks})"
-        tuples = ", ".join(
-            "(" + ", ".join(self.dialect.placeholder(i * width + j + 1) for j in range(width)) + ")"
-            for i in range(count)
-        )
-        return (
-            f"SELECT {self.select_columns} FROM {self.table} WHERE ({', '.join(keys)}) IN (VALUES {tuples})"
-        )
+        return self.dialect.batch_lookup(self.select_columns, self.table, self._keys, self.key_columns, count)
 
     def delete(self, prefix: int) -> str:
         """Return the delete by the first `prefix` key columns."""
@@ -89,5 +79,6 @@ def keyvalue_statements(spec: EntitySpec, dialect: SqlDialect) -> KeyValueStatem
         table=table,
         key=q(spec.key),
         sort_key=q(spec.sort_key) if spec.sort_key else None,
+        key_columns=spec.key_columns,
         dialect=dialect,
     )
