@@ -28,8 +28,14 @@ def test_buf_generate_matches_protoc(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     generated = {str(p.relative_to(work / "gen")) for p in (work / "gen").rglob("*") if p.is_file()}
     assert generated == {
-        f"acme/{name}/v1/{name}{suffix}" for name in ("users", "orders") for suffix in ("_pb2.py", "_pb2.pyi", "_prism.py")
-    } | {f"sql/{dialect}/acme/{name}/v1/{name}.sql" for dialect in ("postgres", "sqlite") for name in ("users", "orders")}
+        f"acme/{name}/v1/{name}{suffix}"
+        for name in ("users", "orders")
+        for suffix in ("_pb2.py", "_pb2.pyi", "_prism.py")
+    } | {
+        f"sql/{dialect}/acme/{name}/v1/{name}.sql"
+        for dialect in ("postgres", "sqlite")
+        for name in ("users", "orders")
+    }
     expected = run_protoc(
         EXAMPLES, ["acme/users/v1/users.proto", "acme/orders/v1/orders.proto"], tmp_path / "protoc"
     ).files()
