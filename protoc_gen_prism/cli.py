@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from protoc_gen_prism import __version__
-from protoc_gen_prism.commands import generate, include, provision
+from protoc_gen_prism.commands import generate, include, provision, stack
 
-COMMANDS = [include, generate, provision]
+COMMANDS = [include, generate, provision, stack]
 
 
 def build_parser() -> argparse.ArgumentParser:
