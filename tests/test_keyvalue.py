@@ -245,3 +245,41 @@ async def test_sqlite_table_is_readable_by_a_person(tmp_path: Path, users: Any) 
     ).fetchone()
     conn.close()
     assert row == ("u1", "Ada", 2, "integer", "2023-11-14T22:13:20.000000000Z", '["x"]', 36)
+
+
+class PageCounter:
+    """Wraps a store's backend to record the size of every page it is asked for."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.limits: list[int] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def scan_page(self, prefix: Any, **kwargs: Any) -> Any:
+        self.limits.append(kwargs["limit"])
+        return await self.inner.scan_page(prefix, **kwargs)
+
+
+async def test_scan_pages_are_bounded_by_bytes(db: prism_runtime.Database, users: Any) -> None:
+    pb2, prism = users
+    store = prism.UserProfileStore(db)
+    await store.put_many(pb2.UserProfile(user_id=f"b{i:03d}", display_name="x" * 1000) for i in range(100))
+    counter = PageCounter(store._backend)
+    store._backend = counter
+    got = [m.user_id async for m in store.scan(page_size=50, page_bytes=10_000)]
+    assert got == [f"b{i:03d}" for i in range(100)]
+    assert counter.limits[0] == 50 and max(counter.limits[1:]) <= 10
+
+
+@pytest.mark.parametrize("count", [3, 600])  # below and above the Postgres COPY threshold
+async def test_put_many_overwrites_and_last_write_wins(db: prism_runtime.Database, users: Any, count: int) -> None:
+    pb2, prism = users
+    store = prism.UserProfileStore(db)
+    await store.put_many(pb2.UserProfile(user_id=f"w{i:04d}", display_name="old") for i in range(count))
+    batch = [pb2.UserProfile(user_id=f"w{i:04d}", display_name="new") for i in range(count)]
+    batch.append(pb2.UserProfile(user_id="w0000", display_name="newest"))
+    await store.put_many(batch)
+    got = await store.get_many([f"w{i:04d}" for i in range(count)])
+    assert [m.display_name if m else None for m in got] == ["newest"] + ["new"] * (count - 1)

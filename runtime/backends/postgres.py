@@ -22,6 +22,7 @@ from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.dialects import PostgresDialect
 from prism_runtime.sql.driver import Row
 from prism_runtime.sql.keyvalue import SqlKeyValue
+from prism_runtime.sql.statements import KeyValueStatements
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Message)
@@ -31,6 +32,9 @@ _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=_UTC)
 # Our own URL parameters; everything else in the URL goes to asyncpg untouched.
 _POOL_PARAMS = ("pool_size", "pool_min_size")
 DEFAULT_POOL_SIZE = 10
+# Batches at least this large go through COPY: below it, executemany's pipelining is as fast.
+COPY_THRESHOLD = 256
+_STAGE = "_prism_stage"
 PROVISION_HINT = "create it with `prism provision <generated dir> --url <this url>`"
 _HINTS = {
     "22021": "a string field holds U+0000, which Postgres text and JSONB cannot store",
@@ -80,7 +84,10 @@ class PostgresDriver:
                 if self._pool is None:
                     self._pool = await self._guard(
                         lambda: asyncpg.create_pool(
-                            self.dsn, min_size=self.pool_min_size, max_size=self.pool_size
+                            self.dsn,
+                            min_size=self.pool_min_size,
+                            max_size=self.pool_size,
+                            reset=_keep_session,
                         ),
                         namespace,
                     )
@@ -127,8 +134,12 @@ class PostgresDriver:
 
     async def execute(self, sql: str, args: Row, *, namespace: str) -> int:
         """Run one statement; return the row count from its status."""
-        pool = await self.pool(namespace)
-        status = await self._guard(lambda: pool.execute(sql, *args), namespace)
+        pool = self._pool if self._pool is not None else await self.pool(namespace)
+        try:
+            status = await pool.execute(sql, *args)
+        except self.error_types as error:
+            await self._guard(_reraise(error), namespace)
+            raise  # unreachable: _guard always raises a PrismError for these
         last = status.rsplit(" ", 1)[-1]
         return int(last) if last.isdigit() else 0
 
@@ -139,6 +150,24 @@ class PostgresDriver:
         async def work() -> None:
             async with pool.acquire() as conn, conn.transaction():
                 await conn.executemany(sql, rows)
+
+        await self._guard(work, namespace)
+
+    async def upsert_many(
+        self, statements: KeyValueStatements, rows: Sequence[Row], *, namespace: str
+    ) -> None:
+        """Upsert rows: pipelined executemany for small batches, binary COPY into a staging table for large ones."""
+        if len(rows) < COPY_THRESHOLD:
+            await self.execute_many(statements.upsert, rows, namespace=namespace)
+            return
+        pool = await self.pool(namespace)
+        names = [c.name for c in statements.columns]
+
+        async def work() -> None:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute(f"CREATE TEMP TABLE {_STAGE} (LIKE {statements.table}) ON COMMIT DROP")
+                await conn.copy_records_to_table(_STAGE, records=rows, columns=names)
+                await conn.execute(statements.upsert_from(_STAGE))
 
         await self._guard(work, namespace)
 
@@ -154,9 +183,13 @@ class PostgresDriver:
         await self._guard(work, namespace)
 
     async def fetch(self, sql: str, args: Row, *, namespace: str) -> list[Row]:
-        """Run a query and return its records."""
-        pool = await self.pool(namespace)
-        records = await self._guard(lambda: pool.fetch(sql, *args), namespace)
+        """Run a query and return its records (the hot path: no wrapper until something fails)."""
+        pool = self._pool if self._pool is not None else await self.pool(namespace)
+        try:
+            records = await pool.fetch(sql, *args)
+        except self.error_types as error:
+            await self._guard(_reraise(error), namespace)
+            raise  # unreachable: _guard always raises a PrismError for these
         return cast(list[Row], records)  # asyncpg Records index like tuples
 
     async def prepare_table(self, spec: EntitySpec, ddl: Sequence[str]) -> None:
@@ -186,6 +219,17 @@ class PostgresDriver:
                 backend=self.name,
                 hint="apply the migrations from `prism migrate` with `prism provision`",
             )
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Skip asyncpg's reset query on release: Prism leaves no session state behind, so it saves a round trip."""
+
+
+def _reraise(error: BaseException) -> Callable[[], Awaitable[None]]:
+    async def again() -> None:
+        raise error
+
+    return again
 
 
 def open_backend(url: BackendUrl) -> PostgresDriver:

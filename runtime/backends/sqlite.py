@@ -18,6 +18,7 @@ from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.dialects import SqliteDialect
 from prism_runtime.sql.driver import Row
 from prism_runtime.sql.keyvalue import SqlKeyValue
+from prism_runtime.sql.statements import KeyValueStatements
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Message)
@@ -98,6 +99,12 @@ class SqliteDriver:
             conn.execute("COMMIT")
 
         await self._run(work, namespace=namespace)
+
+    async def upsert_many(
+        self, statements: KeyValueStatements, rows: Sequence[Row], *, namespace: str
+    ) -> None:
+        """Upsert rows with executemany in one transaction: SQLite has no faster path."""
+        await self.execute_many(statements.upsert, rows, namespace=namespace)
 
     async def execute_script(self, statements: Sequence[str], *, namespace: str) -> None:
         """Run statements in order inside one transaction."""

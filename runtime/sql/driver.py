@@ -7,6 +7,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
+from prism_runtime.sql.statements import KeyValueStatements
 
 Row = Sequence[Any]
 
@@ -29,6 +30,12 @@ class SqlDriver(Protocol):
 
     async def fetch(self, sql: str, args: Row, *, namespace: str) -> list[Row]:
         """Run a query and return its rows."""
+        ...
+
+    async def upsert_many(
+        self, statements: KeyValueStatements, rows: Sequence[Row], *, namespace: str
+    ) -> None:
+        """Insert or replace many rows (distinct keys) atomically, by the fastest path the server has."""
         ...
 
     async def execute_script(self, statements: Sequence[str], *, namespace: str) -> None:

@@ -44,7 +44,9 @@ class SqlKeyValue(Generic[M]):
         if len(items) == 1:
             await self.driver.execute(self.sql.upsert, encode(items[0]), namespace=self._ns)
         elif items:
-            await self.driver.execute_many(self.sql.upsert, [encode(m) for m in items], namespace=self._ns)
+            # The last write of a key wins, as if the items were put one after another.
+            rows = {self.codec.key_of(row): row for row in map(encode, items)}
+            await self.driver.upsert_many(self.sql, list(rows.values()), namespace=self._ns)
 
     async def get(self, key: tuple[Any, ...]) -> M | None:
         """Return the item at a full primary key, or None."""

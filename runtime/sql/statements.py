@@ -14,12 +14,21 @@ class KeyValueStatements:
     """Every statement of the KeyValue contract for one table."""
 
     upsert: str
+    upsert_tail: str  # "ON CONFLICT (...) DO UPDATE SET ...", shared by the VALUES and SELECT forms
     select_columns: str
     table: str
     key: str
     sort_key: str | None
     key_columns: tuple[Column, ...]
+    columns: tuple[Column, ...]
     dialect: SqlDialect
+
+    def upsert_from(self, source: str) -> str:
+        """Return the upsert of every row of table `source` (same columns), for bulk loads."""
+        return (
+            f"INSERT INTO {self.table} ({self.select_columns}) SELECT {self.select_columns} FROM {source} "
+            f"{self.upsert_tail}"
+        )
 
     def get(self) -> str:
         """Return the point lookup by full primary key."""
@@ -73,12 +82,15 @@ def keyvalue_statements(spec: EntitySpec, dialect: SqlDialect) -> KeyValueStatem
     conflict = ", ".join(q(k) for k in keys)
     action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
     table = q(table_name(spec))
+    tail = f"ON CONFLICT ({conflict}) {action}"
     return KeyValueStatements(
-        upsert=f"INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT ({conflict}) {action}",
+        upsert=f"INSERT INTO {table} ({columns}) VALUES ({values}) {tail}",
+        upsert_tail=tail,
         select_columns=columns,
         table=table,
         key=q(spec.key),
         sort_key=q(spec.sort_key) if spec.sort_key else None,
         key_columns=spec.key_columns,
+        columns=spec.columns,
         dialect=dialect,
     )
