@@ -46,6 +46,20 @@ async def fresh_database(
 ) -> AsyncIterator[prism_runtime.Database]:
     """Open an empty database on the backend named by the test's parameter, with the generated SQL applied."""
     url = await url_for(request, request.param, tmp_path)
-    async with prism_runtime.connect(url) as db:
-        await provision(db, generated, echo=lambda line: None)
-        yield db
+    try:
+        async with prism_runtime.connect(url) as db:
+            await provision(db, generated, echo=lambda line: None)
+            yield db
+    finally:
+        if request.param == "postgres":
+            await drop_schema(url)
+
+
+async def drop_schema(url: str) -> None:
+    """Drop the schema a `new_schema` URL points at, with everything in it."""
+    schema = url.rsplit("search_path=", 1)[1]
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
