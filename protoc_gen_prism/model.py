@@ -153,12 +153,23 @@ class Entity:
 
 
 @dataclass(frozen=True)
+class ValueType:
+    """A message with prism field options (such as pii) but no access_pattern: a value stored inside entities."""
+
+    full_name: str
+    fields: tuple[Field, ...]
+    location: Location
+
+
+@dataclass(frozen=True)
 class ProtoFile:
     """One .proto file the request asked to generate, with its entities."""
 
     name: str
     package: str
     entities: tuple[Entity, ...]
+    # Messages without an access_pattern whose fields carry prism options (pii), stored inside entities.
+    value_types: tuple[ValueType, ...] = ()
 
     @property
     def python_module(self) -> str:

@@ -15,7 +15,15 @@ from google.protobuf import descriptor, descriptor_pb2, descriptor_pool
 from protoc_gen_prism import locations as loc
 from protoc_gen_prism.descriptors import OptionMap, PrismOptionReader, build_pool, is_map_entry
 from protoc_gen_prism.diagnostics import Diagnostic, Location, SchemaError, allowed_values
-from protoc_gen_prism.model import Entity, EntityOptions, Field, FieldOptions, ProtoFile, Schema
+from protoc_gen_prism.model import (
+    Entity,
+    EntityOptions,
+    Field,
+    FieldOptions,
+    ProtoFile,
+    Schema,
+    ValueType,
+)
 from protoc_gen_prism.storage import KEY_TYPES, PROTO_TYPE_NAMES, TIMESTAMP, column_kind
 from protoc_gen_prism.vocabulary import AccessPattern, BackendKind, EdgeDirection, PiiKind
 
@@ -76,6 +84,7 @@ class _Builder:
         self.reader = reader
         self.diagnostics: list[Diagnostic] = []
         self._src: loc.SourceIndex | None = None
+        self._value_types: list[ValueType] = []
 
     # -- reporting -------------------------------------------------------------------------------
 
@@ -91,8 +100,14 @@ class _Builder:
 
     def file(self, file: descriptor_pb2.FileDescriptorProto) -> ProtoFile:
         self._src = loc.SourceIndex(file)
+        self._value_types = []
         entities = [e for place in self._messages(file) if (e := self.entity(place)) is not None]
-        return ProtoFile(name=file.name, package=file.package, entities=tuple(entities))
+        return ProtoFile(
+            name=file.name,
+            package=file.package,
+            entities=tuple(entities),
+            value_types=tuple(self._value_types),
+        )
 
     def _messages(self, file: descriptor_pb2.FileDescriptorProto) -> Iterator[_Place]:
         prefix = f"{file.package}." if file.package else ""
@@ -129,6 +144,8 @@ class _Builder:
         )
         if pattern is None:
             # A message with only pii options is a value type inside entities, not an entity itself.
+            if not message_options:
+                self._value_types.append(ValueType(name, fields, where))
             return None
         options = self._entity_options(place, message_options, pattern)
         entity = Entity(

@@ -1,0 +1,129 @@
+"""Storage rules: changes an existing table cannot take without a rewrite, a copy or a rename."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prism_runtime.schema import Column
+from prism_runtime.sql.dialects import PostgresDialect, SqliteDialect
+from protoc_gen_prism.checks.compare import Change
+from protoc_gen_prism.checks.rules import Category, Hit, Severity, rule
+from protoc_gen_prism.model import Entity, Field
+
+_DIALECTS = (PostgresDialect(), SqliteDialect())
+_KV = 'option (prism.access_pattern) = "key_value";'
+
+
+def _role_change(change: Change, role: str) -> Iterator[Hit]:
+    for old, new in change.entity_pairs:
+        before: Field | None = getattr(old, role)
+        after: Field | None = getattr(new, role)
+        if (before.number if before else None) == (after.number if after else None):
+            continue
+        was = f"{before.name} = {before.number}" if before else "none"
+        now = f"{after.name} = {after.number}" if after else "none"
+        yield Hit(
+            after.location if after else new.location,
+            f"{new.full_name}: {role} changed from {was} to {now}; the primary key of table {new.namespace!r} "
+            "cannot change in place: create a new namespace and copy the data",
+        )
+
+
+@rule(
+    "STORAGE_KEY_CHANGED",
+    Category.STORAGE,
+    Severity.ERROR,
+    "the key (partition key) moved to another field: every row must be re-keyed",
+    f"message M {{\n  {_KV}\n  string id = 1 [(prism.key) = true];\n  string email = 2;\n}}",
+    f"message M {{\n  {_KV}\n  string id = 1;\n  string email = 2 [(prism.key) = true];\n}}",
+)
+def key_changed(change: Change) -> Iterator[Hit]:
+    """Find entities whose key field changed."""
+    return _role_change(change, "key")
+
+
+@rule(
+    "STORAGE_SORT_KEY_CHANGED",
+    Category.STORAGE,
+    Severity.ERROR,
+    "the sort_key was added, removed or moved: the primary key and the order within a key change",
+    f"message M {{\n  {_KV}\n  string id = 1 [(prism.key) = true];\n  int64 seq = 2 [(prism.sort_key) = true];\n}}",
+    f"message M {{\n  {_KV}\n  string id = 1 [(prism.key) = true];\n  int64 seq = 2;\n}}",
+)
+def sort_key_changed(change: Change) -> Iterator[Hit]:
+    """Find entities whose sort key changed."""
+    return _role_change(change, "sort_key")
+
+
+def _sql_types(column: Column) -> tuple[str, ...]:
+    return tuple(d.column_type(column).sql(d.name) for d in _DIALECTS)
+
+
+@rule(
+    "STORAGE_COLUMN_TYPE_CHANGED",
+    Category.STORAGE,
+    Severity.ERROR,
+    "a field's column type changed in Postgres or SQLite: the table must be rewritten",
+    f"message M {{\n  {_KV}\n  string id = 1 [(prism.key) = true];\n  int32 count = 2;\n}}",
+    f"message M {{\n  {_KV}\n  string id = 1 [(prism.key) = true];\n  double count = 2;\n}}",
+)
+def column_type_changed(change: Change) -> Iterator[Hit]:
+    """Find columns whose SQL type differs under the same field number."""
+    for old_entity, new_entity in change.entity_pairs:
+        by_number = {f.number: f for f in new_entity.fields}
+        for old in old_entity.fields:
+            new = by_number.get(old.number)
+            if new is None:
+                continue
+            was = _sql_types(old_entity.spec.column(old.name))
+            now = _sql_types(new_entity.spec.column(new.name))
+            if was != now:
+                yield Hit(
+                    new.location,
+                    f"{new_entity.full_name}.{new.name}: column type changes from {was[0]} to {now[0]} "
+                    f"(postgres); the table {new_entity.namespace!r} needs a rewrite: add a new field instead",
+                )
+
+
+@rule(
+    "STORAGE_TABLE_RENAMED",
+    Category.STORAGE,
+    Severity.ERROR,
+    "an entity's namespace (its table, topic and stream name) changed",
+    f'message M {{\n  {_KV}\n  option (prism.namespace) = "users";\n  string id = 1 [(prism.key) = true];\n}}',
+    f'message M {{\n  {_KV}\n  option (prism.namespace) = "accounts";\n  string id = 1 [(prism.key) = true];\n}}',
+)
+def table_renamed(change: Change) -> Iterator[Hit]:
+    """Find entities that now live under another namespace."""
+    for old, new in change.entity_pairs:
+        if old.namespace != new.namespace:
+            yield Hit(
+                new.location,
+                f"{new.full_name}: namespace changed from {old.namespace!r} to {new.namespace!r}; the table is "
+                f"renamed (`prism migrate` renames it; streams need a new topic); pin (prism.namespace) = "
+                f'"{old.namespace}" to keep it',
+            )
+
+
+def _kind(entity: Entity) -> str:
+    return str(entity.abstraction)
+
+
+@rule(
+    "STORAGE_ABSTRACTION_CHANGED",
+    Category.STORAGE,
+    Severity.ERROR,
+    "access_pattern moved the entity to another abstraction (KeyValue, TimeSeries, Graph): its data must move",
+    f"message M {{\n  {_KV}\n  string id = 1 [(prism.key) = true];\n  int64 at = 2;\n}}",
+    'message M {\n  option (prism.access_pattern) = "append_heavy";\n  option (prism.retention_days) = "7";\n'
+    "  string id = 1 [(prism.key) = true];\n  int64 at = 2 [(prism.event_time) = true];\n}",
+)
+def abstraction_changed(change: Change) -> Iterator[Hit]:
+    """Find entities served by another abstraction now."""
+    for old, new in change.entity_pairs:
+        if old.abstraction is not new.abstraction:
+            yield Hit(
+                new.location,
+                f"{new.full_name}: abstraction changed from {_kind(old)} to {_kind(new)} (access_pattern "
+                f"{old.options.access_pattern} -> {new.options.access_pattern}); migrate the data to a new namespace",
+            )
