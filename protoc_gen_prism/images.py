@@ -170,5 +170,5 @@ def _git_bytes(repo: Path, *args: str) -> bytes:
     except FileNotFoundError:
         raise ImageError("git is not installed; a .git#ref= baseline needs it") from None
     if done.returncode != 0:
-        raise ImageError(f"git {' '.join(args[:2])} failed: {done.stderr.decode(errors='replace').strip()}")
+        raise ImageError(f"git {args[0]} failed: {done.stderr.decode(errors='replace').strip()}")
     return done.stdout

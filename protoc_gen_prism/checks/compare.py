@@ -96,9 +96,17 @@ class Change:
             return []
         by_name = {e.full_name: e for e in self.after_schema.entities}
         by_namespace = {e.namespace: e for e in self.after_schema.entities}
+        before_names = {e.full_name for e in self.before_schema.entities}
+        # A message moved to another package keeps its short name; pair it when that is unambiguous.
+        moved: dict[str, list[Entity]] = {}
+        for e in self.after_schema.entities:
+            if e.full_name not in before_names:
+                moved.setdefault(e.name, []).append(e)
         pairs = []
         for old in self.before_schema.entities:
             new = by_name.get(old.full_name) or by_namespace.get(old.namespace)
+            if new is None and len(moved.get(old.name, [])) == 1:
+                new = moved[old.name][0]
             if new is not None:
                 pairs.append((old, new))
         return pairs

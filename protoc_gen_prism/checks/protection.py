@@ -50,7 +50,7 @@ def pii_removed(change: Change) -> Iterator[Hit]:
     """Find fields no longer marked as personal data."""
     for owner, old, new in change.field_pairs():
         if old.options.pii is not None and new.options.pii is None:
-            yield Hit(new.location, f"{owner}.{new.name}: (prism.pii) = {old.options.pii!r} removed; keep it")
+            yield Hit(new.location, f"{owner}.{new.name}: (prism.pii) = '{old.options.pii}' removed; keep it")
 
 
 @rule(
@@ -66,7 +66,7 @@ def pii_weakened(change: Change) -> Iterator[Hit]:
     for owner, old, new in change.field_pairs():
         was, now = old.options.pii, new.options.pii
         if was is not None and now is not None and SENSITIVITY[now] < SENSITIVITY[was]:
-            yield Hit(new.location, f"{owner}.{new.name}: pii weakened from {was!r} to {now!r}; keep {was!r}")
+            yield Hit(new.location, f"{owner}.{new.name}: pii weakened from '{was}' to '{now}'; keep '{was}'")
 
 
 @rule(
