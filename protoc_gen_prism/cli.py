@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from protoc_gen_prism import __version__
-from protoc_gen_prism.commands import breaking, check, generate, include, provision, snapshot, stack
+from protoc_gen_prism.commands import breaking, check, generate, include, migrate, provision, snapshot, stack
 
-COMMANDS = [include, generate, provision, stack, snapshot, check, breaking]
+COMMANDS = [include, generate, provision, stack, snapshot, check, breaking, migrate]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -91,25 +91,10 @@ class Change:
 
     @cached_property
     def entity_pairs(self) -> list[tuple[Entity, Entity]]:
-        """Return (baseline, current) entities: the same message, else the same namespace (the same table)."""
+        """Return (baseline, current) entities that share a table; see `pair_entities`."""
         if self.before_schema is None or self.after_schema is None:
             return []
-        by_name = {e.full_name: e for e in self.after_schema.entities}
-        by_namespace = {e.namespace: e for e in self.after_schema.entities}
-        before_names = {e.full_name for e in self.before_schema.entities}
-        # A message moved to another package keeps its short name; pair it when that is unambiguous.
-        moved: dict[str, list[Entity]] = {}
-        for e in self.after_schema.entities:
-            if e.full_name not in before_names:
-                moved.setdefault(e.name, []).append(e)
-        pairs = []
-        for old in self.before_schema.entities:
-            new = by_name.get(old.full_name) or by_namespace.get(old.namespace)
-            if new is None and len(moved.get(old.name, [])) == 1:
-                new = moved[old.name][0]
-            if new is not None:
-                pairs.append((old, new))
-        return pairs
+        return pair_entities(self.before_schema, self.after_schema)
 
     def field_pairs(self) -> Iterator[tuple[str, Field, Field]]:
         """Yield (current owner, baseline field, current field) by field number: a rename is one field.
@@ -139,3 +124,23 @@ class Change:
                 new = by_number.get(old.number)
                 if new is not None:
                     yield owner, old, new
+
+
+def pair_entities(before: Schema, after: Schema) -> list[tuple[Entity, Entity]]:
+    """Return (baseline, current) entities: the same message, else the same namespace, else a moved message."""
+    by_name = {e.full_name: e for e in after.entities}
+    by_namespace = {e.namespace: e for e in after.entities}
+    before_names = {e.full_name for e in before.entities}
+    # A message moved to another package keeps its short name; pair it when that is unambiguous.
+    moved: dict[str, list[Entity]] = {}
+    for e in after.entities:
+        if e.full_name not in before_names:
+            moved.setdefault(e.name, []).append(e)
+    pairs = []
+    for old in before.entities:
+        new = by_name.get(old.full_name) or by_namespace.get(old.namespace)
+        if new is None and len(moved.get(old.name, [])) == 1:
+            new = moved[old.name][0]
+        if new is not None:
+            pairs.append((old, new))
+    return pairs

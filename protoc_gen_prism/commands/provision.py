@@ -21,6 +21,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("generated", help="the directory prism generate / protoc --prism_out wrote to")
     parser.add_argument("--url", default=None, help=f"database URL (default: ${URL_ENV}, else {DEFAULT_URL})")
     parser.add_argument("--dry-run", action="store_true", help="print what would be applied; change nothing")
+    parser.add_argument(
+        "--migrations",
+        default=None,
+        help="directory `prism migrate -o` wrote to (default: <generated>/migrations); applied before the DDL",
+    )
     parser.set_defaults(run=run)
 
 
@@ -28,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     """Provision and report."""
     url = args.url or os.environ.get(URL_ENV) or DEFAULT_URL
     try:
-        report = asyncio.run(_provision(url, Path(args.generated), args.dry_run))
+        migrations = Path(args.migrations) if args.migrations else None
+        report = asyncio.run(_provision(url, Path(args.generated), args.dry_run, migrations))
     except prism_runtime.PrismError as error:
         print(f"prism provision: {error}", file=sys.stderr)
         return 1
@@ -39,6 +45,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _provision(url: str, generated: Path, dry_run: bool) -> Report:
+async def _provision(url: str, generated: Path, dry_run: bool, migrations: Path | None) -> Report:
     async with prism_runtime.connect(url) as db:
-        return await provision(db, generated, dry_run=dry_run)
+        return await provision(db, generated, dry_run=dry_run, migrations=migrations)

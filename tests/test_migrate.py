@@ -1,0 +1,255 @@
+"""`prism migrate` + `prism provision`: a chain of three schema versions on real SQLite and Postgres, with data.
+
+v1 -> v2 renames a field (same number), adds an optional indexed column and a repeated one;
+v2 -> v3 renames the table (namespace), removes a field (expand now, contract later), indexes a column and adds one.
+Rows written at every version must all be there, with their values, at the end.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from backends import BACKENDS, drop_schema, url_for
+from checks_support import prism, write_schema
+from conftest import run_protoc
+from google.protobuf import message_factory
+
+import prism_runtime
+from prism_runtime.keyvalue import KeyValueStore
+from prism_runtime.provision import provision
+from protoc_gen_prism.descriptors import build_pool
+from protoc_gen_prism.images import Image, compile_image
+from protoc_gen_prism.migrations import plan_migration, render
+
+FILE = "acme/shop/v1/shop.proto"
+V1 = """message Account {
+  option (prism.access_pattern) = "key_value";
+  option (prism.namespace) = "accounts";
+  string id = 1 [(prism.key) = true];
+  string nick = 2;
+  int64 credits = 3;
+  string legacy = 4;
+}"""
+V2 = """message Account {
+  option (prism.access_pattern) = "key_value";
+  option (prism.namespace) = "accounts";
+  string id = 1 [(prism.key) = true];
+  string display_name = 2;
+  int64 credits = 3;
+  string legacy = 4;
+  optional string country = 5 [(prism.index) = true];
+  repeated string tags = 6;
+}"""
+V3 = """message Account {
+  option (prism.access_pattern) = "key_value";
+  option (prism.namespace) = "customer_accounts";
+  reserved 4;
+  reserved "legacy";
+  string id = 1 [(prism.key) = true];
+  string display_name = 2;
+  int64 credits = 3 [(prism.index) = true];
+  optional string country = 5 [(prism.index) = true];
+  repeated string tags = 6;
+  bool verified = 7;
+}"""
+ROWS = 300  # above the Postgres COPY threshold, so bulk upserts stage rows in a copy of the table
+
+
+class Version:
+    """One schema version: its .proto root, compiled image, generated SQL and runtime store."""
+
+    def __init__(self, root: Path, body: str, out: Path) -> None:
+        self.root = write_schema(root, body, name=FILE, package="acme.shop.v1")
+        self.image: Image = compile_image(self.root)
+        run = run_protoc(self.root, [FILE], out)
+        assert run.returncode == 0, run.stderr
+        self.gen = out
+        self.entity = self.image.schema().entities[0]
+        pool = build_pool(self.image.files)
+        self.message: Any = message_factory.GetMessageClass(
+            pool.FindMessageTypeByName("acme.shop.v1.Account")
+        )
+
+    def store(self, db: prism_runtime.Database) -> KeyValueStore[Any, str]:
+        """Return the KeyValue store of Account at this version."""
+        return KeyValueStore(db, self.entity.spec, self.message)
+
+
+@pytest.fixture
+def versions(tmp_path: Path) -> list[Version]:
+    return [Version(tmp_path / f"v{i}", body, tmp_path / f"gen{i}") for i, body in enumerate((V1, V2, V3), 1)]
+
+
+def test_plan_is_the_expected_sql(versions: list[Version]) -> None:
+    v1, v2, v3 = (v.image.schema() for v in versions)
+    first = plan_migration(v1, v2)
+    assert render(first.steps, "postgres", "t").splitlines()[3:] == [
+        "-- rename column accounts.nick to display_name",
+        'ALTER TABLE "accounts" RENAME COLUMN "nick" TO "display_name";',
+        "",
+        "-- add column accounts.country",
+        'ALTER TABLE IF EXISTS "accounts" ADD COLUMN IF NOT EXISTS "country" TEXT;',
+        "",
+        "-- add column accounts.tags",
+        'ALTER TABLE IF EXISTS "accounts" ADD COLUMN IF NOT EXISTS "tags" TEXT[] NOT NULL DEFAULT \'{}\';',
+        "",
+        "-- create index on accounts.country",
+        'CREATE INDEX CONCURRENTLY IF NOT EXISTS "accounts__country__idx" ON "accounts"("country");',
+    ]
+    second = plan_migration(v2, v3)
+    assert not second.contract and second.withheld == (
+        "customer_accounts.legacy: field 4 was removed; --allow-destructive writes the expand step now and the "
+        "DROP COLUMN contract step for later",
+    )
+    destructive = plan_migration(v2, v3, allow_destructive=True)
+    assert render(destructive.contract, "sqlite", "t").splitlines()[3:] == [
+        "-- contract: drop column customer_accounts.legacy",
+        'ALTER TABLE "customer_accounts" DROP COLUMN "legacy";',
+    ]
+    assert [s.summary for s in destructive.steps] == [
+        "rename table accounts to customer_accounts",
+        "drop index of accounts.country",
+        "add column customer_accounts.verified",
+        "create index on customer_accounts.credits",
+        "create index on customer_accounts.country",
+        "expand: stop requiring customer_accounts.legacy (field 4 removed)",
+    ]
+
+
+def _rows(version: Version, start: int, **extra: Any) -> list[Any]:
+    name_field = "nick" if "nick" in version.message.DESCRIPTOR.fields_by_name else "display_name"
+    return [
+        version.message(id=f"u{i:04d}", credits=i, **{name_field: f"name {i}"}, **extra)
+        for i in range(start, start + ROWS)
+    ]
+
+
+async def _apply(url: str, version: Version, migrations: Path) -> list[str]:
+    lines: list[str] = []
+    async with prism_runtime.connect(url) as db:
+        await provision(db, version.gen, migrations=migrations, echo=lines.append)
+    return lines
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_three_versions_keep_every_row(
+    request: pytest.FixtureRequest, tmp_path: Path, versions: list[Version], backend: str
+) -> None:
+    v1, v2, v3 = versions
+    migrations = tmp_path / "migrations"
+    url = await url_for(request, backend, tmp_path)
+    try:
+        await _apply(url, v1, migrations)
+        async with prism_runtime.connect(url) as db:
+            await v1.store(db).put_many(_rows(v1, 0, legacy="old"))
+
+        first = prism("migrate", v2.root, "--against", v1.root, "-o", migrations)
+        assert first.returncode == 0, first.stderr
+        assert (
+            migrations / "postgres" / "0001_rename_column_accounts_nick_to_display_name_and_3_more.sql"
+        ).exists()
+        lines = await _apply(url, v2, migrations)
+        assert (
+            f"migrations/{backend}/0001_rename_column_accounts_nick_to_display_name_and_3_more.sql: statement applied"
+            in lines
+        )
+        async with prism_runtime.connect(url) as db:
+            await v2.store(db).put_many(_rows(v2, ROWS, country="NL", tags=["a", "b"]))
+
+        withheld = prism("migrate", v3.root, "--against", v2.root, "-o", tmp_path / "unused")
+        assert "not written: customer_accounts.legacy: field 4 was removed" in withheld.stderr
+        second = prism("migrate", v3.root, "--against", v2.root, "-o", migrations, "--allow-destructive")
+        assert second.returncode == 0, second.stderr
+        pending = migrations / backend / "pending"
+        assert [p.name for p in pending.iterdir()] == [
+            "0003_rename_table_accounts_to_customer_accounts_and_6_more_contract.sql"
+        ]
+        await _apply(url, v3, migrations)
+        async with prism_runtime.connect(url) as db:
+            await v3.store(db).put_many(_rows(v3, 2 * ROWS, verified=True))
+
+        # Contract, once no running version reads the removed column: move the step up and provision again.
+        shutil.move(
+            pending / "0003_rename_table_accounts_to_customer_accounts_and_6_more_contract.sql",
+            migrations / backend,
+        )
+        contract = await _apply(url, v3, migrations)
+        assert any("0003_" in line and "applied" in line for line in contract)
+        again = await _apply(url, v3, migrations)
+        assert again[-1].startswith("nothing to do: all ")
+
+        async with prism_runtime.connect(url) as db:
+            store = v3.store(db)
+            got = await store.get_many([f"u{i:04d}" for i in range(3 * ROWS)])
+            columns = await _columns(db, backend)
+        assert all(row is not None for row in got)
+        assert [row.display_name for row in got[:3]] == ["name 0", "name 1", "name 2"]
+        assert (
+            got[ROWS].country == "NL"
+            and list(got[ROWS].tags) == ["a", "b"]
+            and not got[0].HasField("country")
+        )
+        assert [row.credits for row in got] == list(range(3 * ROWS))
+        assert sum(row.verified for row in got) == ROWS
+        assert "legacy" not in columns and "nick" not in columns and "verified" in columns
+    finally:
+        if backend == "postgres":
+            await drop_schema(url)
+
+
+async def _columns(db: prism_runtime.Database, backend: str) -> set[str]:
+    driver: Any = db.backend
+    return {row[0] for row in await driver.fetch(_COLUMNS[backend], [], namespace="t")}
+
+
+_COLUMNS = {
+    "sqlite": "SELECT name FROM pragma_table_info('customer_accounts')",
+    "postgres": "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+    "AND table_name = 'customer_accounts'",
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_fresh_database_skips_migrations_and_gets_whole_tables(
+    request: pytest.FixtureRequest, tmp_path: Path, versions: list[Version], backend: str
+) -> None:
+    v1, v2, v3 = versions
+    migrations = tmp_path / "migrations"
+    assert prism("migrate", v2.root, "--against", v1.root, "-o", migrations).returncode == 0
+    assert (
+        prism("migrate", v3.root, "--against", v2.root, "-o", migrations, "--allow-destructive").returncode
+        == 0
+    )
+    url = await url_for(request, backend, tmp_path)
+    try:
+        lines = await _apply(url, v3, migrations)
+        assert any(
+            "skipped (already done, or its table is created whole by the DDL)" in line for line in lines
+        )
+        async with prism_runtime.connect(url) as db:
+            store = v3.store(db)
+            await store.put(v3.message(id="x", display_name="X", verified=True))
+            got = await store.get("x")
+        assert got is not None and got.verified
+    finally:
+        if backend == "postgres":
+            await drop_schema(url)
+
+
+def test_no_change_writes_nothing(tmp_path: Path) -> None:
+    root = write_schema(tmp_path / "p", V1, name=FILE, package="acme.shop.v1")
+    run = prism("migrate", root, "--against", root, "-o", tmp_path / "m")
+    assert run.returncode == 0 and "nothing written" in run.stdout
+    assert not (tmp_path / "m").exists()
+
+
+def test_key_and_type_changes_are_withheld(tmp_path: Path) -> None:
+    before = write_schema(tmp_path / "a", V1, name=FILE, package="acme.shop.v1")
+    after = write_schema(
+        tmp_path / "b", V1.replace("int64 credits", "double credits"), name=FILE, package="acme.shop.v1"
+    )
+    run = prism("migrate", after, "--against", before, "-o", tmp_path / "m")
+    assert "not written: accounts.credits: column type changes from BIGINT to DOUBLE PRECISION" in run.stderr
