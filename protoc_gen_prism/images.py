@@ -19,6 +19,7 @@ from pathlib import Path
 
 from google.protobuf import descriptor_pb2
 
+from protoc_gen_prism.diagnostics import SchemaError
 from protoc_gen_prism.model import Schema
 from protoc_gen_prism.model_builder import build_schema
 from protoc_gen_prism.protoc_runner import find_protos, prism_include, wkt_include
@@ -48,24 +49,37 @@ class Image:
         """Return each file by its import path."""
         return {f.name: f for f in self.files}
 
+    @cached_property
+    def _model(self) -> Schema | SchemaError:
+        try:
+            return build_schema(self.files, self.targets)
+        except SchemaError as error:
+            return error
+
     def schema(self) -> Schema:
-        """Build the model of the image's files, as the plugin would (raises SchemaError)."""
-        return build_schema(self.files, self.targets)
+        """Return the model of the image's files, built once, as the plugin would (raises SchemaError)."""
+        model = self._model
+        if isinstance(model, SchemaError):
+            raise model
+        return model
 
     def serialize(self) -> bytes:
         """Return the image as a serialized FileDescriptorSet."""
         return descriptor_pb2.FileDescriptorSet(file=self.files).SerializeToString(deterministic=True)
 
 
-def compile_image(root: Path, includes: Sequence[Path] = ()) -> Image:
-    """Compile every .proto under `root` with grpcio-tools' protoc, keeping source info and imports."""
-    if not root.is_dir():
-        raise ImageError(f"{root} is not a directory of .proto files")
-    targets = find_protos(root)
-    if not targets:
-        raise ImageError(f"{root} holds no .proto files")
-    with tempfile.TemporaryDirectory(prefix="prism-image-") as tmp:
-        out = Path(tmp) / "image.binpb"
+class Compilation:
+    """A protoc run in progress, so that a caller can do other work (build the baseline model) meanwhile."""
+
+    def __init__(self, root: Path, includes: Sequence[Path] = ()) -> None:
+        if not root.is_dir():
+            raise ImageError(f"{root} is not a directory of .proto files")
+        targets = find_protos(root)
+        if not targets:
+            raise ImageError(f"{root} holds no .proto files")
+        self.root = root
+        self._tmp = tempfile.TemporaryDirectory(prefix="prism-image-")
+        self._out = Path(self._tmp.name) / "image.binpb"
         args = [
             sys.executable,
             "-m",
@@ -76,13 +90,25 @@ def compile_image(root: Path, includes: Sequence[Path] = ()) -> Image:
             f"-I{wkt_include()}",
             "--include_imports",
             "--include_source_info",
-            f"--descriptor_set_out={out}",
+            f"--descriptor_set_out={self._out}",
             *(str(t) for t in targets),
         ]
-        done = subprocess.run(args, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise ImageError(done.stderr.strip() or f"protoc failed on {root}")
-        return read_image_bytes(out.read_bytes(), str(root))
+        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def result(self) -> Image:
+        """Wait for protoc and return the image, or raise ImageError with protoc's complaints."""
+        try:
+            _, stderr = self._process.communicate()
+            if self._process.returncode != 0:
+                raise ImageError(stderr.strip() or f"protoc failed on {self.root}")
+            return read_image_bytes(self._out.read_bytes(), str(self.root))
+        finally:
+            self._tmp.cleanup()
+
+
+def compile_image(root: Path, includes: Sequence[Path] = ()) -> Image:
+    """Compile every .proto under `root` with grpcio-tools' protoc, keeping source info and imports."""
+    return Compilation(root, includes).result()
 
 
 def read_image_bytes(data: bytes, source: str) -> Image:
@@ -172,3 +198,8 @@ def _git_bytes(repo: Path, *args: str) -> bytes:
     if done.returncode != 0:
         raise ImageError(f"git {args[0]} failed: {done.stderr.decode(errors='replace').strip()}")
     return done.stdout
+
+
+def warm(image: Image) -> None:
+    """Build the image's model now (a SchemaError is kept for whoever asks for the model)."""
+    _ = image._model

@@ -21,6 +21,7 @@ from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.dialects import dialect_for
 from protoc_gen_prism import __version__
 from protoc_gen_prism.checks.compare import pair_entities
+from protoc_gen_prism.checks.storage import sql_types
 from protoc_gen_prism.model import Entity, Schema
 
 DIALECTS = ("postgres", "sqlite")
@@ -133,9 +134,9 @@ def _table_steps(
         if current is None:
             _removed(table, column, steps, contract, withheld, allow_destructive)
             continue
-        if _types(column) != _types(current):
+        if sql_types(column) != sql_types(current):
             withheld.append(
-                f"{table}.{current.name}: column type changes from {_types(column)[0]} to {_types(current)[0]}; "
+                f"{table}.{current.name}: column type changes from {sql_types(column)[0]} to {sql_types(current)[0]}; "
                 "add a new field and backfill it instead"
             )
             continue
@@ -208,10 +209,6 @@ def _removed(
         )
     )
     contract.append(_step("drop", f"contract: drop column {table}.{column.name}", drop))
-
-
-def _types(column: Column) -> tuple[str, ...]:
-    return tuple(d.column_type(column).sql(d.name) for d in map(dialect_for, DIALECTS))
 
 
 def render(steps: tuple[Step, ...], dialect_name: str, title: str) -> str:

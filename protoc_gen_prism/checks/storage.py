@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cache
 
-from prism_runtime.schema import Column
+from prism_runtime.schema import Column, ColumnKind
 from prism_runtime.sql.dialects import PostgresDialect, SqliteDialect
 from protoc_gen_prism.checks.compare import Change
 from protoc_gen_prism.checks.rules import Category, Hit, Severity, rule
@@ -55,7 +56,15 @@ def sort_key_changed(change: Change) -> Iterator[Hit]:
     return _role_change(change, "sort_key")
 
 
-def _sql_types(column: Column) -> tuple[str, ...]:
+def sql_types(column: Column) -> tuple[str, ...]:
+    """Return the column's SQL type in Postgres and SQLite (what a type change is measured by)."""
+    return _sql_types(column.kind, column.repeated)
+
+
+@cache
+def _sql_types(kind: ColumnKind, repeated: bool) -> tuple[str, ...]:
+    # The type depends only on kind and cardinality; sqlglot builds it slowly, so once per pair.
+    column = Column(name="c", number=1, kind=kind, repeated=repeated)
     return tuple(d.column_type(column).sql(d.name) for d in _DIALECTS)
 
 
@@ -75,8 +84,8 @@ def column_type_changed(change: Change) -> Iterator[Hit]:
             new = by_number.get(old.number)
             if new is None:
                 continue
-            was = _sql_types(old_entity.spec.column(old.name))
-            now = _sql_types(new_entity.spec.column(new.name))
+            was = _sql_types(old.column_kind, old.column_repeated)
+            now = _sql_types(new.column_kind, new.column_repeated)
             if was != now:
                 yield Hit(
                     new.location,

@@ -9,7 +9,7 @@ from pathlib import Path
 from protoc_gen_prism.checks.config import ConfigError, find_config
 from protoc_gen_prism.checks.report import Format, add_arguments, emit
 from protoc_gen_prism.checks.runner import breaking_changes
-from protoc_gen_prism.images import ImageError, compile_image, load_baseline
+from protoc_gen_prism.images import Compilation, ImageError, load_baseline, warm
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,8 +32,10 @@ def run(args: argparse.Namespace) -> int:
     includes = [Path(p) for p in args.include]
     try:
         config = find_config(Path(args.config) if args.config else None)
-        after = compile_image(root, includes)
+        pending = Compilation(root, includes)
         before = load_baseline(args.against, root, includes)
+        warm(before)  # the baseline's model is built while protoc compiles the current schema
+        after = pending.result()
     except (ConfigError, ImageError) as error:
         print(f"prism breaking: {error}", file=sys.stderr)
         return 2
