@@ -57,6 +57,11 @@ KEY_TYPES = frozenset(
 TIMESTAMP = "google.protobuf.Timestamp"
 
 
+def key_types_stored_as(kind: ColumnKind) -> list[str]:
+    """Return the key types stored as `kind`, sorted: the types an edge end may have to match a node key."""
+    return sorted(t for t in KEY_TYPES if _SCALAR_KINDS[t] is kind)
+
+
 def column_kind(proto_type: str, type_name: str, repeated: bool) -> ColumnKind:
     """Return the storage kind of a field."""
     if repeated:
