@@ -18,6 +18,7 @@ from prism_runtime.errors import BackendError, BackendUnavailable, SchemaMismatc
 from prism_runtime.schema import Column, ColumnKind, EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.driver import Row
+from prism_runtime.sql.graph import SqlGraph
 from prism_runtime.sql.keyvalue import SqlKeyValue
 
 T = TypeVar("T")
@@ -108,6 +109,10 @@ class SqliteDriver:
     def keyvalue(self, spec: EntitySpec, message: type[M]) -> SqlKeyValue[M]:
         """Return the KeyValue backend of one entity."""
         return SqlKeyValue(spec, message, self)
+
+    def graph(self, spec: EntitySpec, message: type[M], node_spec: EntitySpec | None) -> SqlGraph[M]:
+        """Return the Graph backend of one edge type."""
+        return SqlGraph(spec, message, self, node_spec)
 
     async def _run(self, fn: Callable[[], T], *, namespace: str) -> T:
         loop = asyncio.get_running_loop()
