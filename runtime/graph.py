@@ -236,7 +236,7 @@ class Graph(EdgeStore[E, K, K, EF], Generic[E, N, K, EF, NF]):
         limit: int | None = DEFAULT_FANOUT,
     ) -> list[K]:
         """Return the distinct neighbors of `node` one hop away in `direction`, in key order, at most `limit`."""
-        return [n for _, n in await self._hop([node], Direction(direction), edge_filter, node_filter, limit)]
+        return [n for _, n in await self._hop([node], _direction(direction), edge_filter, node_filter, limit)]
 
     async def bfs(
         self,
@@ -307,7 +307,7 @@ class Graph(EdgeStore[E, K, K, EF], Generic[E, N, K, EF, NF]):
                 break
             found: dict[K, K] = {}
             for node, neighbor in await self._hop(
-                frontier, Direction(direction), edge_filter, node_filter, fanout
+                frontier, _direction(direction), edge_filter, node_filter, fanout
             ):
                 if neighbor not in seen and (neighbor not in found or node < found[neighbor]):
                     found[neighbor] = node
@@ -354,7 +354,7 @@ class Graph(EdgeStore[E, K, K, EF], Generic[E, N, K, EF, NF]):
             if not frontier:
                 break
             for node, neighbor in await self._hop(
-                frontier, Direction(direction), edge_filter, node_filter, fanout
+                frontier, _direction(direction), edge_filter, node_filter, fanout
             ):
                 adjacency.setdefault(node, []).append(neighbor)
             found = sorted({n for node in frontier for n in adjacency.get(node, ()) if n not in seen})
@@ -364,6 +364,13 @@ class Graph(EdgeStore[E, K, K, EF], Generic[E, N, K, EF, NF]):
         for neighbors in adjacency.values():
             neighbors.sort()
         return visits, adjacency
+
+
+def _direction(value: DirectionLike) -> Direction:
+    try:
+        return Direction(value)
+    except ValueError:
+        raise ValueError(f"direction {value!r} is not one of: {', '.join(Direction)}") from None
 
 
 def _check_depth(max_depth: int) -> None:
