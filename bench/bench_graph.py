@@ -6,7 +6,7 @@ The raw column runs the very same SQL text with the plain driver and the same vi
 ratio is Prism's own overhead. Netflix publishes single-digit ms for 1 hop and p90 < 50 ms for 2 hops.
 
 Run: python bench/bench_graph.py [--nodes 100000] [--edges 1000000] [--queries 2000]
-     [--url sqlite:///graph.db | postgresql://... | --start-postgres]
+     [--url sqlite:///graph.db | --url postgresql://... | --start-postgres]
 """
 
 from __future__ import annotations
@@ -27,10 +27,12 @@ from typing import Any
 import prism_runtime
 from prism_runtime import Direction, stack
 from prism_runtime.config import sqlite_path
+from prism_runtime.provision import provision
 from protoc_gen_prism.protoc_runner import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 20_000
+HopSql = Callable[[list[str]], tuple[str, list[Any]]]
 
 
 def load_generated(out: Path) -> tuple[Any, Any]:
@@ -68,63 +70,76 @@ async def load(graph: Any, pb2: Any, nodes: int, edges: int, rng: random.Random)
     return time.perf_counter() - start
 
 
-async def timings(run: Callable[[str], Awaitable[Any]], starts: list[str]) -> list[float]:
-    """Return the latency in ms of `run` for each start node."""
-    out = []
+async def timings(
+    runs: dict[str, Callable[[str], Awaitable[Any]]], starts: list[str]
+) -> dict[str, list[float]]:
+    """Return the latencies in ms of each of `runs` per start node, interleaved so all see the same machine."""
+    out: dict[str, list[float]] = {label: [] for label in runs}
     for s in starts:
-        t = time.perf_counter()
-        await run(s)
-        out.append((time.perf_counter() - t) * 1000)
+        for label, run in runs.items():
+            t = time.perf_counter()
+            await run(s)
+            out[label].append((time.perf_counter() - t) * 1000)
     return out
 
 
-def raw_sqlite(
-    path: str, hop_sql: Callable[[list[str]], tuple[str, list[Any]]], pool: ThreadPoolExecutor | None
-) -> tuple[Any, Any]:
-    """Return 1-hop and 2-hop functions over plain sqlite3 running the client's SQL.
+def two_hops(
+    fetch: Callable[[str, list[Any]], Awaitable[list[Any]]], hop_sql: HopSql
+) -> Callable[[str], Awaitable[Any]]:
+    """Return a 2-hop BFS over `fetch` with the client's SQL and the same visited-set logic."""
 
-    With `pool`, each call runs on that one worker thread and is awaited, as an async program must.
-    """
+    async def run(node: str) -> list[tuple[str, int]]:
+        seen = {node}
+        frontier = [node]
+        reached = [(node, 0)]  # what bfs returns: every node with its depth
+        for depth in (1, 2):
+            sql, args = hop_sql(frontier)
+            found = sorted({n for _, n in await fetch(sql, args) if n not in seen})
+            seen.update(found)
+            reached.extend((n, depth) for n in found)
+            frontier = found
+        return reached
+
+    return run
+
+
+def one_hop(
+    fetch: Callable[[str, list[Any]], Awaitable[list[Any]]], hop_sql: HopSql
+) -> Callable[[str], Awaitable[Any]]:
+    """Return a 1-hop query over `fetch` with the client's SQL."""
+
+    async def run(node: str) -> list[Any]:
+        sql, args = hop_sql([node])
+        return await fetch(sql, args)
+
+    return run
+
+
+def sqlite_fetchers(
+    path: str, pool: ThreadPoolExecutor
+) -> dict[str, Callable[[str, list[Any]], Awaitable[list[Any]]]]:
+    """Return raw sqlite3 fetch functions: on the calling thread (the floor) and on one awaited worker thread."""
     conn = sqlite3.connect(path, check_same_thread=False)
 
     def fetch(sql: str, args: list[Any]) -> list[Any]:
         return conn.execute(sql, args).fetchall()
 
-    def one(node: str) -> list[Any]:
-        sql, args = hop_sql([node])
-        return conn.execute(sql, args).fetchall()
+    async def sync(sql: str, args: list[Any]) -> list[Any]:
+        return fetch(sql, args)
 
-    def two(node: str) -> list[Any]:
-        seen = {node}
-        frontier = [node]
-        for _ in range(2):
-            sql, args = hop_sql(frontier)
-            found = sorted({n for _, n in conn.execute(sql, args).fetchall() if n not in seen})
-            seen.update(found)
-            frontier = found
-        return frontier
+    async def threaded(sql: str, args: list[Any]) -> list[Any]:
+        return await asyncio.get_running_loop().run_in_executor(pool, fetch, sql, args)
 
-    async def one_async(node: str) -> Any:
-        if pool is None:
-            return one(node)
-        return await asyncio.get_running_loop().run_in_executor(pool, one, node)
+    return {"sqlite3 sync": sync, "sqlite3 thread": threaded}
 
-    async def two_async(node: str) -> Any:
-        if pool is None:
-            return two(node)
-        # A thread hop per query, as the client makes: the frontier logic stays on the event loop.
-        loop = asyncio.get_running_loop()
-        seen = {node}
-        frontier = [node]
-        for _ in range(2):
-            sql, args = hop_sql(frontier)
-            rows = await loop.run_in_executor(pool, fetch, sql, args)
-            found = sorted({n for _, n in rows if n not in seen})
-            seen.update(found)
-            frontier = found
-        return frontier
 
-    return one_async, two_async
+def asyncpg_fetchers(pool: Any) -> dict[str, Callable[[str, list[Any]], Awaitable[list[Any]]]]:
+    """Return a raw asyncpg fetch function on the client's own pool (same connections, same server)."""
+
+    async def fetch(sql: str, args: list[Any]) -> list[Any]:
+        return list(await pool.fetch(sql, *args))
+
+    return {"asyncpg": fetch}
 
 
 def percentiles(ms: list[float]) -> tuple[float, float, float]:
@@ -153,6 +168,8 @@ async def main() -> None:
         try:
             pb2, prism = load_generated(Path(tmp) / "gen")
             async with prism_runtime.connect(url) as db:
+                # Postgres tables are provisioned, never implied.
+                await provision(db, Path(tmp) / "gen", echo=lambda line: None)
                 graph = prism.FollowsGraph(db)
                 seconds = await load(graph, pb2, args.nodes, args.edges, rng)
                 starts = [person(rng.randrange(args.nodes)) for _ in range(args.queries)]
@@ -167,20 +184,19 @@ async def main() -> None:
                     )
                     return sql, bind.values
 
-                await graph.neighbors(starts[0])  # warm the statement cache and the page cache
-                results = {
-                    "1 hop": await timings(graph.neighbors, starts),
-                    "2 hops": await timings(lambda s: graph.bfs(s, 2), starts),
-                }
-                raw: dict[str, list[float]] = {}
-                threaded: dict[str, list[float]] = {}
+                executor = ThreadPoolExecutor(max_workers=1)
                 if db.url.kind == "sqlite":
-                    one, two = raw_sqlite(sqlite_path(url), hop_sql, None)
-                    raw = {"1 hop": await timings(one, starts), "2 hops": await timings(two, starts)}
-                    pool = ThreadPoolExecutor(max_workers=1)
-                    one, two = raw_sqlite(sqlite_path(url), hop_sql, pool)
-                    threaded = {"1 hop": await timings(one, starts), "2 hops": await timings(two, starts)}
-                    pool.shutdown()
+                    fetchers = sqlite_fetchers(sqlite_path(url), executor)
+                else:
+                    fetchers = asyncpg_fetchers(await db.backend.pool("bench"))  # type: ignore[attr-defined]
+                one = {"prism": graph.neighbors} | {k: one_hop(f, hop_sql) for k, f in fetchers.items()}
+                two = {"prism": lambda s: graph.bfs(s, 2)} | {
+                    k: two_hops(f, hop_sql) for k, f in fetchers.items()
+                }
+                # Warm every pooled connection's statement cache and the page cache before timing.
+                await timings(one | {f"{k} 2": v for k, v in two.items()}, starts[:200])
+                results = {"1 hop": await timings(one, starts), "2 hops": await timings(two, starts)}
+                executor.shutdown()
                 reached = statistics.mean([len(await graph.bfs(s, 2)) for s in starts[:200]])
         finally:
             if server is not None:
@@ -190,24 +206,23 @@ async def main() -> None:
         f"{args.edges // args.nodes}), loaded in {seconds:.1f} s; {args.queries} queries each; "
         f"a 2-hop query reaches {reached:.0f} nodes on average"
     )
+    print("prism: the generated client; every raw column runs the same SQL and visited-set logic with the")
     print(
-        "prism: the generated client; raw sync: sqlite3 on the calling thread (the floor); raw thread: sqlite3"
+        "plain driver (sqlite3 sync: on the calling thread, the floor; sqlite3 thread: on one worker thread"
     )
-    print("on one worker thread awaited from the event loop (what an async program pays); ratios are of p50")
-    print(
-        f"{'ms':8}{'p50':>8}{'p90':>8}{'p99':>8}{'sync p50':>10}{'thread p50':>12}{'thread p90':>12}"
-        f"{'/sync':>8}{'/thread':>9}   Netflix"
-    )
+    print("awaited from the event loop, what an async program pays; asyncpg: the client's own pool)")
+    labels = [label for label in results["1 hop"] if label != "prism"]
+    header = f"{'ms':8}{'p50':>8}{'p90':>8}{'p99':>8}"
+    for label in labels:
+        header += f"{label + ' p50':>20}{'ratio':>7}"
+    print(header + "   Netflix (their hardware)")
     netflix = {"1 hop": "single-digit ms", "2 hops": "p90 < 50 ms"}
-    for name, ms in results.items():
-        p50, p90, p99 = percentiles(ms)
+    for name, by_label in results.items():
+        p50, p90, p99 = percentiles(by_label["prism"])
         line = f"{name:8}{p50:8.2f}{p90:8.2f}{p99:8.2f}"
-        if name in raw:
-            s50, _, _ = percentiles(raw[name])
-            t50, t90, _ = percentiles(threaded[name])
-            line += f"{s50:10.2f}{t50:12.2f}{t90:12.2f}{p50 / s50:8.2f}{p50 / t50:9.2f}"
-        else:
-            line += f"{'n/a':>10}{'n/a':>12}{'n/a':>12}{'n/a':>8}{'n/a':>9}"
+        for label in labels:
+            r50 = percentiles(by_label[label])[0]
+            line += f"{r50:20.2f}{p50 / r50:7.2f}"
         print(f"{line}   {netflix[name]}")
 
 

@@ -346,6 +346,7 @@ class _Builder:
                 f"event_time must be a google.protobuf.Timestamp or a 64-bit integer of epoch milliseconds, "
                 f"not {_describe(proto_type, repeated, is_map)}; allowed: google.protobuf.Timestamp, int64, uint64",
             )
+        kind, as_array, wrapped = column_kind(proto_type, type_name, repeated, is_map)
         field_options = FieldOptions(
             pii=pii,
             mask_in_logs=flags.get("mask_in_logs", pii is not None),
@@ -361,7 +362,9 @@ class _Builder:
             is_map=is_map,
             has_presence=bool(desc.has_presence),
             oneof=oneof,
-            column_kind=column_kind(proto_type, type_name, repeated),
+            column_kind=kind,
+            column_repeated=as_array,
+            column_wrapped=wrapped,
             options=field_options,
             location=self.src.locate(path),
             comment=self.src.comment(path),
@@ -440,7 +443,14 @@ class _Builder:
                 continue
             ends.append(node)
             key = node.key
-            if holder is None or key is None or holder.column_kind is key.column_kind:
+            if holder is None or key is None:
+                continue
+            # Stored alike: the same column kind, and one plain value (repeated scalars are arrays now).
+            if (
+                holder.column_kind is key.column_kind
+                and holder.proto_type in KEY_TYPES
+                and not holder.repeated
+            ):
                 continue
             same = key_types_stored_as(key.column_kind)
             self.error(

@@ -92,6 +92,13 @@ class Database:
             )
         return self._backend
 
+    @property
+    def backend(self) -> Backend:
+        """Return the open backend of the database URL (for operations such as provisioning)."""
+        if self._backend is None:
+            raise NotOpen(f"{self.url.redacted}: the database is not open")
+        return self._backend
+
     def keyvalue(self, spec: EntitySpec, message: type[M]) -> KeyValueBackend[M]:
         """Return the KeyValue backend serving `spec`."""
         return self.backend_for(spec).keyvalue(spec, message)

@@ -249,7 +249,9 @@ class Graph(EdgeStore[E, K, K, EF], Generic[E, N, K, EF, NF]):
         fanout: int | None = DEFAULT_FANOUT,
     ) -> list[Visit[K]]:
         """Return every node within `max_depth` hops of `start`, nearest first, in key order within a depth."""
-        visits, _ = await self._breadth_first(start, max_depth, direction, edge_filter, node_filter, fanout)
+        visits, _ = await self._breadth_first(
+            start, max_depth, direction, edge_filter, node_filter, fanout, keep_adjacency=False
+        )
         return visits
 
     async def dfs(
@@ -333,7 +335,9 @@ class Graph(EdgeStore[E, K, K, EF], Generic[E, N, K, EF, NF]):
         fanout: int | None = DEFAULT_FANOUT,
     ) -> int:
         """Return how many distinct nodes other than `start` are within `k` hops of it."""
-        visits, _ = await self._breadth_first(start, k, direction, edge_filter, node_filter, fanout)
+        visits, _ = await self._breadth_first(
+            start, k, direction, edge_filter, node_filter, fanout, keep_adjacency=False
+        )
         return len(visits) - 1
 
     async def _breadth_first(
@@ -344,6 +348,8 @@ class Graph(EdgeStore[E, K, K, EF], Generic[E, N, K, EF, NF]):
         edge_filter: EF | None,
         node_filter: NF | None,
         fanout: int | None,
+        *,
+        keep_adjacency: bool = True,
     ) -> tuple[list[Visit[K]], dict[K, list[K]]]:
         _check_depth(max_depth)
         visits = [Visit(start, 0)]
@@ -353,11 +359,11 @@ class Graph(EdgeStore[E, K, K, EF], Generic[E, N, K, EF, NF]):
         for depth in range(1, max_depth + 1):
             if not frontier:
                 break
-            for node, neighbor in await self._hop(
-                frontier, _direction(direction), edge_filter, node_filter, fanout
-            ):
-                adjacency.setdefault(node, []).append(neighbor)
-            found = sorted({n for node in frontier for n in adjacency.get(node, ()) if n not in seen})
+            pairs = await self._hop(frontier, _direction(direction), edge_filter, node_filter, fanout)
+            if keep_adjacency:
+                for node, neighbor in pairs:
+                    adjacency.setdefault(node, []).append(neighbor)
+            found = sorted({n for _, n in pairs if n not in seen})
             seen.update(found)
             visits.extend(Visit(n, depth) for n in found)
             frontier = found

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,27 +10,18 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from backends import BACKENDS, fresh_database
 
 import prism_runtime
 from prism_runtime import Direction, Visit
-
-# Postgres joins as soon as its backend exists; the same tests then run against a real server.
-BACKENDS = ["sqlite"] + (["postgres"] if importlib.util.find_spec("prism_runtime.backends.postgres") else [])
-
-
-async def open_db(request: pytest.FixtureRequest, backend: str, path: Path) -> prism_runtime.Database:
-    """Open a database on `backend`: a SQLite file under `path`, or the session's Postgres server."""
-    url = f"sqlite:///{path / 'graph.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_dsn")
-    return await prism_runtime.connect(url)
 
 
 @pytest.fixture(params=BACKENDS)
 async def db(
     request: pytest.FixtureRequest, tmp_path: Path, generated: Path
 ) -> AsyncIterator[prism_runtime.Database]:
-    handle = await open_db(request, request.param, tmp_path)
-    yield handle
-    await handle.close()
+    async with fresh_database(request, tmp_path, generated) as handle:
+        yield handle
 
 
 @pytest.fixture

@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backends import BACKENDS, fresh_database
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_graph import BACKENDS, open_db
 
 import prism_runtime
 from prism_runtime import Direction, Visit
 
-# Key ranges per example; a random start keeps runs against a long-lived external server apart too.
-_RANGES = itertools.count(random.randrange(1 << 40) * 100)
+# Key ranges per example (the database is fresh per module and backend, so any start would do).
+_RANGES = itertools.count(random.randrange(1 << 20))
 _SETTINGS = settings(
     max_examples=200,
     deadline=None,
@@ -123,9 +123,8 @@ queries = st.builds(
 async def db(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, generated: Path
 ) -> AsyncIterator[prism_runtime.Database]:
-    handle = await open_db(request, request.param, tmp_path_factory.mktemp("graph"))
-    yield handle
-    await handle.close()
+    async with fresh_database(request, tmp_path_factory.mktemp("graph"), generated) as handle:
+        yield handle
 
 
 async def check(db: prism_runtime.Database, edge_name: str, graph: RandomGraph, query: Query) -> None:

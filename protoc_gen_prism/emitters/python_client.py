@@ -158,11 +158,11 @@ def _edge(entity: Entity, file: ProtoFile, pb2: str) -> _GraphClass:
 
 
 def _filter_fields(entity: Entity) -> list[tuple[str, str]]:
-    # Encrypted values differ from what a caller holds, so they cannot be compared by equality.
+    # Arrays are no single value, and encrypted values differ from what a caller holds: no equality on them.
     return [
         (f.name, _FILTER_TYPES[f.column_kind])
         for f in entity.fields
-        if f.column_kind in _FILTER_TYPES and not f.options.encrypt_at_rest
+        if f.column_kind in _FILTER_TYPES and not f.column_repeated and not f.options.encrypt_at_rest
     ]
 
 

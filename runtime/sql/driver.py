@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
+from prism_runtime.sql.statements import KeyValueStatements
 
 Row = Sequence[Any]
 
 
+@runtime_checkable
 class SqlDriver(Protocol):
     """A connection (or pool) to one SQL server; raises BackendError subclasses naming the namespace."""
 
@@ -28,6 +30,16 @@ class SqlDriver(Protocol):
 
     async def fetch(self, sql: str, args: Row, *, namespace: str) -> list[Row]:
         """Run a query and return its rows."""
+        ...
+
+    async def upsert_many(
+        self, statements: KeyValueStatements, rows: Sequence[Row], *, namespace: str
+    ) -> None:
+        """Insert or replace many rows (distinct keys) atomically, by the fastest path the server has."""
+        ...
+
+    async def execute_script(self, statements: Sequence[str], *, namespace: str) -> None:
+        """Run statements in order inside one transaction: all of them or none."""
         ...
 
     async def prepare_table(self, spec: EntitySpec, ddl: Sequence[str]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from google.protobuf.message import Message
 
@@ -48,7 +48,9 @@ class _Filter:
     def __init__(self, spec: EntitySpec, dialect: SqlDialect, what: str) -> None:
         self.spec = spec
         self.what = what
-        self.encoders = {c.name: dialect.encoder(c.kind) for c in spec.columns if c.kind in _FILTERABLE}
+        self.encoders = {
+            c.name: dialect.encoder(c) for c in spec.columns if c.kind in _FILTERABLE and not c.repeated
+        }
         self.quote = dialect.quote
 
     def conditions(self, alias: str, values: Mapping[str, Any], args: _Args) -> list[str]:
@@ -130,9 +132,9 @@ class SqlGraph(Generic[M]):
             sql = self._hop_sql(
                 frontier[start : start + _BATCH], direction, edge_filter, node_filter, fanout, args
             )
-            pairs.extend(
-                (row[0], row[1]) for row in await self.driver.fetch(sql, args.values, namespace=self._ns)
-            )
+            # Rows are (node, neighbor) already: sqlite3 tuples, asyncpg records; no copy on the hot path.
+            rows = await self.driver.fetch(sql, args.values, namespace=self._ns)
+            pairs.extend(cast("list[tuple[Any, Any]]", rows))
         return pairs
 
     async def edges(
@@ -186,11 +188,12 @@ class SqlGraph(Generic[M]):
             )
         # UNION drops the pairs both directions find (a <-> b, self-loops): fan-out counts distinct neighbors.
         pairs = " UNION ".join(sides)
-        if fanout is None:
-            return pairs
         if len(frontier) == 1:
             # One node: its neighbors in key order come straight off an index, no window needed.
-            return f"SELECT node, neighbor FROM ({pairs}) AS p ORDER BY neighbor LIMIT {args.bind(fanout)}"
+            limit = "" if fanout is None else f" LIMIT {args.bind(fanout)}"
+            return f"SELECT node, neighbor FROM ({pairs}) AS p ORDER BY neighbor{limit}"
+        if fanout is None:
+            return pairs  # a whole frontier's hop: the caller orders what it keeps
         ranked = (
             "SELECT node, neighbor, ROW_NUMBER() OVER (PARTITION BY node ORDER BY neighbor) AS prism_rank "
             f"FROM ({pairs}) AS p"
