@@ -135,19 +135,36 @@ class EdgeStore(Generic[E, S, T, EF]):
 
     async def add_edge(self, edge: E) -> None:
         """Insert `edge`, replacing the edge with the same source and target."""
-        await self._graph.put_edges((edge,))
+        await self._graph.put_edges((self._stored(edge),))
 
     async def add_edges(self, edges: Iterable[E]) -> None:
         """Insert or replace all `edges` in one atomic batch."""
-        await self._graph.put_edges(list(edges))
+        await self._graph.put_edges([self._stored(e) for e in edges])
 
     async def get_edge(self, source: S, target: T) -> E | None:
         """Return the edge from `source` to `target`, or None."""
-        return await self._graph.get_edge(source, target)
+        return await self._graph.get_edge(*self._ends(source, target))
 
     async def remove_edge(self, source: S, target: T) -> bool:
         """Delete the edge from `source` to `target`; return whether there was one."""
-        return await self._graph.delete_edge(source, target) > 0
+        return await self._graph.delete_edge(*self._ends(source, target)) > 0
+
+    def _ends(self, source: Any, target: Any) -> tuple[Any, Any]:
+        # An undirected edge is stored once, smaller key first, so (a, b) and (b, a) name the same edge.
+        if self.spec.bidirectional and target < source:
+            return target, source
+        return source, target
+
+    def _stored(self, edge: E) -> E:
+        """Return `edge` as it is stored: undirected edges with the smaller key as the source."""
+        source, target = self.spec.edge_source or "", self.spec.edge_target or ""
+        if not self.spec.bidirectional or getattr(edge, source) <= getattr(edge, target):
+            return edge
+        flipped = self.message_type()
+        flipped.CopyFrom(edge)
+        setattr(flipped, source, getattr(edge, target))
+        setattr(flipped, target, getattr(edge, source))
+        return flipped
 
     async def targets(
         self, source: S, *, edge_filter: EF | None = None, limit: int | None = DEFAULT_FANOUT

@@ -121,6 +121,14 @@ async def test_bidirectional_edges_are_followed_both_ways(db: prism_runtime.Data
     assert await knows.neighbors("k-a", Direction.OUT) == await knows.neighbors("k-a", Direction.IN)
     assert await knows.shortest_path("k-b", "k-c", 2) == ["k-b", "k-a", "k-c"]
     assert await knows.neighbors("k-a", edge_filter={"context": "work"}) == ["k-c"]
+    # Stored once, smaller key first: either order names the same edge.
+    stored = pb2.Knows(a_id="k-a", b_id="k-c", context="work")
+    assert await knows.get_edge("k-c", "k-a") == stored
+    assert await knows.get_edge("k-a", "k-c") == stored
+    await knows.add_edge(pb2.Knows(a_id="k-b", b_id="k-a", context="club"))
+    assert await knows.out_edges("k-a") == [pb2.Knows(a_id="k-a", b_id="k-b", context="club"), stored]
+    assert await knows.remove_edge("k-c", "k-a") is True
+    assert await knows.get_edge("k-a", "k-c") is None
 
 
 async def test_edges_between_two_node_types(db: prism_runtime.Database, social: Any) -> None:
