@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
@@ -11,6 +14,7 @@ from typing import Any
 
 import pytest
 from backends import BACKENDS, fresh_database
+from conftest import ROOT
 
 import prism_runtime
 from prism_runtime import Direction, Visit
@@ -191,3 +195,17 @@ async def test_sqlite_hops_read_the_forward_key_and_the_reverse_index(tmp_path: 
     )
     assert "acme_social_v1_follows__followee_id__follower_id__idx" in plan
     conn.close()
+
+
+def test_example_program_runs(tmp_path: Path, generated: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(generated), "PRISM_URL": f"sqlite:///{tmp_path / 'social.db'}"}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "social.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ada -> dee, shortest: ['ada', 'bob', 'cy', 'dee']" in done.stdout.splitlines()
+    assert "dee knows: ['ada'] | ada knows: ['dee']" in done.stdout.splitlines()
