@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -209,3 +210,15 @@ def test_example_program_runs(tmp_path: Path, generated: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "ada -> dee, shortest: ['ada', 'bob', 'cy', 'dee']" in done.stdout.splitlines()
     assert "dee knows: ['ada'] | ada knows: ['dee']" in done.stdout.splitlines()
+
+
+async def test_down_postgres_is_a_typed_error_naming_the_edge_namespace(social: Any) -> None:
+    _, prism = social
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # free now, and nothing listens on it
+    async with prism_runtime.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres") as db:
+        with pytest.raises(prism_runtime.BackendUnavailable) as caught:
+            await prism.FollowsGraph(db).bfs("secret-person-key", 2)
+    assert caught.value.namespace == "acme_social_v1_follows"
+    assert "secret-person-key" not in str(caught.value)
