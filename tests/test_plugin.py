@@ -146,6 +146,6 @@ def test_well_known_types_and_descriptor_proto_never_crash_the_plugin(tmp_path: 
 
     wkt = wkt_include()
     files = sorted(str(p.relative_to(wkt)) for p in (wkt / "google" / "protobuf").rglob("*.proto"))
-    run = run_protoc(wkt, files + ["prism/options.proto"], tmp_path)
+    run = run_protoc(wkt, [*files, "prism/options.proto"], tmp_path)
     assert run.returncode == 0, run.stderr
     assert run.files() == {}
