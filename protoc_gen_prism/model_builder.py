@@ -21,6 +21,7 @@ from protoc_gen_prism.vocabulary import AccessPattern, BackendKind, EdgeDirectio
 
 # Postgres truncates identifiers at 63 bytes; namespaces also name topics and subjects.
 _NAMESPACE_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_MAX_IDENTIFIER = 63
 _ROLE_OPTIONS = (
     "key",
     "sort_key",
@@ -283,6 +284,13 @@ class _Builder:
         def where(option: str) -> Location:
             return self._option_location(path, loc.FIELD_OPTIONS, options[option].number)
 
+        if entity and len(proto.name.encode()) > _MAX_IDENTIFIER:
+            self.error(
+                self.src.locate(path),
+                element,
+                f"field name is {len(proto.name.encode())} bytes long, more than the {_MAX_IDENTIFIER} a Postgres "
+                f"column name may have; allowed: names of at most {_MAX_IDENTIFIER} bytes",
+            )
         pii: PiiKind | None = None
         if "pii" in options:
             value = str(options["pii"].value)

@@ -12,11 +12,11 @@ from typing import TypeVar
 from google.protobuf.message import Message
 
 from prism_runtime.config import BackendUrl, sqlite_path
-from prism_runtime.errors import BackendError, BackendUnavailable, SchemaMismatch
+from prism_runtime.errors import BackendError, BackendUnavailable
 from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.dialects import SqliteDialect
-from prism_runtime.sql.driver import Row
+from prism_runtime.sql.driver import Row, verify_columns
 from prism_runtime.sql.graph import SqlGraph
 from prism_runtime.sql.keyvalue import SqlKeyValue
 from prism_runtime.sql.statements import KeyValueStatements
@@ -143,14 +143,7 @@ class SqliteDriver:
             ]
 
         present = set(await self._run(work, namespace=spec.namespace))
-        missing = [c.name for c in spec.columns if c.name not in present]
-        if missing:
-            raise SchemaMismatch(
-                f"table {spec.namespace!r} lacks columns {', '.join(missing)}",
-                namespace=spec.namespace,
-                backend=self.name,
-                hint="migrate it with `prism migrate` or start from a new database file",
-            )
+        verify_columns(spec, present, self.name, "")
 
 
 def _safe(error: Exception) -> str:
