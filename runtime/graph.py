@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, Protocol, TypeVar
 
 from google.protobuf.message import Message
@@ -382,7 +383,8 @@ class Graph(EdgeStore[E, K, K, EF], Generic[E, N, K, EF, NF]):
                     adjacency.setdefault(node, []).append(neighbor)
             found = sorted({n for _, n in pairs if n not in seen})
             seen.update(found)
-            visits.extend(Visit(n, depth) for n in found)
+            # _make skips the per-call argument handling of a NamedTuple's __new__: a bfs builds many.
+            visits.extend(map(Visit._make, zip(found, repeat(depth))))
             frontier = found
         for neighbors in adjacency.values():
             neighbors.sort()
