@@ -150,6 +150,10 @@ class EdgeStore(Generic[E, S, T, EF]):
         """Delete the edge from `source` to `target`; return whether there was one."""
         return await self._graph.delete_edge(*self._ends(source, target)) > 0
 
+    def _way(self, direction: Direction) -> Direction:
+        # An undirected edge has no in or out: every read follows it both ways.
+        return Direction.BOTH if self.spec.bidirectional else direction
+
     def _ends(self, source: Any, target: Any) -> tuple[Any, Any]:
         # An undirected edge is stored once, smaller key first, so (a, b) and (b, a) name the same edge.
         if self.spec.bidirectional and target < source:
@@ -184,7 +188,7 @@ class EdgeStore(Generic[E, S, T, EF]):
     ) -> list[E]:
         """Return the edges from `source`, ordered by target, at most `limit`."""
         return await self._graph.edges(
-            source, direction=Direction.OUT, edge_filter=edge_filter or {}, limit=_limit(limit)
+            source, direction=self._way(Direction.OUT), edge_filter=edge_filter or {}, limit=_limit(limit)
         )
 
     async def in_edges(
@@ -192,7 +196,7 @@ class EdgeStore(Generic[E, S, T, EF]):
     ) -> list[E]:
         """Return the edges to `target`, ordered by source, at most `limit`."""
         return await self._graph.edges(
-            target, direction=Direction.IN, edge_filter=edge_filter or {}, limit=_limit(limit)
+            target, direction=self._way(Direction.IN), edge_filter=edge_filter or {}, limit=_limit(limit)
         )
 
     async def _hop(
@@ -203,12 +207,9 @@ class EdgeStore(Generic[E, S, T, EF]):
         node_filter: Mapping[str, Any] | None,
         fanout: int | None,
     ) -> list[tuple[Any, Any]]:
-        if self.spec.bidirectional:
-            # An undirected edge has no in or out: every hop follows it both ways.
-            direction = Direction.BOTH
         return await self._graph.expand(
             frontier,
-            direction=direction,
+            direction=self._way(direction),
             edge_filter=edge_filter or {},
             node_filter=node_filter or {},
             fanout=_limit(fanout),

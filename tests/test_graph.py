@@ -132,6 +132,7 @@ async def test_bidirectional_edges_are_followed_both_ways(db: prism_runtime.Data
     assert await knows.get_edge("k-a", "k-c") == stored
     await knows.add_edge(pb2.Knows(a_id="k-b", b_id="k-a", context="club"))
     assert await knows.out_edges("k-a") == [pb2.Knows(a_id="k-a", b_id="k-b", context="club"), stored]
+    assert await knows.in_edges("k-c") == await knows.out_edges("k-c") == [stored]
     assert await knows.remove_edge("k-c", "k-a") is True
     assert await knows.get_edge("k-a", "k-c") is None
 
