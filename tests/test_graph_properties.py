@@ -57,6 +57,22 @@ class RandomGraph:
             found = {n for n in found if self.colors.get(n) == color}
         return sorted(found)[:fanout]
 
+    def edge_rows(
+        self, node: int, direction: Direction, weight: int | None, limit: int | None
+    ) -> list[tuple[int, int, int]]:
+        """Return the stored edges at `node` as (source, target, weight), ordered by their other end."""
+        if self.bidirectional:
+            direction = Direction.BOTH
+        rows = {}
+        for (a, b), w in as_stored(self).items():
+            if weight is not None and w != weight:
+                continue
+            if a == node and direction in (Direction.OUT, Direction.BOTH):
+                rows[(a, b, w)] = b
+            if b == node and direction in (Direction.IN, Direction.BOTH):
+                rows[(a, b, w)] = a
+        return sorted(rows, key=lambda row: rows[row])[:limit]
+
     def bfs(self, start: int, depth: int, *hop: Any) -> list[tuple[int, int]]:
         """Return (node, depth) in breadth-first order, key order within a depth."""
         out, seen, frontier = [(start, 0)], {start}, [start]
@@ -169,6 +185,12 @@ async def check(db: prism_runtime.Database, edge_name: str, graph: RandomGraph, 
     limit = kwargs.pop("fanout")
     expected_neighbors = [key(n) for n in graph.neighbors(query.start, *hop)]
     assert await client.neighbors(start, **kwargs, limit=limit) == expected_neighbors
+    for direction, read in ((Direction.OUT, client.out_edges), (Direction.IN, client.in_edges)):
+        got = [
+            (getattr(e, ends[0]) - base, getattr(e, ends[1]) - base, e.weight)
+            for e in await read(start, edge_filter=kwargs["edge_filter"], limit=limit)
+        ]
+        assert got == graph.edge_rows(query.start, direction, query.weight, limit)
     kwargs["fanout"] = limit
     assert await client.bfs(start, query.depth, **kwargs) == keys(graph.bfs(query.start, query.depth, *hop))
     assert await client.dfs(start, query.depth, **kwargs) == keys(graph.dfs(query.start, query.depth, *hop))
