@@ -345,6 +345,12 @@ class _Builder:
                 self.error(
                     where(role), element, f"a {role} cannot be a member of oneof {oneof!r}; move it out"
                 )
+        for role in ("edge_source", "edge_target"):
+            # Its type is checked against the node key once the node is known; presence is checked here.
+            if flags.get(role) and oneof is not None:
+                self.error(
+                    where(role), element, f"an {role} cannot be a member of oneof {oneof!r}; move it out"
+                )
         if flags.get("event_time") and not (
             not repeated and (type_name == TIMESTAMP or proto_type in _EVENT_TIME_TYPES)
         ):

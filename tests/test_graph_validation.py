@@ -146,6 +146,17 @@ CASES = [
         "allowed: one role per field",
     ),
     (
+        "edge_end_in_oneof",
+        edge(
+            *GOOD_OPTIONS,
+            GOOD_FIELDS[0],
+            "oneof end {",
+            "  string dst = 2 [(prism.edge_target) = true];",
+            "}",
+        ),
+        "14:21: acme.bad.v1.Follows.dst: an edge_target cannot be a member of oneof 'end'; move it out",
+    ),
+    (
         "node_without_key",
         'message Place {\n  option (prism.access_pattern) = "graph_node";\n  string id = 1;\n}\n',
         "8:1: acme.bad.v1.Place: a graph_node message needs a key: mark one field with (prism.key) = true; "
