@@ -89,10 +89,8 @@ def plan_migration(before: Schema, after: Schema, *, allow_destructive: bool = F
 def _cannot_alter(old: Entity, new: Entity) -> str:
     if old.abstraction is not new.abstraction:
         return f"abstraction changes from {old.abstraction} to {new.abstraction}"
-    for role in ("key", "sort_key"):
-        was, now = getattr(old, role), getattr(new, role)
-        if (was.number if was else None) != (now.number if now else None):
-            return f"the {role} changes"
+    if [c.number for c in old.spec.key_columns] != [c.number for c in new.spec.key_columns]:
+        return "the primary key (key, sort_key, or an edge's source and target) changes"
     return ""
 
 

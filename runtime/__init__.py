@@ -9,18 +9,25 @@ from prism_runtime.errors import (
     PrismError,
     SchemaMismatch,
 )
+from prism_runtime.graph import DEFAULT_FANOUT, Direction, EdgeStore, Graph, NodeStore, Visit
 from prism_runtime.keyvalue import KeyValueStore, SortedKeyValueStore
 
 __all__ = [
+    "DEFAULT_FANOUT",
     "BackendError",
     "BackendUnavailable",
     "ConfigError",
     "Database",
+    "Direction",
+    "EdgeStore",
+    "Graph",
     "KeyValueStore",
+    "NodeStore",
     "NotOpen",
     "PrismError",
     "SchemaMismatch",
     "SortedKeyValueStore",
+    "Visit",
     "connect",
 ]
 __version__ = "0.1.0"

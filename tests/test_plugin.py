@@ -117,3 +117,35 @@ def test_garbage_on_stdin_is_a_clean_error() -> None:
     assert done.returncode != 0
     assert b"Traceback" not in done.stderr
     assert b"not a CodeGeneratorRequest" in done.stderr
+
+
+def test_pure_python_protobuf_gives_the_same_output(tmp_path: Path) -> None:
+    env = {**os.environ, "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python"}
+    out = tmp_path / "python"
+    out.mkdir()
+    done = subprocess.run(
+        [
+            *protoc_commands()["grpcio-tools"],
+            f"-I{EXAMPLES}",
+            f"-I{tool_include()}",
+            f"--plugin=protoc-gen-prism={tool('protoc-gen-prism')}",
+            f"--prism_out={out}",
+            *EXAMPLE_FILES,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    upb = run_protoc(EXAMPLES, EXAMPLE_FILES, tmp_path / "upb")
+    assert {str(p.relative_to(out)): p.read_text() for p in out.rglob("*") if p.is_file()} == upb.files()
+
+
+def test_well_known_types_and_descriptor_proto_never_crash_the_plugin(tmp_path: Path) -> None:
+    from protoc_gen_prism.protoc_runner import wkt_include
+
+    wkt = wkt_include()
+    files = sorted(str(p.relative_to(wkt)) for p in (wkt / "google" / "protobuf").rglob("*.proto"))
+    run = run_protoc(wkt, [*files, "prism/options.proto"], tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.files() == {}

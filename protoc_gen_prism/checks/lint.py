@@ -207,32 +207,6 @@ def append_without_retention(schema: Schema) -> Iterator[Hit]:
 
 
 @rule(
-    "LINT_EDGE_WITHOUT_ENDPOINTS",
-    Category.LINT,
-    Severity.ERROR,
-    "a graph_edge message lacks an edge_source or an edge_target field",
-    """
-message Follows {
-  option (prism.access_pattern) = "graph_edge";
-  string follower = 1 [(prism.edge_source) = true];
-  string followed = 2;
-}""",
-)
-def edge_without_endpoints(schema: Schema) -> Iterator[Hit]:
-    """Find edges that do not say which nodes they join."""
-    for e in _entities(schema, AccessPattern.GRAPH_EDGE):
-        missing = [
-            r for r in ("edge_source", "edge_target") if not any(getattr(f.options, r) for f in e.fields)
-        ]
-        if missing:
-            yield Hit(
-                e.location,
-                f"{e.full_name}: graph_edge without {' and '.join(f'(prism.{r})' for r in missing)}; "
-                "mark the fields holding the keys of the nodes it joins",
-            )
-
-
-@rule(
     "LINT_NAMESPACE_RESERVED",
     Category.LINT,
     Severity.ERROR,

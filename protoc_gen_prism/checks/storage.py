@@ -15,10 +15,15 @@ _DIALECTS = (PostgresDialect(), SqliteDialect())
 _KV = 'option (prism.access_pattern) = "key_value";'
 
 
+def _primary(entity: Entity, role: str) -> Field | None:
+    """Return the field stored as the key or sort key (an edge is keyed by its source and target)."""
+    name = entity.spec.key if role == "key" else entity.spec.sort_key
+    return next((f for f in entity.fields if f.name == name), None) if name else None
+
+
 def _role_change(change: Change, role: str) -> Iterator[Hit]:
     for old, new in change.entity_pairs:
-        before: Field | None = getattr(old, role)
-        after: Field | None = getattr(new, role)
+        before, after = _primary(old, role), _primary(new, role)
         if (before.number if before else None) == (after.number if after else None):
             continue
         was = f"{before.name} = {before.number}" if before else "none"

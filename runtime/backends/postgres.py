@@ -20,7 +20,8 @@ from prism_runtime.errors import BackendError, BackendUnavailable, ConfigError, 
 from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.dialects import PostgresDialect
-from prism_runtime.sql.driver import Row
+from prism_runtime.sql.driver import Row, verify_columns
+from prism_runtime.sql.graph import SqlGraph
 from prism_runtime.sql.keyvalue import SqlKeyValue
 from prism_runtime.sql.statements import KeyValueStatements
 
@@ -76,6 +77,10 @@ class PostgresDriver:
     def keyvalue(self, spec: EntitySpec, message: type[M]) -> SqlKeyValue[M]:
         """Return the KeyValue backend of one entity."""
         return SqlKeyValue(spec, message, self)
+
+    def graph(self, spec: EntitySpec, message: type[M], node_spec: EntitySpec | None) -> SqlGraph[M]:
+        """Return the Graph backend of one edge type."""
+        return SqlGraph(spec, message, self, node_spec)
 
     async def pool(self, namespace: str) -> asyncpg.Pool:
         """Return the pool, creating it on first use."""
@@ -203,22 +208,7 @@ class PostgresDriver:
             ),
             spec.namespace,
         )
-        present = {r[0] for r in rows}
-        if not present:
-            raise SchemaMismatch(
-                f"table {spec.namespace!r} does not exist",
-                namespace=spec.namespace,
-                backend=self.name,
-                hint=PROVISION_HINT,
-            )
-        missing = [c.name for c in spec.columns if c.name not in present]
-        if missing:
-            raise SchemaMismatch(
-                f"table {spec.namespace!r} lacks columns {', '.join(missing)}",
-                namespace=spec.namespace,
-                backend=self.name,
-                hint="apply the migrations from `prism migrate` with `prism provision`",
-            )
+        verify_columns(spec, {r[0] for r in rows}, self.name, PROVISION_HINT)
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:

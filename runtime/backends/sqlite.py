@@ -12,11 +12,12 @@ from typing import TypeVar
 from google.protobuf.message import Message
 
 from prism_runtime.config import BackendUrl, sqlite_path
-from prism_runtime.errors import BackendError, BackendUnavailable, SchemaMismatch
+from prism_runtime.errors import BackendError, BackendUnavailable
 from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.dialects import SqliteDialect
-from prism_runtime.sql.driver import Row
+from prism_runtime.sql.driver import Row, verify_columns
+from prism_runtime.sql.graph import SqlGraph
 from prism_runtime.sql.keyvalue import SqlKeyValue
 from prism_runtime.sql.statements import KeyValueStatements
 
@@ -64,6 +65,10 @@ class SqliteDriver:
     def keyvalue(self, spec: EntitySpec, message: type[M]) -> SqlKeyValue[M]:
         """Return the KeyValue backend of one entity."""
         return SqlKeyValue(spec, message, self)
+
+    def graph(self, spec: EntitySpec, message: type[M], node_spec: EntitySpec | None) -> SqlGraph[M]:
+        """Return the Graph backend of one edge type."""
+        return SqlGraph(spec, message, self, node_spec)
 
     async def _run(self, fn: Callable[[], T], *, namespace: str) -> T:
         loop = asyncio.get_running_loop()
@@ -138,14 +143,7 @@ class SqliteDriver:
             ]
 
         present = set(await self._run(work, namespace=spec.namespace))
-        missing = [c.name for c in spec.columns if c.name not in present]
-        if missing:
-            raise SchemaMismatch(
-                f"table {spec.namespace!r} lacks columns {', '.join(missing)}",
-                namespace=spec.namespace,
-                backend=self.name,
-                hint="migrate it with `prism migrate` or start from a new database file",
-            )
+        verify_columns(spec, present, self.name, "")
 
 
 def _safe(error: Exception) -> str:

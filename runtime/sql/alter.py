@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from prism_runtime.schema import Column
-from prism_runtime.sql.ddl import column_definition, index_name
+from prism_runtime.sql.ddl import _create_index, column_definition, index_name
 from prism_runtime.sql.dialect import SqlDialect
 
 
@@ -59,12 +59,10 @@ def drop_not_null(table: str, column: str, dialect: SqlDialect) -> exp.Alter:
 
 def create_index(table: str, column: str, dialect: SqlDialect) -> exp.Create:
     """Return CREATE INDEX IF NOT EXISTS, CONCURRENTLY where the dialect can build it without blocking writes."""
-    index = exp.Index(
-        this=exp.to_identifier(index_name(table, column, dialect), quoted=True),
-        table=_table(table),
-        params=exp.IndexParameters(columns=[exp.column(column, quoted=True)]),
-    )
-    return exp.Create(this=index, kind="INDEX", exists=True, concurrently=dialect.supports_concurrent_index)
+    # The very statement the DDL writes, so both name and shape the index alike.
+    statement = _create_index(table, index_name(table, column, dialect), [column])
+    statement.set("concurrently", dialect.supports_concurrent_index)
+    return statement
 
 
 def drop_index(table: str, column: str, dialect: SqlDialect) -> exp.Drop:

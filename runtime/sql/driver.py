@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from prism_runtime.errors import SchemaMismatch
 from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.statements import KeyValueStatements
@@ -45,3 +46,19 @@ class SqlDriver(Protocol):
     async def prepare_table(self, spec: EntitySpec, ddl: Sequence[str]) -> None:
         """Make the entity's table usable: create it (embedded backends) or check it exists."""
         ...
+
+
+def verify_columns(spec: EntitySpec, present: set[str], backend: str, hint: str) -> None:
+    """Raise SchemaMismatch naming what is missing when the table lacks (or lacks columns of) `spec`."""
+    if not present:
+        raise SchemaMismatch(
+            f"table {spec.namespace!r} does not exist", namespace=spec.namespace, backend=backend, hint=hint
+        )
+    missing = [c.name for c in spec.columns if c.name not in present]
+    if missing:
+        raise SchemaMismatch(
+            f"table {spec.namespace!r} lacks columns {', '.join(missing)}",
+            namespace=spec.namespace,
+            backend=backend,
+            hint="apply the migrations from `prism migrate` with `prism provision`",
+        )
