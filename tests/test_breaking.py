@@ -50,6 +50,19 @@ ADDRESS = (
     'message Address {\n  string street = 1 [(prism.pii) = "address", (prism.encrypt_at_rest) = true];\n}'
 )
 
+EDGE = """message Node {
+  option (prism.access_pattern) = "graph_node";
+  string id = 1 [(prism.key) = true];
+}
+message Link {
+  option (prism.access_pattern) = "graph_edge";
+  option (prism.edge_source_type) = "acme.app.v1.Node";
+  option (prism.edge_target_type) = "acme.app.v1.Node";
+  string a_id = 1 [(prism.edge_source) = true];
+  string b_id = 2 [(prism.edge_target) = true];
+  string via = 3;
+}"""
+
 # (name, baseline, current, expected [(rule, "line:col")] in output order); safe changes expect nothing.
 PAIRS: list[tuple[str, str | dict[str, str], str | dict[str, str], list[tuple[str, str]]]] = [
     # -- safe changes: no findings ------------------------------------------------------------------
@@ -156,6 +169,20 @@ PAIRS: list[tuple[str, str | dict[str, str], str | dict[str, str], list[tuple[st
             ("WIRE_FIELD_RENAMED", "8:3"),
             ("WIRE_FIELD_RENAMED", "9:3"),
         ],
+    ),
+    (
+        "edge_target_changed",
+        EDGE,
+        EDGE.replace("string b_id = 2 [(prism.edge_target) = true];", "string b_id = 2;").replace(
+            "string via = 3;", "string via = 3 [(prism.edge_target) = true];"
+        ),
+        [("STORAGE_SORT_KEY_CHANGED", "15:3")],
+    ),
+    (
+        "edge_gains_an_index",
+        EDGE,
+        EDGE.replace("string via = 3;", "string via = 3 [(prism.index) = true];"),
+        [],
     ),
     # -- data protection ----------------------------------------------------------------------------
     (
@@ -266,6 +293,18 @@ def test_every_breaking_example_fires_its_rule(tmp_path: Path, rule_id: str) -> 
         )
     }
     assert (rule_id in fired) is (rule_id not in NEEDS_A_PLAN)
+
+
+def test_a_baseline_that_does_not_build_fails(tmp_path: Path) -> None:
+    base = _write(
+        tmp_path / "base", 'message M {\n  option (prism.access_pattern) = "key_value";\n  string id = 1;\n}'
+    )
+    current = _write(tmp_path / "current", kv())
+    run = prism("breaking", current, "--against", base)
+    assert run.returncode == 1
+    assert run.stdout.startswith(
+        f"{FILE}:5:1: SCHEMA_INVALID: baseline: acme.app.v1.M: a key_value message needs a key"
+    )
 
 
 def test_against_a_snapshot_image(tmp_path: Path) -> None:

@@ -129,6 +129,10 @@ def test_config_errors_are_located(tmp_path: Path) -> None:
         ConfigError, match=r":2:23: severity of LINT_PII_PLAINTEXT is 'fatal'; allowed: error, warning, off"
     ):
         load_config(path)
+    path.write_text("severity:\n  SCHEMA_INVALID: warning\n")
+    with pytest.raises(ConfigError, match=r":2:3: SCHEMA_INVALID is always an error; fix the schema"):
+        load_config(path)
+    path.write_text("severity:\n  LINT_PII_PLAINTEXT: fatal\n")
     bad = prism("check", EXAMPLES, "--config", path)
     assert bad.returncode == 2 and "severity of LINT_PII_PLAINTEXT is 'fatal'" in bad.stderr
 

@@ -253,3 +253,28 @@ def test_key_and_type_changes_are_withheld(tmp_path: Path) -> None:
     )
     run = prism("migrate", after, "--against", before, "-o", tmp_path / "m")
     assert "not written: accounts.credits: column type changes from BIGINT to DOUBLE PRECISION" in run.stderr
+
+
+def test_provision_cli_applies_migrations_first(tmp_path: Path, versions: list[Version]) -> None:
+    v1, v2, _ = versions
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    first = prism("provision", v1.gen, "--url", url)
+    assert first.returncode == 0, first.stderr
+    migrations = tmp_path / "migrations"
+    assert (
+        prism(
+            "migrate", v2.root, "--against", v1.root, "-o", migrations, "--name", "Nick to display name"
+        ).returncode
+        == 0
+    )
+    dry = prism("provision", v2.gen, "--url", url, "--migrations", migrations, "--dry-run")
+    assert (
+        dry.stdout.splitlines()[0]
+        == "migrations/sqlite/0001_nick_to_display_name.sql: statement would be applied"
+    )
+    done = prism("provision", v2.gen, "--url", url, "--migrations", migrations)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "migrations/sqlite/0001_nick_to_display_name.sql: statement applied"
+    assert "sql/sqlite/acme/shop/v1/shop.sql: index accounts__country__idx already exists" in lines
+    assert lines[-1] == "prism provision (sqlite): applied 2 file(s), 0 unchanged"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from protoc_gen_prism.checks.rules import RULES, Finding, Severity
+from protoc_gen_prism.checks.rules import RULES, SCHEMA_INVALID, Finding, Severity
 from protoc_gen_prism.diagnostics import allowed_values
 
 CONFIG_FILES = ("prism-check.yaml", "prism.yaml")
@@ -85,6 +85,8 @@ def load_config(path: Path) -> CheckConfig:
     if "severity" in top:
         for rule_id, (key_node, value_node) in _mapping(path, top["severity"][1], "severity").items():
             _check_rule(path, key_node, rule_id, wildcard=False)
+            if rule_id == SCHEMA_INVALID.id:
+                raise ConfigError(f"{_where(path, key_node)}: {rule_id} is always an error; fix the schema")
             value = str(value_node.value) if isinstance(value_node, yaml.ScalarNode) else ""
             try:
                 severity[rule_id] = Severity(value)

@@ -52,8 +52,10 @@ def lint_image(image: Image, config: CheckConfig) -> list[Finding]:
 
 def breaking_changes(before: Image, after: Image, config: CheckConfig) -> list[Finding]:
     """Return every breaking change from `before` to `after`; model rules run only when both sides build."""
-    before_schema, _ = _schema(before)
+    before_schema, broken = _schema(before)
     after_schema, invalid = _schema(after)
+    # Without the baseline's model the storage, protection and stream rules cannot run: that must not pass.
+    invalid += [Finding(f.location, f.rule, f"baseline: {f.message}") for f in broken]
     change = Change(before, after, before_schema, after_schema)
     categories = [c for c in Category if c is not Category.LINT]
     return sorted(invalid + _run(config, categories, lambda check: check(change)))
