@@ -11,7 +11,7 @@ from google.protobuf import descriptor_pb2
 from protoc_gen_prism import locations as loc
 from protoc_gen_prism.diagnostics import Location
 from protoc_gen_prism.images import Image
-from protoc_gen_prism.model import Entity, Field, FieldOptions, Schema
+from protoc_gen_prism.model import Entity, Field, FieldOptions, Schema, ValueType
 
 _E = descriptor_pb2.EnumDescriptorProto
 ENUM_TYPE = descriptor_pb2.FileDescriptorProto.ENUM_TYPE_FIELD_NUMBER
@@ -88,6 +88,32 @@ class Change:
     def after_types(self) -> TypeIndex:
         """Return the current types."""
         return TypeIndex(self.after)
+
+    @cached_property
+    def _model_locations(self) -> dict[tuple[str, int], Location]:
+        # The model already located every entity, value type and their fields: reuse that, and read
+        # SourceCodeInfo again only for messages the model does not hold.
+        found: dict[tuple[str, int], Location] = {}
+        for file in self.after_schema.files if self.after_schema is not None else ():
+            owners: list[Entity | ValueType] = [*file.entities, *file.value_types]
+            for owner in owners:
+                found[owner.full_name, 0] = owner.location
+                found.update(((owner.full_name, f.number), f.location) for f in owner.fields)
+        return found
+
+    def locate(self, declared: Declared, field_index: int | None = None) -> Location:
+        """Return where a current message (or its field at `field_index`) is written."""
+        message = declared.proto
+        number = 0
+        if field_index is not None:
+            assert isinstance(message, descriptor_pb2.DescriptorProto)
+            number = message.field[field_index].number
+        known = self._model_locations.get((declared.full_name, number))
+        if known is not None:
+            return known
+        if field_index is None:
+            return self.after_types.locate(declared)
+        return self.after_types.locate(declared, loc.FIELD, field_index)
 
     @cached_property
     def entity_pairs(self) -> list[tuple[Entity, Entity]]:

@@ -236,16 +236,18 @@ def reserved_in(name: str) -> tuple[str, ...]:
     found = []
     if name.lower() in POSTGRES_RESERVED:
         found.append("postgres")
-    # SQLite's own parser decides: an unquoted reserved word is a syntax error (as a column, so that the
-    # sqlite_ table prefix, a different rule, does not count).
-    conn = sqlite3.connect(":memory:")
+    # SQLite's own parser decides: an unquoted reserved word is a syntax error. EXPLAIN compiles the
+    # statement without running it, and as a column name the sqlite_ table prefix (another rule) is moot.
     try:
-        conn.execute(f"CREATE TABLE t ({name} INTEGER)")
+        _sqlite().execute(f"EXPLAIN CREATE TABLE t ({name} INTEGER)")
     except sqlite3.OperationalError:
         found.append("sqlite")
-    finally:
-        conn.close()
     return tuple(found)
+
+
+@cache
+def _sqlite() -> sqlite3.Connection:
+    return sqlite3.connect(":memory:", check_same_thread=False)
 
 
 @rule(

@@ -45,7 +45,7 @@ def _where_gone(change: Change, declared: Declared) -> Location:
     parent = declared.full_name.rsplit(".", 1)[0]
     now = change.after_types.messages.get(parent)
     if now is not None:
-        return change.after_types.locate(now)
+        return change.locate(now)
     if declared.file in change.after.by_name:
         return Location(declared.file)
     return change.before_types.locate(declared)
@@ -76,7 +76,7 @@ def field_deleted(change: Change) -> Iterator[Hit]:
             if f.number in numbers or _reserved(now, f.number, f.name) or f.name in names:
                 continue
             yield Hit(
-                change.after_types.locate(new),
+                change.locate(new),
                 f"{new.full_name}: field {f.name} = {f.number} was deleted; add `reserved {f.number};` and "
                 f'`reserved "{f.name}";` so the number is never reused',
             )
@@ -101,7 +101,7 @@ def field_number_changed(change: Change) -> Iterator[Hit]:
                 continue
             i, moved = by_name[f.name]
             yield Hit(
-                change.after_types.locate(new, loc.FIELD, i),
+                change.locate(new, i),
                 f"{new.full_name}.{f.name}: number changed from {f.number} to {moved.number}; "
                 f"keep {f.number} (data on the wire and in streams is keyed by number)",
             )
@@ -125,7 +125,7 @@ def field_type_changed(change: Change) -> Iterator[Hit]:
             i, now = by_number[f.number]
             if _type(f) != _type(now):
                 yield Hit(
-                    change.after_types.locate(new, loc.FIELD, i),
+                    change.locate(new, i),
                     f"{new.full_name}.{now.name}: field {f.number} changed type from {_type(f)} to {_type(now)}; "
                     "add a new field with a new number instead",
                 )
@@ -147,7 +147,7 @@ def field_renamed(change: Change) -> Iterator[Hit]:
             if f.number in by_number and by_number[f.number][1].name != f.name:
                 i, now = by_number[f.number]
                 yield Hit(
-                    change.after_types.locate(new, loc.FIELD, i),
+                    change.locate(new, i),
                     f"{new.full_name}.{now.name}: field {f.number} renamed from {f.name}; JSON and generated code "
                     "change, `prism migrate` renames the column",
                 )
@@ -170,7 +170,7 @@ def enum_value_deleted(change: Change) -> Iterator[Hit]:
             if v.number in numbers or _enum_reserved(now, v.number, v.name):
                 continue
             yield Hit(
-                change.after_types.locate(new),
+                change.locate(new),
                 f"{new.full_name}: value {v.name} = {v.number} was deleted; add `reserved {v.number};` and "
                 f'`reserved "{v.name}";`',
             )
@@ -207,7 +207,7 @@ def message_moved(change: Change) -> Iterator[Hit]:
     for old, new in _gone(change.before_types, change.after_types, "message"):
         if new is not None:
             yield Hit(
-                change.after_types.locate(new),
+                change.locate(new),
                 f"{old.full_name}: moved to {new.full_name}; keep the old name (type URLs and imports use it)",
             )
 
@@ -239,7 +239,7 @@ def enum_deleted(change: Change) -> Iterator[Hit]:
     """Find enums that are gone or renamed."""
     for old, new in _gone(change.before_types, change.after_types, "enum"):
         hint = f"moved to {new.full_name}" if new is not None else "deleted"
-        where = change.after_types.locate(new) if new is not None else _where_gone(change, old)
+        where = change.locate(new) if new is not None else _where_gone(change, old)
         yield Hit(where, f"{old.full_name}: enum {hint}; keep it under its old name")
 
 
