@@ -43,6 +43,8 @@ def series(retention: str = "30", options: str = "") -> str:
     return "\n".join(lines)
 
 
+# Partition counts exist on Kafka topics: pin the backend so the planner's choice cannot move the stream.
+KAFKA = 'option (prism.backend) = "kafka";\n'
 ENUM = "enum Color {\n  COLOR_UNSPECIFIED = 0;\n  COLOR_RED = 1;\n}"
 EMAIL = 'string email = 2 [(prism.pii) = "email", (prism.encrypt_at_rest) = true];'
 SSN = 'string ssn = 2 [(prism.pii) = "ssn", (prism.encrypt_at_rest) = true, (prism.access_audit) = true];'
@@ -221,14 +223,14 @@ PAIRS: list[tuple[str, str | dict[str, str], str | dict[str, str], list[tuple[st
     ("forever_to_limited", series("0"), series("365"), [("STREAM_RETENTION_SHORTENED", "5:1")]),
     (
         "partitions_decreased",
-        series(options='option (prism.consumer_parallelism) = "8";'),
-        series(options='option (prism.consumer_parallelism) = "4";'),
+        series(options=KAFKA + 'option (prism.consumer_parallelism) = "8";'),
+        series(options=KAFKA + 'option (prism.consumer_parallelism) = "4";'),
         [("STREAM_PARTITIONS_DECREASED", "5:1")],
     ),
     (
         "partitions_increased_keyed",
-        series(options='option (prism.consumer_parallelism) = "4";'),
-        series(options='option (prism.consumer_parallelism) = "8";'),
+        series(options=KAFKA + 'option (prism.consumer_parallelism) = "4";'),
+        series(options=KAFKA + 'option (prism.consumer_parallelism) = "8";'),
         [("STREAM_PARTITIONS_INCREASED_KEYED", "5:1")],
     ),
     (

@@ -10,8 +10,10 @@ from checks_support import prism, write_schema
 from conftest import EXAMPLES, ROOT
 
 from protoc_gen_prism.checks.config import CheckConfig, ConfigError, load_config
-from protoc_gen_prism.checks.rules import RULES, Category
+from protoc_gen_prism.checks.report import Format, render
+from protoc_gen_prism.checks.rules import RULES, Category, Finding, Severity
 from protoc_gen_prism.checks.runner import lint_image
+from protoc_gen_prism.diagnostics import Location
 from protoc_gen_prism.images import compile_image
 
 KV = 'option (prism.access_pattern) = "key_value";\n  string id = 1 [(prism.key) = true];'
@@ -146,3 +148,23 @@ def test_protoc_errors_are_reported_not_raised(tmp_path: Path) -> None:
 
 def test_root_of_repo_proto_dir_is_clean() -> None:
     assert prism("check", ROOT / "proto").returncode == 0
+
+
+def test_namespace_collision_across_files_is_schema_invalid(tmp_path: Path) -> None:
+    one = 'message M {\n  option (prism.access_pattern) = "key_value";\n  option (prism.namespace) = "shared";\n  string id = 1 [(prism.key) = true];\n}'
+    write_schema(tmp_path, one, name="acme/a/v1/a.proto", package="acme.a.v1")
+    write_schema(tmp_path, one, name="acme/b/v1/b.proto", package="acme.b.v1")
+    run = prism("check", tmp_path, "--format", "json")
+    assert run.returncode == 1
+    assert run.findings() == [("SCHEMA_INVALID", "acme/b/v1/b.proto:5:1")]
+    assert "namespace 'shared' is already used by acme.a.v1.M" in json.loads(run.stdout)[0]["message"]
+
+
+def test_github_annotations_escape_what_github_would_misread() -> None:
+    finding = Finding(Location("a,b:c.proto", 3, 4), "LINT_PII_PLAINTEXT", "100% plain\nsecond line")
+    assert render([finding], Format.GITHUB, "proto") == (
+        "::error file=proto/a%2Cb%3Ac.proto,line=3,col=4,title=LINT_PII_PLAINTEXT::100%25 plain%0Asecond line"
+    )
+    warning = Finding(Location("x.proto"), "LINT_PII_KEY", "m", Severity.WARNING)
+    assert render([warning], Format.GITHUB) == "::warning file=x.proto,title=LINT_PII_KEY::m"
+    assert render([warning], Format.TEXT) == "x.proto: LINT_PII_KEY: m (warning)"

@@ -19,6 +19,9 @@ def _stream(days: int, extra: str = "") -> str:
     )
 
 
+_KAFKA = '  option (prism.backend) = "kafka";\n'
+
+
 def _series(change: Change) -> Iterator[tuple[Entity, StreamSettings, StreamSettings]]:
     for old, new in change.entity_pairs:
         if old.abstraction is Abstraction.TIME_SERIES and new.abstraction is Abstraction.TIME_SERIES:
@@ -54,8 +57,8 @@ def retention_shortened(change: Change) -> Iterator[Hit]:
     Category.STREAMS,
     Severity.ERROR,
     "a topic's partition count went down: Kafka cannot remove partitions",
-    _stream(7, '  option (prism.consumer_parallelism) = "8";\n'),
-    _stream(7, '  option (prism.consumer_parallelism) = "4";\n'),
+    _stream(7, _KAFKA + '  option (prism.consumer_parallelism) = "8";\n'),
+    _stream(7, _KAFKA + '  option (prism.consumer_parallelism) = "4";\n'),
 )
 def partitions_decreased(change: Change) -> Iterator[Hit]:
     """Find topics planned with fewer partitions."""
@@ -73,8 +76,8 @@ def partitions_decreased(change: Change) -> Iterator[Hit]:
     Category.STREAMS,
     Severity.ERROR,
     "a keyed topic's partition count went up: a key's new records land on another partition, out of order",
-    _stream(7, '  option (prism.consumer_parallelism) = "4";\n'),
-    _stream(7, '  option (prism.consumer_parallelism) = "8";\n'),
+    _stream(7, _KAFKA + '  option (prism.consumer_parallelism) = "4";\n'),
+    _stream(7, _KAFKA + '  option (prism.consumer_parallelism) = "8";\n'),
 )
 def partitions_increased(change: Change) -> Iterator[Hit]:
     """Find keyed topics planned with more partitions."""
