@@ -58,6 +58,9 @@ warning), never a deletion and an addition, and `prism migrate` turns it into `R
 `(prism.retention_days)`, `(prism.consumer_parallelism)` as the partition floor); a value the schema leaves to the
 capacity planner is not compared. `STREAM_NATS_STORAGE_CHANGED` needs the planner's storage type.
 
+**Speed**: `python bench/bench_checks.py` times both commands as CI runs them (process start and protoc
+included) on the 1,000-message synthetic schema; the goal is under 2 s for `prism check` + `prism breaking`.
+
 ## `prism migrate`
 
 From the baseline to the current schema, `prism migrate` writes `<out>/postgres/NNNN_<name>.sql` and

@@ -13,7 +13,6 @@ from protoc_gen_prism.diagnostics import Location
 from protoc_gen_prism.images import Image
 from protoc_gen_prism.model import Entity, Field, FieldOptions, Schema, ValueType
 
-_E = descriptor_pb2.EnumDescriptorProto
 ENUM_TYPE = descriptor_pb2.FileDescriptorProto.ENUM_TYPE_FIELD_NUMBER
 NESTED_ENUM = descriptor_pb2.DescriptorProto.ENUM_TYPE_FIELD_NUMBER
 _NO_OPTIONS = FieldOptions()
