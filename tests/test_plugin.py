@@ -25,7 +25,11 @@ def test_every_protoc_generates_the_same_bytes(tmp_path: Path, protoc: str) -> N
     first = run_protoc(EXAMPLES, EXAMPLE_FILES, tmp_path / "a", protoc=protoc)
     again = run_protoc(EXAMPLES, EXAMPLE_FILES, tmp_path / "b", protoc="grpcio-tools")
     assert first.returncode == 0, first.stderr
-    assert sorted(first.files()) == ["acme/orders/v1/orders_prism.py", "acme/users/v1/users_prism.py"]
+    assert sorted(first.files()) == [
+        "acme/orders/v1/orders_prism.py",
+        "acme/users/v1/users_prism.py",
+        "prism.plan.json",
+    ]
     assert first.files() == again.files()
 
 
@@ -46,7 +50,7 @@ def test_unknown_parameter_is_an_error(tmp_path: Path) -> None:
     run = run_protoc(EXAMPLES, EXAMPLE_FILES, tmp_path, parameter="sql_dialect=mysql,mesages=protobuf")
     assert (
         run.errors
-        == "--prism_out: unknown parameter 'mesages'; allowed: messages, sql_dialect; did you mean 'messages'?"
+        == "--prism_out: unknown parameter 'mesages'; allowed: messages, sql_dialect, profile; did you mean 'messages'?"
     )
     assert run.files() == {}
 
@@ -100,7 +104,7 @@ def test_raw_request_can_be_saved_and_replayed(tmp_path: Path) -> None:
     response = plugin_pb2.CodeGeneratorResponse.FromString(replay.stdout)
     assert not response.error
     assert sorted(f.name for f in response.file) == sorted(
-        p.replace(".proto", "_prism.py") for p in EXAMPLE_FILES
+        [*(p.replace(".proto", "_prism.py") for p in EXAMPLE_FILES), "prism.plan.json"]
     )
 
 
