@@ -10,6 +10,7 @@ from prism_runtime.errors import (
     SchemaMismatch,
 )
 from prism_runtime.keyvalue import KeyValueStore, SortedKeyValueStore
+from prism_runtime.timeseries import Tail, TimeSeries
 
 __all__ = [
     "BackendError",
@@ -21,6 +22,8 @@ __all__ = [
     "PrismError",
     "SchemaMismatch",
     "SortedKeyValueStore",
+    "Tail",
+    "TimeSeries",
     "connect",
 ]
 __version__ = "0.1.0"

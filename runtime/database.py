@@ -13,6 +13,7 @@ from prism_runtime.config import BackendUrl, resolve_url
 from prism_runtime.errors import NotOpen
 from prism_runtime.keyvalue import KeyValueBackend
 from prism_runtime.schema import EntitySpec
+from prism_runtime.timeseries import TimeSeriesBackend
 
 M = TypeVar("M", bound=Message)
 
@@ -32,6 +33,10 @@ class Backend(Protocol):
 
     def keyvalue(self, spec: EntitySpec, message: type[M]) -> KeyValueBackend[M]:
         """Return the KeyValue backend of one entity."""
+        ...
+
+    def timeseries(self, spec: EntitySpec, message: type[M]) -> TimeSeriesBackend[M]:
+        """Return the TimeSeries backend of one entity."""
         ...
 
 
@@ -90,6 +95,10 @@ class Database:
     def keyvalue(self, spec: EntitySpec, message: type[M]) -> KeyValueBackend[M]:
         """Return the KeyValue backend serving `spec`."""
         return self.backend_for(spec).keyvalue(spec, message)
+
+    def timeseries(self, spec: EntitySpec, message: type[M]) -> TimeSeriesBackend[M]:
+        """Return the TimeSeries backend serving `spec`."""
+        return self.backend_for(spec).timeseries(spec, message)
 
 
 def connect(url: str | None = None) -> Database:

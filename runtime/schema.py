@@ -62,6 +62,9 @@ class EntitySpec:
     event_time: str | None = None
     retention_days: int = 0
     source_file: str = ""
+    # The backend kind the capacity planner chose (sqlite, postgres, kafka, nats); "" when unknown.
+    # A config that names a URL for this kind binds the namespace there (see prism_runtime.config).
+    planned_backend: str = ""
     _by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

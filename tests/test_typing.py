@@ -11,7 +11,10 @@ from conftest import ROOT
 USER_PROGRAM = """
 from __future__ import annotations
 
+import datetime
+
 import prism_runtime
+from acme.events.v1 import events_pb2, events_prism
 from acme.orders.v1 import orders_pb2, orders_prism
 from acme.users.v1 import users_pb2, users_prism
 
@@ -32,6 +35,15 @@ async def main() -> None:
         order = await orders.get("c1", "r1")
         async for o in orders.scan("c1", start="r0", reverse=True):
             print(o.total_cents + 1, deleted, many, order)
+        clicks = events_prism.ClickEventSeries(db)
+        await clicks.append(events_pb2.ClickEvent(user_id="u1", page="/"))
+        await clicks.append_many([events_pb2.ClickEvent(user_id="u1")])
+        start = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
+        async for click in clicks.query("u1", start, 1_800_000_000_000, limit=10):
+            print(click.page.upper())
+        async with clicks.tail(from_=start) as tail:
+            async for new in tail:
+                print(new.referrer)
 """
 
 WRONG_PROGRAM = """

@@ -19,6 +19,7 @@ from prism_runtime.schema import Column, ColumnKind, EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.driver import Row
 from prism_runtime.sql.keyvalue import SqlKeyValue
+from prism_runtime.sql.timeseries import SqlTimeSeries
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Message)
@@ -61,6 +62,14 @@ class SqliteDialect(SqlDialect):
     def encode_bool(self, value: bool) -> Any:
         """Store bools as 0 and 1."""
         return int(value)
+
+    def sequence_column(self, name: str) -> exp.ColumnDef:
+        """Return an INTEGER PRIMARY KEY: SQLite numbers it as the rowid."""
+        return exp.ColumnDef(
+            this=exp.to_identifier(name, quoted=True),
+            kind=exp.DataType.build("INTEGER", dialect=self.name),
+            constraints=[exp.ColumnConstraint(kind=exp.PrimaryKeyColumnConstraint())],
+        )
 
     def default(self, column: Column) -> exp.Expression:
         """Return the zero value as SQLite stores it (bools are integers, bytes are blobs)."""
@@ -108,6 +117,10 @@ class SqliteDriver:
     def keyvalue(self, spec: EntitySpec, message: type[M]) -> SqlKeyValue[M]:
         """Return the KeyValue backend of one entity."""
         return SqlKeyValue(spec, message, self)
+
+    def timeseries(self, spec: EntitySpec, message: type[M]) -> SqlTimeSeries[M]:
+        """Return the TimeSeries backend of one entity."""
+        return SqlTimeSeries(spec, message, self)
 
     async def _run(self, fn: Callable[[], T], *, namespace: str) -> T:
         loop = asyncio.get_running_loop()
