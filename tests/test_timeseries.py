@@ -14,7 +14,7 @@ import pytest
 
 import prism_runtime
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "kafka"]
 UTC = datetime.UTC
 T0 = datetime.datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
