@@ -17,9 +17,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaConnectionError, KafkaError
-from aiokafka.partitioner import murmur2
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
+from aiokafka.errors import KafkaConnectionError, KafkaError  # type: ignore[import-untyped]
+from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 from google.protobuf.message import Message
 
 from prism_runtime.config import BackendUrl
@@ -135,7 +135,8 @@ class KafkaBackend:
 
 def partition_of(key: bytes, partitions: list[int]) -> int:
     """Return the partition of a key: murmur2, as Kafka's Java client and aiokafka's default partitioner do."""
-    return partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
+    index: int = murmur2(key) & 0x7FFFFFFF
+    return partitions[index % len(partitions)]
 
 
 class KafkaTimeSeries(Generic[M]):
