@@ -14,7 +14,7 @@ import pytest
 
 import prism_runtime
 
-BACKENDS = ["sqlite", "kafka"]
+BACKENDS = ["sqlite", "kafka", "nats"]
 UTC = datetime.UTC
 T0 = datetime.datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -156,13 +156,18 @@ async def test_tail_of_every_key_from_an_event_time(db: prism_runtime.Database, 
     pb2, prism = events
     series = prism.ClickEventSeries(db)
     user, other = key(), key()
-    start = T0 + datetime.timedelta(days=3650)  # later than every other test's events
-    await series.append_many(
-        [click(pb2, user, 3650 * 86400 - 1, "/old"), click(pb2, user, 3650 * 86400 + 1, "/new")]
-    )
+    # Now: later than every event of earlier tests and earlier runs against the same server.
+    start = datetime.datetime.now(UTC)
+
+    def at(seconds: int, page: str, who: str) -> Any:
+        event = pb2.ClickEvent(user_id=who, page=page)
+        event.at.FromDatetime(start + datetime.timedelta(seconds=seconds))
+        return event
+
+    await series.append_many([at(-1, "/old", user), at(1, "/new", user)])
     seen: list[str] = []
     async with series.tail(from_=start) as tail:
-        await series.append(click(pb2, other, 3650 * 86400 + 2, "/later"))
+        await series.append(at(2, "/later", other))
         async for event in tail:
             seen.append(event.page)
             if len(seen) == 2:
@@ -180,3 +185,40 @@ async def test_a_wrong_time_bound_type_is_refused(db: prism_runtime.Database, ev
     _, prism = events
     with pytest.raises(TypeError, match="datetime or epoch milliseconds"):
         prism.ClickEventSeries(db).query("u", start="2024-01-01")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("scheme", ["kafka", "nats"])
+async def test_a_down_stream_backend_is_a_typed_error_naming_the_namespace(scheme: str, events: Any) -> None:
+    pb2, prism = events
+    async with prism_runtime.connect(f"{scheme}://127.0.0.1:{free_port()}") as db:
+        series = prism.ClickEventSeries(db)
+        with pytest.raises(prism_runtime.BackendUnavailable, match="namespace 'acme_events_v1_click_event'"):
+            await asyncio.wait_for(series.append(click(pb2, "u", 1)), 30)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "kafka://127.0.0.1:1?idempotence=maybe",
+            "idempotence='maybe' in 'kafka://127.0.0.1:1?idempotence=maybe'; allowed: true, false",
+        ),
+        (
+            "kafka://127.0.0.1:1?acks=1",
+            "unknown Kafka URL option 'acks' in 'kafka://127.0.0.1:1?acks=1'; allowed: idempotence",
+        ),
+        ("nats://", "NATS URL 'nats://' names no server; use nats://host:port"),
+    ],
+)
+async def test_a_wrong_stream_url_is_a_config_error(url: str, expected: str) -> None:
+    with pytest.raises(prism_runtime.ConfigError) as error:
+        await prism_runtime.connect(url).open()
+    assert str(error.value) == expected
