@@ -10,6 +10,7 @@ from prism_runtime.errors import (
     SchemaMismatch,
 )
 from prism_runtime.keyvalue import KeyValueStore, SortedKeyValueStore
+from prism_runtime.schema import register
 from prism_runtime.timeseries import Tail, TimeSeries
 
 __all__ = [
@@ -25,5 +26,6 @@ __all__ = [
     "Tail",
     "TimeSeries",
     "connect",
+    "register",
 ]
 __version__ = "0.1.0"

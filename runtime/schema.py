@@ -79,3 +79,17 @@ class EntitySpec:
         """Return the primary key columns: key, then sort key when there is one."""
         names = (self.key,) if self.sort_key is None else (self.key, self.sort_key)
         return tuple(self._by_name[n] for n in names)
+
+
+_REGISTERED: dict[str, EntitySpec] = {}
+
+
+def register(spec: EntitySpec) -> EntitySpec:
+    """Record a generated spec so connect() can check namespace bindings before first use; return it."""
+    _REGISTERED[spec.namespace] = spec
+    return spec
+
+
+def registered() -> dict[str, EntitySpec]:
+    """Return the specs of every generated module imported so far, by namespace."""
+    return dict(_REGISTERED)

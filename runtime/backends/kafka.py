@@ -24,7 +24,7 @@ from google.protobuf.message import Message
 
 from prism_runtime.config import BackendUrl
 from prism_runtime.errors import BackendError, BackendUnavailable, ConfigError
-from prism_runtime.schema import EntitySpec
+from prism_runtime.schema import Abstraction, EntitySpec
 from prism_runtime.stream_codec import EVENT_ID_HEADER, key_bytes, payload_codec
 from prism_runtime.timeseries import Event, EventIdentity, window
 
@@ -40,6 +40,8 @@ _NS_PER_MS = 1_000_000
 
 class KafkaBackend:
     """A Kafka cluster: one shared producer, a consumer per read, connected on first use."""
+
+    serves = frozenset({Abstraction.TIME_SERIES})
 
     def __init__(self, url: BackendUrl) -> None:
         parts = urlsplit(url.url)

@@ -32,7 +32,7 @@ from nats.js.errors import NotFoundError
 
 from prism_runtime.config import BackendUrl
 from prism_runtime.errors import BackendError, BackendUnavailable, ConfigError
-from prism_runtime.schema import EntitySpec
+from prism_runtime.schema import Abstraction, EntitySpec
 from prism_runtime.stream_codec import NATS_MSG_ID_HEADER, key_bytes, payload_codec
 from prism_runtime.timeseries import Event, EventIdentity, window
 
@@ -59,6 +59,8 @@ def subject_of(namespace: str, key: object) -> str:
 
 class NatsBackend:
     """A NATS server with JetStream, connected on first use."""
+
+    serves = frozenset({Abstraction.TIME_SERIES})
 
     def __init__(self, url: BackendUrl) -> None:
         parts = urlsplit(url.url)

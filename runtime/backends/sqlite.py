@@ -15,7 +15,7 @@ from sqlglot import exp
 
 from prism_runtime.config import BackendUrl, sqlite_path
 from prism_runtime.errors import BackendError, BackendUnavailable, SchemaMismatch
-from prism_runtime.schema import Column, ColumnKind, EntitySpec
+from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.driver import Row
 from prism_runtime.sql.keyvalue import SqlKeyValue
@@ -84,6 +84,7 @@ class SqliteDriver:
     """The SqlDriver of one SQLite database file."""
 
     dialect: SqlDialect = SqliteDialect()
+    serves = frozenset({Abstraction.KEY_VALUE, Abstraction.TIME_SERIES})
 
     def __init__(self, url: BackendUrl) -> None:
         self.path = sqlite_path(url.url)
