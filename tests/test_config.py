@@ -123,5 +123,5 @@ def test_a_wrong_config_names_what_is_allowed(config: Any, expected: str) -> Non
 
 
 def test_a_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(prism_runtime.ConfigError, match="cannot read config .*nope.yaml"):
+    with pytest.raises(prism_runtime.ConfigError, match=r"cannot read config .*nope\.yaml"):
         prism_runtime.connect(config=tmp_path / "nope.yaml")
