@@ -11,6 +11,7 @@ from typing import Generic, TypeVar
 from google.protobuf.message import Message
 
 from prism_runtime.schema import EntitySpec
+from prism_runtime.timeseries import Event
 
 M = TypeVar("M", bound=Message)
 
@@ -30,6 +31,10 @@ class PayloadCodec(Generic[M]):
     def encode(self, message: M) -> bytes:
         """Return the payload of a message."""
         return message.SerializeToString(deterministic=True)
+
+    def encode_event(self, event: Event[M]) -> bytes:
+        """Return the payload of an event, reusing the encoding its id was computed from."""
+        return event.serialized or self.encode(event.message)
 
     def decode(self, payload: bytes) -> M:
         """Return the message of a payload."""

@@ -45,6 +45,8 @@ class Event(Generic[M]):
     time_ns: int
     event_id: str
     message: M
+    serialized: bytes = b""
+    """The message's deterministic encoding, computed once for the id; payload codecs may reuse it."""
 
 
 class Follower(Protocol[M_co]):
@@ -99,12 +101,18 @@ class EventIdentity(Generic[M]):
 
     def event(self, message: M) -> Event[M]:
         """Return the event of a message, with its identity."""
-        return Event(getattr(message, self.key_field), self.time_ns(message), event_id(message), message)
+        data = message.SerializeToString(deterministic=True)
+        return Event(getattr(message, self.key_field), self.time_ns(message), digest(data), message, data)
+
+
+def digest(serialized: bytes) -> str:
+    """Return the event id of a deterministic encoding."""
+    return hashlib.blake2b(serialized, digest_size=12).hexdigest()
 
 
 def event_id(message: Message) -> str:
     """Return the id of an event: a digest of its deterministic encoding (the same event, the same id)."""
-    return hashlib.blake2b(message.SerializeToString(deterministic=True), digest_size=12).hexdigest()
+    return digest(message.SerializeToString(deterministic=True))
 
 
 def to_ns(bound: TimeBound) -> int:

@@ -156,7 +156,7 @@ class KafkaTimeSeries(Generic[M]):
         """Send every event, then wait for all acknowledgements (acks=all)."""
         producer = await self.backend.producer(self._ns)
         partitions = await self.backend.partitions(self.topic, self._ns)
-        encode = self.codec.encode
+        encode = self.codec.encode_event
 
         async def send_all() -> None:
             pending = []
@@ -165,7 +165,7 @@ class KafkaTimeSeries(Generic[M]):
                 pending.append(
                     await producer.send(
                         self.topic,
-                        value=encode(e.message),
+                        value=encode(e),
                         key=key,
                         partition=partition_of(key, partitions),
                         timestamp_ms=e.time_ns // _NS_PER_MS,

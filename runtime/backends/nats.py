@@ -172,17 +172,17 @@ class NatsTimeSeries(Generic[M]):
     async def append(self, events: Sequence[Event[M]]) -> None:
         """Publish every event, then wait for all acknowledgements."""
         js = await self.backend.jetstream(self.spec)
-        encode = self.codec.encode
+        encode = self.codec.encode_event
 
         async def publish_all() -> None:
             if len(events) == 1:
                 e = events[0]
                 headers = {NATS_MSG_ID_HEADER: e.event_id}
-                await js.publish(subject_of(self._ns, e.key), encode(e.message), headers=headers)
+                await js.publish(subject_of(self._ns, e.key), encode(e), headers=headers)
                 return
             pending = [
                 await js.publish_async(
-                    subject_of(self._ns, e.key), encode(e.message), headers={NATS_MSG_ID_HEADER: e.event_id}
+                    subject_of(self._ns, e.key), encode(e), headers={NATS_MSG_ID_HEADER: e.event_id}
                 )
                 for e in events
             ]
