@@ -13,7 +13,7 @@ import datetime
 import hashlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -41,11 +41,11 @@ _SEEN_IDS = 100_000
 class Event(Generic[M]):
     """One event as backends store it: its identity and the message."""
 
-    key: Any
+    key: Any = field(repr=False)  # keys and messages may hold personal data: never in a repr
     time_ns: int
     event_id: str
-    message: M
-    serialized: bytes = b""
+    message: M = field(repr=False)
+    serialized: bytes = field(default=b"", repr=False)
     """The message's deterministic encoding, computed once for the id; payload codecs may reuse it."""
 
 
