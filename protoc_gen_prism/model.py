@@ -42,6 +42,8 @@ class Field:
     has_presence: bool
     oneof: str | None
     column_kind: ColumnKind
+    column_repeated: bool
+    column_wrapped: bool
     options: FieldOptions
     location: Location
     comment: str = ""
@@ -141,6 +143,9 @@ class Entity:
                     nullable=f.has_presence and not (f.options.key or f.options.sort_key),
                     indexed=f.options.index,
                     pii=f.options.pii.value if f.options.pii else "",
+                    repeated=f.column_repeated,
+                    wrapped=f.column_wrapped,
+                    oneof=f.oneof or "",
                 )
                 for f in self.fields
             ),

@@ -18,7 +18,9 @@ class PlanUnavailable(Exception):
 def load_plan(
     source: Path, *, profile: str | None = None, includes: list[Path] | None = None
 ) -> dict[str, Any]:
-    """Return the plan of a proto directory (compiled with `profile`) or of a prism.plan.json file."""
+    """Return the plan of a proto directory (compiled with `profile`), a generated directory or a plan file."""
+    if source.is_dir() and (source / PLAN_FILE).is_file():
+        source = source / PLAN_FILE  # a generated directory: use the plan protoc wrote there
     if source.is_file():
         if profile is not None:
             raise PlanUnavailable(f"{source} is a plan already made; --profile applies to a proto directory")

@@ -124,6 +124,13 @@ class Database:
         _check_serves(spec, kind, backend.serves)
         return backend
 
+    @property
+    def backend(self) -> Backend:
+        """Return the open backend of the database URL (for operations such as provisioning)."""
+        if not self._backends:
+            raise NotOpen(f"{self.url.redacted}: the database is not open")
+        return self._backends[self.url.kind]
+
     def keyvalue(self, spec: EntitySpec, message: type[M]) -> KeyValueBackend[M]:
         """Return the KeyValue backend serving `spec`."""
         return self.backend_for(spec).keyvalue(spec, message)

@@ -88,6 +88,7 @@ class EventIdentity(Generic[M]):
 
     def __init__(self, spec: EntitySpec) -> None:
         assert spec.event_time is not None, "the model builder guarantees an event time on TimeSeries"
+        self.namespace = spec.namespace
         self.key_field = spec.key
         self.time_field = spec.event_time
         self.time_is_timestamp = spec.column(spec.event_time).kind is ColumnKind.TIMESTAMP
@@ -100,7 +101,11 @@ class EventIdentity(Generic[M]):
         return int(value) * _NS_PER_MS
 
     def event(self, message: M) -> Event[M]:
-        """Return the event of a message, with its identity."""
+        """Return the event of a message, with its identity; an unset Timestamp event time is refused."""
+        if self.time_is_timestamp and not message.HasField(self.time_field):
+            raise ValueError(
+                f"namespace {self.namespace!r}: an event needs its event time; set {self.time_field}"
+            )
         data = message.SerializeToString(deterministic=True)
         return Event(getattr(message, self.key_field), self.time_ns(message), digest(data), message, data)
 

@@ -37,6 +37,10 @@ def test_buf_generate_matches_protoc(tmp_path: Path) -> None:
         "manifests/kafka/acme_events_v1_click_event.yaml",
         "manifests/nats/acme_events_v1_stock_level.yaml",
         "manifests/nats/acme_events_v1_stock_level.json",
+    } | {
+        f"sql/{dialect}/acme/{name}/v1/{name}.sql"
+        for dialect in ("postgres", "sqlite")
+        for name in ("users", "orders", "events")
     }
     protos = ["acme/users/v1/users.proto", "acme/orders/v1/orders.proto", "acme/events/v1/events.proto"]
     expected = run_protoc(EXAMPLES, protos, tmp_path / "protoc").files()

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backends import BACKENDS as SQL_BACKENDS
+from backends import fresh_database
 
 import prism_runtime
 
-BACKENDS = ["sqlite", "kafka", "nats"]
+BACKENDS = ["sqlite", "postgres", "kafka", "nats"]
 UTC = datetime.UTC
 T0 = datetime.datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -24,15 +26,16 @@ async def db(
     request: pytest.FixtureRequest, tmp_path: Path, generated: Path
 ) -> AsyncIterator[prism_runtime.Database]:
     kind = request.param
-    if kind == "sqlite":
-        url = f"sqlite:///{tmp_path / 'ts.db'}"
-    elif kind == "kafka":
+    if kind in SQL_BACKENDS:
+        # A fresh SQLite file or Postgres schema with the generated SQL provisioned, as `prism provision` does.
+        async with fresh_database(request, tmp_path, generated) as handle:
+            yield handle
+        return
+    if kind == "kafka":
         # Tansu refuses idempotent producers (docs/backends-notes.md); real Kafka keeps the default (on).
         url = f"kafka://{request.getfixturevalue('kafka_bootstrap')}?idempotence=false"
-    elif kind == "nats":
-        url = request.getfixturevalue("nats_url")
     else:
-        url = request.getfixturevalue("postgres_dsn")
+        url = request.getfixturevalue("nats_url")
     async with prism_runtime.connect(url) as handle:
         yield handle
 
@@ -101,14 +104,15 @@ async def test_a_retried_append_is_stored_once(db: prism_runtime.Database, event
     assert sorted(e.page for e in await collect(series.query(user))) == ["/once", "/twin"]
 
 
-async def test_event_time_keeps_nanoseconds_and_events_round_trip(
+async def test_event_time_keeps_microseconds_and_events_round_trip(
     db: prism_runtime.Database, events: Any
 ) -> None:
     pb2, prism = events
     series = prism.ClickEventSeries(db)
     user = key()
     event = pb2.ClickEvent(user_id=user, page="/ns", referrer="ключ 🔑", dwell_ms=-(2**62))
-    event.at.FromNanoseconds(1_714_564_800_123_456_789)
+    # Microseconds: the precision every backend keeps (Postgres TIMESTAMPTZ truncates nanoseconds).
+    event.at.FromNanoseconds(1_714_564_800_123_456_000)
     await series.append(event)
     assert await collect(series.query(user)) == [event]
     end = datetime.datetime(2024, 5, 1, 12, 0, 0, 123457, tzinfo=UTC)
@@ -179,6 +183,14 @@ async def test_use_before_open_is_a_typed_error(events: Any, tmp_path: Path) -> 
     _, prism = events
     with pytest.raises(prism_runtime.NotOpen, match="acme_events_v1_click_event"):
         prism.ClickEventSeries(prism_runtime.connect(f"sqlite:///{tmp_path / 'x.db'}"))
+
+
+async def test_an_event_without_its_event_time_is_refused(db: prism_runtime.Database, events: Any) -> None:
+    pb2, prism = events
+    with pytest.raises(
+        ValueError, match="namespace 'acme_events_v1_click_event': an event needs its event time; set at"
+    ):
+        await prism.ClickEventSeries(db).append_many([pb2.ClickEvent(user_id="u")])
 
 
 async def test_a_wrong_time_bound_type_is_refused(db: prism_runtime.Database, events: Any) -> None:

@@ -19,7 +19,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser = commands.add_parser(
         "provision-streams", help="create or update the plan's Kafka topics and NATS streams (idempotent)"
     )
-    parser.add_argument("source", help="directory of .proto files, or a prism.plan.json")
+    parser.add_argument(
+        "source", help="directory of .proto files, a generated directory, or a prism.plan.json"
+    )
     parser.add_argument("--config", required=True, help="prism.yaml naming the kafka and nats URLs")
     parser.add_argument("--profile", choices=list(Profile), help="deployment profile (default: production)")
     parser.add_argument("-I", "--include", action="append", default=[], help="extra include directory")

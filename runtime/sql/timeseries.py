@@ -1,7 +1,8 @@
 """The TimeSeries contract over any SQL driver: a table per namespace, deduped inserts, keyset reads.
 
-The table holds the entity's columns plus `prism_event_id` (the event id; unique with key and event
-time, so a retried append inserts nothing) and `prism_seq` (insertion order, which `tail` follows).
+The table (prism_runtime.sql.ddl.create_series_table) holds the entity's columns plus `prism_event_id`
+(the event id; unique with key and event time, so a retried append inserts nothing) and `prism_seq`
+(insertion order, which `tail` follows).
 """
 
 from __future__ import annotations
@@ -12,50 +13,18 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import Message
-from sqlglot import exp
 
 from prism_runtime.schema import ColumnKind, EntitySpec
 from prism_runtime.sql.codec import RowCodec
-from prism_runtime.sql.ddl import column_definition, index_name, table_name
+from prism_runtime.sql.ddl import EVENT_ID_COLUMN, SEQUENCE_COLUMN, ddl_statements, table_name
 from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.driver import Row, SqlDriver
 from prism_runtime.timeseries import Event
 
 M = TypeVar("M", bound=Message)
 
-EVENT_ID = "prism_event_id"
-SEQUENCE = "prism_seq"
 PAGE_SIZE = 1000
 POLL_SECONDS = 0.05
-
-
-def timeseries_ddl(spec: EntitySpec, dialect: SqlDialect) -> list[str]:
-    """Return the CREATE TABLE and the identity index of a TimeSeries entity."""
-    assert spec.event_time is not None
-    columns: list[exp.Expression] = [column_definition(c, dialect) for c in spec.columns]
-    columns.append(
-        exp.ColumnDef(
-            this=exp.to_identifier(EVENT_ID, quoted=True),
-            kind=exp.DataType.build("TEXT", dialect=dialect.name),
-            constraints=[exp.ColumnConstraint(kind=exp.NotNullColumnConstraint())],
-        )
-    )
-    columns.append(dialect.sequence_column(SEQUENCE))
-    table = exp.Table(this=exp.to_identifier(table_name(spec), quoted=True))
-    create = exp.Create(this=exp.Schema(this=table, expressions=columns), kind="TABLE", exists=True)
-    identity = exp.Create(
-        this=exp.Index(
-            this=exp.to_identifier(index_name(table_name(spec), "identity", dialect), quoted=True),
-            table=table.copy(),
-            params=exp.IndexParameters(
-                columns=[exp.column(n, quoted=True) for n in (spec.key, spec.event_time, EVENT_ID)]
-            ),
-        ),
-        kind="INDEX",
-        exists=True,
-        unique=True,
-    )
-    return [create.sql(dialect=dialect.name), identity.sql(dialect=dialect.name)]
 
 
 class _Statements:
@@ -71,8 +40,8 @@ class _Statements:
         self.key, self.time, self.event_id, self.seq = (
             q(spec.key),
             q(spec.event_time),
-            q(EVENT_ID),
-            q(SEQUENCE),
+            q(EVENT_ID_COLUMN),
+            q(SEQUENCE_COLUMN),
         )
         marks = ", ".join(dialect.placeholder(i + 1) for i in range(len(names) + 1))
         self.insert = (
@@ -129,9 +98,9 @@ class SqlTimeSeries(Generic[M]):
         self.codec = RowCodec(spec, message, driver.dialect)
         self.sql = _Statements(spec, driver.dialect)
         dialect = driver.dialect
-        self._encode_key = dialect.encoder(spec.column(spec.key).kind)
+        self._encode_key = dialect.encoder(spec.column(spec.key))
         time_kind = spec.column(spec.event_time).kind
-        self._encode_time = dialect.encoder(time_kind)
+        self._encode_time = dialect.encoder(spec.column(spec.event_time))
         self._time_is_timestamp = time_kind is ColumnKind.TIMESTAMP
         self._time_index = self.codec.column_index(spec.event_time)
         self._width = len(spec.columns)
@@ -143,7 +112,7 @@ class SqlTimeSeries(Generic[M]):
         """Create the table (embedded backends) or check it, once."""
         async with self._ready_lock:
             if not self._ready:
-                await self.driver.prepare_table(self.spec, timeseries_ddl(self.spec, self.driver.dialect))
+                await self.driver.prepare_table(self.spec, ddl_statements(self.spec, self.driver.dialect))
                 self._ready = True
 
     def time_bound(self, ns: int) -> Any:
