@@ -197,3 +197,15 @@ def test_plan_of_a_missing_directory_is_an_error(tmp_path: Path) -> None:
     done = prism("plan", str(tmp_path / "nope"))
     assert done.returncode == 2
     assert "is neither a directory of .proto files nor a prism.plan.json" in done.stderr
+
+
+def test_a_generated_directory_provisions_from_its_plan(
+    project: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    proto, config, ns = project
+    gen = prism("generate", str(proto), "-o", str(tmp_path / "gen"), "--opt", "profile=local")
+    assert gen.returncode == 0, gen.stderr
+    dry = prism("provision-streams", str(tmp_path / "gen"), "--config", str(config), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines()[0] == f"+ kafka topic {ns}_k: create"
+    assert "    partitions 20, replicas 1" in dry.stdout

@@ -18,7 +18,12 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
-from aiokafka.errors import KafkaConnectionError, KafkaError  # type: ignore[import-untyped]
+from aiokafka.errors import (  # type: ignore[import-untyped]
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    UnknownTopicOrPartitionError,
+)
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 from google.protobuf.message import Message
 
@@ -90,6 +95,13 @@ class KafkaBackend:
         except KafkaConnectionError as error:
             raise BackendUnavailable(
                 f"cannot reach the brokers: {type(error).__name__}", namespace=namespace, backend=self.name
+            ) from None
+        except (KafkaTimeoutError, UnknownTopicOrPartitionError) as error:
+            raise BackendError(
+                f"{type(error).__name__} on topic {namespace!r}",
+                namespace=namespace,
+                backend=self.name,
+                hint="the topic may not exist where auto-creation is off: run `prism provision-streams`",
             ) from None
         except KafkaError as error:
             raise BackendError(type(error).__name__, namespace=namespace, backend=self.name) from None
