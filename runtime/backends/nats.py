@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -51,8 +52,12 @@ def subject_prefix(namespace: str) -> str:
     return f"prism.{namespace}"
 
 
+@functools.lru_cache(maxsize=65536, typed=True)
 def subject_of(namespace: str, key: object) -> str:
-    """Return the subject of one series key: a base64url token, so any key is a valid single token."""
+    """Return the subject of one series key: a base64url token, so any key is a valid single token.
+
+    Cached: a series appends to the same keys over and over, and this is on every append's path.
+    """
     token = base64.urlsafe_b64encode(key_bytes(key)).decode().rstrip("=")
     return f"{subject_prefix(namespace)}.k{token}"
 
