@@ -125,3 +125,13 @@ def test_a_wrong_config_names_what_is_allowed(config: Any, expected: str) -> Non
 def test_a_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(prism_runtime.ConfigError, match=r"cannot read config .*nope\.yaml"):
         prism_runtime.connect(config=tmp_path / "nope.yaml")
+
+
+async def test_key_value_goes_to_postgres_when_configured(
+    modules: dict[str, Any], postgres_dsn: str, tmp_path: Path
+) -> None:
+    config = {"backends": {"postgres": postgres_dsn, "sqlite": f"sqlite:///{tmp_path / 'x.db'}"}}
+    async with prism_runtime.connect(config=config) as db:
+        profiles = modules["users_prism"].UserProfileStore(db)
+        clicks = modules["events_prism"].ClickEventSeries(db)
+        assert (db.kind_for(profiles.spec), db.kind_for(clicks.spec)) == ("postgres", "sqlite")
