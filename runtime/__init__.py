@@ -9,22 +9,29 @@ from prism_runtime.errors import (
     PrismError,
     SchemaMismatch,
 )
+from prism_runtime.graph import DEFAULT_FANOUT, Direction, EdgeStore, Graph, NodeStore, Visit
 from prism_runtime.keyvalue import KeyValueStore, SortedKeyValueStore
 from prism_runtime.schema import register
 from prism_runtime.timeseries import Tail, TimeSeries
 
 __all__ = [
+    "DEFAULT_FANOUT",
     "BackendError",
     "BackendUnavailable",
     "ConfigError",
     "Database",
+    "Direction",
+    "EdgeStore",
+    "Graph",
     "KeyValueStore",
+    "NodeStore",
     "NotOpen",
     "PrismError",
     "SchemaMismatch",
     "SortedKeyValueStore",
     "Tail",
     "TimeSeries",
+    "Visit",
     "connect",
     "register",
 ]

@@ -12,6 +12,7 @@ from google.protobuf.message import Message
 
 from prism_runtime.config import BackendUrl, load_config
 from prism_runtime.errors import ConfigError, NotOpen
+from prism_runtime.graph import GraphBackend
 from prism_runtime.keyvalue import KeyValueBackend
 from prism_runtime.schema import Abstraction, EntitySpec, registered
 from prism_runtime.timeseries import TimeSeriesBackend
@@ -40,6 +41,10 @@ class Backend(Protocol):
 
     def timeseries(self, spec: EntitySpec, message: type[M]) -> TimeSeriesBackend[M]:
         """Return the TimeSeries backend of one entity."""
+        ...
+
+    def graph(self, spec: EntitySpec, message: type[M], node_spec: EntitySpec | None) -> GraphBackend[M]:
+        """Return the Graph backend of one edge type (node_spec: the node type at both ends, if one)."""
         ...
 
 
@@ -138,6 +143,12 @@ class Database:
     def timeseries(self, spec: EntitySpec, message: type[M]) -> TimeSeriesBackend[M]:
         """Return the TimeSeries backend serving `spec`."""
         return self.backend_for(spec).timeseries(spec, message)
+
+    def graph(
+        self, spec: EntitySpec, message: type[M], node_spec: EntitySpec | None = None
+    ) -> GraphBackend[M]:
+        """Return the Graph backend serving the edge type `spec`."""
+        return self.backend_for(spec).graph(spec, message, node_spec)
 
 
 def _check_serves(spec: EntitySpec, kind: str, serves: frozenset[Abstraction]) -> None:

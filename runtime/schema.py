@@ -71,6 +71,14 @@ class EntitySpec:
     # The backend kind the capacity planner chose (sqlite, postgres, kafka, nats); "" when unknown.
     # A config that names a URL for this kind binds the namespace there (see prism_runtime.config).
     planned_backend: str = ""
+    # Graph edges: the fields holding the source and target node keys (also the key and sort key, so an
+    # edge table is keyed by (source, target)), the node messages they name, and whether the edge has no
+    # direction. Empty on every other entity.
+    edge_source: str | None = None
+    edge_target: str | None = None
+    source_type: str = ""
+    target_type: str = ""
+    bidirectional: bool = False
     _by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

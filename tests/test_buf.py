@@ -30,7 +30,7 @@ def test_buf_generate_matches_protoc(tmp_path: Path) -> None:
     # strategy: all gives the plugin every file at once, so the one plan covers them all.
     assert generated == {
         f"acme/{name}/v1/{name}{suffix}"
-        for name in ("users", "orders", "events")
+        for name in ("users", "orders", "social", "events")
         for suffix in ("_pb2.py", "_pb2.pyi", "_prism.py")
     } | {
         "prism.plan.json",
@@ -40,9 +40,14 @@ def test_buf_generate_matches_protoc(tmp_path: Path) -> None:
     } | {
         f"sql/{dialect}/acme/{name}/v1/{name}.sql"
         for dialect in ("postgres", "sqlite")
-        for name in ("users", "orders", "events")
+        for name in ("users", "orders", "social", "events")
     }
-    protos = ["acme/users/v1/users.proto", "acme/orders/v1/orders.proto", "acme/events/v1/events.proto"]
+    protos = [
+        "acme/users/v1/users.proto",
+        "acme/orders/v1/orders.proto",
+        "acme/social/v1/social.proto",
+        "acme/events/v1/events.proto",
+    ]
     expected = run_protoc(EXAMPLES, protos, tmp_path / "protoc").files()
     for name, content in expected.items():
         assert (work / "gen" / name).read_text() == content

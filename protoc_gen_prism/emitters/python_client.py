@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
-from prism_runtime.schema import Abstraction, EntitySpec
+from prism_runtime.schema import Abstraction, ColumnKind
 from protoc_gen_prism import __version__
 from protoc_gen_prism.emitters import GeneratedFile
 from protoc_gen_prism.model import Entity, ProtoFile, Schema
 from protoc_gen_prism.planner import plan_schema
 from protoc_gen_prism.settings import Settings
 from protoc_gen_prism.templating import render
+from protoc_gen_prism.vocabulary import AccessPattern
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,6 @@ class _Store:
     """What the template needs to write one store class."""
 
     entity: Entity
-    spec: EntitySpec
     class_name: str
     base: str
     type_args: str
@@ -27,8 +26,38 @@ class _Store:
     docstring: str
 
 
+@dataclass(frozen=True)
+class _GraphClass:
+    """What the template needs to write one graph class, its spec and its filter type."""
+
+    entity: Entity
+    class_name: str
+    base: str
+    type_args: str
+    init_args: str
+    spec_name: str
+    filter_name: str
+    filter_fields: list[tuple[str, str]]
+    docstring: str
+
+
+# Python types of the fields an equality filter accepts; JSON and Timestamp columns are not comparable.
+_FILTER_TYPES = {
+    ColumnKind.INT32: "int",
+    ColumnKind.INT64: "int",
+    ColumnKind.UINT64: "int",
+    ColumnKind.FLOAT: "float",
+    ColumnKind.DOUBLE: "float",
+    ColumnKind.BOOL: "bool",
+    ColumnKind.STRING: "str",
+    ColumnKind.BYTES: "bytes",
+    ColumnKind.ENUM: "int",
+}
+
+
 def emit(schema: Schema, settings: Settings) -> list[GeneratedFile]:
     """Return one client module per file that has entities."""
+    # Each spec carries its planned backend kind, so connect(config=...) can bind it without the compiler.
     planned = {p.namespace: str(p.backend) for p in plan_schema(schema, settings.profile)}
     return [_module(f, planned) for f in schema.files if f.entities]
 
@@ -41,10 +70,10 @@ def _module(file: ProtoFile, planned: dict[str, str]) -> GeneratedFile:
         for e in file.entities
         if e.abstraction in (Abstraction.KEY_VALUE, Abstraction.TIME_SERIES)
     ]
-    stores = [
-        dataclasses.replace(s, spec=dataclasses.replace(s.spec, planned_backend=planned[s.spec.namespace]))
-        for s in stores
-    ]
+    # Nodes first: an edge class names its node's spec and filter when it is created.
+    nodes = [e for e in file.entities if e.options.access_pattern is AccessPattern.GRAPH_NODE]
+    edges = [e for e in file.entities if e.options.access_pattern is AccessPattern.GRAPH_EDGE]
+    graph = [_node(e, module) for e in nodes] + [_edge(e, file, module) for e in edges]
     content = render(
         "client.py.jinja",
         version=__version__,
@@ -52,6 +81,9 @@ def _module(file: ProtoFile, planned: dict[str, str]) -> GeneratedFile:
         pb2_import=pb2_import,
         pb2_module=module,
         stores=stores,
+        graph_classes=graph,
+        graph_exports=sorted(name for g in graph for name in (g.filter_name, g.class_name)),
+        planned=planned,
     )
     return GeneratedFile(f"{file.output_stem}_prism.py", content)
 
@@ -70,11 +102,10 @@ def _store(entity: Entity, pb2: str) -> _Store:
     layout = f"keyed by {key.name}" + (f", sorted by {sort_key.name} within a key" if sort_key else "")
     return _Store(
         entity=entity,
-        spec=entity.spec,
         class_name=class_name,
         base=base,
         type_args=type_args,
-        spec_name="_" + _upper_snake(entity.python_name) + "_SPEC",
+        spec_name=_spec_name(entity),
         docstring=f"{summary.rstrip('.')}.\n\n    Namespace ``{entity.namespace}``, {layout}.",
     )
 
@@ -85,16 +116,87 @@ def _series(entity: Entity, pb2: str) -> _Store:
     summary = _docstring_safe(entity.comment) or f"TimeSeries of {entity.full_name}."
     return _Store(
         entity=entity,
-        spec=entity.spec,
-        class_name=entity.python_name.replace(".", "") + "Series",
+        class_name=_class_name(entity, "Series"),
         base="TimeSeries",
         type_args=f"{pb2}.{entity.python_name}, {key.python_key_type}",
-        spec_name="_" + _upper_snake(entity.python_name) + "_SPEC",
+        spec_name=_spec_name(entity),
         docstring=(
             f"{summary.rstrip('.')}.\n\n    Namespace ``{entity.namespace}``, a series per {key.name}, "
             f"ordered by {event_time.name}."
         ),
     )
+
+
+def _node(entity: Entity, pb2: str) -> _GraphClass:
+    key = entity.key
+    assert key is not None  # the model builder guarantees a key on every graph_node
+    summary = _docstring_safe(entity.comment) or f"Nodes of {entity.full_name}."
+    return _GraphClass(
+        entity=entity,
+        class_name=_class_name(entity, "Nodes"),
+        base="NodeStore",
+        type_args=f"{pb2}.{entity.python_name}, {key.python_key_type}",
+        init_args=f"{_spec_name(entity)}, {pb2}.{entity.python_name}",
+        spec_name=_spec_name(entity),
+        filter_name=_class_name(entity, "Filter"),
+        filter_fields=_filter_fields(entity),
+        docstring=f"{summary.rstrip('.')}.\n\n    Graph nodes in namespace ``{entity.namespace}``, keyed by {key.name}.",
+    )
+
+
+def _edge(entity: Entity, file: ProtoFile, pb2: str) -> _GraphClass:
+    source, target = entity.edge_source, entity.edge_target
+    source_node = file.entity(entity.options.edge_source_type)
+    target_node = file.entity(entity.options.edge_target_type)
+    # The model builder guarantees both ends and their node types on every graph_edge.
+    assert source is not None and target is not None and source_node is not None and target_node is not None
+    message = f"{pb2}.{entity.python_name}"
+    filter_name = _class_name(entity, "Filter")
+    summary = _docstring_safe(entity.comment) or f"Edges of {entity.full_name}."
+    way = "both ways (bidirectional)" if entity.spec.bidirectional else f"from {source.name} to {target.name}"
+    layout = (
+        f"Graph edges in namespace ``{entity.namespace}``, {source_node.name} to {target_node.name}, {way}."
+    )
+    if source_node is target_node:
+        node_message = f"{pb2}.{source_node.python_name}"
+        base = "Graph"
+        type_args = (
+            f"{message}, {node_message}, {source.python_key_type}, {filter_name}, "
+            f"{_class_name(source_node, 'Filter')}"
+        )
+        init_args = f"{_spec_name(entity)}, {message}, {_spec_name(source_node)}, {node_message}"
+    else:
+        base = "EdgeStore"
+        type_args = f"{message}, {source.python_key_type}, {target.python_key_type}, {filter_name}"
+        init_args = f"{_spec_name(entity)}, {message}"
+    return _GraphClass(
+        entity=entity,
+        class_name=_class_name(entity, "Graph" if base == "Graph" else "Edges"),
+        base=base,
+        type_args=type_args,
+        init_args=init_args,
+        spec_name=_spec_name(entity),
+        filter_name=filter_name,
+        filter_fields=_filter_fields(entity),
+        docstring=f"{summary.rstrip('.')}.\n\n    {layout}",
+    )
+
+
+def _filter_fields(entity: Entity) -> list[tuple[str, str]]:
+    # Arrays are no single value, and encrypted values differ from what a caller holds: no equality on them.
+    return [
+        (f.name, _FILTER_TYPES[f.column_kind])
+        for f in entity.fields
+        if f.column_kind in _FILTER_TYPES and not f.column_repeated and not f.options.encrypt_at_rest
+    ]
+
+
+def _class_name(entity: Entity, suffix: str) -> str:
+    return entity.python_name.replace(".", "") + suffix
+
+
+def _spec_name(entity: Entity) -> str:
+    return "_" + _upper_snake(entity.python_name) + "_SPEC"
 
 
 def _upper_snake(python_name: str) -> str:

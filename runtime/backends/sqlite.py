@@ -17,6 +17,7 @@ from prism_runtime.schema import Abstraction, EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.dialects import SqliteDialect
 from prism_runtime.sql.driver import Row, verify_columns
+from prism_runtime.sql.graph import SqlGraph
 from prism_runtime.sql.keyvalue import SqlKeyValue
 from prism_runtime.sql.statements import KeyValueStatements
 from prism_runtime.sql.timeseries import SqlTimeSeries
@@ -32,7 +33,7 @@ class SqliteDriver:
     """The SqlDriver of one SQLite database file."""
 
     dialect: SqlDialect = SqliteDialect()
-    serves = frozenset({Abstraction.KEY_VALUE, Abstraction.TIME_SERIES})
+    serves = frozenset({Abstraction.KEY_VALUE, Abstraction.TIME_SERIES, Abstraction.GRAPH})
 
     def __init__(self, url: BackendUrl) -> None:
         self.path = sqlite_path(url.url)
@@ -70,6 +71,10 @@ class SqliteDriver:
     def timeseries(self, spec: EntitySpec, message: type[M]) -> SqlTimeSeries[M]:
         """Return the TimeSeries backend of one entity."""
         return SqlTimeSeries(spec, message, self)
+
+    def graph(self, spec: EntitySpec, message: type[M], node_spec: EntitySpec | None) -> SqlGraph[M]:
+        """Return the Graph backend of one edge type."""
+        return SqlGraph(spec, message, self, node_spec)
 
     async def _run(self, fn: Callable[[], T], *, namespace: str) -> T:
         loop = asyncio.get_running_loop()
