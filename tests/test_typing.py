@@ -108,3 +108,25 @@ def test_mypy_catches_a_wrong_key_type(generated: Path) -> None:
 def test_runtime_and_compiler_pass_mypy_strict() -> None:
     done = mypy_modules("prism_runtime", "protoc_gen_prism", "prism", cwd=ROOT)
     assert done.returncode == 0, done.stdout
+
+
+def test_generated_clients_are_formatted(generated: Path) -> None:
+    clients = sorted(str(p) for p in generated.rglob("*_prism.py"))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "format",
+            "--check",
+            "--no-cache",
+            "--isolated",
+            "--line-length",
+            "110",
+            *clients,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
