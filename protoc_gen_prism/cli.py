@@ -6,9 +6,20 @@ import argparse
 import sys
 
 from protoc_gen_prism import __version__
-from protoc_gen_prism.commands import breaking, check, generate, include, migrate, provision, snapshot, stack
+from protoc_gen_prism.commands import (
+    breaking,
+    check,
+    generate,
+    include,
+    migrate,
+    plan,
+    provision,
+    provision_streams,
+    snapshot,
+    stack,
+)
 
-COMMANDS = [include, generate, provision, stack, snapshot, check, breaking, migrate]
+COMMANDS = [include, generate, provision, stack, plan, provision_streams, snapshot, check, breaking, migrate]
 
 
 def build_parser() -> argparse.ArgumentParser:

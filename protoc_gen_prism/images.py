@@ -22,7 +22,9 @@ from google.protobuf import descriptor_pb2
 from protoc_gen_prism.diagnostics import SchemaError
 from protoc_gen_prism.model import Schema
 from protoc_gen_prism.model_builder import build_schema
+from protoc_gen_prism.planner import plan_schema
 from protoc_gen_prism.protoc_runner import find_protos, prism_include, wkt_include
+from protoc_gen_prism.settings import Profile
 
 # Files every image carries as imports; they are Prism's and protobuf's, never the user's schema.
 _NOT_TARGETS = ("google/protobuf/", "prism/options.proto")
@@ -52,9 +54,12 @@ class Image:
     @cached_property
     def _model(self) -> Schema | SchemaError:
         try:
-            return build_schema(self.files, self.targets)
+            schema = build_schema(self.files, self.targets)
+            # The plugin also refuses what cannot be planned (an explicit backend that cannot serve the entity).
+            plan_schema(schema, Profile.PRODUCTION)
         except SchemaError as error:
             return error
+        return schema
 
     def schema(self) -> Schema:
         """Return the model of the image's files, built once, as the plugin would (raises SchemaError)."""

@@ -11,6 +11,8 @@ from prism_runtime.errors import (
 )
 from prism_runtime.graph import DEFAULT_FANOUT, Direction, EdgeStore, Graph, NodeStore, Visit
 from prism_runtime.keyvalue import KeyValueStore, SortedKeyValueStore
+from prism_runtime.schema import register
+from prism_runtime.timeseries import Tail, TimeSeries
 
 __all__ = [
     "DEFAULT_FANOUT",
@@ -27,7 +29,10 @@ __all__ = [
     "PrismError",
     "SchemaMismatch",
     "SortedKeyValueStore",
+    "Tail",
+    "TimeSeries",
     "Visit",
     "connect",
+    "register",
 ]
 __version__ = "0.1.0"

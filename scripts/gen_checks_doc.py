@@ -54,9 +54,11 @@ ignore:
 **Renames** are recognised by field number: a field renamed under the same number is `WIRE_FIELD_RENAMED` (a
 warning), never a deletion and an addition, and `prism migrate` turns it into `RENAME COLUMN`.
 
-**Streams**: the stream rules compare what the schema states about where data lives (`(prism.backend)`,
-`(prism.retention_days)`, `(prism.consumer_parallelism)` as the partition floor); a value the schema leaves to the
-capacity planner is not compared. `STREAM_NATS_STORAGE_CHANGED` needs the planner's storage type.
+**Streams**: the stream rules plan both sides with the capacity planner (production profile, see
+[planner.md](planner.md)) and compare the plans: backend, Kafka partitions, NATS storage type; retention is the
+schema's `retention_days`. So a change of load can break a stream too (more writes: more partitions, or Kafka
+instead of NATS); pin `(prism.backend)` to keep a stream where it is. The planner gives every NATS stream file
+storage today, so `STREAM_NATS_STORAGE_CHANGED` fires once a plan can choose memory.
 
 **Speed**: `python bench/bench_checks.py` times both commands as CI runs them (process start and protoc
 included) on the 1,000-message synthetic schema; the goal is under 2 s for `prism check` + `prism breaking`.

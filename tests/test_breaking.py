@@ -72,7 +72,6 @@ PAIRS: list[tuple[str, str | dict[str, str], str | dict[str, str], list[tuple[st
     ("add_field", kv(), kv("string nick = 2;", "repeated int64 scores = 3;"), []),
     ("add_enum_value", ENUM, ENUM.replace("}", "  COLOR_BLUE = 2;\n}"), []),
     ("increase_retention", series("30"), series("90"), []),
-    ("retention_to_forever", series("30"), series("0"), []),
     ("delete_with_reserved", kv("string nick = 2;"), kv("reserved 2;", 'reserved "nick";'), []),
     ("enum_value_reserved", ENUM, "enum Color {\n  COLOR_UNSPECIFIED = 0;\n  reserved 1;\n}", []),
     ("add_message", kv(), kv() + "\n" + ENUM, []),
@@ -167,6 +166,7 @@ PAIRS: list[tuple[str, str | dict[str, str], str | dict[str, str], list[tuple[st
         series().replace("message S", "message M"),
         [
             ("STORAGE_ABSTRACTION_CHANGED", "5:1"),
+            ("STREAM_BACKEND_CHANGED", "5:1"),
             ("STREAM_RETENTION_SHORTENED", "5:1"),
             ("WIRE_FIELD_RENAMED", "8:3"),
             ("WIRE_FIELD_RENAMED", "9:3"),
@@ -220,7 +220,27 @@ PAIRS: list[tuple[str, str | dict[str, str], str | dict[str, str], list[tuple[st
     ),
     # -- streams ------------------------------------------------------------------------------------
     ("retention_shortened", series("90"), series("30"), [("STREAM_RETENTION_SHORTENED", "5:1")]),
-    ("forever_to_limited", series("0"), series("365"), [("STREAM_RETENTION_SHORTENED", "5:1")]),
+    (
+        "forever_to_limited",
+        series("0", KAFKA),
+        series("365", KAFKA),
+        [("STREAM_RETENTION_SHORTENED", "5:1")],
+    ),
+    # The capacity planner decides the rest: a change of load or retention can move a stream or resize it.
+    ("retention_to_forever_moves_to_nats", series("30"), series("0"), [("STREAM_BACKEND_CHANGED", "5:1")]),
+    (
+        "more_writes_move_to_kafka",
+        series("7"),
+        series("7", 'option (prism.estimated_write_rps) = "5000";'),
+        [("STREAM_BACKEND_CHANGED", "5:1")],
+    ),
+    (
+        "more_writes_add_partitions",
+        series("7", KAFKA + 'option (prism.estimated_write_rps) = "1000";'),
+        series("7", KAFKA + 'option (prism.estimated_write_rps) = "5000";'),
+        [("STREAM_PARTITIONS_INCREASED_KEYED", "5:1")],
+    ),
+    ("pinned_backend_keeps_the_stream", series("30", KAFKA), series("0", KAFKA), []),
     (
         "partitions_decreased",
         series(options=KAFKA + 'option (prism.consumer_parallelism) = "8";'),
@@ -272,7 +292,7 @@ def test_there_are_at_least_thirty_pairs_and_ten_safe_ones() -> None:
 
 
 BREAKING = sorted(r.id for r in RULES.values() if r.category is not Category.LINT)
-# The planner decides a NATS stream's storage type; the schema cannot say it, so no pair of schemas fires it.
+# The planner gives every NATS stream file storage today, so no pair of schemas can fire this rule yet.
 NEEDS_A_PLAN = {"STREAM_NATS_STORAGE_CHANGED"}
 
 

@@ -9,6 +9,7 @@ import pytest
 from checks_support import prism, write_schema
 from conftest import EXAMPLES, ROOT
 
+from prism_runtime.config import load_config as load_runtime_config
 from protoc_gen_prism.checks.config import CheckConfig, ConfigError, load_config
 from protoc_gen_prism.checks.report import Format, render
 from protoc_gen_prism.checks.rules import RULES, Category, Finding, Severity
@@ -116,6 +117,8 @@ def test_config_sets_severity_and_ignores_paths(tmp_path: Path) -> None:
         "namespaces: {}\nchecks:\n  severity:\n    LINT_PII_PLAINTEXT: 'off'\n"
     )
     assert prism("check", root, "--format", "json", cwd=tmp_path).rules() == ["LINT_RESERVED_WORD"]
+    # The runtime reads the same prism.yaml and leaves the checks' section alone.
+    assert load_runtime_config(None, tmp_path / "prism.yaml").bindings == {}
     assert root.exists()
 
 

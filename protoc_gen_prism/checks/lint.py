@@ -160,30 +160,6 @@ def _entities(schema: Schema, pattern: AccessPattern) -> Iterator[Entity]:
 
 
 @rule(
-    "LINT_APPEND_WITHOUT_EVENT_TIME",
-    Category.LINT,
-    Severity.ERROR,
-    "an append_heavy message has no event_time field, so records can only be ordered by arrival",
-    """
-message Click {
-  option (prism.access_pattern) = "append_heavy";
-  option (prism.retention_days) = "30";
-  string user_id = 1 [(prism.key) = true];
-  int64 at_ms = 2;
-}""",
-)
-def append_without_event_time(schema: Schema) -> Iterator[Hit]:
-    """Find time series without an event time."""
-    for e in _entities(schema, AccessPattern.APPEND_HEAVY):
-        if e.event_time is None:
-            yield Hit(
-                e.location,
-                f"{e.full_name}: append_heavy without (prism.event_time); mark a google.protobuf.Timestamp "
-                "or int64 epoch-milliseconds field",
-            )
-
-
-@rule(
     "LINT_APPEND_WITHOUT_RETENTION",
     Category.LINT,
     Severity.ERROR,

@@ -67,8 +67,9 @@ SCHEMA_INVALID = Rule(
     id="SCHEMA_INVALID",
     category=Category.LINT,
     severity=Severity.ERROR,
-    summary="the plugin refuses the schema (a KeyValue message without a key, a graph edge without source and "
-    "target, a namespace used twice, a wrong option value, ...): always an error",
+    summary="the plugin refuses the schema (a KeyValue message without a key, an append_heavy message without "
+    "event_time, a graph edge without source and target, a namespace used twice, a backend that cannot serve "
+    "the entity, a wrong option value, ...): always an error",
     example='message M {\n  option (prism.access_pattern) = "write_heavy";\n  string id = 1;\n}',
 )
 

@@ -1,8 +1,8 @@
-"""What a breaking check compares about where an entity's data lives: backend, partitions, retention, storage.
+"""What a breaking check compares about where an entity's data lives: the capacity planner's choices.
 
-The capacity planner decides these; until it is part of the compiler only what the schema states explicitly
-is known ((prism.backend), (prism.consumer_parallelism) as the partition floor, (prism.retention_days)), and
-an unknown value (None, "") never fires a rule.
+Each side's entity is planned with the production profile (`protoc_gen_prism.planner`), and the two plans are
+compared: backend, Kafka partitions, NATS storage type. Retention is the schema's retention_days, which every
+plan only converts into its backend's unit.
 """
 
 from __future__ import annotations
@@ -10,25 +10,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from protoc_gen_prism.model import Entity
+from protoc_gen_prism.planner import plan_entity
+from protoc_gen_prism.settings import Profile
 
 
 @dataclass(frozen=True)
 class StreamSettings:
     """The settings of one entity that existing data depends on."""
 
-    backend: str  # "" when the planner chooses and its choice is not known here
-    partitions: int | None
+    backend: str
+    partitions: int | None  # Kafka topics only
     retention_days: int  # 0 keeps records forever
-    storage: str | None  # NATS JetStream storage type: "file" or "memory"
+    storage: str | None  # NATS JetStream streams only: "file" or "memory"
     keyed: bool  # records are routed by key, so a partition count change reorders a key's records
 
 
 def settings_of(entity: Entity) -> StreamSettings:
-    """Return the stream settings of an entity as far as the schema states them."""
+    """Return where the planner puts an entity's data in production, and with which settings."""
+    plan = plan_entity(entity, Profile.PRODUCTION)
     return StreamSettings(
-        backend=str(entity.options.backend or ""),
-        partitions=entity.options.consumer_parallelism,
+        backend=str(plan.backend),
+        partitions=plan.kafka.partitions if plan.kafka is not None else None,
         retention_days=entity.options.retention_days,
-        storage=None,
+        storage=plan.nats.storage if plan.nats is not None else None,
         keyed=entity.key is not None,
     )

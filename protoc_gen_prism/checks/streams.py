@@ -135,6 +135,6 @@ def backend_changed(change: Change) -> Iterator[Hit]:
         if was != now:
             yield Hit(
                 new.location,
-                f"{new.full_name}: backend changes from {was or 'the planner choice'} to "
-                f"{now or 'the planner choice'}; migrate through shadow traffic (dual write, backfill, switch reads)",
+                f"{new.full_name}: backend changes from {was} to {now}; migrate through shadow traffic "
+                f'(dual write, backfill, switch reads), or pin (prism.backend) = "{was}"',
             )
