@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from prism_runtime.schema import Column, EntitySpec
+from prism_runtime.schema import Abstraction, Column, EntitySpec
 from prism_runtime.sql import alter
 from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.dialects import dialect_for
@@ -98,11 +98,11 @@ def _step(phase: str, summary: str, build: Build) -> Step:
     return Step(phase, summary, build)
 
 
-def _call(fn: Callable[..., exp.Expression], *args: Any, dialect: bool = True) -> Build:
+def _call(fn: Callable[..., exp.Expression], *args: Any, dialect: bool = True, **options: Any) -> Build:
     """Return a Build running one statement builder with fixed arguments (and the dialect, last)."""
 
     def build(d: SqlDialect) -> list[exp.Expression]:
-        return [fn(*args, d) if dialect else fn(*args)]
+        return [fn(*args, d, **options) if dialect else fn(*args, **options)]
 
     return build
 
@@ -117,6 +117,7 @@ def _table_steps(
 ) -> None:
     table = new.namespace
     renamed = old.namespace != new.namespace
+    series = new.abstraction is Abstraction.TIME_SERIES
     if renamed:
         steps.append(
             _step(
@@ -130,7 +131,7 @@ def _table_steps(
     for column in old.columns:
         current = now.get(column.number)
         if current is None:
-            _removed(table, column, steps, contract, withheld, allow_destructive)
+            _removed(table, column, steps, contract, withheld, allow_destructive, series)
             continue
         if sql_types(column) != sql_types(current):
             withheld.append(
@@ -152,11 +153,11 @@ def _table_steps(
                 _step(
                     "drop_index",
                     f"drop index of {old.namespace}.{column.name}",
-                    _call(alter.drop_index, old.namespace, column.name),
+                    _call(alter.drop_index, old.namespace, column.name, series=series),
                 )
             )
         if current.indexed and (index_moved or not column.indexed):
-            steps.append(_create_index(table, current))
+            steps.append(_create_index(table, current, series))
     for column in new.columns:
         if column.number in was_numbers:
             continue
@@ -168,19 +169,25 @@ def _table_steps(
             )
         )
         if column.indexed:
-            steps.append(_create_index(table, column))
+            steps.append(_create_index(table, column, series))
 
 
-def _create_index(table: str, column: Column) -> Step:
+def _create_index(table: str, column: Column, series: bool) -> Step:
     return _step(
         "create_index",
         f"create index on {table}.{column.name}",
-        lambda d: [alter.create_index(table, column.name, d)],
+        _call(alter.create_index, table, column.name, series=series),
     )
 
 
 def _removed(
-    table: str, column: Column, steps: list[Step], contract: list[Step], withheld: list[str], allow: bool
+    table: str,
+    column: Column,
+    steps: list[Step],
+    contract: list[Step],
+    withheld: list[str],
+    allow: bool,
+    series: bool,
 ) -> None:
     if not allow:
         withheld.append(
@@ -198,7 +205,9 @@ def _removed(
 
     def drop(d: SqlDialect) -> list[exp.Expression]:
         # SQLite refuses to drop an indexed column: the index goes first.
-        first: list[exp.Expression] = [alter.drop_index(table, column.name, d)] if column.indexed else []
+        first: list[exp.Expression] = (
+            [alter.drop_index(table, column.name, d, series=series)] if column.indexed else []
+        )
         return [*first, alter.drop_column(table, column.name, d)]
 
     steps.append(

@@ -8,6 +8,7 @@ Rows written at every version must all be there, with their values, at the end.
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from google.protobuf import message_factory
 import prism_runtime
 from prism_runtime.keyvalue import KeyValueStore
 from prism_runtime.provision import provision
+from prism_runtime.timeseries import TimeSeries
 from protoc_gen_prism.descriptors import build_pool
 from protoc_gen_prism.images import Image, compile_image
 from protoc_gen_prism.migrations import plan_migration, render
@@ -61,7 +63,7 @@ ROWS = 300  # above the Postgres COPY threshold, so bulk upserts stage rows in a
 class Version:
     """One schema version: its .proto root, compiled image, generated SQL and runtime store."""
 
-    def __init__(self, root: Path, body: str, out: Path) -> None:
+    def __init__(self, root: Path, body: str, out: Path, message: str = "acme.shop.v1.Account") -> None:
         self.root = write_schema(root, body, name=FILE, package="acme.shop.v1")
         self.image: Image = compile_image(self.root)
         run = run_protoc(self.root, [FILE], out)
@@ -69,9 +71,7 @@ class Version:
         self.gen = out
         self.entity = self.image.schema().entities[0]
         pool = build_pool(self.image.files)
-        self.message: Any = message_factory.GetMessageClass(
-            pool.FindMessageTypeByName("acme.shop.v1.Account")
-        )
+        self.message: Any = message_factory.GetMessageClass(pool.FindMessageTypeByName(message))
 
     def store(self, db: prism_runtime.Database) -> KeyValueStore[Any, str]:
         """Return the KeyValue store of Account at this version."""
@@ -278,3 +278,47 @@ def test_provision_cli_applies_migrations_first(tmp_path: Path, versions: list[V
     assert lines[0] == "migrations/sqlite/0001_nick_to_display_name.sql: statement applied"
     assert "sql/sqlite/acme/shop/v1/shop.sql: index accounts__country__idx already exists" in lines
     assert lines[-1] == "prism provision (sqlite): applied 2 file(s), 0 unchanged"
+
+
+SERIES_V1 = """message Click {
+  option (prism.access_pattern) = "append_heavy";
+  option (prism.retention_days) = "7";
+  option (prism.namespace) = "clicks";
+  string user_id = 1 [(prism.key) = true];
+  int64 at_ms = 2 [(prism.event_time) = true];
+  string page = 3;
+}"""
+SERIES_V2 = SERIES_V1.replace(
+    "string page = 3;", "string url = 3;\n  string referrer = 4 [(prism.index) = true];"
+)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_time_series_migration_keeps_events(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str
+) -> None:
+    # On Postgres a series table is partitioned by event time: its index cannot be built CONCURRENTLY.
+    v1 = Version(tmp_path / "s1", SERIES_V1, tmp_path / "g1", message="acme.shop.v1.Click")
+    v2 = Version(tmp_path / "s2", SERIES_V2, tmp_path / "g2", message="acme.shop.v1.Click")
+    migrations = tmp_path / "migrations"
+    url = await url_for(request, backend, tmp_path)
+    try:
+        await _apply(url, v1, migrations)
+        base_ms = int(time.time() * 1000) - 3_600_000  # within retention: older events are dropped on purpose
+        async with prism_runtime.connect(url) as db:
+            await TimeSeries(db, v1.entity.spec, v1.message).append_many(
+                v1.message(user_id="u", at_ms=base_ms + i, page=f"/p{i}") for i in range(50)
+            )
+        assert prism("migrate", v2.root, "--against", v1.root, "-o", migrations).returncode == 0
+        sql = (migrations / "postgres").glob("*.sql").__next__().read_text()
+        assert 'CREATE INDEX IF NOT EXISTS "clicks__referrer__idx" ON "clicks"' in sql
+        await _apply(url, v2, migrations)
+        async with prism_runtime.connect(url) as db:
+            series = TimeSeries(db, v2.entity.spec, v2.message)
+            await series.append(v2.message(user_id="u", at_ms=base_ms + 50, url="/new", referrer="r"))
+            events = [e async for e in series.query("u", base_ms, base_ms + 100)]
+        assert [e.url for e in events] == [f"/p{i}" for i in range(50)] + ["/new"]
+        assert events[-1].referrer == "r" and events[0].referrer == ""
+    finally:
+        if backend == "postgres":
+            await drop_schema(url)

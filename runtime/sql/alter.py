@@ -57,18 +57,23 @@ def drop_not_null(table: str, column: str, dialect: SqlDialect) -> exp.Alter:
     return _alter(table, action, dialect)
 
 
-def create_index(table: str, column: str, dialect: SqlDialect) -> exp.Create:
+def _concurrently(dialect: SqlDialect, series: bool) -> bool:
+    # Postgres cannot build or drop an index on a partitioned table (a partitioned time series) concurrently.
+    return dialect.supports_concurrent_index and not (series and dialect.partitions_series)
+
+
+def create_index(table: str, column: str, dialect: SqlDialect, *, series: bool = False) -> exp.Create:
     """Return CREATE INDEX IF NOT EXISTS, CONCURRENTLY where the dialect can build it without blocking writes."""
     # The very statement the DDL writes, so both name and shape the index alike.
     statement = _create_index(table, index_name(table, column, dialect), [column])
-    statement.set("concurrently", dialect.supports_concurrent_index)
+    statement.set("concurrently", _concurrently(dialect, series))
     return statement
 
 
-def drop_index(table: str, column: str, dialect: SqlDialect) -> exp.Drop:
+def drop_index(table: str, column: str, dialect: SqlDialect, *, series: bool = False) -> exp.Drop:
     """Return DROP INDEX IF EXISTS of the index Prism names for (table, column)."""
     name = exp.Table(this=exp.to_identifier(index_name(table, column, dialect), quoted=True))
-    return exp.Drop(tables=[name], kind="INDEX", exists=True, concurrently=dialect.supports_concurrent_index)
+    return exp.Drop(tables=[name], kind="INDEX", exists=True, concurrently=_concurrently(dialect, series))
 
 
 def drop_table(table: str) -> exp.Drop:
