@@ -73,7 +73,7 @@ expressions:
 |---|---|
 | field added | `ALTER TABLE ... ADD COLUMN` with the proto3 zero value as `NOT NULL DEFAULT` (nullable when the field has presence) |
 | field renamed (same number) | `ALTER TABLE ... RENAME COLUMN` (and its index renamed) |
-| `(prism.index)` added | `CREATE INDEX CONCURRENTLY IF NOT EXISTS` on Postgres, `CREATE INDEX IF NOT EXISTS` on SQLite |
+| `(prism.index)` added | `CREATE INDEX CONCURRENTLY IF NOT EXISTS` on Postgres (without CONCURRENTLY on a time series, whose table is partitioned), `CREATE INDEX IF NOT EXISTS` on SQLite |
 | `(prism.namespace)` changed | `ALTER TABLE ... RENAME TO` |
 | field or entity removed | only with `--allow-destructive`: an expand step now (Postgres: `DROP NOT NULL`, so writers that omit the column keep working) and a contract step (`DROP COLUMN` / `DROP TABLE`) in `<out>/<dialect>/pending/`, moved up by hand once no running version reads the column |
 | key, sort key, abstraction or column type changed | not written: printed with the reason; it needs a new namespace and a copy |
