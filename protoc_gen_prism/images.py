@@ -22,7 +22,7 @@ from google.protobuf import descriptor_pb2
 from protoc_gen_prism.diagnostics import SchemaError
 from protoc_gen_prism.model import Schema
 from protoc_gen_prism.model_builder import build_schema
-from protoc_gen_prism.planner import plan_schema
+from protoc_gen_prism.planner import Plan, plan_schema
 from protoc_gen_prism.protoc_runner import find_protos, prism_include, wkt_include
 from protoc_gen_prism.settings import Profile
 
@@ -52,21 +52,28 @@ class Image:
         return {f.name: f for f in self.files}
 
     @cached_property
-    def _model(self) -> Schema | SchemaError:
+    def _model(self) -> tuple[Schema, dict[str, Plan]] | SchemaError:
         try:
             schema = build_schema(self.files, self.targets)
             # The plugin also refuses what cannot be planned (an explicit backend that cannot serve the entity).
-            plan_schema(schema, Profile.PRODUCTION)
+            plans = plan_schema(schema, Profile.PRODUCTION)
         except SchemaError as error:
             return error
-        return schema
+        return schema, {p.message: p for p in plans}
 
     def schema(self) -> Schema:
         """Return the model of the image's files, built once, as the plugin would (raises SchemaError)."""
         model = self._model
         if isinstance(model, SchemaError):
             raise model
-        return model
+        return model[0]
+
+    def plans(self) -> dict[str, Plan]:
+        """Return the production plan of every entity by message full name (raises SchemaError)."""
+        model = self._model
+        if isinstance(model, SchemaError):
+            raise model
+        return model[1]
 
     def serialize(self) -> bytes:
         """Return the image as a serialized FileDescriptorSet."""

@@ -1,8 +1,8 @@
 """What a breaking check compares about where an entity's data lives: the capacity planner's choices.
 
-Each side's entity is planned with the production profile (`protoc_gen_prism.planner`), and the two plans are
-compared: backend, Kafka partitions, NATS storage type. Retention is the schema's retention_days, which every
-plan only converts into its backend's unit.
+Each side's entities are planned with the production profile (`protoc_gen_prism.planner`) when their image is
+built, and the two plans are compared: backend, Kafka partitions, NATS storage type. Retention is the schema's
+retention_days, which every plan only converts into its backend's unit.
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from protoc_gen_prism.model import Entity
-from protoc_gen_prism.planner import plan_entity
-from protoc_gen_prism.settings import Profile
+from protoc_gen_prism.planner import Plan
 
 
 @dataclass(frozen=True)
@@ -25,9 +24,8 @@ class StreamSettings:
     keyed: bool  # records are routed by key, so a partition count change reorders a key's records
 
 
-def settings_of(entity: Entity) -> StreamSettings:
-    """Return where the planner puts an entity's data in production, and with which settings."""
-    plan = plan_entity(entity, Profile.PRODUCTION)
+def settings_of(entity: Entity, plan: Plan) -> StreamSettings:
+    """Return where the plan puts an entity's data, and with which settings."""
     return StreamSettings(
         backend=str(plan.backend),
         partitions=plan.kafka.partitions if plan.kafka is not None else None,

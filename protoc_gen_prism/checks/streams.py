@@ -22,10 +22,19 @@ def _stream(days: int, extra: str = "") -> str:
 _KAFKA = '  option (prism.backend) = "kafka";\n'
 
 
-def _series(change: Change) -> Iterator[tuple[Entity, StreamSettings, StreamSettings]]:
+def _settings(change: Change) -> Iterator[tuple[Entity, Entity, StreamSettings, StreamSettings]]:
+    """Yield each pair of entities with the settings their plans give them."""
+    if not change.entity_pairs:
+        return  # one side has no model, so no plans either
+    before, after = change.before.plans(), change.after.plans()
     for old, new in change.entity_pairs:
+        yield old, new, settings_of(old, before[old.full_name]), settings_of(new, after[new.full_name])
+
+
+def _series(change: Change) -> Iterator[tuple[Entity, StreamSettings, StreamSettings]]:
+    for old, new, was, now in _settings(change):
         if old.abstraction is Abstraction.TIME_SERIES and new.abstraction is Abstraction.TIME_SERIES:
-            yield new, settings_of(old), settings_of(new)
+            yield new, was, now
 
 
 def _days(days: int) -> str:
@@ -42,8 +51,8 @@ def _days(days: int) -> str:
 )
 def retention_shortened(change: Change) -> Iterator[Hit]:
     """Find entities that keep records for less time than before."""
-    for old, new in change.entity_pairs:
-        was, now = settings_of(old).retention_days, settings_of(new).retention_days
+    for _, new, before, after in _settings(change):
+        was, now = before.retention_days, after.retention_days
         if now and (was == 0 or now < was):
             yield Hit(
                 new.location,
@@ -130,8 +139,8 @@ def nats_storage_changed(change: Change) -> Iterator[Hit]:
 )
 def backend_changed(change: Change) -> Iterator[Hit]:
     """Find entities whose data now lives on another backend."""
-    for old, new in change.entity_pairs:
-        was, now = settings_of(old).backend, settings_of(new).backend
+    for _, new, before, after in _settings(change):
+        was, now = before.backend, after.backend
         if was != now:
             yield Hit(
                 new.location,
