@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from protoc_gen_prism.checks import lint, protection, storage, streams, wire
 from protoc_gen_prism.checks.compare import Change
 from protoc_gen_prism.checks.config import CheckConfig
-from protoc_gen_prism.checks.rules import CHECKS, RULES, SCHEMA_INVALID, Category, Finding, Hit
+from protoc_gen_prism.checks.rules import CHECKS, RULES, SCHEMA_INVALID, Category, Finding, Hit, Severity
 from protoc_gen_prism.diagnostics import SchemaError
 from protoc_gen_prism.images import Image
 from protoc_gen_prism.model import Schema
@@ -33,7 +33,7 @@ def _run(
     wanted = set(categories)
     found = []
     for rule_id, check in CHECKS.items():
-        if RULES[rule_id].category not in wanted or config.severity_of(rule_id) == "off":
+        if RULES[rule_id].category not in wanted or config.severity_of(rule_id) is Severity.OFF:
             continue
         for hit in call(check):
             finding = config.apply(rule_id, Finding(hit.location, rule_id, hit.message))
