@@ -133,18 +133,44 @@ class Entity:
             event_time=event_time.name if event_time else None,
             retention_days=self.options.retention_days,
             source_file=self.proto_file,
-            columns=tuple(
-                Column(
-                    name=f.name,
-                    number=f.number,
-                    kind=f.column_kind,
-                    nullable=f.has_presence and not (f.options.key or f.options.sort_key),
-                    indexed=f.options.index,
-                    pii=f.options.pii.value if f.options.pii else "",
-                )
-                for f in self.fields
-            ),
+            subject=next((f.name for f in self.fields if f.options.subject), None),
+            columns=tuple(c for f in self.fields for c in _columns(f)),
         )
+
+
+def _columns(f: Field) -> tuple[Column, ...]:
+    """Return the stored columns of one field: itself, then its blind index when searchable."""
+    o = f.options
+    encrypted = o.encrypt_at_rest
+    column = Column(
+        name=f.name,
+        number=f.number,
+        # Ciphertext is bytes whatever the field type; the runtime turns it back into str or bytes.
+        kind=ColumnKind.BYTES if encrypted else f.column_kind,
+        nullable=f.has_presence and not (o.key or o.sort_key),
+        indexed=o.index,
+        pii=o.pii.value if o.pii else "",
+        encrypted=encrypted,
+        masked=o.mask_in_logs,
+        audited=o.access_audit,
+        searchable=o.searchable,
+    )
+    if not o.searchable:
+        return (column,)
+    index = Column(
+        name=blind_index_column(f.name),
+        number=0,
+        kind=ColumnKind.BYTES,
+        nullable=True,
+        indexed=True,
+        blind_index_of=f.name,
+    )
+    return (column, index)
+
+
+def blind_index_column(field_name: str) -> str:
+    """Return the name of the column holding a searchable field's blind index."""
+    return f"{field_name}__bidx"
 
 
 @dataclass(frozen=True)
