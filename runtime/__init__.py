@@ -1,5 +1,6 @@
 """prism_runtime: the thin shared runtime that Prism's generated clients run on."""
 
+from prism_runtime import pii
 from prism_runtime.database import Database, connect
 from prism_runtime.errors import (
     BackendError,
@@ -10,17 +11,34 @@ from prism_runtime.errors import (
     SchemaMismatch,
 )
 from prism_runtime.keyvalue import KeyValueStore, SortedKeyValueStore
+from prism_runtime.pii import (
+    DecryptionError,
+    ForgetReceipt,
+    KeyRetired,
+    SubjectForgotten,
+    actor,
+    forget,
+    install_log_masking,
+)
 
 __all__ = [
     "BackendError",
     "BackendUnavailable",
     "ConfigError",
     "Database",
+    "DecryptionError",
+    "ForgetReceipt",
+    "KeyRetired",
     "KeyValueStore",
     "NotOpen",
     "PrismError",
     "SchemaMismatch",
     "SortedKeyValueStore",
+    "SubjectForgotten",
+    "actor",
     "connect",
+    "forget",
+    "install_log_masking",
+    "pii",
 ]
 __version__ = "0.1.0"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Generator
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from google.protobuf.message import Message
 
@@ -13,6 +13,9 @@ from prism_runtime.config import BackendUrl, resolve_url
 from prism_runtime.errors import NotOpen
 from prism_runtime.keyvalue import KeyValueBackend
 from prism_runtime.schema import EntitySpec
+
+if TYPE_CHECKING:
+    from prism_runtime.pii.wrappers import KeyWrapper
 
 M = TypeVar("M", bound=Message)
 
@@ -45,9 +48,10 @@ def _open_backend(url: BackendUrl) -> Backend:
 class Database:
     """The backends of one program; use as `async with prism_runtime.connect() as db`."""
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, *, key_wrapper: KeyWrapper | None = None) -> None:
         self.url = resolve_url(url)
         self._backend: Backend | None = None
+        self._key_wrapper = key_wrapper
 
     async def open(self) -> Database:
         """Connect to the backend; return self."""
@@ -55,6 +59,10 @@ class Database:
             backend = _open_backend(self.url)
             await backend.open()
             self._backend = backend
+            if self._key_wrapper is not None:
+                from prism_runtime.pii.vault import attach
+
+                attach(backend, self._key_wrapper)  # type: ignore[arg-type]
         return self
 
     async def close(self) -> None:
@@ -91,10 +99,16 @@ class Database:
         """Return the KeyValue backend serving `spec`."""
         return self.backend_for(spec).keyvalue(spec, message)
 
+    def backends(self) -> list[Backend]:
+        """Return every open backend (for operations across namespaces, such as forget)."""
+        return [self._backend] if self._backend is not None else []
 
-def connect(url: str | None = None) -> Database:
+
+def connect(url: str | None = None, *, key_wrapper: KeyWrapper | None = None) -> Database:
     """Return a database handle for `url`, $PRISM_URL, or the embedded SQLite file ./prism.db.
 
-    URLs: sqlite:///relative.db, sqlite:////absolute.db, sqlite:// (in memory).
+    URLs: sqlite:///relative.db, sqlite:////absolute.db, sqlite:// (in memory). PII is encrypted under
+    `key_wrapper`, else AWS KMS when $PRISM_KMS_KEY_ID is set, else the local file $PRISM_MASTER_KEY_FILE
+    (default ./prism-master.key).
     """
-    return Database(url)
+    return Database(url, key_wrapper=key_wrapper)

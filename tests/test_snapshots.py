@@ -12,6 +12,7 @@ SCHEMAS = [
     (EXAMPLES, "acme/users/v1/users.proto"),
     (EXAMPLES, "acme/orders/v1/orders.proto"),
     (PROTOS, "prismtest/types/v1/types.proto"),
+    (PROTOS, "prismtest/pii/v1/pii.proto"),
 ]
 
 

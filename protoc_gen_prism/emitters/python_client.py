@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from prism_runtime.schema import Abstraction
 from protoc_gen_prism import __version__
 from protoc_gen_prism.emitters import GeneratedFile
-from protoc_gen_prism.model import Entity, ProtoFile, Schema
+from protoc_gen_prism.model import Entity, Field, ProtoFile, Schema
 from protoc_gen_prism.settings import Settings
 from protoc_gen_prism.templating import render
 
@@ -22,6 +22,7 @@ class _Store:
     type_args: str
     spec_name: str
     docstring: str
+    finders: list[Field]
 
 
 def emit(schema: Schema, settings: Settings) -> list[GeneratedFile]:
@@ -40,6 +41,7 @@ def _module(file: ProtoFile) -> GeneratedFile:
         pb2_import=pb2_import,
         pb2_module=module,
         stores=stores,
+        masked=[e.python_name for e in file.entities if any(f.options.mask_in_logs for f in e.fields)],
     )
     return GeneratedFile(f"{file.output_stem}_prism.py", content)
 
@@ -63,6 +65,7 @@ def _store(entity: Entity, pb2: str) -> _Store:
         type_args=type_args,
         spec_name="_" + _upper_snake(entity.python_name) + "_SPEC",
         docstring=f"{summary.rstrip('.')}.\n\n    Namespace ``{entity.namespace}``, {layout}.",
+        finders=[f for f in entity.fields if f.options.searchable],
     )
 
 

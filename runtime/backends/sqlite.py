@@ -70,6 +70,14 @@ class SqliteDialect(SqlDialect):
             return exp.HexString(this="")
         return super().default(column)
 
+    def append_only(self, table: str) -> list[str]:
+        """Return triggers that abort any UPDATE or DELETE of `table`."""
+        return [
+            f"CREATE TRIGGER IF NOT EXISTS {self.quote(f'{table}__no_{op.lower()}')} BEFORE {op} ON "
+            f"{self.quote(table)} BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+            for op in ("UPDATE", "DELETE")
+        ]
+
 
 class SqliteDriver:
     """The SqlDriver of one SQLite database file."""

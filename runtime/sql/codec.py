@@ -26,18 +26,23 @@ class RowCodec(Generic[M]):
         self.message = message
         self.columns = spec.columns
         self._json = tuple(c.name for c in spec.columns if c.kind is ColumnKind.JSON)
+        # A blind index column is no field: the PII layer fills it in (prism_runtime.pii.sealer).
         self._encoders: list[Callable[[M, dict[str, Any] | None], Any]] = [
-            _field_encoder(c.name, c.kind, c.nullable, dialect) for c in spec.columns
+            _no_value if c.blind_index_of else _field_encoder(c.name, c.kind, c.nullable, dialect)
+            for c in spec.columns
         ]
+        fields = [c for c in spec.columns if not c.blind_index_of]
         self._decoders = [
-            (c.name, c.kind, dialect.decoder(c.kind)) for c in spec.columns if c.kind is not ColumnKind.JSON
+            (c.name, c.kind, dialect.decoder(c.kind)) for c in fields if c.kind is not ColumnKind.JSON
         ]
         self._json_decoders = [
             (i, c.name, dialect.decoder(c.kind))
             for i, c in enumerate(spec.columns)
             if c.kind is ColumnKind.JSON
         ]
-        self._scalar_index = [i for i, c in enumerate(spec.columns) if c.kind is not ColumnKind.JSON]
+        self._scalar_index = [
+            i for i, c in enumerate(spec.columns) if c.kind is not ColumnKind.JSON and not c.blind_index_of
+        ]
         self.key_index = tuple(self.column_index(c.name) for c in spec.key_columns)
 
     def column_index(self, name: str) -> int:
@@ -76,6 +81,10 @@ class RowCodec(Generic[M]):
             if present:
                 json_format.ParseDict(present, message)
         return message
+
+
+def _no_value(message: Any, as_json: dict[str, Any] | None) -> None:
+    return None
 
 
 def _field_encoder(

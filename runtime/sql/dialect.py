@@ -74,6 +74,10 @@ class SqlDialect:
             return exp.Literal.string("1970-01-01T00:00:00.000000000Z")
         return exp.Literal.number(0)
 
+    def append_only(self, table: str) -> list[str]:
+        """Return DDL that makes `table` reject UPDATE and DELETE (none where the dialect cannot)."""
+        return []
+
     # -- values ------------------------------------------------------------------------------------
 
     def encoder(self, kind: ColumnKind) -> Encoder:

@@ -1,0 +1,227 @@
+"""Encrypted columns at the row level: the one place every SQL backend encrypts, decrypts and audits PII.
+
+The row codec leaves a field's clear value at an encrypted column's position and None at a blind index
+column; `seal` turns those into ciphertext and index, `open` turns ciphertext back into the clear value.
+A ciphertext's associated data is (message, field number, subject, record key), so one copied to another
+row or field does not open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+from prism_runtime.pii import crypto
+from prism_runtime.pii.audit import AuditEvent
+from prism_runtime.pii.blind_index import BlindIndex, normalise, purpose
+from prism_runtime.pii.errors import DecryptionError, SubjectForgotten
+from prism_runtime.pii.vault import Vault
+from prism_runtime.schema import Column, EntitySpec
+
+Row = Sequence[Any]
+_EMPTY = (None, "", b"")
+
+
+@dataclass(frozen=True)
+class _Sealed:
+    index: int
+    column: Column
+    context: bytes
+    text: bool  # a string field: stored as UTF-8, given back as str
+
+
+class ProtectedRows:
+    """Seals and opens the PII columns of one entity's rows."""
+
+    def __init__(
+        self, spec: EntitySpec, message: type[Message], vault: Vault, columns: Sequence[str]
+    ) -> None:
+        self.spec = spec
+        self.vault = vault
+        position = {name: i for i, name in enumerate(columns)}
+        fields = message.DESCRIPTOR.fields_by_name
+        self._sealed = [
+            _Sealed(
+                position[c.name],
+                c,
+                crypto.field_context(spec.message_name, c.number),
+                fields[c.name].type == FieldDescriptor.TYPE_STRING,
+            )
+            for c in spec.columns
+            if c.encrypted
+        ]
+        self._by_field = {s.column.name: s for s in self._sealed}
+        self._index_columns = [
+            (position[c.name], position[c.blind_index_of], c.blind_index_of)
+            for c in spec.columns
+            if c.blind_index_of
+        ]
+        self._audited = [(position[c.name], c) for c in spec.columns if c.audited]
+        self._keys = [position[c.name] for c in spec.key_columns]
+        self._subject = position[spec.subject_column.name]
+        self._indexes: dict[str, BlindIndex] = {}
+        self._ready = False
+
+    async def ready(self) -> None:
+        """Load keys, register the entity in the catalog, derive the blind index keys."""
+        if self._ready:
+            return
+        await self.vault.ready()
+        await self.vault.catalog.register(self.spec)
+        keyring = self.vault.keyring
+        for c in self.spec.columns:
+            if c.searchable:
+                self._indexes[c.name] = BlindIndex(keyring.derive(purpose(self.spec.message_name, c.number)))
+        self._ready = True
+
+    def _record_key(self, row: Row) -> tuple[Any, ...]:
+        return tuple(row[i] for i in self._keys)
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    async def seal(self, rows: Sequence[Row]) -> tuple[list[tuple[Any, ...]], list[AuditEvent]]:
+        """Return the rows with ciphertext and blind indexes in place, and the write events to audit."""
+        await self.ready()
+        keyring = self.vault.keyring
+        refs = [keyring.subject_ref(row[self._subject]) for row in rows]
+        needed = [
+            ref
+            for ref, row in zip(refs, rows, strict=True)
+            if any(row[s.index] not in _EMPTY for s in self._sealed)
+        ]
+        keys = await keyring.primary_keys(needed) if needed else {}
+        sealed_rows: list[tuple[Any, ...]] = []
+        events: list[AuditEvent] = []
+        for ref, row in zip(refs, rows, strict=True):
+            values = list(row)
+            key = keys.get(ref)
+            row_context = crypto.row_context(row[self._subject], self._record_key(row))
+            for s in self._sealed:
+                value = values[s.index]
+                if value is None:
+                    continue
+                if value in ("", b""):
+                    values[s.index] = b""  # the zero value: nothing personal to hide
+                    continue
+                assert key is not None
+                data = value.encode("utf-8") if s.text else bytes(value)
+                values[s.index] = crypto.seal(key.aead, key.key_id, data, s.context + row_context)
+            for index, source, name in self._index_columns:
+                value = row[source]
+                values[index] = None if value in _EMPTY else self._indexes[name](value)
+            if self._audited:
+                events += self._events("write", ref, row, key.key_id if key else 0)
+            sealed_rows.append(tuple(values))
+        return sealed_rows, events
+
+    def _events(self, action: str, ref: str, row: Row, key_id: int, outcome: str = "ok") -> list[AuditEvent]:
+        record = self.vault.keyring.record_ref(self._record_key(row))
+        return [
+            AuditEvent(
+                action="decrypt" if action == "read" and c.encrypted else action,
+                message=self.spec.message_name,
+                field=c.number,
+                pii=c.pii,
+                subject_ref=ref,
+                record_ref=record,
+                outcome=outcome,
+                key_id=key_id if c.encrypted else 0,
+            )
+            for _, c in self._audited
+        ]
+
+    async def record(self, events: Sequence[AuditEvent]) -> None:
+        """Append events to the audit log."""
+        if events:
+            await self.vault.audit.append(events)
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    async def open(
+        self, rows: Sequence[Row], *, skip_forgotten: bool = False, action: str = "read"
+    ) -> list[Row]:
+        """Return the rows with clear values in place of ciphertext; audit the reads.
+
+        A row whose subject was forgotten raises SubjectForgotten, or is left out with `skip_forgotten`.
+        """
+        await self.ready()
+        keyring = self.vault.keyring
+        refs = [keyring.subject_ref(row[self._subject]) for row in rows]
+        wanted: set[tuple[str, int]] = set()
+        for ref, row in zip(refs, rows, strict=True):
+            for s in self._sealed:
+                blob = row[s.index]
+                if blob:
+                    try:
+                        wanted.add((ref, crypto.key_id_of(bytes(blob))))
+                    except crypto.InvalidCiphertext:
+                        await self._fail(ref, row, s, DecryptionError("not a Prism ciphertext"))
+        keys = await keyring.keys_for(wanted) if wanted else {}
+        opened: list[Row] = []
+        events: list[AuditEvent] = []
+        for ref, row in zip(refs, rows, strict=True):
+            values = list(row)
+            key_id = 0
+            try:
+                for s in self._sealed:
+                    blob = row[s.index]
+                    if blob is None:
+                        continue
+                    if not blob:
+                        values[s.index] = "" if s.text else b""
+                        continue
+                    blob = bytes(blob)
+                    key_id = crypto.key_id_of(blob)
+                    key = keys[(ref, key_id)]
+                    if isinstance(key, DecryptionError):
+                        await self._fail(ref, row, s, key)
+                    assert not isinstance(key, DecryptionError)
+                    try:
+                        data = crypto.open_sealed(
+                            key.aead,
+                            blob,
+                            s.context + crypto.row_context(row[self._subject], self._record_key(row)),
+                        )
+                    except crypto.InvalidCiphertext:
+                        await self._fail(
+                            ref, row, s, DecryptionError("ciphertext does not belong to this row and field")
+                        )
+                    values[s.index] = data.decode("utf-8") if s.text else data
+            except SubjectForgotten:
+                if skip_forgotten:
+                    continue
+                raise
+            if self._audited:
+                events += self._events(action, ref, row, key_id)
+            opened.append(values)
+        await self.record(events)
+        return opened
+
+    async def _fail(self, ref: str, row: Row, sealed: _Sealed, error: DecryptionError) -> None:
+        if sealed.column.audited:
+            await self.record(
+                [
+                    e
+                    for e in self._events("read", ref, row, 0, outcome=type(error).__name__)
+                    if e.field == sealed.column.number
+                ]
+            )
+        raise type(error)(
+            error.reason, namespace=self.spec.namespace, field=sealed.column.name, subject_ref=ref
+        ) from None
+
+    # -- blind indexes -----------------------------------------------------------------------------
+
+    async def index_of(self, field: str, value: str | bytes) -> bytes:
+        """Return the blind index of `value` in searchable `field`."""
+        await self.ready()
+        return self._indexes[field](value)
+
+    def matches(self, field: str, wanted: str | bytes, row: Row) -> bool:
+        """Return whether an opened row's `field` equals `wanted` once both are normalised."""
+        value = row[self._by_field[field].index]
+        return value is not None and normalise(value) == normalise(wanted)

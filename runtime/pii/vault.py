@@ -1,0 +1,46 @@
+"""Everything the PII layer keeps per SQL backend: keyring, audit log and entity catalog, made once."""
+
+from __future__ import annotations
+
+import weakref
+
+from prism_runtime.pii.audit import AuditLog
+from prism_runtime.pii.catalog import Catalog
+from prism_runtime.pii.keyring import KeyLimits, Keyring
+from prism_runtime.pii.wrappers import KeyWrapper, wrapper_from_env
+from prism_runtime.sql.driver import SqlDriver
+
+
+class Vault:
+    """The PII services of one SQL backend."""
+
+    def __init__(self, driver: SqlDriver, wrapper: KeyWrapper, limits: KeyLimits | None = None) -> None:
+        self.driver = driver
+        self.keyring = Keyring(driver, wrapper, limits)
+        self.audit = AuditLog(driver)
+        self.catalog = Catalog(driver)
+
+    async def ready(self) -> Vault:
+        """Create the tables and load the index root key; return self."""
+        await self.keyring.ready()
+        return self
+
+    def __repr__(self) -> str:
+        return f"<prism_runtime.pii.Vault {self.driver.name} keys={self.keyring.wrapper.name}>"
+
+
+_vaults: weakref.WeakKeyDictionary[SqlDriver, Vault] = weakref.WeakKeyDictionary()
+
+
+def vault_for(driver: SqlDriver) -> Vault:
+    """Return the vault of `driver`, made with the key wrapper from the environment unless one was attached."""
+    vault = _vaults.get(driver)
+    if vault is None:
+        vault = _vaults[driver] = Vault(driver, wrapper_from_env())
+    return vault
+
+
+def attach(driver: SqlDriver, wrapper: KeyWrapper, limits: KeyLimits | None = None) -> Vault:
+    """Serve `driver`'s PII with `wrapper` (and cache `limits`) from now on."""
+    vault = _vaults[driver] = Vault(driver, wrapper, limits)
+    return vault
