@@ -476,3 +476,25 @@ def test_pii_never_in_cli_help_or_errors(url: str) -> None:
     done = prism_cli("audit", "verify", url=url.replace("pii.db", "missing/dir/x.db"))
     assert done.returncode == 1 and "prism audit verify:" in done.stderr
     assert os.environ["PRISM_MASTER_KEY_FILE"] not in done.stdout
+
+
+# -- stream payloads -------------------------------------------------------------------------------
+
+
+async def test_stream_payload_is_sealed_and_shredded_by_forget(db: prism_runtime.Database, pii: Any) -> None:
+    from prism_runtime.pii.payload import open_payload, seal_payload
+
+    pb2, prism = pii
+    vault = vault_for(db.backends()[0])  # type: ignore[arg-type]
+    spec = prism.PatientStore(db).spec
+    original = patient(pb2, "p9")
+    payload = await seal_payload(vault, spec, original)
+    for value in (SSN, EMAIL, PHONE):
+        assert value.encode() not in payload
+    assert await open_payload(vault, spec, pb2.Patient, payload) == original
+    moved = payload.replace(b"p9", b"p8")  # the same ciphertext under another record key
+    with pytest.raises(prism_runtime.DecryptionError, match="'ssn'"):
+        await open_payload(vault, spec, pb2.Patient, moved)
+    await prism_runtime.forget(db, "p9")
+    with pytest.raises(prism_runtime.SubjectForgotten):
+        await open_payload(vault, spec, pb2.Patient, payload)
