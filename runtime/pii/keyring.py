@@ -16,7 +16,7 @@ import struct
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
@@ -35,7 +35,7 @@ ACTIVE, FORGOTTEN, RETIRED = "active", "forgotten", "retired"
 _BATCH = 500
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class DataKey:
     """An unwrapped data key, ready to use."""
 
@@ -43,12 +43,21 @@ class DataKey:
     version: int
     aead: AESGCM
 
+    prefix: bytes = field(init=False, repr=False)
+    """The 5-byte Tink prefix of ciphertexts under this key."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "prefix", crypto.PREFIX.pack(crypto.FORMAT_V1, self.key_id))
+
+    def __repr__(self) -> str:
+        return f"<DataKey {self.key_id:08x} v{self.version}>"
+
 
 @dataclass(frozen=True)
 class KeyLimits:
     """Bounds of the unwrapped-key cache: entries, age in seconds, uses before unwrapping again."""
 
-    entries: int = 10_000
+    entries: int = 100_000
     max_age: float = 300.0
     max_uses: int = 1_000_000
 
