@@ -28,8 +28,15 @@ def capture_request(root: Path, files: list[str], out: Path) -> bytes:
     (out / "gen").mkdir()
     subprocess.run(
         [
-            sys.executable, "-m", "grpc_tools.protoc", f"-I{root}", f"-I{prism_include()}", f"-I{wkt_include()}",
-            f"--plugin=protoc-gen-prism={tool('protoc-gen-prism')}", f"--prism_out={out / 'gen'}", *files,
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{root}",
+            f"-I{prism_include()}",
+            f"-I{wkt_include()}",
+            f"--plugin=protoc-gen-prism={tool('protoc-gen-prism')}",
+            f"--prism_out={out / 'gen'}",
+            *files,
         ],
         env=env,
         check=True,

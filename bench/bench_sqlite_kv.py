@@ -42,8 +42,16 @@ def rate(count: int, seconds: float) -> float:
 
 async def generated_store(pb2: Any, prism: Any, path: Path, ops: int) -> tuple[float, float, list[Any]]:
     """Time put then get through the generated store; return (put/s, get/s, rows as stored)."""
-    users = [pb2.UserProfile(user_id=f"user-{i:06d}", email=f"u{i}@example.com", display_name=f"User {i}",
-                             tier=i % 3, tags=["a", "b"]) for i in range(ops)]
+    users = [
+        pb2.UserProfile(
+            user_id=f"user-{i:06d}",
+            email=f"u{i}@example.com",
+            display_name=f"User {i}",
+            tier=i % 3,
+            tags=["a", "b"],
+        )
+        for i in range(ops)
+    ]
     async with prism_runtime.connect(f"sqlite:///{path}") as db:
         store = prism.UserProfileStore(db)
         await store.put(users[0])  # creates the table outside the timed loop
@@ -108,7 +116,9 @@ async def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         pb2, prism = load_generated(Path(tmp) / "gen")
-        gen_put, gen_get, (upsert, get, rows) = await generated_store(pb2, prism, Path(tmp) / "gen.db", args.ops)
+        gen_put, gen_get, (upsert, get, rows) = await generated_store(
+            pb2, prism, Path(tmp) / "gen.db", args.ops
+        )
         # Same table definition as the generated one, copied from its schema.
         src = sqlite3.connect(Path(tmp) / "gen.db")
         ddl = [r[0] for r in src.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL")]

@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from protoc_gen_prism import __version__
-from protoc_gen_prism.commands import audit, forget, generate, include, keys
+from protoc_gen_prism.commands import audit, forget, generate, include, keys, provision, stack
 
-COMMANDS = [include, generate, audit, forget, keys]
+COMMANDS = [include, generate, provision, stack, audit, forget, keys]
 
 
 def build_parser() -> argparse.ArgumentParser:

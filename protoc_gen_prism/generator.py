@@ -8,7 +8,7 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.compiler import plugin_pb2
 
 from protoc_gen_prism.diagnostics import SchemaError
-from protoc_gen_prism.emitters import GeneratedFile, python_client
+from protoc_gen_prism.emitters import GeneratedFile, python_client, sql_ddl
 from protoc_gen_prism.model import Schema
 from protoc_gen_prism.model_builder import build_schema
 from protoc_gen_prism.settings import Settings, SettingsError, parse_parameter
@@ -16,7 +16,7 @@ from protoc_gen_prism.settings import Settings, SettingsError, parse_parameter
 Emitter = Callable[[Schema, Settings], list[GeneratedFile]]
 
 # Every emitter is a pure function of the model and the settings; order does not matter.
-EMITTERS: list[Emitter] = [python_client.emit]
+EMITTERS: list[Emitter] = [python_client.emit, sql_ddl.emit]
 
 # Proto2, proto3 and editions up to 2024: everything the model reads goes through resolved
 # descriptors (has_presence, is_repeated), so features need no special handling here.

@@ -42,6 +42,8 @@ class Field:
     has_presence: bool
     oneof: str | None
     column_kind: ColumnKind
+    column_repeated: bool
+    column_wrapped: bool
     options: FieldOptions
     location: Location
     comment: str = ""
@@ -150,6 +152,9 @@ def _columns(f: Field) -> tuple[Column, ...]:
         nullable=f.has_presence and not (o.key or o.sort_key),
         indexed=o.index,
         pii=o.pii.value if o.pii else "",
+        repeated=f.column_repeated,
+        wrapped=f.column_wrapped,
+        oneof=f.oneof or "",
         encrypted=encrypted,
         masked=o.mask_in_logs,
         audited=o.access_audit,

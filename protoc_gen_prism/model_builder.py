@@ -21,6 +21,7 @@ from protoc_gen_prism.vocabulary import AccessPattern, BackendKind, EdgeDirectio
 
 # Postgres truncates identifiers at 63 bytes; namespaces also name topics and subjects.
 _NAMESPACE_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_MAX_IDENTIFIER = 63
 _ROLE_OPTIONS = (
     "key",
     "sort_key",
@@ -257,6 +258,13 @@ class _Builder:
         def where(option: str) -> Location:
             return self._option_location(path, loc.FIELD_OPTIONS, options[option].number)
 
+        if entity and len(proto.name.encode()) > _MAX_IDENTIFIER:
+            self.error(
+                self.src.locate(path),
+                element,
+                f"field name is {len(proto.name.encode())} bytes long, more than the {_MAX_IDENTIFIER} a Postgres "
+                f"column name may have; allowed: names of at most {_MAX_IDENTIFIER} bytes",
+            )
         pii: PiiKind | None = None
         if "pii" in options:
             value = str(options["pii"].value)
@@ -320,6 +328,7 @@ class _Builder:
                 f"event_time must be a google.protobuf.Timestamp or a 64-bit integer of epoch milliseconds, "
                 f"not {_describe(proto_type, repeated, is_map)}; allowed: google.protobuf.Timestamp, int64, uint64",
             )
+        kind, as_array, wrapped = column_kind(proto_type, type_name, repeated, is_map)
         field_options = FieldOptions(
             pii=pii,
             mask_in_logs=flags.get("mask_in_logs", pii is not None),
@@ -335,7 +344,9 @@ class _Builder:
             is_map=is_map,
             has_presence=bool(desc.has_presence),
             oneof=oneof,
-            column_kind=column_kind(proto_type, type_name, repeated),
+            column_kind=kind,
+            column_repeated=as_array,
+            column_wrapped=wrapped,
             options=field_options,
             location=self.src.locate(path),
             comment=self.src.comment(path),

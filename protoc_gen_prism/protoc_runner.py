@@ -33,6 +33,24 @@ def tool(name: str) -> str:
     return found
 
 
+def plugin_args(out: Path, *, parameter: str = "", python: bool = True) -> list[str]:
+    """Return protoc's arguments for the prism include path and plugin, and python + mypy stubs, into `out`."""
+    args = [
+        f"-I{prism_include()}",
+        f"--plugin=protoc-gen-prism={tool('protoc-gen-prism')}",
+        f"--prism_out={out}",
+    ]
+    if parameter:
+        args.append(f"--prism_opt={parameter}")
+    if python:
+        args += [
+            f"--python_out={out}",
+            f"--plugin=protoc-gen-mypy={tool('protoc-gen-mypy')}",
+            f"--mypy_out={out}",
+        ]
+    return args
+
+
 @dataclass(frozen=True)
 class ProtocResult:
     """What protoc said and whether it succeeded."""
@@ -64,20 +82,10 @@ def generate(
         "grpc_tools.protoc",
         f"-I{proto_root}",
         *(f"-I{p}" for p in includes or ()),
-        f"-I{prism_include()}",
         f"-I{wkt_include()}",
-        f"--plugin=protoc-gen-prism={tool('protoc-gen-prism')}",
-        f"--prism_out={out}",
+        *plugin_args(out, parameter=parameter, python=python),
+        *(str(t) for t in targets),
     ]
-    if parameter:
-        args.append(f"--prism_opt={parameter}")
-    if python:
-        args += [
-            f"--python_out={out}",
-            f"--plugin=protoc-gen-mypy={tool('protoc-gen-mypy')}",
-            f"--mypy_out={out}",
-        ]
-    args += [str(t) for t in targets]
     done = subprocess.run(args, capture_output=True, text=True, check=False)
     # protoc-gen-mypy prints a line per file it writes; keep only what a user must read.
     stderr = "\n".join(line for line in done.stderr.splitlines() if not line.startswith("Writing mypy to "))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+import sqlglot
+
 from protoc_gen_prism.diagnostics import allowed_values
 
 
@@ -49,5 +51,10 @@ def parse_parameter(parameter: str) -> Settings:
                     f"messages={value!r} is not supported; {allowed_values(value, list(MessageStyle))}"
                 ) from None
         elif key == "sql_dialect":
+            known = sorted(d for d in sqlglot.Dialect.classes if d)
+            if value not in known:
+                raise SettingsError(
+                    f"sql_dialect={value!r} is not a sqlglot dialect; {allowed_values(value, known)}"
+                )
             dialects.append(value)
     return Settings(messages=messages, sql_dialects=tuple(dict.fromkeys(dialects)))

@@ -56,11 +56,33 @@ KEY_TYPES = frozenset(
 
 TIMESTAMP = "google.protobuf.Timestamp"
 
+# The well-known wrappers hold one nullable scalar; they are stored as that scalar.
+WRAPPERS: dict[str, str] = {
+    f"google.protobuf.{name}Value": proto_type
+    for name, proto_type in (
+        ("Double", "double"),
+        ("Float", "float"),
+        ("Int64", "int64"),
+        ("UInt64", "uint64"),
+        ("Int32", "int32"),
+        ("UInt32", "uint32"),
+        ("Bool", "bool"),
+        ("String", "string"),
+        ("Bytes", "bytes"),
+    )
+}
 
-def column_kind(proto_type: str, type_name: str, repeated: bool) -> ColumnKind:
-    """Return the storage kind of a field."""
-    if repeated:
-        return ColumnKind.JSON
+
+def column_kind(
+    proto_type: str, type_name: str, repeated: bool, is_map: bool = False
+) -> tuple[ColumnKind, bool, bool]:
+    """Return how a field is stored: (kind, stored as an array of kind, stored as a wrapper's scalar)."""
     if proto_type == "message":
-        return ColumnKind.TIMESTAMP if type_name == TIMESTAMP else ColumnKind.JSON
-    return _SCALAR_KINDS[proto_type]
+        if repeated or is_map:
+            return ColumnKind.JSON, False, False
+        if type_name == TIMESTAMP:
+            return ColumnKind.TIMESTAMP, False, False
+        if type_name in WRAPPERS:
+            return _SCALAR_KINDS[WRAPPERS[type_name]], False, True
+        return ColumnKind.JSON, False, False
+    return _SCALAR_KINDS[proto_type], repeated, False

@@ -95,13 +95,16 @@ class Database:
             )
         return self._backend
 
+    @property
+    def backend(self) -> Backend:
+        """Return the open backend of the database URL (for operations such as provisioning)."""
+        if self._backend is None:
+            raise NotOpen(f"{self.url.redacted}: the database is not open")
+        return self._backend
+
     def keyvalue(self, spec: EntitySpec, message: type[M]) -> KeyValueBackend[M]:
         """Return the KeyValue backend serving `spec`."""
         return self.backend_for(spec).keyvalue(spec, message)
-
-    def backends(self) -> list[Backend]:
-        """Return every open backend (for operations across namespaces, such as forget)."""
-        return [self._backend] if self._backend is not None else []
 
 
 def connect(url: str | None = None, *, key_wrapper: KeyWrapper | None = None) -> Database:

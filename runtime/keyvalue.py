@@ -22,6 +22,7 @@ K = TypeVar("K")
 S = TypeVar("S")
 
 DEFAULT_PAGE_SIZE = 256
+DEFAULT_PAGE_BYTES = 1 << 20
 
 
 class KeyValueBackend(Protocol[M]):
@@ -91,21 +92,28 @@ class _Store(Generic[M]):
         reverse: bool,
         limit: int | None,
         page_size: int,
+        page_bytes: int,
         *,
         inclusive: bool = False,
     ) -> AsyncIterator[M]:
-        if page_size < 1:
-            raise ValueError("page_size must be at least 1")
+        if page_size < 1 or page_bytes < 1:
+            raise ValueError("page_size and page_bytes must be at least 1")
         order_field = self.spec.key if not prefix else self.spec.sort_key
         assert order_field is not None
         remaining = limit
+        seen_items = seen_bytes = 0
         while remaining is None or remaining > 0:
             want = page_size if remaining is None else min(page_size, remaining)
+            if seen_items:
+                # Pages are bounded by size as well as count: size the next one from the rows seen so far.
+                want = max(1, min(want, page_bytes * seen_items // max(seen_bytes, 1)))
             page = await self._backend.scan_page(
                 prefix, after=after, inclusive=inclusive, end=end, reverse=reverse, limit=want
             )
             for item in page:
+                seen_bytes += item.ByteSize()
                 yield item
+            seen_items += len(page)
             if len(page) < want:
                 return
             if remaining is not None:
@@ -129,10 +137,15 @@ class KeyValueStore(_Store[M], Generic[M, K]):
         return await self._backend.delete((key,)) > 0
 
     def scan(
-        self, *, after: K | None = None, limit: int | None = None, page_size: int = DEFAULT_PAGE_SIZE
+        self,
+        *,
+        after: K | None = None,
+        limit: int | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        page_bytes: int = DEFAULT_PAGE_BYTES,
     ) -> AsyncIterator[M]:
-        """Iterate over items in key order, starting after `after`, fetching `page_size` at a time."""
-        return self._scan((), after, None, False, limit, page_size)
+        """Iterate over items in key order after `after`, in pages of at most `page_size` items and about `page_bytes`."""
+        return self._scan((), after, None, False, limit, page_size, page_bytes)
 
 
 class SortedKeyValueStore(_Store[M], Generic[M, K, S]):
@@ -163,9 +176,10 @@ class SortedKeyValueStore(_Store[M], Generic[M, K, S]):
         reverse: bool = False,
         limit: int | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
+        page_bytes: int = DEFAULT_PAGE_BYTES,
     ) -> AsyncIterator[M]:
         """Iterate over the items under `key` in sort-key order, from `start` (inclusive) to `end` (exclusive).
 
         With `reverse`, iterate from the largest sort key down (`start` then bounds from above).
         """
-        return self._scan((key,), start, end, reverse, limit, page_size, inclusive=True)
+        return self._scan((key,), start, end, reverse, limit, page_size, page_bytes, inclusive=True)

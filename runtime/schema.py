@@ -47,6 +47,12 @@ class Column:
     indexed: bool = False
     # The PII kind, or "" when the field holds no personal data.
     pii: str = ""
+    # A repeated scalar or enum: an array of `kind` (Postgres arrays, JSON lists on SQLite).
+    repeated: bool = False
+    # A google.protobuf.*Value wrapper stored as its nullable inner scalar.
+    wrapped: bool = False
+    # The oneof the field belongs to, or "": at most one column of a oneof is non-NULL.
+    oneof: str = ""
     # Stored as AES-256-GCM ciphertext under the data subject's key (the column kind is then BYTES).
     encrypted: bool = False
     # Never shown in clear in logs, reprs, errors or the CLI.

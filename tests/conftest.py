@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from protoc_gen_prism.protoc_runner import prism_include, tool, wkt_include
+from protoc_gen_prism.protoc_runner import plugin_args, wkt_include
 
 pytest_plugins = ["servers"]
 
@@ -65,19 +65,10 @@ def run_protoc(
     args = [
         *protoc_commands()[protoc],
         f"-I{root}",
-        f"-I{prism_include()}",
-        f"--plugin=protoc-gen-prism={tool('protoc-gen-prism')}",
-        f"--prism_out={out}",
+        *plugin_args(out, parameter=parameter, python=python),
+        *files,
     ]
-    if parameter:
-        args.append(f"--prism_opt={parameter}")
-    if python:
-        args += [
-            f"--python_out={out}",
-            f"--plugin=protoc-gen-mypy={tool('protoc-gen-mypy')}",
-            f"--mypy_out={out}",
-        ]
-    done = subprocess.run([*args, *files], capture_output=True, text=True, check=False)
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
     return ProtocRun(done.returncode, done.stderr, out)
 
 

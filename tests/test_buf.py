@@ -31,6 +31,10 @@ def test_buf_generate_matches_protoc(tmp_path: Path) -> None:
         f"acme/{name}/v1/{name}{suffix}"
         for name in ("users", "orders")
         for suffix in ("_pb2.py", "_pb2.pyi", "_prism.py")
+    } | {
+        f"sql/{dialect}/acme/{name}/v1/{name}.sql"
+        for dialect in ("postgres", "sqlite")
+        for name in ("users", "orders")
     }
     expected = run_protoc(
         EXAMPLES, ["acme/users/v1/users.proto", "acme/orders/v1/orders.proto"], tmp_path / "protoc"

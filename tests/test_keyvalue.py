@@ -10,18 +10,16 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from backends import BACKENDS, fresh_database
 
 import prism_runtime
-
-BACKENDS = ["sqlite"]
 
 
 @pytest.fixture(params=BACKENDS)
 async def db(
     request: pytest.FixtureRequest, tmp_path: Path, generated: Path
 ) -> AsyncIterator[prism_runtime.Database]:
-    url = f"sqlite:///{tmp_path / 'kv.db'}"
-    async with prism_runtime.connect(url) as handle:
+    async with fresh_database(request, tmp_path, generated) as handle:
         yield handle
 
 
@@ -106,7 +104,7 @@ async def test_integer_keys_order_numerically(db: prism_runtime.Database, types:
 async def test_unicode_and_empty_values(db: prism_runtime.Database, users: Any) -> None:
     pb2, prism = users
     store = prism.UserProfileStore(db)
-    odd = pb2.UserProfile(user_id="ключ-🔑-\u0000-'\";--", display_name="名前 ✓ \n\t", tags=["", "é"])
+    odd = pb2.UserProfile(user_id="ключ-🔑-'\";--\\", display_name="名前 ✓ \n\t", tags=["", "é"])
     empty = pb2.UserProfile(user_id="")
     await store.put_many([odd, empty])
     assert await store.get(odd.user_id) == odd
@@ -144,7 +142,7 @@ def full_message(pb2: Any) -> Any:
         choice_inner=pb2.Inner(label="chosen"),
     )
     m.by_id[-4].label = "neg"
-    m.at.FromNanoseconds(1_700_000_000_123_456_789)
+    m.at.FromNanoseconds(1_700_000_000_123_456_000)  # Postgres keeps microseconds: see test_postgres.py
     m.took.FromNanoseconds(-1_500_000_001)
     m.wrapped.value = 0
     m.attrs.update({"k": [1, "two", None, True]})
@@ -247,3 +245,41 @@ async def test_sqlite_table_is_readable_by_a_person(tmp_path: Path, users: Any) 
     ).fetchone()
     conn.close()
     assert row == ("u1", "Ada", 2, "integer", "2023-11-14T22:13:20.000000000Z", '["x"]', 36)
+
+
+class PageCounter:
+    """Wraps a store's backend to record the size of every page it is asked for."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.limits: list[int] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def scan_page(self, prefix: Any, **kwargs: Any) -> Any:
+        self.limits.append(kwargs["limit"])
+        return await self.inner.scan_page(prefix, **kwargs)
+
+
+async def test_scan_pages_are_bounded_by_bytes(db: prism_runtime.Database, users: Any) -> None:
+    pb2, prism = users
+    store = prism.UserProfileStore(db)
+    await store.put_many(pb2.UserProfile(user_id=f"b{i:03d}", display_name="x" * 1000) for i in range(100))
+    counter = PageCounter(store._backend)
+    store._backend = counter
+    got = [m.user_id async for m in store.scan(page_size=50, page_bytes=10_000)]
+    assert got == [f"b{i:03d}" for i in range(100)]
+    assert counter.limits[0] == 50 and max(counter.limits[1:]) <= 10
+
+
+@pytest.mark.parametrize("count", [3, 600])  # below and above the Postgres COPY threshold
+async def test_put_many_overwrites_and_last_write_wins(db: prism_runtime.Database, users: Any, count: int) -> None:
+    pb2, prism = users
+    store = prism.UserProfileStore(db)
+    await store.put_many(pb2.UserProfile(user_id=f"w{i:04d}", display_name="old") for i in range(count))
+    batch = [pb2.UserProfile(user_id=f"w{i:04d}", display_name="new") for i in range(count)]
+    batch.append(pb2.UserProfile(user_id="w0000", display_name="newest"))
+    await store.put_many(batch)
+    got = await store.get_many([f"w{i:04d}" for i in range(count)])
+    assert [m.display_name if m else None for m in got] == ["newest"] + ["new"] * (count - 1)

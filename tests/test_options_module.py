@@ -11,7 +11,8 @@ from conftest import ROOT
 def test_options_module_is_current() -> None:
     done = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "gen_options_module.py"), "--check-module"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stdout + done.stderr
 

@@ -291,7 +291,7 @@ async def test_audit_names_a_deleted_entry(db: prism_runtime.Database, url: str,
         await store.put(patient(pb2, f"p{i}"))
     raw(url, "DROP TRIGGER prism_audit__no_delete")
     raw(url, "DELETE FROM prism_audit WHERE seq = 3")
-    result = await vault_for(db.backends()[0]).audit.verify()  # type: ignore[arg-type]
+    result = await vault_for(db.backend).audit.verify()  # type: ignore[arg-type]
     assert (result.first_bad_seq, result.reason) == (3, "entry 3 is missing (next is 4)")
 
 
@@ -485,7 +485,7 @@ async def test_stream_payload_is_sealed_and_shredded_by_forget(db: prism_runtime
     from prism_runtime.pii.payload import open_payload, seal_payload
 
     pb2, prism = pii
-    vault = vault_for(db.backends()[0])  # type: ignore[arg-type]
+    vault = vault_for(db.backend)  # type: ignore[arg-type]
     spec = prism.PatientStore(db).spec
     original = patient(pb2, "p9")
     payload = await seal_payload(vault, spec, original)

@@ -12,6 +12,10 @@ from conftest import EXAMPLES, PROTOS, protoc_commands, run_protoc, write_proto
 from protoc_gen_prism.protoc_runner import tool
 
 EXAMPLE_FILES = ["acme/users/v1/users.proto", "acme/orders/v1/orders.proto"]
+EXAMPLE_OUTPUTS = sorted(
+    [f"acme/{n}/v1/{n}_prism.py" for n in ("users", "orders")]
+    + [f"sql/{d}/acme/{n}/v1/{n}.sql" for d in ("postgres", "sqlite") for n in ("users", "orders")]
+)
 
 
 def test_version_answers_without_reading_stdin() -> None:
@@ -25,7 +29,7 @@ def test_every_protoc_generates_the_same_bytes(tmp_path: Path, protoc: str) -> N
     first = run_protoc(EXAMPLES, EXAMPLE_FILES, tmp_path / "a", protoc=protoc)
     again = run_protoc(EXAMPLES, EXAMPLE_FILES, tmp_path / "b", protoc="grpcio-tools")
     assert first.returncode == 0, first.stderr
-    assert sorted(first.files()) == ["acme/orders/v1/orders_prism.py", "acme/users/v1/users_prism.py"]
+    assert sorted(first.files()) == EXAMPLE_OUTPUTS
     assert first.files() == again.files()
 
 
@@ -99,9 +103,7 @@ def test_raw_request_can_be_saved_and_replayed(tmp_path: Path) -> None:
 
     response = plugin_pb2.CodeGeneratorResponse.FromString(replay.stdout)
     assert not response.error
-    assert sorted(f.name for f in response.file) == sorted(
-        p.replace(".proto", "_prism.py") for p in EXAMPLE_FILES
-    )
+    assert sorted(f.name for f in response.file) == EXAMPLE_OUTPUTS
 
 
 def tool_include() -> str:
@@ -115,3 +117,35 @@ def test_garbage_on_stdin_is_a_clean_error() -> None:
     assert done.returncode != 0
     assert b"Traceback" not in done.stderr
     assert b"not a CodeGeneratorRequest" in done.stderr
+
+
+def test_pure_python_protobuf_gives_the_same_output(tmp_path: Path) -> None:
+    env = {**os.environ, "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python"}
+    out = tmp_path / "python"
+    out.mkdir()
+    done = subprocess.run(
+        [
+            *protoc_commands()["grpcio-tools"],
+            f"-I{EXAMPLES}",
+            f"-I{tool_include()}",
+            f"--plugin=protoc-gen-prism={tool('protoc-gen-prism')}",
+            f"--prism_out={out}",
+            *EXAMPLE_FILES,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    upb = run_protoc(EXAMPLES, EXAMPLE_FILES, tmp_path / "upb")
+    assert {str(p.relative_to(out)): p.read_text() for p in out.rglob("*") if p.is_file()} == upb.files()
+
+
+def test_well_known_types_and_descriptor_proto_never_crash_the_plugin(tmp_path: Path) -> None:
+    from protoc_gen_prism.protoc_runner import wkt_include
+
+    wkt = wkt_include()
+    files = sorted(str(p.relative_to(wkt)) for p in (wkt / "google" / "protobuf").rglob("*.proto"))
+    run = run_protoc(wkt, [*files, "prism/options.proto"], tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.files() == {}

@@ -250,3 +250,25 @@ def test_start_timeout_stops_the_process(stack_dir: Path) -> None:
     with pytest.raises(stack.StackError, match=r"kafka: not ready on kafka://127\.0\.0\.1:\d+ within 0s"):
         stack.start_kafka(stack_dir, timeout=0)
     assert _processes_using(stack_dir) == []
+
+
+def test_stack_cli_up_status_down(tmp_path: Path) -> None:
+    import subprocess
+
+    from protoc_gen_prism.protoc_runner import tool
+
+    def prism(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [tool("prism"), "stack", *args, "--dir", str(tmp_path)], capture_output=True, text=True
+        )
+
+    up = prism("up", "--only", "postgres", "--only", "nats")
+    try:
+        assert up.returncode == 0, up.stderr
+        assert "export PRISM_TEST_POSTGRES_DSN=postgresql://postgres@127.0.0.1:" in up.stdout
+        status = prism("status")
+        assert status.returncode == 0 and status.stdout.count(" up") == 2
+    finally:
+        down = prism("down")
+    assert down.returncode == 0 and "postgres  stopped" in down.stdout
+    assert prism("status").stdout.strip() == f"no servers recorded in {tmp_path}"

@@ -117,6 +117,13 @@ CASES = [
         "patterns: key_value, read_heavy, write_heavy, append_heavy, graph_node, graph_edge",
     ),
     (
+        "field_name_too_long",
+        'message M {\n  option (prism.access_pattern) = "key_value";\n  string id = 1 [(prism.key) = true];\n'
+        f"  string {'x' * 64} = 2;\n}}\n",
+        f"8:3: acme.bad.v1.M.{'x' * 64}: field name is 64 bytes long, more than the 63 a Postgres column name may "
+        "have; allowed: names of at most 63 bytes",
+    ),
+    (
         "key_in_oneof",
         'message M {\n  option (prism.access_pattern) = "key_value";\n'
         "  oneof id {\n    string name = 1 [(prism.key) = true];\n    int64 number = 2;\n  }\n}\n",

@@ -3,80 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TypeVar
 
 from google.protobuf.message import Message
-from sqlglot import exp
 
 from prism_runtime.config import BackendUrl, sqlite_path
-from prism_runtime.errors import BackendError, BackendUnavailable, SchemaMismatch
-from prism_runtime.schema import Column, ColumnKind, EntitySpec
+from prism_runtime.errors import BackendError, BackendUnavailable
+from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
-from prism_runtime.sql.driver import Row
+from prism_runtime.sql.dialects import SqliteDialect
+from prism_runtime.sql.driver import Row, verify_columns
 from prism_runtime.sql.keyvalue import SqlKeyValue
+from prism_runtime.sql.statements import KeyValueStatements
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Message)
 
 _U64 = 1 << 64
 _I64_MAX = (1 << 63) - 1
-
-
-class SqliteDialect(SqlDialect):
-    """SQLite's storage classes; what SQLite cannot hold natively is stored losslessly and readably."""
-
-    name = "sqlite"
-    types: ClassVar[dict[ColumnKind, str]] = {
-        ColumnKind.INT32: "INTEGER",
-        ColumnKind.INT64: "INTEGER",
-        ColumnKind.UINT64: "INTEGER",
-        ColumnKind.FLOAT: "REAL",
-        ColumnKind.DOUBLE: "REAL",
-        ColumnKind.BOOL: "INTEGER",
-        ColumnKind.STRING: "TEXT",
-        ColumnKind.BYTES: "BLOB",
-        ColumnKind.ENUM: "INTEGER",
-        ColumnKind.TIMESTAMP: "TEXT",
-        ColumnKind.JSON: "TEXT",
-    }
-    max_identifier_length = 63  # SQLite has no limit; keep names portable to Postgres
-
-    def encode_uint64(self, value: int) -> Any:
-        """Store uint64 above 2^63-1 in two's complement: SQLite INTEGER is signed 64-bit."""
-        return value - _U64 if value > _I64_MAX else value
-
-    def decode_uint64(self, value: Any) -> int:
-        """Undo the two's complement of `encode_uint64`."""
-        return int(value) + _U64 if value < 0 else int(value)
-
-    def encode_float(self, value: float) -> Any:
-        """Store NaN as the text 'NaN': SQLite turns a NaN REAL into NULL."""
-        return value if not math.isnan(value) else "NaN"
-
-    def encode_bool(self, value: bool) -> Any:
-        """Store bools as 0 and 1."""
-        return int(value)
-
-    def default(self, column: Column) -> exp.Expression:
-        """Return the zero value as SQLite stores it (bools are integers, bytes are blobs)."""
-        if column.kind is ColumnKind.BOOL:
-            return exp.Literal.number(0)
-        if column.kind is ColumnKind.BYTES:
-            return exp.HexString(this="")
-        return super().default(column)
-
-    def append_only(self, table: str) -> list[str]:
-        """Return triggers that abort any UPDATE or DELETE of `table`."""
-        return [
-            f"CREATE TRIGGER IF NOT EXISTS {self.quote(f'{table}__no_{op.lower()}')} BEFORE {op} ON "
-            f"{self.quote(table)} BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
-            for op in ("UPDATE", "DELETE")
-        ]
 
 
 class SqliteDriver:
@@ -152,6 +100,28 @@ class SqliteDriver:
 
         await self._run(work, namespace=namespace)
 
+    async def upsert_many(
+        self, statements: KeyValueStatements, rows: Sequence[Row], *, namespace: str
+    ) -> None:
+        """Upsert rows with executemany in one transaction: SQLite has no faster path."""
+        await self.execute_many(statements.upsert, rows, namespace=namespace)
+
+    async def execute_script(self, statements: Sequence[str], *, namespace: str) -> None:
+        """Run statements in order inside one transaction."""
+
+        def work() -> None:
+            conn = self.conn
+            conn.execute("BEGIN")
+            try:
+                for statement in statements:
+                    conn.execute(statement)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+        await self._run(work, namespace=namespace)
+
     async def fetch(self, sql: str, args: Row, *, namespace: str) -> list[Row]:
         """Run a query and return all rows."""
         return await self._run(lambda: self.conn.execute(sql, args).fetchall(), namespace=namespace)
@@ -168,14 +138,7 @@ class SqliteDriver:
             ]
 
         present = set(await self._run(work, namespace=spec.namespace))
-        missing = [c.name for c in spec.columns if c.name not in present]
-        if missing:
-            raise SchemaMismatch(
-                f"table {spec.namespace!r} lacks columns {', '.join(missing)}",
-                namespace=spec.namespace,
-                backend=self.name,
-                hint="migrate it with `prism migrate` or start from a new database file",
-            )
+        verify_columns(spec, present, self.name, "")
 
 
 def _safe(error: Exception) -> str:

@@ -74,8 +74,12 @@ AUDIT = _table(
 
 
 async def prepare(driver: SqlDriver, spec: EntitySpec, extra: Sequence[str] = ()) -> None:
-    """Create (or check) one of these tables on `driver`."""
-    await driver.prepare_table(spec, [*ddl_statements(spec, driver.dialect), *extra])
+    """Create one of these tables on `driver` if missing.
+
+    Prism's own bookkeeping tables are made by Prism, as `prism provision` makes its history table;
+    entity tables stay provisioned from generated SQL.
+    """
+    await driver.execute_script([*ddl_statements(spec, driver.dialect), *extra], namespace=spec.namespace)
 
 
 def insert_sql(driver: SqlDriver, spec: EntitySpec) -> str:

@@ -20,6 +20,7 @@ def create_table(spec: EntitySpec, dialect: SqlDialect) -> exp.Create:
     key_names = [c.name for c in spec.key_columns]
     columns: list[exp.Expression] = [_column(c, dialect, primary=c.name in key_names) for c in spec.columns]
     columns.append(exp.PrimaryKey(expressions=[exp.to_identifier(n, quoted=True) for n in key_names]))
+    columns.extend(_oneof_checks(spec))
     schema = exp.Schema(
         this=exp.Table(this=exp.to_identifier(table_name(spec), quoted=True)), expressions=columns
     )
@@ -52,15 +53,55 @@ def index_name(table: str, column: str, dialect: SqlDialect) -> str:
     return f"{name[: dialect.max_identifier_length - 9]}_{digest}"
 
 
-def ddl_statements(spec: EntitySpec, dialect: SqlDialect) -> list[str]:
-    """Return the table and index DDL of an entity as SQL text in the dialect."""
+def column_comments(spec: EntitySpec, dialect: SqlDialect) -> list[exp.Comment]:
+    """Return COMMENT ON COLUMN statements naming the PII kind of each personal-data column."""
+    if not dialect.supports_column_comments:
+        return []
+    table = table_name(spec)
     return [
-        e.sql(dialect=dialect.name) for e in (create_table(spec, dialect), *create_indexes(spec, dialect))
+        exp.Comment(
+            this=exp.column(c.name, table=table, quoted=True),
+            kind="COLUMN",
+            expression=exp.Literal.string(f"pii: {c.pii}"),
+        )
+        for c in spec.columns
+        if c.pii
     ]
 
 
+def ddl_expressions(spec: EntitySpec, dialect: SqlDialect) -> list[exp.Expression]:
+    """Return every DDL statement of an entity: table, indexes, column comments."""
+    return [create_table(spec, dialect), *create_indexes(spec, dialect), *column_comments(spec, dialect)]
+
+
+def ddl_statements(spec: EntitySpec, dialect: SqlDialect) -> list[str]:
+    """Return the DDL of an entity as SQL text in the dialect."""
+    return [e.sql(dialect=dialect.name) for e in ddl_expressions(spec, dialect)]
+
+
+def _oneof_checks(spec: EntitySpec) -> list[exp.Expression]:
+    # At most one member of a oneof is set: the count of non-NULL member columns is 0 or 1.
+    groups: dict[str, list[str]] = {}
+    for column in spec.columns:
+        if column.oneof:
+            groups.setdefault(column.oneof, []).append(column.name)
+    checks: list[exp.Expression] = []
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        total: exp.Expression | None = None
+        for member in members:
+            is_set = exp.Not(this=exp.Is(this=exp.column(member, quoted=True), expression=exp.Null()))
+            term = exp.Case(
+                ifs=[exp.If(this=is_set, true=exp.Literal.number(1))], default=exp.Literal.number(0)
+            )
+            total = term if total is None else exp.Add(this=total, expression=term)
+        checks.append(exp.Check(this=exp.LTE(this=total, expression=exp.Literal.number(1))))
+    return checks
+
+
 def _column(column: Column, dialect: SqlDialect, *, primary: bool) -> exp.ColumnDef:
-    constraints = []
+    constraints = list(dialect.key_constraints(column)) if primary else []
     if not column.nullable or primary:
         constraints.append(exp.ColumnConstraint(kind=exp.NotNullColumnConstraint()))
         if not primary:

@@ -1,13 +1,18 @@
-"""SQL dialects: column types and value conversions. The base is the common case; subclasses say what differs."""
+"""SQL dialects: column types and value conversions. The base is the common case; subclasses say what differs.
+
+The base speaks any sqlglot dialect well enough to render DDL (that is how `sql_dialect=mysql` works);
+backends that run statements (SQLite, Postgres) subclass it with their driver's value conversions.
+"""
 
 from __future__ import annotations
 
+import base64
 import calendar
 import datetime
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from sqlglot import exp
@@ -31,21 +36,27 @@ class SqlDialect:
     name: ClassVar[str] = ""
     """The sqlglot dialect name."""
 
+    # Types in sqlglot's neutral spelling; sqlglot renders them in each target dialect.
     types: ClassVar[dict[ColumnKind, str]] = {
-        ColumnKind.INT32: "INTEGER",
+        ColumnKind.INT32: "INT",
         ColumnKind.INT64: "BIGINT",
-        ColumnKind.UINT64: "NUMERIC(20, 0)",
-        ColumnKind.FLOAT: "REAL",
-        ColumnKind.DOUBLE: "DOUBLE PRECISION",
+        ColumnKind.UINT64: "DECIMAL(20, 0)",
+        ColumnKind.FLOAT: "FLOAT",
+        ColumnKind.DOUBLE: "DOUBLE",
         ColumnKind.BOOL: "BOOLEAN",
         ColumnKind.STRING: "TEXT",
-        ColumnKind.BYTES: "BYTEA",
-        ColumnKind.ENUM: "INTEGER",
+        ColumnKind.BYTES: "BLOB",
+        ColumnKind.ENUM: "INT",
         ColumnKind.TIMESTAMP: "TIMESTAMPTZ",
-        ColumnKind.JSON: "JSONB",
+        ColumnKind.JSON: "JSON",
     }
+    type_dialect: ClassVar[str] = ""
+    """The dialect `types` are spelled in."""
 
     max_identifier_length: ClassVar[int] = 63
+    # Without arrays a repeated scalar is a JSON list: readable and lossless.
+    supports_arrays: ClassVar[bool] = False
+    supports_column_comments: ClassVar[bool] = False
 
     def placeholder(self, index: int) -> str:
         """Return the bind parameter marker for the 1-based parameter `index`."""
@@ -57,31 +68,84 @@ class SqlDialect:
 
     def column_type(self, column: Column) -> exp.DataType:
         """Return the SQL type of a column."""
-        return exp.DataType.build(self.types[column.kind], dialect=self.name)
+        base = self.types[column.kind]
+        if column.repeated:
+            base = f"{base}[]" if self.supports_arrays else self.types[ColumnKind.JSON]
+        return exp.DataType.build(base, dialect=self.type_dialect).copy()
+
+    def key_constraints(self, column: Column) -> list[exp.ColumnConstraint]:
+        """Return extra constraints of a primary key column (Postgres sorts text keys bytewise)."""
+        return []
 
     def default(self, column: Column) -> exp.Expression:
         """Return the DEFAULT of a NOT NULL column: the proto3 zero value, stored as this dialect stores it."""
         kind = column.kind
-        if kind is ColumnKind.STRING:
-            return exp.Literal.string("")
-        if kind is ColumnKind.BYTES:
+        if column.repeated:
+            return exp.Literal.string("{}") if self.supports_arrays else exp.Literal.string("[]")
+        if kind in (ColumnKind.STRING, ColumnKind.BYTES):
             return exp.Literal.string("")
         if kind is ColumnKind.JSON:
             return exp.Literal.string("null")
         if kind is ColumnKind.BOOL:
             return exp.false()
         if kind is ColumnKind.TIMESTAMP:
-            return exp.Literal.string("1970-01-01T00:00:00.000000000Z")
+            return exp.Literal.string("1970-01-01T00:00:00Z")
         return exp.Literal.number(0)
 
     def append_only(self, table: str) -> list[str]:
         """Return DDL that makes `table` reject UPDATE and DELETE (none where the dialect cannot)."""
         return []
 
+    # -- statements that differ by dialect ----------------------------------------------------------
+
+    def object_exists(self) -> str:
+        """Return a query with two parameters (object type 'table' or 'index', name) finding one object."""
+        return "SELECT 1 FROM sqlite_master WHERE type = ? AND name = ?"
+
+    def batch_lookup(
+        self, select: str, table: str, keys: Sequence[str], columns: Sequence[Column], count: int
+    ) -> str:
+        """Return a query for `count` full primary keys at once."""
+        width = len(keys)
+        if width == 1:
+            marks = ", ".join(self.placeholder(i + 1) for i in range(count))
+            return f"SELECT {select} FROM {table} WHERE {keys[0]} IN ({marks})"
+        tuples = ", ".join(
+            "(" + ", ".join(self.placeholder(i * width + j + 1) for j in range(width)) + ")"
+            for i in range(count)
+        )
+        return f"SELECT {select} FROM {table} WHERE ({', '.join(keys)}) IN (VALUES {tuples})"
+
+    def batch_args(self, keys: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Return the bind values for `batch_lookup`."""
+        return [part for key in keys for part in key]
+
+    def batch_size(self, width: int) -> int:
+        """Return how many keys one `batch_lookup` may carry."""
+        return max(1, 500 // width)
+
     # -- values ------------------------------------------------------------------------------------
 
-    def encoder(self, kind: ColumnKind) -> Encoder:
-        """Return the function turning a Python field value into a bind parameter."""
+    def encoder(self, column: Column) -> Encoder:
+        """Return the function turning a Python field value (a list for arrays) into a bind parameter."""
+        element = self.scalar_encoder(column.kind)
+        if not column.repeated:
+            return element
+        if not self.supports_arrays:
+            return json_array_encoder(column.kind)
+        return lambda values: [element(v) for v in values]
+
+    def decoder(self, column: Column) -> Decoder:
+        """Return the function turning a fetched value back into a Python field value (a list for arrays)."""
+        element = self.scalar_decoder(column.kind)
+        if not column.repeated:
+            return element
+        if not self.supports_arrays:
+            return json_array_decoder(column.kind)
+        return lambda values: [element(v) for v in values]
+
+    def scalar_encoder(self, kind: ColumnKind) -> Encoder:
+        """Return the encoder of one value of `kind`."""
         table: dict[ColumnKind, Encoder] = {
             ColumnKind.FLOAT: self.encode_float,
             ColumnKind.DOUBLE: self.encode_float,
@@ -92,13 +156,14 @@ class SqlDialect:
         }
         return table.get(kind, _identity)
 
-    def decoder(self, kind: ColumnKind) -> Decoder:
-        """Return the function turning a fetched value back into a Python field value."""
+    def scalar_decoder(self, kind: ColumnKind) -> Decoder:
+        """Return the decoder of one value of `kind`."""
         table: dict[ColumnKind, Decoder] = {
             ColumnKind.FLOAT: self.decode_float,
             ColumnKind.DOUBLE: self.decode_float,
             ColumnKind.UINT64: self.decode_uint64,
             ColumnKind.BOOL: bool,
+            ColumnKind.BYTES: bytes,
             ColumnKind.TIMESTAMP: self.decode_timestamp,
             ColumnKind.JSON: self.decode_json,
         }
@@ -141,6 +206,34 @@ class SqlDialect:
         return json.loads(value) if isinstance(value, str | bytes) else value
 
 
+def json_array_encoder(kind: ColumnKind) -> Encoder:
+    """Return an encoder of a list of `kind` values as a JSON list, for dialects without arrays."""
+    element = _json_element_encoder(kind)
+    return lambda values: json.dumps([element(v) for v in values], separators=(",", ":"), ensure_ascii=False)
+
+
+def json_array_decoder(kind: ColumnKind) -> Decoder:
+    """Return the decoder of `json_array_encoder`'s lists."""
+    element = _json_element_decoder(kind)
+    return lambda text: [element(v) for v in json.loads(text)]
+
+
+def _json_element_encoder(kind: ColumnKind) -> Encoder:
+    if kind is ColumnKind.BYTES:
+        return lambda b: base64.b64encode(b).decode("ascii")
+    if kind in (ColumnKind.FLOAT, ColumnKind.DOUBLE):
+        return lambda f: f if math.isfinite(f) else str(f)  # 'nan', 'inf', '-inf': JSON has no such numbers
+    return _identity
+
+
+def _json_element_decoder(kind: ColumnKind) -> Decoder:
+    if kind is ColumnKind.BYTES:
+        return base64.b64decode
+    if kind in (ColumnKind.FLOAT, ColumnKind.DOUBLE):
+        return float
+    return _identity
+
+
 def timestamp_text(value: tuple[int, int]) -> str:
     """Format (seconds, nanos) as fixed-width RFC 3339 UTC text that sorts like the time it names."""
     seconds, nanos = value
@@ -156,8 +249,3 @@ def parse_timestamp_text(text: str) -> tuple[int, int]:
     year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
     seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
     return seconds, int((m.group(7) or "0").ljust(9, "0"))
-
-
-def is_finite(value: float) -> bool:
-    """Return whether a float is neither NaN nor infinite."""
-    return math.isfinite(value)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
+from prism_runtime.errors import SchemaMismatch
 from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
+from prism_runtime.sql.statements import KeyValueStatements
 
 Row = Sequence[Any]
 
 
+@runtime_checkable
 class SqlDriver(Protocol):
     """A connection (or pool) to one SQL server; raises BackendError subclasses naming the namespace."""
 
@@ -30,6 +33,32 @@ class SqlDriver(Protocol):
         """Run a query and return its rows."""
         ...
 
+    async def upsert_many(
+        self, statements: KeyValueStatements, rows: Sequence[Row], *, namespace: str
+    ) -> None:
+        """Insert or replace many rows (distinct keys) atomically, by the fastest path the server has."""
+        ...
+
+    async def execute_script(self, statements: Sequence[str], *, namespace: str) -> None:
+        """Run statements in order inside one transaction: all of them or none."""
+        ...
+
     async def prepare_table(self, spec: EntitySpec, ddl: Sequence[str]) -> None:
         """Make the entity's table usable: create it (embedded backends) or check it exists."""
         ...
+
+
+def verify_columns(spec: EntitySpec, present: set[str], backend: str, hint: str) -> None:
+    """Raise SchemaMismatch naming what is missing when the table lacks (or lacks columns of) `spec`."""
+    if not present:
+        raise SchemaMismatch(
+            f"table {spec.namespace!r} does not exist", namespace=spec.namespace, backend=backend, hint=hint
+        )
+    missing = [c.name for c in spec.columns if c.name not in present]
+    if missing:
+        raise SchemaMismatch(
+            f"table {spec.namespace!r} lacks columns {', '.join(missing)}",
+            namespace=spec.namespace,
+            backend=backend,
+            hint="apply the migrations from `prism migrate` with `prism provision`",
+        )

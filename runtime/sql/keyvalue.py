@@ -18,9 +18,6 @@ from prism_runtime.sql.statements import keyvalue_statements
 
 M = TypeVar("M", bound=Message)
 
-# Bind-parameter budget per batched lookup: well under SQLite's 32766 and Postgres' 65535.
-_BATCH = 500
-
 
 class SqlKeyValue(Generic[M]):
     """One entity's KeyValue operations on one SQL driver."""
@@ -53,19 +50,23 @@ class SqlKeyValue(Generic[M]):
             await self._prepare()
         encode = self.codec.encode
         if self._pii is not None:
-            rows, events = await self._pii.seal([encode(m) for m in items])
-            await self._write(rows)
+            sealed, events = await self._pii.seal([encode(m) for m in items])
+            await self._write(sealed)
             await self._pii.record(events)
         elif len(items) == 1:
             await self.driver.execute(self.sql.upsert, encode(items[0]), namespace=self._ns)
         elif items:
-            await self.driver.execute_many(self.sql.upsert, [encode(m) for m in items], namespace=self._ns)
+            # The last write of a key wins, as if the items were put one after another.
+            rows = {self.codec.key_of(row): row for row in map(encode, items)}
+            await self.driver.upsert_many(self.sql, list(rows.values()), namespace=self._ns)
 
     async def _write(self, rows: Sequence[Sequence[Any]]) -> None:
         if len(rows) == 1:
             await self.driver.execute(self.sql.upsert, rows[0], namespace=self._ns)
         elif rows:
-            await self.driver.execute_many(self.sql.upsert, rows, namespace=self._ns)
+            # The last write of a key wins, as if the items were put one after another.
+            unique = {self.codec.key_of(row): row for row in rows}
+            await self.driver.upsert_many(self.sql, list(unique.values()), namespace=self._ns)
 
     async def get(self, key: tuple[Any, ...]) -> M | None:
         """Return the item at a full primary key, or None."""
@@ -82,10 +83,13 @@ class SqlKeyValue(Generic[M]):
             await self._prepare()
         found: dict[tuple[Any, ...], M] = {}
         unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), _BATCH):
-            chunk = unique[start : start + _BATCH]
-            args = [part for key in chunk for part in key]
-            rows = await self.driver.fetch(self.sql.get_many(len(chunk)), args, namespace=self._ns)
+        dialect = self.driver.dialect
+        batch = dialect.batch_size(len(self.spec.key_columns))
+        for start in range(0, len(unique), batch):
+            chunk = unique[start : start + batch]
+            rows = await self.driver.fetch(
+                self.sql.get_many(len(chunk)), dialect.batch_args(chunk), namespace=self._ns
+            )
             if self._pii is not None:
                 rows = await self._pii.open(rows)
             for row in rows:

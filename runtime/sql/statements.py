@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prism_runtime.schema import EntitySpec
+from prism_runtime.schema import Column, EntitySpec
 from prism_runtime.sql.ddl import table_name
 from prism_runtime.sql.dialect import SqlDialect
 
@@ -14,11 +14,21 @@ class KeyValueStatements:
     """Every statement of the KeyValue contract for one table."""
 
     upsert: str
+    upsert_tail: str  # "ON CONFLICT (...) DO UPDATE SET ...", shared by the VALUES and SELECT forms
     select_columns: str
     table: str
     key: str
     sort_key: str | None
+    key_columns: tuple[Column, ...]
+    columns: tuple[Column, ...]
     dialect: SqlDialect
+
+    def upsert_from(self, source: str) -> str:
+        """Return the upsert of every row of table `source` (same columns), for bulk loads."""
+        return (
+            f"INSERT INTO {self.table} ({self.select_columns}) SELECT {self.select_columns} FROM {source} "
+            f"{self.upsert_tail}"
+        )
 
     def get(self) -> str:
         """Return the point lookup by full primary key."""
@@ -27,18 +37,7 @@ class KeyValueStatements:
 
     def get_many(self, count: int) -> str:
         """Return the lookup of `count` primary keys at once."""
-        keys = self._keys
-        width = len(keys)
-        if width == 1:
-            marks = ", ".join(self.dialect.placeholder(i + 1) for i in range(count))
-            return f"SELECT {self.select_columns} FROM {self.table} WHERE {keys[0]} IN ({marks})"
-        tuples = ", ".join(
-            "(" + ", ".join(self.dialect.placeholder(i * width + j + 1) for j in range(width)) + ")"
-            for i in range(count)
-        )
-        return (
-            f"SELECT {self.select_columns} FROM {self.table} WHERE ({', '.join(keys)}) IN (VALUES {tuples})"
-        )
+        return self.dialect.batch_lookup(self.select_columns, self.table, self._keys, self.key_columns, count)
 
     def delete(self, prefix: int) -> str:
         """Return the delete by the first `prefix` key columns."""
@@ -83,11 +82,15 @@ def keyvalue_statements(spec: EntitySpec, dialect: SqlDialect) -> KeyValueStatem
     conflict = ", ".join(q(k) for k in keys)
     action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
     table = q(table_name(spec))
+    tail = f"ON CONFLICT ({conflict}) {action}"
     return KeyValueStatements(
-        upsert=f"INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT ({conflict}) {action}",
+        upsert=f"INSERT INTO {table} ({columns}) VALUES ({values}) {tail}",
+        upsert_tail=tail,
         select_columns=columns,
         table=table,
         key=q(spec.key),
         sort_key=q(spec.sort_key) if spec.sort_key else None,
+        key_columns=spec.key_columns,
+        columns=spec.columns,
         dialect=dialect,
     )

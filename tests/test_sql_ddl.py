@@ -1,0 +1,131 @@
+"""The DDL emitter: parseable, idempotent, quoting every name, constraining oneofs, on real SQLite and Postgres."""
+
+from __future__ import annotations
+
+import importlib
+import sqlite3
+from pathlib import Path
+
+import asyncpg
+import pytest
+import sqlglot
+from backends import BACKENDS, new_schema, url_for
+from conftest import EXAMPLES, PROTOS, run_protoc
+
+import prism_runtime
+from prism_runtime.provision import provision
+
+
+def ddl_files(tmp_path: Path, parameter: str = "") -> dict[str, str]:
+    run = run_protoc(
+        PROTOS,
+        ["prismtest/types/v1/types.proto", "prismtest/sqlnames/v1/names.proto"],
+        tmp_path,
+        parameter=parameter,
+    )
+    assert run.returncode == 0, run.stderr
+    return {name: text for name, text in run.files().items() if name.startswith("sql/")}
+
+
+@pytest.mark.parametrize("dialect", ["postgres", "sqlite", "mysql", "duckdb"])
+def test_every_statement_parses_back(tmp_path: Path, dialect: str) -> None:
+    files = ddl_files(tmp_path, parameter="sql_dialect=mysql,sql_dialect=duckdb")
+    ours = {name: text for name, text in files.items() if name.startswith(f"sql/{dialect}/")}
+    assert len(ours) == 2
+    for text in ours.values():
+        statements = [s for s in sqlglot.parse(text, read=dialect) if s is not None]
+        assert statements and all(s.key in ("create", "comment") for s in statements)
+
+
+def test_ddl_is_deterministic(tmp_path: Path) -> None:
+    assert ddl_files(tmp_path / "a") == ddl_files(tmp_path / "b")
+
+
+def test_unknown_sql_dialect_is_an_error(tmp_path: Path) -> None:
+    run = run_protoc(EXAMPLES, ["acme/users/v1/users.proto"], tmp_path, parameter="sql_dialect=postgress")
+    assert run.errors.startswith("--prism_out: sql_dialect='postgress' is not a sqlglot dialect; allowed: ")
+    assert run.errors.endswith("did you mean 'postgres'?")
+
+
+def test_sqlite_ddl_applies_twice_unchanged(tmp_path: Path) -> None:
+    files = ddl_files(tmp_path / "out")
+    conn = sqlite3.connect(tmp_path / "x.db")
+    for _ in range(2):
+        for name, text in files.items():
+            if name.startswith("sql/sqlite/"):
+                conn.executescript(text)
+    tables = sorted(r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+    assert tables == sorted(
+        ["order", "prismtest_types_v1_all_types", "prismtest_types_v1_counter", "device_readings"]
+    )
+
+
+async def test_postgres_ddl_applies_twice_unchanged(tmp_path: Path, postgres_dsn: str) -> None:
+    files = ddl_files(tmp_path / "out")
+    url = await new_schema(postgres_dsn)
+    conn = await asyncpg.connect(url)
+    try:
+        for _ in range(2):
+            for name, text in files.items():
+                if name.startswith("sql/postgres/"):
+                    await conn.execute(text)
+        tables = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        assert len(tables) == 4
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_reserved_words_and_oneof_check(
+    request: pytest.FixtureRequest, tmp_path: Path, generated: Path, backend: str
+) -> None:
+    pb2 = importlib.import_module("prismtest.sqlnames.v1.names_pb2")
+    prism = importlib.import_module("prismtest.sqlnames.v1.names_prism")
+    url = await url_for(request, backend, tmp_path)
+    async with prism_runtime.connect(url) as db:
+        await provision(db, generated, echo=lambda line: None)
+        store = prism.SelectStore(db)
+        row = pb2.Select(user="u", group="g", limit=5, **{"from": 7})
+        await store.put(row)
+        assert await store.get("u") == row
+        driver = db.backend
+        both_set = 'INSERT INTO "order" ("user", "from", "group", "table", "limit") VALUES ({}, 1, {}, {}, 2)'.format(
+            *(driver.dialect.placeholder(i) for i in (1, 2, 3))
+        )
+        with pytest.raises(prism_runtime.BackendError):
+            await driver.execute(both_set, ["v", "g", "t"], namespace="order")
+
+
+async def test_provision_twice_changes_nothing_the_second_time(
+    tmp_path: Path, generated: Path, postgres_dsn: str
+) -> None:
+    url = await new_schema(postgres_dsn)
+    lines: list[str] = []
+    async with prism_runtime.connect(url) as db:
+        dry = await provision(db, generated, dry_run=True, echo=lines.append)
+        assert dry.changed and any("would be created" in line for line in lines)
+        first = await provision(db, generated, echo=lines.append)
+        second_lines: list[str] = []
+        second = await provision(db, generated, echo=second_lines.append)
+        history = await db.backend.fetch("SELECT source, sha256 FROM prism_schema_history", [], namespace="t")  # type: ignore[attr-defined]
+    assert first.applied and not second.applied
+    assert sorted(first.applied) == sorted(second.unchanged) == sorted(r[0] for r in history)
+    assert second_lines[-1].startswith("nothing to do: all ")
+    assert all(source.startswith("sql/postgres/") for source in first.applied)
+
+
+def test_provision_cli_prints_progress(tmp_path: Path, generated: Path) -> None:
+    import subprocess
+
+    from protoc_gen_prism.protoc_runner import tool
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    first = subprocess.run(
+        [tool("prism"), "provision", str(generated), "--url", url], capture_output=True, text=True
+    )
+    second = subprocess.run(
+        [tool("prism"), "provision", str(generated), "--url", url], capture_output=True, text=True
+    )
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert "sql/sqlite/acme/users/v1/users.sql: table acme_users_v1_user_profile created" in first.stdout
+    assert "applied 0 file(s)" in second.stdout and "nothing to do" in second.stdout
