@@ -1,7 +1,8 @@
 """PII handling, proven against real storage: raw bytes, audit chain, forget, blind indexes, rotation, masking.
 
 Every test goes through freshly generated stores on a real SQLite file and reads the raw storage back with
-sqlite3, as an attacker with the file would. BACKENDS lists where the same tests run.
+the plain driver (and the SQLite file's bytes), as an attacker with the database would. BACKENDS lists
+where the same tests run.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import asyncio
 import importlib
 import io
 import logging
-import os
+import re
 import sqlite3
 import subprocess
 from collections.abc import AsyncIterator
@@ -18,16 +19,17 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import asyncpg
 import pytest
+from backends import BACKENDS, drop_schema, url_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import prism_runtime
 from prism_runtime.pii import LocalKeyWrapper, mask_value
 from prism_runtime.pii.vault import vault_for
+from prism_runtime.provision import provision
 from protoc_gen_prism.protoc_runner import tool
-
-BACKENDS = ["sqlite"]
 
 SSN, EMAIL, PHONE = "078-05-1120", "Jane.Roe@example.com", "+1 415 555 0134"
 PATIENT_NS, VISIT_NS = "prismtest_pii_v1_patient", "prismtest_pii_v1_visit"
@@ -42,10 +44,18 @@ def pii(generated: Path) -> tuple[ModuleType, ModuleType]:
 
 
 @pytest.fixture(params=BACKENDS)
-def url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+async def url(
+    request: pytest.FixtureRequest, tmp_path: Path, generated: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[str]:
+    """An empty database with the generated SQL provisioned, as a user sets one up."""
     # The CLI subprocesses find the same master key through the environment.
     monkeypatch.setenv("PRISM_MASTER_KEY_FILE", str(tmp_path / "master.key"))
-    return f"sqlite:///{tmp_path / 'pii.db'}"
+    address = await url_for(request, request.param, tmp_path)
+    async with prism_runtime.connect(address) as handle:
+        await provision(handle, generated, echo=lambda line: None)
+    yield address
+    if request.param == "postgres":
+        await drop_schema(address)
 
 
 @pytest.fixture
@@ -54,13 +64,27 @@ async def db(url: str, tmp_path: Path) -> AsyncIterator[prism_runtime.Database]:
         yield handle
 
 
-def raw(url: str, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
-    """Read (or change) the database file directly, bypassing Prism."""
-    conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+async def raw(url: str, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Read (or change) the stored tables directly with the plain driver, bypassing Prism ("?" markers)."""
+    if url.startswith("sqlite:"):
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        try:
+            return conn.execute(sql, args).fetchall()
+        finally:
+            conn.close()
+    count = iter(range(1, 1000))
+    pg = await asyncpg.connect(url)
     try:
-        return conn.execute(sql, args).fetchall()
+        return [tuple(r) for r in await pg.fetch(re.sub(r"\?", lambda _: f"${next(count)}", sql), *args)]
     finally:
-        conn.close()
+        await pg.close()
+
+
+def drop_guard(url: str, action: str) -> str:
+    """Return the SQL that drops the append-only guard of prism_audit for UPDATE or DELETE."""
+    if url.startswith("sqlite:"):
+        return f"DROP TRIGGER prism_audit__no_{action.lower()}"
+    return "DROP TRIGGER prism_audit__no_change ON prism_audit"
 
 
 def prism_cli(*args: str, url: str) -> subprocess.CompletedProcess[str]:
@@ -99,8 +123,8 @@ async def test_put_encrypts_get_decrypts_in_tinks_layout(
     original = patient(pb2)
     await store.put(original)
     assert await store.get("p1") == original
-    (ssn, email, phone, photo, name, bidx) = raw(
-        url, f"SELECT ssn, email, phone, photo, display_name, email__bidx FROM {PATIENT_NS}"
+    (ssn, email, phone, photo, name, bidx) = (
+        await raw(url, f"SELECT ssn, email, phone, photo, display_name, email__bidx FROM {PATIENT_NS}")
     )[0]
     for blob, clear in ((ssn, SSN), (email, EMAIL), (phone, PHONE)):
         assert isinstance(blob, bytes) and blob[0] == 0x01
@@ -110,7 +134,7 @@ async def test_put_encrypts_get_decrypts_in_tinks_layout(
     assert name == "J. R." and len(bidx) == 2
     # A second subject gets a key of its own.
     await store.put(patient(pb2, "p2"))
-    other = raw(url, f"SELECT ssn FROM {PATIENT_NS} WHERE patient_id = 'p2'")[0][0]
+    other = (await raw(url, f"SELECT ssn FROM {PATIENT_NS} WHERE patient_id = 'p2'"))[0][0]
     assert other[1:5] != ssn[1:5]
 
 
@@ -158,21 +182,46 @@ def test_no_plaintext_pii_in_the_database_file(pii: Any, tmp_path_factory: pytes
     check()
 
 
+async def test_no_plaintext_pii_in_any_table(db: prism_runtime.Database, url: str, pii: Any) -> None:
+    pb2, prism = pii
+    with prism_runtime.actor("svc-intake", purpose="admission"):
+        await prism.PatientStore(db).put(patient(pb2, "p1"))
+        await prism.VisitStore(db).put(pb2.Visit(clinic="north", seq=1, patient_id="p1", notes="influenza A"))
+        await prism.PatientStore(db).find_by_email(EMAIL)
+    if url.startswith("sqlite:"):
+        tables = [r[0] for r in await raw(url, "SELECT name FROM sqlite_master WHERE type = 'table'")]
+    else:
+        tables = [
+            r[0]
+            for r in await raw(
+                url, "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+            )
+        ]
+    assert {"prism_keys", "prism_audit", "prism_entities", PATIENT_NS, VISIT_NS} <= set(tables)
+    stored = b""
+    for table in tables:
+        for row in await raw(url, f'SELECT * FROM "{table}"'):
+            stored += b"".join(v if isinstance(v, bytes) else str(v).encode() for v in row)
+    for value in (SSN, EMAIL, PHONE, "influenza A", "PNG-face"):
+        assert value.encode() not in stored
+    assert b"J. R." in stored, "fields without encrypt_at_rest stay queryable as before"
+
+
 async def test_ciphertext_swapped_between_rows_does_not_decrypt(
     db: prism_runtime.Database, url: str, pii: Any
 ) -> None:
     pb2, prism = pii
     store = prism.PatientStore(db)
     await store.put_many([patient(pb2, "p1"), patient(pb2, "p2", ssn="219-09-9999")])
-    (p1_ssn,) = raw(url, f"SELECT ssn FROM {PATIENT_NS} WHERE patient_id = 'p1'")[0]
-    raw(url, f"UPDATE {PATIENT_NS} SET ssn = ? WHERE patient_id = 'p2'", (p1_ssn,))
+    (p1_ssn,) = (await raw(url, f"SELECT ssn FROM {PATIENT_NS} WHERE patient_id = 'p1'"))[0]
+    await raw(url, f"UPDATE {PATIENT_NS} SET ssn = ? WHERE patient_id = 'p2'", (p1_ssn,))
     with pytest.raises(prism_runtime.DecryptionError) as caught:
         await store.get("p2")
     message = str(caught.value)
     assert PATIENT_NS in message and "'ssn'" in message
     assert SSN not in message and "219-09-9999" not in message and "p2" not in message
     # Same row, other field: the field number is bound too.
-    raw(url, f"UPDATE {PATIENT_NS} SET email = ? WHERE patient_id = 'p1'", (p1_ssn,))
+    await raw(url, f"UPDATE {PATIENT_NS} SET email = ? WHERE patient_id = 'p1'", (p1_ssn,))
     with pytest.raises(prism_runtime.DecryptionError, match="'email'"):
         await store.get("p1")
 
@@ -189,7 +238,7 @@ async def test_forget_shreds_keys_deletes_rows_and_leaves_nothing_readable(
     await visits.put_many(
         [pb2.Visit(clinic="c1", seq=i, patient_id=f"p{1 + i % 2}", notes=f"note {i}") for i in range(6)]
     )
-    backup = raw(url, f"SELECT * FROM {PATIENT_NS} WHERE patient_id = 'p1'")[0]
+    backup = (await raw(url, f"SELECT * FROM {PATIENT_NS} WHERE patient_id = 'p1'"))[0]
 
     receipt = await prism_runtime.forget(db, "p1")
 
@@ -199,14 +248,14 @@ async def test_forget_shreds_keys_deletes_rows_and_leaves_nothing_readable(
     assert [v.seq async for v in visits.scan("c1")] == [1, 3, 5]
     assert (await patients.get("p2")).ssn == SSN
     # The raw ciphertext survives in a backup; restored, it still does not open, on a fresh connection too.
-    raw(url, f"INSERT INTO {PATIENT_NS} VALUES ({', '.join('?' * len(backup))})", backup)
+    await raw(url, f"INSERT INTO {PATIENT_NS} VALUES ({', '.join('?' * len(backup))})", backup)
     with pytest.raises(prism_runtime.SubjectForgotten, match=PATIENT_NS):
         await patients.get("p1")
     assert [p.patient_id async for p in patients.scan()] == ["p2"], "scans skip forgotten subjects"
     async with prism_runtime.connect(url, key_wrapper=LocalKeyWrapper(tmp_path / "master.key")) as fresh:
         with pytest.raises(prism_runtime.SubjectForgotten):
             await prism.PatientStore(fresh).get("p1")
-    assert raw(
+    assert await raw(
         url, "SELECT wrapped, state FROM prism_keys WHERE subject_ref = ?", (receipt.subject_ref,)
     ) == [(None, "forgotten")]
 
@@ -235,7 +284,7 @@ async def test_find_by_blind_index(db: prism_runtime.Database, url: str, pii: An
     assert [p.patient_id for p in await store.find_by_email("USER42@example.com ")] == ["p42"]
     assert {p.patient_id for p in await store.find_by_email(EMAIL)} == {"px"}
     assert await store.find_by_email("nobody@example.com") == []
-    indexes = {r[0] for r in raw(url, f"SELECT email__bidx FROM {PATIENT_NS}")}
+    indexes = {r[0] for r in await raw(url, f"SELECT email__bidx FROM {PATIENT_NS}")}
     assert all(len(i) == 2 for i in indexes)
     await prism_runtime.forget(db, "px")
     assert await store.find_by_email(EMAIL) == []
@@ -255,7 +304,7 @@ async def test_audit_records_who_touched_what_and_verify_finds_tampering(
     await prism.VisitStore(db).put(
         pb2.Visit(clinic="clinic-north", seq=1, patient_id="p1", notes="influenza")
     )
-    rows = raw(
+    rows = await raw(
         url, "SELECT seq, actor, purpose, action, message, field, pii, outcome, key_id FROM prism_audit"
     )
     assert [r[:8] for r in rows] == [
@@ -264,17 +313,17 @@ async def test_audit_records_who_touched_what_and_verify_finds_tampering(
         (3, "unattributed", "", "write", "prismtest.pii.v1.Visit", 4, "generic", "ok"),
     ]
     assert rows[0][8] != 0
-    dump = "\n".join(map(str, raw(url, "SELECT * FROM prism_audit")))
+    dump = "\n".join(map(str, await raw(url, "SELECT * FROM prism_audit")))
     for value in (SSN, EMAIL, "p1", "influenza", "clinic-north"):
         assert value not in dump
 
     ok = prism_cli("audit", "verify", url=url)
     assert ok.returncode == 0 and "ok, 3 entries" in ok.stdout
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        raw(url, "UPDATE prism_audit SET actor = 'nobody' WHERE seq = 2")
+    with pytest.raises(Exception, match="append-only"):
+        await raw(url, "UPDATE prism_audit SET actor = 'nobody' WHERE seq = 2")
     # Someone with the file can drop the guard; the chain still gives them away.
-    raw(url, "DROP TRIGGER prism_audit__no_update")
-    raw(url, "UPDATE prism_audit SET actor = 'nobody' WHERE seq = 2")
+    await raw(url, drop_guard(url, "UPDATE"))
+    await raw(url, "UPDATE prism_audit SET actor = 'nobody' WHERE seq = 2")
     bad = prism_cli("audit", "verify", url=url)
     assert bad.returncode == 1
     assert "TAMPERED at entry 2: entry_hash does not match" in bad.stdout
@@ -289,8 +338,8 @@ async def test_audit_names_a_deleted_entry(db: prism_runtime.Database, url: str,
     store = prism.PatientStore(db)
     for i in range(4):
         await store.put(patient(pb2, f"p{i}"))
-    raw(url, "DROP TRIGGER prism_audit__no_delete")
-    raw(url, "DELETE FROM prism_audit WHERE seq = 3")
+    await raw(url, drop_guard(url, "DELETE"))
+    await raw(url, "DELETE FROM prism_audit WHERE seq = 3")
     result = await vault_for(db.backend).audit.verify()  # type: ignore[arg-type]
     assert (result.first_bad_seq, result.reason) == (3, "entry 3 is missing (next is 4)")
 
@@ -304,7 +353,7 @@ async def test_rotate_reencrypt_retire(
     pb2, prism = pii
     store = prism.PatientStore(db)
     await store.put(patient(pb2, "p1"))
-    old_id = raw(url, f"SELECT ssn FROM {PATIENT_NS}")[0][0][1:5]
+    old_id = (await raw(url, f"SELECT ssn FROM {PATIENT_NS}"))[0][0][1:5]
 
     rotated = prism_cli("keys", "rotate", url=url)
     assert rotated.returncode == 0, rotated.stderr
@@ -320,7 +369,7 @@ async def test_rotate_reencrypt_retire(
     swept = prism_cli("keys", "reencrypt", url=url)
     assert swept.returncode == 0, swept.stderr
     assert "8 encrypted value(s), moved 4, re-wrapped 2 key(s)" in swept.stdout
-    assert raw(url, f"SELECT ssn FROM {PATIENT_NS} WHERE patient_id = 'p1'")[0][0][1:5] != old_id
+    assert (await raw(url, f"SELECT ssn FROM {PATIENT_NS} WHERE patient_id = 'p1'"))[0][0][1:5] != old_id
 
     retired = prism_cli("keys", "retire", "--below", "2", url=url)
     assert retired.returncode == 0 and "1 data key(s) below generation 2 destroyed" in retired.stdout
@@ -458,7 +507,9 @@ async def test_kms_wrapper_against_a_real_kms_server(kms: Any, tmp_path: Path, p
         store = prism.PatientStore(db)
         await store.put(patient(pb2))
         assert (await store.get("p1")).ssn == SSN
-    wrapped = raw(url, "SELECT wrapper, length(wrapped) FROM prism_keys WHERE subject_ref <> '~index-root'")
+    wrapped = await raw(
+        url, "SELECT wrapper, length(wrapped) FROM prism_keys WHERE subject_ref <> '~index-root'"
+    )
     assert wrapped[0][0] == f"aws-kms {key_id}" and wrapped[0][1] > 32
     stored = (tmp_path / "kms.db").read_bytes()
     assert SSN.encode() not in stored
@@ -472,10 +523,13 @@ async def test_kms_wrapper_against_a_real_kms_server(kms: Any, tmp_path: Path, p
         assert SSN not in str(caught.value)
 
 
-def test_pii_never_in_cli_help_or_errors(url: str) -> None:
-    done = prism_cli("audit", "verify", url=url.replace("pii.db", "missing/dir/x.db"))
-    assert done.returncode == 1 and "prism audit verify:" in done.stderr
-    assert os.environ["PRISM_MASTER_KEY_FILE"] not in done.stdout
+@pytest.mark.parametrize(
+    "down", ["sqlite:///{tmp}/missing/dir/x.db", "postgresql://postgres:s3cret@127.0.0.1:1/postgres"]
+)
+def test_cli_says_in_one_line_when_the_backend_is_down(down: str, tmp_path: Path) -> None:
+    done = prism_cli("audit", "verify", url=down.format(tmp=tmp_path))
+    assert done.returncode == 1 and done.stderr.startswith("prism audit verify: ")
+    assert len(done.stderr.strip().splitlines()) == 1 and "s3cret" not in done.stderr
 
 
 # -- stream payloads -------------------------------------------------------------------------------
