@@ -2,10 +2,11 @@
 
 1. Per-field encrypt+decrypt through the generated store's PII path (the row sealer every SQL backend
    runs: subject pseudonym, key lookup in the LRU, associated data, Tink layout) vs raw AESGCM
-   encrypt+decrypt of the same values with the same associated data. Goal: within 2x.
+   encrypt+decrypt of the same values under the same per-subject keys with the same associated data.
+   Goal: within 2x.
 2. put_many throughput on SQLite of a message with 3 encrypted PII fields vs the same message without
    PII options. Goal: under 15% slower.
-Run: python bench/bench_pii.py [--rows 20000] [--batch 500]
+Run: python bench/bench_pii.py [--rows 20000] [--batch 500] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 import prism_runtime
 from prism_runtime.pii import LocalKeyWrapper, crypto
@@ -79,8 +78,14 @@ def members(cls: Any, count: int, start: int = 0) -> list[Any]:
     ]
 
 
-async def per_field(pb2: Any, prism: Any, db: prism_runtime.Database, rows: int) -> tuple[float, float]:
-    """Return (generated path, raw AESGCM) seconds per field for one encrypt plus one decrypt."""
+async def per_field(
+    pb2: Any, prism: Any, db: prism_runtime.Database, rows: int, repeats: int
+) -> tuple[float, float]:
+    """Return (generated path, raw AESGCM) seconds per field for one encrypt plus one decrypt.
+
+    Each side runs `repeats` times, alternating, and keeps its best time: on a shared machine the
+    minimum is the measurement least disturbed by other work.
+    """
     store = prism.MemberStore(db)
     items = members(pb2.Member, rows)
     await store.put_many(items[:10])  # tables, index root and keys made outside the timing
@@ -89,24 +94,30 @@ async def per_field(pb2: Any, prism: Any, db: prism_runtime.Database, rows: int)
     encoded = [codec.encode(m) for m in items]
     sealed, _ = await pii.seal(encoded)  # warm the key cache for every subject
     await pii.open(sealed)
-    start = time.perf_counter()
-    sealed, _ = await pii.seal(encoded)
-    await pii.open(sealed)
-    generated = (time.perf_counter() - start) / (rows * 3)
 
-    aead = AESGCM(crypto.new_key())
+    # The raw primitive doing the same work: each subject's own key, the same values and associated data.
+    keyring = pii.vault.keyring
+    refs = [keyring.subject_ref(m.member_id) for m in items]
+    own = await keyring.primary_keys(refs)
+    aeads = [own[ref].aead for ref in refs]
     values = [(m.ssn.encode(), m.email.encode(), m.phone.encode()) for m in items]
     ads = [
         crypto.field_context("benchpii.v1.Member", 2) + crypto.row_context(m.member_id, (m.member_id,))
         for m in items
     ]
-    start = time.perf_counter()
-    for fields, ad in zip(values, ads, strict=True):
-        for data in fields:
-            nonce = os.urandom(12)
-            aead.decrypt(nonce, aead.encrypt(nonce, data, ad), ad)
-    raw = (time.perf_counter() - start) / (rows * 3)
-    return generated, raw
+    best_generated = best_raw = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        sealed, _ = await pii.seal(encoded)
+        await pii.open(sealed)
+        best_generated = min(best_generated, time.perf_counter() - start)
+        start = time.perf_counter()
+        for aead, fields, ad in zip(aeads, values, ads, strict=True):
+            for data in fields:
+                nonce = os.urandom(12)
+                aead.decrypt(nonce, aead.encrypt(nonce, data, ad), ad)
+        best_raw = min(best_raw, time.perf_counter() - start)
+    return best_generated / (rows * 3), best_raw / (rows * 3)
 
 
 async def put_many(
@@ -140,12 +151,13 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=20000)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         pb2, prism = load(Path(tmp))
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         async with prism_runtime.connect(url, key_wrapper=LocalKeyWrapper(Path(tmp) / "master.key")) as db:
-            generated, raw = await per_field(pb2, prism, db, args.rows)
+            generated, raw = await per_field(pb2, prism, db, args.rows, args.repeats)
             rates = await put_many(pb2, prism, db, args.rows, args.batch)
     print(f"{args.rows} rows, 3 encrypted string fields each, SQLite WAL")
     print(

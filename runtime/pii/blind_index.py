@@ -10,7 +10,6 @@ thumb is to keep that count at 2 or more, i.e. L <= log2(R) - 1. Prism's 16 bits
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import unicodedata
 
@@ -41,7 +40,7 @@ class BlindIndex:
 
     def __call__(self, value: str | bytes) -> bytes:
         """Return the truncated index of `value`."""
-        digest = hmac.new(self._key, normalise(value), hashlib.sha256).digest()[: self._bytes]
+        digest = hmac.digest(self._key, normalise(value), "sha256")[: self._bytes]
         return digest[:-1] + bytes([digest[-1] & self._mask])
 
     def __repr__(self) -> str:

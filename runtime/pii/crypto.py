@@ -38,17 +38,18 @@ def canonical(values: Iterable[object]) -> bytes:
     """Encode values unambiguously: a type tag and a length before each, so no two tuples collide."""
     out = bytearray()
     for value in values:
-        if isinstance(value, str):
-            data = value.encode("utf-8")
-        elif isinstance(value, bytes):
+        kind = type(value)
+        if kind is str:
+            data = value.encode("utf-8")  # type: ignore[attr-defined]
+        elif kind is bytes:
             data = value
-        elif isinstance(value, bool | int):
-            data = str(int(value)).encode("ascii")
+        elif kind is int or kind is bool:
+            data = str(int(value)).encode("ascii")  # type: ignore[call-overload]
         elif value is None:
             data = b""
         else:
-            raise TypeError(f"cannot bind a {type(value).__name__} into associated data")
-        out += _TAGS[type(value)] + _LENGTH.pack(len(data)) + data
+            raise TypeError(f"cannot bind a {kind.__name__} into associated data")
+        out += _TAGS[kind] + _LENGTH.pack(len(data)) + data
     return bytes(out)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import hashlib
 import hmac
 import os
 import struct
@@ -69,12 +68,12 @@ class _Lru:
         self.limits = limits
         self._items: OrderedDict[Any, list[Any]] = OrderedDict()
 
-    def get(self, name: Any) -> DataKey | None:
+    def get(self, name: Any, now: float) -> DataKey | None:
         entry = self._items.get(name)
         if entry is None:
             return None
         key, born, uses = entry
-        if uses >= self.limits.max_uses or time.monotonic() - born > self.limits.max_age:
+        if uses >= self.limits.max_uses or now - born > self.limits.max_age:
             del self._items[name]
             return None
         entry[2] = uses + 1
@@ -190,8 +189,7 @@ class Keyring:
         """Return the pseudonym of a data subject: what keys, audit records and receipts name it by."""
         ref = self._refs.get(subject)
         if ref is None:
-            digest = hmac.new(self._pseudonym_key, crypto.canonical((subject,)), hashlib.sha256)
-            ref = "s_" + digest.hexdigest()[:32]
+            ref = "s_" + hmac.digest(self._pseudonym_key, crypto.canonical((subject,)), "sha256").hex()[:32]
             if len(self._refs) > 100_000:
                 self._refs.clear()
             self._refs[subject] = ref
@@ -199,8 +197,8 @@ class Keyring:
 
     def record_ref(self, record_key: tuple[object, ...]) -> str:
         """Return the pseudonym of a record key, for audit records."""
-        digest = hmac.new(self._pseudonym_key, b"record" + crypto.canonical(record_key), hashlib.sha256)
-        return "r_" + digest.hexdigest()[:32]
+        digest = hmac.digest(self._pseudonym_key, b"record" + crypto.canonical(record_key), "sha256")
+        return "r_" + digest.hex()[:32]
 
     # -- lookups -----------------------------------------------------------------------------------
 
@@ -222,8 +220,9 @@ class Keyring:
         await self._fresh_meta()
         found: dict[str, DataKey] = {}
         missing = []
+        now = time.monotonic()
         for ref in dict.fromkeys(refs):
-            key = self._cache.get(("primary", ref))
+            key = self._cache.get(("primary", ref), now)
             if key is not None and key.version == self.generation:
                 found[ref] = key
             else:
@@ -239,13 +238,14 @@ class Keyring:
                     self._cache.put(("primary", ref), key)
                     self._cache.put((ref, key.key_id), key)
             new_rows = []
+            created = _now()
             for ref in missing:
                 if ref in found:
                     continue
                 key_id = struct.unpack(">I", os.urandom(4))[0] or 1
                 raw, wrapped = await self.wrapper.generate(_context(ref, key_id))
                 key = DataKey(key_id, generation, AESGCM(raw))
-                new_rows.append((ref, key_id, generation, wrapped, ACTIVE, self.wrapper.name, _now()))
+                new_rows.append((ref, key_id, generation, wrapped, ACTIVE, self.wrapper.name, created))
                 found[ref] = key
                 self._cache.put(("primary", ref), key)
                 self._cache.put((ref, key_id), key)
@@ -263,8 +263,9 @@ class Keyring:
         await self._fresh_meta()
         out: dict[tuple[str, int], DataKey | DecryptionError] = {}
         missing: list[tuple[str, int]] = []
+        now = time.monotonic()
         for pair in dict.fromkeys(wanted):
-            key = self._cache.get(pair)
+            key = self._cache.get(pair, now)
             if key is not None and key.version >= self.min_version:
                 out[pair] = key
             else:

@@ -57,6 +57,9 @@ class ProtectedRows:
             if c.encrypted
         ]
         self._by_field = {s.column.name: s for s in self._sealed}
+        self._sealed_at = {s.index: s for s in self._sealed}
+        # (position, field associated data, is text) per encrypted column: what the hot loops read.
+        self._plan = [(s.index, s.context, s.text) for s in self._sealed]
         self._index_columns = [
             (position[c.name], position[c.blind_index_of], c.blind_index_of)
             for c in spec.columns
@@ -81,6 +84,8 @@ class ProtectedRows:
         self._ready = True
 
     def _record_key(self, row: Row) -> tuple[Any, ...]:
+        if len(self._keys) == 1:
+            return (row[self._keys[0]],)
         return tuple(row[i] for i in self._keys)
 
     # -- writing -----------------------------------------------------------------------------------
@@ -89,36 +94,38 @@ class ProtectedRows:
         """Return the rows with ciphertext and blind indexes in place, and the write events to audit."""
         await self.ready()
         keyring = self.vault.keyring
-        refs = [keyring.subject_ref(row[self._subject]) for row in rows]
-        needed = [
-            ref
-            for ref, row in zip(refs, rows, strict=True)
-            if any(row[s.index] not in _EMPTY for s in self._sealed)
-        ]
+        subject, plan = self._subject, self._plan
+        refs = [keyring.subject_ref(row[subject]) for row in rows]
+        needed = [ref for ref, row in zip(refs, rows, strict=True) if any(row[p[0]] for p in plan)]
         keys = await keyring.primary_keys(needed) if needed else {}
         sealed_rows: list[tuple[Any, ...]] = []
         events: list[AuditEvent] = []
+        # The loop below is the per-field cost every put pays: crypto.seal inlined, attributes hoisted.
         for ref, row in zip(refs, rows, strict=True):
             values = list(row)
             key = keys.get(ref)
-            row_context = crypto.row_context(row[self._subject], self._record_key(row))
-            for s in self._sealed:
-                value = values[s.index]
-                if value is None:
-                    continue
-                if value in ("", b""):
-                    values[s.index] = b""  # the zero value: nothing personal to hide
+            tail = b""
+            for index, context, text in plan:
+                value = values[index]
+                if not value:
+                    if value is not None:
+                        values[index] = b""  # the zero value: nothing personal to hide
                     continue
                 assert key is not None
-                data = value.encode("utf-8") if s.text else bytes(value)
-                # crypto.seal, inlined: this loop is the per-field cost every put pays.
-                nonce = urandom(crypto.NONCE_SIZE)
-                values[s.index] = (
-                    key.prefix + nonce + key.aead.encrypt(nonce, data, key.prefix + s.context + row_context)
+                if not tail:
+                    tail = crypto.row_context(row[subject], self._record_key(row))
+                nonce = urandom(12)
+                prefix = key.prefix
+                values[index] = (
+                    prefix
+                    + nonce
+                    + key.aead.encrypt(
+                        nonce, value.encode() if text else bytes(value), prefix + context + tail
+                    )
                 )
             for index, source, name in self._index_columns:
                 value = row[source]
-                values[index] = None if value in _EMPTY else self._indexes[name](value)
+                values[index] = self._indexes[name](value) if value else None
             if self._audited:
                 events += self._events("write", ref, row, key.key_id if key else 0)
             sealed_rows.append(tuple(values))
@@ -169,41 +176,46 @@ class ProtectedRows:
         keys = await keyring.keys_for(wanted) if wanted else {}
         opened: list[Row] = []
         events: list[AuditEvent] = []
-        head = crypto.PREFIX.size + crypto.NONCE_SIZE
+        subject, plan = self._subject, self._plan
+        # The per-field cost every read pays: crypto.open_sealed inlined (the prefix was checked above).
         for ref, row in zip(refs, rows, strict=True):
             values = list(row)
-            key_id = 0
-            row_context = b""
+            key_id, key, tail = -1, None, b""
             try:
-                for s in self._sealed:
-                    blob = row[s.index]
-                    if blob is None:
-                        continue
+                for index, context, text in plan:
+                    blob = row[index]
                     if not blob:
-                        values[s.index] = "" if s.text else b""
+                        if blob is not None:
+                            values[index] = "" if text else b""
                         continue
-                    blob = bytes(blob)
-                    key_id = int.from_bytes(blob[1:5], "big")
-                    key = keys[(ref, key_id)]
-                    if isinstance(key, DecryptionError):
-                        await self._fail(ref, row, s, key)
-                    assert not isinstance(key, DecryptionError)
-                    if not row_context:
-                        row_context = crypto.row_context(row[self._subject], self._record_key(row))
+                    if type(blob) is not bytes:
+                        blob = bytes(blob)
+                    if int.from_bytes(blob[1:5], "big") != key_id:
+                        key_id = int.from_bytes(blob[1:5], "big")
+                        found = keys[(ref, key_id)]
+                        if isinstance(found, DecryptionError):
+                            await self._fail(ref, row, self._sealed_at[index], found)
+                        assert not isinstance(found, DecryptionError)
+                        key = found
+                    if not tail:
+                        tail = crypto.row_context(row[subject], self._record_key(row))
+                    assert key is not None
                     try:
-                        # crypto.open_sealed, inlined; the prefix was checked when the key id was read.
-                        data = key.aead.decrypt(blob[5:head], blob[head:], blob[:5] + s.context + row_context)
+                        data = key.aead.decrypt(blob[5:17], blob[17:], blob[:5] + context + tail)
                     except InvalidTag:
                         await self._fail(
-                            ref, row, s, DecryptionError("ciphertext does not belong to this row and field")
+                            ref,
+                            row,
+                            self._sealed_at[index],
+                            DecryptionError("ciphertext does not belong to this row and field"),
                         )
-                    values[s.index] = data.decode("utf-8") if s.text else data
+                    values[index] = data.decode() if text else data
             except SubjectForgotten:
                 if skip_forgotten:
                     continue
                 raise
             if self._audited:
-                events += self._events(action, ref, row, key_id)
+                events += self._events(action, ref, row, max(key_id, 0))
             opened.append(values)
         await self.record(events)
         return opened
