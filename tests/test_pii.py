@@ -552,3 +552,55 @@ async def test_stream_payload_is_sealed_and_shredded_by_forget(db: prism_runtime
     await prism_runtime.forget(db, "p9")
     with pytest.raises(prism_runtime.SubjectForgotten):
         await open_payload(vault, spec, pb2.Patient, payload)
+
+
+async def test_sealed_payloads_on_real_nats_and_kafka(
+    db: prism_runtime.Database, pii: Any, nats_url: str, kafka_bootstrap: str
+) -> None:
+    """What a stream backend sends: the raw bytes the brokers keep hold no PII, and forget shreds them."""
+    import uuid
+
+    import nats
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    from prism_runtime.pii.payload import open_payload, seal_payload
+
+    pb2, prism = pii
+    vault = vault_for(db.backend)  # type: ignore[arg-type]
+    spec = prism.PatientStore(db).spec
+    original = patient(pb2, "p-stream")
+    payload = await seal_payload(vault, spec, original)
+    name = f"pii_{uuid.uuid4().hex[:10]}"
+
+    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=0)
+    js = nc.jetstream()
+    try:
+        await js.add_stream(name=name, subjects=[f"{name}.>"])
+        ack = await js.publish(f"{name}.patients", payload)
+        from_nats = (await js.get_msg(name, ack.seq)).data
+    finally:
+        await js.delete_stream(name)
+        await nc.close()
+
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=False, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(name, payload, key=b"p-stream")
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(name, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        from_kafka = (await asyncio.wait_for(consumer.getone(), timeout=20)).value
+    finally:
+        await consumer.stop()
+
+    for stored in (from_nats, from_kafka):
+        assert stored is not None
+        for value in (SSN, EMAIL, PHONE):
+            assert value.encode() not in stored
+        assert await open_payload(vault, spec, pb2.Patient, stored) == original
+    await prism_runtime.forget(db, "p-stream")
+    for stored in (from_nats, from_kafka):
+        with pytest.raises(prism_runtime.SubjectForgotten):
+            await open_payload(vault, spec, pb2.Patient, stored)
