@@ -62,24 +62,29 @@ class KeyLimits:
 
 
 class _Lru:
-    """Unwrapped keys by (subject ref, key id) or ("primary", subject ref), bounded by count, age and uses."""
+    """Unwrapped keys by (subject ref, key id) or by subject ref, bounded by count, age and uses."""
 
     def __init__(self, limits: KeyLimits) -> None:
         self.limits = limits
         self._items: OrderedDict[Any, list[Any]] = OrderedDict()
 
-    def get(self, name: Any, now: float) -> DataKey | None:
-        entry = self._items.get(name)
-        if entry is None:
-            return None
-        key, born, uses = entry
-        if uses >= self.limits.max_uses or now - born > self.limits.max_age:
-            del self._items[name]
-            return None
-        entry[2] = uses + 1
-        self._items.move_to_end(name)
-        found: DataKey = key
-        return found
+    def get_many(self, names: Iterable[Any], min_version: int) -> tuple[dict[Any, DataKey], list[Any]]:
+        """Return the live keys among `names` (counting a use of each) and the names not found."""
+        items, move = self._items, self._items.move_to_end
+        oldest, max_uses = time.monotonic() - self.limits.max_age, self.limits.max_uses
+        found: dict[Any, DataKey] = {}
+        missing = []
+        for name in names:
+            entry = items.get(name)
+            if entry is None or entry[1] < oldest or entry[2] >= max_uses or entry[0].version < min_version:
+                if entry is not None:
+                    del items[name]
+                missing.append(name)
+                continue
+            entry[2] += 1
+            move(name)
+            found[name] = entry[0]
+        return found, missing
 
     def put(self, name: Any, key: DataKey) -> None:
         self._items[name] = [key, time.monotonic(), 0]
@@ -88,7 +93,7 @@ class _Lru:
             self._items.popitem(last=False)
 
     def drop_subject(self, ref: str) -> None:
-        for name in [n for n in self._items if n[1] == ref or n[0] == ref]:
+        for name in [n for n in self._items if n == ref or (isinstance(n, tuple) and n[0] == ref)]:
             del self._items[name]
 
 
@@ -107,7 +112,8 @@ class Keyring:
     def __init__(self, driver: SqlDriver, wrapper: KeyWrapper, limits: KeyLimits | None = None) -> None:
         self.driver = driver
         self.wrapper = wrapper
-        self._cache = _Lru(limits or KeyLimits())
+        self._cache = _Lru(limits or KeyLimits())  # by (subject ref, key id), for decryption
+        self._primaries = _Lru(limits or KeyLimits())  # by subject ref: the key new ciphertext uses
         self._lock = asyncio.Lock()
         self._root: bytes | None = None
         self._pseudonym_key = b""
@@ -218,15 +224,7 @@ class Keyring:
     async def primary_keys(self, refs: Iterable[str]) -> dict[str, DataKey]:
         """Return the current-generation key of each subject ref, making the missing ones."""
         await self._fresh_meta()
-        found: dict[str, DataKey] = {}
-        missing = []
-        now = time.monotonic()
-        for ref in dict.fromkeys(refs):
-            key = self._cache.get(("primary", ref), now)
-            if key is not None and key.version == self.generation:
-                found[ref] = key
-            else:
-                missing.append(ref)
+        found, missing = self._primaries.get_many(dict.fromkeys(refs), self.generation)
         if not missing:
             return found
         async with self._lock:
@@ -235,7 +233,7 @@ class Keyring:
                 if state == ACTIVE and version == generation and wrapped is not None and ref not in found:
                     key = DataKey(int(key_id), int(version), AESGCM(await self._unwrap(ref, key_id, wrapped)))
                     found[ref] = key
-                    self._cache.put(("primary", ref), key)
+                    self._primaries.put(ref, key)
                     self._cache.put((ref, key.key_id), key)
             new_rows = []
             created = _now()
@@ -247,7 +245,7 @@ class Keyring:
                 key = DataKey(key_id, generation, AESGCM(raw))
                 new_rows.append((ref, key_id, generation, wrapped, ACTIVE, self.wrapper.name, created))
                 found[ref] = key
-                self._cache.put(("primary", ref), key)
+                self._primaries.put(ref, key)
                 self._cache.put((ref, key_id), key)
             if new_rows:
                 await self.driver.execute_many(self._insert, new_rows, namespace="prism_keys")
@@ -261,15 +259,10 @@ class Keyring:
     ) -> dict[tuple[str, int], DataKey | DecryptionError]:
         """Return the key of each (subject ref, key id), or the typed error saying why it cannot be had."""
         await self._fresh_meta()
-        out: dict[tuple[str, int], DataKey | DecryptionError] = {}
-        missing: list[tuple[str, int]] = []
-        now = time.monotonic()
-        for pair in dict.fromkeys(wanted):
-            key = self._cache.get(pair, now)
-            if key is not None and key.version >= self.min_version:
-                out[pair] = key
-            else:
-                missing.append(pair)
+        hits, missing = self._cache.get_many(
+            wanted if isinstance(wanted, set) else set(wanted), self.min_version
+        )
+        out: dict[tuple[str, int], DataKey | DecryptionError] = dict(hits)
         if not missing:
             return out
         rows = await self._select_refs(list({ref for ref, _ in missing}))
@@ -315,6 +308,7 @@ class Keyring:
                     namespace="prism_keys",
                 )
             self._cache.drop_subject(ref)
+            self._primaries.drop_subject(ref)
         return len(live)
 
     async def retire_below(self, version: int) -> int:
@@ -335,6 +329,7 @@ class Keyring:
         )
         await self.set_meta("min_version", version)
         self._cache = _Lru(self._cache.limits)
+        self._primaries = _Lru(self._cache.limits)
         return int(count[0][0])
 
     async def rewrap(self) -> int:

@@ -8,8 +8,9 @@ row or field does not open.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from os import urandom
 from typing import Any
 
@@ -21,6 +22,7 @@ from prism_runtime.pii import crypto
 from prism_runtime.pii.audit import AuditEvent
 from prism_runtime.pii.blind_index import BlindIndex, normalise, purpose
 from prism_runtime.pii.errors import DecryptionError, SubjectForgotten
+from prism_runtime.pii.keyring import DataKey
 from prism_runtime.pii.vault import Vault
 from prism_runtime.schema import Column, EntitySpec
 
@@ -68,6 +70,7 @@ class ProtectedRows:
         self._audited = [(position[c.name], c) for c in spec.columns if c.audited]
         self._keys = [position[c.name] for c in spec.key_columns]
         self._subject = position[spec.subject_column.name]
+        self._has_sealed = _any_of([s.index for s in self._sealed])
         self._indexes: dict[str, BlindIndex] = {}
         self._ready = False
 
@@ -83,6 +86,10 @@ class ProtectedRows:
                 self._indexes[c.name] = BlindIndex(keyring.derive(purpose(self.spec.message_name, c.number)))
         self._ready = True
 
+    def _tail(self, row: Row) -> bytes:
+        """Return the row's part of the associated data: (subject, record key), typed and length-prefixed."""
+        return crypto.row_context(row[self._subject], self._record_key(row))
+
     def _record_key(self, row: Row) -> tuple[Any, ...]:
         if len(self._keys) == 1:
             return (row[self._keys[0]],)
@@ -96,7 +103,8 @@ class ProtectedRows:
         keyring = self.vault.keyring
         subject, plan = self._subject, self._plan
         refs = [keyring.subject_ref(row[subject]) for row in rows]
-        needed = [ref for ref, row in zip(refs, rows, strict=True) if any(row[p[0]] for p in plan)]
+        has_sealed = self._has_sealed
+        needed = [ref for ref, row in zip(refs, rows, strict=True) if has_sealed(row)]
         keys = await keyring.primary_keys(needed) if needed else {}
         sealed_rows: list[tuple[Any, ...]] = []
         events: list[AuditEvent] = []
@@ -116,7 +124,7 @@ class ProtectedRows:
                     continue
                 assert key is not None
                 if not tail:
-                    tail = crypto.row_context(row[subject], self._record_key(row))
+                    tail = self._tail(row)
                 nonce = pool[at : at + 12]
                 at += 12
                 prefix = key.prefix
@@ -180,11 +188,13 @@ class ProtectedRows:
         keys = await keyring.keys_for(wanted) if wanted else {}
         opened: list[Row] = []
         events: list[AuditEvent] = []
-        subject, plan = self._subject, self._plan
-        # The per-field cost every read pays: crypto.open_sealed inlined (the prefix was checked above).
+        plan = self._plan
+        # The per-field cost every read pays: crypto.open_sealed inlined. A ciphertext whose 5-byte prefix
+        # (format, key id) equals the row's current key's prefix needs no further parsing.
         for ref, row in zip(refs, rows, strict=True):
             values = list(row)
-            key_id, key, tail = -1, None, b""
+            key: DataKey | None = None
+            prefix, tail = b"", b""
             try:
                 for index, context, text in plan:
                     blob = row[index]
@@ -194,25 +204,15 @@ class ProtectedRows:
                         continue
                     if type(blob) is not bytes:
                         blob = bytes(blob)
-                    if blob[0] != crypto.FORMAT_V1 or len(blob) < crypto.OVERHEAD:
-                        await self._fail(
-                            ref, row, self._sealed_at[index], DecryptionError("not a Prism ciphertext")
-                        )
-                    if int.from_bytes(blob[1:5], "big") != key_id:
-                        key_id = int.from_bytes(blob[1:5], "big")
-                        found = keys.get((ref, key_id))
-                        if found is None:
-                            keys.update(await keyring.keys_for([(ref, key_id)]))
-                            found = keys[(ref, key_id)]
-                        if isinstance(found, DecryptionError):
-                            await self._fail(ref, row, self._sealed_at[index], found)
-                        assert not isinstance(found, DecryptionError)
-                        key = found
+                    head = blob[:5]
+                    if head != prefix:
+                        key = await self._key_for(ref, row, index, blob, keys)
+                        prefix = head
                     if not tail:
-                        tail = crypto.row_context(row[subject], self._record_key(row))
+                        tail = self._tail(row)
                     assert key is not None
                     try:
-                        data = key.aead.decrypt(blob[5:17], blob[17:], blob[:5] + context + tail)
+                        data = key.aead.decrypt(blob[5:17], blob[17:], head + context + tail)
                     except InvalidTag:
                         await self._fail(
                             ref,
@@ -226,10 +226,31 @@ class ProtectedRows:
                     continue
                 raise
             if self._audited:
-                events += self._events(action, ref, row, max(key_id, 0))
+                events += self._events(action, ref, row, key.key_id if key else 0)
             opened.append(values)
         await self.record(events)
         return opened
+
+    async def _key_for(
+        self,
+        ref: str,
+        row: Row,
+        index: int,
+        blob: bytes,
+        keys: dict[tuple[str, int], DataKey | DecryptionError],
+    ) -> DataKey:
+        """Return the key a ciphertext names, fetching it when the batch lookup did not; fail typed."""
+        if blob[0] != crypto.FORMAT_V1 or len(blob) < crypto.OVERHEAD:
+            await self._fail(ref, row, self._sealed_at[index], DecryptionError("not a Prism ciphertext"))
+        pair = (ref, int.from_bytes(blob[1:5], "big"))
+        found = keys.get(pair)
+        if found is None:
+            keys.update(await self.vault.keyring.keys_for([pair]))
+            found = keys[pair]
+        if isinstance(found, DecryptionError):
+            await self._fail(ref, row, self._sealed_at[index], found)
+        assert not isinstance(found, DecryptionError)
+        return found
 
     async def _fail(self, ref: str, row: Row, sealed: _Sealed, error: DecryptionError) -> None:
         if sealed.column.audited:
@@ -255,3 +276,14 @@ class ProtectedRows:
         """Return whether an opened row's `field` equals `wanted` once both are normalised."""
         value = row[self._by_field[field].index]
         return value is not None and normalise(value) == normalise(wanted)
+
+
+def _any_of(indexes: list[int]) -> Callable[[Row], bool]:
+    """Return a fast test of whether a row has a value at any of `indexes`."""
+    if not indexes:
+        return lambda row: False
+    if len(indexes) == 1:
+        (only,) = indexes
+        return lambda row: bool(row[only])
+    values = itemgetter(*indexes)
+    return lambda row: any(values(row))
