@@ -120,12 +120,26 @@ class Entity:
         """Return the event time field, if any."""
         return self._role("event_time")
 
+    @property
+    def edge_source(self) -> Field | None:
+        """Return the field holding an edge's source node key, if any."""
+        return self._role("edge_source")
+
+    @property
+    def edge_target(self) -> Field | None:
+        """Return the field holding an edge's target node key, if any."""
+        return self._role("edge_target")
+
     @cached_property
     def spec(self) -> EntitySpec:
         """Return the storage contract the runtime serves this entity by."""
         key = self.key
         sort_key = self.sort_key
         event_time = self.event_time
+        source, target = self.edge_source, self.edge_target
+        if source is not None and target is not None:
+            # An edge is a sorted map from source to targets: keyed by (source, target), like Netflix's adjacency.
+            key, sort_key = source, target
         return EntitySpec(
             namespace=self.namespace,
             message_name=self.full_name,
@@ -135,12 +149,17 @@ class Entity:
             event_time=event_time.name if event_time else None,
             retention_days=self.options.retention_days,
             source_file=self.proto_file,
+            edge_source=source.name if source else None,
+            edge_target=target.name if target else None,
+            source_type=self.options.edge_source_type,
+            target_type=self.options.edge_target_type,
+            bidirectional=self.options.edge_direction is EdgeDirection.BIDIRECTIONAL,
             subject=next((f.name for f in self.fields if f.options.subject), None),
-            columns=tuple(c for f in self.fields for c in _columns(f)),
+            columns=tuple(c for f in self.fields for c in _columns(f, primary=f in (key, sort_key))),
         )
 
 
-def _columns(f: Field) -> tuple[Column, ...]:
+def _columns(f: Field, *, primary: bool) -> tuple[Column, ...]:
     """Return the stored columns of one field: itself, then its blind index when searchable."""
     o = f.options
     encrypted = o.encrypt_at_rest
@@ -149,7 +168,7 @@ def _columns(f: Field) -> tuple[Column, ...]:
         number=f.number,
         # Ciphertext is bytes whatever the field type; the runtime turns it back into str or bytes.
         kind=ColumnKind.BYTES if encrypted else f.column_kind,
-        nullable=f.has_presence and not (o.key or o.sort_key),
+        nullable=f.has_presence and not primary,
         indexed=o.index,
         pii=o.pii.value if o.pii else "",
         repeated=f.column_repeated,
@@ -185,6 +204,10 @@ class ProtoFile:
     name: str
     package: str
     entities: tuple[Entity, ...]
+
+    def entity(self, full_name: str) -> Entity | None:
+        """Return the entity of this file with the full name `full_name`, if any."""
+        return next((e for e in self.entities if e.full_name == full_name), None)
 
     @property
     def python_module(self) -> str:

@@ -16,7 +16,7 @@ from protoc_gen_prism import locations as loc
 from protoc_gen_prism.descriptors import OptionMap, PrismOptionReader, build_pool, is_map_entry
 from protoc_gen_prism.diagnostics import Diagnostic, Location, SchemaError, allowed_values
 from protoc_gen_prism.model import Entity, EntityOptions, Field, FieldOptions, ProtoFile, Schema
-from protoc_gen_prism.storage import KEY_TYPES, PROTO_TYPE_NAMES, TIMESTAMP, column_kind
+from protoc_gen_prism.storage import KEY_TYPES, PROTO_TYPE_NAMES, TIMESTAMP, column_kind, key_types_stored_as
 from protoc_gen_prism.vocabulary import AccessPattern, BackendKind, EdgeDirection, PiiKind
 
 # Postgres truncates identifiers at 63 bytes; namespaces also name topics and subjects.
@@ -32,6 +32,13 @@ _ROLE_OPTIONS = (
     "edge_source",
     "edge_target",
 )
+_EDGE_MESSAGE_OPTIONS = ("edge_source_type", "edge_target_type", "edge_direction")
+_EDGE_ENDS = (("edge_source", "edge_source_type", "starts"), ("edge_target", "edge_target_type", "ends"))
+# Roles that do not identify graph entities: an edge is (source, target), a node is its key alone.
+_NOT_FOR = {
+    AccessPattern.GRAPH_EDGE: ("key", "sort_key"),
+    AccessPattern.GRAPH_NODE: ("sort_key", "edge_source", "edge_target"),
+}
 _ENCRYPTABLE = frozenset({"string", "bytes"})
 _EVENT_TIME_TYPES = frozenset({"int64", "uint64", "sint64", "fixed64", "sfixed64"})
 
@@ -77,6 +84,8 @@ class _Builder:
         self.reader = reader
         self.diagnostics: list[Diagnostic] = []
         self._src: loc.SourceIndex | None = None
+        # Where each graph_edge of the current file is, for errors located at its edge options.
+        self._edges: list[tuple[Entity, _Place, OptionMap]] = []
 
     # -- reporting -------------------------------------------------------------------------------
 
@@ -92,8 +101,12 @@ class _Builder:
 
     def file(self, file: descriptor_pb2.FileDescriptorProto) -> ProtoFile:
         self._src = loc.SourceIndex(file)
+        self._edges = []
         entities = [e for place in self._messages(file) if (e := self.entity(place)) is not None]
-        return ProtoFile(name=file.name, package=file.package, entities=tuple(entities))
+        proto_file = ProtoFile(name=file.name, package=file.package, entities=tuple(entities))
+        for edge, place, options in self._edges:
+            self._check_edge(proto_file, edge, place, options)
+        return proto_file
 
     def _messages(self, file: descriptor_pb2.FileDescriptorProto) -> Iterator[_Place]:
         prefix = f"{file.package}." if file.package else ""
@@ -125,7 +138,7 @@ class _Builder:
         where = self.src.locate(place.path)
         pattern = self._access_pattern(place, message_options)
         fields = tuple(
-            self.field(place, i, proto, opts, entity="access_pattern" in message_options)
+            self.field(place, i, proto, opts, entity="access_pattern" in message_options, pattern=pattern)
             for i, (proto, opts) in enumerate(zip(place.proto.field, field_options, strict=True))
         )
         if pattern is None:
@@ -142,6 +155,18 @@ class _Builder:
             comment=self.src.comment(place.path),
         )
         self._check_roles(entity)
+        if pattern is AccessPattern.GRAPH_EDGE:
+            self._edges.append((entity, place, message_options))
+        else:
+            for option in _EDGE_MESSAGE_OPTIONS:
+                if option in message_options:
+                    self.error(
+                        self._option_location(
+                            place.path, loc.MESSAGE_OPTIONS, message_options[option].number
+                        ),
+                        name,
+                        f"(prism.{option}) applies to graph_edge messages, not {pattern}; allowed: graph_edge",
+                    )
         return entity
 
     def _access_pattern(self, place: _Place, options: OptionMap) -> AccessPattern | None:
@@ -236,6 +261,7 @@ class _Builder:
         options: OptionMap,
         *,
         entity: bool,
+        pattern: AccessPattern | None = None,
     ) -> Field:
         desc = place.desc.fields_by_name[proto.name]
         path = (*place.path, loc.FIELD, index)
@@ -288,6 +314,16 @@ class _Builder:
                         f"(prism.{role}) needs (prism.access_pattern) on {place.desc.full_name}; "
                         f"allowed patterns: {', '.join(AccessPattern)}",
                     )
+        if pattern is not None:
+            for role in _NOT_FOR.get(pattern, ("edge_source", "edge_target")):
+                if flags.get(role):
+                    self.error(where(role), element, _role_misuse(role, pattern))
+        if flags.get("edge_source") and flags.get("edge_target"):
+            self.error(
+                where("edge_target"),
+                element,
+                "a field cannot be both the edge_source and the edge_target; allowed: one role per field",
+            )
         if not entity:
             for option in ("encrypt_at_rest", "access_audit"):
                 if flags.get(option):
@@ -318,6 +354,12 @@ class _Builder:
             elif oneof is not None:
                 self.error(
                     where(role), element, f"a {role} cannot be a member of oneof {oneof!r}; move it out"
+                )
+        for role in ("edge_source", "edge_target"):
+            # Its type is checked against the node key once the node is known; presence is checked here.
+            if flags.get(role) and oneof is not None:
+                self.error(
+                    where(role), element, f"an {role} cannot be a member of oneof {oneof!r}; move it out"
                 )
         if flags.get("event_time") and not (
             not repeated and (type_name == TIMESTAMP or proto_type in _EVENT_TIME_TYPES)
@@ -415,6 +457,89 @@ class _Builder:
                     f"{_describe(f.proto_type, f.repeated, f.is_map)}; allowed: {', '.join(sorted(KEY_TYPES))}",
                 )
 
+    def _check_edge(self, file: ProtoFile, edge: Entity, place: _Place, options: OptionMap) -> None:
+        """Check an edge against the node messages it names: they exist, are nodes, and key types match."""
+        name = edge.full_name
+        nodes = [e.full_name for e in file.entities if e.options.access_pattern is AccessPattern.GRAPH_NODE]
+        allowed = ", ".join(nodes) if nodes else f"none: declare a graph_node message in {file.name}"
+        ends: list[Entity] = []
+        for role, option, verb in _EDGE_ENDS:
+            holder = getattr(edge, role)
+            if holder is None:
+                self.error(
+                    edge.location,
+                    name,
+                    f"a graph_edge message needs an {role} field: mark the field holding the key of the node "
+                    f"the edge {verb} at with (prism.{role}) = true",
+                )
+            if option not in options:
+                self.error(
+                    edge.location,
+                    name,
+                    f"a graph_edge message needs (prism.{option}): the full name of the graph_node message "
+                    f"the edge {verb} at; allowed: {allowed}",
+                )
+                continue
+            where = self._option_location(place.path, loc.MESSAGE_OPTIONS, options[option].number)
+            written = str(options[option].value)
+            node = file.entity(written.removeprefix("."))
+            # Suggest a close name only for a typo: a real message of another kind is no typo.
+            unknown = node is None and self._message(written) is None
+            if node is None or node.options.access_pattern is not AccessPattern.GRAPH_NODE:
+                self.error(
+                    where,
+                    name,
+                    f"{option} {written!r} {self._not_a_node(file, written)}; "
+                    + (allowed_values(written, nodes) if nodes and unknown else f"allowed: {allowed}"),
+                )
+                continue
+            ends.append(node)
+            key = node.key
+            if holder is None or key is None:
+                continue
+            # Stored alike: the same column kind, and one plain value (repeated scalars are arrays now).
+            if (
+                holder.column_kind is key.column_kind
+                and holder.proto_type in KEY_TYPES
+                and not holder.repeated
+            ):
+                continue
+            same = key_types_stored_as(key.column_kind)
+            self.error(
+                holder.location,
+                f"{name}.{holder.name}",
+                f"the {role} is {_describe(holder.proto_type, holder.repeated, holder.is_map)} but holds keys "
+                f"of {node.full_name}, whose key {key.name!r} is {_describe(key.proto_type, False, False)}; "
+                f"allowed: {', '.join(same)}",
+            )
+        direction = edge.options.edge_direction
+        if direction is EdgeDirection.BIDIRECTIONAL and len(ends) == 2 and ends[0] is not ends[1]:
+            self.error(
+                self._option_location(place.path, loc.MESSAGE_OPTIONS, options["edge_direction"].number),
+                name,
+                f"a bidirectional edge connects one node type to itself, but it goes from {ends[0].full_name} "
+                f"to {ends[1].full_name}; allowed: unidirectional, or the same edge_source_type and "
+                f"edge_target_type",
+            )
+
+    def _message(self, full_name: str) -> descriptor.Descriptor | None:
+        try:
+            return self.pool.FindMessageTypeByName(full_name.removeprefix("."))
+        except KeyError:
+            return None
+
+    def _not_a_node(self, file: ProtoFile, written: str) -> str:
+        """Say why a name written as a node type is not one: unknown, elsewhere, or another pattern."""
+        entity = file.entity(written.removeprefix("."))
+        if entity is not None:
+            return f"is a {entity.options.access_pattern} message, not a graph_node"
+        message = self._message(written)
+        if message is None:
+            return f"is not a message of {file.name}"
+        if message.file.name != file.name:
+            return f"is declared in {message.file.name}; an edge and its nodes must be in the same file"
+        return "is not a graph_node message: it has no (prism.access_pattern)"
+
     def check_namespaces(self, files: Sequence[ProtoFile]) -> None:
         seen: dict[str, Entity] = {}
         for entity in (e for f in files for e in f.entities):
@@ -430,6 +555,17 @@ class _Builder:
     def _option_location(self, element: loc.Path, options_field: int, number: int) -> Location:
         # protoc locates `option (x) = v;` at (..., options, extension number); fall back to the element.
         return self.src.locate((*element, options_field, number), element)
+
+
+def _role_misuse(role: str, pattern: AccessPattern) -> str:
+    if pattern is AccessPattern.GRAPH_EDGE:
+        return (
+            f"(prism.{role}) does not apply to graph_edge messages: an edge is identified by its "
+            f"(prism.edge_source) and (prism.edge_target) fields"
+        )
+    if role == "sort_key":
+        return "(prism.sort_key) does not apply to graph_node messages: a node is identified by its key alone"
+    return f"(prism.{role}) applies to graph_edge messages, not {pattern}; allowed: graph_edge"
 
 
 def _describe(proto_type: str, repeated: bool, is_map: bool) -> str:

@@ -73,6 +73,11 @@ WRAPPERS: dict[str, str] = {
 }
 
 
+def key_types_stored_as(kind: ColumnKind) -> list[str]:
+    """Return the key types stored as `kind`, sorted: the types an edge end may have to match a node key."""
+    return sorted(t for t in KEY_TYPES if _SCALAR_KINDS[t] is kind)
+
+
 def column_kind(
     proto_type: str, type_name: str, repeated: bool, is_map: bool = False
 ) -> tuple[ColumnKind, bool, bool]:

@@ -10,6 +10,7 @@ from prism_runtime.errors import (
     PrismError,
     SchemaMismatch,
 )
+from prism_runtime.graph import DEFAULT_FANOUT, Direction, EdgeStore, Graph, NodeStore, Visit
 from prism_runtime.keyvalue import KeyValueStore, SortedKeyValueStore
 from prism_runtime.pii import (
     DecryptionError,
@@ -22,19 +23,25 @@ from prism_runtime.pii import (
 )
 
 __all__ = [
+    "DEFAULT_FANOUT",
     "BackendError",
     "BackendUnavailable",
     "ConfigError",
     "Database",
     "DecryptionError",
+    "Direction",
+    "EdgeStore",
     "ForgetReceipt",
+    "Graph",
     "KeyRetired",
     "KeyValueStore",
+    "NodeStore",
     "NotOpen",
     "PrismError",
     "SchemaMismatch",
     "SortedKeyValueStore",
     "SubjectForgotten",
+    "Visit",
     "actor",
     "connect",
     "forget",

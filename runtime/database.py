@@ -11,6 +11,7 @@ from google.protobuf.message import Message
 
 from prism_runtime.config import BackendUrl, resolve_url
 from prism_runtime.errors import NotOpen
+from prism_runtime.graph import GraphBackend
 from prism_runtime.keyvalue import KeyValueBackend
 from prism_runtime.schema import EntitySpec
 
@@ -35,6 +36,10 @@ class Backend(Protocol):
 
     def keyvalue(self, spec: EntitySpec, message: type[M]) -> KeyValueBackend[M]:
         """Return the KeyValue backend of one entity."""
+        ...
+
+    def graph(self, spec: EntitySpec, message: type[M], node_spec: EntitySpec | None) -> GraphBackend[M]:
+        """Return the Graph backend of one edge type (node_spec: the node type at both ends, if one)."""
         ...
 
 
@@ -105,6 +110,12 @@ class Database:
     def keyvalue(self, spec: EntitySpec, message: type[M]) -> KeyValueBackend[M]:
         """Return the KeyValue backend serving `spec`."""
         return self.backend_for(spec).keyvalue(spec, message)
+
+    def graph(
+        self, spec: EntitySpec, message: type[M], node_spec: EntitySpec | None = None
+    ) -> GraphBackend[M]:
+        """Return the Graph backend serving the edge type `spec`."""
+        return self.backend_for(spec).graph(spec, message, node_spec)
 
 
 def connect(url: str | None = None, *, key_wrapper: KeyWrapper | None = None) -> Database:

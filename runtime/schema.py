@@ -78,6 +78,14 @@ class EntitySpec:
     event_time: str | None = None
     retention_days: int = 0
     source_file: str = ""
+    # Graph edges: the fields holding the source and target node keys (also the key and sort key, so an
+    # edge table is keyed by (source, target)), the node messages they name, and whether the edge has no
+    # direction. Empty on every other entity.
+    edge_source: str | None = None
+    edge_target: str | None = None
+    source_type: str = ""
+    target_type: str = ""
+    bidirectional: bool = False
     # The field naming the data subject that `forget` erases; None means the record key.
     subject: str | None = None
     _by_name: dict[str, Column] = field(init=False, repr=False, compare=False)

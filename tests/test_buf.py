@@ -29,15 +29,17 @@ def test_buf_generate_matches_protoc(tmp_path: Path) -> None:
     generated = {str(p.relative_to(work / "gen")) for p in (work / "gen").rglob("*") if p.is_file()}
     assert generated == {
         f"acme/{name}/v1/{name}{suffix}"
-        for name in ("users", "orders")
+        for name in ("users", "orders", "social")
         for suffix in ("_pb2.py", "_pb2.pyi", "_prism.py")
     } | {
         f"sql/{dialect}/acme/{name}/v1/{name}.sql"
         for dialect in ("postgres", "sqlite")
-        for name in ("users", "orders")
+        for name in ("users", "orders", "social")
     }
     expected = run_protoc(
-        EXAMPLES, ["acme/users/v1/users.proto", "acme/orders/v1/orders.proto"], tmp_path / "protoc"
+        EXAMPLES,
+        ["acme/users/v1/users.proto", "acme/orders/v1/orders.proto", "acme/social/v1/social.proto"],
+        tmp_path / "protoc",
     ).files()
     for name, content in expected.items():
         assert (work / "gen" / name).read_text() == content

@@ -13,6 +13,8 @@ SCHEMAS = [
     (EXAMPLES, "acme/orders/v1/orders.proto"),
     (PROTOS, "prismtest/types/v1/types.proto"),
     (PROTOS, "prismtest/pii/v1/pii.proto"),
+    (EXAMPLES, "acme/social/v1/social.proto"),
+    (PROTOS, "prismtest/graph/v1/graph.proto"),
 ]
 
 

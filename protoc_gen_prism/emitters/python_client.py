@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prism_runtime.schema import Abstraction
+from prism_runtime.schema import Abstraction, ColumnKind
 from protoc_gen_prism import __version__
 from protoc_gen_prism.emitters import GeneratedFile
 from protoc_gen_prism.model import Entity, Field, ProtoFile, Schema
 from protoc_gen_prism.settings import Settings
 from protoc_gen_prism.templating import render
+from protoc_gen_prism.vocabulary import AccessPattern
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,35 @@ class _Store:
     finders: list[Field]
 
 
+@dataclass(frozen=True)
+class _GraphClass:
+    """What the template needs to write one graph class, its spec and its filter type."""
+
+    entity: Entity
+    class_name: str
+    base: str
+    type_args: str
+    init_args: str
+    spec_name: str
+    filter_name: str
+    filter_fields: list[tuple[str, str]]
+    docstring: str
+
+
+# Python types of the fields an equality filter accepts; JSON and Timestamp columns are not comparable.
+_FILTER_TYPES = {
+    ColumnKind.INT32: "int",
+    ColumnKind.INT64: "int",
+    ColumnKind.UINT64: "int",
+    ColumnKind.FLOAT: "float",
+    ColumnKind.DOUBLE: "float",
+    ColumnKind.BOOL: "bool",
+    ColumnKind.STRING: "str",
+    ColumnKind.BYTES: "bytes",
+    ColumnKind.ENUM: "int",
+}
+
+
 def emit(schema: Schema, settings: Settings) -> list[GeneratedFile]:
     """Return one client module per file that has entities."""
     return [_module(f) for f in schema.files if f.entities]
@@ -34,6 +64,10 @@ def _module(file: ProtoFile) -> GeneratedFile:
     package, _, module = file.python_module.rpartition(".")
     pb2_import = f"from {package} import {module}" if package else f"import {module}"
     stores = [_store(e, module) for e in file.entities if e.abstraction is Abstraction.KEY_VALUE]
+    # Nodes first: an edge class names its node's spec and filter when it is created.
+    nodes = [e for e in file.entities if e.options.access_pattern is AccessPattern.GRAPH_NODE]
+    edges = [e for e in file.entities if e.options.access_pattern is AccessPattern.GRAPH_EDGE]
+    graph = [_node(e, module) for e in nodes] + [_edge(e, file, module) for e in edges]
     content = render(
         "client.py.jinja",
         version=__version__,
@@ -41,6 +75,8 @@ def _module(file: ProtoFile) -> GeneratedFile:
         pb2_import=pb2_import,
         pb2_module=module,
         stores=stores,
+        graph_classes=graph,
+        graph_exports=sorted(name for g in graph for name in (g.filter_name, g.class_name)),
         masked=[e.python_name for e in file.entities if any(f.options.mask_in_logs for f in e.fields)],
     )
     return GeneratedFile(f"{file.output_stem}_prism.py", content)
@@ -63,10 +99,82 @@ def _store(entity: Entity, pb2: str) -> _Store:
         class_name=class_name,
         base=base,
         type_args=type_args,
-        spec_name="_" + _upper_snake(entity.python_name) + "_SPEC",
+        spec_name=_spec_name(entity),
         docstring=f"{summary.rstrip('.')}.\n\n    Namespace ``{entity.namespace}``, {layout}.",
         finders=[f for f in entity.fields if f.options.searchable],
     )
+
+
+def _node(entity: Entity, pb2: str) -> _GraphClass:
+    key = entity.key
+    assert key is not None  # the model builder guarantees a key on every graph_node
+    summary = _docstring_safe(entity.comment) or f"Nodes of {entity.full_name}."
+    return _GraphClass(
+        entity=entity,
+        class_name=_class_name(entity, "Nodes"),
+        base="NodeStore",
+        type_args=f"{pb2}.{entity.python_name}, {key.python_key_type}",
+        init_args=f"{_spec_name(entity)}, {pb2}.{entity.python_name}",
+        spec_name=_spec_name(entity),
+        filter_name=_class_name(entity, "Filter"),
+        filter_fields=_filter_fields(entity),
+        docstring=f"{summary.rstrip('.')}.\n\n    Graph nodes in namespace ``{entity.namespace}``, keyed by {key.name}.",
+    )
+
+
+def _edge(entity: Entity, file: ProtoFile, pb2: str) -> _GraphClass:
+    source, target = entity.edge_source, entity.edge_target
+    source_node = file.entity(entity.options.edge_source_type)
+    target_node = file.entity(entity.options.edge_target_type)
+    # The model builder guarantees both ends and their node types on every graph_edge.
+    assert source is not None and target is not None and source_node is not None and target_node is not None
+    message = f"{pb2}.{entity.python_name}"
+    filter_name = _class_name(entity, "Filter")
+    summary = _docstring_safe(entity.comment) or f"Edges of {entity.full_name}."
+    way = "both ways (bidirectional)" if entity.spec.bidirectional else f"from {source.name} to {target.name}"
+    layout = (
+        f"Graph edges in namespace ``{entity.namespace}``, {source_node.name} to {target_node.name}, {way}."
+    )
+    if source_node is target_node:
+        node_message = f"{pb2}.{source_node.python_name}"
+        base = "Graph"
+        type_args = (
+            f"{message}, {node_message}, {source.python_key_type}, {filter_name}, "
+            f"{_class_name(source_node, 'Filter')}"
+        )
+        init_args = f"{_spec_name(entity)}, {message}, {_spec_name(source_node)}, {node_message}"
+    else:
+        base = "EdgeStore"
+        type_args = f"{message}, {source.python_key_type}, {target.python_key_type}, {filter_name}"
+        init_args = f"{_spec_name(entity)}, {message}"
+    return _GraphClass(
+        entity=entity,
+        class_name=_class_name(entity, "Graph" if base == "Graph" else "Edges"),
+        base=base,
+        type_args=type_args,
+        init_args=init_args,
+        spec_name=_spec_name(entity),
+        filter_name=filter_name,
+        filter_fields=_filter_fields(entity),
+        docstring=f"{summary.rstrip('.')}.\n\n    {layout}",
+    )
+
+
+def _filter_fields(entity: Entity) -> list[tuple[str, str]]:
+    # Arrays are no single value, and encrypted values differ from what a caller holds: no equality on them.
+    return [
+        (f.name, _FILTER_TYPES[f.column_kind])
+        for f in entity.fields
+        if f.column_kind in _FILTER_TYPES and not f.column_repeated and not f.options.encrypt_at_rest
+    ]
+
+
+def _class_name(entity: Entity, suffix: str) -> str:
+    return entity.python_name.replace(".", "") + suffix
+
+
+def _spec_name(entity: Entity) -> str:
+    return "_" + _upper_snake(entity.python_name) + "_SPEC"
 
 
 def _upper_snake(python_name: str) -> str:

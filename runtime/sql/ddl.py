@@ -30,18 +30,25 @@ def create_table(spec: EntitySpec, dialect: SqlDialect) -> exp.Create:
 def create_indexes(spec: EntitySpec, dialect: SqlDialect) -> list[exp.Create]:
     """Return the idempotent CREATE INDEX statements of an entity's indexed columns."""
     table = table_name(spec)
-    out = []
-    for column in spec.columns:
-        if not column.indexed:
-            continue
-        name = index_name(table, column.name, dialect)
-        index = exp.Index(
-            this=exp.to_identifier(name, quoted=True),
-            table=exp.Table(this=exp.to_identifier(table, quoted=True)),
-            params=exp.IndexParameters(columns=[exp.column(column.name, quoted=True)]),
-        )
-        out.append(exp.Create(this=index, kind="INDEX", exists=True))
+    out = [
+        _create_index(table, index_name(table, column.name, dialect), [column.name])
+        for column in spec.columns
+        if column.indexed
+    ]
+    if spec.edge_source is not None and spec.edge_target is not None:
+        # The primary key (source, target) serves outgoing hops; this serves incoming ones.
+        reverse = index_name(table, f"{spec.edge_target}__{spec.edge_source}", dialect)
+        out.append(_create_index(table, reverse, [spec.edge_target, spec.edge_source]))
     return out
+
+
+def _create_index(table: str, name: str, columns: list[str]) -> exp.Create:
+    index = exp.Index(
+        this=exp.to_identifier(name, quoted=True),
+        table=exp.Table(this=exp.to_identifier(table, quoted=True)),
+        params=exp.IndexParameters(columns=[exp.column(c, quoted=True) for c in columns]),
+    )
+    return exp.Create(this=index, kind="INDEX", exists=True)
 
 
 def index_name(table: str, column: str, dialect: SqlDialect) -> str:

@@ -130,6 +130,12 @@ class SqlKeyValue(Generic[M]):
             return [self.codec.decode(row) for row in opened]
         return [self.codec.decode(row) for row in rows]
 
+    async def decode_rows(self, rows: Sequence[Sequence[Any]]) -> list[M]:
+        """Return the messages of rows fetched with `sql.select_columns`, decrypted; forgotten subjects skipped."""
+        if self._pii is not None:
+            rows = await self._pii.open(rows, skip_forgotten=True)
+        return [self.codec.decode(row) for row in rows]
+
     async def find_by(self, field: str, value: str | bytes) -> list[M]:
         """Return the items whose encrypted, searchable `field` equals `value`, through its blind index."""
         if not self._ready:
