@@ -6,9 +6,19 @@ import argparse
 import sys
 
 from protoc_gen_prism import __version__
-from protoc_gen_prism.commands import audit, forget, generate, include, keys, provision, stack
+from protoc_gen_prism.commands import (
+    audit,
+    forget,
+    generate,
+    include,
+    keys,
+    plan,
+    provision,
+    provision_streams,
+    stack,
+)
 
-COMMANDS = [include, generate, provision, stack, audit, forget, keys]
+COMMANDS = [include, generate, provision, stack, plan, provision_streams, audit, forget, keys]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,7 +8,14 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.compiler import plugin_pb2
 
 from protoc_gen_prism.diagnostics import SchemaError
-from protoc_gen_prism.emitters import GeneratedFile, python_client, sql_ddl
+from protoc_gen_prism.emitters import (
+    GeneratedFile,
+    kafka_topics,
+    nats_streams,
+    plan_file,
+    python_client,
+    sql_ddl,
+)
 from protoc_gen_prism.model import Schema
 from protoc_gen_prism.model_builder import build_schema
 from protoc_gen_prism.settings import Settings, SettingsError, parse_parameter
@@ -16,7 +23,13 @@ from protoc_gen_prism.settings import Settings, SettingsError, parse_parameter
 Emitter = Callable[[Schema, Settings], list[GeneratedFile]]
 
 # Every emitter is a pure function of the model and the settings; order does not matter.
-EMITTERS: list[Emitter] = [python_client.emit, sql_ddl.emit]
+EMITTERS: list[Emitter] = [
+    python_client.emit,
+    sql_ddl.emit,
+    plan_file.emit,
+    kafka_topics.emit,
+    nats_streams.emit,
+]
 
 # Proto2, proto3 and editions up to 2024: everything the model reads goes through resolved
 # descriptors (has_presence, is_repeated), so features need no special handling here.

@@ -422,6 +422,14 @@ class _Builder:
                 f"a {pattern} message needs a key: mark one field with (prism.key) = true; "
                 f"allowed key types: {', '.join(sorted(KEY_TYPES))}",
             )
+        if entity.event_time is None and pattern is AccessPattern.APPEND_HEAVY:
+            # The event time orders a series and is part of an event's identity (retries dedupe on it).
+            self.error(
+                entity.location,
+                entity.full_name,
+                "an append_heavy message needs an event time: mark one field with (prism.event_time) = true; "
+                "allowed types: google.protobuf.Timestamp, int64, uint64",
+            )
         if entity.event_time is not None and pattern is not AccessPattern.APPEND_HEAVY:
             f = entity.event_time
             self.error(

@@ -16,6 +16,13 @@ class MessageStyle(StrEnum):
     PROTOBUF = "protobuf"
 
 
+class Profile(StrEnum):
+    """The deployment the capacity planner sizes for."""
+
+    LOCAL = "local"  # one broker/server: replicas 1
+    PRODUCTION = "production"  # replicas 3, min.insync.replicas 2
+
+
 class SettingsError(ValueError):
     """A plugin parameter that is unknown or has a wrong value."""
 
@@ -27,15 +34,18 @@ class Settings:
     messages: MessageStyle = MessageStyle.PROTOBUF
     # Extra sqlglot dialects to render DDL for, beyond postgres and sqlite (repeatable).
     sql_dialects: tuple[str, ...] = field(default_factory=tuple)
+    # The deployment the planner sizes replicas for.
+    profile: Profile = Profile.PRODUCTION
 
 
-_KEYS = ("messages", "sql_dialect")
+_KEYS = ("messages", "sql_dialect", "profile")
 
 
 def parse_parameter(parameter: str) -> Settings:
     """Parse protoc's comma-joined `key=value` parameter; a key may repeat where it makes sense."""
     messages = MessageStyle.PROTOBUF
     dialects: list[str] = []
+    profile = Profile.PRODUCTION
     for item in filter(None, (part.strip() for part in parameter.split(","))):
         key, sep, value = item.partition("=")
         key, value = key.strip(), value.strip()
@@ -57,4 +67,11 @@ def parse_parameter(parameter: str) -> Settings:
                     f"sql_dialect={value!r} is not a sqlglot dialect; {allowed_values(value, known)}"
                 )
             dialects.append(value)
-    return Settings(messages=messages, sql_dialects=tuple(dict.fromkeys(dialects)))
+        elif key == "profile":
+            try:
+                profile = Profile(value)
+            except ValueError:
+                raise SettingsError(
+                    f"profile={value!r} is not supported; {allowed_values(value, list(Profile))}"
+                ) from None
+    return Settings(messages=messages, sql_dialects=tuple(dict.fromkeys(dialects)), profile=profile)

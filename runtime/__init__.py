@@ -21,6 +21,8 @@ from prism_runtime.pii import (
     forget,
     install_log_masking,
 )
+from prism_runtime.schema import register
+from prism_runtime.timeseries import Tail, TimeSeries
 
 __all__ = [
     "DEFAULT_FANOUT",
@@ -41,11 +43,14 @@ __all__ = [
     "SchemaMismatch",
     "SortedKeyValueStore",
     "SubjectForgotten",
+    "Tail",
+    "TimeSeries",
     "Visit",
     "actor",
     "connect",
     "forget",
     "install_log_masking",
     "pii",
+    "register",
 ]
 __version__ = "0.1.0"

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+import yaml
 
 from prism_runtime.errors import ConfigError
 
@@ -61,3 +66,75 @@ def sqlite_path(url: str) -> str:
     raise ConfigError(
         f"malformed SQLite URL {url!r}; use sqlite:///relative/path.db or sqlite:////absolute/path.db"
     )
+
+
+# -- namespace binding (prism.yaml) ---------------------------------------------------------------------
+
+CONFIG_KEYS = ("backends", "namespaces")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Backend URLs by kind, explicit namespace bindings, and the default for everything else.
+
+    A namespace goes to its explicit binding, else to its plan's backend kind when that kind has a URL,
+    else to the default (the URL passed to connect(), else `backends.sqlite`, else $PRISM_URL or
+    ./prism.db).
+    """
+
+    backends: dict[str, BackendUrl]
+    default: BackendUrl
+    bindings: dict[str, str]
+
+    def kind_for(self, namespace: str, planned: str) -> str:
+        """Return the backend kind that serves a namespace whose plan chose `planned`."""
+        bound = self.bindings.get(namespace)
+        if bound is not None:
+            return bound
+        if planned in self.backends:
+            return planned
+        return self.default.kind
+
+
+def load_config(
+    url: str | None = None, config: str | os.PathLike[str] | Mapping[str, Any] | None = None
+) -> Config:
+    """Return the binding of a connect() call: a URL, a prism.yaml path or mapping, or both."""
+    if config is None:
+        default = resolve_url(url)
+        return Config({default.kind: default}, default, {})
+    source = "config"
+    data: Any = config
+    if isinstance(config, str | os.PathLike):
+        source = os.fspath(config)
+        try:
+            data = yaml.safe_load(Path(source).read_text()) or {}
+        except OSError as error:
+            raise ConfigError(f"cannot read config {source!r}: {error.strerror}") from None
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{source}: not valid YAML: {error}") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: expected a mapping with keys {', '.join(CONFIG_KEYS)}")
+    unknown = sorted(set(data) - set(CONFIG_KEYS))
+    if unknown:
+        raise ConfigError(f"{source}: unknown key {unknown[0]!r}; allowed: {', '.join(CONFIG_KEYS)}")
+    kinds = sorted(set(SCHEMES.values()))
+    backends: dict[str, BackendUrl] = {}
+    for kind, text in dict(data.get("backends") or {}).items():
+        if kind not in kinds:
+            raise ConfigError(f"{source}: backends: unknown kind {kind!r}; allowed: {', '.join(kinds)}")
+        parsed = resolve_url(str(text))
+        if parsed.kind != kind:
+            raise ConfigError(f"{source}: backends.{kind} is a {parsed.kind} URL ({parsed.redacted})")
+        backends[kind] = parsed
+    default = resolve_url(url) if url else backends.get("sqlite") or resolve_url(None)
+    backends[default.kind] = default
+    bindings: dict[str, str] = {}
+    for namespace, kind in dict(data.get("namespaces") or {}).items():
+        if kind not in backends:
+            raise ConfigError(
+                f"{source}: namespaces.{namespace} is bound to {kind!r}, which has no URL; "
+                f"allowed: {', '.join(sorted(backends))} (add it under backends)"
+            )
+        bindings[str(namespace)] = str(kind)
+    return Config(backends, default, bindings)

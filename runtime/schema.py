@@ -78,6 +78,9 @@ class EntitySpec:
     event_time: str | None = None
     retention_days: int = 0
     source_file: str = ""
+    # The backend kind the capacity planner chose (sqlite, postgres, kafka, nats); "" when unknown.
+    # A config that names a URL for this kind binds the namespace there (see prism_runtime.config).
+    planned_backend: str = ""
     # Graph edges: the fields holding the source and target node keys (also the key and sort key, so an
     # edge table is keyed by (source, target)), the node messages they name, and whether the edge has no
     # direction. Empty on every other entity.
@@ -112,3 +115,17 @@ class EntitySpec:
     def protects_pii(self) -> bool:
         """Return whether any column is encrypted, audited or a blind index: the PII layer then applies."""
         return any(c.encrypted or c.audited or c.blind_index_of for c in self.columns)
+
+
+_REGISTERED: dict[str, EntitySpec] = {}
+
+
+def register(spec: EntitySpec) -> EntitySpec:
+    """Record a generated spec so connect() can check namespace bindings before first use; return it."""
+    _REGISTERED[spec.namespace] = spec
+    return spec
+
+
+def registered() -> dict[str, EntitySpec]:
+    """Return the specs of every generated module imported so far, by namespace."""
+    return dict(_REGISTERED)

@@ -27,20 +27,28 @@ def test_buf_generate_matches_protoc(tmp_path: Path) -> None:
     done = subprocess.run([buf, "generate"], cwd=work, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     generated = {str(p.relative_to(work / "gen")) for p in (work / "gen").rglob("*") if p.is_file()}
+    # strategy: all gives the plugin every file at once, so the one plan covers them all.
     assert generated == {
         f"acme/{name}/v1/{name}{suffix}"
-        for name in ("users", "orders", "social")
+        for name in ("users", "orders", "social", "events")
         for suffix in ("_pb2.py", "_pb2.pyi", "_prism.py")
+    } | {
+        "prism.plan.json",
+        "manifests/kafka/acme_events_v1_click_event.yaml",
+        "manifests/nats/acme_events_v1_stock_level.yaml",
+        "manifests/nats/acme_events_v1_stock_level.json",
     } | {
         f"sql/{dialect}/acme/{name}/v1/{name}.sql"
         for dialect in ("postgres", "sqlite")
-        for name in ("users", "orders", "social")
+        for name in ("users", "orders", "social", "events")
     }
-    expected = run_protoc(
-        EXAMPLES,
-        ["acme/users/v1/users.proto", "acme/orders/v1/orders.proto", "acme/social/v1/social.proto"],
-        tmp_path / "protoc",
-    ).files()
+    protos = [
+        "acme/users/v1/users.proto",
+        "acme/orders/v1/orders.proto",
+        "acme/social/v1/social.proto",
+        "acme/events/v1/events.proto",
+    ]
+    expected = run_protoc(EXAMPLES, protos, tmp_path / "protoc").files()
     for name, content in expected.items():
         assert (work / "gen" / name).read_text() == content
 

@@ -15,6 +15,7 @@ EXAMPLE_FILES = ["acme/users/v1/users.proto", "acme/orders/v1/orders.proto"]
 EXAMPLE_OUTPUTS = sorted(
     [f"acme/{n}/v1/{n}_prism.py" for n in ("users", "orders")]
     + [f"sql/{d}/acme/{n}/v1/{n}.sql" for d in ("postgres", "sqlite") for n in ("users", "orders")]
+    + ["prism.plan.json"]
 )
 
 
@@ -50,7 +51,7 @@ def test_unknown_parameter_is_an_error(tmp_path: Path) -> None:
     run = run_protoc(EXAMPLES, EXAMPLE_FILES, tmp_path, parameter="sql_dialect=mysql,mesages=protobuf")
     assert (
         run.errors
-        == "--prism_out: unknown parameter 'mesages'; allowed: messages, sql_dialect; did you mean 'messages'?"
+        == "--prism_out: unknown parameter 'mesages'; allowed: messages, sql_dialect, profile; did you mean 'messages'?"
     )
     assert run.files() == {}
 

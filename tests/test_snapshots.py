@@ -9,6 +9,7 @@ from conftest import EXAMPLES, PROTOS, run_protoc
 from syrupy.assertion import SnapshotAssertion
 
 SCHEMAS = [
+    (EXAMPLES, "acme/events/v1/events.proto"),
     (EXAMPLES, "acme/users/v1/users.proto"),
     (EXAMPLES, "acme/orders/v1/orders.proto"),
     (PROTOS, "prismtest/types/v1/types.proto"),

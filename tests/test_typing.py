@@ -11,7 +11,10 @@ from conftest import ROOT
 USER_PROGRAM = """
 from __future__ import annotations
 
+import datetime
+
 import prism_runtime
+from acme.events.v1 import events_pb2, events_prism
 from acme.orders.v1 import orders_pb2, orders_prism
 from acme.users.v1 import users_pb2, users_prism
 
@@ -32,6 +35,15 @@ async def main() -> None:
         order = await orders.get("c1", "r1")
         async for o in orders.scan("c1", start="r0", reverse=True):
             print(o.total_cents + 1, deleted, many, order)
+        clicks = events_prism.ClickEventSeries(db)
+        await clicks.append(events_pb2.ClickEvent(user_id="u1", page="/"))
+        await clicks.append_many([events_pb2.ClickEvent(user_id="u1")])
+        start = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
+        async for click in clicks.query("u1", start, 1_800_000_000_000, limit=10):
+            print(click.page.upper())
+        async with clicks.tail(from_=start) as tail:
+            async for new in tail:
+                print(new.referrer)
 """
 
 WRONG_PROGRAM = """
@@ -96,3 +108,25 @@ def test_mypy_catches_a_wrong_key_type(generated: Path) -> None:
 def test_runtime_and_compiler_pass_mypy_strict() -> None:
     done = mypy_modules("prism_runtime", "protoc_gen_prism", "prism", cwd=ROOT)
     assert done.returncode == 0, done.stdout
+
+
+def test_generated_clients_are_formatted(generated: Path) -> None:
+    clients = sorted(str(p) for p in generated.rglob("*_prism.py"))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "format",
+            "--check",
+            "--no-cache",
+            "--isolated",
+            "--line-length",
+            "110",
+            *clients,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

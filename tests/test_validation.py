@@ -81,7 +81,7 @@ CASES = [
     (
         "unknown_backend",
         'message M {\n  option (prism.access_pattern) = "append_heavy";\n  option (prism.backend) = "kafak";\n'
-        "  string id = 1 [(prism.key) = true];\n}\n",
+        "  string id = 1 [(prism.key) = true];\n  int64 at = 2 [(prism.event_time) = true];\n}\n",
         "7:3: acme.bad.v1.M: unknown backend 'kafak'; allowed: sqlite, postgres, kafka, nats; did you mean 'kafka'?",
     ),
     (
@@ -103,6 +103,19 @@ CASES = [
         "  string at = 2 [(prism.event_time) = true];\n}\n",
         "8:18: acme.bad.v1.M.at: event_time must be a google.protobuf.Timestamp or a 64-bit integer of epoch "
         "milliseconds, not a string field; allowed: google.protobuf.Timestamp, int64, uint64",
+    ),
+    (
+        "append_heavy_without_event_time",
+        'message M {\n  option (prism.access_pattern) = "append_heavy";\n  string id = 1 [(prism.key) = true];\n}\n',
+        "5:1: acme.bad.v1.M: an append_heavy message needs an event time: mark one field with "
+        "(prism.event_time) = true; allowed types: google.protobuf.Timestamp, int64, uint64",
+    ),
+    (
+        "kafka_for_key_value",
+        'message M {\n  option (prism.access_pattern) = "key_value";\n  option (prism.backend) = "kafka";\n'
+        "  string id = 1 [(prism.key) = true];\n}\n",
+        "5:1: acme.bad.v1.M: (prism.backend) kafka cannot serve key_value messages (the key_value abstraction); "
+        "allowed: sqlite, postgres",
     ),
     (
         "key_on_double",

@@ -8,6 +8,7 @@ from prism_runtime.schema import Abstraction, ColumnKind
 from protoc_gen_prism import __version__
 from protoc_gen_prism.emitters import GeneratedFile
 from protoc_gen_prism.model import Entity, Field, ProtoFile, Schema
+from protoc_gen_prism.planner import plan_schema
 from protoc_gen_prism.settings import Settings
 from protoc_gen_prism.templating import render
 from protoc_gen_prism.vocabulary import AccessPattern
@@ -57,13 +58,19 @@ _FILTER_TYPES = {
 
 def emit(schema: Schema, settings: Settings) -> list[GeneratedFile]:
     """Return one client module per file that has entities."""
-    return [_module(f) for f in schema.files if f.entities]
+    # Each spec carries its planned backend kind, so connect(config=...) can bind it without the compiler.
+    planned = {p.namespace: str(p.backend) for p in plan_schema(schema, settings.profile)}
+    return [_module(f, planned) for f in schema.files if f.entities]
 
 
-def _module(file: ProtoFile) -> GeneratedFile:
+def _module(file: ProtoFile, planned: dict[str, str]) -> GeneratedFile:
     package, _, module = file.python_module.rpartition(".")
     pb2_import = f"from {package} import {module}" if package else f"import {module}"
-    stores = [_store(e, module) for e in file.entities if e.abstraction is Abstraction.KEY_VALUE]
+    stores = [
+        _series(e, module) if e.abstraction is Abstraction.TIME_SERIES else _store(e, module)
+        for e in file.entities
+        if e.abstraction in (Abstraction.KEY_VALUE, Abstraction.TIME_SERIES)
+    ]
     # Nodes first: an edge class names its node's spec and filter when it is created.
     nodes = [e for e in file.entities if e.options.access_pattern is AccessPattern.GRAPH_NODE]
     edges = [e for e in file.entities if e.options.access_pattern is AccessPattern.GRAPH_EDGE]
@@ -77,6 +84,7 @@ def _module(file: ProtoFile) -> GeneratedFile:
         stores=stores,
         graph_classes=graph,
         graph_exports=sorted(name for g in graph for name in (g.filter_name, g.class_name)),
+        planned=planned,
         masked=[e.python_name for e in file.entities if any(f.options.mask_in_logs for f in e.fields)],
     )
     return GeneratedFile(f"{file.output_stem}_prism.py", content)
@@ -102,6 +110,24 @@ def _store(entity: Entity, pb2: str) -> _Store:
         spec_name=_spec_name(entity),
         docstring=f"{summary.rstrip('.')}.\n\n    Namespace ``{entity.namespace}``, {layout}.",
         finders=[f for f in entity.fields if f.options.searchable],
+    )
+
+
+def _series(entity: Entity, pb2: str) -> _Store:
+    key, event_time = entity.key, entity.event_time
+    assert key is not None and event_time is not None  # the model builder guarantees both on TimeSeries
+    summary = _docstring_safe(entity.comment) or f"TimeSeries of {entity.full_name}."
+    return _Store(
+        entity=entity,
+        class_name=_class_name(entity, "Series"),
+        base="TimeSeries",
+        type_args=f"{pb2}.{entity.python_name}, {key.python_key_type}",
+        spec_name=_spec_name(entity),
+        docstring=(
+            f"{summary.rstrip('.')}.\n\n    Namespace ``{entity.namespace}``, a series per {key.name}, "
+            f"ordered by {event_time.name}."
+        ),
+        finders=[],
     )
 
 

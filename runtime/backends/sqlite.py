@@ -13,13 +13,14 @@ from google.protobuf.message import Message
 
 from prism_runtime.config import BackendUrl, sqlite_path
 from prism_runtime.errors import BackendError, BackendUnavailable
-from prism_runtime.schema import EntitySpec
+from prism_runtime.schema import Abstraction, EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.dialects import SqliteDialect
 from prism_runtime.sql.driver import Row, verify_columns
 from prism_runtime.sql.graph import SqlGraph
 from prism_runtime.sql.keyvalue import SqlKeyValue
 from prism_runtime.sql.statements import KeyValueStatements
+from prism_runtime.sql.timeseries import SqlTimeSeries
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Message)
@@ -32,6 +33,7 @@ class SqliteDriver:
     """The SqlDriver of one SQLite database file."""
 
     dialect: SqlDialect = SqliteDialect()
+    serves = frozenset({Abstraction.KEY_VALUE, Abstraction.TIME_SERIES, Abstraction.GRAPH})
 
     def __init__(self, url: BackendUrl) -> None:
         self.path = sqlite_path(url.url)
@@ -65,6 +67,10 @@ class SqliteDriver:
     def keyvalue(self, spec: EntitySpec, message: type[M]) -> SqlKeyValue[M]:
         """Return the KeyValue backend of one entity."""
         return SqlKeyValue(spec, message, self)
+
+    def timeseries(self, spec: EntitySpec, message: type[M]) -> SqlTimeSeries[M]:
+        """Return the TimeSeries backend of one entity."""
+        return SqlTimeSeries(spec, message, self)
 
     def graph(self, spec: EntitySpec, message: type[M], node_spec: EntitySpec | None) -> SqlGraph[M]:
         """Return the Graph backend of one edge type."""

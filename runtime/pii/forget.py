@@ -56,7 +56,7 @@ class ForgetReceipt:
 
 def sql_drivers(db: Database) -> list[SqlDriver]:
     """Return the open backends of `db` that speak SQL (where keys, audit and catalog live)."""
-    found: list[Any] = [b for b in (db.backend,) if hasattr(b, "dialect") and hasattr(b, "fetch")]
+    found: list[Any] = [b for b in db.backends() if hasattr(b, "dialect") and hasattr(b, "fetch")]
     return found
 
 

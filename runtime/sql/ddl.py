@@ -6,8 +6,13 @@ import hashlib
 
 from sqlglot import exp
 
-from prism_runtime.schema import Column, EntitySpec
+from prism_runtime.schema import Abstraction, Column, EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
+
+# TimeSeries tables add two columns: the event id (unique with key and event time, so a retried
+# append inserts nothing) and an insertion sequence (what `tail` follows).
+EVENT_ID_COLUMN = "prism_event_id"
+SEQUENCE_COLUMN = "prism_seq"
 
 
 def table_name(spec: EntitySpec) -> str:
@@ -78,7 +83,42 @@ def column_comments(spec: EntitySpec, dialect: SqlDialect) -> list[exp.Comment]:
 
 def ddl_expressions(spec: EntitySpec, dialect: SqlDialect) -> list[exp.Expression]:
     """Return every DDL statement of an entity: table, indexes, column comments."""
+    if spec.abstraction is Abstraction.TIME_SERIES:
+        table = [create_series_table(spec, dialect), create_series_identity(spec, dialect)]
+        return [*table, *create_indexes(spec, dialect), *column_comments(spec, dialect)]
     return [create_table(spec, dialect), *create_indexes(spec, dialect), *column_comments(spec, dialect)]
+
+
+def create_series_table(spec: EntitySpec, dialect: SqlDialect) -> exp.Create:
+    """Return the idempotent CREATE TABLE of a TimeSeries entity: its columns, event id and sequence."""
+    columns: list[exp.Expression] = [_column(c, dialect, primary=False) for c in spec.columns]
+    columns.append(
+        exp.ColumnDef(
+            this=exp.to_identifier(EVENT_ID_COLUMN, quoted=True),
+            kind=exp.DataType.build("TEXT", dialect=dialect.name),
+            constraints=[exp.ColumnConstraint(kind=exp.NotNullColumnConstraint())],
+        )
+    )
+    columns.append(dialect.sequence_column(SEQUENCE_COLUMN))
+    columns.extend(_oneof_checks(spec))
+    schema = exp.Schema(
+        this=exp.Table(this=exp.to_identifier(table_name(spec), quoted=True)), expressions=columns
+    )
+    return exp.Create(this=schema, kind="TABLE", exists=True)
+
+
+def create_series_identity(spec: EntitySpec, dialect: SqlDialect) -> exp.Create:
+    """Return the unique index on (key, event time, event id): an event's identity, and the query order."""
+    assert spec.event_time is not None
+    table = table_name(spec)
+    index = exp.Index(
+        this=exp.to_identifier(index_name(table, "identity", dialect), quoted=True),
+        table=exp.Table(this=exp.to_identifier(table, quoted=True)),
+        params=exp.IndexParameters(
+            columns=[exp.column(n, quoted=True) for n in (spec.key, spec.event_time, EVENT_ID_COLUMN)]
+        ),
+    )
+    return exp.Create(this=index, kind="INDEX", exists=True, unique=True)
 
 
 def ddl_statements(spec: EntitySpec, dialect: SqlDialect) -> list[str]:

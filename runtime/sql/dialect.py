@@ -96,6 +96,17 @@ class SqlDialect:
         """Return DDL that makes `table` reject UPDATE and DELETE (none where the dialect cannot)."""
         return []
 
+    def sequence_column(self, name: str) -> exp.ColumnDef:
+        """Return an auto-numbered primary key column: insertion order, for following new rows."""
+        return exp.ColumnDef(
+            this=exp.to_identifier(name, quoted=True),
+            kind=exp.DataType.build("BIGINT", dialect=self.name),
+            constraints=[
+                exp.ColumnConstraint(kind=exp.GeneratedAsIdentityColumnConstraint(this=False)),
+                exp.ColumnConstraint(kind=exp.PrimaryKeyColumnConstraint()),
+            ],
+        )
+
     # -- statements that differ by dialect ----------------------------------------------------------
 
     def object_exists(self) -> str:

@@ -56,6 +56,14 @@ class SqliteDialect(SqlDialect):
         """Store bools as 0 and 1."""
         return int(value)
 
+    def sequence_column(self, name: str) -> exp.ColumnDef:
+        """Return an INTEGER PRIMARY KEY: SQLite numbers it as the rowid."""
+        return exp.ColumnDef(
+            this=exp.to_identifier(name, quoted=True),
+            kind=exp.DataType.build("INTEGER", dialect=self.name),
+            constraints=[exp.ColumnConstraint(kind=exp.PrimaryKeyColumnConstraint())],
+        )
+
     def default(self, column: Column) -> exp.Expression:
         """Return the zero value as SQLite stores it (bools are integers, bytes are blobs)."""
         if column.kind is ColumnKind.BOOL:

@@ -1,0 +1,216 @@
+"""Generated TimeSeries vs the raw drivers doing the same work, on the same servers, in one run.
+
+* append_many throughput: `ClickEventSeries.append_many` vs a raw aiokafka producer (serialize, key,
+  timestamp, event-id header, acks=all, wait for every ack) and raw nats-py JetStream `publish_async`
+  (serialize, Nats-Msg-Id header, wait for every ack). Ratio = generated / raw (goal >= 0.9).
+* single append ack latency p50/p99, generated and raw.
+* query read throughput (records/s) on Kafka, NATS and SQLite.
+
+Starts Tansu and nats-server with prism_runtime.stack unless PRISM_TEST_KAFKA / PRISM_TEST_NATS are set.
+Run: python bench/bench_timeseries.py [--records 20000] [--rounds 3] [--latency 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import nats
+from aiokafka import AIOKafkaProducer
+
+import prism_runtime
+from prism_runtime import stack
+from prism_runtime.timeseries import digest
+from protoc_gen_prism.protoc_runner import generate
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYS = 100
+
+
+def load_generated(out: Path) -> tuple[Any, Any]:
+    """Generate the example schemas into `out` and import the events modules."""
+    result = generate(ROOT / "examples" / "proto", out)
+    assert result.returncode == 0, result.stderr
+    sys.path.insert(0, str(out))
+    from acme.events.v1 import events_pb2, events_prism
+
+    return events_pb2, events_prism
+
+
+def clicks(pb2: Any, count: int, run: str) -> list[Any]:
+    """Return `count` distinct click events over KEYS users."""
+    out = []
+    for i in range(count):
+        event = pb2.ClickEvent(
+            user_id=f"{run}-{i % KEYS}", page=f"/p/{i}", referrer="https://example.com/", dwell_ms=i
+        )
+        event.at.FromMilliseconds(1_714_564_800_000 + i)
+        out.append(event)
+    return out
+
+
+async def timed(work: Any) -> float:
+    """Return the seconds `work()` takes."""
+    start = time.perf_counter()
+    await work()
+    return time.perf_counter() - start
+
+
+async def raw_kafka_append(producer: Any, topic: str, events: list[Any]) -> None:
+    """Send like the generated code does: serialized value, key, timestamp, id header; wait for all acks."""
+    pending = []
+    for e in events:
+        payload = e.SerializeToString(deterministic=True)
+        pending.append(
+            await producer.send(
+                topic,
+                value=payload,
+                key=e.user_id.encode(),
+                timestamp_ms=e.at.ToMilliseconds(),
+                headers=[("prism-event-id", digest(payload).encode())],
+            )
+        )
+    await asyncio.gather(*pending)
+
+
+async def raw_nats_append(js: Any, subject: str, events: list[Any]) -> None:
+    """Publish like the generated code does: serialized payload, Nats-Msg-Id; wait for all acks."""
+    pending = []
+    for e in events:
+        payload = e.SerializeToString(deterministic=True)
+        pending.append(
+            await js.publish_async(
+                f"{subject}.{e.user_id}", payload, headers={"Nats-Msg-Id": digest(payload)}
+            )
+        )
+    await asyncio.gather(*pending)
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    """Return (p50, p99) in milliseconds."""
+    ordered = sorted(samples)
+    return ordered[len(ordered) // 2] * 1e3, ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e3
+
+
+async def bench(kafka: str, nats_url: str, pb2: Any, prism: Any, args: argparse.Namespace, tmp: Path) -> None:
+    """Run every measurement and print the table."""
+    n = args.records
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all", enable_idempotence=False)
+    await producer.start()
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    raw_stream = f"bench_raw_{uuid.uuid4().hex[:8]}"
+    await js.add_stream(name=raw_stream, subjects=[f"{raw_stream}.>"], duplicate_window=120)
+    raw_topic = f"bench_raw_{uuid.uuid4().hex[:8]}"
+    await producer.send_and_wait(raw_topic, b"warm-up")
+    urls = {"kafka": f"kafka://{kafka}?idempotence=false", "nats": nats_url}
+    print(f"records per round: {n}, rounds: {args.rounds} (median shown), keys: {KEYS}")
+    print(f"{'backend':8} {'generated rec/s':>16} {'raw rec/s':>12} {'ratio':>6}")
+    for kind, url in urls.items():
+        gen_times: list[float] = []
+        raw_times: list[float] = []
+        async with prism_runtime.connect(url) as db:
+            series = prism.ClickEventSeries(db)
+            await series.append(clicks(pb2, 1, f"warm-{kind}")[0])
+            for round_ in range(args.rounds):
+                run = uuid.uuid4().hex[:8]
+                gen_events, raw_events = clicks(pb2, n, f"g{run}"), clicks(pb2, n, f"r{run}")
+                if kind == "kafka":
+                    raw_work = lambda e=raw_events: raw_kafka_append(producer, raw_topic, e)  # noqa: E731
+                else:
+                    raw_work = lambda e=raw_events: raw_nats_append(js, raw_stream, e)  # noqa: E731
+                gen_work = lambda e=gen_events, s=series: s.append_many(e)  # noqa: E731
+                # Alternate which goes first, so neither always meets a warmer (or fuller) server.
+                if round_ % 2:
+                    gen_times.append(await timed(gen_work))
+                    raw_times.append(await timed(raw_work))
+                else:
+                    raw_times.append(await timed(raw_work))
+                    gen_times.append(await timed(gen_work))
+            gen, raw = n / statistics.median(gen_times), n / statistics.median(raw_times)
+            print(f"{kind:8} {gen:16,.0f} {raw:12,.0f} {gen / raw:6.2f}")
+    print()
+    print(f"single append ack latency over {args.latency} appends (ms)")
+    print(f"{'backend':8} {'gen p50':>8} {'gen p99':>8} {'raw p50':>8} {'raw p99':>8}")
+    for kind, url in urls.items():
+        async with prism_runtime.connect(url) as db:
+            series = prism.ClickEventSeries(db)
+            gen_s, raw_s = [], []
+            for e in clicks(pb2, args.latency, f"lat-{uuid.uuid4().hex[:8]}"):
+                start = time.perf_counter()
+                await series.append(e)
+                gen_s.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                payload = e.SerializeToString(deterministic=True)
+                if kind == "kafka":
+                    await producer.send_and_wait(
+                        raw_topic,
+                        payload,
+                        key=e.user_id.encode(),
+                        timestamp_ms=e.at.ToMilliseconds(),
+                        headers=[("prism-event-id", digest(payload).encode())],
+                    )
+                else:
+                    await js.publish(
+                        f"{raw_stream}.{e.user_id}", payload, headers={"Nats-Msg-Id": digest(payload)}
+                    )
+                raw_s.append(time.perf_counter() - start)
+            g50, g99 = percentiles(gen_s)
+            r50, r99 = percentiles(raw_s)
+            print(f"{kind:8} {g50:8.2f} {g99:8.2f} {r50:8.2f} {r99:8.2f}")
+    print()
+    print(f"query read throughput: every event of one key ({n // KEYS} per key, {args.rounds} keys)")
+    urls_q = {**urls, "sqlite": f"sqlite:///{tmp / 'bench.db'}"}
+    for kind, url in urls_q.items():
+        async with prism_runtime.connect(url) as db:
+            series = prism.ClickEventSeries(db)
+            run = f"q{uuid.uuid4().hex[:8]}"
+            await series.append_many(clicks(pb2, n, run))
+            total, seconds = 0, 0.0
+            for k in range(args.rounds):
+                start = time.perf_counter()
+                total += len([e async for e in series.query(f"{run}-{k}")])
+                seconds += time.perf_counter() - start
+            print(
+                f"{kind:8} {total / seconds:12,.0f} records/s ({seconds / args.rounds * 1e3:.1f} ms per query)"
+            )
+    await producer.stop()
+    await nc.close()
+
+
+def main() -> None:
+    """Start (or use) the servers, generate the example schemas, and bench."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--latency", type=int, default=500)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="prism-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        started = []
+        kafka = os.environ.get("PRISM_TEST_KAFKA", "").removeprefix("kafka://")
+        nats_url = os.environ.get("PRISM_TEST_NATS", "")
+        if not kafka:
+            started.append(stack.start("kafka", tmp / "kafka"))
+            kafka = started[-1].address
+        if not nats_url:
+            started.append(stack.start("nats", tmp / "nats"))
+            nats_url = started[-1].url
+        try:
+            pb2, prism = load_generated(tmp / "gen")
+            asyncio.run(bench(kafka, nats_url, pb2, prism, args, tmp))
+        finally:
+            for server in started:
+                stack.stop(server)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Emit a Strimzi KafkaTopic (kafka.strimzi.io/v1beta2) per entity planned on Kafka."""
+
+from __future__ import annotations
+
+from protoc_gen_prism.emitters import GeneratedFile
+from protoc_gen_prism.emitters.manifest_text import dump_yaml, header, k8s_name
+from protoc_gen_prism.model import Schema
+from protoc_gen_prism.planner import Plan, plan_schema
+from protoc_gen_prism.settings import Settings
+
+STRIMZI_CLUSTER = "prism"
+"""The `strimzi.io/cluster` label: the Kafka cluster resource the Topic Operator manages topics for."""
+
+
+def emit(schema: Schema, settings: Settings) -> list[GeneratedFile]:
+    """Return manifests/kafka/<namespace>.yaml for every Kafka topic in the plan."""
+    sources = {e.namespace: e.proto_file for e in schema.entities}
+    return [
+        GeneratedFile(f"manifests/kafka/{p.namespace}.yaml", render(p, sources[p.namespace]))
+        for p in plan_schema(schema, settings.profile)
+        if p.kafka is not None
+    ]
+
+
+def render(plan: Plan, source: str) -> str:
+    """Return the KafkaTopic YAML of one plan."""
+    topic = plan.kafka
+    assert topic is not None
+    document = {
+        "apiVersion": "kafka.strimzi.io/v1beta2",
+        "kind": "KafkaTopic",
+        "metadata": {
+            "name": k8s_name(topic.name),
+            "labels": {"strimzi.io/cluster": STRIMZI_CLUSTER, "prism.dev/namespace": plan.namespace},
+        },
+        "spec": {
+            # metadata.name cannot hold '_', so the real topic name is spelled out.
+            "topicName": topic.name,
+            "partitions": topic.partitions,
+            "replicas": topic.replicas,
+            "config": dict(sorted(topic.config.items())),
+        },
+    }
+    return header(plan, source) + dump_yaml(document)

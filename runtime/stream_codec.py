@@ -1,0 +1,57 @@
+"""How an event travels on a stream (Kafka, NATS): its payload bytes, key bytes and header names.
+
+The payload codec is the one seam for what goes on the wire: the PII layer wraps it to encrypt fields
+inside payloads without touching any backend.
+"""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from google.protobuf.message import Message
+
+from prism_runtime.schema import EntitySpec
+from prism_runtime.timeseries import Event
+
+M = TypeVar("M", bound=Message)
+
+EVENT_ID_HEADER = "prism-event-id"
+"""Kafka record header carrying the event id (NATS uses its own Nats-Msg-Id)."""
+NATS_MSG_ID_HEADER = "Nats-Msg-Id"
+"""JetStream drops a message whose id it stored within the stream's duplicate window."""
+
+
+class PayloadCodec(Generic[M]):
+    """Message <-> payload bytes: the serialized protobuf, deterministic so equal events give equal bytes."""
+
+    def __init__(self, spec: EntitySpec, message: type[M]) -> None:
+        self.spec = spec
+        self.message = message
+
+    def encode(self, message: M) -> bytes:
+        """Return the payload of a message."""
+        return message.SerializeToString(deterministic=True)
+
+    def encode_event(self, event: Event[M]) -> bytes:
+        """Return the payload of an event, reusing the encoding its id was computed from."""
+        return event.serialized or self.encode(event.message)
+
+    def decode(self, payload: bytes) -> M:
+        """Return the message of a payload."""
+        return self.message.FromString(payload)
+
+
+def payload_codec(spec: EntitySpec, message: type[M]) -> PayloadCodec[M]:
+    """Return the payload codec of an entity."""
+    return PayloadCodec(spec, message)
+
+
+def key_bytes(key: object) -> bytes:
+    """Return a series key as bytes: UTF-8 text, raw bytes, or an integer's decimal digits."""
+    if isinstance(key, bytes):
+        return key
+    if isinstance(key, str):
+        return key.encode()
+    if isinstance(key, int) and not isinstance(key, bool):
+        return str(key).encode()
+    raise TypeError(f"a series key is str, bytes or int, not {type(key).__name__}")

@@ -1,0 +1,198 @@
+"""Kafka and NATS manifests: valid against the CRDs' field names and types, deterministic, from the plan."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import EXAMPLES, run_protoc
+
+# The subset of each CRD's openAPIV3Schema that Prism writes, transcribed from the Strimzi
+# (KafkaTopic v1beta2) and NACK (Stream v1beta2) CRDs: every key Prism emits must be listed with its type.
+STRIMZI_KAFKA_TOPIC: dict[str, Any] = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"type": "string", "enum": ["kafka.strimzi.io/v1beta2"]},
+        "kind": {"type": "string", "enum": ["KafkaTopic"]},
+        "metadata": {
+            "type": "object",
+            "required": ["name", "labels"],
+            "properties": {
+                "name": {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"},
+                "labels": {
+                    "type": "object",
+                    "required": ["strimzi.io/cluster"],
+                    "additional": {"type": "string"},
+                },
+            },
+        },
+        "spec": {
+            "type": "object",
+            "properties": {
+                "topicName": {"type": "string"},
+                "partitions": {"type": "integer", "minimum": 1},
+                "replicas": {"type": "integer", "minimum": 1, "maximum": 32767},
+                # Strimzi passes configs to Kafka as written; Prism writes every value as a string.
+                "config": {"type": "object", "additional": {"type": "string"}},
+            },
+        },
+    },
+}
+_DURATION = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
+NACK_STREAM: dict[str, Any] = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"type": "string", "enum": ["jetstream.nats.io/v1beta2"]},
+        "kind": {"type": "string", "enum": ["Stream"]},
+        "metadata": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"},
+                "labels": {"type": "object", "additional": {"type": "string"}},
+            },
+        },
+        "spec": {
+            "type": "object",
+            "required": ["name", "subjects", "storage"],
+            "properties": {
+                "name": {"type": "string", "pattern": r"^[^.*> \t]+$"},
+                "subjects": {"type": "array", "items": {"type": "string"}},
+                "storage": {"type": "string", "enum": ["file", "memory"]},
+                "retention": {"type": "string", "enum": ["limits", "interest", "workqueue"]},
+                "replicas": {"type": "integer", "minimum": 1, "maximum": 5},
+                "maxAge": {"type": "string", "pattern": _DURATION},
+                "maxBytes": {"type": "integer", "minimum": -1},
+                "discard": {"type": "string", "enum": ["old", "new"]},
+                "duplicateWindow": {"type": "string", "pattern": _DURATION},
+            },
+        },
+    },
+}
+# `nats stream add --config`: the JetStream API's StreamConfig JSON (snake_case, durations in ns).
+NATS_STREAM_CONFIG: dict[str, Any] = {
+    "type": "object",
+    "required": ["name", "subjects", "retention", "storage", "num_replicas"],
+    "properties": {
+        "name": {"type": "string", "pattern": r"^[^.*> \t]+$"},
+        "subjects": {"type": "array", "items": {"type": "string"}},
+        "retention": {"type": "string", "enum": ["limits", "interest", "workqueue"]},
+        "max_consumers": {"type": "integer"},
+        "max_msgs": {"type": "integer"},
+        "max_bytes": {"type": "integer"},
+        "max_age": {"type": "integer", "minimum": 0},
+        "max_msg_size": {"type": "integer"},
+        "storage": {"type": "string", "enum": ["file", "memory"]},
+        "discard": {"type": "string", "enum": ["old", "new"]},
+        "num_replicas": {"type": "integer", "minimum": 1, "maximum": 5},
+        "duplicate_window": {"type": "integer", "minimum": 0},
+    },
+}
+
+_TYPES = {"object": dict, "string": str, "integer": int, "array": list}
+
+
+def check(value: Any, schema: dict[str, Any], path: str = "") -> list[str]:
+    """Return every way `value` breaks `schema` (names, types, enums, patterns, bounds)."""
+    problems: list[str] = []
+    kind = _TYPES[schema["type"]]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        return [f"{path or '/'}: expected {schema['type']}, got {type(value).__name__}"]
+    if "enum" in schema and value not in schema["enum"]:
+        problems.append(f"{path}: {value!r} not in {schema['enum']}")
+    if "pattern" in schema and not re.match(schema["pattern"], value):
+        problems.append(f"{path}: {value!r} does not match {schema['pattern']}")
+    if "minimum" in schema and value < schema["minimum"]:
+        problems.append(f"{path}: {value} < {schema['minimum']}")
+    if "maximum" in schema and value > schema["maximum"]:
+        problems.append(f"{path}: {value} > {schema['maximum']}")
+    if kind is list:
+        for i, item in enumerate(value):
+            problems += check(item, schema["items"], f"{path}/{i}")
+    if kind is dict:
+        for name in schema.get("required", []):
+            if name not in value:
+                problems.append(f"{path}/{name}: required")
+        properties = schema.get("properties", {})
+        for name, item in value.items():
+            if name in properties:
+                problems += check(item, properties[name], f"{path}/{name}")
+            elif "additional" in schema:
+                problems += check(item, schema["additional"], f"{path}/{name}")
+            else:
+                problems.append(f"{path}/{name}: not a field of the CRD")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("manifests")
+    run = run_protoc(EXAMPLES, ["acme/events/v1/events.proto"], target)
+    assert run.returncode == 0, run.stderr
+    return target
+
+
+def test_kafka_topic_matches_the_strimzi_crd(out: Path) -> None:
+    doc = yaml.safe_load((out / "manifests/kafka/acme_events_v1_click_event.yaml").read_text())
+    assert check(doc, STRIMZI_KAFKA_TOPIC) == []
+    assert doc["spec"] == {
+        "topicName": "acme_events_v1_click_event",
+        "partitions": 20,
+        "replicas": 3,
+        "config": {
+            "cleanup.policy": "delete",
+            "compression.type": "producer",
+            "max.message.bytes": "1048588",
+            "min.insync.replicas": "2",
+            "retention.ms": "7776000000",
+        },
+    }
+    assert doc["metadata"]["labels"]["strimzi.io/cluster"] == "prism"
+
+
+def test_nack_stream_matches_the_nack_crd(out: Path) -> None:
+    doc = yaml.safe_load((out / "manifests/nats/acme_events_v1_stock_level.yaml").read_text())
+    assert check(doc, NACK_STREAM) == []
+    spec = doc["spec"]
+    assert (spec["maxAge"], spec["duplicateWindow"], spec["storage"]) == ("168h", "2m", "file")
+    assert spec["subjects"] == ["prism.acme_events_v1_stock_level.>"]
+
+
+def test_nats_cli_config_matches_stream_config(out: Path) -> None:
+    doc = json.loads((out / "manifests/nats/acme_events_v1_stock_level.json").read_text())
+    assert check(doc, NATS_STREAM_CONFIG) == []
+    assert doc["max_age"] == 7 * 86_400 * 10**9
+    assert doc["duplicate_window"] == 120 * 10**9
+
+
+def test_the_checker_catches_a_wrong_type_and_an_unknown_field() -> None:
+    doc = {"apiVersion": "jetstream.nats.io/v1beta2", "kind": "Stream", "metadata": {"name": "x"}}
+    doc["spec"] = {"name": "x", "subjects": ["a"], "storage": "file", "maxAge": 5, "max_age": "1h"}
+    assert check(doc, NACK_STREAM) == [
+        "/spec/maxAge: expected string, got int",
+        "/spec/max_age: not a field of the CRD",
+    ]
+
+
+def test_only_planned_backends_get_manifests(out: Path) -> None:
+    names = sorted(str(p.relative_to(out)) for p in (out / "manifests").rglob("*"))
+    assert names == [
+        "manifests/kafka",
+        "manifests/kafka/acme_events_v1_click_event.yaml",
+        "manifests/nats",
+        "manifests/nats/acme_events_v1_stock_level.json",
+        "manifests/nats/acme_events_v1_stock_level.yaml",
+    ]
+
+
+def test_manifests_are_byte_for_byte_deterministic(out: Path, tmp_path: Path) -> None:
+    again = run_protoc(EXAMPLES, ["acme/events/v1/events.proto"], tmp_path)
+    assert again.returncode == 0
+    for path in (out / "manifests").rglob("*.*"):
+        assert (tmp_path / path.relative_to(out)).read_bytes() == path.read_bytes()
