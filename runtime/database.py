@@ -88,13 +88,21 @@ class Database:
                     await backend.close()
                 raise
             self._backends = opened
-            if self._key_wrapper is not None:
-                from prism_runtime.pii.vault import attach
-
-                for backend in opened.values():
-                    if hasattr(backend, "dialect"):  # keys live on the SQL backends
-                        attach(backend, self._key_wrapper)  # type: ignore[arg-type]
+            self._attach_keys(opened)
         return self
+
+    def _attach_keys(self, backends: dict[str, Backend]) -> None:
+        # PII keys live on the SQL backends; a stream backend keeps its keys on the first of them.
+        from prism_runtime.pii.vault import attach, set_keys_home
+
+        sql: list[Any] = [b for b in backends.values() if hasattr(b, "dialect")]
+        for backend in sql:
+            if self._key_wrapper is not None:
+                attach(backend, self._key_wrapper)
+        home = backends.get(self.url.kind) if self.url.kind in ("sqlite", "postgres") else None
+        for backend in backends.values():
+            if not hasattr(backend, "dialect") and (home or sql):
+                set_keys_home(backend, home or sql[0])  # type: ignore[arg-type]
 
     def _check_bindings(self, backends: dict[str, Backend]) -> None:
         # Generated modules imported so far registered their specs: a namespace bound to a backend kind

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from google.protobuf.message import Message
 
+from prism_runtime.pii.masking import redact_reprs
 from prism_runtime.schema import ColumnKind, EntitySpec
 
 if TYPE_CHECKING:
@@ -208,6 +209,7 @@ class TimeSeries(Generic[M, K]):
         self.message_type = message
         self._identity: EventIdentity[M] = EventIdentity(spec)
         self._backend: TimeSeriesBackend[M] = db.timeseries(spec, message)
+        redact_reprs(message)  # also when the generated module did not know of nested PII
 
     @property
     def namespace(self) -> str:

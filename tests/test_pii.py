@@ -604,3 +604,110 @@ async def test_sealed_payloads_on_real_nats_and_kafka(
     for stored in (from_nats, from_kafka):
         with pytest.raises(prism_runtime.SubjectForgotten):
             await open_payload(vault, spec, pb2.Patient, stored)
+
+
+# -- time series on SQL ----------------------------------------------------------------------------
+
+SIGNIN_NS = "prismtest_pii_v1_sign_in"
+
+
+async def test_time_series_encrypts_events_and_forget_erases_them(
+    db: prism_runtime.Database, url: str, pii: Any
+) -> None:
+    pb2, prism = pii
+    series = prism.SignInSeries(db)
+    addresses = [f"198.51.100.{i}" for i in range(10, 16)]
+    with prism_runtime.actor("svc-portal", purpose="sign-in"):
+        await series.append_many(
+            pb2.SignIn(patient_id="p1" if i % 2 else "p2", at_ms=1_700_000_000_000 + i, ip=ip, device="phone")
+            for i, ip in enumerate(addresses)
+        )
+        got = [e.ip async for e in series.query("p1")]
+    assert got == addresses[1::2]
+    stored = b"".join(
+        v if isinstance(v, bytes) else str(v).encode()
+        for row in await raw(url, f"SELECT * FROM {SIGNIN_NS}")
+        for v in row
+    )
+    assert all(ip.encode() not in stored for ip in addresses) and b"phone" in stored
+    actions = await raw(
+        url, "SELECT action, actor FROM prism_audit WHERE message = 'prismtest.pii.v1.SignIn'"
+    )
+    assert actions == [("write", "svc-portal")] * 6 + [("decrypt", "svc-portal")] * 3
+
+    receipt = await prism_runtime.forget(db, "p1")
+    assert (SIGNIN_NS, 3) in {(e.namespace, e.rows_deleted) for e in receipt.erasures}
+    assert [e.ip async for e in series.query("p1")] == []
+    assert [e.ip async for e in series.query("p2")] == addresses[0::2]
+
+
+# -- time series on Kafka and NATS -----------------------------------------------------------------
+
+
+async def _raw_stream_payloads(kind: str, address: str, key: str) -> list[bytes]:
+    """Read a series' records straight from the broker, as anyone with access to it could."""
+    if kind == "kafka":
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(
+            SIGNIN_NS, bootstrap_servers=address, auto_offset_reset="earliest", enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            found: list[bytes] = []
+            for _ in range(40):
+                batch = await consumer.getmany(timeout_ms=250)
+                found += [r.value for rs in batch.values() for r in rs if r.key == key.encode()]
+                if len(found) >= 3:
+                    break
+            return found
+        finally:
+            await consumer.stop()
+    import nats
+
+    from prism_runtime.backends.nats import subject_of
+
+    nc = await nats.connect(address, connect_timeout=5, max_reconnect_attempts=0)
+    try:
+        js = nc.jetstream()
+        sub = await js.pull_subscribe(subject_of(SIGNIN_NS, key), stream=SIGNIN_NS)
+        msgs = await sub.fetch(3, timeout=5)
+        await sub.unsubscribe()
+        return [m.data for m in msgs]
+    finally:
+        await nc.close()
+
+
+@pytest.mark.parametrize("kind", ["kafka", "nats"])
+async def test_stream_time_series_seals_payloads_and_forget_shreds_them(
+    kind: str, request: pytest.FixtureRequest, pii: Any, tmp_path: Path
+) -> None:
+    import uuid
+
+    pb2, prism = pii
+    address = request.getfixturevalue("kafka_bootstrap" if kind == "kafka" else "nats_url")
+    stream = f"kafka://{address}?idempotence=false" if kind == "kafka" else address
+    config = {
+        "backends": {kind: stream, "sqlite": f"sqlite:///{tmp_path / 'keys.db'}"},
+        "namespaces": {SIGNIN_NS: kind},
+    }
+    patient_id = f"p-{uuid.uuid4().hex[:12]}"
+    addresses = ["192.0.2.41", "192.0.2.42", "192.0.2.43"]
+    wrapper = LocalKeyWrapper(tmp_path / "master.key")
+    async with prism_runtime.connect(config=config, key_wrapper=wrapper) as db:
+        series = prism.SignInSeries(db)
+        assert db.kind_for(series.spec) == kind
+        await series.append_many(
+            pb2.SignIn(patient_id=patient_id, at_ms=1_700_000_000_000 + i, ip=ip, device="tablet")
+            for i, ip in enumerate(addresses)
+        )
+        assert [e.ip async for e in series.query(patient_id)] == addresses
+        payloads = await _raw_stream_payloads(kind, address, patient_id)
+        assert len(payloads) == 3
+        assert all(ip.encode() not in p for p in payloads for ip in addresses)
+        assert all(b"tablet" in p for p in payloads), "fields without encrypt_at_rest stay readable"
+
+        receipt = await prism_runtime.forget(db, patient_id)
+        assert receipt.keys_destroyed == 1
+        with pytest.raises(prism_runtime.SubjectForgotten, match=SIGNIN_NS):
+            [e async for e in series.query(patient_id)]

@@ -6,8 +6,10 @@ import weakref
 
 from prism_runtime.pii.audit import AuditLog
 from prism_runtime.pii.catalog import Catalog
+from prism_runtime.pii.errors import PiiError
 from prism_runtime.pii.keyring import KeyLimits, Keyring
 from prism_runtime.pii.wrappers import KeyWrapper, wrapper_from_env
+from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.driver import SqlDriver
 
 
@@ -44,3 +46,22 @@ def attach(driver: SqlDriver, wrapper: KeyWrapper, limits: KeyLimits | None = No
     """Serve `driver`'s PII with `wrapper` (and cache `limits`) from now on."""
     vault = _vaults[driver] = Vault(driver, wrapper, limits)
     return vault
+
+
+_homes: weakref.WeakKeyDictionary[object, SqlDriver] = weakref.WeakKeyDictionary()
+
+
+def set_keys_home(stream_backend: object, driver: SqlDriver) -> None:
+    """Keep the keys of a stream backend's encrypted fields on `driver` (an SQL backend of the same database)."""
+    _homes[stream_backend] = driver
+
+
+def keys_home(stream_backend: object, spec: EntitySpec) -> Vault:
+    """Return the vault holding the keys of a stream backend, or say how to give it one."""
+    driver = _homes.get(stream_backend) if stream_backend is not None else None
+    if driver is None:
+        raise PiiError(
+            f"namespace {spec.namespace!r} has encrypted fields, whose keys live on an SQL backend; "
+            "allowed: connect with a sqlite:// or postgresql:// backend in the config beside the stream"
+        )
+    return vault_for(driver)

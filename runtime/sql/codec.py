@@ -33,7 +33,8 @@ class RowCodec(Generic[M]):
         fields = message.DESCRIPTOR.fields_by_name
         # A blind index column is no field: the PII layer fills it in (prism_runtime.pii.sealer).
         self._encoders = [
-            _no_value if c.blind_index_of else _field_encoder(c, dialect, fields[c.name]) for c in spec.columns
+            _no_value if c.blind_index_of else _field_encoder(c, dialect, fields[c.name])
+            for c in spec.columns
         ]
         self._decoders = [
             (i, c.name, _field_decoder(c, dialect))

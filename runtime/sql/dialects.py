@@ -74,7 +74,6 @@ class SqliteDialect(SqlDialect):
             return exp.Literal.string("1970-01-01T00:00:00.000000000Z")
         return super().default(column)
 
-
     def append_only(self, table: str) -> list[str]:
         """Return triggers that abort any UPDATE or DELETE of `table`."""
         return [
