@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from google.protobuf import descriptor, descriptor_pb2, descriptor_pool
 
+from prism_runtime.schema import Abstraction
 from protoc_gen_prism import locations as loc
 from protoc_gen_prism.descriptors import OptionMap, PrismOptionReader, build_pool, is_map_entry
 from protoc_gen_prism.diagnostics import Diagnostic, Location, SchemaError, allowed_values
@@ -449,6 +450,13 @@ class _Builder:
                     element,
                     f"a {roles[0]} cannot be encrypt_at_rest: rows are found and keys chosen by its clear "
                     f"value; allowed: encrypt_at_rest on other fields, or (prism.searchable) for lookups",
+                )
+            if o.searchable and entity.abstraction is not Abstraction.KEY_VALUE:
+                self.error(
+                    f.location,
+                    element,
+                    f"(prism.searchable) gives KeyValue stores a find_by_{f.name}; {entity.full_name} is "
+                    f"{entity.options.access_pattern}; allowed: key_value, read_heavy, write_heavy",
                 )
             if o.searchable and not o.encrypt_at_rest:
                 self.error(

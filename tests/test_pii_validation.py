@@ -33,6 +33,14 @@ CASES = [
         "(prism.encrypt_at_rest) = true, or use (prism.index) on a plaintext field",
     ),
     (
+        "searchable_time_series",
+        'message M {\n  option (prism.access_pattern) = "append_heavy";\n'
+        "  string id = 1 [(prism.key) = true];\n  int64 at = 2 [(prism.event_time) = true];\n"
+        '  string mail = 3 [(prism.pii) = "email", (prism.encrypt_at_rest) = true, (prism.searchable) = true];\n}\n',
+        "9:3: acme.bad.v1.M.mail: (prism.searchable) gives KeyValue stores a find_by_mail; acme.bad.v1.M is "
+        "append_heavy; allowed: key_value, read_heavy, write_heavy",
+    ),
+    (
         "subject_on_message",
         ENTITY + "  string id = 1 [(prism.key) = true];\n"
         "  google.protobuf.Timestamp at = 2 [(prism.subject) = true];\n}\n",
