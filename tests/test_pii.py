@@ -29,6 +29,8 @@ import prism_runtime
 from prism_runtime.pii import LocalKeyWrapper, mask_value
 from prism_runtime.pii.vault import vault_for
 from prism_runtime.provision import provision
+from prism_runtime.sql.ddl import EVENT_ID_COLUMN
+from prism_runtime.timeseries import event_id
 from protoc_gen_prism.protoc_runner import tool
 
 SSN, EMAIL, PHONE = "078-05-1120", "Jane.Roe@example.com", "+1 415 555 0134"
@@ -630,6 +632,10 @@ async def test_time_series_encrypts_events_and_forget_erases_them(
         for v in row
     )
     assert all(ip.encode() not in stored for ip in addresses) and b"phone" in stored
+    # Event ids are keyed digests: an unkeyed one could be checked against guesses of the encrypted values.
+    stored_ids = {r[0] for r in await raw(url, f'SELECT "{EVENT_ID_COLUMN}" FROM {SIGNIN_NS}')}
+    first = pb2.SignIn(patient_id="p2", at_ms=1_700_000_000_000, ip=addresses[0], device="phone")
+    assert len(stored_ids) == 6 and event_id(first) not in stored_ids
     actions = await raw(
         url, "SELECT action, actor FROM prism_audit WHERE message = 'prismtest.pii.v1.SignIn'"
     )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import weakref
+from typing import TYPE_CHECKING, Any
 
+from prism_runtime.pii import crypto
 from prism_runtime.pii.audit import AuditLog
 from prism_runtime.pii.catalog import Catalog
 from prism_runtime.pii.errors import PiiError
@@ -11,6 +13,9 @@ from prism_runtime.pii.keyring import KeyLimits, Keyring
 from prism_runtime.pii.wrappers import KeyWrapper, wrapper_from_env
 from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.driver import SqlDriver
+
+if TYPE_CHECKING:
+    from prism_runtime.database import Database
 
 
 class Vault:
@@ -65,3 +70,15 @@ def keys_home(stream_backend: object, spec: EntitySpec) -> Vault:
             "allowed: connect with a sqlite:// or postgresql:// backend in the config beside the stream"
         )
     return vault_for(driver)
+
+
+def vault_serving(db: Database, spec: EntitySpec) -> Vault:
+    """Return the vault holding the keys of `spec`'s namespace in `db`: its SQL backend's, or its keys home."""
+    backend: Any = db.backend_for(spec)
+    return vault_for(backend) if hasattr(backend, "dialect") else keys_home(backend, spec)
+
+
+async def event_id_secret(db: Database, spec: EntitySpec) -> bytes:
+    """Return the key of `spec`'s event ids, derived from the index root key of the vault serving it."""
+    vault = await vault_serving(db, spec).ready()
+    return vault.keyring.derive(b"prism event id/1" + crypto.canonical((spec.message_name,)))
