@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from protoc_gen_prism import __version__
-from protoc_gen_prism.commands import generate, include, plan, provision, provision_streams, stack
+from protoc_gen_prism.commands import generate, include, plan, provision, stack
 
-COMMANDS = [include, generate, provision, stack, plan, provision_streams]
+COMMANDS = [include, generate, plan, provision, stack]
 
 
 def build_parser() -> argparse.ArgumentParser:
