@@ -101,7 +101,7 @@ class KafkaBackend:
                 f"{type(error).__name__} on topic {namespace!r}",
                 namespace=namespace,
                 backend=self.name,
-                hint="the topic may not exist where auto-creation is off: run `prism provision-streams`",
+                hint="the topic may not exist where auto-creation is off: run `prism provision`",
             ) from None
         except KafkaError as error:
             raise BackendError(type(error).__name__, namespace=namespace, backend=self.name) from None

@@ -9,7 +9,7 @@ start by store time: at `start` minus `LATE_ALLOWANCE` (producers' clocks may ru
 server's), and keep only events whose event time is in range. An event stored more than the allowance
 before its own event time (future-dated) is found only by reads that start at or before its store time.
 A missing stream is created with the entity's retention on first use, as the embedded SQLite default
-creates its tables; `prism provision-streams` creates it as planned (replicas, limits) instead.
+creates its tables; `prism provision` creates it as planned (replicas, limits) instead.
 """
 
 from __future__ import annotations

@@ -58,7 +58,12 @@ def _create_index(table: str, name: str, columns: list[str]) -> exp.Create:
 
 def index_name(table: str, column: str, dialect: SqlDialect) -> str:
     """Return a deterministic index name that fits the dialect's identifier limit."""
-    name = f"{table}__{column}__idx"
+    return short_name(table, column, "idx", dialect=dialect)
+
+
+def short_name(*parts: str, dialect: SqlDialect) -> str:
+    """Join `parts` with '__' into a name that fits the dialect's limit, shortened with a hash when it must be."""
+    name = "__".join(parts)
     if len(name) <= dialect.max_identifier_length:
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
@@ -84,14 +89,26 @@ def column_comments(spec: EntitySpec, dialect: SqlDialect) -> list[exp.Comment]:
 def ddl_expressions(spec: EntitySpec, dialect: SqlDialect) -> list[exp.Expression]:
     """Return every DDL statement of an entity: table, indexes, column comments."""
     if spec.abstraction is Abstraction.TIME_SERIES:
-        table = [create_series_table(spec, dialect), create_series_identity(spec, dialect)]
+        table: list[exp.Expression] = [create_series_table(spec, dialect)]
+        if dialect.partitions_series:
+            table.append(create_default_partition(spec, dialect))
+        table.append(create_series_identity(spec, dialect))
         return [*table, *create_indexes(spec, dialect), *column_comments(spec, dialect)]
     return [create_table(spec, dialect), *create_indexes(spec, dialect), *column_comments(spec, dialect)]
 
 
 def create_series_table(spec: EntitySpec, dialect: SqlDialect) -> exp.Create:
-    """Return the idempotent CREATE TABLE of a TimeSeries entity: its columns, event id and sequence."""
-    columns: list[exp.Expression] = [_column(c, dialect, primary=False) for c in spec.columns]
+    """Return the idempotent CREATE TABLE of a TimeSeries entity: its columns, event id and sequence.
+
+    Where the dialect partitions series, the table is range-partitioned by event time, and its primary key
+    carries the event time too (Postgres requires the partition key in every unique constraint).
+    """
+    assert spec.event_time is not None
+    partitioned = dialect.partitions_series
+    # Every event has a time, so the event-time column is NOT NULL (and has no default) whatever its presence.
+    columns: list[exp.Expression] = [
+        _column(c, dialect, primary=c.name == spec.event_time) for c in spec.columns
+    ]
     columns.append(
         exp.ColumnDef(
             this=exp.to_identifier(EVENT_ID_COLUMN, quoted=True),
@@ -99,12 +116,50 @@ def create_series_table(spec: EntitySpec, dialect: SqlDialect) -> exp.Create:
             constraints=[exp.ColumnConstraint(kind=exp.NotNullColumnConstraint())],
         )
     )
-    columns.append(dialect.sequence_column(SEQUENCE_COLUMN))
+    columns.append(dialect.sequence_column(SEQUENCE_COLUMN, primary=not partitioned))
+    if partitioned:
+        columns.append(
+            exp.PrimaryKey(
+                expressions=[exp.to_identifier(n, quoted=True) for n in (SEQUENCE_COLUMN, spec.event_time)]
+            )
+        )
     columns.extend(_oneof_checks(spec))
     schema = exp.Schema(
         this=exp.Table(this=exp.to_identifier(table_name(spec), quoted=True)), expressions=columns
     )
-    return exp.Create(this=schema, kind="TABLE", exists=True)
+    properties = None
+    if partitioned:
+        by_range = exp.Anonymous(this="RANGE", expressions=[exp.column(spec.event_time, quoted=True)])
+        properties = exp.Properties(expressions=[exp.PartitionedByProperty(this=by_range)])
+    return exp.Create(this=schema, kind="TABLE", exists=True, properties=properties)
+
+
+def default_partition_name(spec: EntitySpec, dialect: SqlDialect) -> str:
+    """Return the name of the partition that catches events no day partition covers."""
+    return short_name(table_name(spec), "default", dialect=dialect)
+
+
+def create_default_partition(spec: EntitySpec, dialect: SqlDialect) -> exp.Create:
+    """Return the CREATE of the DEFAULT partition, so an event outside every day partition is never refused."""
+    return _partition_of(spec, default_partition_name(spec, dialect), exp.var("DEFAULT"))
+
+
+def create_day_partition(
+    spec: EntitySpec, name: str, low: exp.Expression, high: exp.Expression
+) -> exp.Create:
+    """Return the CREATE of one partition holding event times in [low, high)."""
+    bounds = exp.PartitionBoundSpec(from_expressions=[low], to_expressions=[high])
+    return _partition_of(spec, name, bounds)
+
+
+def _partition_of(spec: EntitySpec, name: str, bounds: exp.Expression) -> exp.Create:
+    parent = exp.Table(this=exp.to_identifier(table_name(spec), quoted=True))
+    return exp.Create(
+        this=exp.Table(this=exp.to_identifier(name, quoted=True)),
+        kind="TABLE",
+        exists=True,
+        properties=exp.Properties(expressions=[exp.PartitionedOfProperty(this=parent, expression=bounds)]),
+    )
 
 
 def create_series_identity(spec: EntitySpec, dialect: SqlDialect) -> exp.Create:

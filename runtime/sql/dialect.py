@@ -54,6 +54,8 @@ class SqlDialect:
     """The dialect `types` are spelled in."""
 
     max_identifier_length: ClassVar[int] = 63
+    # Declarative range partitioning of TimeSeries tables by event time (one partition per UTC day).
+    partitions_series: ClassVar[bool] = False
     # Without arrays a repeated scalar is a JSON list: readable and lossless.
     supports_arrays: ClassVar[bool] = False
     supports_column_comments: ClassVar[bool] = False
@@ -96,15 +98,15 @@ class SqlDialect:
         """Return DDL that makes `table` reject UPDATE and DELETE (none where the dialect cannot)."""
         return []
 
-    def sequence_column(self, name: str) -> exp.ColumnDef:
-        """Return an auto-numbered primary key column: insertion order, for following new rows."""
+    def sequence_column(self, name: str, *, primary: bool = True) -> exp.ColumnDef:
+        """Return an auto-numbered column (the primary key unless told otherwise): insertion order."""
+        constraints = [exp.ColumnConstraint(kind=exp.GeneratedAsIdentityColumnConstraint(this=False))]
+        if primary:
+            constraints.append(exp.ColumnConstraint(kind=exp.PrimaryKeyColumnConstraint()))
         return exp.ColumnDef(
             this=exp.to_identifier(name, quoted=True),
             kind=exp.DataType.build("BIGINT", dialect=self.name),
-            constraints=[
-                exp.ColumnConstraint(kind=exp.GeneratedAsIdentityColumnConstraint(this=False)),
-                exp.ColumnConstraint(kind=exp.PrimaryKeyColumnConstraint()),
-            ],
+            constraints=constraints,
         )
 
     # -- statements that differ by dialect ----------------------------------------------------------

@@ -56,7 +56,7 @@ class SqliteDialect(SqlDialect):
         """Store bools as 0 and 1."""
         return int(value)
 
-    def sequence_column(self, name: str) -> exp.ColumnDef:
+    def sequence_column(self, name: str, *, primary: bool = True) -> exp.ColumnDef:
         """Return an INTEGER PRIMARY KEY: SQLite numbers it as the rowid."""
         return exp.ColumnDef(
             this=exp.to_identifier(name, quoted=True),
@@ -90,6 +90,7 @@ class PostgresDialect(SqlDialect):
     type_dialect = "postgres"
     supports_arrays = True
     supports_column_comments = True
+    partitions_series = True
     types: ClassVar[dict[ColumnKind, str]] = {
         ColumnKind.INT32: "INTEGER",
         ColumnKind.INT64: "BIGINT",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -18,6 +19,7 @@ from prism_runtime.pii.audit import AuditEvent
 from prism_runtime.pii.sealer import ProtectedRows
 from prism_runtime.pii.vault import vault_for
 from prism_runtime.schema import ColumnKind, EntitySpec
+from prism_runtime.sql import partitions
 from prism_runtime.sql.codec import RowCodec
 from prism_runtime.sql.ddl import EVENT_ID_COLUMN, SEQUENCE_COLUMN, ddl_statements, table_name
 from prism_runtime.sql.dialect import SqlDialect
@@ -27,6 +29,8 @@ from prism_runtime.timeseries import Event
 M = TypeVar("M", bound=Message)
 
 PAGE_SIZE = 1000
+# A long-running writer creates the coming days' partitions and drops expired ones about hourly.
+MAINTAIN_EVERY_SECONDS = 3600.0
 POLL_SECONDS = 0.05
 
 
@@ -109,6 +113,7 @@ class SqlTimeSeries(Generic[M]):
         self._width = len(spec.columns)
         self._ready = False
         self._ready_lock = asyncio.Lock()
+        self._maintain_due = 0.0 if driver.dialect.partitions_series else math.inf
         self._ns = spec.namespace
         # Encryption and audit of PII columns: the same row sealer as the KeyValue store.
         self.pii = (
@@ -124,11 +129,14 @@ class SqlTimeSeries(Generic[M]):
         return [self.codec.decode(row) for row in rows]
 
     async def prepare(self) -> None:
-        """Create the table (embedded backends) or check it, once."""
+        """Create the table (embedded backends) or check it, once; keep its day partitions current."""
         async with self._ready_lock:
             if not self._ready:
                 await self.driver.prepare_table(self.spec, ddl_statements(self.spec, self.driver.dialect))
                 self._ready = True
+            if self.driver.dialect.partitions_series and time.monotonic() >= self._maintain_due:
+                await partitions.maintain(self.driver, self.spec)
+                self._maintain_due = time.monotonic() + MAINTAIN_EVERY_SECONDS
 
     def time_bound(self, ns: int) -> Any:
         """Return an event-time bound as the event-time column stores it."""
@@ -139,7 +147,7 @@ class SqlTimeSeries(Generic[M]):
 
     async def append(self, events: Sequence[Event[M]]) -> None:
         """Insert events; one already stored (same key, time and id) is skipped."""
-        if not self._ready:
+        if not self._ready or time.monotonic() >= self._maintain_due:
             await self.prepare()
         encoded = [self.codec.encode(e.message) for e in events]
         audit: list[AuditEvent] = []
