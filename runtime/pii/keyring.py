@@ -87,12 +87,14 @@ class _Lru:
         return found, missing
 
     def put(self, name: Any, key: DataKey) -> None:
+        """Keep `key` under `name`, evicting the least recently used beyond the bound."""
         self._items[name] = [key, time.monotonic(), 0]
         self._items.move_to_end(name)
         while len(self._items) > self.limits.entries:
             self._items.popitem(last=False)
 
     def drop_subject(self, ref: str) -> None:
+        """Forget every key of one subject (after crypto-shredding it)."""
         for name in [n for n in self._items if n == ref or (isinstance(n, tuple) and n[0] == ref)]:
             del self._items[name]
 
