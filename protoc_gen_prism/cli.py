@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from protoc_gen_prism import __version__
-from protoc_gen_prism.commands import generate, include, plan, provision, stack
+from protoc_gen_prism.commands import audit, forget, generate, include, keys, plan, provision, stack
 
-COMMANDS = [include, generate, plan, provision, stack]
+COMMANDS = [include, generate, plan, provision, stack, audit, forget, keys]
 
 
 def build_parser() -> argparse.ArgumentParser:
