@@ -7,19 +7,34 @@ import sys
 
 from protoc_gen_prism import __version__
 from protoc_gen_prism.commands import (
+    audit,
     breaking,
     check,
+    forget,
     generate,
     include,
+    keys,
     migrate,
     plan,
     provision,
-    provision_streams,
     snapshot,
     stack,
 )
 
-COMMANDS = [include, generate, provision, stack, plan, provision_streams, snapshot, check, breaking, migrate]
+COMMANDS = [
+    include,
+    generate,
+    plan,
+    provision,
+    stack,
+    audit,
+    forget,
+    keys,
+    snapshot,
+    check,
+    breaking,
+    migrate,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

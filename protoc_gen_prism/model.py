@@ -154,21 +154,47 @@ class Entity:
             source_type=self.options.edge_source_type,
             target_type=self.options.edge_target_type,
             bidirectional=self.options.edge_direction is EdgeDirection.BIDIRECTIONAL,
-            columns=tuple(
-                Column(
-                    name=f.name,
-                    number=f.number,
-                    kind=f.column_kind,
-                    nullable=f.has_presence and f not in (key, sort_key),
-                    indexed=f.options.index,
-                    pii=f.options.pii.value if f.options.pii else "",
-                    repeated=f.column_repeated,
-                    wrapped=f.column_wrapped,
-                    oneof=f.oneof or "",
-                )
-                for f in self.fields
-            ),
+            subject=next((f.name for f in self.fields if f.options.subject), None),
+            columns=tuple(c for f in self.fields for c in _columns(f, primary=f in (key, sort_key))),
         )
+
+
+def _columns(f: Field, *, primary: bool) -> tuple[Column, ...]:
+    """Return the stored columns of one field: itself, then its blind index when searchable."""
+    o = f.options
+    encrypted = o.encrypt_at_rest
+    column = Column(
+        name=f.name,
+        number=f.number,
+        # Ciphertext is bytes whatever the field type; the runtime turns it back into str or bytes.
+        kind=ColumnKind.BYTES if encrypted else f.column_kind,
+        nullable=f.has_presence and not primary,
+        indexed=o.index,
+        pii=o.pii.value if o.pii else "",
+        repeated=f.column_repeated,
+        wrapped=f.column_wrapped,
+        oneof=f.oneof or "",
+        encrypted=encrypted,
+        masked=o.mask_in_logs,
+        audited=o.access_audit,
+        searchable=o.searchable,
+    )
+    if not o.searchable:
+        return (column,)
+    index = Column(
+        name=blind_index_column(f.name),
+        number=0,
+        kind=ColumnKind.BYTES,
+        nullable=True,
+        indexed=True,
+        blind_index_of=f.name,
+    )
+    return (column, index)
+
+
+def blind_index_column(field_name: str) -> str:
+    """Return the name of the column holding a searchable field's blind index."""
+    return f"{field_name}__bidx"
 
 
 @dataclass(frozen=True)

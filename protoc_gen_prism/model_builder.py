@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from google.protobuf import descriptor, descriptor_pb2, descriptor_pool
 
+from prism_runtime.schema import Abstraction
 from protoc_gen_prism import locations as loc
 from protoc_gen_prism.descriptors import OptionMap, PrismOptionReader, build_pool, is_map_entry
 from protoc_gen_prism.diagnostics import Diagnostic, Location, SchemaError, allowed_values
@@ -341,6 +342,16 @@ class _Builder:
                 element,
                 "a field cannot be both the edge_source and the edge_target; allowed: one role per field",
             )
+        if not entity:
+            for option in ("encrypt_at_rest", "access_audit"):
+                if flags.get(option):
+                    self.error(
+                        where(option),
+                        element,
+                        f"(prism.{option}) applies to fields of entities; {place.desc.full_name} has no "
+                        f"(prism.access_pattern), so its fields are stored inside a parent's JSON column; "
+                        f"allowed: move the field to the entity, or keep only (prism.pii) for masking",
+                    )
         if flags.get("encrypt_at_rest") and (proto_type not in _ENCRYPTABLE or repeated):
             self.error(
                 where("encrypt_at_rest"),
@@ -413,6 +424,7 @@ class _Builder:
                     f"more than one (prism.{role}) field: {holders[0].name!r} is already the {role}; "
                     f"allowed: one {role} per message",
                 )
+        self._check_pii(entity)
         key, sort_key = entity.key, entity.sort_key
         pattern = entity.options.access_pattern
         if sort_key is not None and key is None:
@@ -443,6 +455,40 @@ class _Builder:
                 f"{entity.full_name}.{f.name}",
                 f"(prism.event_time) applies to append_heavy messages, not {pattern}; allowed: append_heavy",
             )
+
+    def _check_pii(self, entity: Entity) -> None:
+        for f in entity.fields:
+            element = f"{entity.full_name}.{f.name}"
+            o = f.options
+            roles = [r for r in ("key", "sort_key", "subject") if getattr(o, r)]
+            if o.encrypt_at_rest and roles:
+                self.error(
+                    f.location,
+                    element,
+                    f"a {roles[0]} cannot be encrypt_at_rest: rows are found and keys chosen by its clear "
+                    f"value; allowed: encrypt_at_rest on other fields, or (prism.searchable) for lookups",
+                )
+            if o.searchable and entity.abstraction is not Abstraction.KEY_VALUE:
+                self.error(
+                    f.location,
+                    element,
+                    f"(prism.searchable) gives KeyValue stores a find_by_{f.name}; {entity.full_name} is "
+                    f"{entity.options.access_pattern}; allowed: key_value, read_heavy, write_heavy",
+                )
+            if o.searchable and not o.encrypt_at_rest:
+                self.error(
+                    f.location,
+                    element,
+                    "(prism.searchable) applies to encrypt_at_rest fields; allowed: add "
+                    "(prism.encrypt_at_rest) = true, or use (prism.index) on a plaintext field",
+                )
+            if o.subject and (f.repeated or f.proto_type not in KEY_TYPES):
+                self.error(
+                    f.location,
+                    element,
+                    f"a subject must be a singular string, bytes or integer field, not "
+                    f"{_describe(f.proto_type, f.repeated, f.is_map)}; allowed: {', '.join(sorted(KEY_TYPES))}",
+                )
 
     def _check_edge(self, file: ProtoFile, edge: Entity, place: _Place, options: OptionMap) -> None:
         """Check an edge against the node messages it names: they exist, are nodes, and key types match."""

@@ -87,6 +87,8 @@ class Config:
     backends: dict[str, BackendUrl]
     default: BackendUrl
     bindings: dict[str, str]
+    # The kinds named by the caller (under `backends:`, or by the URL), not filled in as the default.
+    named: frozenset[str] = frozenset()
 
     def kind_for(self, namespace: str, planned: str) -> str:
         """Return the backend kind that serves a namespace whose plan chose `planned`."""
@@ -104,7 +106,7 @@ def load_config(
     """Return the binding of a connect() call: a URL, a prism.yaml path or mapping, or both."""
     if config is None:
         default = resolve_url(url)
-        return Config({default.kind: default}, default, {})
+        return Config({default.kind: default}, default, {}, frozenset({default.kind}) if url else frozenset())
     source = "config"
     data: Any = config
     if isinstance(config, str | os.PathLike):
@@ -129,6 +131,7 @@ def load_config(
         if parsed.kind != kind:
             raise ConfigError(f"{source}: backends.{kind} is a {parsed.kind} URL ({parsed.redacted})")
         backends[kind] = parsed
+    named = frozenset(backends) | ({resolve_url(url).kind} if url else set())
     default = resolve_url(url) if url else backends.get("sqlite") or resolve_url(None)
     backends[default.kind] = default
     bindings: dict[str, str] = {}
@@ -139,4 +142,4 @@ def load_config(
                 f"allowed: {', '.join(sorted(backends))} (add it under backends)"
             )
         bindings[str(namespace)] = str(kind)
-    return Config(backends, default, bindings)
+    return Config(backends, default, bindings, named)

@@ -6,7 +6,7 @@ import importlib
 import os
 from collections.abc import Generator, Mapping
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from google.protobuf.message import Message
 
@@ -16,6 +16,9 @@ from prism_runtime.graph import GraphBackend
 from prism_runtime.keyvalue import KeyValueBackend
 from prism_runtime.schema import Abstraction, EntitySpec, registered
 from prism_runtime.timeseries import TimeSeriesBackend
+
+if TYPE_CHECKING:
+    from prism_runtime.pii.wrappers import KeyWrapper
 
 M = TypeVar("M", bound=Message)
 
@@ -59,11 +62,16 @@ class Database:
     """The backends of one program; use as `async with prism_runtime.connect() as db`."""
 
     def __init__(
-        self, url: str | None = None, *, config: str | os.PathLike[str] | Mapping[str, Any] | None = None
+        self,
+        url: str | None = None,
+        *,
+        config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+        key_wrapper: KeyWrapper | None = None,
     ) -> None:
         self.config = load_config(url, config)
         self.url = self.config.default
         self._backends: dict[str, Backend] = {}
+        self._key_wrapper = key_wrapper
 
     async def open(self) -> Database:
         """Connect to every configured backend and check the explicit bindings; return self."""
@@ -80,7 +88,21 @@ class Database:
                     await backend.close()
                 raise
             self._backends = opened
+            self._attach_keys(opened)
         return self
+
+    def _attach_keys(self, backends: dict[str, Backend]) -> None:
+        # PII keys live on the SQL backends; a stream backend keeps its keys on the first of them.
+        from prism_runtime.pii.vault import attach, set_keys_home
+
+        sql: list[Any] = [b for b in backends.values() if hasattr(b, "dialect")]
+        for backend in sql:
+            if self._key_wrapper is not None:
+                attach(backend, self._key_wrapper)
+        home = backends.get(self.url.kind) if self.url.kind in ("sqlite", "postgres") else None
+        for backend in backends.values():
+            if not hasattr(backend, "dialect") and (home or sql):
+                set_keys_home(backend, home or sql[0])  # type: ignore[arg-type]
 
     def _check_bindings(self, backends: dict[str, Backend]) -> None:
         # Generated modules imported so far registered their specs: a namespace bound to a backend kind
@@ -129,6 +151,10 @@ class Database:
         _check_serves(spec, kind, backend.serves)
         return backend
 
+    def backends(self) -> list[Backend]:
+        """Return every open backend (for operations across namespaces, such as forget)."""
+        return list(self._backends.values())
+
     @property
     def backend(self) -> Backend:
         """Return the open backend of the database URL (for operations such as provisioning)."""
@@ -161,12 +187,17 @@ def _check_serves(spec: EntitySpec, kind: str, serves: frozenset[Abstraction]) -
 
 
 def connect(
-    url: str | None = None, *, config: str | os.PathLike[str] | Mapping[str, Any] | None = None
+    url: str | None = None,
+    *,
+    config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    key_wrapper: KeyWrapper | None = None,
 ) -> Database:
     """Return a database handle for `url`, $PRISM_URL, or the embedded SQLite file ./prism.db.
 
     URLs: sqlite:///relative.db, sqlite:////absolute.db, sqlite:// (in memory), postgresql://...,
     kafka://host:port, nats://host:port. `config` (a prism.yaml path or the same mapping) names a URL
-    per backend kind and may bind namespaces explicitly; see `prism_runtime.config.Config`.
+    per backend kind and may bind namespaces explicitly; see `prism_runtime.config.Config`. PII is
+    encrypted under `key_wrapper`, else AWS KMS when $PRISM_KMS_KEY_ID is set, else the local file
+    $PRISM_MASTER_KEY_FILE (default ./prism-master.key).
     """
-    return Database(url, config=config)
+    return Database(url, config=config, key_wrapper=key_wrapper)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from google.protobuf.message import Message
 
+from prism_runtime.pii.masking import redact_reprs
 from prism_runtime.schema import EntitySpec
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class _Store(Generic[M]):
         self.spec = spec
         self.message_type = message
         self._backend: KeyValueBackend[M] = db.keyvalue(spec, message)
+        redact_reprs(message)  # also when the generated module did not know of nested PII
 
     @property
     def namespace(self) -> str:
@@ -75,6 +77,12 @@ class _Store(Generic[M]):
     async def put_many(self, items: Iterable[M]) -> None:
         """Insert or replace all `items` in one atomic batch."""
         await self._backend.put(list(items))
+
+    async def _find_by(self, field: str, value: str | bytes) -> list[M]:
+        """Return the items whose encrypted, searchable `field` equals `value` (generated find_by_<field>)."""
+        backend: Any = self._backend
+        found: list[M] = await backend.find_by(field, value)
+        return found
 
     async def _scan(
         self,

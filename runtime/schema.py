@@ -53,6 +53,16 @@ class Column:
     wrapped: bool = False
     # The oneof the field belongs to, or "": at most one column of a oneof is non-NULL.
     oneof: str = ""
+    # Stored as AES-256-GCM ciphertext under the data subject's key (the column kind is then BYTES).
+    encrypted: bool = False
+    # Never shown in clear in logs, reprs, errors or the CLI.
+    masked: bool = False
+    # Every read, write, decrypt and erase of the field appends to the access audit log.
+    audited: bool = False
+    # Findable by equality through a blind index column (see `blind_index_of`).
+    searchable: bool = False
+    # Set on a derived column holding the blind index of the named encrypted field; number is then 0.
+    blind_index_of: str = ""
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,8 @@ class EntitySpec:
     source_type: str = ""
     target_type: str = ""
     bidirectional: bool = False
+    # The field naming the data subject that `forget` erases; None means the record key.
+    subject: str | None = None
     _by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -93,6 +105,16 @@ class EntitySpec:
         """Return the primary key columns: key, then sort key when there is one."""
         names = (self.key,) if self.sort_key is None else (self.key, self.sort_key)
         return tuple(self._by_name[n] for n in names)
+
+    @property
+    def subject_column(self) -> Column:
+        """Return the column naming the data subject: the (prism.subject) field, else the key."""
+        return self._by_name[self.subject or self.key]
+
+    @property
+    def protects_pii(self) -> bool:
+        """Return whether any column is encrypted, audited or a blind index: the PII layer then applies."""
+        return any(c.encrypted or c.audited or c.blind_index_of for c in self.columns)
 
 
 _REGISTERED: dict[str, EntitySpec] = {}

@@ -6,6 +6,7 @@ inside payloads without touching any backend.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Generic, TypeVar
 
 from google.protobuf.message import Message
@@ -40,9 +41,23 @@ class PayloadCodec(Generic[M]):
         """Return the message of a payload."""
         return self.message.FromString(payload)
 
+    async def prepare_encode(self, events: Sequence[Event[M]]) -> None:
+        """Get ready to encode `events` (a sealing codec fetches their keys here); plain payloads need nothing."""
 
-def payload_codec(spec: EntitySpec, message: type[M]) -> PayloadCodec[M]:
-    """Return the payload codec of an entity."""
+    async def prepare_decode(self, payloads: Sequence[bytes]) -> None:
+        """Get ready to decode `payloads` (a sealing codec fetches their keys here); plain payloads need nothing."""
+
+
+def payload_codec(spec: EntitySpec, message: type[M], backend: object = None) -> PayloadCodec[M]:
+    """Return the payload codec of an entity: sealing its encrypted fields when it has any.
+
+    `backend` is the stream backend serving the entity; its database's SQL backend keeps the keys.
+    """
+    if any(c.encrypted for c in spec.columns):
+        from prism_runtime.pii.payload import SealedPayloadCodec
+        from prism_runtime.pii.vault import keys_home
+
+        return SealedPayloadCodec(spec, message, keys_home(backend, spec))
     return PayloadCodec(spec, message)
 
 

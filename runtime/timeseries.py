@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from google.protobuf.message import Message
 
+from prism_runtime.pii.masking import redact_reprs
 from prism_runtime.schema import ColumnKind, EntitySpec
 
 if TYPE_CHECKING:
@@ -92,6 +93,9 @@ class EventIdentity(Generic[M]):
         self.key_field = spec.key
         self.time_field = spec.event_time
         self.time_is_timestamp = spec.column(spec.event_time).kind is ColumnKind.TIMESTAMP
+        # Set for entities with encrypted fields: the id is then a keyed digest, which says nothing
+        # about the encrypted values (an unkeyed one could be checked against guesses of them).
+        self.secret = b""
 
     def time_ns(self, message: M) -> int:
         """Return the event time of a message in epoch nanoseconds."""
@@ -107,12 +111,13 @@ class EventIdentity(Generic[M]):
                 f"namespace {self.namespace!r}: an event needs its event time; set {self.time_field}"
             )
         data = message.SerializeToString(deterministic=True)
-        return Event(getattr(message, self.key_field), self.time_ns(message), digest(data), message, data)
+        event_id = digest(data, self.secret)
+        return Event(getattr(message, self.key_field), self.time_ns(message), event_id, message, data)
 
 
-def digest(serialized: bytes) -> str:
-    """Return the event id of a deterministic encoding."""
-    return hashlib.blake2b(serialized, digest_size=12).hexdigest()
+def digest(serialized: bytes, secret: bytes = b"") -> str:
+    """Return the event id of a deterministic encoding (keyed by `secret` when one is given)."""
+    return hashlib.blake2b(serialized, digest_size=12, key=secret).hexdigest()
 
 
 def event_id(message: Message) -> str:
@@ -208,19 +213,30 @@ class TimeSeries(Generic[M, K]):
         self.message_type = message
         self._identity: EventIdentity[M] = EventIdentity(spec)
         self._backend: TimeSeriesBackend[M] = db.timeseries(spec, message)
+        redact_reprs(message)  # also when the generated module did not know of nested PII
+        self._db = db
+        self._keyed = any(c.encrypted for c in spec.columns)
 
     @property
     def namespace(self) -> str:
         """Return the namespace this series reads and writes."""
         return self.spec.namespace
 
+    async def _identify(self) -> EventIdentity[M]:
+        if self._keyed and not self._identity.secret:
+            from prism_runtime.pii.vault import event_id_secret
+
+            self._identity.secret = await event_id_secret(self._db, self.spec)
+        return self._identity
+
     async def append(self, event: M) -> None:
         """Append one event; returns once the backend acknowledged it. A retry stores it once."""
-        await self._backend.append((self._identity.event(event),))
+        await self._backend.append(((await self._identify()).event(event),))
 
     async def append_many(self, events: Iterable[M]) -> None:
         """Append events, all acknowledged when this returns."""
-        batch = [self._identity.event(e) for e in events]
+        identity = await self._identify()
+        batch = [identity.event(e) for e in events]
         if batch:
             await self._backend.append(batch)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import shutil
 import subprocess
 import sys
@@ -91,3 +92,16 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     importlib.invalidate_caches()
     yield out
     sys.path.remove(str(out))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def master_key_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Keep the PII master key of stores that use the default one out of the working directory."""
+    path = tmp_path_factory.mktemp("keys") / "master.key"
+    previous = os.environ.get("PRISM_MASTER_KEY_FILE")
+    os.environ["PRISM_MASTER_KEY_FILE"] = str(path)
+    yield path
+    if previous is None:
+        del os.environ["PRISM_MASTER_KEY_FILE"]
+    else:
+        os.environ["PRISM_MASTER_KEY_FILE"] = previous

@@ -48,9 +48,7 @@ KAFKA = 'option (prism.backend) = "kafka";\n'
 ENUM = "enum Color {\n  COLOR_UNSPECIFIED = 0;\n  COLOR_RED = 1;\n}"
 EMAIL = 'string email = 2 [(prism.pii) = "email", (prism.encrypt_at_rest) = true];'
 SSN = 'string ssn = 2 [(prism.pii) = "ssn", (prism.encrypt_at_rest) = true, (prism.access_audit) = true];'
-ADDRESS = (
-    'message Address {\n  string street = 1 [(prism.pii) = "address", (prism.encrypt_at_rest) = true];\n}'
-)
+ADDRESS = 'message Address {\n  string street = 1 [(prism.pii) = "address"];\n}'
 
 EDGE = """message Node {
   option (prism.access_pattern) = "graph_node";
@@ -216,7 +214,7 @@ PAIRS: list[tuple[str, str | dict[str, str], str | dict[str, str], list[tuple[st
         "value_type_pii_removed",
         kv("Address home = 2;") + "\n" + ADDRESS,
         kv("Address home = 2;") + "\n" + "message Address {\n  string street = 1;\n}",
-        [("PROTECT_ENCRYPTION_REMOVED", "10:1"), ("PROTECT_PII_REMOVED", "10:1")],
+        [("PROTECT_PII_REMOVED", "10:1")],
     ),
     # -- streams ------------------------------------------------------------------------------------
     ("retention_shortened", series("90"), series("30"), [("STREAM_RETENTION_SHORTENED", "5:1")]),

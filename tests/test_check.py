@@ -56,9 +56,14 @@ CASES = [
         [("LINT_PII_PLAINTEXT", "8:3")],
     ),
     (
-        "audit_and_searchable",
-        f"message M {{\n  {KV}\n  string a = 2 [(prism.access_audit) = true];\n  string b = 3 [(prism.searchable) = true];\n}}",
-        [("LINT_AUDIT_WITHOUT_PII", "8:3"), ("LINT_SEARCHABLE_NOT_ENCRYPTED", "9:3")],
+        "audit_without_pii",
+        f"message M {{\n  {KV}\n  string a = 2 [(prism.access_audit) = true];\n}}",
+        [("LINT_AUDIT_WITHOUT_PII", "8:3")],
+    ),
+    (
+        "searchable_in_clear_is_refused_by_the_compiler",
+        f"message M {{\n  {KV}\n  string b = 3 [(prism.searchable) = true];\n}}",
+        [("SCHEMA_INVALID", "8:3")],
     ),
     (
         "reserved_words",

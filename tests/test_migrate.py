@@ -277,7 +277,7 @@ def test_provision_cli_applies_migrations_first(tmp_path: Path, versions: list[V
     lines = done.stdout.splitlines()
     assert lines[0] == "migrations/sqlite/0001_nick_to_display_name.sql: statement applied"
     assert "sql/sqlite/acme/shop/v1/shop.sql: index accounts__country__idx already exists" in lines
-    assert lines[-1] == "prism provision (sqlite): applied 2 file(s), 0 unchanged"
+    assert lines[-1] == "sqlite: applied 2 file(s), 0 unchanged"
 
 
 SERIES_V1 = """message Click {

@@ -1,4 +1,4 @@
-"""`prism provision-streams` and `prism plan` as a user runs them, against the real servers."""
+"""`prism provision` (streams) and `prism plan` as a user runs them, against the real servers."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def prism(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def provision(proto: Path, config: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return prism("provision-streams", str(proto), "--config", str(config), "--profile", "local", *extra)
+    return prism("provision", str(proto), "--config", str(config), "--profile", "local", *extra)
 
 
 def test_dry_run_then_apply_then_nothing_to_do(project: tuple[Path, Path, str]) -> None:
@@ -112,7 +112,7 @@ async def test_fewer_partitions_are_refused_and_nothing_changes(
     refused = await asyncio.to_thread(provision, proto, config)
     assert refused.returncode == 1
     assert refused.stderr == (
-        "prism provision-streams: cannot apply the plan, nothing was changed:\n"
+        "prism provision: cannot apply the plan, nothing was changed:\n"
         f"  kafka {ns}_k: partitions 20 -> 2: Kafka cannot remove partitions (records would move between keys' "
         "partitions); keep the count or recreate the topic\n"
     )
@@ -205,7 +205,7 @@ def test_a_generated_directory_provisions_from_its_plan(
     proto, config, ns = project
     gen = prism("generate", str(proto), "-o", str(tmp_path / "gen"), "--opt", "profile=local")
     assert gen.returncode == 0, gen.stderr
-    dry = prism("provision-streams", str(tmp_path / "gen"), "--config", str(config), "--dry-run")
+    dry = prism("provision", str(tmp_path / "gen"), "--config", str(config), "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.splitlines()[0] == f"+ kafka topic {ns}_k: create"
     assert "    partitions 20, replicas 1" in dry.stdout

@@ -13,6 +13,7 @@ SCHEMAS = [
     (EXAMPLES, "acme/users/v1/users.proto"),
     (EXAMPLES, "acme/orders/v1/orders.proto"),
     (PROTOS, "prismtest/types/v1/types.proto"),
+    (PROTOS, "prismtest/pii/v1/pii.proto"),
     (EXAMPLES, "acme/social/v1/social.proto"),
     (PROTOS, "prismtest/graph/v1/graph.proto"),
 ]

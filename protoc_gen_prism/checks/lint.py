@@ -25,13 +25,19 @@ POSTGRES_RESERVED = frozenset(
 RESERVED_PREFIXES = ("sqlite_", "pg_", "prism_")
 
 
-def _fields(schema: Schema) -> Iterator[tuple[str, Field]]:
-    """Yield (owner full name, field) for every field of every entity and value type."""
+def _owned(schema: Schema) -> Iterator[tuple[Entity | ValueType, Field]]:
+    """Yield (owner, field) for every field of every entity and value type."""
     for file in schema.files:
         owners: list[Entity | ValueType] = [*file.entities, *file.value_types]
         for owner in owners:
             for f in owner.fields:
-                yield owner.full_name, f
+                yield owner, f
+
+
+def _fields(schema: Schema) -> Iterator[tuple[str, Field]]:
+    """Yield (owner full name, field) for every field of every entity and value type."""
+    for owner, f in _owned(schema):
+        yield owner.full_name, f
 
 
 @rule(
@@ -48,18 +54,21 @@ message User {
 )
 def pii_plaintext(schema: Schema) -> Iterator[Hit]:
     """Find pii stored in clear without a reason."""
-    for owner, f in _fields(schema):
+    for owner, f in _owned(schema):
         o = f.options
         if o.pii is None or o.encrypt_at_rest or o.plaintext_reason.strip():
             continue
-        how = (
-            "set (prism.encrypt_at_rest) = true"
-            if f.proto_type in ("string", "bytes") and not f.repeated
-            else f"a {f.proto_type} field cannot be encrypted, store it as string or bytes"
-        )
+        if isinstance(owner, ValueType):
+            how = (
+                "it lives inside its parent's JSON column, where nothing is encrypted: move it to the entity"
+            )
+        elif f.proto_type in ("string", "bytes") and not f.repeated:
+            how = "set (prism.encrypt_at_rest) = true"
+        else:
+            how = f"a {f.proto_type} field cannot be encrypted, store it as string or bytes"
         yield Hit(
             f.location,
-            f"{owner}.{f.name}: pii {o.pii} is stored in plaintext; {how}, "
+            f"{owner.full_name}.{f.name}: pii {o.pii} is stored in plaintext; {how}, "
             f'or keep it in clear on purpose with (prism.plaintext_reason) = "why"',
         )
 
@@ -129,29 +138,6 @@ def audit_without_pii(schema: Schema) -> Iterator[Hit]:
                 f.location,
                 f"{owner}.{f.name}: (prism.access_audit) without (prism.pii); say what personal data it holds, "
                 'e.g. (prism.pii) = "generic"',
-            )
-
-
-@rule(
-    "LINT_SEARCHABLE_NOT_ENCRYPTED",
-    Category.LINT,
-    Severity.ERROR,
-    "searchable (a blind index over ciphertext) is set on a field that is not encrypted",
-    """
-message User {
-  option (prism.access_pattern) = "key_value";
-  string id = 1 [(prism.key) = true];
-  string email = 2 [(prism.searchable) = true];
-}""",
-)
-def searchable_not_encrypted(schema: Schema) -> Iterator[Hit]:
-    """Find searchable fields stored in clear."""
-    for owner, f in _fields(schema):
-        if f.options.searchable and not f.options.encrypt_at_rest:
-            yield Hit(
-                f.location,
-                f"{owner}.{f.name}: (prism.searchable) needs (prism.encrypt_at_rest) = true; "
-                "for a plaintext column use (prism.index) = true",
             )
 
 

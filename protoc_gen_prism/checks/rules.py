@@ -68,8 +68,8 @@ SCHEMA_INVALID = Rule(
     category=Category.LINT,
     severity=Severity.ERROR,
     summary="the plugin refuses the schema (a KeyValue message without a key, an append_heavy message without "
-    "event_time, a graph edge without source and target, a namespace used twice, a backend that cannot serve "
-    "the entity, a wrong option value, ...): always an error",
+    "event_time, a graph edge without source and target, searchable on a field that is not encrypted, a namespace "
+    "used twice, a backend that cannot serve the entity, a wrong option value, ...): always an error",
     example='message M {\n  option (prism.access_pattern) = "write_heavy";\n  string id = 1;\n}',
 )
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from prism_runtime.schema import Abstraction, ColumnKind
 from protoc_gen_prism import __version__
 from protoc_gen_prism.emitters import GeneratedFile
-from protoc_gen_prism.model import Entity, ProtoFile, Schema
+from protoc_gen_prism.model import Entity, Field, ProtoFile, Schema
 from protoc_gen_prism.planner import plan_schema
 from protoc_gen_prism.settings import Settings
 from protoc_gen_prism.templating import render
@@ -24,6 +24,7 @@ class _Store:
     type_args: str
     spec_name: str
     docstring: str
+    finders: list[Field]
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ def _module(file: ProtoFile, planned: dict[str, str]) -> GeneratedFile:
         graph_classes=graph,
         graph_exports=sorted(name for g in graph for name in (g.filter_name, g.class_name)),
         planned=planned,
+        masked=[e.python_name for e in file.entities if any(f.options.mask_in_logs for f in e.fields)],
     )
     return GeneratedFile(f"{file.output_stem}_prism.py", content)
 
@@ -107,6 +109,7 @@ def _store(entity: Entity, pb2: str) -> _Store:
         type_args=type_args,
         spec_name=_spec_name(entity),
         docstring=f"{summary.rstrip('.')}.\n\n    Namespace ``{entity.namespace}``, {layout}.",
+        finders=[f for f in entity.fields if f.options.searchable],
     )
 
 
@@ -124,6 +127,7 @@ def _series(entity: Entity, pb2: str) -> _Store:
             f"{summary.rstrip('.')}.\n\n    Namespace ``{entity.namespace}``, a series per {key.name}, "
             f"ordered by {event_time.name}."
         ),
+        finders=[],
     )
 
 

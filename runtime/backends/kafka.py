@@ -101,7 +101,7 @@ class KafkaBackend:
                 f"{type(error).__name__} on topic {namespace!r}",
                 namespace=namespace,
                 backend=self.name,
-                hint="the topic may not exist where auto-creation is off: run `prism provision-streams`",
+                hint="the topic may not exist where auto-creation is off: run `prism provision`",
             ) from None
         except KafkaError as error:
             raise BackendError(type(error).__name__, namespace=namespace, backend=self.name) from None
@@ -160,7 +160,7 @@ class KafkaTimeSeries(Generic[M]):
         self.backend = backend
         self.spec = spec
         self.topic = spec.namespace
-        self.codec = payload_codec(spec, message)
+        self.codec = payload_codec(spec, message, backend)
         self.identity: EventIdentity[M] = EventIdentity(spec)
         self._ns = spec.namespace
 
@@ -169,6 +169,7 @@ class KafkaTimeSeries(Generic[M]):
         producer = await self.backend.producer(self._ns)
         partitions = await self.backend.partitions(self.topic, self._ns)
         encode = self.codec.encode_event
+        await self.codec.prepare_encode(events)
 
         async def send_all() -> None:
             pending = []
@@ -224,6 +225,7 @@ class KafkaTimeSeries(Generic[M]):
                     log.warning("%s: offsets_for_times answered a wrong offset; scanning %s", self._ns, tp)
                     consumer.seek(tp, begin)
                     continue
+            await self.codec.prepare_decode([r.value for r in batch if r.key == raw_key])
             out.extend(self._events(batch, raw_key))
             if await consumer.position(tp) >= end:
                 return out
@@ -288,6 +290,9 @@ class KafkaFollower(Generic[M]):
         """Return the records fetched within half a second, the key's only."""
         s = self.series
         batches = await s.backend.guard(s._ns, lambda: self.consumer.getmany(timeout_ms=_FETCH_MS))
+        await s.codec.prepare_decode(
+            [r.value for rs in batches.values() for r in rs if self.raw_key in (None, r.key)]
+        )
         return [e.message for records in batches.values() for e in s._events(records, self.raw_key)]
 
     async def close(self) -> None:

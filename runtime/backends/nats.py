@@ -9,7 +9,7 @@ start by store time: at `start` minus `LATE_ALLOWANCE` (producers' clocks may ru
 server's), and keep only events whose event time is in range. An event stored more than the allowance
 before its own event time (future-dated) is found only by reads that start at or before its store time.
 A missing stream is created with the entity's retention on first use, as the embedded SQLite default
-creates its tables; `prism provision-streams` creates it as planned (replicas, limits) instead.
+creates its tables; `prism provision` creates it as planned (replicas, limits) instead.
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ class NatsTimeSeries(Generic[M]):
     def __init__(self, backend: NatsBackend, spec: EntitySpec, message: type[M]) -> None:
         self.backend = backend
         self.spec = spec
-        self.codec = payload_codec(spec, message)
+        self.codec = payload_codec(spec, message, backend)
         self.identity: EventIdentity[M] = EventIdentity(spec)
         self._ns = spec.namespace
 
@@ -178,6 +178,7 @@ class NatsTimeSeries(Generic[M]):
         """Publish every event, then wait for all acknowledgements."""
         js = await self.backend.jetstream(self.spec)
         encode = self.codec.encode_event
+        await self.codec.prepare_encode(events)
 
         async def publish_all() -> None:
             if len(events) == 1:
@@ -216,6 +217,7 @@ class NatsTimeSeries(Generic[M]):
                 pending = info.num_pending or 0
                 while pending > 0:
                     msgs = await sub.fetch(min(pending, 1024), timeout=5)
+                    await self.codec.prepare_decode([m.data for m in msgs])
                     out.extend(self._event(m) for m in msgs)
                     meta = msgs[-1].metadata
                     pending = meta.num_pending
@@ -261,9 +263,11 @@ class NatsFollower(Generic[M]):
             msg = await self.sub.next_msg(timeout=_WAIT_S)
         except NatsTimeout:
             return out
-        out.append(s._event(msg).message)
-        while len(out) < _BATCH and self.sub.pending_msgs:
-            out.append(s._event(await self.sub.next_msg(timeout=_WAIT_S)).message)
+        msgs = [msg]
+        while len(msgs) < _BATCH and self.sub.pending_msgs:
+            msgs.append(await self.sub.next_msg(timeout=_WAIT_S))
+        await s.codec.prepare_decode([m.data for m in msgs])
+        out.extend(s._event(m).message for m in msgs)
         return out
 
     async def close(self) -> None:

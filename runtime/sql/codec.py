@@ -31,9 +31,15 @@ class RowCodec(Generic[M]):
         self.message = message
         self.columns = spec.columns
         fields = message.DESCRIPTOR.fields_by_name
-        self._encoders = [_field_encoder(c, dialect, fields[c.name]) for c in spec.columns]
+        # A blind index column is no field: the PII layer fills it in (prism_runtime.pii.sealer).
+        self._encoders = [
+            _no_value if c.blind_index_of else _field_encoder(c, dialect, fields[c.name])
+            for c in spec.columns
+        ]
         self._decoders = [
-            (i, c.name, _field_decoder(c, dialect)) for i, c in enumerate(spec.columns) if not _is_json(c)
+            (i, c.name, _field_decoder(c, dialect))
+            for i, c in enumerate(spec.columns)
+            if not _is_json(c) and not c.blind_index_of
         ]
         self._json_decoders = [
             (i, c.name, dialect.decoder(c)) for i, c in enumerate(spec.columns) if _is_json(c)
@@ -66,6 +72,14 @@ class RowCodec(Generic[M]):
             if present:
                 json_format.ParseDict(present, message)
         return message
+
+
+def _no_value(message: Any) -> None:
+    return None
+
+
+def _as_opened(value: Any) -> Any:
+    return value
 
 
 def _is_json(column: Column) -> bool:
@@ -149,6 +163,8 @@ def _json_scalar(field: Any) -> Callable[[Any], Any]:
 
 
 def _field_decoder(column: Column, dialect: SqlDialect) -> Callable[[Any], Any]:
+    if column.encrypted:
+        return _as_opened  # the PII layer already turned the ciphertext into the field's str or bytes
     decode = dialect.decoder(column)
     if column.kind is ColumnKind.TIMESTAMP:
 

@@ -100,6 +100,10 @@ class SqlDialect:
             return exp.Literal.string("1970-01-01T00:00:00Z")
         return exp.Literal.number(0)
 
+    def append_only(self, table: str) -> list[str]:
+        """Return DDL that makes `table` reject UPDATE and DELETE (none where the dialect cannot)."""
+        return []
+
     def sequence_column(self, name: str, *, primary: bool = True) -> exp.ColumnDef:
         """Return an auto-numbered column (the primary key unless told otherwise): insertion order."""
         constraints = [exp.ColumnConstraint(kind=exp.GeneratedAsIdentityColumnConstraint(this=False))]

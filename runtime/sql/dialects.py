@@ -74,6 +74,14 @@ class SqliteDialect(SqlDialect):
             return exp.Literal.string("1970-01-01T00:00:00.000000000Z")
         return super().default(column)
 
+    def append_only(self, table: str) -> list[str]:
+        """Return triggers that abort any UPDATE or DELETE of `table`."""
+        return [
+            f"CREATE TRIGGER IF NOT EXISTS {self.quote(f'{table}__no_{op.lower()}')} BEFORE {op} ON "
+            f"{self.quote(table)} BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+            for op in ("UPDATE", "DELETE")
+        ]
+
 
 class PostgresDialect(SqlDialect):
     """Postgres as the shared SQL base already writes it, plus asyncpg's value types."""
@@ -103,6 +111,18 @@ class PostgresDialect(SqlDialect):
     def placeholder(self, index: int) -> str:
         """Return asyncpg's positional parameter `$n`."""
         return f"${index}"
+
+    def append_only(self, table: str) -> list[str]:
+        """Return a function and triggers that reject UPDATE, DELETE and TRUNCATE of `table`."""
+        function = self.quote(f"{table}__reject_change")
+        return [
+            f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS "
+            f"$$ BEGIN RAISE EXCEPTION '{table} is append-only'; END $$",
+            f"CREATE OR REPLACE TRIGGER {self.quote(f'{table}__no_change')} BEFORE UPDATE OR DELETE ON "
+            f"{self.quote(table)} FOR EACH ROW EXECUTE FUNCTION {function}()",
+            f"CREATE OR REPLACE TRIGGER {self.quote(f'{table}__no_truncate')} BEFORE TRUNCATE ON "
+            f"{self.quote(table)} FOR EACH STATEMENT EXECUTE FUNCTION {function}()",
+        ]
 
     def object_exists(self) -> str:
         """Find a table ('r', partitioned 'p') or index ('i') by name in the current schema."""

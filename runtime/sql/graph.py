@@ -49,7 +49,10 @@ class _Filter:
         self.spec = spec
         self.what = what
         self.encoders = {
-            c.name: dialect.encoder(c) for c in spec.columns if c.kind in _FILTERABLE and not c.repeated
+            c.name: dialect.encoder(c)
+            for c in spec.columns
+            # Ciphertext never equals a clear value: encrypted fields are found through find_by_<field>.
+            if c.kind in _FILTERABLE and not c.repeated and not c.encrypted and not c.blind_index_of
         }
         self.quote = dialect.quote
 
@@ -156,7 +159,7 @@ class SqlGraph(Generic[M]):
         if limit is not None:
             sql += f" LIMIT {args.bind(limit)}"
         rows = await self.driver.fetch(sql, args.values, namespace=self._ns)
-        return [self.store.codec.decode(row) for row in rows]
+        return await self.store.decode_rows(rows)
 
     def _sides(self, direction: Direction) -> list[tuple[str, str]]:
         """Return the (near, far) column pairs a hop in `direction` reads."""

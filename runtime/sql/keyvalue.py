@@ -8,6 +8,8 @@ from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import Message
 
+from prism_runtime.pii.sealer import ProtectedRows
+from prism_runtime.pii.vault import vault_for
 from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.codec import RowCodec
 from prism_runtime.sql.ddl import ddl_statements
@@ -29,6 +31,12 @@ class SqlKeyValue(Generic[M]):
         self._ready = False
         self._ready_lock = asyncio.Lock()
         self._ns = spec.namespace
+        # Encryption, blind indexes and audit happen here, once for every SQL backend.
+        self._pii = (
+            ProtectedRows(spec, message, vault_for(driver), [c.name for c in spec.columns])
+            if spec.protects_pii
+            else None
+        )
 
     async def _prepare(self) -> None:
         async with self._ready_lock:
@@ -41,18 +49,32 @@ class SqlKeyValue(Generic[M]):
         if not self._ready:
             await self._prepare()
         encode = self.codec.encode
-        if len(items) == 1:
+        if self._pii is not None:
+            sealed, events = await self._pii.seal([encode(m) for m in items])
+            await self._write(sealed)
+            await self._pii.record(events)
+        elif len(items) == 1:
             await self.driver.execute(self.sql.upsert, encode(items[0]), namespace=self._ns)
         elif items:
             # The last write of a key wins, as if the items were put one after another.
             rows = {self.codec.key_of(row): row for row in map(encode, items)}
             await self.driver.upsert_many(self.sql, list(rows.values()), namespace=self._ns)
 
+    async def _write(self, rows: Sequence[Sequence[Any]]) -> None:
+        if len(rows) == 1:
+            await self.driver.execute(self.sql.upsert, rows[0], namespace=self._ns)
+        elif rows:
+            # The last write of a key wins, as if the items were put one after another.
+            unique = {self.codec.key_of(row): row for row in rows}
+            await self.driver.upsert_many(self.sql, list(unique.values()), namespace=self._ns)
+
     async def get(self, key: tuple[Any, ...]) -> M | None:
         """Return the item at a full primary key, or None."""
         if not self._ready:
             await self._prepare()
         rows = await self.driver.fetch(self._get, key, namespace=self._ns)
+        if rows and self._pii is not None:
+            rows = await self._pii.open(rows)
         return self.codec.decode(rows[0]) if rows else None
 
     async def get_many(self, keys: Sequence[tuple[Any, ...]]) -> list[M | None]:
@@ -68,6 +90,8 @@ class SqlKeyValue(Generic[M]):
             rows = await self.driver.fetch(
                 self.sql.get_many(len(chunk)), dialect.batch_args(chunk), namespace=self._ns
             )
+            if self._pii is not None:
+                rows = await self._pii.open(rows)
             for row in rows:
                 found[self.codec.key_of(row)] = self.codec.decode(row)
         return [found.get(key) for key in keys]
@@ -100,4 +124,28 @@ class SqlKeyValue(Generic[M]):
         )
         args = [*prefix, *(v for v in (after, end) if v is not None), limit]
         rows = await self.driver.fetch(sql, args, namespace=self._ns)
+        if self._pii is not None:
+            # A forgotten subject's rows are skipped in scans (a get of one raises SubjectForgotten).
+            opened = await self._pii.open(rows, skip_forgotten=True)
+            return [self.codec.decode(row) for row in opened]
         return [self.codec.decode(row) for row in rows]
+
+    async def decode_rows(self, rows: Sequence[Sequence[Any]]) -> list[M]:
+        """Return the messages of rows fetched with `sql.select_columns`, decrypted; forgotten subjects skipped."""
+        if self._pii is not None:
+            rows = await self._pii.open(rows, skip_forgotten=True)
+        return [self.codec.decode(row) for row in rows]
+
+    async def find_by(self, field: str, value: str | bytes) -> list[M]:
+        """Return the items whose encrypted, searchable `field` equals `value`, through its blind index."""
+        if not self._ready:
+            await self._prepare()
+        if self._pii is None or not self.spec.column(field).searchable:
+            raise ValueError(f"namespace {self._ns!r}: field {field!r} is not searchable")
+        index = await self._pii.index_of(field, value)
+        q = self.driver.dialect.quote
+        column = next(c.name for c in self.spec.columns if c.blind_index_of == field)
+        sql = f"SELECT {self.sql.select_columns} FROM {self.sql.table} WHERE {q(column)} = {self.driver.dialect.placeholder(1)}"
+        rows = await self.driver.fetch(sql, (index,), namespace=self._ns)
+        opened = await self._pii.open(rows, skip_forgotten=True, action="find")
+        return [self.codec.decode(row) for row in opened if self._pii.matches(field, value, row)]

@@ -15,6 +15,9 @@ from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import Message
 
+from prism_runtime.pii.audit import AuditEvent
+from prism_runtime.pii.sealer import ProtectedRows
+from prism_runtime.pii.vault import vault_for
 from prism_runtime.schema import ColumnKind, EntitySpec
 from prism_runtime.sql import partitions
 from prism_runtime.sql.codec import RowCodec
@@ -112,6 +115,18 @@ class SqlTimeSeries(Generic[M]):
         self._ready_lock = asyncio.Lock()
         self._maintain_due = 0.0 if driver.dialect.partitions_series else math.inf
         self._ns = spec.namespace
+        # Encryption and audit of PII columns: the same row sealer as the KeyValue store.
+        self.pii = (
+            ProtectedRows(spec, message, vault_for(driver), [c.name for c in spec.columns])
+            if spec.protects_pii
+            else None
+        )
+
+    async def decode_rows(self, rows: Sequence[Row]) -> list[M]:
+        """Return the messages of fetched rows, decrypted; events of forgotten subjects are skipped."""
+        if self.pii is not None:
+            rows = await self.pii.open(rows, skip_forgotten=True)
+        return [self.codec.decode(row) for row in rows]
 
     async def prepare(self) -> None:
         """Create the table (embedded backends) or check it, once; keep its day partitions current."""
@@ -134,11 +149,17 @@ class SqlTimeSeries(Generic[M]):
         """Insert events; one already stored (same key, time and id) is skipped."""
         if not self._ready or time.monotonic() >= self._maintain_due:
             await self.prepare()
-        rows = [(*self.codec.encode(e.message), e.event_id) for e in events]
+        encoded = [self.codec.encode(e.message) for e in events]
+        audit: list[AuditEvent] = []
+        if self.pii is not None:
+            encoded, audit = await self.pii.seal(encoded)
+        rows = [(*row, e.event_id) for row, e in zip(encoded, events, strict=True)]
         if len(rows) == 1:
             await self.driver.execute(self.sql.insert, rows[0], namespace=self._ns)
         else:
             await self.driver.execute_many(self.sql.insert, rows, namespace=self._ns)
+        if self.pii is not None:
+            await self.pii.record(audit)
 
     async def query(
         self, key: Any, start_ns: int | None, end_ns: int | None, limit: int | None
@@ -155,8 +176,8 @@ class SqlTimeSeries(Generic[M]):
             sql = self.sql.query(start=start_ns is not None, end=end_ns is not None, after=cursor is not None)
             args = [*base, *((cursor[0], cursor[0], cursor[1]) if cursor else ()), want]
             rows = await self.driver.fetch(sql, args, namespace=self._ns)
-            for row in rows:
-                yield self.codec.decode(row)
+            for message in await self.decode_rows(rows):
+                yield message
             if len(rows) < want:
                 return
             if remaining is not None:
@@ -202,7 +223,7 @@ class SqlFollower(Generic[M]):
             await asyncio.sleep(POLL_SECONDS)
             return []
         self.last_seq = int(rows[-1][-1])
-        return [s.codec.decode(row) for row in rows]
+        return await s.decode_rows(rows)
 
     async def close(self) -> None:
         """Nothing to release: polling holds no cursor open."""

@@ -1,0 +1,85 @@
+"""The `prism_entities` table: which entities on a backend hold PII, with their storage contract.
+
+Stores register themselves when they first touch the backend, so `forget` and the key sweep can reach every
+namespace from the command line, with no generated code at hand.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from prism_runtime.pii import tables
+from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
+from prism_runtime.sql.driver import SqlDriver
+
+
+def spec_to_json(spec: EntitySpec) -> str:
+    """Serialise the parts of a spec the PII layer needs, deterministically."""
+    body = {
+        "namespace": spec.namespace,
+        "message_name": spec.message_name,
+        "abstraction": spec.abstraction.value,
+        "key": spec.key,
+        "sort_key": spec.sort_key,
+        "subject": spec.subject,
+        "columns": [asdict(c) for c in spec.columns],
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+
+def spec_from_json(text: str) -> EntitySpec:
+    """Rebuild a spec written by `spec_to_json`."""
+    body: dict[str, Any] = json.loads(text)
+    columns = tuple(Column(**{**c, "kind": ColumnKind(c["kind"])}) for c in body["columns"])
+    return EntitySpec(
+        namespace=body["namespace"],
+        message_name=body["message_name"],
+        abstraction=Abstraction(body["abstraction"]),
+        key=body["key"],
+        sort_key=body["sort_key"],
+        subject=body["subject"],
+        columns=columns,
+    )
+
+
+class Catalog:
+    """The entities with PII on one SQL backend."""
+
+    def __init__(self, driver: SqlDriver) -> None:
+        self.driver = driver
+        self._ready = False
+        self._known: dict[str, str] = {}
+
+    async def _prepare(self) -> None:
+        if not self._ready:
+            await tables.prepare(self.driver, tables.ENTITIES)
+            self._ready = True
+
+    async def register(self, spec: EntitySpec) -> None:
+        """Record (or update) `spec`; a no-op when this process already did."""
+        text = spec_to_json(spec)
+        if self._known.get(spec.namespace) == text:
+            return
+        await self._prepare()
+        q, ph = self.driver.dialect.quote, self.driver.dialect.placeholder
+        await self.driver.execute(
+            f"INSERT INTO {q(tables.ENTITIES.namespace)} ({q('namespace')}, {q('message_name')}, {q('spec')}) "
+            f"VALUES ({ph(1)}, {ph(2)}, {ph(3)}) ON CONFLICT ({q('namespace')}) DO UPDATE SET "
+            f"{q('message_name')} = excluded.{q('message_name')}, {q('spec')} = excluded.{q('spec')}",
+            (spec.namespace, spec.message_name, text),
+            namespace=spec.namespace,
+        )
+        self._known[spec.namespace] = text
+
+    async def entities(self) -> list[EntitySpec]:
+        """Return every registered spec, by namespace."""
+        await self._prepare()
+        q = self.driver.dialect.quote
+        rows = await self.driver.fetch(
+            f"SELECT {q('spec')} FROM {q(tables.ENTITIES.namespace)} ORDER BY {q('namespace')}",
+            (),
+            namespace="prism_entities",
+        )
+        return [spec_from_json(str(r[0])) for r in rows]

@@ -1,0 +1,719 @@
+"""PII handling, proven against real storage: raw bytes, audit chain, forget, blind indexes, rotation, masking.
+
+Every test goes through freshly generated stores on a real SQLite file and reads the raw storage back with
+the plain driver (and the SQLite file's bytes), as an attacker with the database would. BACKENDS lists
+where the same tests run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import io
+import logging
+import re
+import sqlite3
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import asyncpg
+import pytest
+from backends import BACKENDS, drop_schema, url_for
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import prism_runtime
+from prism_runtime.pii import LocalKeyWrapper, mask_value
+from prism_runtime.pii.vault import vault_for
+from prism_runtime.provision import provision
+from prism_runtime.sql.ddl import EVENT_ID_COLUMN
+from prism_runtime.timeseries import event_id
+from protoc_gen_prism.protoc_runner import tool
+
+SSN, EMAIL, PHONE = "078-05-1120", "Jane.Roe@example.com", "+1 415 555 0134"
+PATIENT_NS, VISIT_NS = "prismtest_pii_v1_patient", "prismtest_pii_v1_visit"
+
+
+@pytest.fixture
+def pii(generated: Path) -> tuple[ModuleType, ModuleType]:
+    return (
+        importlib.import_module("prismtest.pii.v1.pii_pb2"),
+        importlib.import_module("prismtest.pii.v1.pii_prism"),
+    )
+
+
+@pytest.fixture(params=BACKENDS)
+async def url(
+    request: pytest.FixtureRequest, tmp_path: Path, generated: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[str]:
+    """An empty database with the generated SQL provisioned, as a user sets one up."""
+    # The CLI subprocesses find the same master key through the environment.
+    monkeypatch.setenv("PRISM_MASTER_KEY_FILE", str(tmp_path / "master.key"))
+    address = await url_for(request, request.param, tmp_path)
+    async with prism_runtime.connect(address) as handle:
+        await provision(handle, generated, echo=lambda line: None)
+    yield address
+    if request.param == "postgres":
+        await drop_schema(address)
+
+
+@pytest.fixture
+async def db(url: str, tmp_path: Path) -> AsyncIterator[prism_runtime.Database]:
+    async with prism_runtime.connect(url, key_wrapper=LocalKeyWrapper(tmp_path / "master.key")) as handle:
+        yield handle
+
+
+async def raw(url: str, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Read (or change) the stored tables directly with the plain driver, bypassing Prism ("?" markers)."""
+    if url.startswith("sqlite:"):
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        try:
+            return conn.execute(sql, args).fetchall()
+        finally:
+            conn.close()
+    count = iter(range(1, 1000))
+    pg = await asyncpg.connect(url)
+    try:
+        return [tuple(r) for r in await pg.fetch(re.sub(r"\?", lambda _: f"${next(count)}", sql), *args)]
+    finally:
+        await pg.close()
+
+
+def drop_guard(url: str, action: str) -> str:
+    """Return the SQL that drops the append-only guard of prism_audit for UPDATE or DELETE."""
+    if url.startswith("sqlite:"):
+        return f"DROP TRIGGER prism_audit__no_{action.lower()}"
+    return "DROP TRIGGER prism_audit__no_change ON prism_audit"
+
+
+def prism_cli(*args: str, url: str) -> subprocess.CompletedProcess[str]:
+    """Run the `prism` command as a user would."""
+    return subprocess.run(
+        [tool("prism"), *args, "--url", url], capture_output=True, text=True, check=False, timeout=120
+    )
+
+
+def patient(pb2: Any, pid: str = "p1", **over: Any) -> Any:
+    fields: dict[str, Any] = dict(
+        patient_id=pid,
+        ssn=SSN,
+        email=EMAIL,
+        phone=PHONE,
+        photo=b"\x89PNG-face",
+        display_name="J. R.",
+        last_ip="203.0.113.77",
+        visits=3,
+    )
+    fields.update(over)
+    message = pb2.Patient(**fields)
+    message.emergency.name = "John Roe"
+    message.emergency.phone = "+44 20 7946 0958"
+    return message
+
+
+# -- encryption at rest ----------------------------------------------------------------------------
+
+
+async def test_put_encrypts_get_decrypts_in_tinks_layout(
+    db: prism_runtime.Database, url: str, pii: Any
+) -> None:
+    pb2, prism = pii
+    store = prism.PatientStore(db)
+    original = patient(pb2)
+    await store.put(original)
+    assert await store.get("p1") == original
+    (ssn, email, phone, photo, name, bidx) = (
+        await raw(url, f"SELECT ssn, email, phone, photo, display_name, email__bidx FROM {PATIENT_NS}")
+    )[0]
+    for blob, clear in ((ssn, SSN), (email, EMAIL), (phone, PHONE)):
+        assert isinstance(blob, bytes) and blob[0] == 0x01
+        assert len(blob) == 1 + 4 + 12 + len(clear.encode()) + 16
+        assert clear.encode() not in blob
+    assert {ssn[1:5], email[1:5], phone[1:5], photo[1:5]} == {ssn[1:5]}, "one data key per subject"
+    assert name == "J. R." and len(bidx) == 2
+    # A second subject gets a key of its own.
+    await store.put(patient(pb2, "p2"))
+    other = (await raw(url, f"SELECT ssn FROM {PATIENT_NS} WHERE patient_id = 'p2'"))[0][0]
+    assert other[1:5] != ssn[1:5]
+
+
+async def test_empty_and_unset_values_round_trip(db: prism_runtime.Database, pii: Any) -> None:
+    pb2, prism = pii
+    store = prism.PatientStore(db)
+    bare = pb2.Patient(patient_id="p0")
+    await store.put(bare)
+    got = await store.get("p0")
+    assert got == bare and not got.HasField("phone")
+    await store.put_many([patient(pb2, f"p{i}") for i in range(1, 40)])
+    assert [p.ssn for p in await store.get_many(["p3", "p0"])] == [SSN, ""]
+    assert len([p async for p in store.scan(page_size=7)]) == 40
+
+
+def test_no_plaintext_pii_in_the_database_file(pii: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    pb2, prism = pii
+    text = st.text(
+        alphabet=st.characters(codec="utf-8", categories=["L", "N", "P"]), min_size=4, max_size=40
+    ).map(lambda s: "\u2603" + s)  # a mark no schema name or number has, so a match is a leak, not chance
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(ssn=text, email=text, phone=text, notes=text)
+    def check(ssn: str, email: str, phone: str, notes: str) -> None:
+        folder = tmp_path_factory.mktemp("raw")
+        path = folder / "pii.db"
+
+        async def write() -> None:
+            wrapper = LocalKeyWrapper(folder / "master.key")
+            async with prism_runtime.connect(f"sqlite:///{path}", key_wrapper=wrapper) as handle:
+                await prism.PatientStore(handle).put(
+                    pb2.Patient(patient_id="p1", ssn=ssn, email=email, phone=phone)
+                )
+                await prism.VisitStore(handle).put(
+                    pb2.Visit(clinic="c1", seq=1, patient_id="p1", notes=notes)
+                )
+                got = await prism.PatientStore(handle).get("p1")
+                assert (got.ssn, got.email, got.phone) == (ssn, email, phone)
+
+        asyncio.run(write())
+        stored = b"".join(p.read_bytes() for p in folder.iterdir() if p.name.startswith("pii.db"))
+        for value in (ssn, email, phone, notes):
+            assert value.encode("utf-8") not in stored
+
+    check()
+
+
+async def test_no_plaintext_pii_in_any_table(db: prism_runtime.Database, url: str, pii: Any) -> None:
+    pb2, prism = pii
+    with prism_runtime.actor("svc-intake", purpose="admission"):
+        await prism.PatientStore(db).put(patient(pb2, "p1"))
+        await prism.VisitStore(db).put(pb2.Visit(clinic="north", seq=1, patient_id="p1", notes="influenza A"))
+        await prism.PatientStore(db).find_by_email(EMAIL)
+    if url.startswith("sqlite:"):
+        tables = [r[0] for r in await raw(url, "SELECT name FROM sqlite_master WHERE type = 'table'")]
+    else:
+        tables = [
+            r[0]
+            for r in await raw(
+                url, "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+            )
+        ]
+    assert {"prism_keys", "prism_audit", "prism_entities", PATIENT_NS, VISIT_NS} <= set(tables)
+    stored = b""
+    for table in tables:
+        for row in await raw(url, f'SELECT * FROM "{table}"'):
+            stored += b"".join(v if isinstance(v, bytes) else str(v).encode() for v in row)
+    for value in (SSN, EMAIL, PHONE, "influenza A", "PNG-face"):
+        assert value.encode() not in stored
+    assert b"J. R." in stored, "fields without encrypt_at_rest stay queryable as before"
+
+
+async def test_ciphertext_swapped_between_rows_does_not_decrypt(
+    db: prism_runtime.Database, url: str, pii: Any
+) -> None:
+    pb2, prism = pii
+    store = prism.PatientStore(db)
+    await store.put_many([patient(pb2, "p1"), patient(pb2, "p2", ssn="219-09-9999")])
+    (p1_ssn,) = (await raw(url, f"SELECT ssn FROM {PATIENT_NS} WHERE patient_id = 'p1'"))[0]
+    await raw(url, f"UPDATE {PATIENT_NS} SET ssn = ? WHERE patient_id = 'p2'", (p1_ssn,))
+    with pytest.raises(prism_runtime.DecryptionError) as caught:
+        await store.get("p2")
+    message = str(caught.value)
+    assert PATIENT_NS in message and "'ssn'" in message
+    assert SSN not in message and "219-09-9999" not in message and "p2" not in message
+    # Same row, other field: the field number is bound too.
+    await raw(url, f"UPDATE {PATIENT_NS} SET email = ? WHERE patient_id = 'p1'", (p1_ssn,))
+    with pytest.raises(prism_runtime.DecryptionError, match="'email'"):
+        await store.get("p1")
+
+
+# -- forget ----------------------------------------------------------------------------------------
+
+
+async def test_forget_shreds_keys_deletes_rows_and_leaves_nothing_readable(
+    db: prism_runtime.Database, url: str, pii: Any, tmp_path: Path
+) -> None:
+    pb2, prism = pii
+    patients, visits = prism.PatientStore(db), prism.VisitStore(db)
+    await patients.put_many([patient(pb2, "p1"), patient(pb2, "p2")])
+    await visits.put_many(
+        [pb2.Visit(clinic="c1", seq=i, patient_id=f"p{1 + i % 2}", notes=f"note {i}") for i in range(6)]
+    )
+    backup = (await raw(url, f"SELECT * FROM {PATIENT_NS} WHERE patient_id = 'p1'"))[0]
+
+    receipt = await prism_runtime.forget(db, "p1")
+
+    assert receipt.keys_destroyed == 1 and "p1" not in receipt.subject_ref
+    assert {(e.namespace, e.rows_deleted) for e in receipt.erasures} == {(PATIENT_NS, 1), (VISIT_NS, 3)}
+    assert await patients.get("p1") is None
+    assert [v.seq async for v in visits.scan("c1")] == [1, 3, 5]
+    assert (await patients.get("p2")).ssn == SSN
+    # The raw ciphertext survives in a backup; restored, it still does not open, on a fresh connection too.
+    await raw(url, f"INSERT INTO {PATIENT_NS} VALUES ({', '.join('?' * len(backup))})", backup)
+    with pytest.raises(prism_runtime.SubjectForgotten, match=PATIENT_NS):
+        await patients.get("p1")
+    assert [p.patient_id async for p in patients.scan()] == ["p2"], "scans skip forgotten subjects"
+    async with prism_runtime.connect(url, key_wrapper=LocalKeyWrapper(tmp_path / "master.key")) as fresh:
+        with pytest.raises(prism_runtime.SubjectForgotten):
+            await prism.PatientStore(fresh).get("p1")
+    assert await raw(
+        url, "SELECT wrapped, state FROM prism_keys WHERE subject_ref = ?", (receipt.subject_ref,)
+    ) == [(None, "forgotten")]
+
+
+async def test_prism_forget_command_prints_a_receipt_without_the_subject(
+    db: prism_runtime.Database, url: str, pii: Any
+) -> None:
+    pb2, prism = pii
+    await prism.PatientStore(db).put(patient(pb2, "jane-roe-1980"))
+    done = prism_cli("forget", "jane-roe-1980", url=url)
+    assert done.returncode == 0, done.stderr
+    assert "jane-roe-1980" not in done.stdout
+    assert f"{PATIENT_NS} (prismtest.pii.v1.Patient): 1 row(s) deleted" in done.stdout
+    assert "keys destroyed: 1" in done.stdout
+
+
+# -- searchable ------------------------------------------------------------------------------------
+
+
+async def test_find_by_blind_index(db: prism_runtime.Database, url: str, pii: Any) -> None:
+    pb2, prism = pii
+    store = prism.PatientStore(db)
+    await store.put_many(
+        [patient(pb2, f"p{i}", email=f"user{i}@example.com") for i in range(300)] + [patient(pb2, "px")]
+    )
+    assert [p.patient_id for p in await store.find_by_email("USER42@example.com ")] == ["p42"]
+    assert {p.patient_id for p in await store.find_by_email(EMAIL)} == {"px"}
+    assert await store.find_by_email("nobody@example.com") == []
+    indexes = {r[0] for r in await raw(url, f"SELECT email__bidx FROM {PATIENT_NS}")}
+    assert all(len(i) == 2 for i in indexes)
+    await prism_runtime.forget(db, "px")
+    assert await store.find_by_email(EMAIL) == []
+
+
+# -- audit -----------------------------------------------------------------------------------------
+
+
+async def test_audit_records_who_touched_what_and_verify_finds_tampering(
+    db: prism_runtime.Database, url: str, pii: Any
+) -> None:
+    pb2, prism = pii
+    store = prism.PatientStore(db)
+    with prism_runtime.actor("svc-billing", purpose="invoice"):
+        await store.put(patient(pb2, "p1"))
+        await store.get("p1")
+    await prism.VisitStore(db).put(
+        pb2.Visit(clinic="clinic-north", seq=1, patient_id="p1", notes="influenza")
+    )
+    rows = await raw(
+        url, "SELECT seq, actor, purpose, action, message, field, pii, outcome, key_id FROM prism_audit"
+    )
+    assert [r[:8] for r in rows] == [
+        (1, "svc-billing", "invoice", "write", "prismtest.pii.v1.Patient", 2, "ssn", "ok"),
+        (2, "svc-billing", "invoice", "decrypt", "prismtest.pii.v1.Patient", 2, "ssn", "ok"),
+        (3, "unattributed", "", "write", "prismtest.pii.v1.Visit", 4, "generic", "ok"),
+    ]
+    assert rows[0][8] != 0
+    dump = "\n".join(map(str, await raw(url, "SELECT * FROM prism_audit")))
+    for value in (SSN, EMAIL, "p1", "influenza", "clinic-north"):
+        assert value not in dump
+
+    ok = prism_cli("audit", "verify", url=url)
+    assert ok.returncode == 0 and "ok, 3 entries" in ok.stdout
+    with pytest.raises(Exception, match="append-only"):
+        await raw(url, "UPDATE prism_audit SET actor = 'nobody' WHERE seq = 2")
+    # Someone with the file can drop the guard; the chain still gives them away.
+    await raw(url, drop_guard(url, "UPDATE"))
+    await raw(url, "UPDATE prism_audit SET actor = 'nobody' WHERE seq = 2")
+    bad = prism_cli("audit", "verify", url=url)
+    assert bad.returncode == 1
+    assert "TAMPERED at entry 2: entry_hash does not match" in bad.stdout
+
+    exported = prism_cli("audit", "export", "--after-seq", "1", url=url)
+    lines = exported.stdout.strip().splitlines()
+    assert len(lines) == 3 and lines[-1].startswith('{"checkpoint": {"seq": 3, "entry_hash": ')
+
+
+async def test_audit_names_a_deleted_entry(db: prism_runtime.Database, url: str, pii: Any) -> None:
+    pb2, prism = pii
+    store = prism.PatientStore(db)
+    for i in range(4):
+        await store.put(patient(pb2, f"p{i}"))
+    await raw(url, drop_guard(url, "DELETE"))
+    await raw(url, "DELETE FROM prism_audit WHERE seq = 3")
+    result = await vault_for(db.backend).audit.verify()  # type: ignore[arg-type]
+    assert (result.first_bad_seq, result.reason) == (3, "entry 3 is missing (next is 4)")
+
+
+# -- rotation --------------------------------------------------------------------------------------
+
+
+async def test_rotate_reencrypt_retire(
+    db: prism_runtime.Database, url: str, pii: Any, tmp_path: Path
+) -> None:
+    pb2, prism = pii
+    store = prism.PatientStore(db)
+    await store.put(patient(pb2, "p1"))
+    old_id = (await raw(url, f"SELECT ssn FROM {PATIENT_NS}"))[0][0][1:5]
+
+    rotated = prism_cli("keys", "rotate", url=url)
+    assert rotated.returncode == 0, rotated.stderr
+    assert "generation 2 is primary" in rotated.stdout and "master key version 2" in rotated.stdout
+
+    async with prism_runtime.connect(url, key_wrapper=LocalKeyWrapper(tmp_path / "master.key")) as fresh:
+        store = prism.PatientStore(fresh)
+        assert (await store.get("p1")).ssn == SSN, "old data still decrypts"
+        await store.put(patient(pb2, "p2"))
+    refused = prism_cli("keys", "retire", "--below", "2", url=url)
+    assert refused.returncode == 1 and "run `prism keys reencrypt` first" in refused.stderr
+
+    swept = prism_cli("keys", "reencrypt", url=url)
+    assert swept.returncode == 0, swept.stderr
+    assert "8 encrypted value(s), moved 4, re-wrapped 2 key(s)" in swept.stdout
+    assert (await raw(url, f"SELECT ssn FROM {PATIENT_NS} WHERE patient_id = 'p1'"))[0][0][1:5] != old_id
+
+    retired = prism_cli("keys", "retire", "--below", "2", url=url)
+    assert retired.returncode == 0 and "1 data key(s) below generation 2 destroyed" in retired.stdout
+    async with prism_runtime.connect(url, key_wrapper=LocalKeyWrapper(tmp_path / "master.key")) as fresh:
+        assert [p.ssn for p in await prism.PatientStore(fresh).get_many(["p1", "p2"])] == [SSN, SSN]
+
+
+def test_master_key_file_is_private(tmp_path: Path) -> None:
+    wrapper = LocalKeyWrapper(tmp_path / "keys" / "master.key")
+    asyncio.run(wrapper.generate({"prism": "test"}))
+    assert (tmp_path / "keys" / "master.key").stat().st_mode & 0o777 == 0o600
+
+
+# -- masking ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "masked"),
+    [
+        ("ssn", "078-05-1120", "***-**-****"),
+        ("email", "jane.roe@example.com", "j***@example.com"),
+        ("phone", "+1 415 555 0134", "+1 ******0134"),
+        ("phone", "+442079460958", "+44 ******0958"),
+        ("phone", "0412 345 678", "******5678"),
+        ("credit_card", "4111 1111 1111 1234", "**** **** **** 1234"),
+        ("ip", "203.0.113.77", "203.0.113.0"),
+        ("ip", "2001:db8:abcd:12:34::1", "2001:db8:abcd::"),
+        ("name", "Jane Roe", "[REDACTED]"),
+        ("address", "1 Main St", "[REDACTED]"),
+        ("dob", "1980-01-02", "[REDACTED]"),
+        ("generic", "anything", "[REDACTED]"),
+        ("email", "not-an-email", "[REDACTED]"),
+    ],
+)
+def test_mask_formats(kind: str, value: str, masked: str) -> None:
+    assert mask_value(kind, value) == masked
+
+
+def test_logs_reprs_and_exceptions_never_show_pii(pii: Any) -> None:
+    pb2, _ = pii
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        prism_runtime.install_log_masking()
+        log = logging.getLogger("svc.patients")
+        p = patient(pb2)
+        log.info("stored %s", p)
+        log.info(f"stored {p} and {[p]!r}")
+        log.info("by name %(patient)s", {"patient": p})
+        log.info(p)
+        try:
+            raise ValueError(f"cannot bill {p}")
+        except ValueError:
+            log.exception("billing failed")
+        contact = pb2.Contact(name="John Roe", phone="+44 20 7946 0958")
+        log.warning("contact %r", contact)
+    finally:
+        root.removeHandler(handler)
+    out = stream.getvalue()
+    for value in (SSN, EMAIL, PHONE, "John Roe", "7946 0958", "203.0.113.77", "Jane.Roe"):
+        assert value not in out
+    assert "***-**-****" in out and "J***@example.com" in out and "203.0.113.0" in out
+    assert "+1 ******0134" in out and "[REDACTED]" in out and "J. R." in out
+
+
+def test_structlog_processor_masks_messages(pii: Any) -> None:
+    import structlog
+
+    pb2, _ = pii
+    out = io.StringIO()
+    structlog.configure(
+        processors=[prism_runtime.pii.structlog_processor, structlog.processors.KeyValueRenderer()],
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=False,
+    )
+    try:
+        structlog.get_logger().info("stored", patient=pb2.Patient(patient_id="p1", ssn=SSN, email=EMAIL))
+    finally:
+        structlog.reset_defaults()
+    assert SSN not in out.getvalue() and EMAIL not in out.getvalue()
+    assert "***-**-****" in out.getvalue()
+
+
+# -- KMS, for real, against moto's server on loopback -----------------------------------------------
+
+
+@pytest.fixture
+def kms(monkeypatch: pytest.MonkeyPatch) -> Any:
+    import socket
+
+    import boto3
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [tool("moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", f"http://127.0.0.1:{port}")
+    for name, value in (
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_DEFAULT_REGION", "eu-west-1"),
+    ):
+        monkeypatch.setenv(name, value)
+    client = boto3.client("kms")
+    for _ in range(100):
+        try:
+            key_id = client.create_key(Description="prism test")["KeyMetadata"]["KeyId"]
+            break
+        except Exception:
+            import time
+
+            time.sleep(0.05)
+    else:
+        server.kill()
+        pytest.fail("moto_server did not start")
+    yield key_id, server
+    server.kill()
+    server.wait()
+
+
+async def test_kms_wrapper_against_a_real_kms_server(kms: Any, tmp_path: Path, pii: Any) -> None:
+    key_id, server = kms
+    pb2, prism = pii
+    url = f"sqlite:///{tmp_path / 'kms.db'}"
+    wrapper = prism_runtime.pii.KmsKeyWrapper(key_id)
+    async with prism_runtime.connect(url, key_wrapper=wrapper) as db:
+        store = prism.PatientStore(db)
+        await store.put(patient(pb2))
+        assert (await store.get("p1")).ssn == SSN
+    wrapped = await raw(
+        url, "SELECT wrapper, length(wrapped) FROM prism_keys WHERE subject_ref <> '~index-root'"
+    )
+    assert wrapped[0][0] == f"aws-kms {key_id}" and wrapped[0][1] > 32
+    stored = (tmp_path / "kms.db").read_bytes()
+    assert SSN.encode() not in stored
+    async with prism_runtime.connect(url, key_wrapper=prism_runtime.pii.KmsKeyWrapper(key_id)) as db:
+        assert (await prism.PatientStore(db).get("p1")).email == EMAIL, "unwrapped through KMS Decrypt"
+        server.kill()
+        server.wait()
+    async with prism_runtime.connect(url, key_wrapper=prism_runtime.pii.KmsKeyWrapper(key_id)) as db:
+        with pytest.raises(prism_runtime.pii.KeyWrapperUnavailable, match="aws-kms") as caught:
+            await prism.PatientStore(db).get("p1")
+        assert SSN not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "down", ["sqlite:///{tmp}/missing/dir/x.db", "postgresql://postgres:s3cret@127.0.0.1:1/postgres"]
+)
+def test_cli_says_in_one_line_when_the_backend_is_down(down: str, tmp_path: Path) -> None:
+    done = prism_cli("audit", "verify", url=down.format(tmp=tmp_path))
+    assert done.returncode == 1 and done.stderr.startswith("prism audit verify: ")
+    assert len(done.stderr.strip().splitlines()) == 1 and "s3cret" not in done.stderr
+
+
+# -- stream payloads -------------------------------------------------------------------------------
+
+
+async def test_stream_payload_is_sealed_and_shredded_by_forget(db: prism_runtime.Database, pii: Any) -> None:
+    from prism_runtime.pii.payload import open_payload, seal_payload
+
+    pb2, prism = pii
+    vault = vault_for(db.backend)  # type: ignore[arg-type]
+    spec = prism.PatientStore(db).spec
+    original = patient(pb2, "p9")
+    payload = await seal_payload(vault, spec, original)
+    for value in (SSN, EMAIL, PHONE):
+        assert value.encode() not in payload
+    assert await open_payload(vault, spec, pb2.Patient, payload) == original
+    moved = payload.replace(b"p9", b"p8")  # the same ciphertext under another record key
+    with pytest.raises(prism_runtime.DecryptionError, match="'ssn'"):
+        await open_payload(vault, spec, pb2.Patient, moved)
+    await prism_runtime.forget(db, "p9")
+    with pytest.raises(prism_runtime.SubjectForgotten):
+        await open_payload(vault, spec, pb2.Patient, payload)
+
+
+async def test_sealed_payloads_on_real_nats_and_kafka(
+    db: prism_runtime.Database, pii: Any, nats_url: str, kafka_bootstrap: str
+) -> None:
+    """What a stream backend sends: the raw bytes the brokers keep hold no PII, and forget shreds them."""
+    import uuid
+
+    import nats
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    from prism_runtime.pii.payload import open_payload, seal_payload
+
+    pb2, prism = pii
+    vault = vault_for(db.backend)  # type: ignore[arg-type]
+    spec = prism.PatientStore(db).spec
+    original = patient(pb2, "p-stream")
+    payload = await seal_payload(vault, spec, original)
+    name = f"pii_{uuid.uuid4().hex[:10]}"
+
+    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=0)
+    js = nc.jetstream()
+    try:
+        await js.add_stream(name=name, subjects=[f"{name}.>"])
+        ack = await js.publish(f"{name}.patients", payload)
+        from_nats = (await js.get_msg(name, ack.seq)).data
+    finally:
+        await js.delete_stream(name)
+        await nc.close()
+
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=False, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(name, payload, key=b"p-stream")
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(name, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        from_kafka = (await asyncio.wait_for(consumer.getone(), timeout=20)).value
+    finally:
+        await consumer.stop()
+
+    for stored in (from_nats, from_kafka):
+        assert stored is not None
+        for value in (SSN, EMAIL, PHONE):
+            assert value.encode() not in stored
+        assert await open_payload(vault, spec, pb2.Patient, stored) == original
+    await prism_runtime.forget(db, "p-stream")
+    for stored in (from_nats, from_kafka):
+        with pytest.raises(prism_runtime.SubjectForgotten):
+            await open_payload(vault, spec, pb2.Patient, stored)
+
+
+# -- time series on SQL ----------------------------------------------------------------------------
+
+SIGNIN_NS = "prismtest_pii_v1_sign_in"
+
+
+async def test_time_series_encrypts_events_and_forget_erases_them(
+    db: prism_runtime.Database, url: str, pii: Any
+) -> None:
+    pb2, prism = pii
+    series = prism.SignInSeries(db)
+    addresses = [f"198.51.100.{i}" for i in range(10, 16)]
+    with prism_runtime.actor("svc-portal", purpose="sign-in"):
+        await series.append_many(
+            pb2.SignIn(patient_id="p1" if i % 2 else "p2", at_ms=1_700_000_000_000 + i, ip=ip, device="phone")
+            for i, ip in enumerate(addresses)
+        )
+        got = [e.ip async for e in series.query("p1")]
+    assert got == addresses[1::2]
+    stored = b"".join(
+        v if isinstance(v, bytes) else str(v).encode()
+        for row in await raw(url, f"SELECT * FROM {SIGNIN_NS}")
+        for v in row
+    )
+    assert all(ip.encode() not in stored for ip in addresses) and b"phone" in stored
+    # Event ids are keyed digests: an unkeyed one could be checked against guesses of the encrypted values.
+    stored_ids = {r[0] for r in await raw(url, f'SELECT "{EVENT_ID_COLUMN}" FROM {SIGNIN_NS}')}
+    first = pb2.SignIn(patient_id="p2", at_ms=1_700_000_000_000, ip=addresses[0], device="phone")
+    assert len(stored_ids) == 6 and event_id(first) not in stored_ids
+    actions = await raw(
+        url, "SELECT action, actor FROM prism_audit WHERE message = 'prismtest.pii.v1.SignIn'"
+    )
+    assert actions == [("write", "svc-portal")] * 6 + [("decrypt", "svc-portal")] * 3
+
+    receipt = await prism_runtime.forget(db, "p1")
+    assert (SIGNIN_NS, 3) in {(e.namespace, e.rows_deleted) for e in receipt.erasures}
+    assert [e.ip async for e in series.query("p1")] == []
+    assert [e.ip async for e in series.query("p2")] == addresses[0::2]
+
+
+# -- time series on Kafka and NATS -----------------------------------------------------------------
+
+
+async def _raw_stream_payloads(kind: str, address: str, key: str) -> list[bytes]:
+    """Read a series' records straight from the broker, as anyone with access to it could."""
+    if kind == "kafka":
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(
+            SIGNIN_NS, bootstrap_servers=address, auto_offset_reset="earliest", enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            found: list[bytes] = []
+            for _ in range(40):
+                batch = await consumer.getmany(timeout_ms=250)
+                found += [r.value for rs in batch.values() for r in rs if r.key == key.encode()]
+                if len(found) >= 3:
+                    break
+            return found
+        finally:
+            await consumer.stop()
+    import nats
+
+    from prism_runtime.backends.nats import subject_of
+
+    nc = await nats.connect(address, connect_timeout=5, max_reconnect_attempts=0)
+    try:
+        js = nc.jetstream()
+        sub = await js.pull_subscribe(subject_of(SIGNIN_NS, key), stream=SIGNIN_NS)
+        msgs = await sub.fetch(3, timeout=5)
+        await sub.unsubscribe()
+        return [m.data for m in msgs]
+    finally:
+        await nc.close()
+
+
+@pytest.mark.parametrize("kind", ["kafka", "nats"])
+async def test_stream_time_series_seals_payloads_and_forget_shreds_them(
+    kind: str, request: pytest.FixtureRequest, pii: Any, tmp_path: Path
+) -> None:
+    import uuid
+
+    pb2, prism = pii
+    address = request.getfixturevalue("kafka_bootstrap" if kind == "kafka" else "nats_url")
+    stream = f"kafka://{address}?idempotence=false" if kind == "kafka" else address
+    config = {
+        "backends": {kind: stream, "sqlite": f"sqlite:///{tmp_path / 'keys.db'}"},
+        "namespaces": {SIGNIN_NS: kind},
+    }
+    patient_id = f"p-{uuid.uuid4().hex[:12]}"
+    addresses = ["192.0.2.41", "192.0.2.42", "192.0.2.43"]
+    wrapper = LocalKeyWrapper(tmp_path / "master.key")
+    async with prism_runtime.connect(config=config, key_wrapper=wrapper) as db:
+        series = prism.SignInSeries(db)
+        assert db.kind_for(series.spec) == kind
+        await series.append_many(
+            pb2.SignIn(patient_id=patient_id, at_ms=1_700_000_000_000 + i, ip=ip, device="tablet")
+            for i, ip in enumerate(addresses)
+        )
+        assert [e.ip async for e in series.query(patient_id)] == addresses
+        payloads = await _raw_stream_payloads(kind, address, patient_id)
+        assert len(payloads) == 3
+        assert all(ip.encode() not in p for p in payloads for ip in addresses)
+        assert all(b"tablet" in p for p in payloads), "fields without encrypt_at_rest stay readable"
+
+        receipt = await prism_runtime.forget(db, patient_id)
+        assert receipt.keys_destroyed == 1
+        with pytest.raises(prism_runtime.SubjectForgotten, match=SIGNIN_NS):
+            [e async for e in series.query(patient_id)]
