@@ -21,7 +21,7 @@ from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.dialects import dialect_for
 from protoc_gen_prism import __version__
 from protoc_gen_prism.checks.compare import pair_entities
-from protoc_gen_prism.checks.storage import sql_types
+from protoc_gen_prism.checks.storage import columns_by_key, sql_types
 from protoc_gen_prism.model import Entity, Schema
 
 DIALECTS = ("postgres", "sqlite")
@@ -126,10 +126,10 @@ def _table_steps(
                 lambda d: [alter.rename_table(old.namespace, table, d)],
             )
         )
-    now = {c.number: c for c in new.columns}
-    was_numbers = {c.number for c in old.columns}
-    for column in old.columns:
-        current = now.get(column.number)
+    now = columns_by_key(new)
+    was = columns_by_key(old)
+    for key, column in was.items():
+        current = now.get(key)
         if current is None:
             _removed(table, column, steps, contract, withheld, allow_destructive, series)
             continue
@@ -158,8 +158,8 @@ def _table_steps(
             )
         if current.indexed and (index_moved or not column.indexed):
             steps.append(_create_index(table, current, series))
-    for column in new.columns:
-        if column.number in was_numbers:
+    for key, column in now.items():
+        if key in was:
             continue
         steps.append(
             _step(
@@ -180,6 +180,12 @@ def _create_index(table: str, column: Column, series: bool) -> Step:
     )
 
 
+def _what(column: Column) -> str:
+    return (
+        f"the blind index of {column.blind_index_of}" if column.blind_index_of else f"field {column.number}"
+    )
+
+
 def _removed(
     table: str,
     column: Column,
@@ -191,7 +197,7 @@ def _removed(
 ) -> None:
     if not allow:
         withheld.append(
-            f"{table}.{column.name}: field {column.number} was removed; --allow-destructive writes the expand step "
+            f"{table}.{column.name}: {_what(column)} was removed; --allow-destructive writes the expand step "
             "now and the DROP COLUMN contract step for later"
         )
         return
@@ -211,9 +217,7 @@ def _removed(
         return [*first, alter.drop_column(table, column.name, d)]
 
     steps.append(
-        _step(
-            "expand", f"expand: stop requiring {table}.{column.name} (field {column.number} removed)", expand
-        )
+        _step("expand", f"expand: stop requiring {table}.{column.name} ({_what(column)} removed)", expand)
     )
     contract.append(_step("drop", f"contract: drop column {table}.{column.name}", drop))
 

@@ -73,7 +73,12 @@ PAIRS: list[tuple[str, str | dict[str, str], str | dict[str, str], list[tuple[st
     ("delete_with_reserved", kv("string nick = 2;"), kv("reserved 2;", 'reserved "nick";'), []),
     ("enum_value_reserved", ENUM, "enum Color {\n  COLOR_UNSPECIFIED = 0;\n  reserved 1;\n}", []),
     ("add_message", kv(), kv() + "\n" + ENUM, []),
-    ("add_pii_protection", kv("string email = 2;"), kv(EMAIL), []),
+    (
+        "mark_pii_in_clear",
+        kv("string email = 2;"),
+        kv('string email = 2 [(prism.pii) = "email", (prism.plaintext_reason) = "support looks it up"];'),
+        [],
+    ),
     ("same_rank_pii_kind", kv(EMAIL), kv(EMAIL.replace('"email"', '"phone"')), []),
     ("add_index", kv("string nick = 2;"), kv("string nick = 2 [(prism.index) = true];"), []),
     ("same_abstraction", kv(), kv().replace("key_value", "read_heavy"), []),
@@ -184,18 +189,28 @@ PAIRS: list[tuple[str, str | dict[str, str], str | dict[str, str], list[tuple[st
         EDGE.replace("string via = 3;", "string via = 3 [(prism.index) = true];"),
         [],
     ),
+    (
+        "encrypt_existing_field",
+        kv("string email = 2;"),
+        kv(EMAIL),
+        [("STORAGE_COLUMN_TYPE_CHANGED", "8:3")],
+    ),
     # -- data protection ----------------------------------------------------------------------------
     (
         "encryption_removed",
         kv(EMAIL),
         kv('string email = 2 [(prism.pii) = "email", (prism.plaintext_reason) = "search"];'),
-        [("PROTECT_ENCRYPTION_REMOVED", "8:3")],
+        [("PROTECT_ENCRYPTION_REMOVED", "8:3"), ("STORAGE_COLUMN_TYPE_CHANGED", "8:3")],
     ),
     (
         "pii_removed",
         kv(EMAIL),
         kv("string email = 2;"),
-        [("PROTECT_ENCRYPTION_REMOVED", "8:3"), ("PROTECT_PII_REMOVED", "8:3")],
+        [
+            ("PROTECT_ENCRYPTION_REMOVED", "8:3"),
+            ("PROTECT_PII_REMOVED", "8:3"),
+            ("STORAGE_COLUMN_TYPE_CHANGED", "8:3"),
+        ],
     ),
     ("pii_weakened", kv(SSN), kv(SSN.replace('"ssn"', '"generic"')), [("PROTECT_PII_WEAKENED", "8:3")]),
     (
@@ -361,6 +376,9 @@ def test_against_a_git_ref_without_checkout(tmp_path: Path) -> None:
         "(prism.encrypt_at_rest) removed; keep it",
         f"::error file=proto/{FILE},line=8,col=3,title=PROTECT_PII_REMOVED::acme.app.v1.M.email: "
         "(prism.pii) = 'email' removed; keep it",
+        f"::error file=proto/{FILE},line=8,col=3,title=STORAGE_COLUMN_TYPE_CHANGED::acme.app.v1.M.email: column "
+        "type changes from BYTEA to TEXT (postgres) (encrypted values are stored as bytes: existing rows must be "
+        "rewritten); the table 'acme_app_v1_m' needs a rewrite: add a new field and backfill it instead",
     ]
     # The working tree is untouched: git archive reads the ref, nothing is checked out.
     assert "string email = 2;" in (repo / "proto" / FILE).read_text()

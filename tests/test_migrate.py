@@ -322,3 +322,35 @@ async def test_time_series_migration_keeps_events(
     finally:
         if backend == "postgres":
             await drop_schema(url)
+
+
+def test_blind_index_columns_follow_their_field(tmp_path: Path) -> None:
+    email = 'string email = 2 [(prism.pii) = "email", (prism.encrypt_at_rest) = true{}];'
+    body = 'message Account {{\n  option (prism.access_pattern) = "key_value";\n  string id = 1 [(prism.key) = true];\n  {}\n}}'
+    plain = compile_image(
+        write_schema(tmp_path / "a", body.format(email.format("")), name=FILE, package="acme.shop.v1")
+    )
+    searchable = email.format(", (prism.searchable) = true")
+    found = compile_image(
+        write_schema(tmp_path / "b", body.format(searchable), name=FILE, package="acme.shop.v1")
+    )
+    renamed = compile_image(
+        write_schema(
+            tmp_path / "c",
+            body.format(searchable.replace("email =", "mail =")),
+            name=FILE,
+            package="acme.shop.v1",
+        )
+    )
+    added = plan_migration(plain.schema(), found.schema())
+    assert [s.summary for s in added.steps] == [
+        "add column acme_shop_v1_account.email__bidx",
+        "create index on acme_shop_v1_account.email__bidx",
+    ]
+    moved = plan_migration(found.schema(), renamed.schema())
+    assert [s.summary for s in moved.steps] == [
+        "rename column acme_shop_v1_account.email to mail",
+        "rename column acme_shop_v1_account.email__bidx to mail__bidx",
+        "drop index of acme_shop_v1_account.email__bidx",
+        "create index on acme_shop_v1_account.mail__bidx",
+    ]

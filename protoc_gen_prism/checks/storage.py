@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from functools import cache
 
-from prism_runtime.schema import Column, ColumnKind
+from prism_runtime.schema import Column, ColumnKind, EntitySpec
 from prism_runtime.sql.dialects import PostgresDialect, SqliteDialect
 from protoc_gen_prism.checks.compare import Change
 from protoc_gen_prism.checks.rules import Category, Hit, Severity, rule
@@ -82,21 +82,31 @@ def _sql_types(kind: ColumnKind, repeated: bool) -> tuple[str, ...]:
     f"message M {{\n  {_KV}\n  string id = 1 [(prism.key) = true];\n  double count = 2;\n}}",
 )
 def column_type_changed(change: Change) -> Iterator[Hit]:
-    """Find columns whose SQL type differs under the same field number."""
+    """Find stored columns whose SQL type differs under the same field number (encryption stores bytes)."""
     for old_entity, new_entity in change.entity_pairs:
-        by_number = {f.number: f for f in new_entity.fields}
-        for old in old_entity.fields:
-            new = by_number.get(old.number)
-            if new is None:
+        now = columns_by_key(new_entity.spec)
+        fields = {f.number: f for f in new_entity.fields}
+        for key, old in columns_by_key(old_entity.spec).items():
+            new = now.get(key)
+            if new is None or sql_types(old) == sql_types(new):
                 continue
-            was = _sql_types(old.column_kind, old.column_repeated)
-            now = _sql_types(new.column_kind, new.column_repeated)
-            if was != now:
-                yield Hit(
-                    new.location,
-                    f"{new_entity.full_name}.{new.name}: column type changes from {was[0]} to {now[0]} "
-                    f"(postgres); the table {new_entity.namespace!r} needs a rewrite: add a new field instead",
-                )
+            was, then = sql_types(old), sql_types(new)
+            why = ""
+            if old.encrypted != new.encrypted:
+                why = " (encrypted values are stored as bytes: existing rows must be rewritten)"
+            yield Hit(
+                fields[new.number].location,
+                f"{new_entity.full_name}.{new.name}: column type changes from {was[0]} to {then[0]} (postgres)"
+                f"{why}; the table {new_entity.namespace!r} needs a rewrite: add a new field and backfill it instead",
+            )
+
+
+def columns_by_key(spec: EntitySpec) -> dict[tuple[int, bool], Column]:
+    """Return the stored columns by (field number, is a blind index): how a column is followed across renames."""
+    numbers = {c.name: c.number for c in spec.columns}
+    return {
+        (numbers[c.blind_index_of], True) if c.blind_index_of else (c.number, False): c for c in spec.columns
+    }
 
 
 @rule(
