@@ -76,7 +76,8 @@ expressions:
 | `(prism.index)` added | `CREATE INDEX CONCURRENTLY IF NOT EXISTS` on Postgres (without CONCURRENTLY on a time series, whose table is partitioned), `CREATE INDEX IF NOT EXISTS` on SQLite |
 | `(prism.namespace)` changed | `ALTER TABLE ... RENAME TO` |
 | field or entity removed | only with `--allow-destructive`: an expand step now (Postgres: `DROP NOT NULL`, so writers that omit the column keep working) and a contract step (`DROP COLUMN` / `DROP TABLE`) in `<out>/<dialect>/pending/`, moved up by hand once no running version reads the column |
-| key, sort key, abstraction or column type changed | not written: printed with the reason; it needs a new namespace and a copy |
+| `(prism.searchable)` added or renamed | the blind-index column follows its field (ADD / RENAME COLUMN, its index); rows written before have no blind index until rewritten |
+| key, sort key, abstraction or column type changed (also `encrypt_at_rest` on or off) | not written: printed with the reason; it needs a new field or namespace and a backfill |
 
 `prism provision gen/ --migrations migrations/` applies `migrations/<dialect>/*.sql` before `sql/<dialect>/**.sql`
 (default: `gen/migrations/`), records each file in `prism_schema_history`, and runs each migration statement only

@@ -77,7 +77,8 @@ def _sql_types(kind: ColumnKind, repeated: bool) -> tuple[str, ...]:
     "STORAGE_COLUMN_TYPE_CHANGED",
     Category.STORAGE,
     Severity.ERROR,
-    "a field's column type changed in Postgres or SQLite: the table must be rewritten",
+    "a field's column type changed in Postgres or SQLite (turning encrypt_at_rest on or off does too: "
+    "ciphertext is bytes): the table must be rewritten",
     f"message M {{\n  {_KV}\n  string id = 1 [(prism.key) = true];\n  int32 count = 2;\n}}",
     f"message M {{\n  {_KV}\n  string id = 1 [(prism.key) = true];\n  double count = 2;\n}}",
 )
