@@ -6,9 +6,35 @@ import argparse
 import sys
 
 from protoc_gen_prism import __version__
-from protoc_gen_prism.commands import audit, forget, generate, include, keys, plan, provision, stack
+from protoc_gen_prism.commands import (
+    audit,
+    breaking,
+    check,
+    forget,
+    generate,
+    include,
+    keys,
+    migrate,
+    plan,
+    provision,
+    snapshot,
+    stack,
+)
 
-COMMANDS = [include, generate, plan, provision, stack, audit, forget, keys]
+COMMANDS = [
+    include,
+    generate,
+    plan,
+    provision,
+    stack,
+    audit,
+    forget,
+    keys,
+    snapshot,
+    check,
+    breaking,
+    migrate,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

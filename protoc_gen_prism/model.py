@@ -198,12 +198,23 @@ def blind_index_column(field_name: str) -> str:
 
 
 @dataclass(frozen=True)
+class ValueType:
+    """A message with prism field options (such as pii) but no access_pattern: a value stored inside entities."""
+
+    full_name: str
+    fields: tuple[Field, ...]
+    location: Location
+
+
+@dataclass(frozen=True)
 class ProtoFile:
     """One .proto file the request asked to generate, with its entities."""
 
     name: str
     package: str
     entities: tuple[Entity, ...]
+    # Messages without an access_pattern whose fields carry prism options (pii), stored inside entities.
+    value_types: tuple[ValueType, ...] = ()
 
     def entity(self, full_name: str) -> Entity | None:
         """Return the entity of this file with the full name `full_name`, if any."""

@@ -16,7 +16,15 @@ from prism_runtime.schema import Abstraction
 from protoc_gen_prism import locations as loc
 from protoc_gen_prism.descriptors import OptionMap, PrismOptionReader, build_pool, is_map_entry
 from protoc_gen_prism.diagnostics import Diagnostic, Location, SchemaError, allowed_values
-from protoc_gen_prism.model import Entity, EntityOptions, Field, FieldOptions, ProtoFile, Schema
+from protoc_gen_prism.model import (
+    Entity,
+    EntityOptions,
+    Field,
+    FieldOptions,
+    ProtoFile,
+    Schema,
+    ValueType,
+)
 from protoc_gen_prism.storage import KEY_TYPES, PROTO_TYPE_NAMES, TIMESTAMP, column_kind, key_types_stored_as
 from protoc_gen_prism.vocabulary import AccessPattern, BackendKind, EdgeDirection, PiiKind
 
@@ -85,6 +93,7 @@ class _Builder:
         self.reader = reader
         self.diagnostics: list[Diagnostic] = []
         self._src: loc.SourceIndex | None = None
+        self._value_types: list[ValueType] = []
         # Where each graph_edge of the current file is, for errors located at its edge options.
         self._edges: list[tuple[Entity, _Place, OptionMap]] = []
 
@@ -102,9 +111,15 @@ class _Builder:
 
     def file(self, file: descriptor_pb2.FileDescriptorProto) -> ProtoFile:
         self._src = loc.SourceIndex(file)
+        self._value_types = []
         self._edges = []
         entities = [e for place in self._messages(file) if (e := self.entity(place)) is not None]
-        proto_file = ProtoFile(name=file.name, package=file.package, entities=tuple(entities))
+        proto_file = ProtoFile(
+            name=file.name,
+            package=file.package,
+            entities=tuple(entities),
+            value_types=tuple(self._value_types),
+        )
         for edge, place, options in self._edges:
             self._check_edge(proto_file, edge, place, options)
         return proto_file
@@ -144,6 +159,8 @@ class _Builder:
         )
         if pattern is None:
             # A message with only pii options is a value type inside entities, not an entity itself.
+            if not message_options:
+                self._value_types.append(ValueType(name, fields, where))
             return None
         options = self._entity_options(place, message_options, pattern)
         entity = Entity(

@@ -71,6 +71,8 @@ def sqlite_path(url: str) -> str:
 # -- namespace binding (prism.yaml) ---------------------------------------------------------------------
 
 CONFIG_KEYS = ("backends", "namespaces")
+# Sections of the same file that other tools read: `checks` (prism check, prism breaking). The runtime skips them.
+OTHER_SECTIONS = ("checks",)
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ def load_config(
             raise ConfigError(f"{source}: not valid YAML: {error}") from None
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: expected a mapping with keys {', '.join(CONFIG_KEYS)}")
-    unknown = sorted(set(data) - set(CONFIG_KEYS))
+    unknown = sorted(set(data) - set(CONFIG_KEYS) - set(OTHER_SECTIONS))
     if unknown:
         raise ConfigError(f"{source}: unknown key {unknown[0]!r}; allowed: {', '.join(CONFIG_KEYS)}")
     kinds = sorted(set(SCHEMES.values()))

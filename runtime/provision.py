@@ -1,8 +1,15 @@
 """Apply generated SQL to a database, idempotently, and remember what was applied.
 
-Reads `<generated dir>/sql/<dialect>/**/*.sql` (and, when present, `<generated dir>/migrations/<dialect>/*.sql`),
-runs each file that is new or changed in one transaction, and records it with its SHA-256 in
-`prism_schema_history`. A second run finds every file recorded and changes nothing.
+Reads `<migrations dir>/<dialect>/*.sql` (default `<generated dir>/migrations`, written by `prism migrate`), then
+`<generated dir>/sql/<dialect>/**/*.sql`, runs each file that is new or changed, and records it with its SHA-256
+in `prism_schema_history`. A second run finds every file recorded and changes nothing.
+
+Migrations run first: they bring existing tables up to the current schema (ADD/RENAME COLUMN), so that the DDL
+after them (CREATE ... IF NOT EXISTS, indexes on new columns, comments) finds every column it names. A DDL file
+runs in one transaction. A migration runs statement by statement, each only while its guard
+(`prism_runtime.sql.guards`) says there is work left: on a fresh database every table is missing and the
+DDL creates it whole, and a file interrupted halfway resumes where it stopped. That is also what lets
+CREATE INDEX CONCURRENTLY run, as it must, outside any transaction.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from sqlglot import exp
 from prism_runtime.database import Database
 from prism_runtime.errors import ConfigError
 from prism_runtime.sql.driver import SqlDriver
+from prism_runtime.sql.guards import Guard, guard_of, outside_transaction
 
 HISTORY_TABLE = "prism_schema_history"
 _NS = HISTORY_TABLE  # errors while provisioning name the history as their namespace
@@ -31,12 +39,18 @@ class Step:
     source: str
     kind: str  # "table", "index", "comment", "statement"
     name: str
-    action: str  # "create", "exists", "apply"
+    action: str  # "create", "exists", "apply", "skip"
 
     def describe(self, *, dry_run: bool = False) -> str:
         """Return the progress line of this step."""
-        done = {"create": "created", "exists": "already exists", "apply": "applied"}
-        planned = {"create": "would be created", "exists": "already exists", "apply": "would be applied"}
+        skip = "skipped (already done, or its table is created whole by the DDL)"
+        done = {"create": "created", "exists": "already exists", "apply": "applied", "skip": skip}
+        planned = {
+            "create": "would be created",
+            "exists": "already exists",
+            "apply": "would be applied",
+            "skip": skip,
+        }
         verb = (planned if dry_run else done)[self.action]
         what = f"{self.kind} {self.name}" if self.name else self.kind
         return f"{self.source}: {what} {verb}"
@@ -57,11 +71,17 @@ class Report:
         return bool(self.applied)
 
 
-def sql_files(generated: Path, dialect: str) -> list[Path]:
-    """Return the DDL files, then the migrations, for `dialect`, in the order they apply."""
-    ddl = sorted((generated / "sql" / dialect).rglob("*.sql"))
-    migrations = sorted((generated / "migrations" / dialect).glob("*.sql"))
-    return ddl + migrations
+MIGRATIONS = "migrations"
+
+
+def sql_files(generated: Path, dialect: str, migrations: Path | None = None) -> list[tuple[str, Path]]:
+    """Return (source name, path) of the migrations, then the DDL files, for `dialect`, in the order they apply."""
+    folder = (migrations if migrations is not None else generated / MIGRATIONS) / dialect
+    steps = [(f"{MIGRATIONS}/{dialect}/{p.name}", p) for p in sorted(folder.glob("*.sql"))]
+    ddl = [
+        (p.relative_to(generated).as_posix(), p) for p in sorted((generated / "sql" / dialect).rglob("*.sql"))
+    ]
+    return steps + ddl
 
 
 def _describe(statement: exp.Expression) -> tuple[str, str]:
@@ -79,7 +99,12 @@ def _describe(statement: exp.Expression) -> tuple[str, str]:
 
 
 async def provision(
-    db: Database, generated: Path, *, dry_run: bool = False, echo: Callable[[str], None] = print
+    db: Database,
+    generated: Path,
+    *,
+    dry_run: bool = False,
+    echo: Callable[[str], None] = print,
+    migrations: Path | None = None,
 ) -> Report:
     """Apply the generated SQL for `db`'s dialect; print a line per object; return what happened."""
     driver = db.backend
@@ -88,15 +113,14 @@ async def provision(
             f"{db.url.redacted}: provisioning SQL needs a SQL backend (sqlite:// or postgresql://)"
         )
     dialect = driver.dialect.name
-    files = sql_files(generated, dialect)
+    files = sql_files(generated, dialect, migrations)
     if not files:
         raise ConfigError(
             f"no generated SQL for {dialect} under {generated}/sql/{dialect}: run prism generate first"
         )
     history = await _history(driver, create=not dry_run)
     report = Report(dialect=dialect)
-    for path in files:
-        source = path.relative_to(generated).as_posix()
+    for source, path in files:
         text = path.read_text()
         digest = hashlib.sha256(text.encode()).hexdigest()
         if history.get(source) == digest:
@@ -104,6 +128,12 @@ async def provision(
             echo(f"{source}: unchanged (sha256 {digest[:12]})")
             continue
         statements = [s for s in sqlglot.parse(text, read=dialect) if isinstance(s, exp.Expression)]
+        if source.startswith(f"{MIGRATIONS}/"):
+            await _migrate(driver, source, statements, report, dry_run, echo)
+            if not dry_run:
+                await driver.execute_script([_record(source, digest)], namespace=_NS)
+            report.applied.append(source)
+            continue
         for statement in statements:
             kind, name = _describe(statement)
             action = "apply"
@@ -116,15 +146,54 @@ async def provision(
         report.applied.append(source)
         if dry_run:
             continue
-        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        record = (
-            f"INSERT INTO {HISTORY_TABLE} (source, sha256, applied_at) VALUES "
-            f"({_literal(source)}, {_literal(digest)}, {_literal(now)})"
-        )
+        record = _record(source, digest)
         await driver.execute_script([s.sql(dialect=dialect) for s in statements] + [record], namespace=_NS)
     if not report.changed:
         echo(f"nothing to do: all {len(report.unchanged)} file(s) already applied")
     return report
+
+
+def _record(source: str, digest: str) -> str:
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return (
+        f"INSERT INTO {HISTORY_TABLE} (source, sha256, applied_at) VALUES "
+        f"({_literal(source)}, {_literal(digest)}, {_literal(now)})"
+    )
+
+
+async def _migrate(
+    driver: SqlDriver,
+    source: str,
+    statements: list[exp.Expression],
+    report: Report,
+    dry_run: bool,
+    echo: Callable[[str], None],
+) -> None:
+    """Run a migration statement by statement, each while its guard holds (see the module docstring)."""
+    for statement in statements:
+        kind, name = _describe(statement)
+        guard = guard_of(statement)
+        holds = dry_run or guard is None or await _holds(driver, guard)
+        step = Step(source, kind, name, "apply" if holds else "skip")
+        report.steps.append(step)
+        echo(step.describe(dry_run=dry_run))
+        if not holds or dry_run:
+            continue
+        sql = statement.sql(dialect=driver.dialect.name)
+        if outside_transaction(statement):
+            await driver.execute(sql, [], namespace=_NS)
+        else:
+            await driver.execute_script([sql], namespace=_NS)
+
+
+async def _holds(driver: SqlDriver, guard: Guard) -> bool:
+    """Return whether the guard's table exists and its column is as the statement needs it."""
+    if not await driver.fetch(driver.dialect.object_exists(), ["table", guard.table], namespace=_NS):
+        return False
+    if not guard.column:
+        return True
+    found = await driver.fetch(driver.dialect.column_exists(), [guard.table, guard.column], namespace=_NS)
+    return bool(found) is guard.column_present
 
 
 async def _history(driver: SqlDriver, *, create: bool) -> dict[str, str]:

@@ -40,6 +40,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--profile", choices=list(Profile), help="deployment profile, for a .proto directory")
     parser.add_argument("-I", "--include", action="append", default=[], help="extra include directory")
     parser.add_argument("--dry-run", action="store_true", help="print what would change; change nothing")
+    parser.add_argument(
+        "--migrations",
+        default=None,
+        help="directory `prism migrate -o` wrote to (default: <generated>/migrations); applied before the DDL",
+    )
     parser.set_defaults(run=run)
 
 
@@ -49,7 +54,10 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args.url, args.config)
         with _generated(Path(args.source), args.profile, [Path(p) for p in args.include]) as generated:
             streams = args.config is not None
-            return asyncio.run(_provision(generated, config, streams=streams, dry_run=args.dry_run))
+            migrations = Path(args.migrations) if args.migrations else None
+            return asyncio.run(
+                _provision(generated, config, streams=streams, dry_run=args.dry_run, migrations=migrations)
+            )
     except PlanUnavailable as error:
         print(f"prism provision: {error}", file=sys.stderr)
         return 2
@@ -80,14 +88,16 @@ def _generated(source: Path, profile: str | None, includes: list[Path]) -> Itera
         yield Path(out)
 
 
-async def _provision(generated: Path, config: Config, *, streams: bool, dry_run: bool) -> int:
+async def _provision(
+    generated: Path, config: Config, *, streams: bool, dry_run: bool, migrations: Path | None = None
+) -> int:
     # The SQL databases named by --url or the config; with neither, the default one ($PRISM_URL, ./prism.db).
     sql = [u for k, u in config.backends.items() if k in SQL_KINDS and k in config.named]
     if not config.named:
         sql = [config.default]
     for url in sql:
         async with prism_runtime.connect(url.url) as db:
-            report = await provision(db, generated, dry_run=dry_run)
+            report = await provision(db, generated, dry_run=dry_run, migrations=migrations)
         verb = "would apply" if dry_run else "applied"
         print(f"{url.kind}: {verb} {len(report.applied)} file(s), {len(report.unchanged)} unchanged")
     if streams:  # a config says where streams live; the plan must find every kind it needs there

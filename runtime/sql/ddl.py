@@ -215,3 +215,8 @@ def _column(column: Column, dialect: SqlDialect, *, primary: bool) -> exp.Column
         kind=dialect.column_type(column),
         constraints=constraints,
     )
+
+
+def column_definition(column: Column, dialect: SqlDialect) -> exp.ColumnDef:
+    """Return the definition of one stored field's column (not part of the primary key)."""
+    return _column(column, dialect, primary=False)

@@ -59,6 +59,12 @@ class SqlDialect:
     # Without arrays a repeated scalar is a JSON list: readable and lossless.
     supports_arrays: ClassVar[bool] = False
     supports_column_comments: ClassVar[bool] = False
+    # ALTER TABLE IF EXISTS, ADD COLUMN IF NOT EXISTS, DROP COLUMN IF EXISTS: migrations say so in SQL when they can.
+    supports_alter_if_exists: ClassVar[bool] = False
+    # CREATE INDEX CONCURRENTLY builds an index without blocking writes (and outside any transaction).
+    supports_concurrent_index: ClassVar[bool] = False
+    # ALTER COLUMN ... DROP NOT NULL; without it a column keeps its NOT NULL DEFAULT until it is dropped.
+    supports_drop_not_null: ClassVar[bool] = False
 
     def placeholder(self, index: int) -> str:
         """Return the bind parameter marker for the 1-based parameter `index`."""
@@ -114,6 +120,10 @@ class SqlDialect:
     def object_exists(self) -> str:
         """Return a query with two parameters (object type 'table' or 'index', name) finding one object."""
         return "SELECT 1 FROM sqlite_master WHERE type = ? AND name = ?"
+
+    def column_exists(self) -> str:
+        """Return a query with two parameters (table, column) finding one column."""
+        return "SELECT 1 FROM pragma_table_info(?) WHERE name = ?"
 
     def batch_lookup(
         self, select: str, table: str, keys: Sequence[str], columns: Sequence[Column], count: int

@@ -90,6 +90,9 @@ class PostgresDialect(SqlDialect):
     type_dialect = "postgres"
     supports_arrays = True
     supports_column_comments = True
+    supports_alter_if_exists = True
+    supports_concurrent_index = True
+    supports_drop_not_null = True
     partitions_series = True
     types: ClassVar[dict[ColumnKind, str]] = {
         ColumnKind.INT32: "INTEGER",
@@ -126,6 +129,13 @@ class PostgresDialect(SqlDialect):
         return (
             "SELECT 1 FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relname = $2 "
             "AND relkind = ANY(CASE $1::text WHEN 'table' THEN ARRAY['r', 'p'] ELSE ARRAY['i', 'I'] END::\"char\"[])"
+        )
+
+    def column_exists(self) -> str:
+        """Find a column of a table in the current schema."""
+        return (
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = $1 AND column_name = $2"
         )
 
     def key_constraints(self, column: Column) -> list[exp.ColumnConstraint]:

@@ -1,0 +1,1 @@
+"""Schema checks over the model: lint rules (`prism check`) and breaking-change rules (`prism breaking`)."""
