@@ -176,7 +176,8 @@ async def test_tail_of_every_key_from_an_event_time(db: prism_runtime.Database, 
             seen.append(event.page)
             if len(seen) == 2:
                 break
-    assert seen == ["/new", "/later"]
+    # Order is promised within a key only: on Kafka two keys may sit on different partitions.
+    assert sorted(seen) == ["/later", "/new"]
 
 
 async def test_use_before_open_is_a_typed_error(events: Any, tmp_path: Path) -> None:
