@@ -71,6 +71,29 @@ def main() -> None:
     print(f"protoc-gen-prism  median of {args.runs}: {prism * 1000:8.1f} ms")
     print(f"protoc-gen-mypy   median of {args.runs}: {mypy * 1000:8.1f} ms")
     print(f"ratio prism/mypy: {prism / mypy:.2f}x")
+    print("in-process phases of protoc-gen-prism (one run):")
+    for name, seconds in phases(request):
+        print(f"  {name:28}{seconds * 1000:8.1f} ms")
+
+
+def phases(request: bytes) -> list[tuple[str, float]]:
+    """Return how long the model and each emitter take in-process on `request`."""
+    from google.protobuf.compiler import plugin_pb2
+
+    from protoc_gen_prism.generator import EMITTERS
+    from protoc_gen_prism.model_builder import build_schema
+    from protoc_gen_prism.settings import parse_parameter
+
+    parsed = plugin_pb2.CodeGeneratorRequest.FromString(request)
+    start = time.perf_counter()
+    schema = build_schema(parsed.proto_file, parsed.file_to_generate, parsed.source_file_descriptors)
+    out = [("model (descriptors -> IR)", time.perf_counter() - start)]
+    settings = parse_parameter(parsed.parameter)
+    for emit in EMITTERS:
+        start = time.perf_counter()
+        emit(schema, settings)
+        out.append((emit.__module__.rsplit(".", 1)[-1], time.perf_counter() - start))
+    return out
 
 
 if __name__ == "__main__":

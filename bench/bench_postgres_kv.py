@@ -57,12 +57,12 @@ async def throughput(op: Callable[[int], Awaitable[Any]], count: int) -> float:
 async def run(url: str, ops: int, gen: Path) -> list[tuple[str, float, float, str]]:
     """Measure both ways; return rows of (figure, generated, raw, unit)."""
     sys.path.insert(0, str(gen))
-    from acme.users.v1 import users_pb2, users_prism
+    from benchkv.v1 import kv_pb2, kv_prism
 
     users = [
-        users_pb2.UserProfile(
+        kv_pb2.Profile(
             user_id=f"user-{i:06d}",
-            email=f"u{i}@example.com",
+            handle=f"u{i}",
             display_name=f"User {i}",
             tier=i % 3,
             tags=["a", "b"],
@@ -73,7 +73,7 @@ async def run(url: str, ops: int, gen: Path) -> list[tuple[str, float, float, st
     rows: list[tuple[str, float, float, str]] = []
     async with prism_runtime.connect(url) as db:
         await provision(db, gen, echo=lambda line: None)
-        store = users_prism.UserProfileStore(db)
+        store = kv_prism.ProfileStore(db)
         await store.put(users[0])
         backend = store._backend
         upsert, get_sql = backend.sql.upsert, backend.sql.get()
@@ -137,7 +137,7 @@ async def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         gen = Path(tmp) / "gen"
-        assert generate(ROOT / "examples" / "proto", gen).returncode == 0
+        assert generate(ROOT / "bench" / "proto", gen).returncode == 0
         server = None if args.url else await asyncio.to_thread(stack.start_postgres, Path(tmp) / "pg")
         url = args.url or (server.url if server else "")
         try:

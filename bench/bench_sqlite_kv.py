@@ -26,13 +26,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_generated(out: Path) -> tuple[Any, Any]:
-    """Generate the example schemas into `out` and import the users modules."""
-    result = generate(ROOT / "examples" / "proto", out)
+    """Generate the benchmark schema into `out` and import its modules."""
+    result = generate(ROOT / "bench" / "proto", out)
     assert result.returncode == 0, result.stderr
     sys.path.insert(0, str(out))
-    from acme.users.v1 import users_pb2, users_prism
+    from benchkv.v1 import kv_pb2, kv_prism
 
-    return users_pb2, users_prism
+    return kv_pb2, kv_prism
 
 
 def rate(count: int, seconds: float) -> float:
@@ -43,9 +43,9 @@ def rate(count: int, seconds: float) -> float:
 async def generated_store(pb2: Any, prism: Any, path: Path, ops: int) -> tuple[float, float, list[Any]]:
     """Time put then get through the generated store; return (put/s, get/s, rows as stored)."""
     users = [
-        pb2.UserProfile(
+        pb2.Profile(
             user_id=f"user-{i:06d}",
-            email=f"u{i}@example.com",
+            handle=f"u{i}",
             display_name=f"User {i}",
             tier=i % 3,
             tags=["a", "b"],
@@ -53,7 +53,7 @@ async def generated_store(pb2: Any, prism: Any, path: Path, ops: int) -> tuple[f
         for i in range(ops)
     ]
     async with prism_runtime.connect(f"sqlite:///{path}") as db:
-        store = prism.UserProfileStore(db)
+        store = prism.ProfileStore(db)
         await store.put(users[0])  # creates the table outside the timed loop
         start = time.perf_counter()
         for u in users:
@@ -130,7 +130,7 @@ async def main() -> None:
             conn.close()
         sync_put, sync_get = raw_sync(Path(tmp) / "sync.db", upsert, get, rows)
         thr_put, thr_get = await raw_threaded(Path(tmp) / "thread.db", upsert, get, rows)
-    print(f"{args.ops} ops each, WAL, synchronous=NORMAL, one row = UserProfile with 9 columns")
+    print(f"{args.ops} ops each, WAL, synchronous=NORMAL, one row = a profile with 8 columns")
     print(f"{'':10}{'generated':>12}{'raw sync':>12}{'raw thread':>12}{'gen/sync':>10}{'gen/thread':>12}")
     for op, g, s, t in (("put/s", gen_put, sync_put, thr_put), ("get/s", gen_get, sync_get, thr_get)):
         print(f"{op:10}{g:12,.0f}{s:12,.0f}{t:12,.0f}{g / s:10.2f}{g / t:12.2f}")
