@@ -9,6 +9,9 @@ import yaml
 from protoc_gen_prism import __version__
 from protoc_gen_prism.planner import Plan
 
+# libyaml's dumper when pyyaml was built with it: the same YAML, written several times faster.
+_DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
 
 def header(plan: Plan, source: str) -> str:
     """Return the YAML comment naming the generator, the source file and DO NOT EDIT."""
@@ -20,7 +23,14 @@ def header(plan: Plan, source: str) -> str:
 
 def dump_yaml(document: dict[str, Any]) -> str:
     """Return `document` as block YAML, keys in insertion order, so the same plan gives the same bytes."""
-    return yaml.safe_dump(document, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000)
+    return yaml.dump(
+        document,
+        Dumper=_DUMPER,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=1000,
+    )
 
 
 def k8s_name(namespace: str) -> str:

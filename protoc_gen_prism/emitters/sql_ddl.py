@@ -33,5 +33,6 @@ def _file(file: ProtoFile, dialect_name: str) -> GeneratedFile:
                 f"-- column {c.name} holds personal data: pii {c.pii}" for c in spec.columns if c.pii
             )
         for statement in ddl_expressions(spec, dialect):
-            parts.append(statement.sql(dialect=dialect_name, pretty=True) + ";")
+            # The expressions were built for this file alone, so sqlglot may render them in place.
+            parts.append(statement.sql(dialect=dialect_name, pretty=True, copy=False) + ";")
     return GeneratedFile(f"sql/{dialect_name}/{file.output_stem}.sql", "\n".join(parts) + "\n")

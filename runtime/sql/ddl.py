@@ -178,7 +178,7 @@ def create_series_identity(spec: EntitySpec, dialect: SqlDialect) -> exp.Create:
 
 def ddl_statements(spec: EntitySpec, dialect: SqlDialect) -> list[str]:
     """Return the DDL of an entity as SQL text in the dialect."""
-    return [e.sql(dialect=dialect.name) for e in ddl_expressions(spec, dialect)]
+    return [e.sql(dialect=dialect.name, copy=False) for e in ddl_expressions(spec, dialect)]
 
 
 def _oneof_checks(spec: EntitySpec) -> list[exp.Expression]:
