@@ -385,6 +385,21 @@ def test_master_key_file_is_private(tmp_path: Path) -> None:
     assert (tmp_path / "keys" / "master.key").stat().st_mode & 0o777 == 0o600
 
 
+def test_batched_key_generation_wraps_like_generate(tmp_path: Path) -> None:
+    """generate_many (the keyring's batch path for new subjects) gives distinct keys, each wrapped as
+    `wrap` does: it unwraps under its own context only, in the same Tink layout."""
+    wrapper = LocalKeyWrapper(tmp_path / "master.key")
+    contexts = [{"prism": "data-key", "subject_ref": f"s_{i}", "key_id": f"{i:08x}"} for i in range(50)]
+    made = asyncio.run(wrapper.generate_many(contexts))
+    assert len({key for key, _ in made}) == 50 and all(len(key) == 32 for key, _ in made)
+    assert len({wrapped[5:17] for _, wrapped in made}) == 50  # a fresh nonce per wrapped key
+    for context, (key, wrapped) in zip(contexts, made, strict=True):
+        assert wrapped[0] == 1 and key not in wrapped
+        assert asyncio.run(wrapper.unwrap(wrapped, context)) == key
+    with pytest.raises(prism_runtime.pii.KeyWrapperUnavailable):
+        asyncio.run(wrapper.unwrap(made[0][1], contexts[1]))
+
+
 # -- masking ---------------------------------------------------------------------------------------
 
 

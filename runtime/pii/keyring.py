@@ -16,6 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
@@ -237,21 +238,31 @@ class Keyring:
                     found[ref] = key
                     self._primaries.put(ref, key)
                     self._cache.put((ref, key.key_id), key)
-            new_rows = []
-            created = _now()
-            for ref in missing:
-                if ref in found:
-                    continue
-                key_id = struct.unpack(">I", os.urandom(4))[0] or 1
-                raw, wrapped = await self.wrapper.generate(_context(ref, key_id))
-                key = DataKey(key_id, generation, AESGCM(raw))
-                new_rows.append((ref, key_id, generation, wrapped, ACTIVE, self.wrapper.name, created))
-                found[ref] = key
-                self._primaries.put(ref, key)
-                self._cache.put((ref, key_id), key)
-            if new_rows:
-                await self.driver.execute_many(self._insert, new_rows, namespace="prism_keys")
+            fresh = [ref for ref in missing if ref not in found]
+            if fresh:
+                await self._make_keys(fresh, generation, found)
         return found
+
+    async def _make_keys(self, refs: Sequence[str], generation: int, found: dict[str, DataKey]) -> None:
+        """Make, wrap and store a new `generation` key for each of `refs` (none has one), one batch."""
+        # Random key ids from one read of the OS generator; 0 is never used (it marks tombstones).
+        ids = [value or 1 for (value,) in struct.iter_unpack(">I", os.urandom(4 * len(refs)))]
+        contexts = [_context(ref, key_id) for ref, key_id in zip(refs, ids, strict=True)]
+        many = getattr(self.wrapper, "generate_many", None)
+        made: list[tuple[bytes, bytes]] = (
+            await many(contexts) if many is not None else [await self.wrapper.generate(c) for c in contexts]
+        )
+        created, name = _now(), self.wrapper.name
+        new_rows = []
+        for ref, key_id, (raw, wrapped) in zip(refs, ids, made, strict=True):
+            key = DataKey(key_id, generation, AESGCM(raw))
+            new_rows.append((ref, key_id, generation, wrapped, ACTIVE, name, created))
+            found[ref] = key
+            self._primaries.put(ref, key)
+            self._cache.put((ref, key_id), key)
+        # In key order: neighbouring index entries land on the same pages (refs are random).
+        new_rows.sort(key=itemgetter(0))
+        await self.driver.execute_many(self._insert, new_rows, namespace="prism_keys")
 
     async def _unwrap(self, ref: str, key_id: int, wrapped: Any) -> bytes:
         return await self.wrapper.unwrap(bytes(wrapped), _context(ref, int(key_id)))
