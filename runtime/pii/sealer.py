@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import compress
 from operator import itemgetter
 from os import urandom
 from typing import Any
@@ -129,7 +130,7 @@ class ProtectedRows:
         plan = self._plan
         refs, tails = self._refs_and_tails(rows)
         has_sealed = self._has_sealed
-        needed = [ref for ref, row in zip(refs, rows, strict=True) if has_sealed(row)]
+        needed = list(compress(refs, map(has_sealed, rows)))
         keys = await keyring.primary_keys(needed) if needed else {}
         sealed_rows: list[tuple[Any, ...]] = []
         events: list[AuditEvent] = []
@@ -202,14 +203,18 @@ class ProtectedRows:
         plan = self._plan
         # One key per row is the rule (a row is sealed at once): fetch the first field's key for every
         # row in one go; a row mixing keys (re-encrypt in progress) fetches the others as it meets them.
-        wanted: set[tuple[str, int]] = set()
         from_bytes = int.from_bytes
+        firsts: list[tuple[str, int] | None] = []  # (ref, key id) of each row's first ciphertext
         for ref, row in zip(refs, rows, strict=True):
+            pair = None
             for index, _, _ in plan:
                 blob = row[index]
                 if blob:
-                    wanted.add((ref, from_bytes(blob[1:5], "big")))
+                    pair = (ref, from_bytes(blob[1:5], "big"))
                     break
+            firsts.append(pair)
+        # In row order, not a set's hash order: the LRU walk then touches memory in the order rows came.
+        wanted = {pair: None for pair in firsts if pair is not None}
         keys = await keyring.keys_for(wanted) if wanted else {}
         get_key = keys.get
         opened: list[Row] = []
@@ -218,7 +223,7 @@ class ProtectedRows:
         # The per-field cost every read pays: crypto.open_sealed inlined. A ciphertext whose 5-byte prefix
         # (format, key id) equals the row's current key's prefix needs no further parsing; a new prefix
         # found in the batch lookup as a usable key needs only the format and length checks.
-        for ref, tail, row in zip(refs, tails, rows, strict=True):
+        for ref, tail, first, row in zip(refs, tails, firsts, rows, strict=True):
             values = list(row)
             key: DataKey | None = None
             prefix = b""
@@ -233,7 +238,11 @@ class ProtectedRows:
                         blob = bytes(blob)
                     head = blob[:5]
                     if head != prefix:
-                        found = get_key((ref, from_bytes(blob[1:5], "big")))
+                        # A row's first ciphertext's key was looked up above; a later one naming another is rarer.
+                        pair = (
+                            first if first is not None and not prefix else (ref, from_bytes(blob[1:5], "big"))
+                        )
+                        found = get_key(pair)
                         if type(found) is DataKey and blob[0] == FORMAT_V1 and len(blob) >= OVERHEAD:
                             key = found
                         else:
