@@ -8,7 +8,7 @@ row or field does not open.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import compress
 from operator import itemgetter
@@ -129,8 +129,7 @@ class ProtectedRows:
         keyring = self.vault.keyring
         plan = self._plan
         refs, tails = self._refs_and_tails(rows)
-        has_sealed = self._has_sealed
-        needed = list(compress(refs, map(has_sealed, rows)))
+        needed = list(compress(refs, self._has_sealed(rows)))
         keys = await keyring.primary_keys(needed) if needed else {}
         sealed_rows: list[tuple[Any, ...]] = []
         events: list[AuditEvent] = []
@@ -316,12 +315,14 @@ class ProtectedRows:
         return value is not None and normalise(value) == normalise(wanted)
 
 
-def _any_of(indexes: list[int]) -> Callable[[Row], bool]:
-    """Return a fast test of whether a row has a value at any of `indexes`."""
+def _any_of(indexes: list[int]) -> Callable[[Sequence[Row]], Iterable[Any]]:
+    """Return a fast test of which rows have a value at any of `indexes`: one truthy flag per row.
+
+    Built from C-level itemgetter and any, so no Python frame runs per row.
+    """
     if not indexes:
-        return lambda row: False
+        return lambda rows: (False for _ in rows)
     if len(indexes) == 1:
-        (only,) = indexes
-        return lambda row: bool(row[only])
+        return lambda rows: map(itemgetter(indexes[0]), rows)
     values = itemgetter(*indexes)
-    return lambda row: any(values(row))
+    return lambda rows: map(any, map(values, rows))
