@@ -253,16 +253,19 @@ class Keyring:
             await many(contexts) if many is not None else [await self.wrapper.generate(c) for c in contexts]
         )
         created, name = _now(), self.wrapper.name
-        new_rows = []
-        for ref, key_id, (raw, wrapped) in zip(refs, ids, made, strict=True):
-            key = DataKey(key_id, generation, AESGCM(raw))
-            new_rows.append((ref, key_id, generation, wrapped, ACTIVE, name, created))
-            found[ref] = key
-            self._primaries.put(ref, key)
-            self._cache.put((ref, key_id), key)
+        new_rows = [
+            (ref, key_id, generation, wrapped, ACTIVE, name, created)
+            for ref, key_id, (_, wrapped) in zip(refs, ids, made, strict=True)
+        ]
         # In key order: neighbouring index entries land on the same pages (refs are random).
         new_rows.sort(key=itemgetter(0))
         await self.driver.execute_many(self._insert, new_rows, namespace="prism_keys")
+        # Cached only once stored: a key whose insert failed must never encrypt anything.
+        for ref, key_id, (raw, _) in zip(refs, ids, made, strict=True):
+            key = DataKey(key_id, generation, AESGCM(raw))
+            found[ref] = key
+            self._primaries.put(ref, key)
+            self._cache.put((ref, key_id), key)
 
     async def _unwrap(self, ref: str, key_id: int, wrapped: Any) -> bytes:
         return await self.wrapper.unwrap(bytes(wrapped), _context(ref, int(key_id)))
