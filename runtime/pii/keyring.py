@@ -33,6 +33,7 @@ ROOT_REF = "~index-root"
 
 ACTIVE, FORGOTTEN, RETIRED = "active", "forgotten", "retired"
 _BATCH = 500
+_LENGTH = struct.Struct(">I")
 
 
 @dataclass(frozen=True, repr=False)
@@ -198,7 +199,12 @@ class Keyring:
         """Return the pseudonym of a data subject: what keys, audit records and receipts name it by."""
         ref = self._refs.get(subject)
         if ref is None:
-            ref = "s_" + hmac.digest(self._pseudonym_key, crypto.canonical((subject,)), "sha256").hex()[:32]
+            if type(subject) is str:  # canonical((subject,)) for the usual string subject, inlined
+                data = subject.encode("utf-8")
+                encoded = b"s" + _LENGTH.pack(len(data)) + data
+            else:
+                encoded = crypto.canonical((subject,))
+            ref = "s_" + hmac.digest(self._pseudonym_key, encoded, "sha256").hex()[:32]
             if len(self._refs) > 100_000:
                 self._refs.clear()
             self._refs[subject] = ref

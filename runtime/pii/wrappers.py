@@ -55,7 +55,7 @@ class KeyWrapper(Protocol):
 
 
 def _context_bytes(context: Mapping[str, str]) -> bytes:
-    return crypto.canonical(item for pair in sorted(context.items()) for item in pair)
+    return crypto.canonical([item for pair in sorted(context.items()) for item in pair])
 
 
 class LocalKeyWrapper:
