@@ -379,10 +379,49 @@ async def test_rotate_reencrypt_retire(
         assert [p.ssn for p in await prism.PatientStore(fresh).get_many(["p1", "p2"])] == [SSN, SSN]
 
 
+async def test_a_key_whose_insert_failed_is_never_used(
+    db: prism_runtime.Database, url: str, pii: Any, tmp_path: Path
+) -> None:
+    """New keys are cached only once stored: else a later put would encrypt under a key no table holds."""
+    pb2, prism = pii
+    store = prism.PatientStore(db)
+    await store.put(patient(pb2, "p0"))  # tables and index root made
+    driver = vault_for(db.backend).keyring.driver  # type: ignore[arg-type]
+    real = driver.execute_many
+
+    async def failing(sql: str, rows: Any, *, namespace: str) -> None:
+        if namespace == "prism_keys":
+            raise RuntimeError("the database went away")
+        await real(sql, rows, namespace=namespace)
+
+    driver.execute_many = failing  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        await store.put_many([patient(pb2, "p1"), patient(pb2, "p2")])
+    driver.execute_many = real  # type: ignore[method-assign]
+    await store.put_many([patient(pb2, "p1"), patient(pb2, "p2")])
+    async with prism_runtime.connect(url, key_wrapper=LocalKeyWrapper(tmp_path / "master.key")) as fresh:
+        assert [p.ssn for p in await prism.PatientStore(fresh).get_many(["p1", "p2"])] == [SSN, SSN]
+
+
 def test_master_key_file_is_private(tmp_path: Path) -> None:
     wrapper = LocalKeyWrapper(tmp_path / "keys" / "master.key")
     asyncio.run(wrapper.generate({"prism": "test"}))
     assert (tmp_path / "keys" / "master.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_batched_key_generation_wraps_like_generate(tmp_path: Path) -> None:
+    """generate_many (the keyring's batch path for new subjects) gives distinct keys, each wrapped as
+    `wrap` does: it unwraps under its own context only, in the same Tink layout."""
+    wrapper = LocalKeyWrapper(tmp_path / "master.key")
+    contexts = [{"prism": "data-key", "subject_ref": f"s_{i}", "key_id": f"{i:08x}"} for i in range(50)]
+    made = asyncio.run(wrapper.generate_many(contexts))
+    assert len({key for key, _ in made}) == 50 and all(len(key) == 32 for key, _ in made)
+    assert len({wrapped[5:17] for _, wrapped in made}) == 50  # a fresh nonce per wrapped key
+    for context, (key, wrapped) in zip(contexts, made, strict=True):
+        assert wrapped[0] == 1 and key not in wrapped
+        assert asyncio.run(wrapper.unwrap(wrapped, context)) == key
+    with pytest.raises(prism_runtime.pii.KeyWrapperUnavailable):
+        asyncio.run(wrapper.unwrap(made[0][1], contexts[1]))
 
 
 # -- masking ---------------------------------------------------------------------------------------

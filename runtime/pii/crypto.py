@@ -36,7 +36,8 @@ def new_key() -> bytes:
 
 def canonical(values: Iterable[object]) -> bytes:
     """Encode values unambiguously: a type tag and a length before each, so no two tuples collide."""
-    out = bytearray()
+    parts: list[bytes] = []
+    pack = _LENGTH.pack
     for value in values:
         kind = type(value)
         if kind is str:
@@ -49,8 +50,8 @@ def canonical(values: Iterable[object]) -> bytes:
             data = b""
         else:
             raise TypeError(f"cannot bind a {kind.__name__} into associated data")
-        out += _TAGS[kind] + _LENGTH.pack(len(data)) + data
-    return bytes(out)
+        parts += (_TAGS[kind], pack(len(data)), data)
+    return b"".join(parts)
 
 
 def field_context(message_name: str, field_number: int) -> bytes:

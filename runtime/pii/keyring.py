@@ -16,6 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
@@ -32,6 +33,7 @@ ROOT_REF = "~index-root"
 
 ACTIVE, FORGOTTEN, RETIRED = "active", "forgotten", "retired"
 _BATCH = 500
+_LENGTH = struct.Struct(">I")
 
 
 @dataclass(frozen=True, repr=False)
@@ -197,7 +199,12 @@ class Keyring:
         """Return the pseudonym of a data subject: what keys, audit records and receipts name it by."""
         ref = self._refs.get(subject)
         if ref is None:
-            ref = "s_" + hmac.digest(self._pseudonym_key, crypto.canonical((subject,)), "sha256").hex()[:32]
+            if type(subject) is str:  # canonical((subject,)) for the usual string subject, inlined
+                data = subject.encode("utf-8")
+                encoded = b"s" + _LENGTH.pack(len(data)) + data
+            else:
+                encoded = crypto.canonical((subject,))
+            ref = "s_" + hmac.digest(self._pseudonym_key, encoded, "sha256").hex()[:32]
             if len(self._refs) > 100_000:
                 self._refs.clear()
             self._refs[subject] = ref
@@ -237,21 +244,34 @@ class Keyring:
                     found[ref] = key
                     self._primaries.put(ref, key)
                     self._cache.put((ref, key.key_id), key)
-            new_rows = []
-            created = _now()
-            for ref in missing:
-                if ref in found:
-                    continue
-                key_id = struct.unpack(">I", os.urandom(4))[0] or 1
-                raw, wrapped = await self.wrapper.generate(_context(ref, key_id))
-                key = DataKey(key_id, generation, AESGCM(raw))
-                new_rows.append((ref, key_id, generation, wrapped, ACTIVE, self.wrapper.name, created))
-                found[ref] = key
-                self._primaries.put(ref, key)
-                self._cache.put((ref, key_id), key)
-            if new_rows:
-                await self.driver.execute_many(self._insert, new_rows, namespace="prism_keys")
+            fresh = [ref for ref in missing if ref not in found]
+            if fresh:
+                await self._make_keys(fresh, generation, found)
         return found
+
+    async def _make_keys(self, refs: Sequence[str], generation: int, found: dict[str, DataKey]) -> None:
+        """Make, wrap and store a new `generation` key for each of `refs` (none has one), one batch."""
+        # Random key ids from one read of the OS generator; 0 is never used (it marks tombstones).
+        ids = [value or 1 for (value,) in struct.iter_unpack(">I", os.urandom(4 * len(refs)))]
+        contexts = [_context(ref, key_id) for ref, key_id in zip(refs, ids, strict=True)]
+        many = getattr(self.wrapper, "generate_many", None)
+        made: list[tuple[bytes, bytes]] = (
+            await many(contexts) if many is not None else [await self.wrapper.generate(c) for c in contexts]
+        )
+        created, name = _now(), self.wrapper.name
+        new_rows = [
+            (ref, key_id, generation, wrapped, ACTIVE, name, created)
+            for ref, key_id, (_, wrapped) in zip(refs, ids, made, strict=True)
+        ]
+        # In key order: neighbouring index entries land on the same pages (refs are random).
+        new_rows.sort(key=itemgetter(0))
+        await self.driver.execute_many(self._insert, new_rows, namespace="prism_keys")
+        # Cached only once stored: a key whose insert failed must never encrypt anything.
+        for ref, key_id, (raw, _) in zip(refs, ids, made, strict=True):
+            key = DataKey(key_id, generation, AESGCM(raw))
+            found[ref] = key
+            self._primaries.put(ref, key)
+            self._cache.put((ref, key_id), key)
 
     async def _unwrap(self, ref: str, key_id: int, wrapped: Any) -> bytes:
         return await self.wrapper.unwrap(bytes(wrapped), _context(ref, int(key_id)))
@@ -261,8 +281,9 @@ class Keyring:
     ) -> dict[tuple[str, int], DataKey | DecryptionError]:
         """Return the key of each (subject ref, key id), or the typed error saying why it cannot be had."""
         await self._fresh_meta()
+        # Deduplicated in the order given (a dict, not a set): walking the LRU in hash order is far slower.
         hits, missing = self._cache.get_many(
-            wanted if isinstance(wanted, set) else set(wanted), self.min_version
+            wanted if isinstance(wanted, dict) else dict.fromkeys(wanted), self.min_version
         )
         out: dict[tuple[str, int], DataKey | DecryptionError] = dict(hits)
         if not missing:

@@ -8,8 +8,9 @@ row or field does not open.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import compress
 from operator import itemgetter
 from os import urandom
 from typing import Any
@@ -27,6 +28,7 @@ from prism_runtime.pii.vault import Vault
 from prism_runtime.schema import Column, EntitySpec
 
 Row = Sequence[Any]
+FORMAT_V1, OVERHEAD = crypto.FORMAT_V1, crypto.OVERHEAD
 _EMPTY = (None, "", b"")
 
 
@@ -73,6 +75,10 @@ class ProtectedRows:
         self._has_sealed = _any_of([s.index for s in self._sealed])
         self._indexes: dict[str, BlindIndex] = {}
         self._ready = False
+        # When the record key is the subject itself (the common case), a row's (ref, associated data tail)
+        # depends on the subject alone: cached per subject, bounded like the keyring's pseudonyms.
+        self._subject_is_key = self._keys == [self._subject]
+        self._row_info: dict[Any, tuple[str, bytes]] = {}
 
     async def ready(self) -> None:
         """Load keys, register the entity in the catalog, derive the blind index keys."""
@@ -90,6 +96,26 @@ class ProtectedRows:
         """Return the row's part of the associated data: (subject, record key), typed and length-prefixed."""
         return crypto.row_context(row[self._subject], self._record_key(row))
 
+    def _refs_and_tails(self, rows: Sequence[Row]) -> tuple[list[str], list[bytes]]:
+        """Return each row's subject ref and associated data tail (see `_tail`)."""
+        subject_ref, subject = self.vault.keyring.subject_ref, self._subject
+        if not self._subject_is_key:
+            return [subject_ref(row[subject]) for row in rows], [self._tail(row) for row in rows]
+        info, row_context = self._row_info, crypto.row_context
+        refs: list[str] = []
+        tails: list[bytes] = []
+        for row in rows:
+            value = row[subject]
+            known = info.get(value)
+            if known is None:
+                known = (subject_ref(value), row_context(value, (value,)))
+                if len(info) > 100_000:
+                    info.clear()
+                info[value] = known
+            refs.append(known[0])
+            tails.append(known[1])
+        return refs, tails
+
     def _record_key(self, row: Row) -> tuple[Any, ...]:
         if len(self._keys) == 1:
             return (row[self._keys[0]],)
@@ -101,44 +127,41 @@ class ProtectedRows:
         """Return the rows with ciphertext and blind indexes in place, and the write events to audit."""
         await self.ready()
         keyring = self.vault.keyring
-        subject, plan = self._subject, self._plan
-        refs = [keyring.subject_ref(row[subject]) for row in rows]
-        has_sealed = self._has_sealed
-        needed = [ref for ref, row in zip(refs, rows, strict=True) if has_sealed(row)]
+        plan = self._plan
+        refs, tails = self._refs_and_tails(rows)
+        needed = list(compress(refs, self._has_sealed(rows)))
         keys = await keyring.primary_keys(needed) if needed else {}
         sealed_rows: list[tuple[Any, ...]] = []
         events: list[AuditEvent] = []
-        # Random nonces for the whole batch from one read of the OS generator, instead of one per field.
+        index_columns, indexes, audited = self._index_columns, self._indexes, self._audited
+        # Random nonces for the whole batch from one read of the OS generator, instead of one per field:
+        # each field still gets its own fresh 12 bytes.
         pool = urandom(crypto.NONCE_SIZE * len(plan) * len(rows))
         at = 0
+        get_key = keys.get
         # The loop below is the per-field cost every put pays: crypto.seal inlined, attributes hoisted.
-        for ref, row in zip(refs, rows, strict=True):
+        for ref, tail, row in zip(refs, tails, rows, strict=True):
             values = list(row)
-            key = keys.get(ref)
-            tail = b""
+            key = get_key(ref)
+            if key is not None:
+                prefix, encrypt = key.prefix, key.aead.encrypt
             for index, context, text in plan:
                 value = values[index]
                 if not value:
                     if value is not None:
                         values[index] = b""  # the zero value: nothing personal to hide
                     continue
-                assert key is not None
-                if not tail:
-                    tail = self._tail(row)
                 nonce = pool[at : at + 12]
                 at += 12
-                prefix = key.prefix
                 values[index] = (
                     prefix
                     + nonce
-                    + key.aead.encrypt(
-                        nonce, value.encode() if text else bytes(value), prefix + context + tail
-                    )
+                    + encrypt(nonce, value.encode() if text else bytes(value), prefix + context + tail)
                 )
-            for index, source, name in self._index_columns:
+            for index, source, name in index_columns:
                 value = row[source]
-                values[index] = self._indexes[name](value) if value else None
-            if self._audited:
+                values[index] = indexes[name](value) if value else None
+            if audited:
                 events += self._events("write", ref, row, key.key_id if key else 0)
             sealed_rows.append(tuple(values))
         return sealed_rows, events
@@ -175,26 +198,34 @@ class ProtectedRows:
         """
         await self.ready()
         keyring = self.vault.keyring
-        refs = [keyring.subject_ref(row[self._subject]) for row in rows]
+        refs, tails = self._refs_and_tails(rows)
+        plan = self._plan
         # One key per row is the rule (a row is sealed at once): fetch the first field's key for every
         # row in one go; a row mixing keys (re-encrypt in progress) fetches the others as it meets them.
-        wanted: set[tuple[str, int]] = set()
+        from_bytes = int.from_bytes
+        firsts: list[tuple[str, int] | None] = []  # (ref, key id) of each row's first ciphertext
         for ref, row in zip(refs, rows, strict=True):
-            for index, _, _ in self._plan:
+            pair = None
+            for index, _, _ in plan:
                 blob = row[index]
                 if blob:
-                    wanted.add((ref, int.from_bytes(blob[1:5], "big")))
+                    pair = (ref, from_bytes(blob[1:5], "big"))
                     break
+            firsts.append(pair)
+        # In row order, not a set's hash order: the LRU walk then touches memory in the order rows came.
+        wanted = {pair: None for pair in firsts if pair is not None}
         keys = await keyring.keys_for(wanted) if wanted else {}
+        get_key = keys.get
         opened: list[Row] = []
         events: list[AuditEvent] = []
-        plan = self._plan
+        audited = self._audited
         # The per-field cost every read pays: crypto.open_sealed inlined. A ciphertext whose 5-byte prefix
-        # (format, key id) equals the row's current key's prefix needs no further parsing.
-        for ref, row in zip(refs, rows, strict=True):
+        # (format, key id) equals the row's current key's prefix needs no further parsing; a new prefix
+        # found in the batch lookup as a usable key needs only the format and length checks.
+        for ref, tail, first, row in zip(refs, tails, firsts, rows, strict=True):
             values = list(row)
             key: DataKey | None = None
-            prefix, tail = b"", b""
+            prefix = b""
             try:
                 for index, context, text in plan:
                     blob = row[index]
@@ -206,13 +237,19 @@ class ProtectedRows:
                         blob = bytes(blob)
                     head = blob[:5]
                     if head != prefix:
-                        key = await self._key_for(ref, row, index, blob, keys)
+                        # A row's first ciphertext's key was looked up above; a later one naming another is rarer.
+                        pair = (
+                            first if first is not None and not prefix else (ref, from_bytes(blob[1:5], "big"))
+                        )
+                        found = get_key(pair)
+                        if type(found) is DataKey and blob[0] == FORMAT_V1 and len(blob) >= OVERHEAD:
+                            key = found
+                        else:
+                            key = await self._key_for(ref, row, index, blob, keys)
                         prefix = head
-                    if not tail:
-                        tail = self._tail(row)
-                    assert key is not None
+                        decrypt = key.aead.decrypt
                     try:
-                        data = key.aead.decrypt(blob[5:17], blob[17:], head + context + tail)
+                        data = decrypt(blob[5:17], blob[17:], head + context + tail)
                     except InvalidTag:
                         await self._fail(
                             ref,
@@ -225,7 +262,7 @@ class ProtectedRows:
                 if skip_forgotten:
                     continue
                 raise
-            if self._audited:
+            if audited:
                 events += self._events(action, ref, row, key.key_id if key else 0)
             opened.append(values)
         await self.record(events)
@@ -278,12 +315,14 @@ class ProtectedRows:
         return value is not None and normalise(value) == normalise(wanted)
 
 
-def _any_of(indexes: list[int]) -> Callable[[Row], bool]:
-    """Return a fast test of whether a row has a value at any of `indexes`."""
+def _any_of(indexes: list[int]) -> Callable[[Sequence[Row]], Iterable[Any]]:
+    """Return a fast test of which rows have a value at any of `indexes`: one truthy flag per row.
+
+    Built from C-level itemgetter and any, so no Python frame runs per row.
+    """
     if not indexes:
-        return lambda row: False
+        return lambda rows: (False for _ in rows)
     if len(indexes) == 1:
-        (only,) = indexes
-        return lambda row: bool(row[only])
+        return lambda rows: map(itemgetter(indexes[0]), rows)
     values = itemgetter(*indexes)
-    return lambda row: any(values(row))
+    return lambda rows: map(any, map(values, rows))
