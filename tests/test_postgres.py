@@ -105,3 +105,18 @@ async def test_pool_size_comes_from_the_url(postgres_dsn: str) -> None:
         assert db.backend.pool_size == 3  # type: ignore[attr-defined]
     with pytest.raises(prism_runtime.ConfigError, match="pool_size"):
         await prism_runtime.connect(with_query(postgres_dsn, pool_size="lots")).open()
+
+
+async def test_bulk_upserts_into_two_tables_with_same_column_names(
+    postgres_dsn: str, generated: Path
+) -> None:
+    # Same column names, different types: each bulk load must stage with its own table's types.
+    a_pb2 = importlib.import_module("prismtest.bulk.v1.bulk_pb2")
+    a = importlib.import_module("prismtest.bulk.v1.bulk_prism")
+    async with prism_runtime.connect(await new_schema(postgres_dsn)) as db:
+        await provision(db, generated, echo=lambda line: None)
+        texts, blobs = a.TextRowStore(db), a.BlobRowStore(db)
+        await texts.put_many(a_pb2.TextRow(id=f"k{i}", value=f"v{i}") for i in range(300))
+        await blobs.put_many(a_pb2.BlobRow(id=f"k{i}", value=f"v{i}".encode()) for i in range(300))
+        assert (await texts.get("k7")) == a_pb2.TextRow(id="k7", value="v7")
+        assert (await blobs.get("k7")) == a_pb2.BlobRow(id="k7", value=b"v7")

@@ -18,6 +18,7 @@ from google.protobuf.message import Message
 from prism_runtime.config import BackendUrl
 from prism_runtime.errors import BackendError, BackendUnavailable, ConfigError, SchemaMismatch
 from prism_runtime.schema import Abstraction, EntitySpec
+from prism_runtime.sql.ddl import short_name
 from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.dialects import PostgresDialect
 from prism_runtime.sql.driver import Row, verify_columns
@@ -173,12 +174,15 @@ class PostgresDriver:
             return
         pool = await self.pool(namespace)
         names = [c.name for c in statements.columns]
+        # One staging name per target table: asyncpg caches a COPY's column types by its statement text, so
+        # two tables sharing a staging name (and column names) would reuse the other's types.
+        stage = short_name(_STAGE, statements.table.strip('"'), dialect=self.dialect)
 
         async def work() -> None:
             async with pool.acquire() as conn, conn.transaction():
-                await conn.execute(f"CREATE TEMP TABLE {_STAGE} (LIKE {statements.table}) ON COMMIT DROP")
-                await conn.copy_records_to_table(_STAGE, records=rows, columns=names)
-                await conn.execute(statements.upsert_from(_STAGE))
+                await conn.execute(f"CREATE TEMP TABLE {stage} (LIKE {statements.table}) ON COMMIT DROP")
+                await conn.copy_records_to_table(stage, records=rows, columns=names)
+                await conn.execute(statements.upsert_from(stage))
 
         await self._guard(work, namespace)
 
