@@ -17,15 +17,13 @@ from google.protobuf.message import Message
 
 from prism_runtime.config import BackendUrl
 from prism_runtime.errors import BackendError, BackendUnavailable, ConfigError, SchemaMismatch
-from prism_runtime.schema import Abstraction, EntitySpec
+from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.ddl import short_name
 from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.dialects import PostgresDialect
 from prism_runtime.sql.driver import Row, verify_columns
-from prism_runtime.sql.graph import SqlGraph
-from prism_runtime.sql.keyvalue import SqlKeyValue
+from prism_runtime.sql.serving import ServesSqlAbstractions
 from prism_runtime.sql.statements import KeyValueStatements
-from prism_runtime.sql.timeseries import SqlTimeSeries
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Message)
@@ -46,11 +44,10 @@ _HINTS = {
 }
 
 
-class PostgresDriver:
+class PostgresDriver(ServesSqlAbstractions):
     """The SqlDriver of one Postgres database, over a lazily created asyncpg pool."""
 
     dialect: SqlDialect = PostgresDialect()
-    serves = frozenset({Abstraction.KEY_VALUE, Abstraction.TIME_SERIES, Abstraction.GRAPH})
     error_types: ClassVar[tuple[type[BaseException], ...]] = (asyncpg.PostgresError, asyncpg.InterfaceError)
 
     def __init__(self, url: BackendUrl) -> None:
@@ -76,18 +73,6 @@ class PostgresDriver:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
-
-    def keyvalue(self, spec: EntitySpec, message: type[M]) -> SqlKeyValue[M]:
-        """Return the KeyValue backend of one entity."""
-        return SqlKeyValue(spec, message, self)
-
-    def timeseries(self, spec: EntitySpec, message: type[M]) -> SqlTimeSeries[M]:
-        """Return the TimeSeries backend of one entity."""
-        return SqlTimeSeries(spec, message, self)
-
-    def graph(self, spec: EntitySpec, message: type[M], node_spec: EntitySpec | None) -> SqlGraph[M]:
-        """Return the Graph backend of one edge type."""
-        return SqlGraph(spec, message, self, node_spec)
 
     async def pool(self, namespace: str) -> asyncpg.Pool:
         """Return the pool, creating it on first use."""

@@ -13,14 +13,12 @@ from google.protobuf.message import Message
 
 from prism_runtime.config import BackendUrl, sqlite_path
 from prism_runtime.errors import BackendError, BackendUnavailable
-from prism_runtime.schema import Abstraction, EntitySpec
+from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.dialects import SqliteDialect
 from prism_runtime.sql.driver import Row, verify_columns
-from prism_runtime.sql.graph import SqlGraph
-from prism_runtime.sql.keyvalue import SqlKeyValue
+from prism_runtime.sql.serving import ServesSqlAbstractions
 from prism_runtime.sql.statements import KeyValueStatements
-from prism_runtime.sql.timeseries import SqlTimeSeries
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Message)
@@ -29,11 +27,10 @@ _U64 = 1 << 64
 _I64_MAX = (1 << 63) - 1
 
 
-class SqliteDriver:
+class SqliteDriver(ServesSqlAbstractions):
     """The SqlDriver of one SQLite database file."""
 
     dialect: SqlDialect = SqliteDialect()
-    serves = frozenset({Abstraction.KEY_VALUE, Abstraction.TIME_SERIES, Abstraction.GRAPH})
 
     def __init__(self, url: BackendUrl) -> None:
         self.path = sqlite_path(url.url)
@@ -63,18 +60,6 @@ class SqliteDriver:
             conn, self._conn = self._conn, None
             await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
         self._executor.shutdown(wait=True)
-
-    def keyvalue(self, spec: EntitySpec, message: type[M]) -> SqlKeyValue[M]:
-        """Return the KeyValue backend of one entity."""
-        return SqlKeyValue(spec, message, self)
-
-    def timeseries(self, spec: EntitySpec, message: type[M]) -> SqlTimeSeries[M]:
-        """Return the TimeSeries backend of one entity."""
-        return SqlTimeSeries(spec, message, self)
-
-    def graph(self, spec: EntitySpec, message: type[M], node_spec: EntitySpec | None) -> SqlGraph[M]:
-        """Return the Graph backend of one edge type."""
-        return SqlGraph(spec, message, self, node_spec)
 
     async def _run(self, fn: Callable[[], T], *, namespace: str) -> T:
         loop = asyncio.get_running_loop()

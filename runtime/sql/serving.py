@@ -1,0 +1,40 @@
+"""What every SQL driver serves: the three abstractions over the shared SQL implementations.
+
+A driver class inherits this and says only how it talks to its server (the SqlDriver methods).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, TypeVar
+
+from google.protobuf.message import Message
+
+from prism_runtime.schema import Abstraction, EntitySpec
+from prism_runtime.sql.graph import SqlGraph
+from prism_runtime.sql.keyvalue import SqlKeyValue
+from prism_runtime.sql.timeseries import SqlTimeSeries
+
+M = TypeVar("M", bound=Message)
+
+
+class ServesSqlAbstractions:
+    """KeyValue, TimeSeries and Graph for a driver that implements the SqlDriver protocol."""
+
+    serves: ClassVar[frozenset[Abstraction]] = frozenset(
+        {Abstraction.KEY_VALUE, Abstraction.TIME_SERIES, Abstraction.GRAPH}
+    )
+
+    def keyvalue(self, spec: EntitySpec, message: type[M]) -> SqlKeyValue[M]:
+        """Return the KeyValue backend of one entity."""
+        return SqlKeyValue(spec, message, self._driver())
+
+    def timeseries(self, spec: EntitySpec, message: type[M]) -> SqlTimeSeries[M]:
+        """Return the TimeSeries backend of one entity."""
+        return SqlTimeSeries(spec, message, self._driver())
+
+    def graph(self, spec: EntitySpec, message: type[M], node_spec: EntitySpec | None) -> SqlGraph[M]:
+        """Return the Graph backend of one edge type."""
+        return SqlGraph(spec, message, self._driver(), node_spec)
+
+    def _driver(self) -> Any:
+        return self  # the subclass is the SqlDriver
