@@ -13,7 +13,7 @@ from prism_runtime.pii.errors import (
     SubjectForgotten,
 )
 from prism_runtime.pii.forget import ForgetReceipt, forget
-from prism_runtime.pii.keyring import KeyLimits
+from prism_runtime.pii.key_cache import KeyLimits
 from prism_runtime.pii.masking import (
     MaskingFilter,
     install_log_masking,

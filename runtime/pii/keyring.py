@@ -13,7 +13,6 @@ import hmac
 import os
 import struct
 import time
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -25,6 +24,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from prism_runtime.pii import crypto, tables
 from prism_runtime.pii.errors import DecryptionError, KeyRetired, PiiError, SubjectForgotten
+from prism_runtime.pii.key_cache import KeyCache, KeyLimits
 from prism_runtime.pii.wrappers import KeyWrapper
 from prism_runtime.sql.driver import SqlDriver
 
@@ -54,53 +54,6 @@ class DataKey:
         return f"<DataKey {self.key_id:08x} v{self.version}>"
 
 
-@dataclass(frozen=True)
-class KeyLimits:
-    """Bounds of the unwrapped-key cache: entries, age in seconds, uses before unwrapping again."""
-
-    entries: int = 100_000
-    max_age: float = 300.0
-    max_uses: int = 1_000_000
-
-
-class _Lru:
-    """Unwrapped keys by (subject ref, key id) or by subject ref, bounded by count, age and uses."""
-
-    def __init__(self, limits: KeyLimits) -> None:
-        self.limits = limits
-        self._items: OrderedDict[Any, list[Any]] = OrderedDict()
-
-    def get_many(self, names: Iterable[Any], min_version: int) -> tuple[dict[Any, DataKey], list[Any]]:
-        """Return the live keys among `names` (counting a use of each) and the names not found."""
-        items, move = self._items, self._items.move_to_end
-        oldest, max_uses = time.monotonic() - self.limits.max_age, self.limits.max_uses
-        found: dict[Any, DataKey] = {}
-        missing = []
-        for name in names:
-            entry = items.get(name)
-            if entry is None or entry[1] < oldest or entry[2] >= max_uses or entry[0].version < min_version:
-                if entry is not None:
-                    del items[name]
-                missing.append(name)
-                continue
-            entry[2] += 1
-            move(name)
-            found[name] = entry[0]
-        return found, missing
-
-    def put(self, name: Any, key: DataKey) -> None:
-        """Keep `key` under `name`, evicting the least recently used beyond the bound."""
-        self._items[name] = [key, time.monotonic(), 0]
-        self._items.move_to_end(name)
-        while len(self._items) > self.limits.entries:
-            self._items.popitem(last=False)
-
-    def drop_subject(self, ref: str) -> None:
-        """Forget every key of one subject (after crypto-shredding it)."""
-        for name in [n for n in self._items if n == ref or (isinstance(n, tuple) and n[0] == ref)]:
-            del self._items[name]
-
-
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -116,8 +69,12 @@ class Keyring:
     def __init__(self, driver: SqlDriver, wrapper: KeyWrapper, limits: KeyLimits | None = None) -> None:
         self.driver = driver
         self.wrapper = wrapper
-        self._cache = _Lru(limits or KeyLimits())  # by (subject ref, key id), for decryption
-        self._primaries = _Lru(limits or KeyLimits())  # by subject ref: the key new ciphertext uses
+        self._cache: KeyCache[tuple[str, int], DataKey] = KeyCache(
+            limits or KeyLimits()
+        )  # by (subject ref, key id), to decrypt
+        self._primaries: KeyCache[str, DataKey] = KeyCache(
+            limits or KeyLimits()
+        )  # by subject ref: to encrypt
         self._lock = asyncio.Lock()
         self._root: bytes | None = None
         self._pseudonym_key = b""
@@ -351,8 +308,8 @@ class Keyring:
             namespace="prism_keys",
         )
         await self.set_meta("min_version", version)
-        self._cache = _Lru(self._cache.limits)
-        self._primaries = _Lru(self._cache.limits)
+        self._cache = KeyCache(self._cache.limits)
+        self._primaries = KeyCache(self._cache.limits)
         return int(count[0][0])
 
     async def rewrap(self) -> int:

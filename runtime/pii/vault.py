@@ -9,7 +9,8 @@ from prism_runtime.pii import crypto
 from prism_runtime.pii.audit import AuditLog
 from prism_runtime.pii.catalog import Catalog
 from prism_runtime.pii.errors import PiiError
-from prism_runtime.pii.keyring import KeyLimits, Keyring
+from prism_runtime.pii.key_cache import KeyLimits
+from prism_runtime.pii.keyring import Keyring
 from prism_runtime.pii.wrappers import KeyWrapper, wrapper_from_env
 from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.driver import SqlDriver
