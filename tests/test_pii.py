@@ -686,6 +686,33 @@ async def test_time_series_encrypts_events_and_forget_erases_them(
     assert [e.ip async for e in series.query("p2")] == addresses[0::2]
 
 
+async def test_time_series_ciphertext_is_bound_to_its_event_and_survives_reencrypt(
+    db: prism_runtime.Database, url: str, pii: Any, tmp_path: Path
+) -> None:
+    pb2, prism = pii
+    series = prism.SignInSeries(db)
+    addresses = ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
+    await series.append_many(
+        pb2.SignIn(patient_id="p1", at_ms=1_700_000_000_000 + i, ip=ip, device="phone")
+        for i, ip in enumerate(addresses)
+    )
+    # Each event is its own record: the sweep moves every event onto the new generation, one by one.
+    assert prism_cli("keys", "rotate", url=url).returncode == 0
+    swept = prism_cli("keys", "reencrypt", url=url)
+    assert swept.returncode == 0, swept.stderr
+    assert "3 encrypted value(s), moved 3" in swept.stdout
+    async with prism_runtime.connect(url, key_wrapper=LocalKeyWrapper(tmp_path / "master.key")) as fresh:
+        assert [e.ip async for e in prism.SignInSeries(fresh).query("p1")] == addresses
+
+    # A ciphertext copied onto another event of the same subject does not decrypt there.
+    stored = await raw(url, f'SELECT ip, "{EVENT_ID_COLUMN}" FROM {SIGNIN_NS} ORDER BY at_ms')
+    await raw(
+        url, f'UPDATE {SIGNIN_NS} SET ip = ? WHERE "{EVENT_ID_COLUMN}" = ?', (stored[0][0], stored[1][1])
+    )
+    with pytest.raises(prism_runtime.DecryptionError, match="'ip'"):
+        [e async for e in series.query("p1")]
+
+
 # -- time series on Kafka and NATS -----------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ def spec_to_json(spec: EntitySpec) -> str:
         "abstraction": spec.abstraction.value,
         "key": spec.key,
         "sort_key": spec.sort_key,
+        "event_time": spec.event_time,
         "subject": spec.subject,
         "columns": [asdict(c) for c in spec.columns],
     }
@@ -39,6 +40,7 @@ def spec_from_json(text: str) -> EntitySpec:
         abstraction=Abstraction(body["abstraction"]),
         key=body["key"],
         sort_key=body["sort_key"],
+        event_time=body.get("event_time"),
         subject=body["subject"],
         columns=columns,
     )

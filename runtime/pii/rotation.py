@@ -15,8 +15,10 @@ from typing import Any
 
 from prism_runtime.pii import crypto
 from prism_runtime.pii.errors import DecryptionError
+from prism_runtime.pii.sealer import record_columns
 from prism_runtime.pii.vault import Vault
 from prism_runtime.schema import EntitySpec
+from prism_runtime.sql.ddl import row_identity, table_name
 
 _PAGE = 500
 
@@ -40,20 +42,22 @@ async def rotate(vault: Vault) -> tuple[int, str]:
     return generation, wrapped
 
 
-async def _pages(vault: Vault, spec: EntitySpec, columns: Sequence[str]) -> AsyncIterator[list[Any]]:
+async def _pages(
+    vault: Vault, spec: EntitySpec, identity: Sequence[str], columns: Sequence[str]
+) -> AsyncIterator[list[Any]]:
+    """Yield pages of (identity columns..., columns...) of every row, in identity order."""
     driver = vault.driver
     q, ph = driver.dialect.quote, driver.dialect.placeholder
-    keys = [c.name for c in spec.key_columns]
-    select = ", ".join(q(c) for c in (*keys, spec.subject_column.name, *columns))
-    order = ", ".join(q(k) for k in keys)
+    select = ", ".join(q(c) for c in (*identity, *columns))
+    order = ", ".join(q(k) for k in identity)
     after: tuple[Any, ...] | None = None
     while True:
         where = ""
         if after is not None:
-            marks = ", ".join(ph(i + 1) for i in range(len(keys)))
-            where = f" WHERE ({order}) > ({marks})" if len(keys) > 1 else f" WHERE {order} > {marks}"
+            marks = ", ".join(ph(i + 1) for i in range(len(identity)))
+            where = f" WHERE ({order}) > ({marks})" if len(identity) > 1 else f" WHERE {order} > {marks}"
         rows = await driver.fetch(
-            f"SELECT {select} FROM {q(spec.namespace)}{where} ORDER BY {order} LIMIT {_PAGE}",
+            f"SELECT {select} FROM {q(table_name(spec))}{where} ORDER BY {order} LIMIT {_PAGE}",
             after or (),
             namespace=spec.namespace,
         )
@@ -61,7 +65,7 @@ async def _pages(vault: Vault, spec: EntitySpec, columns: Sequence[str]) -> Asyn
             yield list(rows)
         if len(rows) < _PAGE:
             return
-        after = tuple(rows[-1][: len(keys)])
+        after = tuple(rows[-1][: len(identity)])
 
 
 async def reencrypt(vault: Vault, *, dry_run: bool = False, below: int | None = None) -> SweepReport:
@@ -75,14 +79,19 @@ async def reencrypt(vault: Vault, *, dry_run: bool = False, below: int | None = 
         sealed = [c for c in spec.columns if c.encrypted]
         if not sealed:
             continue
-        width = len(spec.key_columns)
+        # Each row is read and updated by its own identity (for a series: key, event time and event id;
+        # the key alone would be every event of the series), and its ciphertext's associated data names
+        # its record as the row sealer does.
+        identity = row_identity(spec)
+        width = len(identity)
+        read = [*identity, spec.subject_column.name, *(c.name for c in sealed)]
+        bound = [read.index(name) for name in record_columns(spec)]
+        subject_at = width
         update_sets = ", ".join(f"{q(c.name)} = {ph(i + 1)}" for i, c in enumerate(sealed))
-        key_where = " AND ".join(
-            f"{q(k.name)} = {ph(len(sealed) + i + 1)}" for i, k in enumerate(spec.key_columns)
-        )
-        update = f"UPDATE {q(spec.namespace)} SET {update_sets} WHERE {key_where}"
-        async for rows in _pages(vault, spec, [c.name for c in sealed]):
-            refs = [keyring.subject_ref(r[width]) for r in rows]
+        key_where = " AND ".join(f"{q(name)} = {ph(len(sealed) + i + 1)}" for i, name in enumerate(identity))
+        update = f"UPDATE {q(table_name(spec))} SET {update_sets} WHERE {key_where}"
+        async for rows in _pages(vault, spec, identity, read[width:]):
+            refs = [keyring.subject_ref(r[subject_at]) for r in rows]
             wanted = {
                 (ref, crypto.key_id_of(bytes(blob)))
                 for ref, row in zip(refs, rows, strict=True)
@@ -92,8 +101,7 @@ async def reencrypt(vault: Vault, *, dry_run: bool = False, below: int | None = 
             keys = await keyring.keys_for(wanted)
             primaries = {} if dry_run else await keyring.primary_keys(refs)
             for ref, row in zip(refs, rows, strict=True):
-                record_key = tuple(row[:width])
-                row_context = crypto.row_context(row[width], record_key)
+                row_context = crypto.row_context(row[subject_at], tuple(row[i] for i in bound))
                 values: list[Any] = []
                 changed = False
                 for column, blob in zip(sealed, row[width + 1 :], strict=True):
@@ -116,7 +124,7 @@ async def reencrypt(vault: Vault, *, dry_run: bool = False, below: int | None = 
                     values[-1] = crypto.seal(primary.aead, primary.key_id, clear, context)
                     changed = True
                 if changed:
-                    await driver.execute(update, (*values, *record_key), namespace=spec.namespace)
+                    await driver.execute(update, (*values, *row[:width]), namespace=spec.namespace)
     rewrapped = 0 if dry_run else await keyring.rewrap()
     return SweepReport(seen, moved, rewrapped, unreadable)
 

@@ -25,7 +25,8 @@ from prism_runtime.pii.blind_index import BlindIndex, normalise, purpose
 from prism_runtime.pii.errors import DecryptionError, SubjectForgotten
 from prism_runtime.pii.keyring import DataKey
 from prism_runtime.pii.vault import Vault
-from prism_runtime.schema import Column, EntitySpec
+from prism_runtime.schema import Abstraction, Column, EntitySpec
+from prism_runtime.sql.ddl import EVENT_ID_COLUMN
 
 Row = Sequence[Any]
 FORMAT_V1, OVERHEAD = crypto.FORMAT_V1, crypto.OVERHEAD
@@ -40,8 +41,22 @@ class _Sealed:
     text: bool  # a string field: stored as UTF-8, given back as str
 
 
+def record_columns(spec: EntitySpec) -> tuple[str, ...]:
+    """Return the columns whose values a ciphertext's associated data binds as its record.
+
+    The record key; for a series, the series key and the event id (a keyed digest of the event, so it
+    stands for the event time too, whose stored form differs between backends).
+    """
+    if spec.abstraction is Abstraction.TIME_SERIES:
+        return (spec.key, EVENT_ID_COLUMN)
+    return tuple(c.name for c in spec.key_columns)
+
+
 class ProtectedRows:
-    """Seals and opens the PII columns of one entity's rows."""
+    """Seals and opens the PII columns of one entity's rows.
+
+    `columns` names the row's values in order: the entity's columns, then, for a series, its event id.
+    """
 
     def __init__(
         self, spec: EntitySpec, message: type[Message], vault: Vault, columns: Sequence[str]
@@ -70,7 +85,7 @@ class ProtectedRows:
             if c.blind_index_of
         ]
         self._audited = [(position[c.name], c) for c in spec.columns if c.audited]
-        self._keys = [position[c.name] for c in spec.key_columns]
+        self._keys = [position[name] for name in record_columns(spec)]
         self._subject = position[spec.subject_column.name]
         self._has_sealed = _any_of([s.index for s in self._sealed])
         self._indexes: dict[str, BlindIndex] = {}

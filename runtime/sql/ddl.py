@@ -15,6 +15,14 @@ EVENT_ID_COLUMN = "prism_event_id"
 SEQUENCE_COLUMN = "prism_seq"
 
 
+def row_identity(spec: EntitySpec) -> tuple[str, ...]:
+    """Return the columns that identify one stored row: the primary key; for a series, the event's."""
+    if spec.abstraction is Abstraction.TIME_SERIES:
+        assert spec.event_time is not None
+        return (spec.key, spec.event_time, EVENT_ID_COLUMN)
+    return tuple(c.name for c in spec.key_columns)
+
+
 def table_name(spec: EntitySpec) -> str:
     """Return the table that holds an entity: its namespace."""
     return spec.namespace

@@ -90,7 +90,7 @@ class _Statements:
             n += 1
             conditions.append(f"{self.time} >= {p(n)}")
         return (
-            f"SELECT {self.columns}, {self.seq} FROM {self.table} WHERE {' AND '.join(conditions)} "
+            f"SELECT {self.columns}, {self.event_id}, {self.seq} FROM {self.table} WHERE {' AND '.join(conditions)} "
             f"ORDER BY {self.seq} LIMIT {p(n + 1)}"
         )
 
@@ -117,7 +117,9 @@ class SqlTimeSeries(Generic[M]):
         self._ns = spec.namespace
         # Encryption and audit of PII columns: the same row sealer as the KeyValue store.
         self.pii = (
-            ProtectedRows(spec, message, vault_for(driver), [c.name for c in spec.columns])
+            ProtectedRows(
+                spec, message, vault_for(driver), [*(c.name for c in spec.columns), EVENT_ID_COLUMN]
+            )
             if spec.protects_pii
             else None
         )
@@ -149,11 +151,11 @@ class SqlTimeSeries(Generic[M]):
         """Insert events; one already stored (same key, time and id) is skipped."""
         if not self._ready or time.monotonic() >= self._maintain_due:
             await self.prepare()
-        encoded = [self.codec.encode(e.message) for e in events]
+        encode = self.codec.encode
+        rows: Sequence[Row] = [(*encode(e.message), e.event_id) for e in events]
         audit: list[AuditEvent] = []
         if self.pii is not None:
-            encoded, audit = await self.pii.seal(encoded)
-        rows = [(*row, e.event_id) for row, e in zip(encoded, events, strict=True)]
+            rows, audit = await self.pii.seal(rows)
         if len(rows) == 1:
             await self.driver.execute(self.sql.insert, rows[0], namespace=self._ns)
         else:
