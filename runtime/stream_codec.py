@@ -41,6 +41,13 @@ class PayloadCodec(Generic[M]):
         """Return the message of a payload."""
         return self.message.FromString(payload)
 
+    def decode_readable(self, payload: bytes) -> M | None:
+        """Return the message of a payload, or None when it cannot be read any more (a forgotten subject).
+
+        Reads that walk a series (query, tail) skip such records, as the SQL backends do.
+        """
+        return self.decode(payload)
+
     async def prepare_encode(self, events: Sequence[Event[M]]) -> None:
         """Get ready to encode `events` (a sealing codec fetches their keys here); plain payloads need nothing."""
 

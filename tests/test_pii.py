@@ -781,5 +781,13 @@ async def test_stream_time_series_seals_payloads_and_forget_shreds_them(
 
         receipt = await prism_runtime.forget(db, patient_id)
         assert receipt.keys_destroyed == 1
+        # The log keeps the records (Kafka and NATS cannot delete one), but nothing reads them: a query
+        # skips them, as on SQL, and opening one directly raises the typed error.
+        assert [e async for e in series.query(patient_id)] == []
+        assert await _raw_stream_payloads(kind, address, patient_id) == payloads
+        from prism_runtime.pii.payload import open_payload
+        from prism_runtime.pii.vault import vault_serving
+
+        vault = vault_serving(db, series.spec)
         with pytest.raises(prism_runtime.SubjectForgotten, match=SIGNIN_NS):
-            [e async for e in series.query(patient_id)]
+            await open_payload(vault, series.spec, pb2.SignIn, payloads[0])

@@ -235,7 +235,9 @@ class KafkaTimeSeries(Generic[M]):
         for record in records:
             if raw_key is not None and record.key != raw_key:
                 continue
-            message = self.codec.decode(record.value)
+            message = self.codec.decode_readable(record.value)
+            if message is None:
+                continue  # its subject was forgotten
             ids = [v for k, v in record.headers or () if k == EVENT_ID_HEADER]
             event_id = ids[0].decode() if ids else ""
             out.append(Event(record.key, self.identity.time_ns(message), event_id, message))

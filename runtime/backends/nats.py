@@ -196,10 +196,15 @@ class NatsTimeSeries(Generic[M]):
 
         await self.backend.guard(self._ns, publish_all)
 
-    def _event(self, msg: Any) -> Event[M]:
-        message = self.codec.decode(msg.data)
-        event_id = (msg.headers or {}).get(NATS_MSG_ID_HEADER, "")
-        return Event(None, self.identity.time_ns(message), event_id, message)
+    def _events(self, msgs: Sequence[Any]) -> list[Event[M]]:
+        """Return the events of fetched messages; those of forgotten subjects are skipped."""
+        out = []
+        for msg in msgs:
+            message = self.codec.decode_readable(msg.data)
+            if message is not None:
+                event_id = (msg.headers or {}).get(NATS_MSG_ID_HEADER, "")
+                out.append(Event(None, self.identity.time_ns(message), event_id, message))
+        return out
 
     async def query(
         self, key: Any, start_ns: int | None, end_ns: int | None, limit: int | None
@@ -218,7 +223,7 @@ class NatsTimeSeries(Generic[M]):
                 while pending > 0:
                     msgs = await sub.fetch(min(pending, 1024), timeout=5)
                     await self.codec.prepare_decode([m.data for m in msgs])
-                    out.extend(self._event(m) for m in msgs)
+                    out.extend(self._events(msgs))
                     meta = msgs[-1].metadata
                     pending = meta.num_pending
                 return out
@@ -267,7 +272,7 @@ class NatsFollower(Generic[M]):
         while len(msgs) < _BATCH and self.sub.pending_msgs:
             msgs.append(await self.sub.next_msg(timeout=_WAIT_S))
         await s.codec.prepare_decode([m.data for m in msgs])
-        out.extend(s._event(m).message for m in msgs)
+        out.extend(e.message for e in s._events(msgs))
         return out
 
     async def close(self) -> None:

@@ -21,7 +21,7 @@ from google.protobuf.message import Message
 
 from prism_runtime.pii import crypto
 from prism_runtime.pii.audit import AuditEvent
-from prism_runtime.pii.errors import DecryptionError
+from prism_runtime.pii.errors import DecryptionError, SubjectForgotten
 from prism_runtime.pii.keyring import DataKey
 from prism_runtime.pii.vault import Vault
 from prism_runtime.schema import EntitySpec
@@ -138,6 +138,13 @@ class SealedPayloadCodec(PayloadCodec[M]):
             self._keys.update(await self.vault.keyring.keys_for(wanted))
         if self._audited:
             await self.vault.audit.append(self._audit("read", messages))
+
+    def decode_readable(self, payload: bytes) -> M | None:
+        """Return the decrypted message, or None when its subject was forgotten (its keys are destroyed)."""
+        try:
+            return self.decode(payload)
+        except SubjectForgotten:
+            return None
 
     def decode(self, payload: bytes) -> M:
         """Return the message of a payload whose keys `prepare_decode` fetched, its PII decrypted."""
