@@ -370,6 +370,50 @@ async def test_audit_records_who_touched_what_and_verify_finds_tampering(
     assert len(lines) == 3 and lines[-1].startswith('{"checkpoint": {"seq": 3, "entry_hash": ')
 
 
+async def test_a_write_and_its_audit_entries_are_stored_together_or_not_at_all(
+    db: prism_runtime.Database, url: str, pii: Any
+) -> None:
+    pb2, prism = pii
+    store, series = prism.PatientStore(db), prism.SignInSeries(db)
+    await store.put(patient(pb2, "p1"))
+    await series.append(pb2.SignIn(patient_id="p1", at_ms=1_700_000_000_000, ip="192.0.2.1"))
+    entries = await raw(url, "SELECT COUNT(*) FROM prism_audit")
+    # The audit log refuses every entry from now on: no audited write may land without its entries.
+    if url.startswith("sqlite:"):
+        await raw(
+            url,
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON prism_audit BEGIN SELECT RAISE(ABORT, 'refused'); END",
+        )
+    else:
+        await raw(
+            url,
+            "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql "
+            "AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$",
+        )
+        await raw(
+            url,
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON prism_audit FOR EACH ROW EXECUTE FUNCTION refuse_audit()",
+        )
+    with pytest.raises(prism_runtime.BackendError):
+        await store.put(patient(pb2, "p2"))
+    with pytest.raises(prism_runtime.BackendError):
+        await store.put_many([patient(pb2, f"p{i}") for i in range(3, 300)])
+    with pytest.raises(prism_runtime.BackendError):
+        await series.append(pb2.SignIn(patient_id="p1", at_ms=1_700_000_000_001, ip="192.0.2.2"))
+    assert await raw(url, f"SELECT patient_id FROM {PATIENT_NS}") == [("p1",)]
+    assert await raw(url, f"SELECT COUNT(*) FROM {SIGNIN_NS}") == [(1,)]
+    assert await raw(url, "SELECT COUNT(*) FROM prism_audit") == entries
+    await raw(url, "DROP TRIGGER refuse_audit" + ("" if url.startswith("sqlite:") else " ON prism_audit"))
+    await store.put(patient(pb2, "p2"))
+    assert (await store.get("p2")).ssn == SSN
+    assert (await db_audit(db)).ok
+
+
+async def db_audit(db: prism_runtime.Database) -> Any:
+    """Return the result of walking the audit chain of `db`'s SQL backend."""
+    return await vault_for(db.backend).audit.verify()
+
+
 async def test_audit_names_a_deleted_entry(db: prism_runtime.Database, url: str, pii: Any) -> None:
     pb2, prism = pii
     store = prism.PatientStore(db)

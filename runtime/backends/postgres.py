@@ -21,7 +21,7 @@ from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.ddl import short_name
 from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.dialects import PostgresDialect
-from prism_runtime.sql.driver import Row, verify_columns
+from prism_runtime.sql.driver import Row, Statement, verify_columns
 from prism_runtime.sql.serving import ServesSqlAbstractions
 from prism_runtime.sql.statements import KeyValueStatements
 
@@ -140,22 +140,31 @@ class PostgresDriver(ServesSqlAbstractions):
         last = status.rsplit(" ", 1)[-1]
         return int(last) if last.isdigit() else 0
 
-    async def execute_many(self, sql: str, rows: Sequence[Row], *, namespace: str) -> None:
-        """Run one statement per row in one transaction (asyncpg pipelines them)."""
+    async def execute_many(
+        self, sql: str, rows: Sequence[Row], *, namespace: str, after: Sequence[Statement] = ()
+    ) -> None:
+        """Run one statement per row, then `after`, in one transaction (asyncpg pipelines them)."""
         pool = await self.pool(namespace)
 
         async def work() -> None:
             async with pool.acquire() as conn, conn.transaction():
                 await conn.executemany(sql, rows)
+                for statement, more in after:
+                    await conn.executemany(statement, more)
 
         await self._guard(work, namespace)
 
     async def upsert_many(
-        self, statements: KeyValueStatements, rows: Sequence[Row], *, namespace: str
+        self,
+        statements: KeyValueStatements,
+        rows: Sequence[Row],
+        *,
+        namespace: str,
+        after: Sequence[Statement] = (),
     ) -> None:
         """Upsert rows: pipelined executemany for small batches, binary COPY into a staging table for large ones."""
         if len(rows) < COPY_THRESHOLD:
-            await self.execute_many(statements.upsert, rows, namespace=namespace)
+            await self.execute_many(statements.upsert, rows, namespace=namespace, after=after)
             return
         pool = await self.pool(namespace)
         names = [c.name for c in statements.columns]
@@ -168,6 +177,8 @@ class PostgresDriver(ServesSqlAbstractions):
                 await conn.execute(f"CREATE TEMP TABLE {stage} (LIKE {statements.table}) ON COMMIT DROP")
                 await conn.copy_records_to_table(stage, records=rows, columns=names)
                 await conn.execute(statements.upsert_from(stage))
+                for statement, more in after:
+                    await conn.executemany(statement, more)
 
         await self._guard(work, namespace)
 

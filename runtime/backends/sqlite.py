@@ -16,7 +16,7 @@ from prism_runtime.errors import BackendError, BackendUnavailable
 from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.dialects import SqliteDialect
-from prism_runtime.sql.driver import Row, verify_columns
+from prism_runtime.sql.driver import Row, Statement, verify_columns
 from prism_runtime.sql.serving import ServesSqlAbstractions
 from prism_runtime.sql.statements import KeyValueStatements
 
@@ -81,14 +81,18 @@ class SqliteDriver(ServesSqlAbstractions):
         """Run one statement in autocommit mode."""
         return await self._run(lambda: self.conn.execute(sql, args).rowcount, namespace=namespace)
 
-    async def execute_many(self, sql: str, rows: Sequence[Row], *, namespace: str) -> None:
-        """Run one statement per row inside one transaction."""
+    async def execute_many(
+        self, sql: str, rows: Sequence[Row], *, namespace: str, after: Sequence[Statement] = ()
+    ) -> None:
+        """Run one statement per row, then the `after` statements, inside one transaction."""
 
         def work() -> None:
             conn = self.conn
             conn.execute("BEGIN")
             try:
                 conn.executemany(sql, rows)
+                for statement, more in after:
+                    conn.executemany(statement, more)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -97,10 +101,15 @@ class SqliteDriver(ServesSqlAbstractions):
         await self._run(work, namespace=namespace)
 
     async def upsert_many(
-        self, statements: KeyValueStatements, rows: Sequence[Row], *, namespace: str
+        self,
+        statements: KeyValueStatements,
+        rows: Sequence[Row],
+        *,
+        namespace: str,
+        after: Sequence[Statement] = (),
     ) -> None:
         """Upsert rows with executemany in one transaction: SQLite has no faster path."""
-        await self.execute_many(statements.upsert, rows, namespace=namespace)
+        await self.execute_many(statements.upsert, rows, namespace=namespace, after=after)
 
     async def execute_script(self, statements: Sequence[str], *, namespace: str) -> None:
         """Run statements in order inside one transaction."""

@@ -15,17 +15,20 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from prism_runtime.errors import BackendError
 from prism_runtime.pii import tables
-from prism_runtime.sql.driver import SqlDriver
+from prism_runtime.sql.driver import SqlDriver, Statement
 
 GENESIS = "0" * 64
 ACTOR_ENV = "PRISM_ACTOR"
 _RETRIES = 8
+
+Write = Callable[[Sequence[Statement]], Awaitable[None]]
+"""A data write that runs the statements it is given after its own, in its transaction."""
 _PAGE = 1000
 
 
@@ -151,43 +154,63 @@ class AuditLog:
 
     async def append(self, events: Sequence[AuditEvent]) -> list[AuditEntry]:
         """Chain and store `events` atomically; retry when another process appended first."""
+        return await self.append_with(events, None)
+
+    async def append_with(self, events: Sequence[AuditEvent], write: Write | None) -> list[AuditEntry]:
+        """Chain `events` and store them in the same transaction as the data `write` makes, or by themselves.
+
+        `write(after)` must run its own statements and then `after` in one transaction, so a write of an
+        audited field and its audit entries are stored together or not at all. When the transaction fails
+        because another process appended first (the chain's head moved), the whole write is tried again
+        on the new head; any other failure is raised as it is.
+        """
         if not events:
+            if write is not None:
+                await write(())
             return []
         await self.ready()
         who = current_actor()
         async with self._lock:
             for attempt in range(_RETRIES):
-                if self._head is None or attempt:
+                if self._head is None:
                     self._head = await self._read_head()
-                seq, prev = self._head
-                entries = []
-                for event in events:
-                    seq += 1
-                    draft = AuditEntry(
-                        seq=seq,
-                        at=_now(),
-                        event_id=uuid.uuid4().hex,
-                        actor=who.name,
-                        purpose=who.purpose,
-                        prev_hash=prev,
-                        entry_hash="",
-                        **asdict(event),
-                    )
-                    prev = draft.expected_hash()
-                    entries.append(AuditEntry(**{**asdict(draft), "entry_hash": prev}))
+                head = self._head
+                entries = self._chain(events, who, head)
+                rows = [tuple(getattr(e, c) for c in _COLUMNS) for e in entries]
                 try:
-                    await self.driver.execute_many(
-                        self._insert,
-                        [tuple(getattr(e, c) for c in _COLUMNS) for e in entries],
-                        namespace="prism_audit",
-                    )
+                    if write is None:
+                        await self.driver.execute_many(self._insert, rows, namespace="prism_audit")
+                    else:
+                        await write([(self._insert, rows)])
                 except BackendError:
-                    if attempt == _RETRIES - 1:
+                    self._head = await self._read_head()
+                    if self._head == head or attempt == _RETRIES - 1:
                         raise
                     continue
-                self._head = (seq, prev)
+                self._head = (entries[-1].seq, entries[-1].entry_hash)
                 return entries
         raise AssertionError("unreachable")
+
+    @staticmethod
+    def _chain(events: Sequence[AuditEvent], who: Actor, head: tuple[int, str]) -> list[AuditEntry]:
+        """Return `events` as entries following `head` (seq, hash), each hashing the one before."""
+        seq, prev = head
+        entries = []
+        for event in events:
+            seq += 1
+            draft = AuditEntry(
+                seq=seq,
+                at=_now(),
+                event_id=uuid.uuid4().hex,
+                actor=who.name,
+                purpose=who.purpose,
+                prev_hash=prev,
+                entry_hash="",
+                **asdict(event),
+            )
+            prev = draft.expected_hash()
+            entries.append(AuditEntry(**{**asdict(draft), "entry_hash": prev}))
+        return entries
 
     async def entries(self, *, after_seq: int = 0, since: str | None = None) -> AsyncIterator[AuditEntry]:
         """Yield stored entries in chain order, after `after_seq` and at or after time `since`."""

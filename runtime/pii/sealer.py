@@ -20,7 +20,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from prism_runtime.pii import crypto
-from prism_runtime.pii.audit import AuditEvent
+from prism_runtime.pii.audit import AuditEvent, Write
 from prism_runtime.pii.blind_index import BlindIndex, normalise, purpose
 from prism_runtime.pii.errors import DecryptionError, SubjectForgotten
 from prism_runtime.pii.keyring import DataKey
@@ -201,6 +201,10 @@ class ProtectedRows:
         """Append events to the audit log."""
         if events:
             await self.vault.audit.append(events)
+
+    async def write_audited(self, events: Sequence[AuditEvent], write: Write) -> None:
+        """Run the data `write`, storing the audit entries of `events` in its transaction."""
+        await self.vault.audit.append_with(events, write)
 
     # -- reading -----------------------------------------------------------------------------------
 

@@ -11,6 +11,8 @@ from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.statements import KeyValueStatements
 
 Row = Sequence[Any]
+Statement = tuple[str, Sequence[Row]]
+"""A statement and the rows to run it for: what a write carries along into its transaction (audit entries)."""
 
 
 @runtime_checkable
@@ -25,8 +27,10 @@ class SqlDriver(Protocol):
         """Run one statement; return the number of rows it changed."""
         ...
 
-    async def execute_many(self, sql: str, rows: Sequence[Row], *, namespace: str) -> None:
-        """Run one statement for each row, atomically."""
+    async def execute_many(
+        self, sql: str, rows: Sequence[Row], *, namespace: str, after: Sequence[Statement] = ()
+    ) -> None:
+        """Run one statement for each row, then the `after` statements, in one transaction."""
         ...
 
     async def fetch(self, sql: str, args: Row, *, namespace: str) -> list[Row]:
@@ -34,9 +38,15 @@ class SqlDriver(Protocol):
         ...
 
     async def upsert_many(
-        self, statements: KeyValueStatements, rows: Sequence[Row], *, namespace: str
+        self,
+        statements: KeyValueStatements,
+        rows: Sequence[Row],
+        *,
+        namespace: str,
+        after: Sequence[Statement] = (),
     ) -> None:
-        """Insert or replace many rows (distinct keys) atomically, by the fastest path the server has."""
+        """Insert or replace many rows (distinct keys), then run `after`, in one transaction, by the fastest
+        path the server has."""
         ...
 
     async def execute_script(self, statements: Sequence[str], *, namespace: str) -> None:

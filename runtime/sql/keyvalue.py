@@ -13,7 +13,7 @@ from prism_runtime.pii.vault import vault_for
 from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.codec import RowCodec
 from prism_runtime.sql.ddl import ddl_statements
-from prism_runtime.sql.driver import SqlDriver
+from prism_runtime.sql.driver import SqlDriver, Statement
 from prism_runtime.sql.statements import keyvalue_statements
 
 M = TypeVar("M", bound=Message)
@@ -51,8 +51,7 @@ class SqlKeyValue(Generic[M]):
         encode = self.codec.encode
         if self._pii is not None:
             sealed, events = await self._pii.seal([encode(m) for m in items])
-            await self._write(sealed)
-            await self._pii.record(events)
+            await self._pii.write_audited(events, lambda after: self._write(sealed, after))
         elif len(items) == 1:
             await self.driver.execute(self.sql.upsert, encode(items[0]), namespace=self._ns)
         elif items:
@@ -60,13 +59,13 @@ class SqlKeyValue(Generic[M]):
             rows = {self.codec.key_of(row): row for row in map(encode, items)}
             await self.driver.upsert_many(self.sql, list(rows.values()), namespace=self._ns)
 
-    async def _write(self, rows: Sequence[Sequence[Any]]) -> None:
-        if len(rows) == 1:
+    async def _write(self, rows: Sequence[Sequence[Any]], after: Sequence[Statement] = ()) -> None:
+        if len(rows) == 1 and not after:
             await self.driver.execute(self.sql.upsert, rows[0], namespace=self._ns)
         elif rows:
             # The last write of a key wins, as if the items were put one after another.
             unique = {self.codec.key_of(row): row for row in rows}
-            await self.driver.upsert_many(self.sql, list(unique.values()), namespace=self._ns)
+            await self.driver.upsert_many(self.sql, list(unique.values()), namespace=self._ns, after=after)
 
     async def get(self, key: tuple[Any, ...]) -> M | None:
         """Return the item at a full primary key, or None."""

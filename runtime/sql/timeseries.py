@@ -15,7 +15,6 @@ from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import Message
 
-from prism_runtime.pii.audit import AuditEvent
 from prism_runtime.pii.sealer import ProtectedRows
 from prism_runtime.pii.vault import vault_for
 from prism_runtime.schema import ColumnKind, EntitySpec
@@ -23,7 +22,7 @@ from prism_runtime.sql import partitions
 from prism_runtime.sql.codec import RowCodec
 from prism_runtime.sql.ddl import EVENT_ID_COLUMN, SEQUENCE_COLUMN, ddl_statements, table_name
 from prism_runtime.sql.dialect import SqlDialect
-from prism_runtime.sql.driver import Row, SqlDriver
+from prism_runtime.sql.driver import Row, SqlDriver, Statement
 from prism_runtime.timeseries import Event
 
 M = TypeVar("M", bound=Message)
@@ -153,15 +152,17 @@ class SqlTimeSeries(Generic[M]):
             await self.prepare()
         encode = self.codec.encode
         rows: Sequence[Row] = [(*encode(e.message), e.event_id) for e in events]
-        audit: list[AuditEvent] = []
-        if self.pii is not None:
-            rows, audit = await self.pii.seal(rows)
-        if len(rows) == 1:
+        if self.pii is None:
+            await self._insert(rows)
+            return
+        sealed, audit = await self.pii.seal(rows)
+        await self.pii.write_audited(audit, lambda after: self._insert(sealed, after))
+
+    async def _insert(self, rows: Sequence[Row], after: Sequence[Statement] = ()) -> None:
+        if len(rows) == 1 and not after:
             await self.driver.execute(self.sql.insert, rows[0], namespace=self._ns)
         else:
-            await self.driver.execute_many(self.sql.insert, rows, namespace=self._ns)
-        if self.pii is not None:
-            await self.pii.record(audit)
+            await self.driver.execute_many(self.sql.insert, rows, namespace=self._ns, after=after)
 
     async def query(
         self, key: Any, start_ns: int | None, end_ns: int | None, limit: int | None
