@@ -8,8 +8,10 @@ where the same tests run.
 from __future__ import annotations
 
 import asyncio
+import base64
 import importlib
 import io
+import json
 import logging
 import re
 import sqlite3
@@ -26,8 +28,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import prism_runtime
-from prism_runtime.pii import LocalKeyWrapper, mask_value
+from prism_runtime.pii import LocalKeyWrapper, keyring, mask_value
 from prism_runtime.pii.vault import vault_for
+from prism_runtime.pii.wrappers import _context_bytes
 from prism_runtime.provision import provision
 from prism_runtime.sql.ddl import EVENT_ID_COLUMN
 from prism_runtime.timeseries import event_id
@@ -422,6 +425,53 @@ def test_batched_key_generation_wraps_like_generate(tmp_path: Path) -> None:
         assert asyncio.run(wrapper.unwrap(wrapped, context)) == key
     with pytest.raises(prism_runtime.pii.KeyWrapperUnavailable):
         asyncio.run(wrapper.unwrap(made[0][1], contexts[1]))
+
+
+# A data key wrapped by an earlier release under a known master key: its context bytes are on disk (bound
+# into every wrapped key's tag), so they may never change, however they come to be computed.
+PINNED_REF, PINNED_KEY_ID = "s_0123456789abcdef0123456789abcdef", 0x1A2B3C4D
+PINNED_CONTEXT_BYTES = bytes.fromhex(
+    "73000000066b65795f69647300000008316132623363346473000000057072"
+    "69736d7300000008646174612d6b6579730000000b7375626a6563745f7265"
+    "667300000022735f30313233343536373839616263646566303132333435363738396162636465"
+    "66"
+)
+PINNED_WRAPPED = bytes.fromhex(
+    "01000000016dd26895fac4524e6e2b14ab988982112662c2bdfb60bfd0dd04545b3a1fa1ba1f51d3f5d412710b3b708a797de0"
+    "cf8ae7a59dcd766b3d0d19cdeb4b"
+)
+
+
+def test_key_context_bytes_are_pinned() -> None:
+    """The associated data a wrapped key is bound to: sorted names and values, each typed and sized."""
+    assert _context_bytes(keyring._context(PINNED_REF, PINNED_KEY_ID)) == PINNED_CONTEXT_BYTES
+    assert _context_bytes({"prism": "index-root"}) == bytes.fromhex(
+        "7300000005707269736d730000000a696e6465782d726f6f74"
+    )
+    # Any other context goes the general way: names sorted, UTF-8, empty values kept.
+    assert _context_bytes({"zeta": "\u00fc", "alpha": ""}) == bytes.fromhex(
+        "7300000005616c706861730000000073000000047a6574617300000002c3bc"
+    )
+
+
+def test_key_wrapped_by_an_earlier_release_still_unwraps(tmp_path: Path) -> None:
+    """A stored wrapped key, made before any change to how contexts are encoded, opens under its context
+    and under no other; keys made now open the same way."""
+    master = tmp_path / "master.key"
+    keyset = {
+        "format": "prism-master-keyset/1",
+        "primary": 1,
+        "keys": {"1": base64.b64encode(bytes(range(32))).decode()},
+    }
+    master.write_text(json.dumps(keyset))
+    wrapper = LocalKeyWrapper(master)
+    context = keyring._context(PINNED_REF, PINNED_KEY_ID)
+    assert asyncio.run(wrapper.unwrap(PINNED_WRAPPED, context)) == bytes(range(32, 64))
+    with pytest.raises(prism_runtime.pii.KeyWrapperUnavailable):
+        asyncio.run(wrapper.unwrap(PINNED_WRAPPED, keyring._context(PINNED_REF, PINNED_KEY_ID + 1)))
+    [(key, wrapped)] = asyncio.run(wrapper.generate_many([context]))
+    assert asyncio.run(wrapper.unwrap(wrapped, dict(context))) == key
+    assert asyncio.run(wrapper.unwrap(asyncio.run(wrapper.wrap(key, context)), context)) == key
 
 
 # -- masking ---------------------------------------------------------------------------------------
