@@ -18,7 +18,7 @@ import sqlite3
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import ModuleType
+from types import MappingProxyType, ModuleType
 from typing import Any
 
 import asyncpg
@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import prism_runtime
-from prism_runtime.pii import LocalKeyWrapper, keyring, mask_value
+from prism_runtime.pii import LocalKeyWrapper, crypto, keyring, mask_value
 from prism_runtime.pii.vault import vault_for
 from prism_runtime.pii.wrappers import _context_bytes
 from prism_runtime.provision import provision
@@ -452,6 +452,24 @@ def test_key_context_bytes_are_pinned() -> None:
     assert _context_bytes({"zeta": "\u00fc", "alpha": ""}) == bytes.fromhex(
         "7300000005616c706861730000000073000000047a6574617300000002c3bc"
     )
+
+
+@given(st.text(), st.text(), st.text())
+def test_data_key_context_encoding_is_the_generic_one(key_id: str, prism: str, ref: str) -> None:
+    """The data-key context's short cut writes what canonical() of the sorted pairs writes, for any text."""
+    context = {"subject_ref": ref, "prism": prism, "key_id": key_id}
+    generic = crypto.canonical([item for pair in sorted(context.items()) for item in pair])
+    assert _context_bytes(context) == generic
+    assert _context_bytes(MappingProxyType(context)) == generic
+
+
+def test_data_key_shaped_context_of_other_types_is_encoded_as_before() -> None:
+    """Values that are not plain strings take the generic path: typed as canonical() types them."""
+    as_int: Any = {"prism": "data-key", "subject_ref": "s_1", "key_id": 7}
+    generic = crypto.canonical(["key_id", 7, "prism", "data-key", "subject_ref", "s_1"])
+    assert _context_bytes(as_int) == generic
+    with pytest.raises(TypeError):
+        _context_bytes({"prism": "data-key", "subject_ref": "s_1", "key_id": 7.0})  # type: ignore[dict-item]
 
 
 def test_key_wrapped_by_an_earlier_release_still_unwraps(tmp_path: Path) -> None:
