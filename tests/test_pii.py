@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import importlib
 import io
 import json
@@ -24,6 +25,7 @@ from typing import Any
 import asyncpg
 import pytest
 from backends import BACKENDS, drop_schema, url_for
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -470,6 +472,21 @@ def test_data_key_shaped_context_of_other_types_is_encoded_as_before() -> None:
     assert _context_bytes(as_int) == generic
     with pytest.raises(TypeError):
         _context_bytes({"prism": "data-key", "subject_ref": "s_1", "key_id": 7.0})  # type: ignore[dict-item]
+
+
+def test_data_key_is_a_frozen_value_with_its_prefix() -> None:
+    aead = AESGCM(bytes(32))
+    key = keyring.DataKey(0x1A2B3C4D, 2, aead)
+    assert (key.key_id, key.version, key.aead, key.prefix) == (0x1A2B3C4D, 2, aead, b"\x01\x1a\x2b\x3c\x4d")
+    assert repr(key) == "<DataKey 1a2b3c4d v2>"
+    assert key == keyring.DataKey(0x1A2B3C4D, 2, aead) and hash(key) == hash(
+        keyring.DataKey(0x1A2B3C4D, 2, aead)
+    )
+    assert key != keyring.DataKey(0x1A2B3C4D, 3, aead)
+    assert dataclasses.replace(key, key_id=5).prefix == b"\x01\x00\x00\x00\x05"
+    for name in ("key_id", "prefix", "other"):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(key, name, 1)
 
 
 def test_key_wrapped_by_an_earlier_release_still_unwraps(tmp_path: Path) -> None:

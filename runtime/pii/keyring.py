@@ -36,7 +36,7 @@ _BATCH = 500
 _LENGTH = struct.Struct(">I")
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, init=False)
 class DataKey:
     """An unwrapped data key, ready to use."""
 
@@ -47,11 +47,20 @@ class DataKey:
     prefix: bytes = field(init=False, repr=False)
     """The 5-byte Tink prefix of ciphertexts under this key."""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "prefix", crypto.PREFIX.pack(crypto.FORMAT_V1, self.key_id))
+    def __init__(self, key_id: int, version: int, aead: AESGCM) -> None:
+        # One is made per new subject. Filling the instance dict directly is what the frozen dataclass's
+        # own __init__ and __post_init__ do through object.__setattr__, in half the time (1.27 -> 0.67 us).
+        attrs = self.__dict__
+        attrs["key_id"] = key_id
+        attrs["version"] = version
+        attrs["aead"] = aead
+        attrs["prefix"] = _pack_prefix(crypto.FORMAT_V1, key_id)
 
     def __repr__(self) -> str:
         return f"<DataKey {self.key_id:08x} v{self.version}>"
+
+
+_pack_prefix = crypto.PREFIX.pack
 
 
 @dataclass(frozen=True)
