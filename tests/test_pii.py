@@ -489,6 +489,28 @@ def test_data_key_is_a_frozen_value_with_its_prefix() -> None:
             setattr(key, name, 1)
 
 
+@given(
+    st.lists(st.integers(0, 9), max_size=12),
+    st.lists(st.integers(0, 9), max_size=12),
+    st.integers(1, 8),
+)
+def test_key_cache_put_many_is_put_in_order(before: list[int], batch: list[int], bound: int) -> None:
+    """put_many (the keyring's path for a batch of new keys) leaves the LRU as one put per key would:
+    names already there move to the end, the last of a repeated name wins, the oldest go past the bound."""
+    limits = keyring.KeyLimits(entries=bound)
+    one_by_one, batched = keyring._Lru(limits), keyring._Lru(limits)
+    made = {n: keyring.DataKey(n + 1, 1, AESGCM(bytes(32))) for n in range(10)}
+    for name in before:
+        one_by_one.put(name, made[name])
+        batched.put(name, made[name])
+    for position, name in enumerate(batch):
+        one_by_one.put(name, made[(name + position) % 10])
+    batched.put_many(batch, [made[(name + position) % 10] for position, name in enumerate(batch)])
+    assert [(n, e[0], e[2]) for n, e in batched._items.items()] == [
+        (n, e[0], e[2]) for n, e in one_by_one._items.items()
+    ]
+
+
 def test_key_wrapped_by_an_earlier_release_still_unwraps(tmp_path: Path) -> None:
     """A stored wrapped key, made before any change to how contexts are encoded, opens under its context
     and under no other; keys made now open the same way."""
