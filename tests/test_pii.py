@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import hmac
 import importlib
 import io
 import json
@@ -382,6 +383,22 @@ async def test_rotate_reencrypt_retire(
     assert retired.returncode == 0 and "1 data key(s) below generation 2 destroyed" in retired.stdout
     async with prism_runtime.connect(url, key_wrapper=LocalKeyWrapper(tmp_path / "master.key")) as fresh:
         assert [p.ssn for p in await prism.PatientStore(fresh).get_many(["p1", "p2"])] == [SSN, SSN]
+
+
+async def test_pseudonyms_are_the_hmac_of_the_canonical_subject(db: prism_runtime.Database, pii: Any) -> None:
+    """subject_ref and record_ref are HMAC-SHA256 under the derived pseudonym key of canonical() bytes,
+    truncated to 16 bytes of hex: stored key rows, audit records and receipts name subjects by them."""
+    pb2, prism = pii
+    await prism.PatientStore(db).put(patient(pb2, "p0"))
+    ring = vault_for(db.backend).keyring  # type: ignore[arg-type]
+    key = ring.derive(b"prism subject pseudonym")
+    for subject in ("p0", "", "Zoë", 42, b"\x00raw", None, True):
+        expected = "s_" + hmac.digest(key, crypto.canonical((subject,)), "sha256").hex()[:32]
+        assert ring.subject_ref(subject) == expected
+        assert ring.subject_ref(subject) == expected  # and again, from the cache
+    for record_key in (("p0",), ("p0", 7), ()):
+        expected = "r_" + hmac.digest(key, b"record" + crypto.canonical(record_key), "sha256").hex()[:32]
+        assert ring.record_ref(record_key) == expected
 
 
 async def test_a_key_whose_insert_failed_is_never_used(
