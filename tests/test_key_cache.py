@@ -134,4 +134,5 @@ def test_put_many_is_put_in_order(before: list[int], batch: list[int], bound: in
     for position, name in enumerate(batch):
         one_by_one.put(name, made[(name + position) % 10])
     batched.put_many(batch, [made[(name + position) % 10] for position, name in enumerate(batch)])
-    assert list(batched._items.items()) == list(one_by_one._items.items())
+    assert list(batched._keys.items()) == list(one_by_one._keys.items())
+    assert batched._born == one_by_one._born and batched._uses == one_by_one._uses

@@ -159,6 +159,39 @@ async def test_empty_and_unset_values_round_trip(db: prism_runtime.Database, pii
     assert len([p async for p in store.scan(page_size=7)]) == 40
 
 
+async def test_batches_mixing_set_empty_and_bare_rows_round_trip(
+    db: prism_runtime.Database, url: str, pii: Any
+) -> None:
+    """The row sealer's batch paths: rows whose first encrypted field is empty, rows with nothing to
+    encrypt, repeated subjects, and rows under keys of two generations, in one batch each way."""
+    pb2, prism = pii
+    store = prism.PatientStore(db)
+    items = [
+        patient(pb2, "m1"),
+        patient(pb2, "m2", ssn=""),  # the first encrypted field empty, the others set
+        pb2.Patient(patient_id="m3"),  # nothing to encrypt: no key is made for m3
+        patient(pb2, "m4", ssn="", email="", photo=b""),
+        patient(pb2, "m1", ssn="219-09-9999"),  # the same subject again: the last write wins
+    ]
+    await store.put_many(items)
+    got = await store.get_many(["m1", "m2", "m3", "m4", "m1", "nobody"])
+    assert [(p.ssn, p.email, p.phone) if p else None for p in got] == [
+        ("219-09-9999", EMAIL, PHONE),
+        ("", EMAIL, PHONE),
+        ("", "", ""),
+        ("", "", PHONE),
+        ("219-09-9999", EMAIL, PHONE),
+        None,
+    ]
+    vault = vault_for(db.backend)  # type: ignore[arg-type]
+    made = "SELECT COUNT(*) FROM prism_keys WHERE subject_ref = ?"
+    assert await raw(url, made, (vault.keyring.subject_ref("m3"),)) == [(0,)]
+    assert await raw(url, made, (vault.keyring.subject_ref("m4"),)) == [(1,)]
+    await vault.keyring.set_meta("generation", vault.keyring.generation + 1)
+    await store.put(patient(pb2, "m2"))  # now under the new generation's key; m1 stays under the old
+    assert [p.ssn for p in await store.get_many(["m1", "m2"])] == ["219-09-9999", SSN]
+
+
 def test_no_plaintext_pii_in_the_database_file(pii: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
     pb2, prism = pii
     text = st.text(

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -207,6 +207,26 @@ class Keyring:
             chunk = refs[start : start + _BATCH]
             out += await self.driver.fetch(self._select_sql(len(chunk)), chunk, namespace="prism_keys")
         return out
+
+    async def primaries_for(self, refs: Sequence[str]) -> list[DataKey]:
+        """Return the current-generation key of each subject ref, in order (repeats allowed), making the
+        missing ones: the row sealer's lookup, one key per row."""
+        await self._fresh_meta()
+        keys = self._primaries.lookup(refs, self.generation)
+        if all(keys):
+            return cast(list[DataKey], keys)
+        made = await self.primary_keys([ref for ref, key in zip(refs, keys, strict=True) if key is None])
+        return [made[ref] if key is None else key for ref, key in zip(refs, keys, strict=True)]
+
+    async def keys_in_order(self, pairs: Sequence[tuple[str, int]]) -> list[DataKey | DecryptionError]:
+        """Return the key of each (subject ref, key id), in order (repeats allowed), or the typed error
+        saying why it cannot be had: the row opener's lookup, one key per row."""
+        await self._fresh_meta()
+        keys = self._cache.lookup(pairs, self.min_version)
+        if all(keys):
+            return cast(list[DataKey | DecryptionError], keys)
+        more = await self.keys_for([pair for pair, key in zip(pairs, keys, strict=True) if key is None])
+        return [more[pair] if key is None else key for pair, key in zip(pairs, keys, strict=True)]
 
     async def primary_keys(self, refs: Iterable[str]) -> dict[str, DataKey]:
         """Return the current-generation key of each subject ref, making the missing ones."""

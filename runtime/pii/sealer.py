@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import compress
-from operator import itemgetter
+from itertools import compress, repeat
+from operator import getitem, itemgetter
 from os import urandom
-from typing import Any
+from typing import Any, Literal
 
 from cryptography.exceptions import InvalidTag
 from google.protobuf.descriptor import FieldDescriptor
@@ -30,6 +30,9 @@ from prism_runtime.sql.ddl import EVENT_ID_COLUMN
 
 Row = Sequence[Any]
 FORMAT_V1, OVERHEAD = crypto.FORMAT_V1, crypto.OVERHEAD
+_KEY_ID = slice(1, 5)  # the key id's bytes in a ciphertext
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
+_BIG: Literal["big"] = "big"
 _EMPTY = (None, "", b"")
 
 
@@ -117,6 +120,9 @@ class ProtectedRows:
         if not self._subject_is_key:
             return [subject_ref(row[subject]) for row in rows], [self._tail(row) for row in rows]
         info, row_context = self._row_info, crypto.row_context
+        known_all = list(map(info.get, map(itemgetter(subject), rows)))
+        if all(known_all):  # every subject seen before: C-level passes only
+            return list(map(_FIRST, known_all)), list(map(_SECOND, known_all))  # type: ignore[arg-type]
         refs: list[str] = []
         tails: list[bytes] = []
         for row in rows:
@@ -144,8 +150,13 @@ class ProtectedRows:
         keyring = self.vault.keyring
         plan = self._plan
         refs, tails = self._refs_and_tails(rows)
-        needed = list(compress(refs, self._has_sealed(rows)))
-        keys = await keyring.primary_keys(needed) if needed else {}
+        # One key per row that has something to seal (a row with none makes no key for its subject).
+        has_sealed = list(self._has_sealed(rows))
+        if all(has_sealed):
+            row_keys: list[DataKey | None] = list(await keyring.primaries_for(refs))
+        else:
+            made = iter(await keyring.primaries_for(list(compress(refs, has_sealed))))
+            row_keys = [next(made) if there else None for there in has_sealed]
         sealed_rows: list[tuple[Any, ...]] = []
         events: list[AuditEvent] = []
         index_columns, indexes, audited = self._index_columns, self._indexes, self._audited
@@ -153,11 +164,9 @@ class ProtectedRows:
         # each field still gets its own fresh 12 bytes.
         pool = urandom(crypto.NONCE_SIZE * len(plan) * len(rows))
         at = 0
-        get_key = keys.get
         # The loop below is the per-field cost every put pays: crypto.seal inlined, attributes hoisted.
-        for ref, tail, row in zip(refs, tails, rows, strict=True):
+        for ref, tail, key, row in zip(refs, tails, row_keys, rows, strict=True):
             values = list(row)
-            key = get_key(ref)
             if key is not None:
                 prefix, encrypt = key.prefix, key.aead.encrypt
             for index, context, text in plan:
@@ -219,29 +228,24 @@ class ProtectedRows:
         keyring = self.vault.keyring
         refs, tails = self._refs_and_tails(rows)
         plan = self._plan
-        # One key per row is the rule (a row is sealed at once): fetch the first field's key for every
-        # row in one go; a row mixing keys (re-encrypt in progress) fetches the others as it meets them.
-        from_bytes = int.from_bytes
-        firsts: list[tuple[str, int] | None] = []  # (ref, key id) of each row's first ciphertext
-        for ref, row in zip(refs, rows, strict=True):
-            pair = None
-            for index, _, _ in plan:
-                blob = row[index]
-                if blob:
-                    pair = (ref, from_bytes(blob[1:5], "big"))
-                    break
-            firsts.append(pair)
-        # In row order, not a set's hash order: the LRU walk then touches memory in the order rows came.
-        wanted = {pair: None for pair in firsts if pair is not None}
-        keys = await keyring.keys_for(wanted) if wanted else {}
-        get_key = keys.get
+        # One key per row is the rule (a row is sealed at once): the key its first ciphertext names, for every
+        # row in one lookup; a row mixing keys (re-encrypt in progress) fetches the others as it meets them.
+        firsts = list(map(itemgetter(plan[0][0]), rows))
+        if all(firsts):  # the usual batch: every row has its first encrypted field set
+            key_ids = map(int.from_bytes, map(getitem, firsts, repeat(_KEY_ID)), repeat(_BIG))
+            row_keys: list[DataKey | DecryptionError | None] = list(
+                await keyring.keys_in_order(list(zip(refs, key_ids, strict=True)))
+            )
+        else:
+            row_keys = await self._first_keys(rows, refs)
+        extra: dict[tuple[str, int], DataKey | DecryptionError] = {}
         opened: list[Row] = []
         events: list[AuditEvent] = []
         audited = self._audited
         # The per-field cost every read pays: crypto.open_sealed inlined. A ciphertext whose 5-byte prefix
-        # (format, key id) equals the row's current key's prefix needs no further parsing; a new prefix
-        # found in the batch lookup as a usable key needs only the format and length checks.
-        for ref, tail, first, row in zip(refs, tails, firsts, rows, strict=True):
+        # (format, key id) equals the row's current key's prefix needs no further parsing; the row's first
+        # needs only the length check against the key looked up for it.
+        for ref, tail, first_key, row in zip(refs, tails, row_keys, rows, strict=True):
             values = list(row)
             key: DataKey | None = None
             prefix = b""
@@ -256,15 +260,17 @@ class ProtectedRows:
                         blob = bytes(blob)
                     head = blob[:5]
                     if head != prefix:
-                        # A row's first ciphertext's key was looked up above; a later one naming another is rarer.
-                        pair = (
-                            first if first is not None and not prefix else (ref, from_bytes(blob[1:5], "big"))
-                        )
-                        found = get_key(pair)
-                        if type(found) is DataKey and blob[0] == FORMAT_V1 and len(blob) >= OVERHEAD:
-                            key = found
+                        if (
+                            not prefix
+                            and type(first_key) is DataKey
+                            and head == first_key.prefix
+                            and len(blob) >= OVERHEAD
+                        ):
+                            key = first_key
                         else:
-                            key = await self._key_for(ref, row, index, blob, keys)
+                            if not prefix and first_key is not None:  # what the lookup found, kept
+                                extra[(ref, int.from_bytes(blob[1:5], "big"))] = first_key
+                            key = await self._key_for(ref, row, index, blob, extra)
                         prefix = head
                         decrypt = key.aead.decrypt
                     try:
@@ -286,6 +292,22 @@ class ProtectedRows:
             opened.append(values)
         await self.record(events)
         return opened
+
+    async def _first_keys(
+        self, rows: Sequence[Row], refs: list[str]
+    ) -> list[DataKey | DecryptionError | None]:
+        """Return the key each row's first ciphertext names (None for a row with none), in one lookup."""
+        pairs: list[tuple[str, int] | None] = []
+        for ref, row in zip(refs, rows, strict=True):
+            pair = None
+            for index, _, _ in self._plan:
+                blob = row[index]
+                if blob:
+                    pair = (ref, int.from_bytes(blob[1:5], "big"))
+                    break
+            pairs.append(pair)
+        found = iter(await self.vault.keyring.keys_in_order([p for p in pairs if p is not None]))
+        return [None if pair is None else next(found) for pair in pairs]
 
     async def _key_for(
         self,
