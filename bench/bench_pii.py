@@ -133,7 +133,7 @@ async def put_many(
     batch: int,
     tag: str = "",
     plain_db: prism_runtime.Database | None = None,
-) -> dict[str, tuple[float, float]]:
+) -> dict[str, tuple[float, ...]]:
     """Return rows/s of put_many (PII message, plain message) for new subjects and for rewrites.
 
     New subjects pay for making their data key (random key, wrap, insert into prism_keys); a rewrite of a
@@ -145,7 +145,7 @@ async def put_many(
     plain_items = members(pb2.PlainMember, rows, 1_000_000, tag)
     await pii_store.put_many(members(pb2.Member, batch, 5_000_000, tag))
     await plain_store.put_many(members(pb2.PlainMember, batch, 5_000_000, tag))
-    out = {}
+    out: dict[str, tuple[float, ...]] = {}
     for phase in ("new subjects", "rewrites"):
         spent = {"pii": 0.0, "plain": 0.0}
         for start in range(0, rows, batch):
@@ -156,8 +156,54 @@ async def put_many(
                 await store.put_many(chunk)
                 spent[name] += time.perf_counter() - t
         out[phase] = (rows / spent["pii"], rows / spent["plain"])
+    out["hand-written"] = await hand_written(pii_store, plain_store, pii_items, plain_items, batch)
     out["bytes only"] = await bytes_only(pii_store, plain_store, pii_items, plain_items, batch)
     return out
+
+
+async def hand_written(
+    pii_store: Any, plain_store: Any, pii_items: list[Any], plain_items: list[Any], batch: int
+) -> tuple[float, float, float]:
+    """Return rows/s of the least a PII rewrite can do, the clear put_many and Prism's, interleaved.
+
+    Encode, then per row three raw AESGCM encryptions under the subject's key (looked up beforehand) in
+    Tink's layout with the same associated data, nonces from one read of the OS generator, and the same
+    driver upsert of those rows: Prism's put_many minus its own bookkeeping.
+    """
+    pii = pii_store._backend
+    sealer = pii._pii
+    keyring = sealer.vault.keyring
+    refs = [keyring.subject_ref(m.member_id) for m in pii_items]
+    keys = await keyring.primary_keys(refs)
+    row_keys = [keys[ref] for ref in refs]
+    sealed = sealer._plan  # (column position, field associated data, is text) per encrypted column
+    tails = [crypto.row_context(m.member_id, (m.member_id,)) for m in pii_items]
+    spent = {"hand": 0.0, "plain": 0.0, "prism": 0.0}
+    for start in range(0, len(pii_items), batch):
+        t = time.perf_counter()
+        await plain_store.put_many(plain_items[start : start + batch])
+        spent["plain"] += time.perf_counter() - t
+        t = time.perf_counter()
+        await pii_store.put_many(pii_items[start : start + batch])
+        spent["prism"] += time.perf_counter() - t
+        t = time.perf_counter()
+        encoded = [pii.codec.encode(m) for m in pii_items[start : start + batch]]
+        pool = os.urandom(12 * len(sealed) * len(encoded))
+        at = 0
+        rows = []
+        chunk = zip(encoded, row_keys[start : start + batch], tails[start : start + batch], strict=True)
+        for row, key, tail in chunk:
+            values = list(row)
+            for index, context, _ in sealed:
+                nonce = pool[at : at + 12]
+                at += 12
+                ad = key.prefix + context + tail
+                values[index] = key.prefix + nonce + key.aead.encrypt(nonce, values[index].encode(), ad)
+            rows.append(tuple(values))
+        await pii._write(rows)
+        spent["hand"] += time.perf_counter() - t
+    count = len(pii_items)
+    return count / spent["hand"], count / spent["plain"], count / spent["prism"]
 
 
 async def bytes_only(
@@ -189,9 +235,17 @@ async def bytes_only(
     return len(fake) / spent["bytes"], len(fake) / spent["plain"]
 
 
-def report(where: str, rates: dict[str, tuple[float, float]], raw: float, batch: int) -> None:
+def report(where: str, rates: dict[str, tuple[float, ...]], raw: float, batch: int) -> None:
     """Print the put_many figures of one backend."""
-    for phase, (pii_rate, plain_rate) in rates.items():
+    for phase, (pii_rate, plain_rate, *more) in rates.items():
+        if phase == "hand-written":
+            print(
+                f"  floor, hand-written (encode, 3 raw AESGCM in Tink's layout, same upsert; keys looked up "
+                f"beforehand): {pii_rate:,.0f} rows/s vs {plain_rate:,.0f} rows/s clear, "
+                f"{(1 - pii_rate / plain_rate) * 100:.1f}% slower; Prism in the same run {more[0]:,.0f} rows/s, "
+                f"{pii_rate / more[0]:.2f}x the floor's time"
+            )
+            continue
         if phase == "bytes only":
             print(
                 f"  storage alone (rewrites of ciphertext-sized random bytes, no crypto, same driver path): "
@@ -202,10 +256,11 @@ def report(where: str, rates: dict[str, tuple[float, float]], raw: float, batch:
             f"put_many {phase} on {where} (batches of {batch}): with PII {pii_rate:,.0f} rows/s, "
             f"without {plain_rate:,.0f} rows/s, {(1 - pii_rate / plain_rate) * 100:.1f}% slower (goal < 15%)"
         )
-        # Three raw encryptions per row (about half an encrypt+decrypt each): the least PII can add.
+        # Three raw encryptions per row (about half an encrypt+decrypt each), timed in a tight loop.
         floor = 1 / (1 / plain_rate + 1.5 * raw)
         print(
-            f"  floor with 3 raw AESGCM encryptions per row: {floor:,.0f} rows/s, {(1 - floor / plain_rate) * 100:.1f}% slower"
+            f"  + 3 raw AESGCM encryptions per row at tight-loop speed: {floor:,.0f} rows/s, "
+            f"{(1 - floor / plain_rate) * 100:.1f}% slower"
         )
 
 
