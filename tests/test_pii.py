@@ -448,6 +448,30 @@ async def test_a_write_and_its_audit_entries_are_stored_together_or_not_at_all(
     assert (await db_audit(db)).ok
 
 
+async def test_writers_on_two_connections_keep_one_audit_chain(url: str, pii: Any, tmp_path: Path) -> None:
+    """Two handles (as two processes) each cache the chain's head; a writer that lost the race re-reads it
+    and retries its whole write, so every write lands once with its entries and the chain holds."""
+    pb2, prism = pii
+    wrapper = LocalKeyWrapper(tmp_path / "master.key")
+    async with (
+        prism_runtime.connect(url, key_wrapper=wrapper) as one,
+        prism_runtime.connect(url, key_wrapper=wrapper) as two,
+    ):
+        await prism.PatientStore(one).put(patient(pb2, "warm-1"))
+        await prism.PatientStore(two).put(patient(pb2, "warm-2"))  # both heads cached now
+
+        async def writes(db: prism_runtime.Database, name: str) -> None:
+            store = prism.PatientStore(db)
+            for i in range(6):
+                await store.put_many([patient(pb2, f"{name}-{i}-{j}") for j in range(3)])
+
+        await asyncio.gather(writes(one, "a"), writes(two, "b"))
+        assert (await db_audit(one)).ok
+    # One write entry per audited field (ssn) per row: 2 warm-up rows and 2 x 6 x 3 rows.
+    assert await raw(url, "SELECT COUNT(*) FROM prism_audit WHERE action = 'write'") == [(38,)]
+    assert len(await raw(url, f"SELECT patient_id FROM {PATIENT_NS}")) == 38
+
+
 async def db_audit(db: prism_runtime.Database) -> Any:
     """Return the result of walking the audit chain of `db`'s SQL backend."""
     return await vault_for(db.backend).audit.verify()
