@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import operator
 import re
 
 from sqlglot import exp
@@ -248,7 +249,7 @@ def _assembled_table(spec: EntitySpec, dialect: SqlDialect, pretty: bool) -> str
     series = spec.abstraction is Abstraction.TIME_SERIES
     in_frame = {spec.event_time} if series else {c.name for c in spec.key_columns}
     oneofs: set[str] = set()
-    shapes: list[tuple[Column, int] | None] = []
+    shapes: list[tuple[tuple[object, ...], int] | None] = []
     for column in spec.columns:
         if not _PLAIN_NAME.fullmatch(column.name):
             return None
@@ -293,9 +294,14 @@ def _frame_length(name: str) -> int:
     return max(len(name), 16)
 
 
-def _shape(column: Column) -> Column:
-    # What a column's definition depends on: everything but its name, field number and oneof name.
-    return dataclasses.replace(column, name="", number=0, oneof="x" if column.oneof else "")
+# What a column's definition may depend on: every field but its name, field number and oneof name.
+_SHAPE_FIELDS = operator.attrgetter(
+    *(f.name for f in dataclasses.fields(Column) if f.name not in ("name", "number", "oneof"))
+)
+
+
+def _shape(column: Column) -> tuple[object, ...]:
+    return (_SHAPE_FIELDS(column), bool(column.oneof))
 
 
 def _frame(spec: EntitySpec, dialect: SqlDialect, pretty: bool) -> _Frame | None:
