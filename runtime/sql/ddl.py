@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import operator
 import re
+from collections.abc import Callable
 
 from sqlglot import exp
 
@@ -43,28 +44,47 @@ def create_table(spec: EntitySpec, dialect: SqlDialect) -> exp.Create:
     return exp.Create(this=schema, kind="TABLE", exists=True)
 
 
-def create_indexes(spec: EntitySpec, dialect: SqlDialect) -> list[exp.Create]:
+# A statement besides the CREATE TABLE, as (builder, params, names): `builder(names, *params)` is its
+# expression. Names are what entities differ by; `ddl_statements` splices them into a cached rendering.
+_Statement = tuple[Callable[..., exp.Expression], tuple[object, ...], tuple[str, ...]]
+
+
+def _build(statement: _Statement) -> exp.Expression:
+    builder, params, names = statement
+    return builder(names, *params)
+
+
+def create_indexes(spec: EntitySpec, dialect: SqlDialect) -> list[exp.Expression]:
     """Return the idempotent CREATE INDEX statements of an entity's indexed columns."""
+    return [_build(s) for s in _index_statements(spec, dialect)]
+
+
+def _index_statements(spec: EntitySpec, dialect: SqlDialect) -> list[_Statement]:
     table = table_name(spec)
-    out = [
-        _create_index(table, index_name(table, column.name, dialect), [column.name])
+    out: list[_Statement] = [
+        (_index, (False,), (table, index_name(table, column.name, dialect), column.name))
         for column in spec.columns
         if column.indexed
     ]
     if spec.edge_source is not None and spec.edge_target is not None:
         # The primary key (source, target) serves outgoing hops; this serves incoming ones.
         reverse = index_name(table, f"{spec.edge_target}__{spec.edge_source}", dialect)
-        out.append(_create_index(table, reverse, [spec.edge_target, spec.edge_source]))
+        out.append((_index, (False,), (table, reverse, spec.edge_target, spec.edge_source)))
     return out
 
 
 def _create_index(table: str, name: str, columns: list[str]) -> exp.Create:
+    return _index((table, name, *columns), False)
+
+
+def _index(names: tuple[str, ...], unique: bool) -> exp.Create:
+    table, name, *columns = names
     index = exp.Index(
         this=exp.to_identifier(name, quoted=True),
         table=exp.Table(this=exp.to_identifier(table, quoted=True)),
         params=exp.IndexParameters(columns=[exp.column(c, quoted=True) for c in columns]),
     )
-    return exp.Create(this=index, kind="INDEX", exists=True)
+    return exp.Create(this=index, kind="INDEX", exists=True, unique=unique)
 
 
 def index_name(table: str, column: str, dialect: SqlDialect) -> str:
@@ -81,31 +101,44 @@ def short_name(*parts: str, dialect: SqlDialect) -> str:
     return f"{name[: dialect.max_identifier_length - 9]}_{digest}"
 
 
-def column_comments(spec: EntitySpec, dialect: SqlDialect) -> list[exp.Comment]:
+def column_comments(spec: EntitySpec, dialect: SqlDialect) -> list[exp.Expression]:
     """Return COMMENT ON COLUMN statements naming the PII kind of each personal-data column."""
+    return [_build(s) for s in _comment_statements(spec, dialect)]
+
+
+def _comment_statements(spec: EntitySpec, dialect: SqlDialect) -> list[_Statement]:
     if not dialect.supports_column_comments:
         return []
     table = table_name(spec)
-    return [
-        exp.Comment(
-            this=exp.column(c.name, table=table, quoted=True),
-            kind="COLUMN",
-            expression=exp.Literal.string(f"pii: {c.pii}"),
-        )
-        for c in spec.columns
-        if c.pii
-    ]
+    return [(_comment, (c.pii,), (table, c.name)) for c in spec.columns if c.pii]
+
+
+def _comment(names: tuple[str, ...], pii: str) -> exp.Comment:
+    table, column = names
+    return exp.Comment(
+        this=exp.column(column, table=table, quoted=True),
+        kind="COLUMN",
+        expression=exp.Literal.string(f"pii: {pii}"),
+    )
 
 
 def ddl_expressions(spec: EntitySpec, dialect: SqlDialect) -> list[exp.Expression]:
     """Return every DDL statement of an entity: table, indexes, column comments."""
     if spec.abstraction is Abstraction.TIME_SERIES:
-        table: list[exp.Expression] = [create_series_table(spec, dialect)]
+        table: exp.Expression = create_series_table(spec, dialect)
+    else:
+        table = create_table(spec, dialect)
+    return [table, *(_build(s) for s in _statements_after_table(spec, dialect))]
+
+
+def _statements_after_table(spec: EntitySpec, dialect: SqlDialect) -> list[_Statement]:
+    # For a series: its DEFAULT partition (where partitioned) and identity index; then indexes, comments.
+    out: list[_Statement] = []
+    if spec.abstraction is Abstraction.TIME_SERIES:
         if dialect.partitions_series:
-            table.append(create_default_partition(spec, dialect))
-        table.append(create_series_identity(spec, dialect))
-        return [*table, *create_indexes(spec, dialect), *column_comments(spec, dialect)]
-    return [create_table(spec, dialect), *create_indexes(spec, dialect), *column_comments(spec, dialect)]
+            out.append(_default_partition_statement(spec, dialect))
+        out.append(_series_identity_statement(spec, dialect))
+    return [*out, *_index_statements(spec, dialect), *_comment_statements(spec, dialect)]
 
 
 def create_series_table(spec: EntitySpec, dialect: SqlDialect) -> exp.Create:
@@ -150,9 +183,18 @@ def default_partition_name(spec: EntitySpec, dialect: SqlDialect) -> str:
     return short_name(table_name(spec), "default", dialect=dialect)
 
 
-def create_default_partition(spec: EntitySpec, dialect: SqlDialect) -> exp.Create:
+def create_default_partition(spec: EntitySpec, dialect: SqlDialect) -> exp.Expression:
     """Return the CREATE of the DEFAULT partition, so an event outside every day partition is never refused."""
-    return _partition_of(spec, default_partition_name(spec, dialect), exp.var("DEFAULT"))
+    return _build(_default_partition_statement(spec, dialect))
+
+
+def _default_partition_statement(spec: EntitySpec, dialect: SqlDialect) -> _Statement:
+    return (_default_partition, (), (table_name(spec), default_partition_name(spec, dialect)))
+
+
+def _default_partition(names: tuple[str, ...]) -> exp.Create:
+    table, name = names
+    return _partition_of_table(table, name, exp.var("DEFAULT"))
 
 
 def create_day_partition(
@@ -164,7 +206,11 @@ def create_day_partition(
 
 
 def _partition_of(spec: EntitySpec, name: str, bounds: exp.Expression) -> exp.Create:
-    parent = exp.Table(this=exp.to_identifier(table_name(spec), quoted=True))
+    return _partition_of_table(table_name(spec), name, bounds)
+
+
+def _partition_of_table(table: str, name: str, bounds: exp.Expression) -> exp.Create:
+    parent = exp.Table(this=exp.to_identifier(table, quoted=True))
     return exp.Create(
         this=exp.Table(this=exp.to_identifier(name, quoted=True)),
         kind="TABLE",
@@ -173,38 +219,34 @@ def _partition_of(spec: EntitySpec, name: str, bounds: exp.Expression) -> exp.Cr
     )
 
 
-def create_series_identity(spec: EntitySpec, dialect: SqlDialect) -> exp.Create:
+def create_series_identity(spec: EntitySpec, dialect: SqlDialect) -> exp.Expression:
     """Return the unique index on (key, event time, event id): an event's identity, and the query order."""
+    return _build(_series_identity_statement(spec, dialect))
+
+
+def _series_identity_statement(spec: EntitySpec, dialect: SqlDialect) -> _Statement:
     assert spec.event_time is not None
     table = table_name(spec)
-    index = exp.Index(
-        this=exp.to_identifier(index_name(table, "identity", dialect), quoted=True),
-        table=exp.Table(this=exp.to_identifier(table, quoted=True)),
-        params=exp.IndexParameters(
-            columns=[exp.column(n, quoted=True) for n in (spec.key, spec.event_time, EVENT_ID_COLUMN)]
-        ),
-    )
-    return exp.Create(this=index, kind="INDEX", exists=True, unique=True)
+    names = (table, index_name(table, "identity", dialect), spec.key, spec.event_time, EVENT_ID_COLUMN)
+    return (_index, (True,), names)
 
 
 def ddl_statements(spec: EntitySpec, dialect: SqlDialect, *, pretty: bool = False) -> list[str]:
     """Return the DDL of an entity as SQL text in the dialect (as `ddl_expressions` renders, only faster).
 
     Where the dialect allows (`SqlDialect.assembles_ddl`), the CREATE TABLE is assembled from pieces sqlglot
-    rendered once per column shape (see `_assembled_table`); every other statement is rendered whole.
+    rendered once per column shape (see `_assembled_table`), and the names of each other statement are
+    spliced into sqlglot's rendering of the same statement with sentinel names (see `_spliced`).
     """
-    table = _assembled_table(spec, dialect, pretty) if dialect.assembles_ddl else None
-    if table is None:
+    if not dialect.assembles_ddl:
         return [
             e.sql(dialect=dialect.name, pretty=pretty, copy=False) for e in ddl_expressions(spec, dialect)
         ]
-    rest: list[exp.Expression] = []
-    if spec.abstraction is Abstraction.TIME_SERIES:
-        if dialect.partitions_series:
-            rest.append(create_default_partition(spec, dialect))
-        rest.append(create_series_identity(spec, dialect))
-    rest += [*create_indexes(spec, dialect), *column_comments(spec, dialect)]
-    return [table, *(e.sql(dialect=dialect.name, pretty=pretty, copy=False) for e in rest)]
+    table = _assembled_table(spec, dialect, pretty)
+    if table is None:
+        create = create_series_table if spec.abstraction is Abstraction.TIME_SERIES else create_table
+        table = create(spec, dialect).sql(dialect=dialect.name, pretty=pretty, copy=False)
+    return [table, *(_spliced(s, dialect, pretty) for s in _statements_after_table(spec, dialect))]
 
 
 # -- CREATE TABLE assembled from sqlglot-rendered pieces ---------------------------------------------------
@@ -335,12 +377,31 @@ def _frame(spec: EntitySpec, dialect: SqlDialect, pretty: bool) -> _Frame | None
         if text.count(line) != 1:
             return None
         text = text.replace(line, _sentinel("l", index))
+    return _split_frame(text)
+
+
+def _split_frame(text: str) -> _Frame:
     pieces = _SENTINEL.split(text)
     frame: _Frame = []
     for i in range(0, len(pieces) - 1, 3):
         frame += (pieces[i], (pieces[i + 1], int(pieces[i + 2])))
     frame.append(pieces[-1])
     return frame
+
+
+def _spliced(statement: _Statement, dialect: SqlDialect, pretty: bool) -> str:
+    """Return the SQL of `statement`: its names spliced into its rendering with sentinels of their length."""
+    builder, params, names = statement
+    if not all(_PLAIN_NAME.fullmatch(n) for n in names):
+        return _build(statement).sql(dialect=dialect.name, pretty=pretty, copy=False)
+    lengths = tuple(_frame_length(n) for n in names)
+    key = (type(dialect), pretty, builder, params, lengths)
+    frame = _FRAMES.get(key)
+    if frame is None:
+        sentinels = tuple(_sentinel("n", i, length) for i, length in enumerate(lengths))
+        frame = _split_frame(builder(sentinels, *params).sql(dialect=dialect.name, pretty=pretty, copy=False))
+        _FRAMES[key] = frame
+    return "".join(part if isinstance(part, str) else names[part[1]] for part in frame)
 
 
 def _placeholder(name: str) -> Column:
