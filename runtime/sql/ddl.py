@@ -280,6 +280,8 @@ def _sentinel(role: str, index: int = 0, length: int = 0) -> str:
 # A frame: the frame text split at its sentinels, alternating literal text and (role, column index).
 _Frame = list[str | tuple[str, int]]
 _FRAMES: dict[tuple[object, ...], _Frame | None] = {}
+# The frames of the other statements (`_spliced`), by builder, params and name lengths.
+_SPLICES: dict[tuple[object, ...], _Frame] = {}
 # A line: the column definition split around the column name.
 _LINES: dict[tuple[object, ...], tuple[str, str] | None] = {}
 
@@ -396,11 +398,11 @@ def _spliced(statement: _Statement, dialect: SqlDialect, pretty: bool) -> str:
         return _build(statement).sql(dialect=dialect.name, pretty=pretty, copy=False)
     lengths = tuple(_frame_length(n) for n in names)
     key = (type(dialect), pretty, builder, params, lengths)
-    frame = _FRAMES.get(key)
+    frame = _SPLICES.get(key)
     if frame is None:
         sentinels = tuple(_sentinel("n", i, length) for i, length in enumerate(lengths))
         frame = _split_frame(builder(sentinels, *params).sql(dialect=dialect.name, pretty=pretty, copy=False))
-        _FRAMES[key] = frame
+        _SPLICES[key] = frame
     return "".join(part if isinstance(part, str) else names[part[1]] for part in frame)
 
 
