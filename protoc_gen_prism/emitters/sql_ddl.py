@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prism_runtime.sql.ddl import ddl_expressions
+from prism_runtime.sql.ddl import ddl_statements
 from prism_runtime.sql.dialects import dialect_for
 from protoc_gen_prism import __version__
 from protoc_gen_prism.emitters import GeneratedFile
@@ -32,7 +32,5 @@ def _file(file: ProtoFile, dialect_name: str) -> GeneratedFile:
             parts.extend(
                 f"-- column {c.name} holds personal data: pii {c.pii}" for c in spec.columns if c.pii
             )
-        for statement in ddl_expressions(spec, dialect):
-            # The expressions were built for this file alone, so sqlglot may render them in place.
-            parts.append(statement.sql(dialect=dialect_name, pretty=True, copy=False) + ";")
+        parts.extend(statement + ";" for statement in ddl_statements(spec, dialect, pretty=True))
     return GeneratedFile(f"sql/{dialect_name}/{file.output_stem}.sql", "\n".join(parts) + "\n")

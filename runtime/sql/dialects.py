@@ -26,6 +26,7 @@ class SqliteDialect(SqlDialect):
 
     name = "sqlite"
     type_dialect = "sqlite"
+    assembles_ddl = True
     types: ClassVar[dict[ColumnKind, str]] = {
         ColumnKind.INT32: "INTEGER",
         ColumnKind.INT64: "INTEGER",
@@ -88,6 +89,7 @@ class PostgresDialect(SqlDialect):
 
     name = "postgres"
     type_dialect = "postgres"
+    assembles_ddl = True
     supports_arrays = True
     supports_column_comments = True
     supports_alter_if_exists = True
