@@ -6,6 +6,7 @@ Built once per (entity, dialect); the per-row work is a loop over precomputed co
 from __future__ import annotations
 
 import base64
+import keyword
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
@@ -13,10 +14,9 @@ from typing import Any, Generic, TypeVar
 from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from prism_runtime.schema import Column, ColumnKind, EntitySpec
-from prism_runtime.sql.dialect import SqlDialect
+from prism_runtime.sql.dialect import SqlDialect, identity
 
 M = TypeVar("M", bound=Message)
 FieldEncoder = Callable[[Any], Any]
@@ -36,14 +36,8 @@ class RowCodec(Generic[M]):
             _no_value if c.blind_index_of else _field_encoder(c, dialect, fields[c.name])
             for c in spec.columns
         ]
-        self._decoders = [
-            (i, c.name, _field_decoder(c, dialect))
-            for i, c in enumerate(spec.columns)
-            if not _is_json(c) and not c.blind_index_of
-        ]
-        self._json_decoders = [
-            (i, c.name, dialect.decoder(c)) for i, c in enumerate(spec.columns) if _is_json(c)
-        ]
+        self.decode: Callable[[Sequence[Any]], M] = _row_decoder(spec.columns, message, dialect)
+        """Return the message stored in one fetched row."""
         self.key_index = tuple(self.column_index(c.name) for c in spec.key_columns)
 
     def column_index(self, name: str) -> int:
@@ -58,32 +52,9 @@ class RowCodec(Generic[M]):
         """Return the primary key values of an encoded or fetched row."""
         return tuple(row[i] for i in self.key_index)
 
-    def decode(self, row: Sequence[Any]) -> M:
-        """Return the message stored in one fetched row."""
-        kwargs: dict[str, Any] = {}
-        for index, name, decode in self._decoders:
-            value = row[index]
-            if value is not None:
-                kwargs[name] = decode(value)
-        message = self.message(**kwargs)
-        if self._json_decoders:
-            present = {name: decode(row[i]) for i, name, decode in self._json_decoders if row[i] is not None}
-            present = {name: value for name, value in present.items() if value is not None}
-            if present:
-                json_format.ParseDict(present, message)
-        return message
-
 
 def _no_value(message: Any) -> None:
     return None
-
-
-def _as_opened(value: Any) -> Any:
-    return value
-
-
-def _is_json(column: Column) -> bool:
-    return column.kind is ColumnKind.JSON
 
 
 def _field_encoder(column: Column, dialect: SqlDialect, field: Any) -> FieldEncoder:
@@ -162,17 +133,84 @@ def _json_scalar(field: Any) -> Callable[[Any], Any]:
     return lambda v: v  # ints (exact in JSON numbers as Python writes them), bools, strings, enum numbers
 
 
-def _field_decoder(column: Column, dialect: SqlDialect) -> Callable[[Any], Any]:
-    if column.encrypted:
-        return _as_opened  # the PII layer already turned the ciphertext into the field's str or bytes
-    decode = dialect.decoder(column)
-    if column.kind is ColumnKind.TIMESTAMP:
+def _row_decoder(
+    columns: Sequence[Column], message: type[M], dialect: SqlDialect
+) -> Callable[[Sequence[Any]], M]:
+    """Return the function building the message of one fetched row, written out for these columns.
 
-        def timestamp(value: Any) -> Timestamp:
-            seconds, nanos = decode(value)
-            return Timestamp(seconds=seconds, nanos=nanos)
+    Compiled once per (entity, dialect), the way dataclasses writes __init__, because decoding is the CPU
+    cost of every read: one constructor call takes every plain field as a keyword argument (None is unset
+    to protobuf's constructor, so plain fields need no None check); repeated, Timestamp and wrapper fields,
+    which the constructor sets slowly, are set on the new message; JSON columns go through one ParseDict.
+    """
+    env: dict[str, Any] = {"_M": message, "_parse": json_format.ParseDict}
+    head: list[str] = []  # reads of columns that need a None check before conversion
+    kwargs: list[tuple[str, str]] = []  # (field, expression) passed to the constructor
+    after: list[str] = []  # fields set on the constructed message
+    json: list[str] = []  # JSON columns, collected into one dict for ParseDict
+    for i, column in enumerate(columns):
+        if column.blind_index_of:
+            continue  # no field: the PII layer's lookup column
+        name = column.name
+        if column.encrypted:
+            # The PII layer already turned the ciphertext into the field's str or bytes (or left None).
+            kwargs.append((name, f"_row[{i}]"))
+            continue
+        decode = dialect.decoder(column)
+        call = f"_d{i}(_v)"
+        env[f"_d{i}"] = decode
+        if column.kind is ColumnKind.JSON:
+            # Postgres and SQLite both store an empty field as the JSON text null: no need to parse it.
+            json += [
+                f"_v = _row[{i}]",
+                "if _v is not None and _v != 'null':",
+                f"    _x = {call}",
+                "    if _x is not None:",
+                f"        _p[{name!r}] = _x",
+            ]
+        elif column.repeated:
+            if dialect.supports_arrays and dialect.scalar_decoder(column.kind) is identity:
+                call = "_v"  # the driver's list, copied by extend
+            after += [
+                f"_v = _row[{i}]",
+                "if _v:" if dialect.supports_arrays else "if _v is not None and _v != '[]':",
+                f"    {_field(name)}.extend({call})",
+            ]
+        elif column.kind is ColumnKind.TIMESTAMP:
+            after += [
+                f"_v = _row[{i}]",
+                "if _v is not None:",
+                f"    _t = {_field(name)}",
+                f"    _t.seconds, _t.nanos = {call}",
+            ]
+        elif column.wrapped:
+            after += [
+                f"_v = _row[{i}]",
+                "if _v is not None:",
+                f"    {_field(name)}.value = {'_v' if decode is identity else call}",
+            ]
+        elif decode is identity:
+            kwargs.append((name, f"_row[{i}]"))
+        else:
+            head.append(f"_v{i} = _row[{i}]")
+            kwargs.append((name, f"None if _v{i} is None else _d{i}(_v{i})"))
+    plain = [f"{name}={value}" for name, value in kwargs if _is_name(name)]
+    quoted = [f"{name!r}: {value}" for name, value in kwargs if not _is_name(name)]
+    if quoted:
+        plain.append("**{" + ", ".join(quoted) + "}")
+    body = [*head, f"_m = _M({', '.join(plain)})", *after]
+    if json:
+        body += ["_p = {}", *json, "if _p:", "    _parse(_p, _m)"]
+    source = "def decode(_row):\n" + "".join(f"    {line}\n" for line in [*body, "return _m"])
+    exec(compile(source, f"<prism decoder of {message.DESCRIPTOR.full_name}>", "exec"), env)
+    decoder: Callable[[Sequence[Any]], M] = env["decode"]
+    return decoder
 
-        return timestamp
-    if column.wrapped:
-        return lambda value: {"value": decode(value)}
-    return decode
+
+def _is_name(field: str) -> bool:
+    return field.isidentifier() and not keyword.iskeyword(field)
+
+
+def _field(name: str) -> str:
+    """Return the expression of field `name` of the message being decoded."""
+    return f"_m.{name}" if _is_name(name) else f"getattr(_m, {name!r})"
