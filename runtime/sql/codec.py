@@ -32,10 +32,8 @@ class RowCodec(Generic[M]):
         self.columns = spec.columns
         fields = message.DESCRIPTOR.fields_by_name
         # A blind index column is no field: the PII layer fills it in (prism_runtime.pii.sealer).
-        self._encoders = [
-            _no_value if c.blind_index_of else _field_encoder(c, dialect, fields[c.name])
-            for c in spec.columns
-        ]
+        self.encode: Callable[[M], tuple[Any, ...]] = _row_encoder(spec.columns, dialect, fields)
+        """Return the bind values of one message, in column order."""
         self.decode: Callable[[Sequence[Any]], M] = _row_decoder(spec.columns, message, dialect)
         """Return the message stored in one fetched row."""
         self.key_index = tuple(self.column_index(c.name) for c in spec.key_columns)
@@ -44,17 +42,48 @@ class RowCodec(Generic[M]):
         """Return the position of a column in encoded rows."""
         return next(i for i, c in enumerate(self.columns) if c.name == name)
 
-    def encode(self, message: M) -> tuple[Any, ...]:
-        """Return the bind values of one message, in column order."""
-        return tuple(encode(message) for encode in self._encoders)
-
     def key_of(self, row: Sequence[Any]) -> tuple[Any, ...]:
         """Return the primary key values of an encoded or fetched row."""
         return tuple(row[i] for i in self.key_index)
 
 
-def _no_value(message: Any) -> None:
-    return None
+def _row_encoder(
+    columns: Sequence[Column], dialect: SqlDialect, fields: Any
+) -> Callable[[Any], tuple[Any, ...]]:
+    """Return the function giving the bind values of one message, written out for these columns.
+
+    One tuple display instead of a generator over per-column functions: a plain field (no presence, no
+    conversion) is read in place, a field with presence and no conversion is read behind HasField; every
+    other column calls its `_field_encoder`.
+    """
+    env: dict[str, Any] = {}
+    values: list[str] = []
+    for i, column in enumerate(columns):
+        if column.blind_index_of:
+            values.append(
+                "None"
+            )  # no field: the PII layer fills the blind index in (prism_runtime.pii.sealer)
+            continue
+        name = column.name
+        plain = (
+            column.kind not in (ColumnKind.JSON, ColumnKind.TIMESTAMP)
+            and not column.repeated
+            and not column.wrapped
+            and dialect.encoder(column) is identity
+        )
+        if plain and not column.nullable:
+            values.append(_field(name))
+        elif plain:
+            values.append(f"{_field(name)} if _m.HasField({name!r}) else None")
+        elif column.repeated and dialect.supports_arrays and dialect.scalar_encoder(column.kind) is identity:
+            values.append(f"list({_field(name)})")  # an array of the values as they are
+        else:
+            env[f"_e{i}"] = _field_encoder(column, dialect, fields[name])
+            values.append(f"_e{i}(_m)")
+    source = f"def encode(_m):\n    return ({''.join(f'{value}, ' for value in values)})\n"
+    exec(compile(source, "<prism row encoder>", "exec"), env)
+    encoder: Callable[[Any], tuple[Any, ...]] = env["encode"]
+    return encoder
 
 
 def _field_encoder(column: Column, dialect: SqlDialect, field: Any) -> FieldEncoder:
@@ -141,13 +170,13 @@ def _row_decoder(
     Compiled once per (entity, dialect), the way dataclasses writes __init__, because decoding is the CPU
     cost of every read: one constructor call takes every plain field as a keyword argument (None is unset
     to protobuf's constructor, so plain fields need no None check); repeated, Timestamp and wrapper fields,
-    which the constructor sets slowly, are set on the new message; JSON columns go through one ParseDict.
+    which the constructor sets slowly, are set on the new message; JSON columns go through ParseDict.
     """
     env: dict[str, Any] = {"_M": message, "_parse": json_format.ParseDict}
     head: list[str] = []  # reads of columns that need a None check before conversion
     kwargs: list[tuple[str, str]] = []  # (field, expression) passed to the constructor
     after: list[str] = []  # fields set on the constructed message
-    json: list[str] = []  # JSON columns, collected into one dict for ParseDict
+    json: list[tuple[int, str]] = []  # JSON columns (position, field), parsed by ParseDict
     for i, column in enumerate(columns):
         if column.blind_index_of:
             continue  # no field: the PII layer's lookup column
@@ -160,14 +189,7 @@ def _row_decoder(
         call = f"_d{i}(_v)"
         env[f"_d{i}"] = decode
         if column.kind is ColumnKind.JSON:
-            # Postgres and SQLite both store an empty field as the JSON text null: no need to parse it.
-            json += [
-                f"_v = _row[{i}]",
-                "if _v is not None and _v != 'null':",
-                f"    _x = {call}",
-                "    if _x is not None:",
-                f"        _p[{name!r}] = _x",
-            ]
+            json.append((i, name))
         elif column.repeated:
             if dialect.supports_arrays and dialect.scalar_decoder(column.kind) is identity:
                 call = "_v"  # the driver's list, copied by extend
@@ -199,8 +221,21 @@ def _row_decoder(
     if quoted:
         plain.append("**{" + ", ".join(quoted) + "}")
     body = [*head, f"_m = _M({', '.join(plain)})", *after]
-    if json:
-        body += ["_p = {}", *json, "if _p:", "    _parse(_p, _m)"]
+    # Postgres and SQLite both store an empty field as the JSON text null: no need to parse it. One JSON
+    # column (the usual case) is parsed on its own; more are collected into one dict for one ParseDict.
+    single = len(json) == 1
+    if not single and json:
+        body.append("_p = {}")
+    for i, name in json:
+        body += [
+            f"_v = _row[{i}]",
+            "if _v is not None and _v != 'null':",
+            f"    _x = _d{i}(_v)",
+            "    if _x is not None:",
+            f"        _parse({{{name!r}: _x}}, _m)" if single else f"        _p[{name!r}] = _x",
+        ]
+    if not single and json:
+        body += ["if _p:", "    _parse(_p, _m)"]
     source = "def decode(_row):\n" + "".join(f"    {line}\n" for line in [*body, "return _m"])
     exec(compile(source, f"<prism decoder of {message.DESCRIPTOR.full_name}>", "exec"), env)
     decoder: Callable[[Sequence[Any]], M] = env["decode"]
@@ -212,5 +247,5 @@ def _is_name(field: str) -> bool:
 
 
 def _field(name: str) -> str:
-    """Return the expression of field `name` of the message being decoded."""
+    """Return the expression of field `name` of the message `_m` in generated source."""
     return f"_m.{name}" if _is_name(name) else f"getattr(_m, {name!r})"
