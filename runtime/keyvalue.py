@@ -70,9 +70,9 @@ class _Store(Generic[M]):
         """Return the namespace this store reads and writes."""
         return self.spec.namespace
 
-    async def put(self, item: M) -> None:
-        """Insert `item`, replacing any item with the same key."""
-        await self._backend.put((item,))
+    def put(self, item: M) -> Coroutine[Any, Any, None]:
+        """Insert `item`, replacing any item with the same key (a coroutine: the backend's own)."""
+        return self._backend.put((item,))
 
     async def put_many(self, items: Iterable[M]) -> None:
         """Insert or replace all `items` in one atomic batch."""
