@@ -1,6 +1,7 @@
 """Message <-> row: one tuple of bind values per message, in column order, and back.
 
-Built once per (entity, dialect); the per-row work is a loop over precomputed column plans.
+Built once per (entity, dialect): the encoder and decoder are Python functions written out for the entity's
+columns, so the per-row work is only what each column needs, with no loop over column plans.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ class RowCodec(Generic[M]):
         self.message = message
         self.columns = spec.columns
         fields = message.DESCRIPTOR.fields_by_name
-        # A blind index column is no field: the PII layer fills it in (prism_runtime.pii.sealer).
         self.encode: Callable[[M], tuple[Any, ...]] = _row_encoder(spec.columns, dialect, fields)
         """Return the bind values of one message, in column order."""
         self.decode: Callable[[Sequence[Any]], M] = _row_decoder(spec.columns, message, dialect)
@@ -60,9 +60,8 @@ def _row_encoder(
     values: list[str] = []
     for i, column in enumerate(columns):
         if column.blind_index_of:
-            values.append(
-                "None"
-            )  # no field: the PII layer fills the blind index in (prism_runtime.pii.sealer)
+            # No field: the PII layer fills the blind index in (prism_runtime.pii.sealer).
+            values.append("None")
             continue
         name = column.name
         plain = (
