@@ -6,7 +6,7 @@ here are the whole public API, the same on every backend.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from google.protobuf.message import Message
@@ -70,9 +70,9 @@ class _Store(Generic[M]):
         """Return the namespace this store reads and writes."""
         return self.spec.namespace
 
-    async def put(self, item: M) -> None:
-        """Insert `item`, replacing any item with the same key."""
-        await self._backend.put((item,))
+    def put(self, item: M) -> Coroutine[Any, Any, None]:
+        """Insert `item`, replacing any item with the same key (a coroutine: the backend's own)."""
+        return self._backend.put((item,))
 
     async def put_many(self, items: Iterable[M]) -> None:
         """Insert or replace all `items` in one atomic batch."""
@@ -124,9 +124,9 @@ class _Store(Generic[M]):
 class KeyValueStore(_Store[M], Generic[M, K]):
     """A map from key to message."""
 
-    async def get(self, key: K) -> M | None:
-        """Return the item stored at `key`, or None."""
-        return await self._backend.get((key,))
+    def get(self, key: K) -> Coroutine[Any, Any, M | None]:
+        """Return the item stored at `key`, or None (a coroutine: the backend's own, with no frame of ours)."""
+        return self._backend.get((key,))
 
     async def get_many(self, keys: Sequence[K]) -> list[M | None]:
         """Return the items at `keys` in the same order, None where a key has no item."""
@@ -151,9 +151,9 @@ class KeyValueStore(_Store[M], Generic[M, K]):
 class SortedKeyValueStore(_Store[M], Generic[M, K, S]):
     """A map from key to a sorted map from sort key to message."""
 
-    async def get(self, key: K, sort_key: S) -> M | None:
-        """Return the item at (`key`, `sort_key`), or None."""
-        return await self._backend.get((key, sort_key))
+    def get(self, key: K, sort_key: S) -> Coroutine[Any, Any, M | None]:
+        """Return the item at (`key`, `sort_key`), or None (a coroutine: the backend's own)."""
+        return self._backend.get((key, sort_key))
 
     async def get_many(self, keys: Sequence[tuple[K, S]]) -> list[M | None]:
         """Return the items at (key, sort_key) pairs in the same order, None where missing."""

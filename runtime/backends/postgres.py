@@ -203,6 +203,18 @@ class PostgresDriver(ServesSqlAbstractions):
             raise  # unreachable: _guard always raises a PrismError for these
         return cast(list[Row], records)  # asyncpg Records index like tuples
 
+    async def fetch_first(
+        self, sql: str, args: Row, decode: Callable[[Row], T], *, namespace: str
+    ) -> T | None:
+        """Run a query and return its first record through `decode`, or None (a get: one coroutine deep)."""
+        pool = self._pool if self._pool is not None else await self.pool(namespace)
+        try:
+            records = await pool.fetch(sql, *args)
+        except self.error_types as error:
+            await self._guard(_reraise(error), namespace)
+            raise  # unreachable: _guard always raises a PrismError for these
+        return decode(cast(Row, records[0])) if records else None  # a Record indexes like a tuple
+
     async def prepare_table(self, spec: EntitySpec, ddl: Sequence[str]) -> None:
         """Check that the table exists with every column; Postgres schemas are provisioned, never implied."""
         pool = await self.pool(spec.namespace)

@@ -131,6 +131,15 @@ class SqliteDriver(ServesSqlAbstractions):
         """Run a query and return all rows."""
         return await self._run(lambda: self.conn.execute(sql, args).fetchall(), namespace=namespace)
 
+    async def fetch_first(
+        self, sql: str, args: Row, decode: Callable[[Row], T], *, namespace: str
+    ) -> T | None:
+        """Run a query and return its first row through `decode`, or None."""
+        row: Row | None = await self._run(
+            lambda: self.conn.execute(sql, args).fetchone(), namespace=namespace
+        )
+        return None if row is None else decode(row)
+
     async def prepare_table(self, spec: EntitySpec, ddl: Sequence[str]) -> None:
         """Create the table and indexes if missing, then check that every column is there."""
 

@@ -1,11 +1,13 @@
 """Message <-> row: one tuple of bind values per message, in column order, and back.
 
-Built once per (entity, dialect); the per-row work is a loop over precomputed column plans.
+Built once per (entity, dialect): the encoder and decoder are Python functions written out for the entity's
+columns, so the per-row work is only what each column needs, with no loop over column plans.
 """
 
 from __future__ import annotations
 
 import base64
+import keyword
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
@@ -13,10 +15,9 @@ from typing import Any, Generic, TypeVar
 from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from prism_runtime.schema import Column, ColumnKind, EntitySpec
-from prism_runtime.sql.dialect import SqlDialect
+from prism_runtime.sql.dialect import SqlDialect, identity
 
 M = TypeVar("M", bound=Message)
 FieldEncoder = Callable[[Any], Any]
@@ -31,59 +32,57 @@ class RowCodec(Generic[M]):
         self.message = message
         self.columns = spec.columns
         fields = message.DESCRIPTOR.fields_by_name
-        # A blind index column is no field: the PII layer fills it in (prism_runtime.pii.sealer).
-        self._encoders = [
-            _no_value if c.blind_index_of else _field_encoder(c, dialect, fields[c.name])
-            for c in spec.columns
-        ]
-        self._decoders = [
-            (i, c.name, _field_decoder(c, dialect))
-            for i, c in enumerate(spec.columns)
-            if not _is_json(c) and not c.blind_index_of
-        ]
-        self._json_decoders = [
-            (i, c.name, dialect.decoder(c)) for i, c in enumerate(spec.columns) if _is_json(c)
-        ]
+        self.encode: Callable[[M], tuple[Any, ...]] = _row_encoder(spec.columns, dialect, fields)
+        """Return the bind values of one message, in column order."""
+        self.decode: Callable[[Sequence[Any]], M] = _row_decoder(spec.columns, message, dialect)
+        """Return the message stored in one fetched row."""
         self.key_index = tuple(self.column_index(c.name) for c in spec.key_columns)
 
     def column_index(self, name: str) -> int:
         """Return the position of a column in encoded rows."""
         return next(i for i, c in enumerate(self.columns) if c.name == name)
 
-    def encode(self, message: M) -> tuple[Any, ...]:
-        """Return the bind values of one message, in column order."""
-        return tuple(encode(message) for encode in self._encoders)
-
     def key_of(self, row: Sequence[Any]) -> tuple[Any, ...]:
         """Return the primary key values of an encoded or fetched row."""
         return tuple(row[i] for i in self.key_index)
 
-    def decode(self, row: Sequence[Any]) -> M:
-        """Return the message stored in one fetched row."""
-        kwargs: dict[str, Any] = {}
-        for index, name, decode in self._decoders:
-            value = row[index]
-            if value is not None:
-                kwargs[name] = decode(value)
-        message = self.message(**kwargs)
-        if self._json_decoders:
-            present = {name: decode(row[i]) for i, name, decode in self._json_decoders if row[i] is not None}
-            present = {name: value for name, value in present.items() if value is not None}
-            if present:
-                json_format.ParseDict(present, message)
-        return message
 
+def _row_encoder(
+    columns: Sequence[Column], dialect: SqlDialect, fields: Any
+) -> Callable[[Any], tuple[Any, ...]]:
+    """Return the function giving the bind values of one message, written out for these columns.
 
-def _no_value(message: Any) -> None:
-    return None
-
-
-def _as_opened(value: Any) -> Any:
-    return value
-
-
-def _is_json(column: Column) -> bool:
-    return column.kind is ColumnKind.JSON
+    One tuple display instead of a generator over per-column functions: a plain field (no presence, no
+    conversion) is read in place, a field with presence and no conversion is read behind HasField; every
+    other column calls its `_field_encoder`.
+    """
+    env: dict[str, Any] = {}
+    values: list[str] = []
+    for i, column in enumerate(columns):
+        if column.blind_index_of:
+            # No field: the PII layer fills the blind index in (prism_runtime.pii.sealer).
+            values.append("None")
+            continue
+        name = column.name
+        plain = (
+            column.kind not in (ColumnKind.JSON, ColumnKind.TIMESTAMP)
+            and not column.repeated
+            and not column.wrapped
+            and dialect.encoder(column) is identity
+        )
+        if plain and not column.nullable:
+            values.append(_field(name))
+        elif plain:
+            values.append(f"{_field(name)} if _m.HasField({name!r}) else None")
+        elif column.repeated and dialect.supports_arrays and dialect.scalar_encoder(column.kind) is identity:
+            values.append(f"list({_field(name)})")  # an array of the values as they are
+        else:
+            env[f"_e{i}"] = _field_encoder(column, dialect, fields[name])
+            values.append(f"_e{i}(_m)")
+    source = f"def encode(_m):\n    return ({''.join(f'{value}, ' for value in values)})\n"
+    exec(compile(source, "<prism row encoder>", "exec"), env)
+    encoder: Callable[[Any], tuple[Any, ...]] = env["encode"]
+    return encoder
 
 
 def _field_encoder(column: Column, dialect: SqlDialect, field: Any) -> FieldEncoder:
@@ -162,17 +161,90 @@ def _json_scalar(field: Any) -> Callable[[Any], Any]:
     return lambda v: v  # ints (exact in JSON numbers as Python writes them), bools, strings, enum numbers
 
 
-def _field_decoder(column: Column, dialect: SqlDialect) -> Callable[[Any], Any]:
-    if column.encrypted:
-        return _as_opened  # the PII layer already turned the ciphertext into the field's str or bytes
-    decode = dialect.decoder(column)
-    if column.kind is ColumnKind.TIMESTAMP:
+def _row_decoder(
+    columns: Sequence[Column], message: type[M], dialect: SqlDialect
+) -> Callable[[Sequence[Any]], M]:
+    """Return the function building the message of one fetched row, written out for these columns.
 
-        def timestamp(value: Any) -> Timestamp:
-            seconds, nanos = decode(value)
-            return Timestamp(seconds=seconds, nanos=nanos)
+    Compiled once per (entity, dialect), the way dataclasses writes __init__, because decoding is the CPU
+    cost of every read: one constructor call takes every plain field as a keyword argument (None is unset
+    to protobuf's constructor, so plain fields need no None check); repeated, Timestamp and wrapper fields,
+    which the constructor sets slowly, are set on the new message; JSON columns go through ParseDict.
+    """
+    env: dict[str, Any] = {"_M": message, "_parse": json_format.ParseDict}
+    head: list[str] = []  # reads of columns that need a None check before conversion
+    kwargs: list[tuple[str, str]] = []  # (field, expression) passed to the constructor
+    after: list[str] = []  # fields set on the constructed message
+    json: list[tuple[int, str]] = []  # JSON columns (position, field), parsed by ParseDict
+    for i, column in enumerate(columns):
+        if column.blind_index_of:
+            continue  # no field: the PII layer's lookup column
+        name = column.name
+        if column.encrypted:
+            # The PII layer already turned the ciphertext into the field's str or bytes (or left None).
+            kwargs.append((name, f"_row[{i}]"))
+            continue
+        decode = dialect.decoder(column)
+        call = f"_d{i}(_v)"
+        env[f"_d{i}"] = decode
+        if column.kind is ColumnKind.JSON:
+            json.append((i, name))
+        elif column.repeated:
+            if dialect.supports_arrays and dialect.scalar_decoder(column.kind) is identity:
+                call = "_v"  # the driver's list, copied by extend
+            after += [
+                f"_v = _row[{i}]",
+                "if _v:" if dialect.supports_arrays else "if _v is not None and _v != '[]':",
+                f"    {_field(name)}.extend({call})",
+            ]
+        elif column.kind is ColumnKind.TIMESTAMP:
+            after += [
+                f"_v = _row[{i}]",
+                "if _v is not None:",
+                f"    _t = {_field(name)}",
+                f"    _t.seconds, _t.nanos = {call}",
+            ]
+        elif column.wrapped:
+            after += [
+                f"_v = _row[{i}]",
+                "if _v is not None:",
+                f"    {_field(name)}.value = {'_v' if decode is identity else call}",
+            ]
+        elif decode is identity:
+            kwargs.append((name, f"_row[{i}]"))
+        else:
+            head.append(f"_v{i} = _row[{i}]")
+            kwargs.append((name, f"None if _v{i} is None else _d{i}(_v{i})"))
+    plain = [f"{name}={value}" for name, value in kwargs if _is_name(name)]
+    quoted = [f"{name!r}: {value}" for name, value in kwargs if not _is_name(name)]
+    if quoted:
+        plain.append("**{" + ", ".join(quoted) + "}")
+    body = [*head, f"_m = _M({', '.join(plain)})", *after]
+    # Postgres and SQLite both store an empty field as the JSON text null: no need to parse it. One JSON
+    # column (the usual case) is parsed on its own; more are collected into one dict for one ParseDict.
+    single = len(json) == 1
+    if not single and json:
+        body.append("_p = {}")
+    for i, name in json:
+        body += [
+            f"_v = _row[{i}]",
+            "if _v is not None and _v != 'null':",
+            f"    _x = _d{i}(_v)",
+            "    if _x is not None:",
+            f"        _parse({{{name!r}: _x}}, _m)" if single else f"        _p[{name!r}] = _x",
+        ]
+    if not single and json:
+        body += ["if _p:", "    _parse(_p, _m)"]
+    source = "def decode(_row):\n" + "".join(f"    {line}\n" for line in [*body, "return _m"])
+    exec(compile(source, f"<prism decoder of {message.DESCRIPTOR.full_name}>", "exec"), env)
+    decoder: Callable[[Sequence[Any]], M] = env["decode"]
+    return decoder
 
-        return timestamp
-    if column.wrapped:
-        return lambda value: {"value": decode(value)}
-    return decode
+
+def _is_name(field: str) -> bool:
+    return field.isidentifier() and not keyword.iskeyword(field)
+
+
+def _field(name: str) -> str:
+    """Return the expression of field `name` of the message `_m` in generated source."""
+    return f"_m.{name}" if _is_name(name) else f"getattr(_m, {name!r})"

@@ -33,7 +33,8 @@ def _parsed_type(text: str, dialect: str) -> exp.DataType:
     return exp.DataType.build(text, dialect=dialect)
 
 
-def _identity(value: Any) -> Any:
+def identity(value: Any) -> Any:
+    """Return `value`: the conversion of values every driver already gives as the field's Python type."""
     return value
 
 
@@ -188,7 +189,7 @@ class SqlDialect:
             ColumnKind.TIMESTAMP: self.encode_timestamp,
             ColumnKind.JSON: self.encode_json,
         }
-        return table.get(kind, _identity)
+        return table.get(kind, identity)
 
     def scalar_decoder(self, kind: ColumnKind) -> Decoder:
         """Return the decoder of one value of `kind`."""
@@ -201,7 +202,7 @@ class SqlDialect:
             ColumnKind.TIMESTAMP: self.decode_timestamp,
             ColumnKind.JSON: self.decode_json,
         }
-        return table.get(kind, _identity)
+        return table.get(kind, identity)
 
     def encode_float(self, value: float) -> Any:
         """Encode a float or double."""
@@ -257,7 +258,7 @@ def _json_element_encoder(kind: ColumnKind) -> Encoder:
         return lambda b: base64.b64encode(b).decode("ascii")
     if kind in (ColumnKind.FLOAT, ColumnKind.DOUBLE):
         return lambda f: f if math.isfinite(f) else str(f)  # 'nan', 'inf', '-inf': JSON has no such numbers
-    return _identity
+    return identity
 
 
 def _json_element_decoder(kind: ColumnKind) -> Decoder:
@@ -265,7 +266,7 @@ def _json_element_decoder(kind: ColumnKind) -> Decoder:
         return base64.b64decode
     if kind in (ColumnKind.FLOAT, ColumnKind.DOUBLE):
         return float
-    return _identity
+    return identity
 
 
 def timestamp_text(value: tuple[int, int]) -> str:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from prism_runtime.errors import SchemaMismatch
 from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.statements import KeyValueStatements
 
+T = TypeVar("T")
 Row = Sequence[Any]
 Statement = tuple[str, Sequence[Row]]
 """A statement and the rows to run it for: what a write carries along into its transaction (audit entries)."""
@@ -35,6 +36,15 @@ class SqlDriver(Protocol):
 
     async def fetch(self, sql: str, args: Row, *, namespace: str) -> list[Row]:
         """Run a query and return its rows."""
+        ...
+
+    async def fetch_first(
+        self, sql: str, args: Row, decode: Callable[[Row], T], *, namespace: str
+    ) -> T | None:
+        """Run a query and return its first row through `decode`, or None when it returns none.
+
+        The point read's whole trip in one coroutine: a get awaits this and nothing else.
+        """
         ...
 
     async def upsert_many(

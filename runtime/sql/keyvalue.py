@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import Message
@@ -67,8 +67,14 @@ class SqlKeyValue(Generic[M]):
             unique = {self.codec.key_of(row): row for row in rows}
             await self.driver.upsert_many(self.sql, list(unique.values()), namespace=self._ns, after=after)
 
-    async def get(self, key: tuple[Any, ...]) -> M | None:
-        """Return the item at a full primary key, or None."""
+    def get(self, key: tuple[Any, ...]) -> Coroutine[Any, Any, M | None]:
+        """Return the item at a full primary key, or None (a coroutine)."""
+        if self._ready and self._pii is None:
+            # The hot path: the driver's own coroutine, with no frame of ours around it.
+            return self.driver.fetch_first(self._get, key, self.codec.decode, namespace=self._ns)
+        return self._get_first(key)
+
+    async def _get_first(self, key: tuple[Any, ...]) -> M | None:
         if not self._ready:
             await self._prepare()
         rows = await self.driver.fetch(self._get, key, namespace=self._ns)
