@@ -42,16 +42,29 @@ async def latencies(ops: tuple[Callable[[int], Awaitable[Any]], ...], count: int
     return out
 
 
-async def throughput(op: Callable[[int], Awaitable[Any]], count: int) -> float:
-    """Run `op` `count` times from CONCURRENCY tasks; return operations per second."""
+async def _worker(op: Callable[[int], Awaitable[Any]], indexes: range) -> None:
+    for i in indexes:
+        await op(i)
 
-    async def worker(offset: int) -> None:
-        for i in range(offset, count, CONCURRENCY):
-            await op(i)
 
-    start = time.perf_counter()
-    await asyncio.gather(*(worker(k) for k in range(CONCURRENCY)))
-    return count / (time.perf_counter() - start)
+async def throughput(
+    ops: tuple[Callable[[int], Awaitable[Any]], ...], count: int, rounds: int = 10
+) -> tuple[float, ...]:
+    """Run each op `count` times from CONCURRENCY tasks, in `rounds` alternating chunks; return ops/s of each.
+
+    Alternating chunks, not one long pass each, so drift in a shared machine's speed hits every op alike.
+    """
+    spent = [0.0] * len(ops)
+    chunk = max(CONCURRENCY, count // rounds)
+    for first in range(0, count, chunk):
+        last = min(count, first + chunk)
+        for n, op in enumerate(ops):
+            start = time.perf_counter()
+            await asyncio.gather(
+                *(_worker(op, range(first + k, last, CONCURRENCY)) for k in range(CONCURRENCY))
+            )
+            spent[n] += time.perf_counter() - start
+    return tuple(count / t for t in spent)
 
 
 async def run(url: str, ops: int, gen: Path) -> list[tuple[str, float, float, str]]:
@@ -97,14 +110,8 @@ async def run(url: str, ops: int, gen: Path) -> list[tuple[str, float, float, st
             g, r = await latencies((gen_op, raw_op), ops)
             rows.append((f"{name} p50", percentile(g, 0.5) * 1e3, percentile(r, 0.5) * 1e3, "ms"))
             rows.append((f"{name} p99", percentile(g, 0.99) * 1e3, percentile(r, 0.99) * 1e3, "ms"))
-            rows.append(
-                (
-                    f"{name} x{CONCURRENCY} tasks",
-                    await throughput(gen_op, ops),
-                    await throughput(raw_op, ops),
-                    "ops/s",
-                )
-            )
+            g_rate, r_rate = await throughput((gen_op, raw_op), ops)
+            rows.append((f"{name} x{CONCURRENCY} tasks", g_rate, r_rate, "ops/s"))
 
         batch = users[:10_000]
         await pool.execute(f"TRUNCATE {backend.sql.table}")
