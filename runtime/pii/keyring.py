@@ -79,12 +79,9 @@ class Keyring:
     def __init__(self, driver: SqlDriver, wrapper: KeyWrapper, limits: KeyLimits | None = None) -> None:
         self.driver = driver
         self.wrapper = wrapper
-        self._cache: KeyCache[tuple[str, int], DataKey] = KeyCache(
-            limits or KeyLimits()
-        )  # by (subject ref, key id), to decrypt
-        self._primaries: KeyCache[str, DataKey] = KeyCache(
-            limits or KeyLimits()
-        )  # by subject ref: to encrypt
+        limits = limits or KeyLimits()
+        self._cache: KeyCache[tuple[str, int], DataKey] = KeyCache(limits)  # by (ref, key id): to decrypt
+        self._primaries: KeyCache[str, DataKey] = KeyCache(limits)  # by subject ref: to encrypt
         self._lock = asyncio.Lock()
         self._root: bytes | None = None
         self._pseudonym_key = b""

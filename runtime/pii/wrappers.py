@@ -12,7 +12,6 @@ import base64
 import importlib
 import json
 import os
-import struct
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -55,25 +54,8 @@ class KeyWrapper(Protocol):
         ...
 
 
-_DATA_KEY_NAMES = frozenset(("key_id", "prism", "subject_ref"))
-# canonical() of each data-key context name followed by the string tag of its value, in sorted name order.
-_KEY_ID, _PRISM, _SUBJECT_REF = (
-    crypto.canonical((name,)) + b"s" for name in ("key_id", "prism", "subject_ref")
-)
-_LENGTH = struct.Struct(">I").pack
-
-
 def _context_bytes(context: Mapping[str, str]) -> bytes:
     """Return the associated data a wrapped key is bound to: canonical() of the sorted (name, value) pairs."""
-    if len(context) == 3 and context.keys() == _DATA_KEY_NAMES:
-        # The data-key context, made once per new subject: the same bytes as below without the sort and the
-        # generic loop, its names' encodings made once.
-        key_id, prism, ref = context["key_id"], context["prism"], context["subject_ref"]
-        if type(key_id) is str and type(prism) is str and type(ref) is str:
-            k, p, r = key_id.encode(), prism.encode(), ref.encode()
-            return b"".join(
-                (_KEY_ID, _LENGTH(len(k)), k, _PRISM, _LENGTH(len(p)), p, _SUBJECT_REF, _LENGTH(len(r)), r)
-            )
     return crypto.canonical([item for pair in sorted(context.items()) for item in pair])
 
 

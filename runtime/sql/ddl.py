@@ -54,11 +54,6 @@ def _build(statement: _Statement) -> exp.Expression:
     return builder(names, *params)
 
 
-def create_indexes(spec: EntitySpec, dialect: SqlDialect) -> list[exp.Expression]:
-    """Return the idempotent CREATE INDEX statements of an entity's indexed columns."""
-    return [_build(s) for s in _index_statements(spec, dialect)]
-
-
 def _index_statements(spec: EntitySpec, dialect: SqlDialect) -> list[_Statement]:
     table = table_name(spec)
     out: list[_Statement] = [
@@ -99,11 +94,6 @@ def short_name(*parts: str, dialect: SqlDialect) -> str:
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
     return f"{name[: dialect.max_identifier_length - 9]}_{digest}"
-
-
-def column_comments(spec: EntitySpec, dialect: SqlDialect) -> list[exp.Expression]:
-    """Return COMMENT ON COLUMN statements naming the PII kind of each personal-data column."""
-    return [_build(s) for s in _comment_statements(spec, dialect)]
 
 
 def _comment_statements(spec: EntitySpec, dialect: SqlDialect) -> list[_Statement]:
@@ -183,11 +173,6 @@ def default_partition_name(spec: EntitySpec, dialect: SqlDialect) -> str:
     return short_name(table_name(spec), "default", dialect=dialect)
 
 
-def create_default_partition(spec: EntitySpec, dialect: SqlDialect) -> exp.Expression:
-    """Return the CREATE of the DEFAULT partition, so an event outside every day partition is never refused."""
-    return _build(_default_partition_statement(spec, dialect))
-
-
 def _default_partition_statement(spec: EntitySpec, dialect: SqlDialect) -> _Statement:
     return (_default_partition, (), (table_name(spec), default_partition_name(spec, dialect)))
 
@@ -217,11 +202,6 @@ def _partition_of_table(table: str, name: str, bounds: exp.Expression) -> exp.Cr
         exists=True,
         properties=exp.Properties(expressions=[exp.PartitionedOfProperty(this=parent, expression=bounds)]),
     )
-
-
-def create_series_identity(spec: EntitySpec, dialect: SqlDialect) -> exp.Expression:
-    """Return the unique index on (key, event time, event id): an event's identity, and the query order."""
-    return _build(_series_identity_statement(spec, dialect))
 
 
 def _series_identity_statement(spec: EntitySpec, dialect: SqlDialect) -> _Statement:

@@ -48,16 +48,12 @@ class SqlKeyValue(Generic[M]):
         """Insert or replace `items`, atomically."""
         if not self._ready:
             await self._prepare()
-        encode = self.codec.encode
-        if self._pii is not None:
-            sealed, events = await self._pii.seal([encode(m) for m in items])
+        rows = list(map(self.codec.encode, items))
+        if self._pii is None:
+            await self._write(rows)
+        else:
+            sealed, events = await self._pii.seal(rows)
             await self._pii.write_audited(events, lambda after: self._write(sealed, after))
-        elif len(items) == 1:
-            await self.driver.execute(self.sql.upsert, encode(items[0]), namespace=self._ns)
-        elif items:
-            # The last write of a key wins, as if the items were put one after another.
-            rows = {self.codec.key_of(row): row for row in map(encode, items)}
-            await self.driver.upsert_many(self.sql, list(rows.values()), namespace=self._ns)
 
     async def _write(self, rows: Sequence[Sequence[Any]], after: Sequence[Statement] = ()) -> None:
         if len(rows) == 1 and not after:
