@@ -1,0 +1,219 @@
+"""Outages of real servers: each test starts its own server, crashes it (SIGKILL of the whole process
+group) or restarts it on the same port and data dir, and checks that calls fail fast with
+BackendUnavailable naming the caller's namespace, then work again once the server is back.
+
+Every wait is bounded by a count of attempts; the only unbounded-looking parts are server starts, which
+`prism_runtime.stack` bounds itself. The recovery times printed (``-s`` shows them) are the figures in
+docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from servers import server_dir
+
+import prism_runtime
+from prism_runtime import stack
+from prism_runtime.provision import provision
+
+# How long one call may take to fail while its server is down: fast, not a client's own long timeout.
+FAIL_FAST_S = 5.0
+# Attempts (0.1 s apart) to wait for the first success after a server is back: 30 s at most.
+RECOVERY_ATTEMPTS = 300
+
+
+@pytest.fixture
+def modules(generated: Path) -> dict[str, Any]:
+    return {
+        name: importlib.import_module(module)
+        for name, module in {
+            "users_pb2": "acme.users.v1.users_pb2",
+            "users": "acme.users.v1.users_prism",
+            "pii_pb2": "prismtest.pii.v1.pii_pb2",
+            "pii": "prismtest.pii.v1.pii_prism",
+            "events_pb2": "acme.events.v1.events_pb2",
+            "events": "acme.events.v1.events_prism",
+        }.items()
+    }
+
+
+@pytest.fixture
+def own_dir() -> Iterator[Path]:
+    with server_dir("outage") as path:
+        yield path
+
+
+async def fails_fast(call: Callable[[], Awaitable[object]]) -> prism_runtime.BackendUnavailable:
+    """Run `call` while its server is down; return the BackendUnavailable it must raise within FAIL_FAST_S."""
+    started = time.monotonic()
+    with pytest.raises(prism_runtime.BackendUnavailable) as caught:
+        await asyncio.wait_for(call(), FAIL_FAST_S * 2)
+    assert time.monotonic() - started < FAIL_FAST_S
+    return caught.value
+
+
+async def recovers(call: Callable[[], Awaitable[object]]) -> float:
+    """Retry `call` until it succeeds (BackendUnavailable meanwhile); return the seconds it took."""
+    started = time.monotonic()
+    for _ in range(RECOVERY_ATTEMPTS):
+        try:
+            await asyncio.wait_for(call(), FAIL_FAST_S * 2)
+        except prism_runtime.BackendUnavailable:
+            await asyncio.sleep(0.1)
+            continue
+        return time.monotonic() - started
+    raise AssertionError(f"no recovery within {RECOVERY_ATTEMPTS} attempts")
+
+
+def start_standby(pgdata: Path, port: int) -> subprocess.Popen[bytes]:
+    """Start the cluster as a standby with hot standby off: it listens, and refuses every session (57P03)."""
+    account = pwd.getpwnam(stack.PG_SYSTEM_USER) if os.geteuid() == 0 else None
+    with open(pgdata.parent / "standby.log", "ab") as log:
+        proc = subprocess.Popen(
+            [
+                str(stack.postgres_tool("postgres")), "-D", str(pgdata),
+                "-c", f"listen_addresses={stack.HOST}", "-c", f"port={port}",
+                "-c", "unix_socket_directories=", "-c", "hot_standby=off",
+            ],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            user=account.pw_uid if account else None, group=account.pw_gid if account else None,
+            extra_groups=[] if account else None,
+        )  # fmt: skip
+    for _ in range(RECOVERY_ATTEMPTS):
+        try:
+            socket.create_connection((stack.HOST, port), timeout=1).close()
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise AssertionError(f"the standby did not listen; see {pgdata.parent / 'standby.log'}")
+
+
+# -- Postgres ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def pg(own_dir: Path, generated: Path) -> AsyncIterator[stack.RunningServer]:
+    """A Postgres of this test alone, provisioned with every generated schema."""
+    server = await asyncio.to_thread(stack.start_postgres, own_dir)
+    try:
+        async with prism_runtime.connect(server.url) as db:
+            await provision(db, generated, echo=lambda line: None)
+        yield server
+    finally:
+        await asyncio.to_thread(stack.crash, server)
+
+
+def pg_calls(db: prism_runtime.Database, m: dict[str, Any]) -> dict[str, Callable[[], Awaitable[object]]]:
+    """A get and a put of a plain entity and of an encrypted, audited one (keys and audit in play)."""
+    users, patients = m["users"].UserProfileStore(db), m["pii"].PatientStore(db)
+    return {
+        "acme_users_v1_user_profile get": lambda: users.get("u1"),
+        "acme_users_v1_user_profile put": lambda: users.put(m["users_pb2"].UserProfile(user_id="u2")),
+        "prismtest_pii_v1_patient get": lambda: patients.get("p1"),
+        "prismtest_pii_v1_patient put": lambda: patients.put(
+            m["pii_pb2"].Patient(patient_id="p2", ssn="078-05-1120")
+        ),
+    }
+
+
+async def test_postgres_crash_fails_fast_naming_the_namespace_then_recovers(
+    pg: stack.RunningServer, modules: dict[str, Any]
+) -> None:
+    m = modules
+    async with prism_runtime.connect(pg.url) as db:
+        calls = pg_calls(db, m)
+        await (
+            m["users"].UserProfileStore(db).put(m["users_pb2"].UserProfile(user_id="u1", display_name="Ann"))
+        )
+        await m["pii"].PatientStore(db).put(m["pii_pb2"].Patient(patient_id="p1", ssn="078-05-1120"))
+        for call in calls.values():
+            await call()  # the pool holds live connections when the server dies
+
+        await asyncio.to_thread(stack.crash, pg)
+        for name, call in calls.items():
+            for _ in range(2):  # the pool's dead connections first, then refused new ones
+                error = await fails_fast(call)
+                assert error.namespace == name.split()[0], (name, str(error))
+                assert "078-05-1120" not in str(error)
+
+        server = await asyncio.to_thread(stack.start_postgres, pg.data_dir, port=pg.port)
+        try:
+            seconds = [await recovers(call) for call in calls.values()]
+            print(f"postgres: first success {seconds[0]:.3f}s after the restart returned")
+            found = await m["users"].UserProfileStore(db).get("u1")
+            assert found is not None and found.display_name == "Ann"
+            patient = await m["pii"].PatientStore(db).get("p1")
+            assert patient is not None and patient.ssn == "078-05-1120"
+        finally:
+            await asyncio.to_thread(stack.crash, server)
+
+
+async def test_postgres_terminated_connections_are_unavailable_not_a_plain_backend_error(
+    pg: stack.RunningServer, modules: dict[str, Any]
+) -> None:
+    m = modules
+    async with prism_runtime.connect(pg.url) as db:
+        calls = pg_calls(db, m)
+        await m["pii"].PatientStore(db).put(m["pii_pb2"].Patient(patient_id="p1", ssn="078-05-1120"))
+        for call in calls.values():
+            await call()
+        for name, call in calls.items():
+            admin = await asyncpg.connect(pg.url)
+            try:  # SQLSTATE 57P01 on the pool's connections: an administrator (or a failover) ended them
+                await admin.fetch(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'"
+                )
+            finally:
+                await admin.close()
+            try:
+                await call()  # a connection the pool finds closed is replaced: this may well succeed
+            except prism_runtime.BackendError as error:
+                assert type(error) is prism_runtime.BackendUnavailable, (name, str(error))
+                assert error.namespace == name.split()[0], (name, str(error))
+            await call()  # and the next one does
+
+
+async def test_postgres_starting_up_is_unavailable_naming_the_namespace(
+    pg: stack.RunningServer, modules: dict[str, Any]
+) -> None:
+    """A server that accepts TCP but answers 57P03 ("not accepting connections"): a standby with hot
+    standby off, as a server in crash recovery or a replica being promoted answers."""
+    m = modules
+    async with prism_runtime.connect(pg.url) as db:
+        calls = pg_calls(db, m)
+        for call in calls.values():
+            await call()
+        await asyncio.to_thread(stack.stop, pg)
+        pgdata = pg.data_dir / "pgdata"
+        (pgdata / "standby.signal").touch()
+        standby = start_standby(pgdata, pg.port)
+        try:
+            for name, call in calls.items():
+                error = await fails_fast(call)
+                assert error.namespace == name.split()[0], (name, str(error))
+                assert "SQLSTATE 57P03" in str(error) or "Connection" in str(error), str(error)
+            assert "SQLSTATE 57P03" in str(await fails_fast(calls["prismtest_pii_v1_patient put"]))
+        finally:
+            os.killpg(standby.pid, signal.SIGKILL)
+            standby.wait(timeout=15)
+            (pgdata / "standby.signal").unlink()
+        server = await asyncio.to_thread(stack.start_postgres, pg.data_dir, port=pg.port)
+        try:
+            for call in calls.values():
+                await recovers(call)
+        finally:
+            await asyncio.to_thread(stack.crash, server)
