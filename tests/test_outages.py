@@ -217,3 +217,66 @@ async def test_postgres_starting_up_is_unavailable_naming_the_namespace(
                 await recovers(call)
         finally:
             await asyncio.to_thread(stack.crash, server)
+
+
+# -- NATS and Kafka ------------------------------------------------------------------------------------
+
+
+def click(m: dict[str, Any], user: str, n: int) -> Any:
+    """A ClickEvent of `user` whose page and time are its number (distinct numbers, distinct events)."""
+    event = m["events_pb2"].ClickEvent(user_id=user, page=f"/{n}")
+    event.at.FromMilliseconds(1_700_000_000_000 + n)
+    return event
+
+
+async def next_page(tail: Any) -> tuple[str, float]:
+    """Return the page of the tail's next event and the seconds it took, iterating again after each
+    BackendUnavailable (the tail is kept across an outage)."""
+    started = time.monotonic()
+    for _ in range(RECOVERY_ATTEMPTS):
+        try:
+            event = await asyncio.wait_for(anext(tail), FAIL_FAST_S * 2)
+        except prism_runtime.BackendUnavailable:
+            continue
+        return str(event.page), time.monotonic() - started
+    raise AssertionError(f"the tail did not resume within {RECOVERY_ATTEMPTS} attempts")
+
+
+async def test_nats_appends_and_tails_resume_after_an_outage_of_any_length(
+    own_dir: Path, modules: dict[str, Any]
+) -> None:
+    m = modules
+    server = await asyncio.to_thread(stack.start_nats, own_dir)
+    try:
+        async with prism_runtime.connect(server.url) as db:
+            series = m["events"].ClickEventSeries(db)
+            await series.append(click(m, "u", 0))
+            async with series.tail("u") as tail:
+                await series.append(click(m, "u", 1))
+                assert (await next_page(tail))[0] == "/1"
+
+                await asyncio.to_thread(stack.crash, server)
+                backend = db._backends["nats"]
+                # nats-py gave up for good after 3 failed reconnects (about 8 s): outlast far more.
+                for n in range(2, 2 + RECOVERY_ATTEMPTS):
+                    error = await fails_fast(lambda n=n: series.append(click(m, "u", n)))  # type: ignore[misc]
+                    assert error.namespace == "acme_events_v1_click_event"
+                    with pytest.raises(prism_runtime.BackendUnavailable):
+                        await asyncio.wait_for(anext(tail), FAIL_FAST_S)
+                    if backend.failed_connects >= 12:
+                        break
+                else:
+                    raise AssertionError("the client stopped trying to reconnect")
+
+                server = await asyncio.to_thread(stack.start_nats, own_dir, port=server.port)
+                seconds = await recovers(lambda: series.append(click(m, "u", 1000)))
+                page, tail_seconds = await next_page(tail)
+                assert page == "/1000"
+                print(f"nats: append {seconds:.3f}s, tail {seconds + tail_seconds:.3f}s after the restart")
+                assert [e.page for e in await collect(series.query("u"))] == ["/0", "/1", "/1000"]
+    finally:
+        await asyncio.to_thread(stack.crash, server)
+
+
+async def collect(iterator: Any) -> list[Any]:
+    return [item async for item in iterator]
