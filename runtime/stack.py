@@ -121,6 +121,14 @@ class RunningServer:
         return port
 
     @property
+    def app_url(self) -> str:
+        """The URL an application (``PRISM_URL``, ``prism.yaml``) connects with, as it is.
+
+        The local Kafka-protocol broker (Tansu) refuses idempotent producers, so its URL turns them off.
+        """
+        return f"{self.url}?idempotence=false" if self.kind == "kafka" else self.url
+
+    @property
     def address(self) -> str:
         """``host:port``, e.g. a Kafka bootstrap server."""
         return f"{self.host}:{self.port}"

@@ -280,3 +280,82 @@ async def test_nats_appends_and_tails_resume_after_an_outage_of_any_length(
 
 async def collect(iterator: Any) -> list[Any]:
     return [item async for item in iterator]
+
+
+async def test_kafka_appends_fail_within_a_bound_during_a_broker_outage_and_resume_after(
+    own_dir: Path, modules: dict[str, Any]
+) -> None:
+    from prism_runtime.backends.kafka import SEND_TIMEOUT_S
+
+    m = modules
+    server = await asyncio.to_thread(stack.start_kafka, own_dir)
+    try:
+        async with prism_runtime.connect(server.app_url) as db:
+            series = m["events"].ClickEventSeries(db)
+            await series.append(click(m, "u", 0))
+            await asyncio.to_thread(stack.crash, server)
+            for n in (1, 2):  # without the bound, each waited for aiokafka's 40 s request timeout
+                started = time.monotonic()
+                with pytest.raises(prism_runtime.BackendUnavailable) as caught:
+                    await asyncio.wait_for(series.append(click(m, "u", n)), SEND_TIMEOUT_S * 4)
+                assert time.monotonic() - started < SEND_TIMEOUT_S + 2
+                assert caught.value.namespace == "acme_events_v1_click_event"
+            server = await asyncio.to_thread(stack.start_kafka, own_dir, port=server.port)
+            seconds = await recovers(lambda: series.append(click(m, "u", 1000)))
+            print(f"kafka: append {seconds:.3f}s after the restart (same producer, no app restart)")
+    finally:
+        await asyncio.to_thread(stack.crash, server)
+
+
+async def test_kafka_idempotent_producer_refused_says_what_and_how_to_fix(
+    own_dir: Path, modules: dict[str, Any]
+) -> None:
+    m = modules
+    server = await asyncio.to_thread(stack.start_kafka, own_dir)
+    try:
+        async with prism_runtime.connect(server.url) as db:  # idempotence on: the Kafka default
+            with pytest.raises(prism_runtime.BackendError) as caught:
+                await m["events"].ClickEventSeries(db).append(click(m, "u", 0))
+        text = str(caught.value)
+        assert "InitProducerId" in text and "?idempotence=false" in text, text
+        assert caught.value.namespace == "acme_events_v1_click_event"
+    finally:
+        await asyncio.to_thread(stack.crash, server)
+
+
+async def test_stack_up_prints_urls_that_work_as_printed(own_dir: Path, modules: dict[str, Any]) -> None:
+    """`prism stack up` prints a PRISM_URL and a prism.yaml snippet; with the local Kafka-protocol broker
+    both must work for an append and a query, pasted as they are."""
+    import yaml
+
+    from protoc_gen_prism.protoc_runner import tool
+
+    def prism(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [tool("prism"), "stack", *args, "--dir", str(own_dir)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    up = await asyncio.to_thread(prism, "up", "--only", "kafka")
+    try:
+        assert up.returncode == 0, up.stderr
+        lines = up.stdout.splitlines()
+        exports = [
+            line.removeprefix("export PRISM_URL=") for line in lines if line.startswith("export PRISM_URL=")
+        ]
+        assert len(exports) == 1, up.stdout
+        start = lines.index("backends:")
+        end = next(i for i in range(start + 1, len(lines)) if not lines[i].startswith("  "))
+        config = yaml.safe_load("\n".join(lines[start:end]))
+        m = modules
+        for url, conf in ((exports[0], None), (None, config)):
+            async with prism_runtime.connect(url or config["backends"]["kafka"], config=conf) as db:
+                series = m["events"].ClickEventSeries(db)
+                user = f"stack-{url is None}"
+                await asyncio.wait_for(series.append(click(m, user, 7)), 30)
+                assert [e.page for e in await collect(series.query(user))] == ["/7"]
+    finally:
+        down = await asyncio.to_thread(prism, "down")
+        assert down.returncode == 0, down.stderr

@@ -30,6 +30,20 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.set_defaults(run=run)
 
 
+def app_urls(servers: list[stack.RunningServer]) -> str:
+    """Return the lines that point an application at `servers`, URLs that work as printed."""
+    by_kind = {server.kind: server for server in servers}
+    if not by_kind:
+        return ""
+    default = next(by_kind[kind] for kind in stack.ALL_KINDS if kind in by_kind)
+    lines = ["# point your application at them:", f"export PRISM_URL={default.app_url}"]
+    lines += ["# or, for every server, in prism.yaml:", "backends:"]
+    for server in servers:
+        note = "  # the local broker (Tansu) refuses idempotent producers" if server.kind == "kafka" else ""
+        lines.append(f"  {server.kind}: {server.app_url}{note}")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     """Do the action and print one line per server."""
     directory = Path(args.dir)
@@ -38,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
             servers = stack.up(directory, args.only or stack.ALL_KINDS)
             for server in servers:
                 print(f"{server.kind:9} {server.url:55} pid {server.pid}")
+            print(app_urls(servers))
             print("# point the test-suite at them:")
             for server in servers:
                 print(f"export {_ENV[server.kind]}={server.url}")
