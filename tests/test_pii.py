@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import prism_runtime
-from prism_runtime import stack
+import prism_stack as stack
 from prism_runtime.pii import LocalKeyWrapper, crypto, keyring, mask_value
 from prism_runtime.pii.vault import vault_for
 from prism_runtime.pii.wrappers import _context_bytes

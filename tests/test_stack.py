@@ -1,4 +1,4 @@
-"""Real servers from prism_runtime.stack: talked to with the real clients, and managed with up/status/down."""
+"""Real servers from prism_stack: talked to with the real clients, and managed with up/status/down."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from prism_runtime import stack
+import prism_stack as stack
 
 
 def _unique(prefix: str) -> str:
@@ -189,7 +189,7 @@ def test_up_status_down(stack_dir: Path) -> None:
 
 def test_up_from_another_process_survives_it(stack_dir: Path) -> None:
     """`prism stack up` exits after starting the servers: they must keep running until `down`."""
-    script = "import sys; from prism_runtime import stack; stack.up(sys.argv[1], ['nats', 'kafka'])"
+    script = "import sys; import prism_stack as stack; stack.up(sys.argv[1], ['nats', 'kafka'])"
     try:
         subprocess.run([sys.executable, "-c", script, str(stack_dir)], check=True, timeout=120)
         statuses = stack.status(stack_dir)
