@@ -412,6 +412,23 @@ async def test_forget_erases_plaintext_pii_and_its_receipt_lists_every_table(
     assert await raw(url, f"SELECT count(*) FROM {USER_EVENT_NS}") == [(0,)]
 
 
+def test_catalog_entries_round_trip_and_tolerate_other_versions(pii: Any) -> None:
+    from prism_runtime.pii.catalog import entry_from_json, spec_to_json
+    from prism_runtime.schema import registered
+
+    spec = registered()[CHAT_NS]  # the generated module registered it on import (the pii fixture)
+    entry = entry_from_json(spec_to_json(spec, "nats"))
+    assert (entry.stored_on, entry.spec.column("nickname").plaintext_reason) == (
+        "nats",
+        "shown to everyone in the room",
+    )
+    written = json.loads(spec_to_json(spec))
+    # Written before streams were catalogued (no kind), or by a newer Prism (a column attribute unknown here).
+    written["columns"][0]["shredded_by"] = "a later version"
+    older = entry_from_json(json.dumps(written))
+    assert older.stored_on == "" and older.spec.columns == spec.columns
+
+
 # -- searchable ------------------------------------------------------------------------------------
 
 

@@ -9,7 +9,7 @@ backend, marked with the stream's kind: it has no table there, and its log canno
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from prism_runtime.pii import tables
@@ -53,8 +53,18 @@ def spec_from_json(text: str) -> EntitySpec:
     return entry_from_json(text).spec
 
 
+_COLUMN_FIELDS = frozenset(f.name for f in fields(Column))
+
+
 def _spec(body: dict[str, Any]) -> EntitySpec:
-    columns = tuple(Column(**{**c, "kind": ColumnKind(c["kind"])}) for c in body["columns"])
+    # Column attributes a newer Prism wrote and this one does not know are left out, not an error: one
+    # catalog serves every version of the processes sharing the database.
+    columns = tuple(
+        Column(
+            **{k: v for k, v in c.items() if k in _COLUMN_FIELDS and k != "kind"}, kind=ColumnKind(c["kind"])
+        )
+        for c in body["columns"]
+    )
     return EntitySpec(
         namespace=body["namespace"],
         message_name=body["message_name"],
