@@ -197,7 +197,13 @@ def plan_schema(schema: Schema, profile: Profile) -> list[Plan]:
             )
             continue
         plan = plan_entity(entity, profile)
-        problems += plaintext_on_stream(entity, plan.backend, schema)
+        # A value message stored by two stream entities is reported once, for the first.
+        reported = {(p.location, p.element) for p in problems}
+        problems += [
+            p
+            for p in plaintext_on_stream(entity, plan.backend, schema)
+            if (p.location, p.element) not in reported
+        ]
         plans.append(plan)
     if problems:
         raise SchemaError(problems)
