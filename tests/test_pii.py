@@ -15,6 +15,7 @@ import importlib
 import io
 import json
 import logging
+import os
 import re
 import sqlite3
 import subprocess
@@ -346,6 +347,86 @@ async def test_prism_forget_command_prints_a_receipt_without_the_subject(
     assert "jane-roe-1980" not in done.stdout
     assert f"{PATIENT_NS} (prismtest.pii.v1.Patient): 1 row(s) deleted" in done.stdout
     assert "keys destroyed: 1" in done.stdout
+
+
+USER_EVENT_NS, SUBSCRIPTION_NS = "prismtest_pii_v1_user_event", "prismtest_pii_v1_subscription"
+CHAT_NS = "prismtest_pii_v1_chat_line"
+
+
+async def test_forget_erases_plaintext_pii_and_its_receipt_lists_every_table(
+    db: prism_runtime.Database, url: str, pii: Any
+) -> None:
+    """PII in clear (no encrypt_at_rest) is catalogued and deleted too; the receipt names every table."""
+    pb2, prism = pii
+    events = prism.UserEventSeries(db)
+    await events.append_many(
+        pb2.UserEvent(
+            user_id=uid, at_ms=1_700_000_000_000 + i, email=f"{uid}.mail@example.org", page=f"/p{i}"
+        )
+        for uid in ("u1", "u2")
+        for i in range(3)
+    )
+    subscriptions = prism.SubscriptionStore(db)
+    await subscriptions.put(pb2.Subscription(account_id=7, email="seven@example.org", weekly=True))
+    await prism.PatientStore(db).put(patient(pb2, "u1"))
+    catalogued = {r[0] for r in await raw(url, "SELECT namespace FROM prism_entities")}
+    assert catalogued == {USER_EVENT_NS, SUBSCRIPTION_NS, PATIENT_NS}, "clear and encrypted pii alike"
+
+    receipt = await prism_runtime.forget(db, "u1")
+
+    # The integer-keyed table is visited too: "u1" names no row there (and is no error on Postgres).
+    assert {(e.namespace, e.rows_deleted) for e in receipt.erasures} == {
+        (USER_EVENT_NS, 3),
+        (SUBSCRIPTION_NS, 0),
+        (PATIENT_NS, 1),
+    }
+    assert receipt.kept == ()
+    lines = receipt.lines()
+    assert f"  {USER_EVENT_NS} (prismtest.pii.v1.UserEvent): 3 row(s) deleted" in lines
+    assert f"  {SUBSCRIPTION_NS} (prismtest.pii.v1.Subscription): 0 row(s) deleted" in lines
+    assert f"  {PATIENT_NS} (prismtest.pii.v1.Patient): 1 row(s) deleted, blind indexes with them" in lines
+    assert await raw(url, f"SELECT DISTINCT user_id, email FROM {USER_EVENT_NS}") == [
+        ("u2", "u2.mail@example.org")
+    ]
+    assert [e async for e in events.query("u1")] == []
+    assert [e.page async for e in events.query("u2")] == ["/p0", "/p1", "/p2"]
+    if url.startswith("sqlite:"):
+        # Not only unreachable by SQL: the deleted values are gone from the database file and its WAL.
+        path = Path(url.removeprefix("sqlite:///"))
+        stored = b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
+        assert b"u1.mail@example.org" not in stored and b"u2.mail@example.org" in stored
+
+    by_number = await prism_runtime.forget(db, 7)
+    assert {(e.namespace, e.rows_deleted) for e in by_number.erasures} == {
+        (USER_EVENT_NS, 0),
+        (SUBSCRIPTION_NS, 1),
+        (PATIENT_NS, 0),
+    }
+    assert await subscriptions.get(7) is None
+
+    done = prism_cli("forget", "u2", url=url)
+    assert done.returncode == 0, done.stderr
+    assert f"  {USER_EVENT_NS} (prismtest.pii.v1.UserEvent): 3 row(s) deleted" in done.stdout
+    assert f"  {SUBSCRIPTION_NS} (prismtest.pii.v1.Subscription): 0 row(s) deleted" in done.stdout
+    assert "u2" not in done.stdout
+    assert await raw(url, f"SELECT count(*) FROM {USER_EVENT_NS}") == [(0,)]
+
+
+def test_catalog_entries_round_trip_and_tolerate_other_versions(pii: Any) -> None:
+    from prism_runtime.pii.catalog import entry_from_json, spec_to_json
+    from prism_runtime.schema import registered
+
+    spec = registered()[CHAT_NS]  # the generated module registered it on import (the pii fixture)
+    entry = entry_from_json(spec_to_json(spec, "nats"))
+    assert (entry.stored_on, entry.spec.column("nickname").plaintext_reason) == (
+        "nats",
+        "shown to everyone in the room",
+    )
+    written = json.loads(spec_to_json(spec))
+    # Written before streams were catalogued (no kind), or by a newer Prism (a column attribute unknown here).
+    written["columns"][0]["shredded_by"] = "a later version"
+    older = entry_from_json(json.dumps(written))
+    assert older.stored_on == "" and older.spec.columns == spec.columns
 
 
 # -- searchable ------------------------------------------------------------------------------------
@@ -1029,3 +1110,52 @@ async def test_stream_time_series_seals_payloads_and_forget_shreds_them(
         vault = vault_serving(db, series.spec)
         with pytest.raises(prism_runtime.SubjectForgotten, match=SIGNIN_NS):
             await open_payload(vault, series.spec, pb2.SignIn, payloads[0])
+
+
+@pytest.mark.parametrize("kind", ["kafka", "nats"])
+async def test_forget_lists_stream_namespaces_and_what_they_keep(
+    kind: str, request: pytest.FixtureRequest, pii: Any, tmp_path: Path
+) -> None:
+    """A stream's log cannot be edited: the receipt says what stays there, "not erasable" for pii in clear."""
+    import uuid
+
+    pb2, prism = pii
+    address = request.getfixturevalue("kafka_bootstrap" if kind == "kafka" else "nats_url")
+    stream = f"kafka://{address}?idempotence=false" if kind == "kafka" else address
+    keys = f"sqlite:///{tmp_path / 'keys.db'}"
+    config = {"backends": {kind: stream, "sqlite": keys}, "namespaces": {CHAT_NS: kind, SIGNIN_NS: kind}}
+    user = f"u-{uuid.uuid4().hex[:12]}"
+    async with prism_runtime.connect(
+        config=config, key_wrapper=LocalKeyWrapper(tmp_path / "master.key")
+    ) as db:
+        await prism.ChatLineSeries(db).append(pb2.ChatLine(user_id=user, at_ms=1, nickname="Jay", text="hi"))
+        await prism.SignInSeries(db).append(pb2.SignIn(patient_id=user, at_ms=1, ip="192.0.2.9"))
+        receipt = await prism_runtime.forget(db, user)
+
+    assert receipt.erasures == ()
+    assert {(k.namespace, k.backend, k.plaintext_fields, k.reason) for k in receipt.kept} == {
+        (CHAT_NS, kind, ("nickname",), "shown to everyone in the room"),
+        (SIGNIN_NS, kind, (), ""),
+    }
+    assert [k.namespace for k in receipt.not_erasable] == [CHAT_NS]
+    lines = receipt.lines()
+    assert (
+        f"  {CHAT_NS} (prismtest.pii.v1.ChatLine) on {kind}: not erasable: shown to everyone in the room "
+        "(pii in clear in the log: nickname)"
+    ) in lines
+    assert (
+        f"  {SIGNIN_NS} (prismtest.pii.v1.SignIn) on {kind}: records kept, their encrypted fields unreadable "
+        "(keys destroyed)"
+    ) in lines
+    # The command line reads the same from the catalog on the keys' SQL backend, with no stream connected.
+    env_key = {"PRISM_MASTER_KEY_FILE": str(tmp_path / "master.key")}
+    done = subprocess.run(
+        [tool("prism"), "forget", "someone-else", "--url", keys],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={**os.environ, **env_key},
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"{CHAT_NS} (prismtest.pii.v1.ChatLine) on {kind}: not erasable: shown to everyone" in done.stdout

@@ -117,6 +117,8 @@ edge_source: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.FieldOpti
 edge_target: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.FieldOptions, _builtins.bool]
 """graph_edge: the key of the node the edge ends at."""
 plaintext_reason: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.FieldOptions, _builtins.str]
-"""A pii field kept in clear on purpose: the reason, for reviewers and for
-`prism check` (which otherwise requires encrypt_at_rest on pii).
+"""A pii field kept in clear on purpose: the reason, for reviewers, for
+`prism check` (which otherwise requires encrypt_at_rest on pii) and for
+`forget`'s receipt. Required on a pii field in clear of an entity planned
+onto Kafka or NATS, whose log forget cannot erase.
 """

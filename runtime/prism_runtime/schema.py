@@ -63,6 +63,9 @@ class Column:
     searchable: bool = False
     # Set on a derived column holding the blind index of the named encrypted field; number is then 0.
     blind_index_of: str = ""
+    # A pii field kept in clear on purpose: the schema's (prism.plaintext_reason), which `forget` reports
+    # for records it cannot erase (a stream's log).
+    plaintext_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,11 @@ class EntitySpec:
     def protects_pii(self) -> bool:
         """Return whether any column is encrypted, audited or a blind index: the PII layer then applies."""
         return any(c.encrypted or c.audited or c.blind_index_of for c in self.columns)
+
+    @property
+    def holds_pii(self) -> bool:
+        """Return whether the entity belongs in the PII catalog: a pii field, in clear or not, or protection."""
+        return self.protects_pii or any(c.pii for c in self.columns)
 
 
 _REGISTERED: dict[str, EntitySpec] = {}

@@ -58,13 +58,21 @@ class PayloadCodec(Generic[M]):
 def payload_codec(spec: EntitySpec, message: type[M], backend: object = None) -> PayloadCodec[M]:
     """Return the payload codec of an entity: sealing its encrypted fields when it has any.
 
-    `backend` is the stream backend serving the entity; its database's SQL backend keeps the keys.
+    `backend` is the stream backend serving the entity; its database's SQL backend keeps the keys, and
+    lists every entity with pii fields in its catalog, so `forget` can say what it could not erase.
     """
     if any(c.encrypted for c in spec.columns):
         from prism_runtime.pii.payload import SealedPayloadCodec
-        from prism_runtime.pii.vault import keys_home
+        from prism_runtime.pii.vault import keys_home, stream_kind
 
-        return SealedPayloadCodec(spec, message, keys_home(backend, spec))
+        return SealedPayloadCodec(spec, message, keys_home(backend, spec), stream_kind(backend))
+    if spec.holds_pii:
+        from prism_runtime.pii.payload import CataloguedPayloadCodec
+        from prism_runtime.pii.vault import catalog_home, stream_kind
+
+        home = catalog_home(backend)
+        if home is not None:
+            return CataloguedPayloadCodec(spec, message, home, stream_kind(backend))
     return PayloadCodec(spec, message)
 
 

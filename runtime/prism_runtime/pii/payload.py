@@ -35,12 +35,33 @@ _ENTRY = struct.Struct(">II")
 _CACHE = 10_000  # keys kept between batches; the keyring's LRU keeps the rest
 
 
+class CataloguedPayloadCodec(PayloadCodec[M]):
+    """The plain payload codec of an entity with pii fields in clear: it lists the entity in the catalog.
+
+    `forget` then reports the namespace as not erasable, with the schema's (prism.plaintext_reason).
+    """
+
+    def __init__(self, spec: EntitySpec, message: type[M], vault: Vault, stored_on: str) -> None:
+        super().__init__(spec, message)
+        self.vault = vault
+        self.stored_on = stored_on
+        self._registered = False
+
+    async def prepare_encode(self, events: Sequence[Event[M]]) -> None:
+        """Register the entity before its first write."""
+        if not self._registered:
+            await self.vault.catalog.register(self.spec, self.stored_on)
+            self._registered = True
+
+
 class SealedPayloadCodec(PayloadCodec[M]):
     """Message <-> payload with the encrypted fields sealed under the subject's data key."""
 
-    def __init__(self, spec: EntitySpec, message: type[M], vault: Vault) -> None:
+    def __init__(self, spec: EntitySpec, message: type[M], vault: Vault, stored_on: str = "") -> None:
         super().__init__(spec, message)
         self.vault = vault
+        self.stored_on = stored_on
+        self._registered = False
         self._sealed = [c for c in spec.columns if c.encrypted]
         self._by_number = {c.number: c for c in self._sealed}
         self._text = {
@@ -72,6 +93,9 @@ class SealedPayloadCodec(PayloadCodec[M]):
     async def prepare_encode(self, events: Sequence[Event[M]]) -> None:
         """Fetch or make the data key of every subject in the batch; audit the writes."""
         await self.vault.ready()
+        if not self._registered and self.stored_on:
+            await self.vault.catalog.register(self.spec, self.stored_on)
+            self._registered = True
         refs = {self._subject(e.message)[1] for e in events}
         if len(self._primary) > _CACHE:
             self._primary.clear()

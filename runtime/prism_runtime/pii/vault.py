@@ -62,6 +62,17 @@ def set_keys_home(stream_backend: object, driver: SqlDriver) -> None:
     _homes[stream_backend] = driver
 
 
+def catalog_home(stream_backend: object) -> Vault | None:
+    """Return the vault whose catalog lists a stream backend's entities, or None in a stream-only database."""
+    driver = _homes.get(stream_backend) if stream_backend is not None else None
+    return None if driver is None else vault_for(driver)
+
+
+def stream_kind(stream_backend: object) -> str:
+    """Return the kind of a stream backend (kafka, nats): the last part of its module's name."""
+    return type(stream_backend).__module__.rsplit(".", 1)[-1]
+
+
 def keys_home(stream_backend: object, spec: EntitySpec) -> Vault:
     """Return the vault holding the keys of a stream backend, or say how to give it one."""
     driver = _homes.get(stream_backend) if stream_backend is not None else None

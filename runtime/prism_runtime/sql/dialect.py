@@ -116,6 +116,13 @@ class SqlDialect:
         """Return DDL that makes `table` reject UPDATE and DELETE (none where the dialect cannot)."""
         return []
 
+    def erasing(self) -> tuple[list[str], list[str]]:
+        """Return the statements `forget` runs before and after its deletes, so deleted values leave the files.
+
+        None by default: a server (Postgres) keeps dead rows until VACUUM reuses their space (docs/pii.md).
+        """
+        return [], []
+
     def sequence_column(self, name: str, *, primary: bool = True) -> exp.ColumnDef:
         """Return an auto-numbered column (the primary key unless told otherwise): insertion order."""
         constraints = [exp.ColumnConstraint(kind=exp.GeneratedAsIdentityColumnConstraint(this=False))]

@@ -83,6 +83,13 @@ class SqliteDialect(SqlDialect):
             for op in ("UPDATE", "DELETE")
         ]
 
+    def erasing(self) -> tuple[list[str], list[str]]:
+        """Zero what the deletes free (secure_delete), then move the WAL's pages into the file and empty it."""
+        return ["PRAGMA secure_delete = ON"], [
+            "PRAGMA secure_delete = OFF",
+            "PRAGMA wal_checkpoint(TRUNCATE)",
+        ]
+
 
 class PostgresDialect(SqlDialect):
     """Postgres as the shared SQL base already writes it, plus asyncpg's value types."""

@@ -134,6 +134,9 @@ class SqlTimeSeries(Generic[M]):
         async with self._ready_lock:
             if not self._ready:
                 await self.driver.prepare_table(self.spec, ddl_statements(self.spec, self.driver.dialect))
+                if self.pii is None and self.spec.holds_pii:
+                    # Clear pii fields: no sealer registers the entity, yet `forget` must find its rows.
+                    await vault_for(self.driver).catalog.register(self.spec)
                 self._ready = True
             if self.driver.dialect.partitions_series and time.monotonic() >= self._maintain_due:
                 await partitions.maintain(self.driver, self.spec)
