@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 import prism_runtime
 from prism_runtime import stack
 from prism_runtime.pii import LocalKeyWrapper, crypto, keyring, mask_value
+from prism_runtime.pii.errors import AuditTampered
 from prism_runtime.pii.vault import vault_for
 from prism_runtime.pii.wrappers import _context_bytes
 from prism_runtime.provision import provision
@@ -534,6 +535,90 @@ async def test_audit_names_a_deleted_entry(db: prism_runtime.Database, url: str,
     await raw(url, "DELETE FROM prism_audit WHERE seq = 3")
     result = await vault_for(db.backend).audit.verify()  # type: ignore[arg-type]
     assert (result.first_bad_seq, result.reason) == (3, "entry 3 is missing (next is 4)")
+
+
+async def test_audit_finds_entries_cut_off_the_end(db: prism_runtime.Database, url: str, pii: Any) -> None:
+    """Deleting the newest entries leaves a chain that holds; the signed head checkpoint gives it away."""
+    pb2, prism = pii
+    store = prism.PatientStore(db)
+    for i in range(4):
+        await store.put(patient(pb2, f"p{i}"))
+    assert (
+        prism_cli("audit", "verify", url=url).stdout.strip()
+        == "prism audit verify: ok, 4 entries chain correctly"
+    )
+    await raw(url, drop_guard(url, "DELETE"))
+    await raw(url, "DELETE FROM prism_audit WHERE seq >= 3")
+    result = await db_audit(db)
+    assert (result.first_bad_seq, result.reason) == (
+        3,
+        "the chain ends at entry 2 but its authenticated head is seq 4: entries 3..4 were removed",
+    )
+    bad = prism_cli("audit", "verify", url=url)
+    assert bad.returncode == 1
+    assert "TAMPERED at entry 3: the chain ends at entry 2 but its authenticated head is seq 4" in bad.stdout
+    # Later writes chain on from the signed head, so the cut stays a gap that verify keeps naming.
+    await store.put(patient(pb2, "p9"))
+    assert await raw(url, "SELECT MAX(seq) FROM prism_audit") == [(5,)]
+    assert (await db_audit(db)).reason == "entry 3 is missing (next is 5)"
+
+
+async def test_audit_head_checkpoint_cannot_be_forged_or_rolled_back_unseen(
+    db: prism_runtime.Database, url: str, pii: Any
+) -> None:
+    """Who can write the tables but not unwrap the index root key cannot make a checkpoint that verifies;
+    an older genuine one put back is found (unless the chain is cut to match: then an exported one is)."""
+    pb2, prism = pii
+    store = prism.PatientStore(db)
+    head = "SELECT value FROM prism_meta WHERE name = 'audit_head'"
+    set_head = "UPDATE prism_meta SET value = ? WHERE name = 'audit_head'"
+    for i in range(2):
+        await store.put(patient(pb2, f"p{i}"))
+    [(older,)] = await raw(url, head)
+    assert older.startswith("2:")
+    for i in range(2, 4):
+        await store.put(patient(pb2, f"p{i}"))
+    exported = json.loads(prism_cli("audit", "export", url=url).stdout.strip().splitlines()[-1])["checkpoint"]
+    kept = f"{exported['seq']}:{exported['entry_hash']}"
+    patients = await raw(url, f"SELECT COUNT(*) FROM {PATIENT_NS}")
+
+    # An older genuine checkpoint put back over a longer chain.
+    await raw(url, set_head, (older,))
+    result = await db_audit(db)
+    assert (result.first_bad_seq, result.reason) == (
+        3,
+        "entries 3..4 are past the authenticated head (seq 2): the checkpoint was rolled back, "
+        "or they were written around Prism",
+    )
+    with pytest.raises(AuditTampered, match="past the authenticated head"):
+        await store.put(patient(pb2, "p8"))
+
+    # Both put back to a consistent older state: only a checkpoint kept elsewhere shows it.
+    await raw(url, drop_guard(url, "DELETE"))
+    await raw(url, "DELETE FROM prism_audit WHERE seq >= 3")
+    assert (await db_audit(db)).ok
+    cut = prism_cli("audit", "verify", "--checkpoint", kept, url=url)
+    assert cut.returncode == 1
+    assert "TAMPERED at entry 3: the chain ends at entry 2, before the checkpoint given (seq 4)" in cut.stdout
+
+    # A checkpoint made without the key: the right seq and hash, a MAC that is not.
+    seq, entry_hash, mac = older.split(":")
+    await raw(url, set_head, (f"{seq}:{entry_hash}:{'0' * len(mac)}",))
+    assert (await db_audit(db)).reason == "the head checkpoint does not authenticate (forged or replaced)"
+    with pytest.raises(AuditTampered, match="does not authenticate"):
+        await store.put(patient(pb2, "p8"))
+
+    # No checkpoint at all: nothing is appended until an operator verifies the chain and signs its head.
+    await raw(url, "DELETE FROM prism_meta WHERE name = 'audit_head'")
+    assert (await db_audit(db)).first_bad_seq == 3
+    with pytest.raises(AuditTampered, match="no head checkpoint"):
+        await store.put(patient(pb2, "p8"))
+    assert await raw(url, f"SELECT COUNT(*) FROM {PATIENT_NS}") == patients  # refused writes stored nothing
+    signed = prism_cli("audit", "checkpoint", url=url)
+    assert signed.stdout.strip() == "prism audit checkpoint: signed the head of 2 entries", signed.stderr
+    assert prism_cli("audit", "checkpoint", url=url).returncode == 1  # once only
+    await store.put(patient(pb2, "p8"))
+    assert (await db_audit(db)).entries == 3 and (await db_audit(db)).ok
 
 
 # -- rotation --------------------------------------------------------------------------------------

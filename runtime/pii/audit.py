@@ -170,6 +170,7 @@ class AuditLog:
         self._mac_key = b""
         q = driver.dialect.quote
         self._table = q(tables.AUDIT.namespace)
+        self._where = f"prism_audit on {driver.name}"
         self._insert = tables.insert_sql(driver, tables.AUDIT)
         self._select = f"SELECT {', '.join(q(c) for c in _COLUMNS)} FROM {self._table}"
         meta, name, value = q(tables.META.namespace), q("name"), q("value")
@@ -216,19 +217,20 @@ class AuditLog:
             if last is None:
                 return 0, GENESIS
             raise AuditTampered(
-                f"prism_audit holds entries up to seq {last} but no head checkpoint, so a cut-off end "
+                f"{self._where} holds entries up to seq {last} but no head checkpoint, so a cut-off end "
                 "could not be told; run `prism audit verify`, and `prism audit checkpoint` once if the "
                 "log was written before checkpoints existed"
             )
         checkpoint = self._authentic(str(text))
         if checkpoint is None:
             raise AuditTampered(
-                "the audit head checkpoint does not authenticate (forged, or made under another index root "
-                "key); no entry is appended to a chain that may have been changed; run `prism audit verify`"
+                f"{self._where}: the head checkpoint does not authenticate (forged, or made under another "
+                "index root key); no entry is appended to a chain that may have been changed; run "
+                "`prism audit verify`"
             )
         if last is not None and int(last) > checkpoint.seq:
             raise AuditTampered(
-                f"prism_audit holds entries past its authenticated head (seq {checkpoint.seq}, stored up to "
+                f"{self._where} holds entries past the authenticated head (seq {checkpoint.seq}, stored up to "
                 f"{last}): written around Prism, or the checkpoint was rolled back; run `prism audit verify`"
             )
         # Entries cut off below the checkpoint stay a gap before the new ones: verify keeps reporting it.
@@ -398,13 +400,9 @@ class AuditLog:
         def sign(rows: Sequence[Row]) -> list[Statement]:
             text, last = rows[0]
             if text is not None:
-                raise AuditTampered(
-                    "the audit log has a head checkpoint already; `prism audit verify` checks it"
-                )
+                raise AuditTampered(f"{self._where}: a head checkpoint is stored already; verify checks it")
             if (0 if last is None else int(last)) != walk.last:
-                raise AuditTampered(
-                    "entries were appended while the chain was verified; run the command again"
-                )
+                raise AuditTampered(f"{self._where}: entries were appended during the walk; run it again")
             return [(self._save_checkpoint, [(CHECKPOINT, self._sign(walk.last, walk.prev).text())])]
 
         chained = Chained(self._lock_sql, self._head, sign)
