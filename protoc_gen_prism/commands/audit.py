@@ -71,8 +71,15 @@ def run_checkpoint(args: argparse.Namespace) -> int:
 
 def _checkpoint(text: str) -> tuple[int, str]:
     seq, _, entry_hash = text.partition(":")
-    if not seq.isdigit() or len(entry_hash) != 64 or not all(c in "0123456789abcdef" for c in entry_hash):
-        raise argparse.ArgumentTypeError("expected SEQ:HASH, a sequence number and a 64-digit hex entry hash")
+    if (
+        not seq.isdigit()
+        or int(seq) < 1
+        or len(entry_hash) != 64
+        or not all(c in "0123456789abcdef" for c in entry_hash)
+    ):
+        raise argparse.ArgumentTypeError(
+            "expected SEQ:HASH, a sequence number from 1 and a 64-digit hex entry hash"
+        )
     return int(seq), entry_hash
 
 

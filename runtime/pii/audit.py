@@ -327,12 +327,6 @@ class AuditLog:
             if len(rows) < _PAGE:
                 return
 
-    async def checkpoint(self) -> Checkpoint | None:
-        """Return the stored head checkpoint if its HMAC holds, else None."""
-        await self.ready()
-        rows = await self.driver.fetch(self._read_checkpoint, (), namespace="prism_audit")
-        return self._authentic(str(rows[0][0])) if rows else None
-
     async def verify(self, known: tuple[int, str] | None = None) -> VerifyResult:
         """Walk the chain from the start; report the first entry that is missing, moved or altered, and a
         chain that does not reach its authenticated head checkpoint (entries cut off the end).
