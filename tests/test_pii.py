@@ -27,13 +27,14 @@ from typing import Any
 
 import asyncpg
 import pytest
-from backends import BACKENDS, drop_schema, new_schema, url_for
+from backends import BACKENDS, drop_schema, new_schema, url_for, with_query
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import prism_runtime
 from prism_runtime import stack
+from prism_runtime.errors import Contention
 from prism_runtime.pii import LocalKeyWrapper, crypto, keyring, mask_value
 from prism_runtime.pii.errors import AuditTampered
 from prism_runtime.pii.vault import vault_for
@@ -519,6 +520,35 @@ async def test_audited_writers_in_separate_processes_lose_no_write(
     assert await raw(url, "SELECT COUNT(*) FROM prism_audit WHERE action = 'write'") == [(rows,)]
     assert await raw(url, "SELECT MAX(seq), COUNT(*) FROM prism_audit") == [(rows, rows)]
     assert await raw(url, f"SELECT COUNT(*) FROM {PATIENT_NS}") == [(rows,)]
+
+
+async def test_an_audited_write_that_cannot_get_the_chain_lock_fails_typed_after_bounded_retries(
+    postgres_dsn: str, generated: Path, pii: Any, tmp_path: Path
+) -> None:
+    """Lock waits that time out are Contention, tried again a bounded number of times, then raised; the
+    write stores nothing, and goes through once the lock is free."""
+    pb2, prism = pii
+    # asyncpg passes unknown URL parameters to the server as settings: each lock wait gives up after 100 ms.
+    url = with_query(await new_schema(postgres_dsn), lock_timeout="100")
+    try:
+        wrapper = LocalKeyWrapper(tmp_path / "master.key")
+        async with prism_runtime.connect(url, key_wrapper=wrapper) as db:
+            await provision(db, generated, echo=lambda line: None)
+            store = prism.PatientStore(db)
+            await store.put(patient(pb2, "p0"))
+            holder = await asyncpg.connect(url)
+            try:
+                async with holder.transaction():
+                    await holder.execute("LOCK TABLE prism_audit IN SHARE ROW EXCLUSIVE MODE")
+                    with pytest.raises(Contention, match="SQLSTATE 55P03"):
+                        await store.put(patient(pb2, "p1"))
+            finally:
+                await holder.close()
+            assert await raw(url, f"SELECT patient_id FROM {PATIENT_NS}") == [("p0",)]
+            await store.put(patient(pb2, "p1"))
+            assert (await db_audit(db)).entries == 2
+    finally:
+        await drop_schema(url)
 
 
 async def db_audit(db: prism_runtime.Database) -> Any:
