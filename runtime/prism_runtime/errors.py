@@ -27,6 +27,11 @@ class BackendUnavailable(BackendError):
     """The backend cannot be reached (down, refused, wrong credentials)."""
 
 
+class Contention(BackendError):
+    """The write lost to concurrent ones (lock wait timed out, deadlock, serialisation failure) and was rolled
+    back whole: trying it again is safe."""
+
+
 class SchemaMismatch(BackendError):
     """The stored table does not match the generated schema (missing table or columns)."""
 

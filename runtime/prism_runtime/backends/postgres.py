@@ -13,15 +13,16 @@ from typing import ClassVar, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 from google.protobuf.message import Message
 
 from prism_runtime.config import BackendUrl
-from prism_runtime.errors import BackendError, BackendUnavailable, ConfigError, SchemaMismatch
+from prism_runtime.errors import BackendError, BackendUnavailable, ConfigError, Contention, SchemaMismatch
 from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.ddl import short_name
 from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.dialects import PostgresDialect
-from prism_runtime.sql.driver import Row, Statement, verify_columns
+from prism_runtime.sql.driver import After, Chained, Row, verify_columns
 from prism_runtime.sql.serving import ServesSqlAbstractions
 from prism_runtime.sql.statements import KeyValueStatements
 
@@ -37,6 +38,8 @@ DEFAULT_POOL_SIZE = 10
 COPY_THRESHOLD = 256
 _STAGE = "_prism_stage"
 PROVISION_HINT = "create it with `prism provision <generated dir> --url <this url>`"
+# Serialisation failure, deadlock, lock not available: the transaction was rolled back and may be run again.
+_CONTENDED = ("40001", "40P01", "55P03")
 _HINTS = {
     "22021": "a string field holds U+0000, which Postgres text and JSONB cannot store",
     "22P05": "a string field holds U+0000, which Postgres text and JSONB cannot store",
@@ -118,7 +121,8 @@ class PostgresDriver(ServesSqlAbstractions):
             ) from None
         except asyncpg.PostgresError as error:
             # Only the class and SQLSTATE: Postgres messages and details can quote the values of a row.
-            raise BackendError(
+            kind = Contention if error.sqlstate in _CONTENDED else BackendError
+            raise kind(
                 f"{type(error).__name__} (SQLSTATE {error.sqlstate})",
                 namespace=namespace,
                 backend=self.name,
@@ -141,7 +145,7 @@ class PostgresDriver(ServesSqlAbstractions):
         return int(last) if last.isdigit() else 0
 
     async def execute_many(
-        self, sql: str, rows: Sequence[Row], *, namespace: str, after: Sequence[Statement] = ()
+        self, sql: str, rows: Sequence[Row], *, namespace: str, after: Sequence[After] = ()
     ) -> None:
         """Run one statement per row, then `after`, in one transaction (asyncpg pipelines them)."""
         pool = await self.pool(namespace)
@@ -149,8 +153,7 @@ class PostgresDriver(ServesSqlAbstractions):
         async def work() -> None:
             async with pool.acquire() as conn, conn.transaction():
                 await conn.executemany(sql, rows)
-                for statement, more in after:
-                    await conn.executemany(statement, more)
+                await _run_after(conn, after)
 
         await self._guard(work, namespace)
 
@@ -160,7 +163,7 @@ class PostgresDriver(ServesSqlAbstractions):
         rows: Sequence[Row],
         *,
         namespace: str,
-        after: Sequence[Statement] = (),
+        after: Sequence[After] = (),
     ) -> None:
         """Upsert rows: pipelined executemany for small batches, binary COPY into a staging table for large ones."""
         if len(rows) < COPY_THRESHOLD:
@@ -177,8 +180,7 @@ class PostgresDriver(ServesSqlAbstractions):
                 await conn.execute(f"CREATE TEMP TABLE {stage} (LIKE {statements.table}) ON COMMIT DROP")
                 await conn.copy_records_to_table(stage, records=rows, columns=names)
                 await conn.execute(statements.upsert_from(stage))
-                for statement, more in after:
-                    await conn.executemany(statement, more)
+                await _run_after(conn, after)
 
         await self._guard(work, namespace)
 
@@ -231,6 +233,19 @@ class PostgresDriver(ServesSqlAbstractions):
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
     """Skip asyncpg's reset query on release: Prism leaves no session state behind, so it saves a round trip."""
+
+
+async def _run_after(conn: asyncpg.Connection | PoolConnectionProxy, after: Sequence[After]) -> None:
+    """Run what a write carries along, in its transaction; a chain's head is read under the chain's lock."""
+    for item in after:
+        if isinstance(item, Chained):
+            if item.lock is not None:
+                await conn.execute(item.lock)
+            # A statement after the lock is granted: under READ COMMITTED it sees every commit made before.
+            for statement, more in item.build(cast(list[Row], await conn.fetch(item.head))):
+                await conn.executemany(statement, more)
+        else:
+            await conn.executemany(*item)
 
 
 def _reraise(error: BaseException) -> Callable[[], Awaitable[None]]:

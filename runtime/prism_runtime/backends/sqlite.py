@@ -12,11 +12,11 @@ from typing import TypeVar
 from google.protobuf.message import Message
 
 from prism_runtime.config import BackendUrl, sqlite_path
-from prism_runtime.errors import BackendError, BackendUnavailable
+from prism_runtime.errors import BackendError, BackendUnavailable, Contention
 from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.dialects import SqliteDialect
-from prism_runtime.sql.driver import Row, Statement, verify_columns
+from prism_runtime.sql.driver import After, Chained, Row, verify_columns
 from prism_runtime.sql.serving import ServesSqlAbstractions
 from prism_runtime.sql.statements import KeyValueStatements
 
@@ -24,6 +24,10 @@ T = TypeVar("T")
 M = TypeVar("M", bound=Message)
 
 _U64 = 1 << 64
+# A write transaction takes the write lock when it begins, waiting up to the busy timeout for it: a deferred
+# BEGIN would take it at the first write instead, after reads that another writer may since have made stale.
+_BEGIN_WRITE = "BEGIN IMMEDIATE"
+_CONTENDED = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 _I64_MAX = (1 << 63) - 1
 
 
@@ -66,7 +70,9 @@ class SqliteDriver(ServesSqlAbstractions):
         try:
             return await loop.run_in_executor(self._executor, fn)
         except sqlite3.OperationalError as error:
-            raise BackendError(_safe(error), namespace=namespace, backend=self.name) from None
+            # Busy or locked past the busy timeout: another connection held the write lock all along.
+            kind = Contention if error.sqlite_errorcode & 0xFF in _CONTENDED else BackendError
+            raise kind(_safe(error), namespace=namespace, backend=self.name) from None
         except sqlite3.DatabaseError as error:
             raise BackendError(_safe(error), namespace=namespace, backend=self.name) from None
 
@@ -82,17 +88,19 @@ class SqliteDriver(ServesSqlAbstractions):
         return await self._run(lambda: self.conn.execute(sql, args).rowcount, namespace=namespace)
 
     async def execute_many(
-        self, sql: str, rows: Sequence[Row], *, namespace: str, after: Sequence[Statement] = ()
+        self, sql: str, rows: Sequence[Row], *, namespace: str, after: Sequence[After] = ()
     ) -> None:
-        """Run one statement per row, then the `after` statements, inside one transaction."""
+        """Run one statement per row, then the `after` statements, inside one write transaction."""
 
         def work() -> None:
             conn = self.conn
-            conn.execute("BEGIN")
+            conn.execute(_BEGIN_WRITE)
             try:
                 conn.executemany(sql, rows)
-                for statement, more in after:
-                    conn.executemany(statement, more)
+                for item in after:
+                    statements = [item] if not isinstance(item, Chained) else _chained(conn, item)
+                    for statement, more in statements:
+                        conn.executemany(statement, more)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -106,7 +114,7 @@ class SqliteDriver(ServesSqlAbstractions):
         rows: Sequence[Row],
         *,
         namespace: str,
-        after: Sequence[Statement] = (),
+        after: Sequence[After] = (),
     ) -> None:
         """Upsert rows with executemany in one transaction: SQLite has no faster path."""
         await self.execute_many(statements.upsert, rows, namespace=namespace, after=after)
@@ -116,7 +124,7 @@ class SqliteDriver(ServesSqlAbstractions):
 
         def work() -> None:
             conn = self.conn
-            conn.execute("BEGIN")
+            conn.execute(_BEGIN_WRITE)
             try:
                 for statement in statements:
                     conn.execute(statement)
@@ -153,6 +161,13 @@ class SqliteDriver(ServesSqlAbstractions):
 
         present = set(await self._run(work, namespace=spec.namespace))
         verify_columns(spec, present, self.name, "")
+
+
+def _chained(conn: sqlite3.Connection, chained: Chained) -> list[tuple[str, Sequence[Row]]]:
+    """Read the chain's head in this transaction (which holds the write lock) and build what extends it."""
+    if chained.lock is not None:
+        conn.execute(chained.lock)
+    return list(chained.build(conn.execute(chained.head).fetchall()))
 
 
 def _safe(error: Exception) -> str:

@@ -6,6 +6,7 @@ use `payload.seal_payload` / `payload.open_payload`.
 
 from prism_runtime.pii.audit import Actor, actor, current_actor
 from prism_runtime.pii.errors import (
+    AuditTampered,
     DecryptionError,
     KeyRetired,
     KeyWrapperUnavailable,
@@ -26,6 +27,7 @@ from prism_runtime.pii.wrappers import KeyWrapper, KmsKeyWrapper, LocalKeyWrappe
 
 __all__ = [
     "Actor",
+    "AuditTampered",
     "DecryptionError",
     "ForgetReceipt",
     "KeyLimits",

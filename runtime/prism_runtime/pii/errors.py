@@ -39,3 +39,8 @@ class KeyRetired(DecryptionError):
 
 class KeyWrapperUnavailable(BackendUnavailable):
     """The key-encryption key cannot be used: master key file unreadable, KMS down or refusing."""
+
+
+class AuditTampered(PiiError):
+    """The audit log's authenticated head checkpoint does not hold: Prism will not extend a chain that may
+    have been cut or forged; `prism audit verify` says where."""

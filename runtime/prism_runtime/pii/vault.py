@@ -25,7 +25,7 @@ class Vault:
     def __init__(self, driver: SqlDriver, wrapper: KeyWrapper, limits: KeyLimits | None = None) -> None:
         self.driver = driver
         self.keyring = Keyring(driver, wrapper, limits)
-        self.audit = AuditLog(driver)
+        self.audit = AuditLog(driver, self.keyring)
         self.catalog = Catalog(driver)
 
     async def ready(self) -> Vault:

@@ -136,6 +136,11 @@ class SqlDialect:
 
     # -- statements that differ by dialect ----------------------------------------------------------
 
+    def serialize_appends(self, table: str) -> str | None:
+        """Return the statement that makes appends to `table` wait for each other until commit, or None where
+        a write transaction's own lock already does (SQLite's BEGIN IMMEDIATE holds the whole file's)."""
+        return None
+
     def object_exists(self) -> str:
         """Return a query with two parameters (object type 'table' or 'index', name) finding one object."""
         return "SELECT 1 FROM sqlite_master WHERE type = ? AND name = ?"

@@ -133,6 +133,10 @@ class PostgresDialect(SqlDialect):
             f"{self.quote(table)} FOR EACH STATEMENT EXECUTE FUNCTION {function}()",
         ]
 
+    def serialize_appends(self, table: str) -> str:
+        """Lock `table` against other appenders (the mode conflicts with itself and with INSERT), not readers."""
+        return f"LOCK TABLE {self.quote(table)} IN SHARE ROW EXCLUSIVE MODE"
+
     def object_exists(self) -> str:
         """Find a table ('r', partitioned 'p') or index ('i') by name in the current schema."""
         return (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from prism_runtime.errors import SchemaMismatch
@@ -14,6 +15,24 @@ T = TypeVar("T")
 Row = Sequence[Any]
 Statement = tuple[str, Sequence[Row]]
 """A statement and the rows to run it for: what a write carries along into its transaction (audit entries)."""
+
+
+@dataclass(frozen=True)
+class Chained:
+    """Statements that extend a chain, built inside the write's transaction from the head read there.
+
+    The driver runs `lock` (if any) once the transaction holds its write lock, then the `head` query, and
+    then the statements `build(rows of head)` returns. Writers are serialised from the lock to the commit,
+    so two of them can never build on the same head; `build` may raise to abort the transaction.
+    """
+
+    lock: str | None
+    head: str
+    build: Callable[[Sequence[Row]], Sequence[Statement]]
+
+
+After = Statement | Chained
+"""What a write runs after its own statements, in its transaction."""
 
 
 @runtime_checkable
@@ -29,7 +48,7 @@ class SqlDriver(Protocol):
         ...
 
     async def execute_many(
-        self, sql: str, rows: Sequence[Row], *, namespace: str, after: Sequence[Statement] = ()
+        self, sql: str, rows: Sequence[Row], *, namespace: str, after: Sequence[After] = ()
     ) -> None:
         """Run one statement for each row, then the `after` statements, in one transaction."""
         ...
@@ -53,7 +72,7 @@ class SqlDriver(Protocol):
         rows: Sequence[Row],
         *,
         namespace: str,
-        after: Sequence[Statement] = (),
+        after: Sequence[After] = (),
     ) -> None:
         """Insert or replace many rows (distinct keys), then run `after`, in one transaction, by the fastest
         path the server has."""

@@ -13,7 +13,7 @@ from prism_runtime.pii.vault import vault_for
 from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.codec import RowCodec
 from prism_runtime.sql.ddl import ddl_statements
-from prism_runtime.sql.driver import SqlDriver, Statement
+from prism_runtime.sql.driver import After, SqlDriver
 from prism_runtime.sql.statements import keyvalue_statements
 
 M = TypeVar("M", bound=Message)
@@ -58,7 +58,7 @@ class SqlKeyValue(Generic[M]):
             sealed, events = await self._pii.seal(rows)
             await self._pii.write_audited(events, lambda after: self._write(sealed, after))
 
-    async def _write(self, rows: Sequence[Sequence[Any]], after: Sequence[Statement] = ()) -> None:
+    async def _write(self, rows: Sequence[Sequence[Any]], after: Sequence[After] = ()) -> None:
         if len(rows) == 1 and not after:
             await self.driver.execute(self.sql.upsert, rows[0], namespace=self._ns)
         elif rows:

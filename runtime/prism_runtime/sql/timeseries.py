@@ -22,7 +22,7 @@ from prism_runtime.sql import partitions
 from prism_runtime.sql.codec import RowCodec
 from prism_runtime.sql.ddl import EVENT_ID_COLUMN, SEQUENCE_COLUMN, ddl_statements, table_name
 from prism_runtime.sql.dialect import SqlDialect
-from prism_runtime.sql.driver import Row, SqlDriver, Statement
+from prism_runtime.sql.driver import After, Row, SqlDriver
 from prism_runtime.timeseries import Event
 
 M = TypeVar("M", bound=Message)
@@ -161,7 +161,7 @@ class SqlTimeSeries(Generic[M]):
         sealed, audit = await self.pii.seal(rows)
         await self.pii.write_audited(audit, lambda after: self._insert(sealed, after))
 
-    async def _insert(self, rows: Sequence[Row], after: Sequence[Statement] = ()) -> None:
+    async def _insert(self, rows: Sequence[Row], after: Sequence[After] = ()) -> None:
         if len(rows) == 1 and not after:
             await self.driver.execute(self.sql.insert, rows[0], namespace=self._ns)
         else:
