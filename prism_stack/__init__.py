@@ -43,19 +43,25 @@ __all__ = [
 ]
 
 
-def start_postgres(data_dir: Path | str, *, timeout: float | None = None) -> RunningServer:
+def start_postgres(
+    data_dir: Path | str, *, timeout: float | None = None, port: int | None = None
+) -> RunningServer:
     """Start Postgres; see `prism_stack.postgres_server.start`."""
-    return start("postgres", data_dir, timeout=timeout)
+    return start("postgres", data_dir, timeout=timeout, port=port)
 
 
-def start_nats(data_dir: Path | str, *, timeout: float | None = None) -> RunningServer:
+def start_nats(
+    data_dir: Path | str, *, timeout: float | None = None, port: int | None = None
+) -> RunningServer:
     """Start nats-server with JetStream; see `prism_stack.nats_server.start`."""
-    return start("nats", data_dir, timeout=timeout)
+    return start("nats", data_dir, timeout=timeout, port=port)
 
 
-def start_kafka(data_dir: Path | str, *, timeout: float | None = None) -> RunningServer:
+def start_kafka(
+    data_dir: Path | str, *, timeout: float | None = None, port: int | None = None
+) -> RunningServer:
     """Start the Tansu broker; see `prism_stack.kafka_broker.start`."""
-    return start("kafka", data_dir, timeout=timeout)
+    return start("kafka", data_dir, timeout=timeout, port=port)
 
 
 def postgres_tool(name: str) -> Path:

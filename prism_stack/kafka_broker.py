@@ -11,7 +11,7 @@ from prism_stack.probing import run_probe
 from prism_stack.supervisor import HOST, NotReady, RunningServer, StackError, executable, launch, prepare_dir
 
 
-def start(data_dir: Path | str, *, timeout: float | None = None) -> RunningServer:
+def start(data_dir: Path | str, *, timeout: float | None = None, port: int | None = None) -> RunningServer:
     """Start the Tansu broker (in-memory: its topics are gone once it stops); `url` is `kafka://127.0.0.1:PORT`."""
     data = prepare_dir(data_dir)
     binary = _binary()
@@ -26,7 +26,7 @@ def start(data_dir: Path | str, *, timeout: float | None = None) -> RunningServe
 
     return launch(
         "kafka", data, argv,
-        url=lambda port: f"kafka://{HOST}:{port}", probe=probe, timeout=timeout,
+        url=lambda port: f"kafka://{HOST}:{port}", probe=probe, timeout=timeout, port=port,
         env={"NO_COLOR": "1"},  # plain-text log file instead of ANSI-coloured tracing output
     )  # fmt: skip
 

@@ -12,7 +12,7 @@ from prism_stack.probing import run_probe
 from prism_stack.supervisor import HOST, NotReady, RunningServer, StackError, executable, launch, prepare_dir
 
 
-def start(data_dir: Path | str, *, timeout: float | None = None) -> RunningServer:
+def start(data_dir: Path | str, *, timeout: float | None = None, port: int | None = None) -> RunningServer:
     """Start nats-server with JetStream; `url` is `nats://127.0.0.1:PORT`.
 
     nats-server keeps its JetStream store in `<data_dir>/jetstream` (it appends `jetstream` to `-sd`).
@@ -23,7 +23,9 @@ def start(data_dir: Path | str, *, timeout: float | None = None) -> RunningServe
     def argv(port: int) -> list[str]:
         return [str(binary), "-a", HOST, "-p", str(port), "-js", "-sd", str(data)]
 
-    return launch("nats", data, argv, url=lambda port: f"nats://{HOST}:{port}", probe=probe, timeout=timeout)
+    return launch(
+        "nats", data, argv, url=lambda port: f"nats://{HOST}:{port}", probe=probe, timeout=timeout, port=port
+    )
 
 
 def probe(host: str, port: int, timeout: float) -> None:

@@ -36,7 +36,7 @@ USER: Final = "postgres"
 DATABASE: Final = "postgres"
 
 
-def start(data_dir: Path | str, *, timeout: float | None = None) -> RunningServer:
+def start(data_dir: Path | str, *, timeout: float | None = None, port: int | None = None) -> RunningServer:
     """Start Postgres on a free loopback port; `url` is `postgresql://postgres@127.0.0.1:PORT/postgres`.
 
     The cluster lives in `<data_dir>/pgdata` (initdb on first use, trust auth) and is reused by later starts.
@@ -58,7 +58,7 @@ def start(data_dir: Path | str, *, timeout: float | None = None) -> RunningServe
     return launch(
         "postgres", data, argv,
         url=lambda port: f"postgresql://{USER}@{HOST}:{port}/{DATABASE}",
-        probe=probe, timeout=timeout, account=account, cwd=pgdata,
+        probe=probe, timeout=timeout, account=account, cwd=pgdata, port=port,
     )  # fmt: skip
 
 

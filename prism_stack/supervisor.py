@@ -146,10 +146,15 @@ class Account:
 Probe = Callable[[str, int, float], None]
 
 
-def start(kind: ServerKind, data_dir: Path | str, *, timeout: float | None = None) -> RunningServer:
-    """Start a server of `kind` whose data lives in `data_dir`."""
+def start(
+    kind: ServerKind, data_dir: Path | str, *, timeout: float | None = None, port: int | None = None
+) -> RunningServer:
+    """Start a server of `kind` whose data lives in `data_dir`, on `port` or a free loopback port.
+
+    A restart on the same directory and port is the same server to its clients.
+    """
     starter: Callable[..., RunningServer] = importlib.import_module(_STARTERS[as_kind(kind)]).start
-    return starter(data_dir, timeout=timeout)
+    return starter(data_dir, timeout=timeout, port=port)
 
 
 def stop(server: RunningServer, *, timeout: float = 15.0) -> None:
@@ -262,13 +267,18 @@ def launch(
     account: Account | None = None,
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> RunningServer:
-    """Run `argv(port)` on a free port in its own session until `probe` answers; retry a lost port race."""
+    """Run `argv(port)` in its own session until `probe` answers; on a free port, retry a lost port race."""
     limit = _DEFAULT_TIMEOUT[kind] if timeout is None else timeout
     log_path = data_dir / f"{kind}.log"
-    for attempt in range(1, _PORT_ATTEMPTS + 1):
-        port = _free_port()
-        args = argv(port)
+    attempts = 1 if port is not None else _PORT_ATTEMPTS  # a port asked for is not swapped for another
+    if port is not None and _accepting(HOST, port):
+        # Else the readiness probe would talk to whatever holds the port and report this server started.
+        raise StackError(kind, f"port {port} of {HOST} is already in use")
+    for attempt in range(1, attempts + 1):
+        listen = port if port is not None else _free_port()
+        args = argv(listen)
         with open(log_path, "ab") as log:
             log.write(f"{START_MARKER}{' '.join(args)}\n".encode())
             log.flush()
@@ -288,13 +298,13 @@ def launch(
             except OSError as exc:
                 raise StackError(kind, f"cannot run {args[0]}: {exc}") from exc
         _CHILDREN[proc.pid] = proc
-        server = RunningServer(kind=kind, url=url(port), pid=proc.pid, data_dir=data_dir)
+        server = RunningServer(kind=kind, url=url(listen), pid=proc.pid, data_dir=data_dir)
         try:
             _wait_ready(server, proc, probe, limit)
         except _EarlyExit as exc:
             _forget(proc.pid)
             tail = log_tail(log_path)
-            if attempt < _PORT_ATTEMPTS and _PORT_IN_USE.search(tail):
+            if attempt < attempts and _PORT_IN_USE.search(tail):
                 continue  # lost the race for the free port: try another one
             raise StackError(kind, f"exited with status {exc.returncode} while starting", tail) from None
         except _Timeout as exc:
@@ -310,7 +320,7 @@ def launch(
                 stop(server, timeout=5.0)
             raise
         return server
-    raise StackError(kind, f"no free port after {_PORT_ATTEMPTS} attempts")
+    raise StackError(kind, f"no free port after {attempts} attempts")
 
 
 def _wait_ready(server: RunningServer, proc: subprocess.Popen[bytes], probe: Probe, timeout: float) -> None:
