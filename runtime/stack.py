@@ -157,11 +157,14 @@ class ServerStatus:
 # --------------------------------------------------------------------------------------------------
 
 
-def start_postgres(data_dir: Path | str, *, timeout: float | None = None) -> RunningServer:
-    """Start Postgres on a free loopback port; ``url`` is ``postgresql://postgres@127.0.0.1:PORT/postgres``.
+def start_postgres(
+    data_dir: Path | str, *, timeout: float | None = None, port: int | None = None
+) -> RunningServer:
+    """Start Postgres on ``port`` or a free loopback port; ``url`` is ``postgresql://postgres@127.0.0.1:PORT/postgres``.
 
     The cluster lives in ``<data_dir>/pgdata`` (created with ``initdb`` on first use, trust auth) and is
-    reused by later starts on the same directory.
+    reused by later starts on the same directory: a restart on the same directory and port is the same
+    server to its clients.
     """
     kind: ServerKind = "postgres"
     data = _prepare_dir(data_dir)
@@ -181,12 +184,14 @@ def start_postgres(data_dir: Path | str, *, timeout: float | None = None) -> Run
     return _launch(
         kind, data, argv,
         url=lambda port: f"postgresql://{PG_USER}@{HOST}:{port}/{PG_DATABASE}",
-        probe=_probe_postgres, timeout=timeout, account=account, cwd=pgdata,
+        probe=_probe_postgres, timeout=timeout, account=account, cwd=pgdata, port=port,
     )  # fmt: skip
 
 
-def start_nats(data_dir: Path | str, *, timeout: float | None = None) -> RunningServer:
-    """Start nats-server with JetStream; ``url`` is ``nats://127.0.0.1:PORT``.
+def start_nats(
+    data_dir: Path | str, *, timeout: float | None = None, port: int | None = None
+) -> RunningServer:
+    """Start nats-server with JetStream on ``port`` or a free port; ``url`` is ``nats://127.0.0.1:PORT``.
 
     nats-server keeps its JetStream store in ``<data_dir>/jetstream`` (it appends ``jetstream`` to ``-sd``).
     """
@@ -198,12 +203,15 @@ def start_nats(data_dir: Path | str, *, timeout: float | None = None) -> Running
         return [str(binary), "-a", HOST, "-p", str(port), "-js", "-sd", str(data)]
 
     return _launch(
-        kind, data, argv, url=lambda port: f"nats://{HOST}:{port}", probe=_probe_nats, timeout=timeout
-    )
+        kind, data, argv, url=lambda port: f"nats://{HOST}:{port}", probe=_probe_nats, timeout=timeout,
+        port=port,
+    )  # fmt: skip
 
 
-def start_kafka(data_dir: Path | str, *, timeout: float | None = None) -> RunningServer:
-    """Start the Tansu broker (in-memory storage); ``url`` is ``kafka://127.0.0.1:PORT``."""
+def start_kafka(
+    data_dir: Path | str, *, timeout: float | None = None, port: int | None = None
+) -> RunningServer:
+    """Start the Tansu broker (in-memory storage) on ``port`` or a free port; ``url`` is ``kafka://127.0.0.1:PORT``."""
     kind: ServerKind = "kafka"
     data = _prepare_dir(data_dir)
     binary = _tansu_bin()
@@ -220,16 +228,20 @@ def start_kafka(data_dir: Path | str, *, timeout: float | None = None) -> Runnin
         kind, data, argv,
         url=lambda port: f"kafka://{HOST}:{port}", probe=_probe_kafka, timeout=timeout,
         env={"NO_COLOR": "1"},  # plain-text log file instead of ANSI-coloured tracing output
+        port=port,
     )  # fmt: skip
 
 
-def start(kind: ServerKind, data_dir: Path | str, *, timeout: float | None = None) -> RunningServer:
+def start(
+    kind: ServerKind, data_dir: Path | str, *, timeout: float | None = None, port: int | None = None
+) -> RunningServer:
+    """Start a server of ``kind`` on ``port``, or on a free loopback port when it is None."""
     starters: dict[ServerKind, Callable[..., RunningServer]] = {
         "postgres": start_postgres,
         "nats": start_nats,
         "kafka": start_kafka,
     }
-    return starters[_as_kind(kind)](data_dir, timeout=timeout)
+    return starters[_as_kind(kind)](data_dir, timeout=timeout, port=port)
 
 
 def stop(server: RunningServer, *, timeout: float = 15.0) -> None:
@@ -344,12 +356,14 @@ def _launch(
     account: _Account | None = None,
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> RunningServer:
     limit = _DEFAULT_TIMEOUT[kind] if timeout is None else timeout
     log_path = data_dir / f"{kind}.log"
-    for attempt in range(1, _PORT_ATTEMPTS + 1):
-        port = _free_port()
-        args = argv(port)
+    attempts = 1 if port is not None else _PORT_ATTEMPTS  # a port asked for is not swapped for another
+    for attempt in range(1, attempts + 1):
+        listen = port if port is not None else _free_port()
+        args = argv(listen)
         with open(log_path, "ab") as log:
             log.write(f"{_START_MARKER}{' '.join(args)}\n".encode())
             log.flush()
@@ -369,13 +383,13 @@ def _launch(
             except OSError as exc:
                 raise StackError(kind, f"cannot run {args[0]}: {exc}") from exc
         _CHILDREN[proc.pid] = proc
-        server = RunningServer(kind=kind, url=url(port), pid=proc.pid, data_dir=data_dir)
+        server = RunningServer(kind=kind, url=url(listen), pid=proc.pid, data_dir=data_dir)
         try:
             _wait_ready(server, proc, probe, limit)
         except _EarlyExit as exc:
             _forget(proc.pid)
             tail = _log_tail(log_path)
-            if attempt < _PORT_ATTEMPTS and _PORT_IN_USE.search(tail):
+            if attempt < attempts and _PORT_IN_USE.search(tail):
                 continue  # lost the race for the free port: try another one
             raise StackError(kind, f"exited with status {exc.returncode} while starting", tail) from None
         except _Timeout as exc:
