@@ -48,22 +48,26 @@ def ts_events(pb2: Any, batch: int) -> list[Any]:
     return events
 
 
+async def write_batch(db: Any, mode: str, batch: int) -> None:
+    """Write batch number `batch`: one `put_many` (kv) or one `append_many` (ts)."""
+    if mode == "kv":
+        pb2 = importlib.import_module("prismtest.bulk.v1.bulk_pb2")
+        store = importlib.import_module("prismtest.bulk.v1.bulk_prism").TextRowStore(db)
+        await store.put_many(kv_rows(pb2, batch))
+    else:
+        pb2 = importlib.import_module("acme.events.v1.events_pb2")
+        series = importlib.import_module("acme.events.v1.events_prism").ClickEventSeries(db)
+        await series.append_many(ts_events(pb2, batch))
+
+
 async def write_forever(url: str, mode: str, first: int) -> None:
     import prism_runtime
 
     async with prism_runtime.connect(url) as db:
-        if mode == "kv":
-            pb2 = importlib.import_module("prismtest.bulk.v1.bulk_pb2")
-            store = importlib.import_module("prismtest.bulk.v1.bulk_prism").TextRowStore(db)
-            write = lambda n: store.put_many(kv_rows(pb2, n))  # noqa: E731
-        else:
-            pb2 = importlib.import_module("acme.events.v1.events_pb2")
-            series = importlib.import_module("acme.events.v1.events_prism").ClickEventSeries(db)
-            write = lambda n: series.append_many(ts_events(pb2, n))  # noqa: E731
         batch = first
         while True:
             print(f"begin {batch}", flush=True)
-            await write(batch)
+            await write_batch(db, mode, batch)
             print(f"ack {batch}", flush=True)
             batch += 1
 
