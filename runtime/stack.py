@@ -361,6 +361,9 @@ def _launch(
     limit = _DEFAULT_TIMEOUT[kind] if timeout is None else timeout
     log_path = data_dir / f"{kind}.log"
     attempts = 1 if port is not None else _PORT_ATTEMPTS  # a port asked for is not swapped for another
+    if port is not None and _accepting(HOST, port):
+        # Else the readiness probe would talk to whatever holds the port and report this server started.
+        raise StackError(kind, f"port {port} of {HOST} is already in use")
     for attempt in range(1, attempts + 1):
         listen = port if port is not None else _free_port()
         args = argv(listen)
