@@ -236,6 +236,23 @@ async def test_postgres_keeps_its_data_across_restarts(stack_dir: Path) -> None:
     assert _processes_using(stack_dir) == []
 
 
+def test_start_on_a_given_port_keeps_it_or_fails(stack_dir: Path) -> None:
+    first = stack.start_nats(stack_dir / "a")
+    try:
+        with pytest.raises(
+            stack.StackError, match=rf"^nats: port {first.port} of 127\.0\.0\.1 is already in use"
+        ):
+            stack.start_nats(stack_dir / "b", port=first.port)  # taken: no other port is tried instead
+    finally:
+        stack.stop(first)
+    again = stack.start_nats(stack_dir / "a", port=first.port)  # a restart where its clients expect it
+    try:
+        assert again.url == first.url
+    finally:
+        stack.stop(again)
+    assert _processes_using(stack_dir) == []
+
+
 def test_failed_start_names_the_server_and_shows_its_log(stack_dir: Path) -> None:
     (stack_dir / "jetstream").write_text("a file where nats-server wants its store directory")
     with pytest.raises(stack.StackError) as caught:

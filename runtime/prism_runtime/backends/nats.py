@@ -44,6 +44,9 @@ LATE_ALLOWANCE = datetime.timedelta(minutes=5)
 DUPLICATE_WINDOW_S = 120.0
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 _BATCH = 256
+#: How long `append` waits for the acknowledgements of a batch: nats-py's futures of `publish_async` have
+#: no deadline of their own, and the ack of a message the server died with never comes.
+ACK_TIMEOUT_S = 5.0
 _WAIT_S = 0.5
 
 
@@ -192,7 +195,7 @@ class NatsTimeSeries(Generic[M]):
                 )
                 for e in events
             ]
-            await asyncio.gather(*pending)
+            await asyncio.wait_for(asyncio.gather(*pending), ACK_TIMEOUT_S)
 
         await self.backend.guard(self._ns, publish_all)
 
