@@ -32,7 +32,7 @@ import pytest
 from fault_writer import BATCH_ROWS
 
 import prism_runtime
-from prism_runtime import stack
+import prism_stack as stack
 from prism_runtime.provision import provision
 
 FIGURES_ENV = "PRISM_FAULT_FIGURES"
