@@ -243,10 +243,7 @@ class PostgresDriver(ServesSqlAbstractions):
         await self._guard(work, spec.namespace)
 
 
-_COLUMNS = (
-    "SELECT column_name FROM information_schema.columns "
-    "WHERE table_schema = current_schema() AND table_name = $1"
-)
+_COLUMNS = PostgresDialect().table_columns()
 SETUP_LOCK = int.from_bytes(b"prism/setup", "big") & ((1 << 63) - 1)
 """The advisory lock key every Prism process holds while it runs setup DDL on a Postgres database."""
 

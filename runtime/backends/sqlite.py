@@ -174,7 +174,7 @@ class SqliteDriver(ServesSqlAbstractions):
         await self._run(work, namespace=spec.namespace)
 
     def _columns(self, conn: sqlite3.Connection, table: str) -> set[str]:
-        return {row[1] for row in conn.execute(f"PRAGMA table_info({self.dialect.quote(table)})")}
+        return {row[0] for row in conn.execute(self.dialect.table_columns(), (table,))}
 
 
 def _forbid_string_identifiers(conn: sqlite3.Connection) -> None:
