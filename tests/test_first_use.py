@@ -168,3 +168,29 @@ async def test_two_processes_first_use_a_fresh_database_at_once(
             await conn.execute("DELETE FROM prism_audit")
         finally:
             await conn.close()
+
+
+async def test_handles_first_appending_to_a_fresh_series_at_once_share_its_partitions(fresh_db: str) -> None:
+    # A series on Postgres gets its day partitions on first use: four handles (four pools, as four processes)
+    # making the same partitions at once run one after another under the setup lock.
+    from acme.events.v1 import events_pb2, events_prism  # type: ignore[import-not-found]
+
+    now_ms = int(time.time() * 1000)
+    handles = [prism_runtime.connect(fresh_db) for _ in range(4)]
+    try:
+        stores = [events_prism.StockLevelSeries(await h.open()) for h in handles]
+        await asyncio.gather(
+            *(
+                s.append(events_pb2.StockLevel(warehouse_id=f"w{i}", at_ms=now_ms, sku="s", quantity=i))
+                for i, s in enumerate(stores)
+            )
+        )
+    finally:
+        for h in handles:
+            await h.close()
+    assert await _count(fresh_db, "SELECT COUNT(*) FROM acme_events_v1_stock_level") == 4
+    # Yesterday, today and the seven days ahead: each partition made once, none left in DEFAULT.
+    partitions = await _count(
+        fresh_db, "SELECT COUNT(*) FROM pg_inherits WHERE inhparent = 'acme_events_v1_stock_level'::regclass"
+    )
+    assert partitions == 10

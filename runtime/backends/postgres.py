@@ -183,11 +183,16 @@ class PostgresDriver(ServesSqlAbstractions):
         await self._guard(work, namespace)
 
     async def execute_script(self, statements: Sequence[str], *, namespace: str) -> None:
-        """Run statements in order inside one transaction."""
+        """Run statements (DDL: provisioning, partitions) in order inside one transaction, under the setup lock.
+
+        Postgres's own IF NOT EXISTS does not hold between concurrent transactions (two creating one partition:
+        DuplicateTable), so scripts and setups of every process run one after another.
+        """
         pool = await self.pool(namespace)
 
         async def work() -> None:
             async with pool.acquire() as conn, conn.transaction():
+                await conn.execute(_TAKE_SETUP_LOCK, SETUP_LOCK)
                 for statement in statements:
                     await conn.execute(statement)
 
@@ -233,7 +238,7 @@ class PostgresDriver(ServesSqlAbstractions):
 
         async def work() -> None:
             async with pool.acquire() as conn, conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", SETUP_LOCK)
+                await conn.execute(_TAKE_SETUP_LOCK, SETUP_LOCK)
                 present = {r[0] for r in await conn.fetch(_COLUMNS, spec.namespace)}
                 if present:
                     verify_columns(spec, present, self.name, PROVISION_HINT)
@@ -244,6 +249,7 @@ class PostgresDriver(ServesSqlAbstractions):
 
 
 _COLUMNS = PostgresDialect().table_columns()
+_TAKE_SETUP_LOCK = "SELECT pg_advisory_xact_lock($1)"
 SETUP_LOCK = int.from_bytes(b"prism/setup", "big") & ((1 << 63) - 1)
 """The advisory lock key every Prism process holds while it runs setup DDL on a Postgres database."""
 

@@ -61,7 +61,11 @@ class SqlDriver(Protocol):
         ...
 
     async def execute_script(self, statements: Sequence[str], *, namespace: str) -> None:
-        """Run statements in order inside one transaction: all of them or none."""
+        """Run statements in order inside one transaction: all of them or none.
+
+        Scripts are DDL and bookkeeping; they hold the same lock as `setup_table`, so every process's scripts
+        and setups run one after another.
+        """
         ...
 
     async def prepare_table(self, spec: EntitySpec, ddl: Sequence[str]) -> None:
