@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -53,7 +54,22 @@ async def fresh_db(postgres_dsn: str, generated: Path) -> AsyncIterator[str]:
         await admin.close()
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database on each SQL backend: a new SQLite file (its tables made on first use), or `fresh_db`."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'fresh.db'}"
+    url: str = request.getfixturevalue("fresh_db")
+    return url
+
+
 async def _count(url: str, sql: str) -> int:
+    if url.startswith("sqlite:///"):
+        lite = sqlite3.connect(url.removeprefix("sqlite:///"))
+        try:
+            return int(lite.execute(sql).fetchone()[0])
+        finally:
+            lite.close()
     conn = await asyncpg.connect(url)
     try:
         return int(await conn.fetchval(sql))
@@ -126,7 +142,7 @@ _WRITER = textwrap.dedent(
 
 
 async def test_two_processes_first_use_a_fresh_database_at_once(
-    fresh_db: str, generated: Path, tmp_path: Path
+    fresh_url: str, generated: Path, tmp_path: Path
 ) -> None:
     from prismtest.pii.v1 import pii_pb2, pii_prism
 
@@ -138,7 +154,7 @@ async def test_two_processes_first_use_a_fresh_database_at_once(
     start = f"{time.time() + 2.0}"  # after both interpreters have imported Prism
     procs = [
         subprocess.Popen(
-            [sys.executable, str(script), fresh_db, str(key), name, start],
+            [sys.executable, str(script), fresh_url, str(key), name, start],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -148,26 +164,27 @@ async def test_two_processes_first_use_a_fresh_database_at_once(
     ]
     outcomes = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], "\n".join(err[-600:] for _, err in outcomes)
-    assert await _count(fresh_db, f"SELECT COUNT(*) FROM {PATIENTS}") == 20
-    async with prism_runtime.connect(fresh_db, key_wrapper=LocalKeyWrapper(key)) as db:
+    assert await _count(fresh_url, f"SELECT COUNT(*) FROM {PATIENTS}") == 20
+    async with prism_runtime.connect(fresh_url, key_wrapper=LocalKeyWrapper(key)) as db:
         store = pii_prism.PatientStore(db)
         await store.put(pii_pb2.Patient(patient_id="after", ssn="078-05-1120"))
         assert (await store.get("a-1")) is not None
         assert (await vault_for(db.backend).audit.verify()).ok
-    # The audit table came with its append-only guard: one function, one trigger per kind of change.
-    assert (
-        await _count(fresh_db, "SELECT COUNT(*) FROM pg_proc WHERE proname = 'prism_audit__reject_change'")
-        == 1
-    )
-    assert (
-        await _count(fresh_db, "SELECT COUNT(*) FROM pg_trigger WHERE tgname LIKE 'prism_audit__no_%'") == 2
-    )
-    with pytest.raises(asyncpg.RaiseError):
-        conn = await asyncpg.connect(fresh_db)
-        try:
+    # The audit table came with its append-only guard, made once.
+    if fresh_url.startswith("sqlite:"):
+        guard = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'prism_audit__no_%'"
+        assert await _count(fresh_url, guard) == 2
+        return
+    function = "SELECT COUNT(*) FROM pg_proc WHERE proname = 'prism_audit__reject_change'"
+    assert await _count(fresh_url, function) == 1
+    triggers = "SELECT COUNT(*) FROM pg_trigger WHERE tgname LIKE 'prism_audit__no_%'"
+    assert await _count(fresh_url, triggers) == 2
+    conn = await asyncpg.connect(fresh_url)
+    try:
+        with pytest.raises(asyncpg.RaiseError):
             await conn.execute("DELETE FROM prism_audit")
-        finally:
-            await conn.close()
+    finally:
+        await conn.close()
 
 
 async def test_handles_first_appending_to_a_fresh_series_at_once_share_its_partitions(fresh_db: str) -> None:
