@@ -141,7 +141,7 @@ async def provision(
             migrated = True
             continue
         if not (dry_run and migrated):  # a dry run's migrations changed nothing that the check would see
-            await _check_columns(driver, statements)
+            await _check_columns(driver, source, statements)
         for statement in statements:
             kind, name = _describe(statement)
             action = "apply"
@@ -177,23 +177,24 @@ def _index_target(statement: object) -> tuple[str, list[exp.Expression]] | None:
     params = statement.this.args.get("params")
     if not isinstance(table, exp.Table):
         return None
-    parts = params.args.get("columns") or [] if isinstance(params, exp.IndexParameters) else []
+    parts = (params.args.get("columns") or []) if isinstance(params, exp.IndexParameters) else []
     return table.name, [p.this if isinstance(p, exp.Ordered) else p for p in parts]
 
 
-def _missing(table: str, wanted: list[str], present: set[str], driver: SqlDriver) -> None:
+def _missing(table: str, wanted: list[str], present: set[str], driver: SqlDriver, source: str) -> None:
     missing = [name for name in wanted if name not in present]
     if missing:
         raise SchemaMismatch(
             f"table {table!r} lacks columns {', '.join(missing)}",
             namespace=table,
             backend=driver.name,
-            hint="nothing was run; write the migration that adds them with `prism migrate <protos> --against "
-            "<previous protos> -o migrations/`, then `prism provision <generated dir> --migrations migrations/`",
+            hint=f"{source} was not run; write the migration that adds them with `prism migrate <protos> "
+            "--against <previous protos> -o migrations/`, then `prism provision <generated dir> --migrations "
+            "migrations/`",
         )
 
 
-async def _check_columns(driver: SqlDriver, statements: list[exp.Expression]) -> None:
+async def _check_columns(driver: SqlDriver, source: str, statements: list[exp.Expression]) -> None:
     """Check, before any of a DDL file's statements run, that every column they name is there.
 
     CREATE TABLE IF NOT EXISTS leaves an existing table as it is, so an existing table must already have the
@@ -207,14 +208,14 @@ async def _check_columns(driver: SqlDriver, statements: list[exp.Expression]) ->
             declared = [c.name for c in statement.this.expressions if isinstance(c, exp.ColumnDef)]
             stored = await _columns(driver, name)
             if stored:
-                _missing(name, declared, stored, driver)
+                _missing(name, declared, stored, driver, source)
             tables[name] = stored or set(declared)
             continue
         target = _index_target(statement)
         if target is not None:
             table, parts = target
             present = tables[table] if table in tables else await _columns(driver, table)
-            _missing(table, [p.name for p in parts if isinstance(p, exp.Column)], present, driver)
+            _missing(table, [p.name for p in parts if isinstance(p, exp.Column)], present, driver, source)
 
 
 async def _drop_indexes_on_strings(driver: SqlDriver, dry_run: bool, echo: Callable[[str], None]) -> int:
@@ -269,9 +270,11 @@ async def _check_integrity(driver: SqlDriver) -> None:
 
 def _record(source: str, digest: str) -> str:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # A file applied again (its index rebuilt, or an earlier version brought back) moves to the front.
     return (
         f"INSERT INTO {HISTORY_TABLE} (source, sha256, applied_at) VALUES "
-        f"({_literal(source)}, {_literal(digest)}, {_literal(now)})"
+        f"({_literal(source)}, {_literal(digest)}, {_literal(now)}) "
+        "ON CONFLICT (source, sha256) DO UPDATE SET applied_at = excluded.applied_at"
     )
 
 
@@ -288,20 +291,17 @@ async def _migrate(
         kind, name = _describe(statement)
         guard = guard_of(statement)
         holds = dry_run or guard is None or await _holds(driver, guard)
+        target = _index_target(statement)
+        if holds and not dry_run and target is not None:
+            # The statements before it added the index's columns, or the index would be on a string (SQLite).
+            table, parts = target
+            wanted = [p.name for p in parts if isinstance(p, exp.Column)]
+            _missing(table, wanted, await _columns(driver, table), driver, f"{source} (from its {name} on)")
         step = Step(source, kind, name, "apply" if holds else "skip")
         report.steps.append(step)
         echo(step.describe(dry_run=dry_run))
         if not holds or dry_run:
             continue
-        target = _index_target(statement)
-        if target is not None:
-            table, parts = target
-            _missing(
-                table,
-                [p.name for p in parts if isinstance(p, exp.Column)],
-                await _columns(driver, table),
-                driver,
-            )
         sql = statement.sql(dialect=driver.dialect.name)
         if outside_transaction(statement):
             await driver.execute(sql, [], namespace=_NS)

@@ -10,6 +10,7 @@ is malformed").
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -154,15 +155,41 @@ def _old_runtime_first_use(path: Path, v2: Version) -> None:
     assert [r[0] for r in _sql(path, f"SELECT name FROM sqlite_master WHERE name = '{INDEX}'")] == [INDEX]
 
 
-async def test_provision_rebuilds_an_index_on_a_constant_left_by_the_old_runtime(
-    tmp_path: Path, versions: tuple[Version, Version]
+def _old_provision_without_migrations(path: Path, v2: Version) -> None:
+    """Run what `prism provision gen2/` ran before this fix on the v1 file: the DDL file, unchecked, recorded."""
+    source = "sql/sqlite/acme/geo/v1/geo.sql"
+    text = (v2.gen / source).read_text()
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS prism_schema_history (source TEXT NOT NULL, sha256 TEXT NOT NULL, "
+            "applied_at TEXT NOT NULL, PRIMARY KEY (source, sha256))"
+        )
+        conn.executescript(text)
+        conn.execute(
+            "INSERT INTO prism_schema_history VALUES (?, ?, ?)",
+            (source, hashlib.sha256(text.encode()).hexdigest(), "2026-01-01T00:00:00.000000Z"),
+        )
+    finally:
+        conn.close()
+    assert _sql(path, f"SELECT cid FROM pragma_index_xinfo('{INDEX}') WHERE key = 1") == [(-2,)]
+
+
+@pytest.mark.parametrize("left_by", ["runtime", "provision"])
+async def test_provision_rebuilds_an_index_on_a_constant_left_by_the_old_flow(
+    tmp_path: Path, versions: tuple[Version, Version], left_by: str
 ) -> None:
-    # A file an earlier Prism's first use of v2 left with the index on a constant. Before this fix, applying
-    # the migration added the column under that index; now provisioning drops it first and builds it again.
+    # A file an earlier Prism left with the index on a constant: its runtime's first use of v2, or its
+    # `prism provision gen2/` without the migration (which also recorded the DDL file as applied). Before this
+    # fix, applying the migration added the column under that index; now provisioning drops it first and
+    # builds it again on the column.
     v1, v2 = versions
     path = tmp_path / "prism.db"
     await _old_app(path, v1)
-    _old_runtime_first_use(path, v2)
+    if left_by == "runtime":
+        _old_runtime_first_use(path, v2)
+    else:
+        _old_provision_without_migrations(path, v2)
     migrations = _migrate(tmp_path, v1, v2)
     done = prism("provision", v2.gen, "--url", f"sqlite:///{path}", "--migrations", migrations)
     assert done.returncode == 0, done.stderr
@@ -170,13 +197,18 @@ async def test_provision_rebuilds_an_index_on_a_constant_left_by_the_old_runtime
         f"profiles: index {INDEX} indexes the string 'country', not a column (an earlier Prism made it "
         "before the column existed): dropped, to be built again" in done.stdout
     )
-    # Built again by the migration, on the column this time (an expression would show as cid -2).
+    # Built again, on the column this time (an expression would show as cid -2, with no name).
     assert _sql(path, f"SELECT name FROM pragma_index_xinfo('{INDEX}') WHERE key = 1") == [("country",)]
     assert _integrity(path) == ["ok"]
     async with prism_runtime.connect(f"sqlite:///{path}") as db:
         await v2.store(db).put(v2.message(id="u2", name="Bo", country="NZ"))
     assert _by_country(path, "NZ") == ["u2"]
     assert _integrity(path) == ["ok"]
+    again = prism("provision", v2.gen, "--url", f"sqlite:///{path}", "--migrations", migrations)
+    assert again.stdout.splitlines()[-2:] == [
+        "nothing to do: all 2 file(s) already applied",
+        "sqlite: applied 0 file(s), 2 unchanged",
+    ]
 
 
 async def test_provision_refuses_to_report_success_on_a_damaged_file(
