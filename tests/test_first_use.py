@@ -63,6 +63,11 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+def _sql_backend(db: prism_runtime.Database) -> Any:
+    """Return the SQL driver behind `db` (typed as a Backend)."""
+    return db.backend
+
+
 async def _count(url: str, sql: str) -> int:
     if url.startswith("sqlite:///"):
         lite = sqlite3.connect(url.removeprefix("sqlite:///"))
@@ -103,7 +108,7 @@ async def test_fifty_tasks_first_use_a_fresh_database_without_a_failure(
     async with prism_runtime.connect(f"{fresh_db}?pool_size=10", key_wrapper=wrapper) as db:
         store = pii_prism.PatientStore(db)
         await asyncio.gather(*(worker(store, t) for t in range(TASKS)))
-        result = await vault_for(db.backend).audit.verify()
+        result = await vault_for(_sql_backend(db)).audit.verify()
     assert (len(failures), failures[:3], done) == (0, [], OPS)
     assert result.ok and result.entries == OPS  # one entry (ssn) per put and per get
     assert await _count(fresh_db, f"SELECT COUNT(*) FROM {PATIENTS}") == OPS // 2
@@ -169,7 +174,7 @@ async def test_two_processes_first_use_a_fresh_database_at_once(
         store = pii_prism.PatientStore(db)
         await store.put(pii_pb2.Patient(patient_id="after", ssn="078-05-1120"))
         assert (await store.get("a-1")) is not None
-        assert (await vault_for(db.backend).audit.verify()).ok
+        assert (await vault_for(_sql_backend(db)).audit.verify()).ok
     # The audit table came with its append-only guard, made once.
     if fresh_url.startswith("sqlite:"):
         guard = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'prism_audit__no_%'"
