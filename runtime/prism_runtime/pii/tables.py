@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Sequence
 
 from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
@@ -74,12 +76,28 @@ AUDIT = _table(
 
 
 async def prepare(driver: SqlDriver, spec: EntitySpec, extra: Sequence[str] = ()) -> None:
-    """Create one of these tables on `driver` if missing.
+    """Create one of these tables (and the `extra` objects that go with it) on `driver` if missing.
 
     Prism's own bookkeeping tables are made by Prism, as `prism provision` makes its history table;
-    entity tables stay provisioned from generated SQL.
+    entity tables stay provisioned from generated SQL. Made once per driver in a process, however many
+    tasks ask at once; the driver serialises the DDL with other processes (see `SqlDriver.setup_table`).
+    A failed setup is not remembered: the next caller tries again.
     """
-    await driver.execute_script([*ddl_statements(spec, driver.dialect), *extra], namespace=spec.namespace)
+    done = _prepared.get(driver)
+    if done is not None and spec.namespace in done:
+        return
+    lock = _setup_locks.get(driver)
+    if lock is None:
+        lock = _setup_locks[driver] = asyncio.Lock()
+    async with lock:
+        done = _prepared.setdefault(driver, set())
+        if spec.namespace not in done:
+            await driver.setup_table(spec, [*ddl_statements(spec, driver.dialect), *extra])
+            done.add(spec.namespace)
+
+
+_prepared: weakref.WeakKeyDictionary[SqlDriver, set[str]] = weakref.WeakKeyDictionary()
+_setup_locks: weakref.WeakKeyDictionary[SqlDriver, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
 def insert_sql(driver: SqlDriver, spec: EntitySpec) -> str:

@@ -151,6 +151,13 @@ class PostgresDialect(SqlDialect):
             "AND table_name = $1 AND column_name = $2"
         )
 
+    def table_columns(self) -> str:
+        """List the columns of a table in the current schema."""
+        return (
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = $1"
+        )
+
     def key_constraints(self, column: Column) -> list[exp.ColumnConstraint]:
         """Sort text keys bytewise (COLLATE "C") so scans order keys the same as SQLite and Python."""
         if column.kind is ColumnKind.STRING:
