@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import asyncpg
+import pytest
 from backends import drop_schema, new_schema
 from conftest import EXAMPLES
+
+from protoc_gen_prism.cli import main
 
 OPTIONAL_DRIVERS = ("asyncpg", "aiokafka", "nats")
 
@@ -149,3 +155,116 @@ async def test_postgres_only_provisioning_needs_only_the_postgres_extra(
         await drop_schema(url)
     assert done.returncode == 0, done.stderr
     assert "postgres: applied 4 file(s), 0 unchanged" in done.stdout.splitlines()
+
+
+# -- commands that read state never create it ------------------------------------------------------------
+
+READ_STATE = [
+    ("audit verify", ["audit", "verify"]),
+    ("audit export", ["audit", "export"]),
+    ("forget", ["forget", "u1"]),
+    ("keys status", ["keys", "status"]),
+    ("keys rotate", ["keys", "rotate"]),
+    ("keys reencrypt", ["keys", "reencrypt", "--dry-run"]),
+    ("keys retire", ["keys", "retire", "--below", "2"]),
+]
+NO_DATABASE = "no Prism database at {url}{detail} (set PRISM_URL or --url; `prism keys init` sets up a new one)"
+
+
+@pytest.fixture
+def empty_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run from an empty directory with no Prism settings in the environment (the default key file too)."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("PRISM_URL", "PRISM_MASTER_KEY_FILE", "PRISM_KMS_KEY_ID"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+@pytest.mark.parametrize(("label", "argv"), READ_STATE, ids=[label for label, _ in READ_STATE])
+def test_a_command_reading_state_fails_where_there_is_no_database(
+    label: str, argv: list[str], empty_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 1
+    expected = NO_DATABASE.format(url="sqlite:///prism.db", detail="")
+    assert capsys.readouterr().err == f"prism {label}: {expected}\n"
+    assert list(empty_dir.iterdir()) == []  # no prism.db, no prism-master.key
+
+
+def test_prism_url_and_url_name_the_database_that_is_missing(
+    empty_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PRISM_URL", "sqlite:///from-env.db")
+    assert main(["keys", "status"]) == 1
+    assert "no Prism database at sqlite:///from-env.db (" in capsys.readouterr().err
+    assert main(["audit", "verify", "--url", "sqlite:///from-flag.db"]) == 1
+    assert "no Prism database at sqlite:///from-flag.db (" in capsys.readouterr().err
+    assert list(empty_dir.iterdir()) == []
+
+
+def test_an_sqlite_file_without_prism_tables_is_no_prism_database(
+    empty_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sqlite3.connect(empty_dir / "other.db").close()
+    assert main(["forget", "u1", "--url", "sqlite:///other.db"]) == 1
+    expected = NO_DATABASE.format(url="sqlite:///other.db", detail=": it holds no prism_keys table")
+    assert capsys.readouterr().err == f"prism forget: {expected}\n"
+    assert sorted(p.name for p in empty_dir.iterdir()) == ["other.db"]
+    with sqlite3.connect(empty_dir / "other.db") as conn:
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
+
+
+def test_a_postgres_database_without_prism_tables_is_left_as_it_is(
+    postgres_dsn: str, empty_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = asyncio.run(new_schema(postgres_dsn))
+    try:
+        for label, argv in READ_STATE[:4]:
+            assert main([*argv, "--url", url]) == 1
+            expected = NO_DATABASE.format(url=url, detail=": it holds no prism_keys table")
+            assert capsys.readouterr().err == f"prism {label}: {expected}\n"
+        assert asyncio.run(_tables(url)) == []
+    finally:
+        asyncio.run(drop_schema(url))
+    assert list(empty_dir.iterdir()) == []
+
+
+async def _tables(url: str) -> list[str]:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+    finally:
+        await conn.close()
+    return [str(r[0]) for r in rows]
+
+
+def test_keys_init_is_what_makes_the_master_key(empty_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["keys", "init"]) == 0
+    assert capsys.readouterr().out == (
+        "prism keys init: keys ready in sqlite:///prism.db; key wrapper: local master key file prism-master.key\n"
+    )
+    assert sorted(p.name for p in empty_dir.iterdir()) == ["prism-master.key", "prism.db"]
+    key = (empty_dir / "prism-master.key").read_bytes()
+    assert main(["keys", "init"]) == 0  # again: the same key
+    assert (empty_dir / "prism-master.key").read_bytes() == key
+    assert main(["keys", "status"]) == 0
+    assert main(["audit", "verify"]) == 0
+    assert "ok, 0 entries" in capsys.readouterr().out
+
+
+def test_a_missing_master_key_is_named_not_replaced(
+    empty_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["keys", "init"]) == 0
+    (empty_dir / "prism-master.key").rename(empty_dir / "kept.key")
+    capsys.readouterr()
+    for label, argv in READ_STATE:
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(
+            f"prism {label}: local master key file prism-master.key: the master keyset file does not exist; "
+            "point $PRISM_MASTER_KEY_FILE at the file"
+        ), err
+        assert not (empty_dir / "prism-master.key").exists()
+    monkeypatch.setenv("PRISM_MASTER_KEY_FILE", str(empty_dir / "kept.key"))
+    assert main(["keys", "status"]) == 0
+    assert sorted(p.name for p in empty_dir.iterdir()) == ["kept.key", "prism.db"]
