@@ -268,3 +268,83 @@ def test_a_missing_master_key_is_named_not_replaced(
     monkeypatch.setenv("PRISM_MASTER_KEY_FILE", str(empty_dir / "kept.key"))
     assert main(["keys", "status"]) == 0
     assert sorted(p.name for p in empty_dir.iterdir()) == ["kept.key", "prism.db"]
+
+
+# -- what a new user meets first -------------------------------------------------------------------------
+
+
+def test_generate_and_plan_on_a_directory_without_protos_say_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "protos"
+    empty.mkdir()
+    assert main(["generate", str(empty), "-o", str(tmp_path / "gen")]) == 2
+    assert capsys.readouterr().err == (
+        f"prism generate: {empty} holds no .proto files; pass the directory your .proto files are under\n"
+    )
+    assert not (tmp_path / "gen").exists()
+    assert main(["plan", str(empty)]) == 2
+    assert capsys.readouterr().err == f"prism plan: {empty} holds no .proto files and no prism.plan.json\n"
+
+
+def test_plan_for_the_local_profile_does_not_speak_of_production(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", str(EXAMPLES), "--profile", "local"]) == 0
+    local = capsys.readouterr().out
+    assert "production" not in local
+    assert "key_value: postgres when one is configured, else sqlite embedded" in local
+    assert main(["plan", str(EXAMPLES)]) == 0
+    assert "key_value: postgres in production (sqlite embedded when no server is configured)" in (
+        capsys.readouterr().out
+    )
+
+
+MISSPELT = """syntax = "proto3";
+package acme;
+import "prism/options.proto";
+message Thing {
+  option (prism.acces_pattern) = "key_value";
+  string id = 1 [(prism.kee) = true];
+  string note = 2 [(prism.nonsense_here) = true];
+}
+"""
+MISPLACED = """syntax = "proto3";
+package acme;
+import "prism/options.proto";
+message Thing {
+  option (prism.key) = true;
+  string id = 1;
+}
+"""
+UNIMPORTED = """syntax = "proto3";
+package acme;
+message Thing {
+  option (prism.access_pattern) = "key_value";
+  string id = 1;
+}
+"""
+
+
+@pytest.mark.parametrize(("command", "code"), [("generate", 1), ("check", 2)])
+def test_an_unknown_prism_option_gets_what_was_meant(
+    command: str, code: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    expected = {
+        MISSPELT: [
+            ("t.proto:5:10", "Did you mean (prism.access_pattern), a message option?"),
+            ("t.proto:6:18", "Did you mean (prism.key), a field option?"),
+            ("t.proto:7:20", "Prism's options are: (prism.pii), "),
+        ],
+        MISPLACED: [("t.proto:5:10", "(prism.key) is a field option: it goes on a field.")],
+        UNIMPORTED: [
+            ("t.proto:4:10", 'Add `import "prism/options.proto";` to this file to use (prism.access_pattern).')
+        ],
+    }
+    for i, (text, wanted) in enumerate(expected.items()):
+        root = tmp_path / str(i)
+        root.mkdir()
+        (root / "t.proto").write_text(text)
+        assert main([command, str(root), *(["-o", str(tmp_path / "gen")] if command == "generate" else [])]) == code
+        lines = capsys.readouterr().err.removeprefix(f"prism {command}: ").splitlines()
+        assert len(lines) == len(wanted), lines
+        for location, advice in wanted:
+            assert any(f"{location}: " in line and advice in line for line in lines), (advice, lines)
