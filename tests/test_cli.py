@@ -129,7 +129,8 @@ def test_a_postgres_url_without_asyncpg_names_the_extra(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     assert done.stderr.strip() == (
         "prism provision: the postgres backend (postgresql://prism@127.0.0.1:1/none) needs the 'asyncpg' "
-        "driver, which is not installed; install it with: pip install 'protoc-gen-prism[postgres]'"
+        "driver, which is not installed; install it with `pip install 'prism-runtime[postgres]'`, or "
+        "`pip install 'protoc-gen-prism[postgres]'` where the prism CLI is installed"
     )
 
 
@@ -144,7 +145,7 @@ def test_streams_without_their_drivers_name_the_extras(tmp_path: Path) -> None:
         done = prism_without(blocked, "provision", str(EXAMPLES), "--config", str(config), cwd=tmp_path)
         assert done.returncode == 1, done.stderr
         assert "Traceback" not in done.stderr
-        assert done.stderr.strip().endswith(f"install it with: pip install 'protoc-gen-prism[{extra}]'")
+        assert f"`pip install 'protoc-gen-prism[{extra}]'` where the prism CLI is installed" in done.stderr
 
 
 async def test_postgres_only_provisioning_needs_only_the_postgres_extra(

@@ -1,8 +1,9 @@
 """Optional drivers: which extra of the distribution installs each, and the error when one is missing.
 
-A plain `pip install protoc-gen-prism` has SQLite only; a server backend's driver comes with its extra.
-Code that needs a driver imports it through `require` (or turns the ModuleNotFoundError it caught into
-`MissingExtra` with `missing_extra`), so the user reads the pip command to run, never a traceback.
+A plain `pip install prism-runtime` (or `protoc-gen-prism`, the compiler and CLI, which depends on it) has
+SQLite only; a server backend's driver comes with the extra of the same name in both distributions. Code that
+needs a driver imports it through `require` (or turns the ModuleNotFoundError it caught into `MissingExtra`
+with `missing_extra`), so the user reads the pip command to run, never a traceback.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from types import ModuleType
 
 from prism_runtime.errors import ConfigError
 
-DISTRIBUTION = "protoc-gen-prism"
+DISTRIBUTIONS = ("prism-runtime", "protoc-gen-prism")
+"""The runtime alone (a service), and the compiler with the `prism` CLI: both carry every driver extra."""
 DRIVER_EXTRAS = {"asyncpg": "postgres", "aiokafka": "kafka", "nats": "nats", "boto3": "kms"}
 """Top-level module of each optional driver -> the extra that installs it."""
 
@@ -24,8 +26,9 @@ class MissingExtra(ConfigError):
         self.driver = driver
         self.extra = extra
         super().__init__(
-            f"{needed_for} needs the {driver!r} driver, which is not installed; "
-            f"install it with: pip install '{DISTRIBUTION}[{extra}]'"
+            f"{needed_for} needs the {driver!r} driver, which is not installed; install it with "
+            f"`pip install '{DISTRIBUTIONS[0]}[{extra}]'`, or `pip install '{DISTRIBUTIONS[1]}[{extra}]'` "
+            "where the prism CLI is installed"
         )
 
 
