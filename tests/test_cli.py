@@ -228,6 +228,12 @@ def test_a_postgres_database_without_prism_tables_is_left_as_it_is(
         assert asyncio.run(_tables(url)) == []
     finally:
         asyncio.run(drop_schema(url))
+    absent = postgres_dsn.rsplit("/", 1)[0] + "/no_such_database"
+    assert main(["keys", "status", "--url", absent]) == 1
+    assert capsys.readouterr().err.endswith(
+        "InvalidCatalogNameError (SQLSTATE 3D000); the database named in the URL does not exist: fix the URL, "
+        "or create it (createdb) first\n"
+    )
     assert list(empty_dir.iterdir()) == []
 
 
