@@ -16,7 +16,7 @@ from conftest import EXAMPLES
 
 from protoc_gen_prism.cli import main
 
-OPTIONAL_DRIVERS = ("asyncpg", "aiokafka", "nats")
+OPTIONAL_DRIVERS = ("asyncpg", "aiokafka", "nats", "boto3", "psutil", "filelock")
 
 # Runs `prism` in a fresh interpreter where the modules named in argv[1] cannot be imported, as after a
 # plain `pip install .`: a meta-path finder refuses them before any other finder looks.
@@ -357,3 +357,12 @@ def test_an_unknown_prism_option_gets_what_was_meant(
         assert len(lines) == len(wanted), lines
         for location, advice in wanted:
             assert any(f"{location}: " in line and advice in line for line in lines), (advice, lines)
+
+
+def test_stack_without_the_stack_extra_names_it(tmp_path: Path) -> None:
+    done = prism_without(("psutil", "filelock"), "stack", "status", "--dir", str(tmp_path), cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr == (
+        "prism stack status: needs 'filelock', which is not installed; install it with "
+        "`pip install 'protoc-gen-prism[stack]'`\n"
+    )
