@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import sqlite3
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 from backends import drop_schema, new_schema
 from conftest import EXAMPLES
 
+import prism_runtime
 from protoc_gen_prism.cli import main
 
 OPTIONAL_DRIVERS = ("asyncpg", "aiokafka", "nats", "boto3", "psutil", "filelock")
@@ -209,7 +211,7 @@ def test_an_sqlite_file_without_prism_tables_is_no_prism_database(
 ) -> None:
     sqlite3.connect(empty_dir / "other.db").close()
     assert main(["forget", "u1", "--url", "sqlite:///other.db"]) == 1
-    expected = NO_DATABASE.format(url="sqlite:///other.db", detail=": it holds no prism_keys table")
+    expected = NO_DATABASE.format(url="sqlite:///other.db", detail=": it holds neither prism_keys nor prism_entities")
     assert capsys.readouterr().err == f"prism forget: {expected}\n"
     assert sorted(p.name for p in empty_dir.iterdir()) == ["other.db"]
     with sqlite3.connect(empty_dir / "other.db") as conn:
@@ -223,7 +225,7 @@ def test_a_postgres_database_without_prism_tables_is_left_as_it_is(
     try:
         for label, argv in READ_STATE[:4]:
             assert main([*argv, "--url", url]) == 1
-            expected = NO_DATABASE.format(url=url, detail=": it holds no prism_keys table")
+            expected = NO_DATABASE.format(url=url, detail=": it holds neither prism_keys nor prism_entities")
             assert capsys.readouterr().err == f"prism {label}: {expected}\n"
         assert asyncio.run(_tables(url)) == []
     finally:
@@ -244,6 +246,30 @@ async def _tables(url: str) -> list[str]:
     finally:
         await conn.close()
     return [str(r[0]) for r in rows]
+
+
+def test_forget_works_where_all_pii_is_in_clear(
+    generated: Path, empty_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pb2 = importlib.import_module("prismtest.pii.v1.pii_pb2")
+    prism = importlib.import_module("prismtest.pii.v1.pii_prism")
+
+    async def write() -> None:
+        async with prism_runtime.connect() as db:
+            await prism.UserEventSeries(db).append_many(
+                pb2.UserEvent(user_id=uid, at_ms=1_700_000_000_000, email=f"{uid}@example.org", page="/")
+                for uid in ("u1", "u2")
+            )
+
+    asyncio.run(write())
+    with sqlite3.connect(empty_dir / "prism.db") as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "prism_entities" in tables and "prism_keys" not in tables  # catalogued, no key made yet
+    assert main(["forget", "u1"]) == 0, capsys.readouterr().err
+    assert "prismtest_pii_v1_user_event" in capsys.readouterr().out
+    with sqlite3.connect(empty_dir / "prism.db") as conn:
+        left = conn.execute("SELECT user_id FROM prismtest_pii_v1_user_event").fetchall()
+    assert left == [("u2",)]
 
 
 def test_keys_init_is_what_makes_the_master_key(empty_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -35,9 +35,9 @@ async def open_vault(
 ) -> AsyncIterator[tuple[prism_runtime.Database, Vault]]:
     """Connect and yield the database with the PII vault of its SQL backend.
 
-    With `existing` (every command but `prism keys init`) the database must already hold Prism's keys:
-    a command that reads state fails on a wrong URL or directory instead of creating a database there,
-    and never makes a master key.
+    With `existing` (every command but `prism keys init`) the database must already hold Prism's PII tables
+    (keys, or the catalog of entities with PII): a command that reads state fails on a wrong URL or directory
+    instead of creating a database and a master key there.
     """
     where = resolve_url(url)
     if existing and where.kind == "sqlite" and not _sqlite_file_exists(where):
@@ -50,9 +50,13 @@ async def open_vault(
         if not existing:
             yield db, await vault_for(driver).ready()
             return
-        if not await _has_table(driver, tables.KEYS.namespace):
-            raise NoDatabase(where, f"it holds no {tables.KEYS.namespace} table")
-        yield db, await attach(driver, wrapper_from_env(create=False)).ready()
+        has_keys = await _has_table(driver, tables.KEYS.namespace)
+        if not has_keys and not await _has_table(driver, tables.ENTITIES.namespace):
+            raise NoDatabase(where, f"it holds neither {tables.KEYS.namespace} nor {tables.ENTITIES.namespace}")
+        # Where keys exist a missing master key file is an error, never replaced by a new one. A database whose
+        # PII is all in clear has no keys yet: the command makes its first (the pseudonym and audit keys) as
+        # an application's first encrypted write would.
+        yield db, await attach(driver, wrapper_from_env(create=not has_keys)).ready()
 
 
 class NoDatabase(prism_runtime.ConfigError):
