@@ -46,6 +46,8 @@ class MigrationPlan:
     steps: tuple[Step, ...] = ()
     contract: tuple[Step, ...] = ()
     withheld: tuple[str, ...] = field(default_factory=tuple)
+    blocking: tuple[str, ...] = field(default_factory=tuple)
+    """The withheld changes the current schema cannot run without (a key, abstraction or column type change)."""
 
     @property
     def empty(self) -> bool:
@@ -58,13 +60,14 @@ def plan_migration(before: Schema, after: Schema, *, allow_destructive: bool = F
     steps: list[Step] = []
     contract: list[Step] = []
     withheld: list[str] = []
+    blocking: list[str] = []
     pairs = pair_entities(before, after)
     for old, new in pairs:
         reason = _cannot_alter(old, new)
         if reason:
-            withheld.append(f"{new.namespace}: {reason}; create a new namespace and copy the data")
+            _block(f"{new.namespace}: {reason}; create a new namespace and copy the data", withheld, blocking)
             continue
-        _table_steps(old.spec, new.spec, steps, contract, withheld, allow_destructive)
+        _table_steps(old.spec, new.spec, steps, contract, withheld, blocking, allow_destructive)
     kept = {id(old) for old, _ in pairs}
     for old in before.entities:
         if id(old) in kept:
@@ -83,7 +86,13 @@ def plan_migration(before: Schema, after: Schema, *, allow_destructive: bool = F
                 "as a contract step"
             )
     steps.sort(key=lambda s: _ORDER.index(s.phase))
-    return MigrationPlan(tuple(steps), tuple(contract), tuple(withheld))
+    return MigrationPlan(tuple(steps), tuple(contract), tuple(withheld), tuple(blocking))
+
+
+def _block(reason: str, withheld: list[str], blocking: list[str]) -> None:
+    """Withhold a change the current schema cannot run without: `prism migrate` then writes nothing."""
+    withheld.append(reason)
+    blocking.append(reason)
 
 
 def _cannot_alter(old: Entity, new: Entity) -> str:
@@ -113,6 +122,7 @@ def _table_steps(
     steps: list[Step],
     contract: list[Step],
     withheld: list[str],
+    blocking: list[str],
     allow_destructive: bool,
 ) -> None:
     table = new.namespace
@@ -134,9 +144,11 @@ def _table_steps(
             _removed(table, column, steps, contract, withheld, allow_destructive, series)
             continue
         if sql_types(column) != sql_types(current):
-            withheld.append(
+            _block(
                 f"{table}.{current.name}: column type changes from {sql_types(column)[0]} to {sql_types(current)[0]}; "
-                "add a new field and backfill it instead"
+                "add a new field and backfill it instead",
+                withheld,
+                blocking,
             )
             continue
         if current.name != column.name:

@@ -44,6 +44,7 @@ _HINTS = {
     "22021": "a string field holds U+0000, which Postgres text and JSONB cannot store",
     "22P05": "a string field holds U+0000, which Postgres text and JSONB cannot store",
     "42P01": PROVISION_HINT,
+    "3D000": "the database named in the URL does not exist: fix the URL, or create it (createdb) first",
 }
 
 
