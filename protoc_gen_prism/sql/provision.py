@@ -24,7 +24,7 @@ import sqlglot
 from sqlglot import exp
 
 from prism_runtime.database import Database
-from prism_runtime.errors import ConfigError
+from prism_runtime.errors import ConfigError, DatabaseDamaged, SchemaMismatch
 from prism_runtime.sql.driver import SqlDriver
 from protoc_gen_prism.sql.guards import Guard, guard_of, outside_transaction
 
@@ -120,6 +120,11 @@ async def provision(
         )
     history = await _history(driver, create=not dry_run)
     report = Report(dialect=dialect)
+    if dialect == "sqlite" and await _drop_indexes_on_strings(driver, dry_run, echo):
+        # Their files may be recorded already: forget the DDL files, so that (idempotent) they run again and
+        # build the dropped indexes on their columns, after the migrations have added them.
+        history = {source: digest for source, digest in history.items() if source.startswith(MIGRATIONS)}
+    migrated = False
     for source, path in files:
         text = path.read_text()
         digest = hashlib.sha256(text.encode()).hexdigest()
@@ -133,7 +138,10 @@ async def provision(
             if not dry_run:
                 await driver.execute_script([_record(source, digest)], namespace=_NS)
             report.applied.append(source)
+            migrated = True
             continue
+        if not (dry_run and migrated):  # a dry run's migrations changed nothing that the check would see
+            await _check_columns(driver, source, statements)
         for statement in statements:
             kind, name = _describe(statement)
             action = "apply"
@@ -150,14 +158,123 @@ async def provision(
         await driver.execute_script([s.sql(dialect=dialect) for s in statements] + [record], namespace=_NS)
     if not report.changed:
         echo(f"nothing to do: all {len(report.unchanged)} file(s) already applied")
+    if dialect == "sqlite":
+        await _check_integrity(driver)
     return report
+
+
+async def _columns(driver: SqlDriver, table: str) -> set[str]:
+    """Return the stored columns of `table`, none when it does not exist."""
+    rows = await driver.fetch(driver.dialect.table_columns(), [table], namespace=_NS)
+    return {str(row[0]) for row in rows}
+
+
+def _index_target(statement: object) -> tuple[str, list[exp.Expression]] | None:
+    """Return the table and the indexed expressions of a CREATE INDEX, else None."""
+    if not isinstance(statement, exp.Create) or not isinstance(statement.this, exp.Index):
+        return None
+    table = statement.this.args.get("table")
+    params = statement.this.args.get("params")
+    if not isinstance(table, exp.Table):
+        return None
+    parts = (params.args.get("columns") or []) if isinstance(params, exp.IndexParameters) else []
+    return table.name, [p.this if isinstance(p, exp.Ordered) else p for p in parts]
+
+
+def _missing(table: str, wanted: list[str], present: set[str], driver: SqlDriver, source: str) -> None:
+    missing = [name for name in wanted if name not in present]
+    if missing:
+        raise SchemaMismatch(
+            f"table {table!r} lacks columns {', '.join(missing)}",
+            namespace=table,
+            backend=driver.name,
+            hint=f"{source} was not run; write the migration that adds them with `prism migrate <protos> "
+            "--against <previous protos> -o migrations/`, then `prism provision <generated dir> --migrations "
+            "migrations/`",
+        )
+
+
+async def _check_columns(driver: SqlDriver, source: str, statements: list[exp.Expression]) -> None:
+    """Check, before any of a DDL file's statements run, that every column they name is there.
+
+    CREATE TABLE IF NOT EXISTS leaves an existing table as it is, so an existing table must already have the
+    file's columns (fewer stored ones need a migration); an index must name columns its table has (or gets
+    from the same file). On SQLite an index on a missing column would index a string constant instead.
+    """
+    tables: dict[str, set[str]] = {}
+    for statement in statements:
+        if isinstance(statement, exp.Create) and isinstance(statement.this, exp.Schema):
+            name = statement.this.this.name
+            declared = [c.name for c in statement.this.expressions if isinstance(c, exp.ColumnDef)]
+            stored = await _columns(driver, name)
+            if stored:
+                _missing(name, declared, stored, driver, source)
+            tables[name] = stored or set(declared)
+            continue
+        target = _index_target(statement)
+        if target is not None:
+            table, parts = target
+            present = tables[table] if table in tables else await _columns(driver, table)
+            _missing(table, [p.name for p in parts if isinstance(p, exp.Column)], present, driver, source)
+
+
+async def _drop_indexes_on_strings(driver: SqlDriver, dry_run: bool, echo: Callable[[str], None]) -> int:
+    """Drop the SQLite indexes whose definition names a column the table lacked: they index a string.
+
+    SQLite reads a double-quoted name it cannot resolve as a string literal, so an earlier Prism, which ran an
+    entity's DDL before checking its columns, could index the constant 'country' on a table without that
+    column. Adding the column afterwards makes the index disagree with its table (a corrupt file). SQLite
+    reports such an index's part as an expression (cid -2) while its text names a plain column.
+    """
+    dropped = 0
+    indexes = await driver.fetch(
+        "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL",
+        [],
+        namespace=_NS,
+    )
+    for name, table, sql in indexes:
+        info = await driver.fetch(
+            "SELECT seqno, cid FROM pragma_index_xinfo(?) WHERE key = 1", [name], namespace=_NS
+        )
+        expressions = {int(seqno) for seqno, cid in info if cid == -2}
+        target = _index_target(sqlglot.parse_one(str(sql), read="sqlite")) if expressions else None
+        if target is None:
+            continue
+        strings = [p.name for i, p in enumerate(target[1]) if i in expressions and isinstance(p, exp.Column)]
+        if not strings:
+            continue  # a real expression index: not ours, and not this fault
+        verb = "would be dropped" if dry_run else "dropped"
+        echo(
+            f"{table}: index {name} indexes the string {strings[0]!r}, not a column (an earlier Prism made it "
+            f"before the column existed): {verb}, to be built again"
+        )
+        if not dry_run:
+            await driver.execute_script(
+                [f"DROP INDEX IF EXISTS {driver.dialect.quote(str(name))}"], namespace=_NS
+            )
+        dropped += 1
+    return dropped
+
+
+async def _check_integrity(driver: SqlDriver) -> None:
+    """Raise DatabaseDamaged unless SQLite's own integrity check of the whole file says "ok"."""
+    found = [str(row[0]) for row in await driver.fetch("PRAGMA integrity_check", [], namespace=_NS)]
+    if found != ["ok"]:
+        raise DatabaseDamaged(
+            f"PRAGMA integrity_check reports {len(found)} problem(s): {'; '.join(found[:5])}",
+            backend=driver.name,
+            hint="the file is damaged; when only indexes are named, `REINDEX` (sqlite3 <file> REINDEX) rebuilds "
+            "them from their tables; otherwise restore it from a backup",
+        )
 
 
 def _record(source: str, digest: str) -> str:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # A file applied again (its index rebuilt, or an earlier version brought back) moves to the front.
     return (
         f"INSERT INTO {HISTORY_TABLE} (source, sha256, applied_at) VALUES "
-        f"({_literal(source)}, {_literal(digest)}, {_literal(now)})"
+        f"({_literal(source)}, {_literal(digest)}, {_literal(now)}) "
+        "ON CONFLICT (source, sha256) DO UPDATE SET applied_at = excluded.applied_at"
     )
 
 
@@ -174,6 +291,12 @@ async def _migrate(
         kind, name = _describe(statement)
         guard = guard_of(statement)
         holds = dry_run or guard is None or await _holds(driver, guard)
+        target = _index_target(statement)
+        if holds and not dry_run and target is not None:
+            # The statements before it added the index's columns, or the index would be on a string (SQLite).
+            table, parts = target
+            wanted = [p.name for p in parts if isinstance(p, exp.Column)]
+            _missing(table, wanted, await _columns(driver, table), driver, f"{source} (from its {name} on)")
         step = Step(source, kind, name, "apply" if holds else "skip")
         report.steps.append(step)
         echo(step.describe(dry_run=dry_run))

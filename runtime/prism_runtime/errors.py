@@ -36,5 +36,9 @@ class SchemaMismatch(BackendError):
     """The stored table does not match the generated schema (missing table or columns)."""
 
 
+class DatabaseDamaged(BackendError):
+    """The database file fails its own integrity check (SQLite's PRAGMA integrity_check)."""
+
+
 class NotOpen(PrismError):
     """The database was used before it was opened or after it was closed."""

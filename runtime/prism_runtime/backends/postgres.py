@@ -185,11 +185,16 @@ class PostgresDriver(ServesSqlAbstractions):
         await self._guard(work, namespace)
 
     async def execute_script(self, statements: Sequence[str], *, namespace: str) -> None:
-        """Run statements in order inside one transaction."""
+        """Run statements (DDL: provisioning, partitions) in order inside one transaction, under the setup lock.
+
+        Postgres's own IF NOT EXISTS does not hold between concurrent transactions (two creating one partition:
+        DuplicateTable), so scripts and setups of every process run one after another.
+        """
         pool = await self.pool(namespace)
 
         async def work() -> None:
             async with pool.acquire() as conn, conn.transaction():
+                await conn.execute(_TAKE_SETUP_LOCK, SETUP_LOCK)
                 for statement in statements:
                     await conn.execute(statement)
 
@@ -220,15 +225,35 @@ class PostgresDriver(ServesSqlAbstractions):
     async def prepare_table(self, spec: EntitySpec, ddl: Sequence[str]) -> None:
         """Check that the table exists with every column; Postgres schemas are provisioned, never implied."""
         pool = await self.pool(spec.namespace)
-        rows = await self._guard(
-            lambda: pool.fetch(
-                "SELECT column_name FROM information_schema.columns "
-                "WHERE table_schema = current_schema() AND table_name = $1",
-                spec.namespace,
-            ),
-            spec.namespace,
-        )
+        rows = await self._guard(lambda: pool.fetch(_COLUMNS, spec.namespace), spec.namespace)
         verify_columns(spec, {r[0] for r in rows}, self.name, PROVISION_HINT)
+
+    async def setup_table(self, spec: EntitySpec, ddl: Sequence[str]) -> None:
+        """Create one of Prism's own tables unless it is there, under the setup advisory lock.
+
+        Concurrent CREATE TABLE IF NOT EXISTS and CREATE OR REPLACE FUNCTION race inside Postgres (unique
+        violations on its catalogs, "tuple concurrently updated"), so every process takes the same
+        transaction-scoped advisory lock first: setups run one after the other, and each finds what the
+        one before it made. An existing table's columns are checked before any DDL runs.
+        """
+        pool = await self.pool(spec.namespace)
+
+        async def work() -> None:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute(_TAKE_SETUP_LOCK, SETUP_LOCK)
+                present = {r[0] for r in await conn.fetch(_COLUMNS, spec.namespace)}
+                if present:
+                    verify_columns(spec, present, self.name, PROVISION_HINT)
+                for statement in ddl:
+                    await conn.execute(statement)
+
+        await self._guard(work, spec.namespace)
+
+
+_COLUMNS = PostgresDialect().table_columns()
+_TAKE_SETUP_LOCK = "SELECT pg_advisory_xact_lock($1)"
+SETUP_LOCK = int.from_bytes(b"prism/setup", "big") & ((1 << 63) - 1)
+"""The advisory lock key every Prism process holds while it runs setup DDL on a Postgres database."""
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:

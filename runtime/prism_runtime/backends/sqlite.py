@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -56,6 +57,7 @@ class SqliteDriver(ServesSqlAbstractions):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=5000")
+        _forbid_string_identifiers(conn)
         self._conn = conn
 
     async def close(self) -> None:
@@ -123,17 +125,24 @@ class SqliteDriver(ServesSqlAbstractions):
         """Run statements in order inside one transaction."""
 
         def work() -> None:
-            conn = self.conn
-            conn.execute(_BEGIN_WRITE)
-            try:
+            with self._write_transaction() as conn:
                 for statement in statements:
                     conn.execute(statement)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
 
         await self._run(work, namespace=namespace)
+
+    @contextmanager
+    def _write_transaction(self) -> Iterator[sqlite3.Connection]:
+        # IMMEDIATE takes the write lock up front (waiting busy_timeout for it), so a transaction that reads
+        # before it writes, as a schema check before DDL does, never sees another process change what it read.
+        conn = self.conn
+        conn.execute(_BEGIN_WRITE)
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     async def fetch(self, sql: str, args: Row, *, namespace: str) -> list[Row]:
         """Run a query and return all rows."""
@@ -149,18 +158,44 @@ class SqliteDriver(ServesSqlAbstractions):
         return None if row is None else decode(row)
 
     async def prepare_table(self, spec: EntitySpec, ddl: Sequence[str]) -> None:
-        """Create the table and indexes if missing, then check that every column is there."""
+        """Create the table and indexes if missing; an existing table's columns are checked first."""
+        await self.setup_table(spec, ddl)
 
-        def work() -> list[str]:
-            conn = self.conn
-            for statement in ddl:
-                conn.execute(statement)
-            return [
-                row[1] for row in conn.execute(f"PRAGMA table_info({self.dialect.quote(spec.namespace)})")
-            ]
+    async def setup_table(self, spec: EntitySpec, ddl: Sequence[str]) -> None:
+        """Check an existing table's columns, then run `ddl` (CREATE ... IF NOT EXISTS), in one write transaction.
 
-        present = set(await self._run(work, namespace=spec.namespace))
-        verify_columns(spec, present, self.name, "")
+        The check comes first because SQLite reads a double-quoted name it cannot resolve as a string: an
+        index on a column the table lacks would silently index that constant, and adding the column later
+        turns it into a corrupt index. Nothing runs when a column is missing.
+        """
+
+        def work() -> None:
+            with self._write_transaction() as conn:
+                present = self._columns(conn, spec.namespace)
+                if present:
+                    verify_columns(spec, present, self.name, "")
+                for statement in ddl:
+                    conn.execute(statement)
+                if not present:
+                    verify_columns(spec, self._columns(conn, spec.namespace), self.name, "")
+
+        await self._run(work, namespace=spec.namespace)
+
+    def _columns(self, conn: sqlite3.Connection, table: str) -> set[str]:
+        return {row[0] for row in conn.execute(self.dialect.table_columns(), (table,))}
+
+
+def _forbid_string_identifiers(conn: sqlite3.Connection) -> None:
+    """Turn off SQLite's double-quoted string literals, where this Python can (3.12+ has setconfig).
+
+    With them off, a double-quoted name that resolves to nothing is an error instead of a string. Earlier
+    Pythons rely on the column checks that precede every piece of DDL Prism runs.
+    """
+    setconfig = getattr(conn, "setconfig", None)
+    for name in ("SQLITE_DBCONFIG_DQS_DDL", "SQLITE_DBCONFIG_DQS_DML"):
+        option = getattr(sqlite3, name, None)
+        if setconfig is not None and option is not None:
+            setconfig(option, False)
 
 
 def _chained(conn: sqlite3.Connection, chained: Chained) -> list[tuple[str, Sequence[Row]]]:

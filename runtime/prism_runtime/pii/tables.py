@@ -6,6 +6,8 @@ the compiler renders for the same spec.
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Sequence
 
 from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
@@ -137,12 +139,28 @@ AUDIT = _table(
 
 
 async def prepare(driver: SqlDriver, spec: EntitySpec, extra: Sequence[str] = ()) -> None:
-    """Create one of these tables on `driver` if missing.
+    """Create one of these tables (and the `extra` objects that go with it) on `driver` if missing.
 
     Prism's own bookkeeping tables are made by Prism, as `prism provision` makes its history table;
-    entity tables stay provisioned from generated SQL.
+    entity tables stay provisioned from generated SQL. Made once per driver in a process, however many
+    tasks ask at once; the driver serialises the DDL with other processes (see `SqlDriver.setup_table`).
+    A failed setup is not remembered: the next caller tries again.
     """
-    await driver.execute_script([*spec.ddl_for(driver.dialect.name), *extra], namespace=spec.namespace)
+    done = _prepared.get(driver)
+    if done is not None and spec.namespace in done:
+        return
+    lock = _setup_locks.get(driver)
+    if lock is None:
+        lock = _setup_locks[driver] = asyncio.Lock()
+    async with lock:
+        done = _prepared.setdefault(driver, set())
+        if spec.namespace not in done:
+            await driver.setup_table(spec, [*spec.ddl_for(driver.dialect.name), *extra])
+            done.add(spec.namespace)
+
+
+_prepared: weakref.WeakKeyDictionary[SqlDriver, set[str]] = weakref.WeakKeyDictionary()
+_setup_locks: weakref.WeakKeyDictionary[SqlDriver, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
 def insert_sql(driver: SqlDriver, spec: EntitySpec) -> str:

@@ -103,6 +103,10 @@ class SqlDialect:
         """Return a query with two parameters (table, column) finding one column."""
         return "SELECT 1 FROM pragma_table_info(?) WHERE name = ?"
 
+    def table_columns(self) -> str:
+        """Return a query with one parameter (table) listing its column names; none when it does not exist."""
+        return "SELECT name FROM pragma_table_info(?)"
+
     def batch_lookup(
         self, select: str, table: str, keys: Sequence[str], columns: Sequence[Column], count: int
     ) -> str:

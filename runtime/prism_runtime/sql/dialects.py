@@ -131,6 +131,13 @@ class PostgresDialect(SqlDialect):
             "AND table_name = $1 AND column_name = $2"
         )
 
+    def table_columns(self) -> str:
+        """List the columns of a table in the current schema."""
+        return (
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = $1"
+        )
+
     def batch_lookup(
         self, select: str, table: str, keys: Sequence[str], columns: Sequence[Column], count: int
     ) -> str:

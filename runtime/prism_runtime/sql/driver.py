@@ -9,6 +9,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from prism_runtime.errors import SchemaMismatch
 from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
+from prism_runtime.sql.names import stored_columns
 from prism_runtime.sql.statements import KeyValueStatements
 
 T = TypeVar("T")
@@ -79,11 +80,28 @@ class SqlDriver(Protocol):
         ...
 
     async def execute_script(self, statements: Sequence[str], *, namespace: str) -> None:
-        """Run statements in order inside one transaction: all of them or none."""
+        """Run statements in order inside one transaction: all of them or none.
+
+        Scripts are DDL and bookkeeping; they hold the same lock as `setup_table`, so every process's scripts
+        and setups run one after another.
+        """
         ...
 
     async def prepare_table(self, spec: EntitySpec, ddl: Sequence[str]) -> None:
-        """Make the entity's table usable: create it (embedded backends) or check it exists."""
+        """Make the entity's table usable: create it (embedded backends) or check it exists.
+
+        An existing table is checked before any DDL runs: a table lacking a column raises SchemaMismatch
+        having changed nothing (an index on a missing column must never be attempted).
+        """
+        ...
+
+    async def setup_table(self, spec: EntitySpec, ddl: Sequence[str]) -> None:
+        """Create one of Prism's own tables (and what `ddl` adds to it) unless it is there, on any backend.
+
+        Like `prepare_table`, an existing table's columns are checked before any DDL runs. The check and
+        the DDL hold a lock every process takes for setup (an advisory lock on Postgres, the write lock on
+        SQLite), so processes making the same objects at once run one after the other.
+        """
         ...
 
 
@@ -93,7 +111,7 @@ def verify_columns(spec: EntitySpec, present: set[str], backend: str, hint: str)
         raise SchemaMismatch(
             f"table {spec.namespace!r} does not exist", namespace=spec.namespace, backend=backend, hint=hint
         )
-    missing = [c.name for c in spec.columns if c.name not in present]
+    missing = [name for name in stored_columns(spec) if name not in present]
     if missing:
         raise SchemaMismatch(
             f"table {spec.namespace!r} lacks columns {', '.join(missing)}",

@@ -24,6 +24,14 @@ def row_identity(spec: EntitySpec) -> tuple[str, ...]:
     return tuple(c.name for c in spec.key_columns)
 
 
+def stored_columns(spec: EntitySpec) -> tuple[str, ...]:
+    """Return every column the table of `spec` has: its fields', and a series' event id and sequence."""
+    names = tuple(c.name for c in spec.columns)
+    if spec.abstraction is Abstraction.TIME_SERIES:
+        return (*names, EVENT_ID_COLUMN, SEQUENCE_COLUMN)
+    return names
+
+
 def table_name(spec: EntitySpec) -> str:
     """Return the table that holds an entity: its namespace."""
     return spec.namespace
