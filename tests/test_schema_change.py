@@ -10,6 +10,7 @@ is malformed").
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sqlite3
 from pathlib import Path
@@ -49,7 +50,9 @@ class Version:
         run = run_protoc(self.root, [FILE], out)
         assert run.returncode == 0, run.stderr
         self.gen = out
-        self.spec = image.schema().entities[0].spec
+        spec = image.schema().entities[0].spec
+        # As the generated module has it: with the SQLite DDL the runtime runs on first use.
+        self.spec = dataclasses.replace(spec, ddl={"sqlite": tuple(ddl_statements(spec, SqliteDdl()))})
         pool = build_pool(image.files)
         self.message: Any = message_factory.GetMessageClass(pool.FindMessageTypeByName("acme.geo.v1.Profile"))
 
