@@ -20,11 +20,11 @@ from google.protobuf import message_factory
 
 import prism_runtime
 from prism_runtime.keyvalue import KeyValueStore
-from prism_runtime.provision import provision
 from prism_runtime.timeseries import TimeSeries
 from protoc_gen_prism.descriptors import build_pool
 from protoc_gen_prism.images import Image, compile_image
 from protoc_gen_prism.migrations import plan_migration, render
+from protoc_gen_prism.sql.provision import provision
 
 FILE = "acme/shop/v1/shop.proto"
 V1 = """message Account {
