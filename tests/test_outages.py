@@ -3,7 +3,7 @@ group) or restarts it on the same port and data dir, and checks that calls fail 
 BackendUnavailable naming the caller's namespace, then work again once the server is back.
 
 Every wait is bounded by a count of attempts; the only unbounded-looking parts are server starts, which
-`prism_runtime.stack` bounds itself. The recovery times printed (``-s`` shows them) are the figures in
+`prism_stack` bounds itself. The recovery times printed (``-s`` shows them) are the figures in
 docs/reliability.md.
 """
 
@@ -26,8 +26,9 @@ import pytest
 from servers import server_dir
 
 import prism_runtime
-from prism_runtime import stack
-from prism_runtime.provision import provision
+import prism_stack as stack
+from prism_stack import postgres_server, supervisor
+from protoc_gen_prism.sql.provision import provision
 
 # How long one call may take to fail while its server is down: fast, not a client's own long timeout.
 FAIL_FAST_S = 5.0
@@ -80,12 +81,12 @@ async def recovers(call: Callable[[], Awaitable[object]]) -> float:
 
 def start_standby(pgdata: Path, port: int) -> subprocess.Popen[bytes]:
     """Start the cluster as a standby with hot standby off: it listens, and refuses every session (57P03)."""
-    account = pwd.getpwnam(stack.PG_SYSTEM_USER) if os.geteuid() == 0 else None
+    account = pwd.getpwnam(postgres_server.SYSTEM_USER) if os.geteuid() == 0 else None
     with open(pgdata.parent / "standby.log", "ab") as log:
         proc = subprocess.Popen(
             [
                 str(stack.postgres_tool("postgres")), "-D", str(pgdata),
-                "-c", f"listen_addresses={stack.HOST}", "-c", f"port={port}",
+                "-c", f"listen_addresses={supervisor.HOST}", "-c", f"port={port}",
                 "-c", "unix_socket_directories=", "-c", "hot_standby=off",
             ],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -94,7 +95,7 @@ def start_standby(pgdata: Path, port: int) -> subprocess.Popen[bytes]:
         )  # fmt: skip
     for _ in range(RECOVERY_ATTEMPTS):
         try:
-            socket.create_connection((stack.HOST, port), timeout=1).close()
+            socket.create_connection((supervisor.HOST, port), timeout=1).close()
             return proc
         except OSError:
             time.sleep(0.1)

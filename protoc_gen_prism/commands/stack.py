@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-
-from prism_runtime import stack
+from typing import Any
 
 DEFAULT_DIR = ".prism/stack"
+# One per server kind of prism_stack, which is imported only to run: its supervisor needs the `stack` extra,
+# and `prism --help` must work without it.
 _ENV = {"postgres": "PRISM_TEST_POSTGRES_DSN", "nats": "PRISM_TEST_NATS", "kafka": "PRISM_TEST_KAFKA"}
 
 
@@ -24,18 +26,19 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--only",
         action="append",
-        choices=list(stack.ALL_KINDS),
+        choices=list(_ENV),
         help="with up: start only these servers (repeatable; default: all)",
     )
     parser.set_defaults(run=run)
 
 
-def app_urls(servers: list[stack.RunningServer]) -> str:
-    """Return the lines that point an application at `servers`, URLs that work as printed."""
+def app_urls(servers: Sequence[Any]) -> str:
+    """Return the lines that point an application at `servers` (prism_stack.RunningServer), URLs that
+    work as printed."""
     by_kind = {server.kind: server for server in servers}
     if not by_kind:
         return ""
-    default = next(by_kind[kind] for kind in stack.ALL_KINDS if kind in by_kind)
+    default = next(by_kind[kind] for kind in _ENV if kind in by_kind)
     lines = ["# point your application at them:", f"export PRISM_URL={default.app_url}"]
     lines += ["# or, for every server, in prism.yaml:", "backends:"]
     for server in servers:
@@ -46,6 +49,15 @@ def app_urls(servers: list[stack.RunningServer]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Do the action and print one line per server."""
+    try:
+        import prism_stack as stack
+    except ModuleNotFoundError as error:
+        print(
+            f"prism stack {args.action}: needs {error.name!r}, which is not installed; install it with "
+            "`pip install 'protoc-gen-prism[stack]'`",
+            file=sys.stderr,
+        )
+        return 1
     directory = Path(args.dir)
     try:
         if args.action == "up":
