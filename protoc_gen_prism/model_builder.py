@@ -14,7 +14,7 @@ from google.protobuf import descriptor, descriptor_pb2, descriptor_pool
 
 from prism_runtime.schema import Abstraction
 from protoc_gen_prism import locations as loc
-from protoc_gen_prism.descriptors import OptionMap, PrismOptionReader, build_pool, is_map_entry
+from protoc_gen_prism.descriptors import OptionMap, OptionsUnreadable, PrismOptionReader, is_map_entry
 from protoc_gen_prism.diagnostics import Diagnostic, Location, SchemaError, allowed_values
 from protoc_gen_prism.model import (
     Entity,
@@ -25,6 +25,7 @@ from protoc_gen_prism.model import (
     Schema,
     ValueType,
 )
+from protoc_gen_prism.request_check import check_request, load_pool
 from protoc_gen_prism.storage import KEY_TYPES, PROTO_TYPE_NAMES, TIMESTAMP, column_kind, key_types_stored_as
 from protoc_gen_prism.vocabulary import AccessPattern, BackendKind, EdgeDirection, PiiKind
 
@@ -58,7 +59,8 @@ def build_schema(
     source_files: Sequence[descriptor_pb2.FileDescriptorProto] = (),
 ) -> Schema:
     """Build the model of the files to generate, or raise SchemaError with every problem found."""
-    pool = build_pool(proto_files)
+    check_request(proto_files, files_to_generate, source_files)
+    pool = load_pool(proto_files)
     reader = PrismOptionReader(pool)
     # Source-retention options only survive in source_file_descriptors; prefer them when sent.
     by_name = {f.name: f for f in proto_files}
@@ -146,9 +148,24 @@ class _Builder:
     # -- entities --------------------------------------------------------------------------------
 
     def entity(self, place: _Place) -> Entity | None:
-        message_options = self.reader.message_options(place.proto.options)
-        field_options = [self.reader.field_options(f.options) for f in place.proto.field]
         name = place.desc.full_name
+        try:
+            message_options = self.reader.message_options(place.proto.options)
+        except OptionsUnreadable as error:
+            self.error(
+                self.src.locate((*place.path, loc.MESSAGE_OPTIONS), place.path), name, _unreadable(error)
+            )
+            return None
+        field_options: list[OptionMap] = []
+        for i, f in enumerate(place.proto.field):
+            try:
+                field_options.append(self.reader.field_options(f.options))
+            except OptionsUnreadable as error:
+                path = (*place.path, loc.FIELD, i)
+                self.error(
+                    self.src.locate((*path, loc.FIELD_OPTIONS), path), f"{name}.{f.name}", _unreadable(error)
+                )
+                return None
         if not message_options and not any(field_options):
             return None
         where = self.src.locate(place.path)
@@ -588,6 +605,10 @@ class _Builder:
     def _option_location(self, element: loc.Path, options_field: int, number: int) -> Location:
         # protoc locates `option (x) = v;` at (..., options, extension number); fall back to the element.
         return self.src.locate((*element, options_field, number), element)
+
+
+def _unreadable(error: OptionsUnreadable) -> str:
+    return f"its options do not parse ({error}); the request is not what protoc sends for a .proto file"
 
 
 def _role_misuse(role: str, pattern: AccessPattern) -> str:
