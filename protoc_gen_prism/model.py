@@ -86,6 +86,12 @@ class Entity:
     fields: tuple[Field, ...]
     location: Location
     comment: str = ""
+    option_locations: tuple[tuple[str, Location], ...] = ()
+    """Where each message option was written, for errors about values derived from it."""
+
+    def option_location(self, option: str) -> Location:
+        """Return where `(prism.<option>)` was written, else where the message is."""
+        return dict(self.option_locations).get(option, self.location)
 
     @property
     def name(self) -> str:

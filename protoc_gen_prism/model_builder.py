@@ -16,6 +16,7 @@ from prism_runtime.schema import Abstraction
 from protoc_gen_prism import locations as loc
 from protoc_gen_prism.descriptors import OptionMap, OptionsUnreadable, PrismOptionReader, is_map_entry
 from protoc_gen_prism.diagnostics import Diagnostic, Location, SchemaError, allowed_values
+from protoc_gen_prism.limits import COUNT_RANGES, MAX_IDENTIFIER_BYTES
 from protoc_gen_prism.model import (
     Entity,
     EntityOptions,
@@ -24,14 +25,19 @@ from protoc_gen_prism.model import (
     ProtoFile,
     Schema,
     ValueType,
+    blind_index_column,
 )
 from protoc_gen_prism.request_check import check_request, load_pool
 from protoc_gen_prism.storage import KEY_TYPES, PROTO_TYPE_NAMES, TIMESTAMP, column_kind, key_types_stored_as
 from protoc_gen_prism.vocabulary import AccessPattern, BackendKind, EdgeDirection, PiiKind
 
 # Postgres truncates identifiers at 63 bytes; namespaces also name topics and subjects.
-_NAMESPACE_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_MAX_IDENTIFIER = 63
+# Always fullmatch: `$` would also accept a name followed by a newline.
+_NAMESPACE_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_MAX_IDENTIFIER = MAX_IDENTIFIER_BYTES
+# A count as written: ASCII digits only (str.isdigit and int() also take fullwidth and Arabic-Indic digits),
+# optionally grouped with single underscores as in "10_000".
+_COUNT_RE = re.compile(r"[0-9]+(?:_[0-9]+)*")
 _ROLE_OPTIONS = (
     "key",
     "sort_key",
@@ -188,6 +194,10 @@ class _Builder:
             fields=fields,
             location=where,
             comment=self.src.comment(place.path),
+            option_locations=tuple(
+                (option, self._option_location(place.path, loc.MESSAGE_OPTIONS, value.number))
+                for option, value in sorted(message_options.items())
+            ),
         )
         self._check_roles(entity)
         if pattern is AccessPattern.GRAPH_EDGE:
@@ -236,16 +246,26 @@ class _Builder:
         def count(option: str) -> int | None:
             if option not in options:
                 return None
-            text = str(options[option].value).strip().replace("_", "")
-            if not text.isdigit():
+            written = str(options[option].value)
+            if not _COUNT_RE.fullmatch(written):
+                digits = (
+                    "ASCII digits 0-9" if any(c.isdigit() and not c.isascii() for c in written) else "digits"
+                )
                 self.error(
                     where(option),
                     name,
-                    f"{option} must be a non-negative whole number, got {options[option].value!r}; "
-                    f'allowed: digits, e.g. "10000"',
+                    f"{option} must be a non-negative whole number, got {written!r}; "
+                    f'allowed: {digits}, e.g. "10000"',
                 )
                 return None
-            return int(text)
+            digits = written.replace("_", "").lstrip("0") or "0"
+            low, high = COUNT_RANGES[option]
+            # Compare lengths first: int() refuses strings of more than 4300 digits.
+            if len(digits) > len(str(high)) or not low <= int(digits) <= high:
+                shown = digits if len(digits) <= 40 else f"{digits[:20]}...({len(digits)} digits)"
+                self.error(where(option), name, f"{option} {shown} is out of range; allowed: {low} to {high}")
+                return None
+            return int(digits)
 
         def choice(option: str, allowed: type[BackendKind] | type[EdgeDirection]) -> str | None:
             if option not in options:
@@ -261,7 +281,7 @@ class _Builder:
         namespace = default_namespace(name)
         if "namespace" in options:
             written = str(options["namespace"].value)
-            if _NAMESPACE_RE.match(written):
+            if _NAMESPACE_RE.fullmatch(written):
                 namespace = written
             else:
                 self.error(
@@ -270,6 +290,20 @@ class _Builder:
                     f"namespace {written!r} is not a valid name; allowed: lowercase letters, digits and "
                     f"'_', starting with a letter or '_', at most 63 characters",
                 )
+        elif not _NAMESPACE_RE.fullmatch(namespace):
+            # Derived names are held to the same rule: the table, topic and stream are all named by it.
+            size = len(namespace.encode())
+            why = (
+                f"is {size} bytes, more than the {_MAX_IDENTIFIER} a Postgres table name may have"
+                if size > _MAX_IDENTIFIER
+                else "is not a valid name"
+            )
+            self.error(
+                self.src.locate(place.path),
+                name,
+                f"the namespace derived from the message's full name, {namespace!r}, {why}; allowed: set "
+                f"(prism.namespace) to lowercase letters, digits and '_', at most {_MAX_IDENTIFIER} characters",
+            )
         backend = choice("backend", BackendKind)
         direction = choice("edge_direction", EdgeDirection)
         return EntityOptions(
@@ -326,6 +360,16 @@ class _Builder:
                 f"field name is {len(proto.name.encode())} bytes long, more than the {_MAX_IDENTIFIER} a Postgres "
                 f"column name may have; allowed: names of at most {_MAX_IDENTIFIER} bytes",
             )
+        if options.get("searchable") and options["searchable"].value and entity:
+            column = blind_index_column(proto.name)
+            if len(column.encode()) > _MAX_IDENTIFIER:
+                self.error(
+                    where("searchable"),
+                    element,
+                    f"its blind index column {column!r} is {len(column.encode())} bytes, more than the "
+                    f"{_MAX_IDENTIFIER} a Postgres column name may have; allowed: searchable fields named in "
+                    f"at most {_MAX_IDENTIFIER - len(blind_index_column('').encode())} bytes",
+                )
         pii: PiiKind | None = None
         if "pii" in options:
             value = str(options["pii"].value)

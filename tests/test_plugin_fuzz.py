@@ -73,8 +73,12 @@ def _field_mutation(rng: random.Random, message: Message) -> None:
     elif what == 4:
         field.number = rng.choice([0, -1, 19_000, 536_870_912, 2**31 - 1])
     elif what == 5:
-        field.label = rng.choice([1, 2, 3])
-        field.type = rng.randrange(1, 19)
+        field.label = descriptor_pb2.FieldDescriptorProto.Label.Value(
+            rng.choice(["LABEL_OPTIONAL", "LABEL_REQUIRED", "LABEL_REPEATED"])
+        )
+        field.type = descriptor_pb2.FieldDescriptorProto.Type.Value(
+            rng.choice(descriptor_pb2.FieldDescriptorProto.Type.keys())
+        )
     elif what == 6:
         _corrupt(rng, field.options)
     elif what == 7:

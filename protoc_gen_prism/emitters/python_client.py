@@ -214,4 +214,9 @@ def _upper_snake(python_name: str) -> str:
 
 
 def _docstring_safe(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    # Control characters (a NUL makes the module unparseable) are written as escapes.
+    return "".join(f"\\x{ord(c):02x}" if c in _CONTROL else c for c in text)
+
+
+_CONTROL = frozenset(chr(n) for n in (*range(32), 127)) - {"\n", "\t"}

@@ -1,0 +1,285 @@
+"""Option values at the edges: a located error, or output every backend accepts, never a traceback.
+
+Hypothesis writes option values (numbers in every digit system, huge numbers, unicode strings,
+long names, trailing newlines) into a request captured once from protoc, and the plugin answers it
+in-process through `plugin.respond`, the function the executable runs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from conftest import write_proto
+from google.protobuf import descriptor_pb2
+from google.protobuf.compiler import plugin_pb2
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from plugin_requests import answer, capture_request, problems_with
+
+from prism import options_pb2
+from protoc_gen_prism.limits import INT64_MAX, MAX_IDENTIFIER_BYTES, NATS_MAX_PAYLOAD_BYTES
+
+PROTO = "acme/edge/v1/edge.proto"
+SOURCE = (
+    'syntax = "proto3";\npackage acme.edge.v1;\nimport "prism/options.proto";\n'
+    'import "google/protobuf/timestamp.proto";\n\n'
+    "// What a user did.\n"
+    "message Event {\n"
+    '  option (prism.access_pattern) = "append_heavy";\n'
+    '  option (prism.estimated_write_rps) = "10";\n'
+    '  option (prism.retention_days) = "7";\n'
+    "  string user_id = 1 [(prism.key) = true];\n"
+    "  google.protobuf.Timestamp at = 2 [(prism.event_time) = true];\n"
+    "  string body = 3;\n"
+    "}\n\n"
+    "message Profile {\n"
+    '  option (prism.access_pattern) = "key_value";\n'
+    "  string id = 1 [(prism.key) = true];\n"
+    '  string email = 2 [(prism.pii) = "email", (prism.encrypt_at_rest) = true, (prism.searchable) = true];\n'
+    "}\n"
+)
+COUNTS = (
+    "estimated_write_rps",
+    "estimated_read_rps",
+    "retention_days",
+    "estimated_message_bytes",
+    "consumer_parallelism",
+)
+LOCATED = re.compile(r"acme/edge/v1/edge\.proto:\d+:\d+: acme\.edge\.v1\.\w+(\.\w+)?: \S")
+NAMESPACE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+# Digits of several scripts (all pass str.isdigit), signs, separators, whitespace.
+_DIGITISH = "0123456789" + "\uff10\uff11\uff12\uff13\uff19" + "٠١٢٣٩" + "۰۱۹" + "²³¹" + "_-+ \n\t.e"
+numbers = st.one_of(
+    st.integers(min_value=0, max_value=2**70).map(str),
+    st.integers(min_value=0, max_value=10**12).map(lambda n: f"{n:_}"),
+    st.sampled_from(["0", "1", "106751", "106752", "700000", "700001", "1073741823", "1073741824"]),
+    st.sampled_from([str(INT64_MAX), str(INT64_MAX + 1), "9" * 5000]),
+    st.text(alphabet=_DIGITISH, min_size=1, max_size=24),
+)
+words = st.one_of(
+    st.sampled_from(["sqlite", "postgres", "kafka", "nats", "append_heavy", "key_value", "email"]),
+    st.text(max_size=40),
+)
+identifier = st.from_regex(r"[a-z_][a-z0-9_]{0,80}", fullmatch=True)
+namespaces = st.one_of(identifier, identifier.map(lambda n: n + "\n"), st.text(max_size=70))
+message_names = st.from_regex(r"[A-Z][A-Za-z0-9_]{0,90}", fullmatch=True)
+
+
+@pytest.fixture(scope="module")
+def edge_request(tmp_path_factory: pytest.TempPathFactory) -> plugin_pb2.CodeGeneratorRequest:
+    root = tmp_path_factory.mktemp("edge")
+    write_proto(root / "src", PROTO, SOURCE)
+    return capture_request(root / "src", [PROTO], root)
+
+
+def _targets(request: plugin_pb2.CodeGeneratorRequest) -> list[descriptor_pb2.FileDescriptorProto]:
+    return [f for f in (*request.proto_file, *request.source_file_descriptors) if f.name == PROTO]
+
+
+def _with(
+    base: plugin_pb2.CodeGeneratorRequest,
+    message: int,
+    options: dict[str, str],
+    *,
+    rename: str = "",
+    field_rename: str = "",
+    comment: str = "",
+) -> plugin_pb2.CodeGeneratorRequest:
+    request = plugin_pb2.CodeGeneratorRequest()
+    request.CopyFrom(base)
+    for file in _targets(request):
+        proto = file.message_type[message]
+        for name, value in options.items():
+            proto.options.Extensions[getattr(options_pb2, name)] = value
+        if rename:
+            proto.name = rename
+        if field_rename:
+            proto.field[-1].name = field_rename
+        if comment:
+            for location in file.source_code_info.location:
+                if list(location.path) == [4, message]:
+                    location.leading_comments = comment
+    return request
+
+
+def _invariants(response: plugin_pb2.CodeGeneratorResponse) -> list[str]:
+    """Return every planned value no backend would take; [] for an error or a valid plan."""
+    files = {f.name: f.content for f in response.file}
+    if response.error or "prism.plan.json" not in files:
+        return []
+    found = []
+    for plan in json.loads(files["prism.plan.json"])["entities"]:
+        settings_: dict[str, Any] = plan["settings"]
+        if not NAMESPACE.fullmatch(plan["namespace"]):
+            found.append(f"namespace {plan['namespace']!r}")
+        numbers_ = [*plan["estimates"].values()]
+        numbers_ += [v for v in settings_.values() if isinstance(v, int)]
+        if "config" in settings_:
+            numbers_ += [int(settings_["config"]["retention.ms"])]
+            if int(settings_["config"]["max.message.bytes"]) >= 2**31:
+                found.append("max.message.bytes beyond a Kafka INT")
+        if plan["backend"] == "nats" and plan["estimates"]["message_bytes"] > NATS_MAX_PAYLOAD_BYTES:
+            found.append("a NATS record beyond max_payload")
+        found += [f"{n} beyond int64" for n in numbers_ if not -1 <= n <= INT64_MAX]
+    return found
+
+
+def _check(response: plugin_pb2.CodeGeneratorResponse) -> None:
+    assert not problems_with(response), problems_with(response)
+    assert not _invariants(response), _invariants(response)
+    for line in response.error.splitlines():
+        assert LOCATED.match(line), line
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    message=st.sampled_from([0, 1]),
+    counts=st.dictionaries(st.sampled_from(COUNTS), numbers, max_size=4),
+    backend=st.one_of(st.none(), words),
+)
+@example(message=0, counts={"retention_days": "²"}, backend=None)
+@example(message=0, counts={"retention_days": "\uff11\uff10"}, backend=None)
+@example(message=0, counts={"retention_days": "106752"}, backend="nats")
+@example(message=0, counts={"estimated_write_rps": "9" * 400, "retention_days": "1"}, backend=None)
+def test_numbers_get_a_located_error_or_valid_output(
+    edge_request: plugin_pb2.CodeGeneratorRequest, message: int, counts: dict[str, str], backend: str | None
+) -> None:
+    options = dict(counts)
+    if backend is not None:
+        options["backend"] = backend
+    _check(answer(_with(edge_request, message, options)))
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    message=st.sampled_from([0, 1]),
+    namespace=st.one_of(st.none(), namespaces),
+    rename=st.one_of(st.just(""), message_names),
+    field_rename=st.one_of(st.just(""), identifier),
+    comment=st.text(max_size=60),
+)
+@example(message=1, namespace="profiles\n", rename="", field_rename="", comment="")
+@example(message=0, namespace=None, rename="", field_rename="", comment="a NUL \x00 and a form feed \x0c")
+@example(message=1, namespace=None, rename="P" * 60, field_rename="", comment="")
+@example(message=1, namespace=None, rename="", field_rename="e" * 60, comment="")
+def test_names_and_strings_get_a_located_error_or_valid_output(
+    edge_request: plugin_pb2.CodeGeneratorRequest,
+    message: int,
+    namespace: str | None,
+    rename: str,
+    field_rename: str,
+    comment: str,
+) -> None:
+    options = {} if namespace is None else {"namespace": namespace}
+    request = _with(edge_request, message, options, rename=rename, field_rename=field_rename, comment=comment)
+    _check(answer(request))
+
+
+# -- the edges found, each as one exact located line ---------------------------------------------
+
+
+def _error(base: plugin_pb2.CodeGeneratorRequest, message: int, **options: str) -> str:
+    return answer(_with(base, message, options)).error
+
+
+@pytest.mark.parametrize("written", ["\uff11\uff10", "٣", "²", "10\n"])
+def test_numbers_take_ascii_digits_only(edge_request: plugin_pb2.CodeGeneratorRequest, written: str) -> None:
+    digits = "digits" if written == "10\n" else "ASCII digits 0-9"
+    assert _error(edge_request, 0, retention_days=written) == (
+        f"acme/edge/v1/edge.proto:10:3: acme.edge.v1.Event: retention_days must be a non-negative whole "
+        f'number, got {written!r}; allowed: {digits}, e.g. "10000"'
+    )
+
+
+def test_a_number_beyond_int64_is_out_of_range(edge_request: plugin_pb2.CodeGeneratorRequest) -> None:
+    assert _error(edge_request, 0, estimated_write_rps="9" * 5000) == (
+        "acme/edge/v1/edge.proto:9:3: acme.edge.v1.Event: estimated_write_rps 99999999999999999999...(5000 "
+        "digits) is out of range; allowed: 0 to 9223372036854775807"
+    )
+
+
+def test_nats_retention_must_fit_a_go_duration(edge_request: plugin_pb2.CodeGeneratorRequest) -> None:
+    assert not _error(edge_request, 0, retention_days="106751", backend="nats")
+    assert _error(edge_request, 0, retention_days="106752", backend="nats") == (
+        "acme/edge/v1/edge.proto:10:3: acme.edge.v1.Event: retention_days 106752 is 9223372800000000000 ns, "
+        "more than a NATS max_age (a 64-bit Go duration) holds; allowed on nats: 0 to 106751"
+    )
+
+
+def test_kafka_max_message_bytes_must_fit_an_int(edge_request: plugin_pb2.CodeGeneratorRequest) -> None:
+    error = _error(edge_request, 0, estimated_message_bytes="1073741824", backend="kafka")
+    assert error.endswith(
+        "acme.edge.v1.Event: a record of 1073741824 bytes needs max.message.bytes 2147483648, more than "
+        "Kafka's 2147483647 (a 32-bit config); allowed on kafka: records of at most 1073741823 bytes"
+    )
+
+
+def test_sql_partition_cutoff_must_be_a_date(edge_request: plugin_pb2.CodeGeneratorRequest) -> None:
+    assert _error(edge_request, 0, retention_days="700001", backend="postgres") == (
+        "acme/edge/v1/edge.proto:10:3: acme.edge.v1.Event: retention_days 700001 puts the partition cutoff "
+        "before year 1, a date postgres partitions cannot be dropped by; allowed on postgres: 0 to 700000"
+    )
+
+
+def test_a_namespace_with_a_trailing_newline_is_refused(
+    edge_request: plugin_pb2.CodeGeneratorRequest,
+) -> None:
+    error = _error(edge_request, 1, namespace="profiles\n")
+    assert error.startswith(
+        "acme/edge/v1/edge.proto:16:1: acme.edge.v1.Profile: namespace 'profiles\\n' is not"
+    )
+
+
+def test_a_derived_namespace_is_held_to_the_identifier_limit(
+    edge_request: plugin_pb2.CodeGeneratorRequest,
+) -> None:
+    name = "P" * 60
+    error = answer(_with(edge_request, 1, {}, rename=name)).error
+    derived = "acme_edge_v1_" + "p" * 60
+    assert error == (
+        f"acme/edge/v1/edge.proto:16:1: acme.edge.v1.{name}: the namespace derived from the message's full "
+        f"name, {derived!r}, is 73 bytes, more than the {MAX_IDENTIFIER_BYTES} a Postgres table name may "
+        f"have; allowed: set (prism.namespace) to lowercase letters, digits and '_', at most 63 characters"
+    )
+
+
+def test_a_searchable_field_name_leaves_room_for_its_blind_index(
+    edge_request: plugin_pb2.CodeGeneratorRequest,
+) -> None:
+    ok = answer(_with(edge_request, 1, {}, field_rename="e" * 57))
+    assert not ok.error
+    error = answer(_with(edge_request, 1, {}, field_rename="e" * 58)).error
+    assert error == (
+        f"acme/edge/v1/edge.proto:19:76: acme.edge.v1.Profile.{'e' * 58}: its blind index column "
+        f"'{'e' * 58}__bidx' is 64 bytes, more than the 63 a Postgres column name may have; allowed: "
+        f"searchable fields named in at most 57 bytes"
+    )
+
+
+def test_the_captured_request_generates(edge_request: plugin_pb2.CodeGeneratorRequest) -> None:
+    response = answer(edge_request)
+    assert not response.error
+    assert not problems_with(response)
+    assert not _invariants(response)
+
+
+def test_plan_file_is_read_back(edge_request: plugin_pb2.CodeGeneratorRequest) -> None:
+    files = {f.name: f.content for f in answer(edge_request).file}
+    plans = {p["namespace"]: p["backend"] for p in json.loads(files["prism.plan.json"])["entities"]}
+    assert plans == {"acme_edge_v1_event": "nats", "acme_edge_v1_profile": "postgres"}
