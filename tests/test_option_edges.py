@@ -7,10 +7,17 @@ in-process through `plugin.respond`, the function the executable runs.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import subprocess
+import uuid
+from pathlib import Path
 from typing import Any
 
+import asyncpg
+import nats
+import nats.js.errors
 import pytest
 from conftest import write_proto
 from google.protobuf import descriptor_pb2
@@ -21,6 +28,7 @@ from plugin_requests import answer, capture_request, problems_with
 
 from prism import options_pb2
 from protoc_gen_prism.limits import INT64_MAX, MAX_IDENTIFIER_BYTES, NATS_MAX_PAYLOAD_BYTES
+from protoc_gen_prism.protoc_runner import tool
 
 PROTO = "acme/edge/v1/edge.proto"
 SOURCE = (
@@ -283,3 +291,69 @@ def test_plan_file_is_read_back(edge_request: plugin_pb2.CodeGeneratorRequest) -
     files = {f.name: f.content for f in answer(edge_request).file}
     plans = {p["namespace"]: p["backend"] for p in json.loads(files["prism.plan.json"])["entities"]}
     assert plans == {"acme_edge_v1_event": "nats", "acme_edge_v1_profile": "postgres"}
+
+
+# -- the limits are the backends' own: the largest accepted value works on the real server --------
+
+
+def _provision_schema(ns: str, days: int) -> str:
+    return (
+        'syntax = "proto3";\npackage acme.edgeprov.v1;\nimport "prism/options.proto";\n'
+        "message Tick {\n"
+        '  option (prism.access_pattern) = "append_heavy";\n'
+        '  option (prism.backend) = "nats";\n'
+        f'  option (prism.namespace) = "{ns}";\n'
+        f'  option (prism.retention_days) = "{days}";\n'
+        "  string id = 1 [(prism.key) = true];\n  int64 at = 2 [(prism.event_time) = true];\n}\n"
+    )
+
+
+async def test_the_largest_nats_retention_is_a_stream_the_server_takes(tmp_path: Path, nats_url: str) -> None:
+    ns = f"edge_{uuid.uuid4().hex[:10]}"
+    proto = tmp_path / "proto"
+    write_proto(proto, "acme/edgeprov/v1/edgeprov.proto", _provision_schema(ns, 106_751))
+    config = tmp_path / "prism.yaml"
+    config.write_text(f"backends:\n  nats: {nats_url}\n")
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [tool("prism"), "provision", str(proto), "--config", str(config), "--profile", "local"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        assert (await js.stream_info(ns)).config.max_age == 106_751 * 86_400
+        # One day more is what the plugin refuses: the server cannot hold it either.
+        with pytest.raises(nats.js.errors.APIError):
+            await js.add_stream(name=f"{ns}_over", subjects=[f"prism.{ns}_over.>"], max_age=106_752 * 86_400)
+        await js.delete_stream(ns)
+    finally:
+        await nc.close()
+
+
+async def test_the_longest_names_are_kept_whole_by_postgres(
+    edge_request: plugin_pb2.CodeGeneratorRequest, postgres_dsn: str
+) -> None:
+    stem = f"edge_{uuid.uuid4().hex[:10]}_"
+    table = stem.ljust(MAX_IDENTIFIER_BYTES, "p")
+    series = stem.ljust(MAX_IDENTIFIER_BYTES, "e")
+    request = _with(edge_request, 1, {"namespace": table}, field_rename="m" * 57)
+    request = _with(request, 0, {"namespace": series})
+    response = answer(request)
+    assert not response.error
+    ddl = {f.name: f.content for f in response.file}["sql/postgres/acme/edge/v1/edge.sql"]
+    conn = await asyncpg.connect(postgres_dsn)
+    try:
+        await conn.execute(ddl)
+        columns = await conn.fetch(
+            "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0", f'"{table}"'
+        )
+        assert {r["attname"] for r in columns} >= {"id", "m" * 57, "m" * 57 + "__bidx"}
+        # The limit is Postgres' own: one byte more and the name is cut, so two tables could collide.
+        assert await conn.fetchval("SELECT $1::text::name::text", table + "x") == table
+    finally:
+        await conn.execute(f'DROP TABLE IF EXISTS "{table}", "{series}" CASCADE')
+        await conn.close()
