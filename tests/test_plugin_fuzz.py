@@ -89,9 +89,36 @@ def _field_mutation(rng: random.Random, message: Message) -> None:
         field.type_name = rng.choice(["", ".google.protobuf.Timestamp"])
 
 
+def _shape_mutation(rng: random.Random, file: FileProto, messages: list[Message]) -> None:
+    """Changes the pool itself refuses (or accepts): syntax, map entries, enums, name clashes, editions."""
+    message = rng.choice(messages)
+    what = rng.randrange(7)
+    if what == 0:
+        file.syntax = rng.choice(["proto2", "editions", "weird", ""])
+    elif what == 1:
+        message.options.map_entry = not message.options.map_entry
+    elif what == 2 and message.field:
+        message.nested_type.add(name=message.field[0].name)
+    elif what == 3:
+        enum = file.enum_type.add(name=rng.choice(["E", "", message.name]))
+        enum.value.add(name=rng.choice(["A", ""]), number=rng.choice([0, 1]))
+        enum.value.add(name="A", number=0)
+    elif what == 4 and message.field:
+        field = rng.choice(message.field)
+        field.type = field.TYPE_ENUM
+        field.type_name = rng.choice(
+            [".google.protobuf.Timestamp", ".google.protobuf.FieldDescriptorProto.Type"]
+        )
+    elif what == 5:
+        message.extension_range.add(start=rng.choice([1, 100]), end=rng.choice([2, 50, 1000]))
+    elif message.field:
+        rng.choice(message.field).proto3_optional ^= True
+        file.edition = rng.choice([descriptor_pb2.EDITION_2023, descriptor_pb2.EDITION_MAX])
+
+
 def _file_mutation(rng: random.Random, file: FileProto) -> None:
     messages = _messages(file)
-    what = rng.randrange(6)
+    what = rng.randrange(7)
     if messages and what < 3:
         _field_mutation(rng, rng.choice(messages))
     elif messages and what == 3:
@@ -100,6 +127,8 @@ def _file_mutation(rng: random.Random, file: FileProto) -> None:
             _corrupt(rng, message.options)
         else:
             message.name = rng.choice(["", "X", "a.b", message.name + "2", messages[0].name])
+    elif messages and what == 6:
+        _shape_mutation(rng, file, messages)
     elif what == 4:
         file.dependency.append(rng.choice(["nope.proto", file.name, "google/protobuf/empty.proto"]))
     else:
