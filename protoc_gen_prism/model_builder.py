@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from google.protobuf import descriptor, descriptor_pb2, descriptor_pool
 
 from prism_runtime.schema import Abstraction
+from prism_runtime.sql.ddl import EVENT_ID_COLUMN, SEQUENCE_COLUMN
 from protoc_gen_prism import locations as loc
 from protoc_gen_prism.descriptors import OptionMap, OptionsUnreadable, PrismOptionReader, is_map_entry
 from protoc_gen_prism.diagnostics import Diagnostic, Location, SchemaError, allowed_values
@@ -486,6 +487,7 @@ class _Builder:
                     f"allowed: one {role} per message",
                 )
         self._check_pii(entity)
+        self._check_columns(entity)
         key, sort_key = entity.key, entity.sort_key
         pattern = entity.options.access_pattern
         if sort_key is not None and key is None:
@@ -516,6 +518,29 @@ class _Builder:
                 f"{entity.full_name}.{f.name}",
                 f"(prism.event_time) applies to append_heavy messages, not {pattern}; allowed: append_heavy",
             )
+
+    def _check_columns(self, entity: Entity) -> None:
+        """Every column of the entity's table, derived ones included, has a name no other column has."""
+        owners: dict[str, tuple[str, str]] = {}
+        if entity.abstraction is Abstraction.TIME_SERIES:
+            for column in (EVENT_ID_COLUMN, SEQUENCE_COLUMN):
+                owners[column] = (column, "Prism's own column of a TimeSeries table")
+        for f in entity.fields:
+            columns = [(f.name, "column")]
+            if f.options.searchable:
+                columns.append((blind_index_column(f.name), "blind index column"))
+            for column, what in columns:
+                # SQLite compares column names ignoring case; Postgres keeps quoted names as written.
+                name, owner = owners.setdefault(column.lower(), (column, f"the {what} of field {f.name!r}"))
+                if owner == f"the {what} of field {f.name!r}":
+                    continue
+                case = "" if name == column else f" ({name!r}: SQLite compares column names ignoring case)"
+                self.error(
+                    f.location,
+                    f"{entity.full_name}.{f.name}",
+                    f"its {what} {column!r} clashes with {owner}{case}; allowed: a name no other column of "
+                    f"the table has",
+                )
 
     def _check_pii(self, entity: Entity) -> None:
         for f in entity.fields:

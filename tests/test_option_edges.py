@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sqlite3
 import subprocess
 import uuid
 from pathlib import Path
@@ -179,7 +180,11 @@ def test_numbers_get_a_located_error_or_valid_output(
     message=st.sampled_from([0, 1]),
     namespace=st.one_of(st.none(), namespaces),
     rename=st.one_of(st.just(""), message_names),
-    field_rename=st.one_of(st.just(""), identifier),
+    field_rename=st.one_of(
+        st.just(""),
+        identifier,
+        st.sampled_from(["prism_seq", "prism_event_id", "email__bidx", "ID", "User_Id"]),
+    ),
     comment=st.text(max_size=60),
 )
 @example(message=1, namespace="profiles\n", rename="", field_rename="", comment="")
@@ -357,3 +362,48 @@ async def test_the_longest_names_are_kept_whole_by_postgres(
     finally:
         await conn.execute(f'DROP TABLE IF EXISTS "{table}", "{series}" CASCADE')
         await conn.close()
+
+
+@pytest.mark.parametrize(
+    ("message", "field", "expected"),
+    [
+        (
+            0,
+            "prism_seq",
+            "acme/edge/v1/edge.proto:13:3: acme.edge.v1.Event.prism_seq: its column 'prism_seq' clashes with "
+            "Prism's own column of a TimeSeries table; allowed: a name no other column of the table has",
+        ),
+        (
+            0,
+            "User_Id",
+            "acme/edge/v1/edge.proto:13:3: acme.edge.v1.Event.User_Id: its column 'User_Id' clashes with the "
+            "column of field 'user_id' ('user_id': SQLite compares column names ignoring case); allowed: a name "
+            "no other column of the table has",
+        ),
+    ],
+)
+def test_a_column_name_is_never_used_twice(
+    edge_request: plugin_pb2.CodeGeneratorRequest, message: int, field: str, expected: str
+) -> None:
+    assert answer(_with(edge_request, message, {}, field_rename=field)).error == expected
+
+
+def test_a_field_cannot_take_a_blind_index_column_name(edge_request: plugin_pb2.CodeGeneratorRequest) -> None:
+    request = _with(edge_request, 1, {})
+    for file in _targets(request):
+        file.message_type[1].field.add(
+            name="email__bidx", number=3, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING
+        )
+    assert answer(request).error == (
+        "acme/edge/v1/edge.proto:16:1: acme.edge.v1.Profile.email__bidx: its column 'email__bidx' clashes with "
+        "the blind index column of field 'email'; allowed: a name no other column of the table has"
+    )
+
+
+def test_sqlite_refuses_columns_that_differ_only_in_case(tmp_path: Path) -> None:
+    # Why the check ignores case: the real SQLite the generated DDL runs on does.
+    with (
+        sqlite3.connect(tmp_path / "case.db") as db,
+        pytest.raises(sqlite3.OperationalError, match="duplicate"),
+    ):
+        db.execute('CREATE TABLE t ("user_id" TEXT, "User_Id" TEXT)')
