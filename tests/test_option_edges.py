@@ -407,3 +407,23 @@ def test_sqlite_refuses_columns_that_differ_only_in_case(tmp_path: Path) -> None
         pytest.raises(sqlite3.OperationalError, match="duplicate"),
     ):
         db.execute('CREATE TABLE t ("user_id" TEXT, "User_Id" TEXT)')
+
+
+def test_two_namespaces_never_share_a_manifest_name(tmp_path: Path) -> None:
+    def series(name: str, namespace: str) -> str:
+        return (
+            f'message {name} {{\n  option (prism.access_pattern) = "append_heavy";\n'
+            f'  option (prism.namespace) = "{namespace}";\n'
+            "  string id = 1 [(prism.key) = true];\n  int64 at = 2 [(prism.event_time) = true];\n}\n"
+        )
+
+    text = 'syntax = "proto3";\npackage acme.k8s.v1;\nimport "prism/options.proto";\n'
+    name = write_proto(
+        tmp_path / "src", "acme/k8s/v1/k8s.proto", text + series("A", "ticks") + series("B", "_ticks_")
+    )
+    response = answer(capture_request(tmp_path / "src", [name], tmp_path))
+    assert response.error == (
+        "acme/k8s/v1/k8s.proto:12:3: acme.k8s.v1.B: namespace '_ticks_' gives the NATS Stream manifest name "
+        "'ticks', which namespace 'ticks' already has (Kubernetes names hold no '_' and start and end "
+        "alphanumeric); allowed: namespaces that differ in more than leading, trailing or doubled '_'"
+    )
