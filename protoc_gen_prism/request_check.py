@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from google.protobuf import descriptor_pb2, descriptor_pool
+from google.protobuf import descriptor, descriptor_pb2, descriptor_pool
 
 from protoc_gen_prism import locations as loc
 from protoc_gen_prism.diagnostics import Diagnostic, Location, SchemaError
@@ -34,6 +34,10 @@ _NAMED_TYPES = frozenset({_FD.TYPE_MESSAGE, _FD.TYPE_ENUM, _FD.TYPE_GROUP})
 _VALID_TYPES = frozenset(_FD.Type.values())
 _VALID_LABELS = frozenset(_FD.Label.values())
 _REPLAY = "the request is not what protoc sends for a .proto file"
+_SYNTAXES = ("", "proto2", "proto3", "editions")
+# The editions the generator declares in its response; protoc holds editions files to the same range.
+MIN_EDITION = descriptor_pb2.EDITION_PROTO2
+MAX_EDITION = descriptor_pb2.EDITION_2024
 
 # Descriptor paths, named after the fields they step through.
 _DEPENDENCY = _F.DEPENDENCY_FIELD_NUMBER
@@ -83,6 +87,8 @@ def load_pool(files: Iterable[descriptor_pb2.FileDescriptorProto]) -> descriptor
     for file in files:
         try:
             pool.AddSerializedFile(file.SerializeToString())
+            # The pure-Python pool resolves options and features lazily: resolve them now, here.
+            _resolve(pool.FindFileByName(file.name).message_types_by_name.values())
         except Exception as error:  # the pool's own exception types differ between upb and pure Python
             reason = " ".join(str(error).split()).removeprefix(
                 "Couldn't build proto file into descriptor pool: "
@@ -97,6 +103,15 @@ def load_pool(files: Iterable[descriptor_pb2.FileDescriptorProto]) -> descriptor
                 ]
             ) from None
     return pool
+
+
+def _resolve(messages: Iterable[descriptor.Descriptor]) -> None:
+    for message in messages:
+        message.GetOptions()
+        for field in message.fields:
+            field.GetOptions()
+            _ = field.has_presence
+        _resolve(message.nested_types)
 
 
 def _defined_types(files: Iterable[descriptor_pb2.FileDescriptorProto]) -> set[str]:
@@ -135,6 +150,20 @@ class _FileCheck:
             self._error((), "<unnamed file>", f"a proto_file has no name; {_REPLAY}")
         if file.name in self.earlier:
             self._error((), file.name, f"this file is sent twice in proto_file; {_REPLAY}")
+        if file.syntax not in _SYNTAXES:
+            self._error(
+                (), file.name, f"syntax {file.syntax!r} is not one of {', '.join(_SYNTAXES[1:])}; {_REPLAY}"
+            )
+        elif (file.syntax == "editions" or file.HasField("edition")) and not (
+            MIN_EDITION <= file.edition <= MAX_EDITION
+        ):
+            self._error(
+                (),
+                file.name,
+                f"edition {descriptor_pb2.Edition.Name(file.edition)} is outside what protoc-gen-prism "
+                f"supports; allowed: {descriptor_pb2.Edition.Name(MIN_EDITION)} to "
+                f"{descriptor_pb2.Edition.Name(MAX_EDITION)}",
+            )
         if file.package and not _PACKAGE.fullmatch(file.package):
             self._error((), file.package, "the package is not a dotted name of letters, digits and '_'")
         for i, dependency in enumerate(file.dependency):
