@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keyword
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -47,6 +48,11 @@ class Field:
     options: FieldOptions
     location: Location
     comment: str = ""
+
+    @property
+    def python_parameter(self) -> str:
+        """Return the field's name as a Python parameter: a keyword such as `class` gets a trailing '_'."""
+        return f"{self.name}_" if keyword.iskeyword(self.name) else self.name
 
     @property
     def python_key_type(self) -> str:

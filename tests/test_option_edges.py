@@ -8,10 +8,12 @@ in-process through `plugin.respond`, the function the executable runs.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import re
 import sqlite3
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,14 +22,16 @@ import asyncpg
 import nats
 import nats.js.errors
 import pytest
-from conftest import write_proto
+from conftest import run_protoc, write_proto
 from google.protobuf import descriptor_pb2
 from google.protobuf.compiler import plugin_pb2
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from plugin_requests import answer, capture_request, problems_with
 
+import prism_runtime
 from prism import options_pb2
+from prism_runtime.pii import LocalKeyWrapper
 from protoc_gen_prism.limits import INT64_MAX, MAX_IDENTIFIER_BYTES, NATS_MAX_PAYLOAD_BYTES
 from protoc_gen_prism.protoc_runner import tool
 
@@ -427,3 +431,52 @@ def test_two_namespaces_never_share_a_manifest_name(tmp_path: Path) -> None:
         "'ticks', which namespace 'ticks' already has (Kubernetes names hold no '_' and start and end "
         "alphanumeric); allowed: namespaces that differ in more than leading, trailing or doubled '_'"
     )
+
+
+KEYWORDS = (
+    'syntax = "proto3";\npackage prismkw.v1;\nimport "prism/options.proto";\n'
+    "message Account {\n"
+    '  option (prism.access_pattern) = "key_value";\n'
+    "  string id = 1 [(prism.key) = true];\n"
+    '  string class = 2 [(prism.pii) = "generic", (prism.encrypt_at_rest) = true, (prism.searchable) = true];\n'
+    "}\n"
+    "message Town {\n"
+    '  option (prism.access_pattern) = "graph_node";\n'
+    "  string id = 1 [(prism.key) = true];\n"
+    "  int32 class = 2;\n"
+    "}\n"
+    "message Road {\n"
+    '  option (prism.access_pattern) = "graph_edge";\n'
+    '  option (prism.edge_source_type) = "prismkw.v1.Town";\n'
+    '  option (prism.edge_target_type) = "prismkw.v1.Town";\n'
+    "  string from = 1 [(prism.edge_source) = true];\n"
+    "  string to = 2 [(prism.edge_target) = true];\n"
+    "  bool lambda = 3;\n"
+    "}\n"
+)
+
+
+async def test_fields_named_by_python_keywords_work_on_sqlite(tmp_path: Path) -> None:
+    src, out = tmp_path / "src", tmp_path / "gen"
+    write_proto(src, "prismkw/v1/kw.proto", KEYWORDS)
+    run = run_protoc(src, ["prismkw/v1/kw.proto"], out, python=True)
+    assert run.returncode == 0, run.stderr
+    sys.path.insert(0, str(out))
+    try:
+        importlib.invalidate_caches()
+        pb2 = importlib.import_module("prismkw.v1.kw_pb2")
+        client = importlib.import_module("prismkw.v1.kw_prism")
+        async with prism_runtime.connect(
+            f"sqlite:///{tmp_path / 'kw.db'}", key_wrapper=LocalKeyWrapper(tmp_path / "master.key")
+        ) as db:
+            accounts = client.AccountStore(db)
+            await accounts.put(pb2.Account(id="a1", **{"class": "gold"}))
+            assert [a.id for a in await accounts.find_by_class(class_="gold")] == ["a1"]
+            roads = client.RoadGraph(db)
+            await roads.add_nodes([pb2.Town(id="t1", **{"class": 1}), pb2.Town(id="t2", **{"class": 2})])
+            await roads.add_edge(pb2.Road(**{"from": "t1", "to": "t2", "lambda": True}))
+            assert await roads.neighbors("t1", node_filter={"class": 2}, edge_filter={"lambda": True}) == [
+                "t2"
+            ]
+    finally:
+        sys.path.remove(str(out))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keyword
 from dataclasses import dataclass
 
 from prism_runtime.schema import Abstraction, ColumnKind
@@ -86,6 +87,7 @@ def _module(file: ProtoFile, planned: dict[str, str]) -> GeneratedFile:
         graph_exports=sorted(name for g in graph for name in (g.filter_name, g.class_name)),
         planned=planned,
         masked=[e.python_name for e in file.entities if any(f.options.mask_in_logs for f in e.fields)],
+        python_keywords=keyword.kwlist,
     )
     return GeneratedFile(f"{file.output_stem}_prism.py", content)
 
