@@ -187,7 +187,9 @@ def test_numbers_get_a_located_error_or_valid_output(
     field_rename=st.one_of(
         st.just(""),
         identifier,
-        st.sampled_from(["prism_seq", "prism_event_id", "email__bidx", "ID", "User_Id"]),
+        st.sampled_from(
+            ["prism_seq", "prism_event_id", "email__bidx", "ID", "User_Id", "class", "None", "from"]
+        ),
     ),
     comment=st.text(max_size=60),
 )
