@@ -6,6 +6,7 @@ of them, and raises `SchemaError` at the end if there were any.
 
 from __future__ import annotations
 
+import keyword
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -131,7 +132,22 @@ class _Builder:
         )
         for edge, place, options in self._edges:
             self._check_edge(proto_file, edge, place, options)
+        if entities:
+            self._check_python_module(proto_file)
         return proto_file
+
+    def _check_python_module(self, file: ProtoFile) -> None:
+        """The generated client imports the file's *_pb2 module: every part of its path must be importable."""
+        for part in file.python_module.split("."):
+            if not part.isidentifier() or keyword.iskeyword(part):
+                self.error(
+                    Location(file.name),
+                    file.package or file.name,
+                    f"the generated client imports {file.python_module!r}, but {part!r} is "
+                    f"{'a Python keyword' if keyword.iskeyword(part) else 'not a Python identifier'}; "
+                    f"allowed: directories and file names that are Python identifiers",
+                )
+                return
 
     def _messages(self, file: descriptor_pb2.FileDescriptorProto) -> Iterator[_Place]:
         prefix = f"{file.package}." if file.package else ""
@@ -201,6 +217,14 @@ class _Builder:
             ),
         )
         self._check_roles(entity)
+        for part in place.python_name.split("."):
+            if keyword.iskeyword(part):
+                self.error(
+                    where,
+                    name,
+                    f"the generated client names this message as {place.python_name!r}, but {part!r} is a "
+                    f"Python keyword; allowed: a message name that is not one",
+                )
         if pattern is AccessPattern.GRAPH_EDGE:
             self._edges.append((entity, place, message_options))
         else:

@@ -183,7 +183,7 @@ def test_numbers_get_a_located_error_or_valid_output(
 @given(
     message=st.sampled_from([0, 1]),
     namespace=st.one_of(st.none(), namespaces),
-    rename=st.one_of(st.just(""), message_names),
+    rename=st.one_of(st.just(""), message_names, st.sampled_from(["None", "True", "class"])),
     field_rename=st.one_of(
         st.just(""),
         identifier,
@@ -482,3 +482,22 @@ async def test_fields_named_by_python_keywords_work_on_sqlite(tmp_path: Path) ->
             ]
     finally:
         sys.path.remove(str(out))
+
+
+def test_a_message_named_by_a_python_keyword_is_refused(
+    edge_request: plugin_pb2.CodeGeneratorRequest,
+) -> None:
+    assert answer(_with(edge_request, 1, {}, rename="None")).error == (
+        "acme/edge/v1/edge.proto:16:1: acme.edge.v1.None: the generated client names this message as 'None', "
+        "but 'None' is a Python keyword; allowed: a message name that is not one"
+    )
+
+
+def test_a_proto_path_python_cannot_import_is_refused(tmp_path: Path) -> None:
+    name = write_proto(
+        tmp_path / "src", "acme/class/v1/x.proto", KEYWORDS.replace("prismkw.v1", "acme.kw.v1")
+    )
+    assert answer(capture_request(tmp_path / "src", [name], tmp_path)).error == (
+        "acme/class/v1/x.proto: acme.kw.v1: the generated client imports 'acme.class.v1.x_pb2', but 'class' "
+        "is a Python keyword; allowed: directories and file names that are Python identifiers"
+    )
