@@ -3,9 +3,10 @@
 protoc only ever sends well-formed, linked descriptors, but a request can also come from another
 front end (buf, a replayed or hand-edited PRISM_DUMP_REQUEST file, a tool that builds descriptors
 itself). A malformed one must get a located, one-line-per-problem answer rather than whatever
-exception the pool or the model builder happens to raise. Each check here covers one thing the pool
-would refuse or the builder would trip on; anything the pool refuses that these checks do not
-foresee is still reported as one line naming the file.
+exception the pool or the model builder happens to raise. The structural checks run when the pool
+refuses a file (upb and C++ pools check everything; they only locate what was refused) and always
+with the pure-Python runtime, whose pool checks little; anything the pool refuses that these checks
+do not foresee is still reported as one line naming the file.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from google.protobuf import descriptor, descriptor_pb2, descriptor_pool
+from google.protobuf.internal import api_implementation
 
 from protoc_gen_prism import locations as loc
 from protoc_gen_prism.diagnostics import Diagnostic, Location, SchemaError
@@ -57,7 +59,7 @@ def check_request(
     files_to_generate: Sequence[str],
     source_files: Sequence[descriptor_pb2.FileDescriptorProto] = (),
 ) -> None:
-    """Raise SchemaError with one located diagnostic per structural problem of the request."""
+    """Raise SchemaError for what no pool sees: files to generate not sent, source files that disagree."""
     problems: list[Diagnostic] = []
     sent = [f.name for f in proto_files]
     for name in files_to_generate:
@@ -69,11 +71,6 @@ def check_request(
                     f"this file is to be generated but is not among the request's proto_file; {_REPLAY}",
                 )
             )
-    defined = _defined_types(proto_files)
-    seen: set[str] = set()
-    for file in proto_files:
-        problems.extend(_FileCheck(file, seen, defined).run())
-        seen.add(file.name)
     by_name = {f.name: f for f in proto_files}
     for source in source_files:
         problems.extend(_check_source(source, by_name.get(source.name)))
@@ -81,15 +78,33 @@ def check_request(
         raise SchemaError(problems)
 
 
-def load_pool(files: Iterable[descriptor_pb2.FileDescriptorProto]) -> descriptor_pool.DescriptorPool:
-    """Return a fresh pool holding `files`; a file the pool refuses is one SchemaError line naming it."""
+def check_structure(proto_files: Sequence[descriptor_pb2.FileDescriptorProto]) -> None:
+    """Raise SchemaError with one located diagnostic per structural problem of the descriptors."""
+    problems: list[Diagnostic] = []
+    defined = _defined_types(proto_files)
+    seen: set[str] = set()
+    for file in proto_files:
+        problems.extend(_FileCheck(file, seen, defined).run())
+        seen.add(file.name)
+    if problems:
+        raise SchemaError(problems)
+
+
+def load_pool(files: Sequence[descriptor_pb2.FileDescriptorProto]) -> descriptor_pool.DescriptorPool:
+    """Return a fresh pool holding `files`, or raise SchemaError: located lines when the structural
+    checks find the problem, else one line naming the file the pool refused."""
+    pure_python = api_implementation.Type() == "python"
+    if pure_python:
+        check_structure(files)  # the pure-Python pool checks little itself; upb and C++ check it all
     pool = descriptor_pool.DescriptorPool()
     for file in files:
         try:
             pool.AddSerializedFile(file.SerializeToString())
-            # The pure-Python pool resolves options and features lazily: resolve them now, here.
-            _resolve(pool.FindFileByName(file.name).message_types_by_name.values())
+            if pure_python:
+                # It also resolves options and features lazily: resolve them now, here.
+                _resolve(pool.FindFileByName(file.name).message_types_by_name.values())
         except Exception as error:  # the pool's own exception types differ between upb and pure Python
+            check_structure(files)
             reason = " ".join(str(error).split()).removeprefix(
                 "Couldn't build proto file into descriptor pool: "
             )
@@ -143,7 +158,7 @@ class _FileCheck:
     defined: set[str]
 
     def run(self) -> list[Diagnostic]:
-        self.src = loc.SourceIndex(self.file)
+        self._src: loc.SourceIndex | None = None  # built on the first problem: most requests have none
         self.problems: list[Diagnostic] = []
         file = self.file
         if not file.name:
@@ -186,7 +201,9 @@ class _FileCheck:
         return self.problems
 
     def _error(self, path: loc.Path, element: str, message: str, *fallback: loc.Path) -> None:
-        where = self.src.locate(path, *fallback) if path else Location(self.file.name or "<unnamed file>")
+        if self._src is None:
+            self._src = loc.SourceIndex(self.file)
+        where = self._src.locate(path, *fallback) if path else Location(self.file.name or "<unnamed file>")
         self.problems.append(Diagnostic(where, element.lstrip("."), message))
 
     def _siblings(self, scope: str, named: Sequence[tuple[str, loc.Path]]) -> None:
@@ -330,6 +347,8 @@ def _check_source(
         yield Diagnostic(
             where, "source_file_descriptors", f"this file is not among the request's proto_file; {_REPLAY}"
         )
+    elif source == sent:
+        return  # the usual case: no option of the file has source retention
     elif source.package != sent.package or _shape(source) != _shape(sent):
         yield Diagnostic(
             where,
