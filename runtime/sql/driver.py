@@ -16,6 +16,21 @@ Statement = tuple[str, Sequence[Row]]
 """A statement and the rows to run it for: what a write carries along into its transaction (audit entries)."""
 
 
+class Unreadable:
+    """The stand-in a driver puts in a fetched row for a stored value it cannot decode (TEXT that is not UTF-8).
+
+    No field accepts it, so the row decoder raises CorruptRow naming the row.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<unreadable>"
+
+
+UNREADABLE = Unreadable()
+
+
 @runtime_checkable
 class SqlDriver(Protocol):
     """A connection (or pool) to one SQL server; raises BackendError subclasses naming the namespace."""
