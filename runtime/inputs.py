@@ -9,6 +9,7 @@ comparisons: see bench/bench_inputs.py.
 
 from __future__ import annotations
 
+import keyword
 import math
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -83,26 +84,45 @@ def key_check(namespace: str, column: Column) -> KeyCheck:
 
 
 def message_check(spec: EntitySpec, message: type[M]) -> Callable[[Any], None]:
-    """Return the check of a message given to put, append or add: its type, its key values, its depth."""
+    """Return the check of a message given to put, append or add: its type, its key values, its depth.
+
+    Written out per entity, as the row codec is, because every write runs it: the key fields are read by name
+    and their common case tested in line; anything else goes to the key field's full check.
+    """
     namespace = spec.namespace
-    keys = tuple((c.name, key_check(namespace, c)) for c in spec.key_columns if c.kind in _PYTHON_TYPES)
-    deep = static_depth(message.DESCRIPTOR) > MAX_MESSAGE_DEPTH
+    name = message.DESCRIPTOR.full_name
 
-    def admit(item: Any) -> None:
-        if type(item) is not message and not isinstance(item, message):
-            raise WrongType(
-                f"expected a {message.DESCRIPTOR.full_name} message, got {_type_name(item)}",
-                namespace=namespace,
-            )
-        for name, check in keys:
-            check(getattr(item, name))
-        if deep and too_deep(item):
-            raise MessageTooDeep(
-                f"a {message.DESCRIPTOR.full_name} nests deeper than {MAX_MESSAGE_DEPTH} levels (messages "
-                "and map entries), which not every backend can read back; store the deep part flattened",
-                namespace=namespace,
-            )
+    def wrong(item: Any) -> WrongType:
+        return WrongType(f"expected a {name} message, got {_type_name(item)}", namespace=namespace)
 
+    def deep() -> MessageTooDeep:
+        return MessageTooDeep(
+            f"a {name} nests deeper than {MAX_MESSAGE_DEPTH} levels (messages and map entries), which not "
+            "every backend can read back; store the deep part flattened",
+            namespace=namespace,
+        )
+
+    env: dict[str, Any] = {"_M": message, "_wrong": wrong, "_deep": deep, "_too_deep": too_deep}
+    body = ["if type(item) is not _M and not isinstance(item, _M):", "    raise _wrong(item)"]
+    for i, column in enumerate(spec.key_columns):
+        # Integer fields hold only in-range integers: protobuf checks them on assignment.
+        if column.kind not in _PYTHON_TYPES:
+            continue
+        env[f"_k{i}"] = key_check(namespace, column)
+        plain = column.name.isidentifier() and not keyword.iskeyword(column.name)
+        read = f"item.{column.name}" if plain else f"getattr(item, {column.name!r})"
+        # A protobuf string holds no lone surrogate; one of at most _SHORT characters fits the byte limit.
+        usual = (
+            f'0 < len(_v) <= {_SHORT} and "\\x00" not in _v'
+            if column.kind is ColumnKind.STRING
+            else f"0 < len(_v) <= {MAX_KEY_BYTES}"
+        )
+        body += [f"_v = {read}", f"if not ({usual}):", f"    _k{i}(_v)"]
+    if static_depth(message.DESCRIPTOR) > MAX_MESSAGE_DEPTH:
+        body += ["if _too_deep(item):", "    raise _deep()"]
+    source = "def admit(item):\n" + "".join(f"    {line}\n" for line in body)
+    exec(compile(source, f"<prism input check of {name}>", "exec"), env)
+    admit: Callable[[Any], None] = env["admit"]
     return admit
 
 
