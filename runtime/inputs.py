@@ -42,7 +42,8 @@ _INT_RANGES = {
     ColumnKind.INT32: (-(2**31), 2**31 - 1),
     ColumnKind.INT64: (-(2**63), 2**63 - 1),
 }
-_PYTHON_TYPES: dict[ColumnKind, type] = {ColumnKind.STRING: str, ColumnKind.BYTES: bytes}
+# Key kinds with a length: the ones whose values in a message still need checking (integers are in range).
+_SIZED = frozenset({ColumnKind.STRING, ColumnKind.BYTES})
 # A string of at most this many characters is at most MAX_KEY_BYTES in UTF-8: no need to encode it to measure.
 _SHORT = MAX_KEY_BYTES // 4
 _ANY = "google.protobuf.Any"
@@ -106,7 +107,7 @@ def message_check(spec: EntitySpec, message: type[M]) -> Callable[[Any], None]:
     body = ["if type(item) is not _M and not isinstance(item, _M):", "    raise _wrong(item)"]
     for i, column in enumerate(spec.key_columns):
         # Integer fields hold only in-range integers: protobuf checks them on assignment.
-        if column.kind not in _PYTHON_TYPES:
+        if column.kind not in _SIZED:
             continue
         env[f"_k{i}"] = key_check(namespace, column)
         plain = column.name.isidentifier() and not keyword.iskeyword(column.name)
