@@ -23,6 +23,8 @@ from backends import BACKENDS as SQL_BACKENDS
 from backends import drop_schema, url_for
 
 import prism_runtime
+from prism_runtime.backends.kafka import KafkaTimeSeries, partition_of
+from prism_runtime.backends.nats import subject_of
 from prism_runtime.errors import CorruptRow, InvalidKey, MessageTooDeep, PrismError, WrongType
 from prism_runtime.inputs import MAX_KEY_BYTES, MAX_MESSAGE_DEPTH
 from prism_runtime.provision import provision
@@ -526,3 +528,41 @@ async def test_one_key_rule_on_every_series_backend(series_db: prism_runtime.Dat
     tick.at.FromDatetime(T0)
     await ticks.append(tick)  # 0 is a key like any other integer
     assert tick in await collect(ticks.query(0))
+
+
+@pytest.fixture(params=STREAM_BACKENDS)
+async def stream_db(request: pytest.FixtureRequest) -> AsyncIterator[prism_runtime.Database]:
+    if request.param == "kafka":
+        url = f"kafka://{request.getfixturevalue('kafka_bootstrap')}?idempotence=false"
+    else:
+        url = request.getfixturevalue("nats_url")
+    async with prism_runtime.connect(url) as db:
+        yield db
+
+
+async def test_a_stream_record_another_producer_wrote_is_a_corrupt_row(
+    stream_db: prism_runtime.Database, edges: Any
+) -> None:
+    pb2, prism = edges
+    series = prism.GrowthSeries(stream_db)
+    key = unique("tree")
+    good = growth(pb2, key, 1)
+    await series.append(good)
+    junk = b"\x0a\xff" + SECRET.encode()  # a length-delimited field longer than the record
+    backend = series._backend
+    if isinstance(backend, KafkaTimeSeries):
+        producer = await backend.backend.producer(series.namespace)
+        partitions = await backend.backend.partitions(backend.topic, series.namespace)
+        raw = key.encode()
+        sent = await producer.send(
+            backend.topic, value=junk, key=raw, partition=partition_of(raw, partitions)
+        )
+        await sent
+    else:
+        js = await backend.backend.jetstream(series.spec)
+        await js.publish(subject_of(series.namespace, key), junk)
+    with pytest.raises(CorruptRow) as caught:
+        await collect(series.query(key))
+    text = str(caught.value)
+    assert f"tree_id={key!r}" in text and series.namespace in text and SECRET not in text
+    assert caught.value.key == (key,)

@@ -16,6 +16,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from prism_runtime.corrupt import corrupt_row
 from prism_runtime.errors import CorruptRow
 from prism_runtime.schema import Column, ColumnKind, EntitySpec
 from prism_runtime.sql.dialect import SqlDialect, identity
@@ -42,22 +43,7 @@ class RowCodec(Generic[M]):
 
     def corrupt(self, row: Sequence[Any], error: BaseException) -> CorruptRow:
         """Return the error of a row that cannot be decoded: namespace and key, never a value of the row."""
-        key = self.key_of(row)
-        shown = self.spec.key_columns
-        readable = all(isinstance(v, str | bytes | int) for v in key)
-        if not readable:
-            where = "a row whose key cannot be read"
-        elif any(c.pii or c.masked for c in shown):
-            where = "a row (its key holds personal data: see the error's key attribute)"
-        else:
-            where = f"the row at {', '.join(f'{c.name}={v!r}' for c, v in zip(shown, key, strict=True))}"
-        return CorruptRow(
-            f"{where} cannot be decoded into {self.message.DESCRIPTOR.full_name} ({type(error).__name__}); "
-            "fix or delete it, or pass on_corrupt= to scan past it",
-            namespace=self.spec.namespace,
-            backend=self.backend,
-            key=key if readable else (),
-        )
+        return corrupt_row(self.spec, self.key_of(row), self.backend, error)
 
     def decode_or_error(self, row: Sequence[Any]) -> M | CorruptRow:
         """Return the message stored in one fetched row, or the CorruptRow error saying it cannot be decoded."""
