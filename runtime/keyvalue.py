@@ -130,10 +130,12 @@ class _Store(Generic[M]):
                 limit=want,
                 keep_corrupt=on_corrupt is not None,
             )
+            skipped = 0
             for item in page:
                 if isinstance(item, CorruptRow):
                     assert on_corrupt is not None  # only then does a page hold one
                     on_corrupt(item)
+                    skipped += 1
                     continue
                 seen_bytes += item.ByteSize()
                 yield item
@@ -141,7 +143,7 @@ class _Store(Generic[M]):
             if len(page) < want:
                 return
             if remaining is not None:
-                remaining -= len(page)
+                remaining -= len(page) - skipped  # `limit` counts the items yielded
             last = page[-1]
             after, inclusive = _position(last, order, order_field), False
 

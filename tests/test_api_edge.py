@@ -284,6 +284,9 @@ async def test_a_row_that_cannot_be_decoded_names_its_key_never_its_value(sql: S
         got = await collect(store.scan(page_size=page_size, on_corrupt=bad.append))
         assert got == [t for t in trees if t.tree_id != "t2"]
         assert [e.key for e in bad] == [("t2",)]
+    # `limit` counts the items yielded, not the rows skipped.
+    got = await collect(store.scan(limit=3, page_size=2, on_corrupt=lambda error: None))
+    assert [t.tree_id for t in got] == ["t0", "t1", "t3"]
     # The error's key is where a scan that stopped can pick up again.
     assert await collect(store.scan(after=caught.value.key[0])) == trees[3:]
 
