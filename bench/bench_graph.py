@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import prism_runtime
-from prism_runtime import Direction, stack
+import prism_stack as stack
+from prism_runtime import Direction
 from prism_runtime.config import sqlite_path
 from prism_runtime.provision import provision
 from protoc_gen_prism.protoc_runner import generate

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import prism_runtime
-from prism_runtime import stack
+import prism_stack as stack
 from prism_runtime.provision import provision
 from protoc_gen_prism.protoc_runner import generate
 

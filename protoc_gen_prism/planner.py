@@ -196,10 +196,60 @@ def plan_schema(schema: Schema, profile: Profile) -> list[Plan]:
                 )
             )
             continue
-        plans.append(plan_entity(entity, profile))
+        plan = plan_entity(entity, profile)
+        # A value message stored by two stream entities is reported once, for the first.
+        reported = {(p.location, p.element) for p in problems}
+        problems += [
+            p
+            for p in plaintext_on_stream(entity, plan.backend, schema)
+            if (p.location, p.element) not in reported
+        ]
+        plans.append(plan)
     if problems:
         raise SchemaError(problems)
     return plans
+
+
+_STREAMS = frozenset({BackendKind.KAFKA, BackendKind.NATS})
+
+
+def plaintext_on_stream(entity: Entity, backend: BackendKind, schema: Schema) -> list[Diagnostic]:
+    """Refuse pii in clear on a stream, whose log `forget` cannot edit, unless a plaintext_reason says why.
+
+    Encrypted fields are fine (forget destroys their keys); so are pii fields of the value messages the
+    entity stores, when they are in this schema, under the same rule.
+    """
+    if backend not in _STREAMS:
+        return []
+    values = {v.full_name: v for f in schema.files for v in f.value_types}
+    problems = []
+    seen: set[str] = set()
+    pending: list[tuple[str, tuple[Field, ...]]] = [(entity.full_name, entity.fields)]
+    while pending:
+        owner, fields = pending.pop()
+        for f in fields:
+            o = f.options
+            if f.type_name in values and f.type_name not in seen:
+                seen.add(f.type_name)
+                pending.append((f.type_name, values[f.type_name].fields))
+            if o.pii is None or o.encrypt_at_rest or o.plaintext_reason.strip():
+                continue
+            encrypt = (
+                "(prism.encrypt_at_rest) = true (forget destroys its keys)"
+                if owner == entity.full_name
+                else "move it to the entity with (prism.encrypt_at_rest) = true"
+            )
+            problems.append(
+                Diagnostic(
+                    f.location,
+                    f"{owner}.{f.name}",
+                    f"pii in clear on {backend}, where {entity.full_name} is planned: a stream's log cannot "
+                    f"be edited, so forget could not erase it; allowed: {encrypt}, "
+                    f'(prism.plaintext_reason) = "why" to keep it in clear on purpose (forget then reports '
+                    f'it as not erasable), or (prism.backend) = "postgres"',
+                )
+            )
+    return problems
 
 
 def plan_entity(entity: Entity, profile: Profile) -> Plan:

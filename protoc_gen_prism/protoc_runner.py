@@ -6,13 +6,14 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
+
+from protoc_gen_prism.package_data import data_dir
 
 
 def prism_include() -> Path:
     """Return the directory to pass with -I so that `import "prism/options.proto"` resolves."""
-    return Path(str(resources.files("protoc_gen_prism").joinpath("include")))
+    return data_dir("include")
 
 
 def wkt_include() -> Path:

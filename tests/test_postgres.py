@@ -14,7 +14,7 @@ import pytest
 from backends import new_schema
 
 import prism_runtime
-from prism_runtime import stack
+import prism_stack as stack
 from prism_runtime.provision import provision
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from prism_runtime import stack
+import prism_stack as stack
 
 DEFAULT_DIR = ".prism/stack"
 _ENV = {"postgres": "PRISM_TEST_POSTGRES_DSN", "nats": "PRISM_TEST_NATS", "kafka": "PRISM_TEST_KAFKA"}
