@@ -18,8 +18,8 @@ from typing import Any
 
 import prism_runtime
 import prism_stack as stack
-from prism_runtime.provision import provision
 from protoc_gen_prism.protoc_runner import generate
+from protoc_gen_prism.sql.provision import provision
 
 ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCY = 8

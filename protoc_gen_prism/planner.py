@@ -271,7 +271,7 @@ def plan_entity(entity: Entity, profile: Profile) -> Plan:
             f"storage: {rps} writes/s x {size} B x {opts.retention_days} days x {HEADROOM} headroom = "
             f"{_human_bytes(storage)} per replica"
         )
-    backend = _choose_backend(entity, why)
+    backend = _choose_backend(entity, profile, why)
     settings = PROFILES[profile]
     kafka = nats = None
     sql = None
@@ -302,17 +302,18 @@ def plan_entity(entity: Entity, profile: Profile) -> Plan:
     )
 
 
-def _choose_backend(entity: Entity, why: list[str]) -> BackendKind:
+def _choose_backend(entity: Entity, profile: Profile, why: list[str]) -> BackendKind:
     opts = entity.options
     if opts.backend is not None:
         why.insert(0, f"backend {opts.backend}: set explicitly by (prism.backend)")
         return opts.backend
     if entity.abstraction is not Abstraction.TIME_SERIES:
-        why.insert(
-            0,
-            f"{opts.access_pattern} is served by {entity.abstraction}: postgres in production "
-            f"(sqlite embedded when no server is configured)",
+        where = (
+            "postgres in production (sqlite embedded when no server is configured)"
+            if profile is Profile.PRODUCTION
+            else "postgres when one is configured, else sqlite embedded"
         )
+        why.insert(0, f"{opts.access_pattern} is served by {entity.abstraction}: {where}")
         return BackendKind.POSTGRES
     rps, days = opts.estimated_write_rps, opts.retention_days
     if rps >= KAFKA_MIN_WRITE_RPS:

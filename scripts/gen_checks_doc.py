@@ -79,6 +79,17 @@ expressions:
 | `(prism.searchable)` added or renamed | the blind-index column follows its field (ADD / RENAME COLUMN, its index); rows written before have no blind index until rewritten |
 | key, sort key, abstraction or column type changed (also `encrypt_at_rest` on or off) | not written: printed with the reason; it needs a new field or namespace and a backfill |
 
+When a change is not written because no ALTER can make it (the last row), `prism migrate` writes nothing at
+all and exits 1: any migration it wrote would leave a database the current schema cannot run on, and a script
+running `prism migrate && prism provision` must stop there. Change the schema as the message says (a new field
+or namespace, backfilled), then run it again. A removal withheld for want of `--allow-destructive` is not such
+a change (the column stays and the current schema still runs): the rest is written, the removal is printed as
+not written, and the exit code is 0.
+
+A misspelt prism option (`(prism.acces_pattern)`) fails to compile in protoc as an unknown option; `prism
+check`, `prism generate` and every command that compiles add the closest option name to protoc's line, or
+the missing `import "prism/options.proto";`, or the element (message or field) a misplaced option goes on.
+
 `prism provision gen/ --migrations migrations/` applies `migrations/<dialect>/*.sql` before `sql/<dialect>/**.sql`
 (default: `gen/migrations/`), records each file in `prism_schema_history`, and runs each migration statement only
 while there is work left (the table exists; the column to add is absent, the column to rename or drop is there).

@@ -33,7 +33,7 @@ from fault_writer import BATCH_ROWS
 
 import prism_runtime
 import prism_stack as stack
-from prism_runtime.provision import provision
+from protoc_gen_prism.sql.provision import provision
 
 FIGURES_ENV = "PRISM_FAULT_FIGURES"
 WRITER = Path(fault_writer.__file__).resolve()

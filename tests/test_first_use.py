@@ -26,7 +26,7 @@ import pytest
 import prism_runtime
 from prism_runtime.pii import LocalKeyWrapper
 from prism_runtime.pii.vault import vault_for
-from prism_runtime.provision import provision
+from protoc_gen_prism.sql.provision import provision
 
 TASKS = 50
 OPS = 2_000

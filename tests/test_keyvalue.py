@@ -275,7 +275,9 @@ async def test_scan_pages_are_bounded_by_bytes(db: prism_runtime.Database, users
 
 
 @pytest.mark.parametrize("count", [3, 600])  # below and above the Postgres COPY threshold
-async def test_put_many_overwrites_and_last_write_wins(db: prism_runtime.Database, users: Any, count: int) -> None:
+async def test_put_many_overwrites_and_last_write_wins(
+    db: prism_runtime.Database, users: Any, count: int
+) -> None:
     pb2, prism = users
     store = prism.UserProfileStore(db)
     await store.put_many(pb2.UserProfile(user_id=f"w{i:04d}", display_name="old") for i in range(count))

@@ -39,10 +39,10 @@ from prism_runtime.pii import LocalKeyWrapper, crypto, keyring, mask_value
 from prism_runtime.pii.errors import AuditTampered
 from prism_runtime.pii.vault import vault_for
 from prism_runtime.pii.wrappers import _context_bytes
-from prism_runtime.provision import provision
-from prism_runtime.sql.ddl import EVENT_ID_COLUMN
+from prism_runtime.sql.names import EVENT_ID_COLUMN
 from prism_runtime.timeseries import event_id
 from protoc_gen_prism.protoc_runner import tool
+from protoc_gen_prism.sql.provision import provision
 
 SSN, EMAIL, PHONE = "078-05-1120", "Jane.Roe@example.com", "+1 415 555 0134"
 PATIENT_NS, VISIT_NS = "prismtest_pii_v1_patient", "prismtest_pii_v1_visit"

@@ -15,7 +15,7 @@ from backends import new_schema
 
 import prism_runtime
 import prism_stack as stack
-from prism_runtime.provision import provision
+from protoc_gen_prism.sql.provision import provision
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ is malformed").
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sqlite3
 from pathlib import Path
@@ -23,10 +24,10 @@ from google.protobuf import message_factory
 import prism_runtime
 from prism_runtime.errors import SchemaMismatch
 from prism_runtime.keyvalue import KeyValueStore
-from prism_runtime.sql.ddl import ddl_statements
-from prism_runtime.sql.dialects import SqliteDialect
 from protoc_gen_prism.descriptors import build_pool
 from protoc_gen_prism.images import compile_image
+from protoc_gen_prism.sql.ddl import ddl_statements
+from protoc_gen_prism.sql.dialects import SqliteDdl
 
 FILE = "acme/geo/v1/geo.proto"
 V1 = """message Profile {
@@ -49,7 +50,9 @@ class Version:
         run = run_protoc(self.root, [FILE], out)
         assert run.returncode == 0, run.stderr
         self.gen = out
-        self.spec = image.schema().entities[0].spec
+        spec = image.schema().entities[0].spec
+        # As the generated module has it: with the SQLite DDL the runtime runs on first use.
+        self.spec = dataclasses.replace(spec, ddl={"sqlite": tuple(ddl_statements(spec, SqliteDdl()))})
         pool = build_pool(image.files)
         self.message: Any = message_factory.GetMessageClass(pool.FindMessageTypeByName("acme.geo.v1.Profile"))
 
@@ -147,7 +150,7 @@ def _old_runtime_first_use(path: Path, v2: Version) -> None:
     """Run what the runtime before this fix ran on first use of v2: its DDL, before any column check."""
     conn = sqlite3.connect(path, isolation_level=None)
     try:
-        for statement in ddl_statements(v2.spec, SqliteDialect()):
+        for statement in ddl_statements(v2.spec, SqliteDdl()):
             conn.execute(statement)
     finally:
         conn.close()

@@ -33,6 +33,12 @@ def run(args: argparse.Namespace) -> int:
     if not root.is_dir():
         print(f"prism generate: {root} is not a directory of .proto files", file=sys.stderr)
         return 2
+    if not protoc_runner.find_protos(root):
+        print(
+            f"prism generate: {root} holds no .proto files; pass the directory your .proto files are under",
+            file=sys.stderr,
+        )
+        return 2
     result = protoc_runner.generate(
         root,
         Path(args.out),

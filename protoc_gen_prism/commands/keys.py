@@ -1,4 +1,8 @@
-"""`prism keys rotate|reencrypt|retire|status`: the lifecycle of PII encryption keys."""
+"""`prism keys init|rotate|reencrypt|retire|status`: the lifecycle of PII encryption keys.
+
+Only `init` creates anything (the database's key tables and, with the local wrapper, the master key file);
+the others need both to exist already and fail naming what is missing.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     """Add the command to the `prism` parser."""
     parser = commands.add_parser("keys", help="rotate, re-encrypt and retire PII encryption keys")
     actions = parser.add_subparsers(dest="keys_action", required=True, metavar="ACTION")
+    init = actions.add_parser(
+        "init", help="set up keys for a database: its key tables and, if absent, the master key file"
+    )
+    add_url(init)
+    init.set_defaults(run=run_init)
     rotate = actions.add_parser(
         "rotate", help="new key-encryption key and data key generation; old data still decrypts"
     )
@@ -33,6 +42,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     status = actions.add_parser("status", help="print the key generation and minimum decryption generation")
     add_url(status)
     status.set_defaults(run=run_status)
+
+
+def run_init(args: argparse.Namespace) -> int:
+    """Make (or find) the master key and the database's index root key."""
+
+    async def work() -> int:
+        async with open_vault(args.url, existing=False) as (db, vault):
+            print(f"prism keys init: keys ready in {db.url.redacted}; key wrapper: {vault.keyring.wrapper.name}")
+        return 0
+
+    return run("keys init", work)
 
 
 def run_rotate(args: argparse.Namespace) -> int:

@@ -45,7 +45,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
-    """Plan, write the files and say what was withheld."""
+    """Plan, write the files and say what was withheld; 1, writing nothing, when the schema cannot be reached."""
     root = Path(args.proto_root)
     includes = [Path(p) for p in args.include]
     try:
@@ -57,6 +57,15 @@ def run(args: argparse.Namespace) -> int:
     plan = plan_migration(before, after, allow_destructive=args.allow_destructive)
     for reason in plan.withheld:
         print(f"prism migrate: not written: {reason}", file=sys.stderr)
+    if plan.blocking:
+        # A partial migration would leave a database the current schema cannot run on, and a later run would
+        # write its steps again: write nothing until the schema says how to get there.
+        print(
+            f"prism migrate: nothing written: no migration brings the database to the current schema while "
+            f"{len(plan.blocking)} change(s) above stand; change the schema as they say, then run prism migrate again",
+            file=sys.stderr,
+        )
+        return 1
     if plan.empty:
         print("prism migrate: no table changes; nothing written")
         return 0

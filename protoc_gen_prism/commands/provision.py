@@ -18,11 +18,11 @@ from pathlib import Path
 
 import prism_runtime
 from prism_runtime.config import URL_ENV, Config, load_config
-from prism_runtime.provision import provision
 from prism_runtime.provision_streams import provision_streams
 from protoc_gen_prism import protoc_runner
 from protoc_gen_prism.plan_source import PlanUnavailable, load_plan
 from protoc_gen_prism.settings import Profile
+from protoc_gen_prism.sql.provision import provision
 
 SQL_KINDS = ("sqlite", "postgres")
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 
-from prism_runtime.schema import Abstraction, Column, ColumnKind
+from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
 from protoc_gen_prism import __version__
 from protoc_gen_prism.emitters import GeneratedFile
 from protoc_gen_prism.model import Entity, Field, ProtoFile, Schema
 from protoc_gen_prism.planner import plan_schema
 from protoc_gen_prism.settings import Settings
+from protoc_gen_prism.sql.ddl import ddl_statements
+from protoc_gen_prism.sql.dialects import SqliteDdl
 from protoc_gen_prism.templating import render
 from protoc_gen_prism.vocabulary import AccessPattern
 
@@ -88,12 +91,35 @@ def _module(file: ProtoFile, planned: dict[str, str]) -> GeneratedFile:
         planned=planned,
         masked=[e.python_name for e in file.entities if any(f.options.mask_in_logs for f in e.fields)],
         column_call=column_call,
+        ddl_argument=ddl_argument,
     )
     return GeneratedFile(f"{file.output_stem}_prism.py", content)
 
 
 LINE_LENGTH = 110
 """The line length generated clients are formatted to (ruff format --line-length 110)."""
+
+
+def ddl_argument(spec: EntitySpec) -> str:
+    """Return the `ddl=` argument of a spec: its SQLite DDL, which the runtime runs on first use, at 4 spaces.
+
+    Each statement is split after commas into pieces of at most ~90 characters, so the module stays readable.
+    """
+    lines = ["    ddl={", '        "sqlite": (']
+    for statement in ddl_statements(spec, _SQLITE):
+        pieces = re.split(r"(?<=, )", statement)
+        chunks: list[str] = [""]
+        for piece in pieces:
+            if chunks[-1] and len(chunks[-1]) + len(piece) > 90:
+                chunks.append("")
+            chunks[-1] += piece
+        lines += [f"            {python_string(chunk)}" for chunk in chunks[:-1]]
+        lines.append(f"            {python_string(chunks[-1])},")
+    lines += ["        ),", "    },"]
+    return "\n".join(lines)
+
+
+_SQLITE = SqliteDdl()
 
 
 def column_call(c: Column) -> str:

@@ -12,6 +12,7 @@ from google.protobuf.message import Message
 
 from prism_runtime.config import BackendUrl, load_config
 from prism_runtime.errors import ConfigError, NotOpen
+from prism_runtime.extras import missing_extra
 from prism_runtime.graph import GraphBackend
 from prism_runtime.keyvalue import KeyValueBackend
 from prism_runtime.schema import Abstraction, EntitySpec, registered
@@ -53,7 +54,13 @@ class Backend(Protocol):
 
 def _open_backend(url: BackendUrl) -> Backend:
     # Imported on demand so that a SQLite-only program needs none of the server drivers.
-    module: Any = importlib.import_module(f"prism_runtime.backends.{url.kind}")
+    try:
+        module: Any = importlib.import_module(f"prism_runtime.backends.{url.kind}")
+    except ModuleNotFoundError as error:
+        missing = missing_extra(error, f"the {url.kind} backend ({url.redacted})")
+        if missing is None:
+            raise
+        raise missing from None
     backend: Backend = module.open_backend(url)
     return backend
 

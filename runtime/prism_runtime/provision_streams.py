@@ -10,21 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import nats
-from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic  # type: ignore[import-untyped]
-from aiokafka.admin.config_resource import (  # type: ignore[import-untyped]
-    ConfigResource,
-    ConfigResourceType,
-)
-from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
-from nats.errors import Error as NatsError
-from nats.js import api
-from nats.js.errors import NotFoundError
+from typing import TYPE_CHECKING, Any
 
 from prism_runtime.config import Config
 from prism_runtime.errors import BackendError, BackendUnavailable, ConfigError, PrismError
+from prism_runtime.extras import require
+
+if TYPE_CHECKING:
+    from nats.js import api
+
+# The drivers are imported when a plan needs them (see `provision_streams`), so that provisioning SQL
+# alone, or a plan with topics only, needs no NATS or Kafka driver installed.
 
 _NS = 1_000_000_000
 
@@ -72,6 +68,10 @@ async def provision_streams(
             f"the plan has {' and '.join(missing)} namespaces but the config names no URL for "
             f"{', '.join(missing)}; add it under backends"
         )
+    if topics:
+        require("aiokafka", "provisioning Kafka topics")
+    if streams:
+        require("nats", "provisioning JetStream streams")
     kafka = _KafkaSide(config.backends["kafka"].url) if topics else None
     jetstream = _NatsSide(config.backends["nats"].url) if streams else None
     try:
@@ -105,6 +105,9 @@ class _KafkaSide:
         self.admin: Any = None
 
     async def open(self) -> None:
+        from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
+        from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
+
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
         try:
             await admin.start()
@@ -154,6 +157,11 @@ class _KafkaSide:
         return Change("kafka", name, action, tuple(details), tuple(refused))
 
     async def _configs(self, name: str) -> dict[str, str]:
+        from aiokafka.admin.config_resource import (  # type: ignore[import-untyped]
+            ConfigResource,
+            ConfigResourceType,
+        )
+
         responses = await self.admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
         out: dict[str, str] = {}
         for response in responses:
@@ -163,6 +171,10 @@ class _KafkaSide:
         return out
 
     async def apply(self, change: Change, wanted: _Wanted) -> None:
+        from aiokafka.admin import NewPartitions, NewTopic
+        from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+        from aiokafka.errors import KafkaError
+
         s = wanted.settings
         name = s["topic"]
         try:
@@ -204,6 +216,9 @@ class _NatsSide:
         self.js: Any = None
 
     async def open(self) -> None:
+        import nats
+        from nats.errors import Error as NatsError
+
         try:
             self.nc = await nats.connect(servers=[self.url], connect_timeout=2, max_reconnect_attempts=1)
         except (NatsError, OSError) as error:
@@ -217,6 +232,8 @@ class _NatsSide:
             await self.nc.close()
 
     def desired(self, s: Mapping[str, Any]) -> api.StreamConfig:
+        from nats.js import api
+
         return api.StreamConfig(
             name=s["stream"],
             subjects=list(s["subjects"]),
@@ -230,6 +247,8 @@ class _NatsSide:
         )
 
     async def diff(self, wanted: _Wanted) -> Change:
+        from nats.js.errors import NotFoundError
+
         s = wanted.settings
         name = s["stream"]
         want = self.desired(s)
@@ -267,6 +286,8 @@ class _NatsSide:
         return Change("nats", name, "update" if details else "unchanged", tuple(details), tuple(refused))
 
     async def apply(self, change: Change, wanted: _Wanted) -> None:
+        from nats.errors import Error as NatsError
+
         config = self.desired(wanted.settings)
         try:
             if change.action == "create":

@@ -6,6 +6,7 @@ reads the same spec, so a client runs unchanged on SQLite, Postgres, Kafka or NA
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -94,6 +95,9 @@ class EntitySpec:
     bidirectional: bool = False
     # The field naming the data subject that `forget` erases; None means the record key.
     subject: str | None = None
+    # The DDL of the entity's table and indexes where the runtime creates them on first use (SQLite), by
+    # dialect name: rendered by the compiler and carried in the generated module, so the runtime renders none.
+    ddl: Mapping[str, tuple[str, ...]] = field(default_factory=dict, compare=False, hash=False)
     _by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -102,6 +106,10 @@ class EntitySpec:
     def column(self, name: str) -> Column:
         """Return the column of the field `name`."""
         return self._by_name[name]
+
+    def ddl_for(self, dialect: str) -> tuple[str, ...]:
+        """Return the DDL of this entity in `dialect`, or nothing where the compiler emitted none."""
+        return tuple(self.ddl.get(dialect, ()))
 
     @property
     def key_columns(self) -> tuple[Column, ...]:

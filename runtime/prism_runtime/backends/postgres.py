@@ -19,10 +19,10 @@ from google.protobuf.message import Message
 from prism_runtime.config import BackendUrl
 from prism_runtime.errors import BackendError, BackendUnavailable, ConfigError, Contention, SchemaMismatch
 from prism_runtime.schema import EntitySpec
-from prism_runtime.sql.ddl import short_name
 from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.dialects import PostgresDialect
 from prism_runtime.sql.driver import After, Chained, Row, verify_columns
+from prism_runtime.sql.names import short_name
 from prism_runtime.sql.serving import ServesSqlAbstractions
 from prism_runtime.sql.statements import KeyValueStatements
 
@@ -44,6 +44,7 @@ _HINTS = {
     "22021": "a string field holds U+0000, which Postgres text and JSONB cannot store",
     "22P05": "a string field holds U+0000, which Postgres text and JSONB cannot store",
     "42P01": PROVISION_HINT,
+    "3D000": "the database named in the URL does not exist: fix the URL, or create it (createdb) first",
 }
 
 

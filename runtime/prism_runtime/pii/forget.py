@@ -18,8 +18,8 @@ from prism_runtime.pii.audit import AuditEvent
 from prism_runtime.pii.catalog import CatalogEntry
 from prism_runtime.pii.vault import Vault, vault_for
 from prism_runtime.schema import ColumnKind, EntitySpec
-from prism_runtime.sql.ddl import table_name
 from prism_runtime.sql.driver import SqlDriver
+from prism_runtime.sql.names import table_name
 
 if TYPE_CHECKING:
     from prism_runtime.database import Database

@@ -18,7 +18,7 @@ from prism_runtime.pii.errors import DecryptionError
 from prism_runtime.pii.sealer import record_columns
 from prism_runtime.pii.vault import Vault
 from prism_runtime.schema import EntitySpec
-from prism_runtime.sql.ddl import row_identity, table_name
+from prism_runtime.sql.names import row_identity, table_name
 
 _PAGE = 500
 

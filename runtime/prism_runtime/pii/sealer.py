@@ -26,7 +26,7 @@ from prism_runtime.pii.errors import DecryptionError, SubjectForgotten
 from prism_runtime.pii.keyring import DataKey
 from prism_runtime.pii.vault import Vault
 from prism_runtime.schema import Abstraction, Column, EntitySpec
-from prism_runtime.sql.ddl import EVENT_ID_COLUMN
+from prism_runtime.sql.names import EVENT_ID_COLUMN
 
 Row = Sequence[Any]
 FORMAT_V1, OVERHEAD = crypto.FORMAT_V1, crypto.OVERHEAD

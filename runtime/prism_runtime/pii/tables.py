@@ -1,4 +1,8 @@
-"""The PII layer's own tables, declared as EntitySpecs so every SQL dialect renders their DDL as usual."""
+"""The PII layer's own tables: an EntitySpec each (how rows are read and written) with its DDL as plain SQL.
+
+The DDL is written out per dialect here, so the runtime renders none; tests/test_sql_ddl.py checks it is what
+the compiler renders for the same spec.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,12 @@ import weakref
 from collections.abc import Sequence
 
 from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
-from prism_runtime.sql.ddl import ddl_statements
 from prism_runtime.sql.driver import SqlDriver
 
 
-def _table(name: str, key: str, columns: Sequence[Column], sort_key: str | None = None) -> EntitySpec:
+def _table(
+    name: str, key: str, columns: Sequence[Column], ddl: dict[str, str], sort_key: str | None = None
+) -> EntitySpec:
     return EntitySpec(
         namespace=name,
         message_name=f"prism.internal.{name}",
@@ -19,6 +24,7 @@ def _table(name: str, key: str, columns: Sequence[Column], sort_key: str | None 
         key=key,
         sort_key=sort_key,
         columns=tuple(columns),
+        ddl={dialect: (" ".join(sql.split()).replace("( ", "("),) for dialect, sql in ddl.items()},
     )
 
 
@@ -37,17 +43,57 @@ KEYS = _table(
         Column("wrapper", 6, _S),
         Column("created_at", 7, _S),
     ],
+    {
+        "sqlite": """
+            CREATE TABLE IF NOT EXISTS "prism_keys" (
+              "subject_ref" TEXT NOT NULL, "key_id" INTEGER NOT NULL, "version" INTEGER NOT NULL DEFAULT 0,
+              "wrapped" BLOB, "state" TEXT NOT NULL DEFAULT '', "wrapper" TEXT NOT NULL DEFAULT '',
+              "created_at" TEXT NOT NULL DEFAULT '', PRIMARY KEY ("subject_ref", "key_id"))
+        """,
+        "postgres": """
+            CREATE TABLE IF NOT EXISTS "prism_keys" (
+              "subject_ref" TEXT COLLATE "C" NOT NULL, "key_id" BIGINT NOT NULL, "version" BIGINT NOT NULL DEFAULT 0,
+              "wrapped" BYTEA, "state" TEXT NOT NULL DEFAULT '', "wrapper" TEXT NOT NULL DEFAULT '',
+              "created_at" TEXT NOT NULL DEFAULT '', PRIMARY KEY ("subject_ref", "key_id"))
+        """,
+    },
     sort_key="key_id",
 )
 """Wrapped data keys per pseudonymous subject; also the wrapped index root key."""
 
-META = _table("prism_meta", "name", [Column("name", 1, _S), Column("value", 2, _S)])
+META = _table(
+    "prism_meta",
+    "name",
+    [Column("name", 1, _S), Column("value", 2, _S)],
+    {
+        "sqlite": """
+            CREATE TABLE IF NOT EXISTS "prism_meta" (
+              "name" TEXT NOT NULL PRIMARY KEY, "value" TEXT NOT NULL DEFAULT '')
+        """,
+        "postgres": """
+            CREATE TABLE IF NOT EXISTS "prism_meta" (
+              "name" TEXT COLLATE "C" NOT NULL, "value" TEXT NOT NULL DEFAULT '', PRIMARY KEY ("name"))
+        """,
+    },
+)
 """Key generation and minimum decryption version, shared by every process on the backend."""
 
 ENTITIES = _table(
     "prism_entities",
     "namespace",
     [Column("namespace", 1, _S), Column("message_name", 2, _S), Column("spec", 3, _S)],
+    {
+        "sqlite": """
+            CREATE TABLE IF NOT EXISTS "prism_entities" (
+              "namespace" TEXT NOT NULL PRIMARY KEY, "message_name" TEXT NOT NULL DEFAULT '',
+              "spec" TEXT NOT NULL DEFAULT '')
+        """,
+        "postgres": """
+            CREATE TABLE IF NOT EXISTS "prism_entities" (
+              "namespace" TEXT COLLATE "C" NOT NULL, "message_name" TEXT NOT NULL DEFAULT '',
+              "spec" TEXT NOT NULL DEFAULT '', PRIMARY KEY ("namespace"))
+        """,
+    },
 )
 """Every entity with PII on the backend, so `forget` and the key sweep work without generated code."""
 
@@ -71,6 +117,23 @@ AUDIT = _table(
         Column("prev_hash", 14, _S),
         Column("entry_hash", 15, _S),
     ],
+    {
+        dialect: f"""
+            CREATE TABLE IF NOT EXISTS "prism_audit" (
+              "seq" {integer} NOT NULL{primary}, "at" TEXT NOT NULL DEFAULT '',
+              "event_id" TEXT NOT NULL DEFAULT '', "actor" TEXT NOT NULL DEFAULT '',
+              "purpose" TEXT NOT NULL DEFAULT '', "action" TEXT NOT NULL DEFAULT '',
+              "message" TEXT NOT NULL DEFAULT '', "field" {integer} NOT NULL DEFAULT 0,
+              "pii" TEXT NOT NULL DEFAULT '', "subject_ref" TEXT NOT NULL DEFAULT '',
+              "record_ref" TEXT NOT NULL DEFAULT '', "outcome" TEXT NOT NULL DEFAULT '',
+              "key_id" {integer} NOT NULL DEFAULT 0, "prev_hash" TEXT NOT NULL DEFAULT '',
+              "entry_hash" TEXT NOT NULL DEFAULT ''{key})
+        """
+        for dialect, integer, primary, key in (
+            ("sqlite", "INTEGER", " PRIMARY KEY", ""),
+            ("postgres", "BIGINT", "", ', PRIMARY KEY ("seq")'),
+        )
+    },
 )
 """The hash-chained access audit log; append-only."""
 
@@ -92,7 +155,7 @@ async def prepare(driver: SqlDriver, spec: EntitySpec, extra: Sequence[str] = ()
     async with lock:
         done = _prepared.setdefault(driver, set())
         if spec.namespace not in done:
-            await driver.setup_table(spec, [*ddl_statements(spec, driver.dialect), *extra])
+            await driver.setup_table(spec, [*spec.ddl_for(driver.dialect.name), *extra])
             done.add(spec.namespace)
 
 

@@ -60,21 +60,32 @@ def _context_bytes(context: Mapping[str, str]) -> bytes:
 
 
 class LocalKeyWrapper:
-    """A master keyset in a local file, created on first use with permissions 0600.
+    """A master keyset in a local file, created with permissions 0600 when the first key is wrapped.
+
+    Only wrapping a new key creates the file (and only with `create`): reading keys with the file missing is
+    an error naming it, never a fresh keyset under which nothing opens.
 
     The file holds every master key version; the primary one wraps, any one unwraps, so rotation never
     strands a wrapped key. Wrapped keys use the same Tink layout as data, with the master version as key id.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, create: bool = True) -> None:
         self.path = Path(path or os.environ.get(MASTER_KEY_ENV) or DEFAULT_MASTER_KEY_FILE)
         self.name = f"local master key file {self.path}"
+        self.create = create
         self._primary = 0
         self._keys: dict[int, bytes] = {}
         self._aeads: dict[int, AESGCM] = {}
 
-    def _load(self) -> None:
+    def _load(self, *, minting: bool = False) -> None:
         if not self.path.exists():
+            if not (minting and self.create):
+                raise KeyWrapperUnavailable(
+                    "the master keyset file does not exist",
+                    backend=self.name,
+                    hint=f"point ${MASTER_KEY_ENV} at the file that wrapped this database's keys "
+                    "(or run where it lies); `prism keys init` makes one for a new database",
+                )
             self._create()
         try:
             data = json.loads(self.path.read_text())
@@ -135,7 +146,7 @@ class LocalKeyWrapper:
         twice; each key is wrapped as `wrap` does, with its own nonce and context.
         """
         if not self._keys:
-            self._load()
+            self._load(minting=True)
         primary = self._primary
         aead = self._aead(primary)
         prefix = crypto.PREFIX.pack(crypto.FORMAT_V1, primary)
@@ -152,7 +163,7 @@ class LocalKeyWrapper:
     async def wrap(self, key: bytes, context: Mapping[str, str]) -> bytes:
         """Wrap `key` under the primary master key."""
         if not self._keys:
-            self._load()
+            self._load(minting=True)
         return crypto.seal(self._aead(self._primary), self._primary, key, _context_bytes(context))
 
     async def unwrap(self, wrapped: bytes, context: Mapping[str, str]) -> bytes:
@@ -259,8 +270,12 @@ class KmsKeyWrapper:
         return f"{self.name}: key material rotation is KMS's (enable automatic rotation on the key)"
 
 
-def wrapper_from_env() -> KeyWrapper:
-    """Return the KMS wrapper when $PRISM_KMS_KEY_ID is set, else the local master key file."""
+def wrapper_from_env(*, create: bool = True) -> KeyWrapper:
+    """Return the KMS wrapper when $PRISM_KMS_KEY_ID is set, else the local master key file.
+
+    With `create` false a missing master key file is an error even when a new key is to be wrapped: what
+    tools that only read existing keys (`prism keys status`, `prism audit verify`...) use.
+    """
     if os.environ.get(KMS_KEY_ENV):
         return KmsKeyWrapper()
-    return LocalKeyWrapper()
+    return LocalKeyWrapper(create=create)

@@ -1,7 +1,7 @@
 """SQL dialects: column types and value conversions. The base is the common case; subclasses say what differs.
 
-The base speaks any sqlglot dialect well enough to render DDL (that is how `sql_dialect=mysql` works);
-backends that run statements (SQLite, Postgres) subclass it with their driver's value conversions.
+Plain data and plain SQL text, no sqlglot: the compiler's DDL dialects (protoc_gen_prism.sql.dialects) extend
+these with what rendering DDL needs, so a fact about a dialect (its types, its limits) is stated once, here.
 """
 
 from __future__ import annotations
@@ -9,14 +9,11 @@ from __future__ import annotations
 import base64
 import calendar
 import datetime
-import functools
 import json
 import math
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
-
-from sqlglot import exp
 
 from prism_runtime.schema import Column, ColumnKind
 
@@ -25,12 +22,6 @@ Decoder = Callable[[Any], Any]
 
 _EPOCH = datetime.datetime(1970, 1, 1)
 _TS_RE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?Z$")
-
-
-@functools.cache
-def _parsed_type(text: str, dialect: str) -> exp.DataType:
-    # Parsing a type name costs about 100 us; a schema of a thousand messages names the same few types.
-    return exp.DataType.build(text, dialect=dialect)
 
 
 def identity(value: Any) -> Any:
@@ -74,7 +65,7 @@ class SqlDialect:
     # ALTER COLUMN ... DROP NOT NULL; without it a column keeps its NOT NULL DEFAULT until it is dropped.
     supports_drop_not_null: ClassVar[bool] = False
     # CREATE TABLE may be assembled from column definitions rendered once per column shape
-    # (prism_runtime.sql.ddl.ddl_statements): only where sqlglot renders a non-key column the same wherever
+    # (protoc_gen_prism.sql.ddl.ddl_statements): only where sqlglot renders a non-key column the same wherever
     # it stands. True for the dialects whose generators were checked (tests/test_sql_ddl.py compares).
     assembles_ddl: ClassVar[bool] = False
 
@@ -83,34 +74,8 @@ class SqlDialect:
         return "?"
 
     def quote(self, identifier: str) -> str:
-        """Return `identifier` quoted for this dialect."""
-        return exp.to_identifier(identifier, quoted=True).sql(self.name)
-
-    def column_type(self, column: Column) -> exp.DataType:
-        """Return the SQL type of a column."""
-        base = self.types[column.kind]
-        if column.repeated:
-            base = f"{base}[]" if self.supports_arrays else self.types[ColumnKind.JSON]
-        return _parsed_type(base, self.type_dialect).copy()
-
-    def key_constraints(self, column: Column) -> list[exp.ColumnConstraint]:
-        """Return extra constraints of a primary key column (Postgres sorts text keys bytewise)."""
-        return []
-
-    def default(self, column: Column) -> exp.Expression:
-        """Return the DEFAULT of a NOT NULL column: the proto3 zero value, stored as this dialect stores it."""
-        kind = column.kind
-        if column.repeated:
-            return exp.Literal.string("{}") if self.supports_arrays else exp.Literal.string("[]")
-        if kind in (ColumnKind.STRING, ColumnKind.BYTES):
-            return exp.Literal.string("")
-        if kind is ColumnKind.JSON:
-            return exp.Literal.string("null")
-        if kind is ColumnKind.BOOL:
-            return exp.false()
-        if kind is ColumnKind.TIMESTAMP:
-            return exp.Literal.string("1970-01-01T00:00:00Z")
-        return exp.Literal.number(0)
+        """Return `identifier` quoted as SQLite and Postgres quote it (a DDL dialect quotes as sqlglot does)."""
+        return '"' + identifier.replace('"', '""') + '"'
 
     def append_only(self, table: str) -> list[str]:
         """Return DDL that makes `table` reject UPDATE and DELETE (none where the dialect cannot)."""
@@ -122,17 +87,6 @@ class SqlDialect:
         None by default: a server (Postgres) keeps dead rows until VACUUM reuses their space (docs/pii.md).
         """
         return [], []
-
-    def sequence_column(self, name: str, *, primary: bool = True) -> exp.ColumnDef:
-        """Return an auto-numbered column (the primary key unless told otherwise): insertion order."""
-        constraints = [exp.ColumnConstraint(kind=exp.GeneratedAsIdentityColumnConstraint(this=False))]
-        if primary:
-            constraints.append(exp.ColumnConstraint(kind=exp.PrimaryKeyColumnConstraint()))
-        return exp.ColumnDef(
-            this=exp.to_identifier(name, quoted=True),
-            kind=exp.DataType.build("BIGINT", dialect=self.name),
-            constraints=constraints,
-        )
 
     # -- statements that differ by dialect ----------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """The dialects Prism runs statements on: what SQLite and Postgres each store differently.
 
-Pure SQL knowledge, no drivers: the compiler renders DDL with these, the backends run DML with them.
+Pure SQL knowledge, no drivers: the backends run DML with these; the compiler's DDL dialects extend them.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ import math
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
-
-from sqlglot import exp
 
 from prism_runtime.schema import Column, ColumnKind
 from prism_runtime.sql.dialect import SqlDialect
@@ -56,24 +54,6 @@ class SqliteDialect(SqlDialect):
     def encode_bool(self, value: bool) -> Any:
         """Store bools as 0 and 1."""
         return int(value)
-
-    def sequence_column(self, name: str, *, primary: bool = True) -> exp.ColumnDef:
-        """Return an INTEGER PRIMARY KEY: SQLite numbers it as the rowid."""
-        return exp.ColumnDef(
-            this=exp.to_identifier(name, quoted=True),
-            kind=exp.DataType.build("INTEGER", dialect=self.name),
-            constraints=[exp.ColumnConstraint(kind=exp.PrimaryKeyColumnConstraint())],
-        )
-
-    def default(self, column: Column) -> exp.Expression:
-        """Return the zero value as SQLite stores it (bools are integers, bytes are blobs)."""
-        if column.kind is ColumnKind.BOOL:
-            return exp.Literal.number(0)
-        if column.kind is ColumnKind.BYTES and not column.repeated:
-            return exp.HexString(this="")
-        if column.kind is ColumnKind.TIMESTAMP:
-            return exp.Literal.string("1970-01-01T00:00:00.000000000Z")
-        return super().default(column)
 
     def append_only(self, table: str) -> list[str]:
         """Return triggers that abort any UPDATE or DELETE of `table`."""
@@ -158,16 +138,6 @@ class PostgresDialect(SqlDialect):
             "WHERE table_schema = current_schema() AND table_name = $1"
         )
 
-    def key_constraints(self, column: Column) -> list[exp.ColumnConstraint]:
-        """Sort text keys bytewise (COLLATE "C") so scans order keys the same as SQLite and Python."""
-        if column.kind is ColumnKind.STRING:
-            return [
-                exp.ColumnConstraint(
-                    kind=exp.CollateColumnConstraint(this=exp.to_identifier("C", quoted=True))
-                )
-            ]
-        return []
-
     def batch_lookup(
         self, select: str, table: str, keys: Sequence[str], columns: Sequence[Column], count: int
     ) -> str:
@@ -200,10 +170,6 @@ class PostgresDialect(SqlDialect):
 
 
 def dialect_for(name: str) -> SqlDialect:
-    """Return the dialect named `name`: SQLite's or Postgres' own, else a DDL-only one for any sqlglot dialect."""
-    if name == "sqlite":
-        return SqliteDialect()
-    if name == "postgres":
-        return PostgresDialect()
-    generic: SqlDialect = type(f"{name.title()}Dialect", (SqlDialect,), {"name": name})()
-    return generic
+    """Return the dialect of a backend that runs statements: "sqlite" or "postgres"."""
+    dialects: dict[str, type[SqlDialect]] = {"sqlite": SqliteDialect, "postgres": PostgresDialect}
+    return dialects[name]()

@@ -8,8 +8,8 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from prism_runtime.errors import SchemaMismatch
 from prism_runtime.schema import EntitySpec
-from prism_runtime.sql.ddl import stored_columns
 from prism_runtime.sql.dialect import SqlDialect
+from prism_runtime.sql.names import stored_columns
 from prism_runtime.sql.statements import KeyValueStatements
 
 T = TypeVar("T")

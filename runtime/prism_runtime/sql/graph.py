@@ -15,10 +15,10 @@ from google.protobuf.message import Message
 
 from prism_runtime.graph import Direction
 from prism_runtime.schema import ColumnKind, EntitySpec
-from prism_runtime.sql.ddl import ddl_statements, table_name
 from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.driver import SqlDriver
 from prism_runtime.sql.keyvalue import SqlKeyValue
+from prism_runtime.sql.names import table_name
 
 M = TypeVar("M", bound=Message)
 
@@ -102,7 +102,7 @@ class SqlGraph(Generic[M]):
             if not self._ready:
                 for spec in (self.spec, self.node_spec):
                     if spec is not None:
-                        await self.driver.prepare_table(spec, ddl_statements(spec, self.driver.dialect))
+                        await self.driver.prepare_table(spec, spec.ddl_for(self.driver.dialect.name))
                 self._ready = True
 
     async def put_edges(self, edges: Sequence[M]) -> None:

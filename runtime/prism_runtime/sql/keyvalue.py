@@ -13,7 +13,6 @@ from prism_runtime.pii.sealer import ProtectedRows
 from prism_runtime.pii.vault import vault_for
 from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.codec import RowCodec
-from prism_runtime.sql.ddl import ddl_statements
 from prism_runtime.sql.driver import After, SqlDriver
 from prism_runtime.sql.statements import keyvalue_statements
 
@@ -42,7 +41,7 @@ class SqlKeyValue(Generic[M]):
     async def _prepare(self) -> None:
         async with self._ready_lock:
             if not self._ready:
-                await self.driver.prepare_table(self.spec, ddl_statements(self.spec, self.driver.dialect))
+                await self.driver.prepare_table(self.spec, self.spec.ddl_for(self.driver.dialect.name))
                 if self._pii is None and self.spec.holds_pii:
                     # Clear pii fields: no sealer registers the entity, yet `forget` must find its rows.
                     await vault_for(self.driver).catalog.register(self.spec)

@@ -14,11 +14,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlglot import exp
-
 from prism_runtime.schema import ColumnKind, EntitySpec
-from prism_runtime.sql.ddl import create_day_partition, default_partition_name, short_name, table_name
 from prism_runtime.sql.driver import SqlDriver
+from prism_runtime.sql.names import default_partition_name, short_name, table_name
 
 DAYS_AHEAD = 7
 _DAY = datetime.timedelta(days=1)
@@ -41,12 +39,12 @@ def partition_name(spec: EntitySpec, day: datetime.date, driver: SqlDriver) -> s
     return short_name(table_name(spec), f"p{day:%Y%m%d}", dialect=driver.dialect)
 
 
-def _bound(spec: EntitySpec, moment: datetime.datetime) -> exp.Expression:
-    """Return a partition bound literal in the event-time column's own unit."""
+def _bound(spec: EntitySpec, moment: datetime.datetime) -> str:
+    """Return a partition bound literal (SQL text) in the event-time column's own unit."""
     assert spec.event_time is not None
     if spec.column(spec.event_time).kind is ColumnKind.TIMESTAMP:
-        return exp.Literal.string(moment.strftime("%Y-%m-%d %H:%M:%S+00"))
-    return exp.Literal.number(int(moment.timestamp() * 1000))  # epoch milliseconds
+        return moment.strftime("'%Y-%m-%d %H:%M:%S+00'")
+    return str(int(moment.timestamp() * 1000))  # epoch milliseconds
 
 
 def _value(spec: EntitySpec, moment: datetime.datetime) -> Any:
@@ -91,15 +89,13 @@ async def maintain(
         waiting = await driver.fetch(
             f"SELECT count(*) FROM {default} WHERE {where}", in_default, namespace=ns
         )
-        create = create_day_partition(spec, name, _bound(spec, low), _bound(spec, high)).sql(
-            dialect="postgres"
-        )
+        since, until = _bound(spec, low), _bound(spec, high)
+        create = f"CREATE TABLE IF NOT EXISTS {q(name)} PARTITION OF {table} FOR VALUES FROM ({since}) TO ({until})"
         if not waiting[0][0]:
             await driver.execute_script([create], namespace=ns)
         else:
             # Rows for this day sit in DEFAULT: Postgres refuses the new partition until they move out of it.
-            lo, hi = (_bound(spec, m).sql(dialect="postgres") for m in (low, high))
-            moved = f"{time} >= {lo} AND {time} < {hi}"
+            moved = f"{time} >= {since} AND {time} < {until}"
             await driver.execute_script(
                 [
                     f"ALTER TABLE {table} DETACH PARTITION {default}",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from prism_runtime.schema import Column, EntitySpec
-from prism_runtime.sql.ddl import table_name
 from prism_runtime.sql.dialect import SqlDialect
+from prism_runtime.sql.names import table_name
 
 
 @dataclass(frozen=True)

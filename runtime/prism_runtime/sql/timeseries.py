@@ -1,6 +1,6 @@
 """The TimeSeries contract over any SQL driver: a table per namespace, deduped inserts, keyset reads.
 
-The table (prism_runtime.sql.ddl.create_series_table) holds the entity's columns plus `prism_event_id`
+The table (protoc_gen_prism.sql.ddl.create_series_table) holds the entity's columns plus `prism_event_id`
 (the event id; unique with key and event time, so a retried append inserts nothing) and `prism_seq`
 (insertion order, which `tail` follows).
 """
@@ -20,9 +20,9 @@ from prism_runtime.pii.vault import vault_for
 from prism_runtime.schema import ColumnKind, EntitySpec
 from prism_runtime.sql import partitions
 from prism_runtime.sql.codec import RowCodec
-from prism_runtime.sql.ddl import EVENT_ID_COLUMN, SEQUENCE_COLUMN, ddl_statements, table_name
 from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.driver import After, Row, SqlDriver
+from prism_runtime.sql.names import EVENT_ID_COLUMN, SEQUENCE_COLUMN, table_name
 from prism_runtime.timeseries import Event
 
 M = TypeVar("M", bound=Message)
@@ -133,7 +133,7 @@ class SqlTimeSeries(Generic[M]):
         """Create the table (embedded backends) or check it, once; keep its day partitions current."""
         async with self._ready_lock:
             if not self._ready:
-                await self.driver.prepare_table(self.spec, ddl_statements(self.spec, self.driver.dialect))
+                await self.driver.prepare_table(self.spec, self.spec.ddl_for(self.driver.dialect.name))
                 if self.pii is None and self.spec.holds_pii:
                     # Clear pii fields: no sealer registers the entity, yet `forget` must find its rows.
                     await vault_for(self.driver).catalog.register(self.spec)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import operator
 import re
 from collections.abc import Callable
@@ -11,36 +10,17 @@ from collections.abc import Callable
 from sqlglot import exp
 
 from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
-from prism_runtime.sql.dialect import SqlDialect
-
-# TimeSeries tables add two columns: the event id (unique with key and event time, so a retried
-# append inserts nothing) and an insertion sequence (what `tail` follows).
-EVENT_ID_COLUMN = "prism_event_id"
-SEQUENCE_COLUMN = "prism_seq"
-
-
-def row_identity(spec: EntitySpec) -> tuple[str, ...]:
-    """Return the columns that identify one stored row: the primary key; for a series, the event's."""
-    if spec.abstraction is Abstraction.TIME_SERIES:
-        assert spec.event_time is not None
-        return (spec.key, spec.event_time, EVENT_ID_COLUMN)
-    return tuple(c.name for c in spec.key_columns)
+from prism_runtime.sql.names import (
+    EVENT_ID_COLUMN,
+    SEQUENCE_COLUMN,
+    default_partition_name,
+    index_name,
+    table_name,
+)
+from protoc_gen_prism.sql.dialects import DdlDialect
 
 
-def stored_columns(spec: EntitySpec) -> tuple[str, ...]:
-    """Return every column the table of `spec` has: its fields', and a series' event id and sequence."""
-    names = tuple(c.name for c in spec.columns)
-    if spec.abstraction is Abstraction.TIME_SERIES:
-        return (*names, EVENT_ID_COLUMN, SEQUENCE_COLUMN)
-    return names
-
-
-def table_name(spec: EntitySpec) -> str:
-    """Return the table that holds an entity: its namespace."""
-    return spec.namespace
-
-
-def create_table(spec: EntitySpec, dialect: SqlDialect) -> exp.Create:
+def create_table(spec: EntitySpec, dialect: DdlDialect) -> exp.Create:
     """Return the idempotent CREATE TABLE of an entity."""
     key_names = [c.name for c in spec.key_columns]
     columns: list[exp.Expression] = [_column(c, dialect, primary=c.name in key_names) for c in spec.columns]
@@ -62,7 +42,7 @@ def _build(statement: _Statement) -> exp.Expression:
     return builder(names, *params)
 
 
-def _index_statements(spec: EntitySpec, dialect: SqlDialect) -> list[_Statement]:
+def _index_statements(spec: EntitySpec, dialect: DdlDialect) -> list[_Statement]:
     table = table_name(spec)
     out: list[_Statement] = [
         (_index, (False,), (table, index_name(table, column.name, dialect), column.name))
@@ -90,21 +70,7 @@ def _index(names: tuple[str, ...], unique: bool) -> exp.Create:
     return exp.Create(this=index, kind="INDEX", exists=True, unique=unique)
 
 
-def index_name(table: str, column: str, dialect: SqlDialect) -> str:
-    """Return a deterministic index name that fits the dialect's identifier limit."""
-    return short_name(table, column, "idx", dialect=dialect)
-
-
-def short_name(*parts: str, dialect: SqlDialect) -> str:
-    """Join `parts` with '__' into a name that fits the dialect's limit, shortened with a hash when it must be."""
-    name = "__".join(parts)
-    if len(name) <= dialect.max_identifier_length:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[: dialect.max_identifier_length - 9]}_{digest}"
-
-
-def _comment_statements(spec: EntitySpec, dialect: SqlDialect) -> list[_Statement]:
+def _comment_statements(spec: EntitySpec, dialect: DdlDialect) -> list[_Statement]:
     if not dialect.supports_column_comments:
         return []
     table = table_name(spec)
@@ -120,7 +86,7 @@ def _comment(names: tuple[str, ...], pii: str) -> exp.Comment:
     )
 
 
-def ddl_expressions(spec: EntitySpec, dialect: SqlDialect) -> list[exp.Expression]:
+def ddl_expressions(spec: EntitySpec, dialect: DdlDialect) -> list[exp.Expression]:
     """Return every DDL statement of an entity: table, indexes, column comments."""
     if spec.abstraction is Abstraction.TIME_SERIES:
         table: exp.Expression = create_series_table(spec, dialect)
@@ -129,7 +95,7 @@ def ddl_expressions(spec: EntitySpec, dialect: SqlDialect) -> list[exp.Expressio
     return [table, *(_build(s) for s in _statements_after_table(spec, dialect))]
 
 
-def _statements_after_table(spec: EntitySpec, dialect: SqlDialect) -> list[_Statement]:
+def _statements_after_table(spec: EntitySpec, dialect: DdlDialect) -> list[_Statement]:
     # For a series: its DEFAULT partition (where partitioned) and identity index; then indexes, comments.
     out: list[_Statement] = []
     if spec.abstraction is Abstraction.TIME_SERIES:
@@ -139,7 +105,7 @@ def _statements_after_table(spec: EntitySpec, dialect: SqlDialect) -> list[_Stat
     return [*out, *_index_statements(spec, dialect), *_comment_statements(spec, dialect)]
 
 
-def create_series_table(spec: EntitySpec, dialect: SqlDialect) -> exp.Create:
+def create_series_table(spec: EntitySpec, dialect: DdlDialect) -> exp.Create:
     """Return the idempotent CREATE TABLE of a TimeSeries entity: its columns, event id and sequence.
 
     Where the dialect partitions series, the table is range-partitioned by event time, and its primary key
@@ -176,30 +142,13 @@ def create_series_table(spec: EntitySpec, dialect: SqlDialect) -> exp.Create:
     return exp.Create(this=schema, kind="TABLE", exists=True, properties=properties)
 
 
-def default_partition_name(spec: EntitySpec, dialect: SqlDialect) -> str:
-    """Return the name of the partition that catches events no day partition covers."""
-    return short_name(table_name(spec), "default", dialect=dialect)
-
-
-def _default_partition_statement(spec: EntitySpec, dialect: SqlDialect) -> _Statement:
+def _default_partition_statement(spec: EntitySpec, dialect: DdlDialect) -> _Statement:
     return (_default_partition, (), (table_name(spec), default_partition_name(spec, dialect)))
 
 
 def _default_partition(names: tuple[str, ...]) -> exp.Create:
     table, name = names
     return _partition_of_table(table, name, exp.var("DEFAULT"))
-
-
-def create_day_partition(
-    spec: EntitySpec, name: str, low: exp.Expression, high: exp.Expression
-) -> exp.Create:
-    """Return the CREATE of one partition holding event times in [low, high)."""
-    bounds = exp.PartitionBoundSpec(from_expressions=[low], to_expressions=[high])
-    return _partition_of(spec, name, bounds)
-
-
-def _partition_of(spec: EntitySpec, name: str, bounds: exp.Expression) -> exp.Create:
-    return _partition_of_table(table_name(spec), name, bounds)
 
 
 def _partition_of_table(table: str, name: str, bounds: exp.Expression) -> exp.Create:
@@ -212,17 +161,17 @@ def _partition_of_table(table: str, name: str, bounds: exp.Expression) -> exp.Cr
     )
 
 
-def _series_identity_statement(spec: EntitySpec, dialect: SqlDialect) -> _Statement:
+def _series_identity_statement(spec: EntitySpec, dialect: DdlDialect) -> _Statement:
     assert spec.event_time is not None
     table = table_name(spec)
     names = (table, index_name(table, "identity", dialect), spec.key, spec.event_time, EVENT_ID_COLUMN)
     return (_index, (True,), names)
 
 
-def ddl_statements(spec: EntitySpec, dialect: SqlDialect, *, pretty: bool = False) -> list[str]:
+def ddl_statements(spec: EntitySpec, dialect: DdlDialect, *, pretty: bool = False) -> list[str]:
     """Return the DDL of an entity as SQL text in the dialect (as `ddl_expressions` renders, only faster).
 
-    Where the dialect allows (`SqlDialect.assembles_ddl`), the CREATE TABLE is assembled from pieces sqlglot
+    Where the dialect allows (`DdlDialect.assembles_ddl`), the CREATE TABLE is assembled from pieces sqlglot
     rendered once per column shape (see `_assembled_table`), and the names of each other statement are
     spliced into sqlglot's rendering of the same statement with sentinel names (see `_spliced`).
     """
@@ -274,7 +223,7 @@ _SPLICES: dict[tuple[object, ...], _Frame] = {}
 _LINES: dict[tuple[object, ...], tuple[str, str] | None] = {}
 
 
-def _assembled_table(spec: EntitySpec, dialect: SqlDialect, pretty: bool) -> str | None:
+def _assembled_table(spec: EntitySpec, dialect: DdlDialect, pretty: bool) -> str | None:
     """Return the CREATE TABLE text of `spec` assembled from cached pieces, or None to render it whole."""
     if not _PLAIN_NAME.fullmatch(spec.namespace):
         return None
@@ -336,7 +285,7 @@ def _shape(column: Column) -> tuple[object, ...]:
     return (_SHAPE_FIELDS(column), bool(column.oneof))
 
 
-def _frame(spec: EntitySpec, dialect: SqlDialect, pretty: bool) -> _Frame | None:
+def _frame(spec: EntitySpec, dialect: DdlDialect, pretty: bool) -> _Frame | None:
     series = spec.abstraction is Abstraction.TIME_SERIES
     in_frame = {spec.event_time} if series else {c.name for c in spec.key_columns}
     renamed = {
@@ -379,7 +328,7 @@ def _split_frame(text: str) -> _Frame:
     return frame
 
 
-def _spliced(statement: _Statement, dialect: SqlDialect, pretty: bool) -> str:
+def _spliced(statement: _Statement, dialect: DdlDialect, pretty: bool) -> str:
     """Return the SQL of `statement`: its names spliced into its rendering with sentinels of their length."""
     builder, params, names = statement
     if not all(_PLAIN_NAME.fullmatch(n) for n in names):
@@ -399,11 +348,11 @@ def _placeholder(name: str) -> Column:
     return Column(name=name, number=0, kind=ColumnKind.STRING, nullable=True)
 
 
-def _render_column(column: Column, dialect: SqlDialect, pretty: bool) -> str:
+def _render_column(column: Column, dialect: DdlDialect, pretty: bool) -> str:
     return _column(column, dialect, primary=False).sql(dialect=dialect.name, pretty=pretty, copy=False)
 
 
-def _line(column: Column, dialect: SqlDialect, pretty: bool) -> tuple[str, str] | None:
+def _line(column: Column, dialect: DdlDialect, pretty: bool) -> tuple[str, str] | None:
     key = (type(dialect), pretty, _shape(column))
     if key not in _LINES:
         name = _sentinel("n")
@@ -435,7 +384,7 @@ def _oneof_checks(spec: EntitySpec) -> list[exp.Expression]:
     return checks
 
 
-def _column(column: Column, dialect: SqlDialect, *, primary: bool) -> exp.ColumnDef:
+def _column(column: Column, dialect: DdlDialect, *, primary: bool) -> exp.ColumnDef:
     constraints = list(dialect.key_constraints(column)) if primary else []
     if not column.nullable or primary:
         constraints.append(exp.ColumnConstraint(kind=exp.NotNullColumnConstraint()))
@@ -450,6 +399,6 @@ def _column(column: Column, dialect: SqlDialect, *, primary: bool) -> exp.Column
     )
 
 
-def column_definition(column: Column, dialect: SqlDialect) -> exp.ColumnDef:
+def column_definition(column: Column, dialect: DdlDialect) -> exp.ColumnDef:
     """Return the definition of one stored field's column (not part of the primary key)."""
     return _column(column, dialect, primary=False)

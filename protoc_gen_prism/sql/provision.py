@@ -26,7 +26,7 @@ from sqlglot import exp
 from prism_runtime.database import Database
 from prism_runtime.errors import ConfigError, DatabaseDamaged, SchemaMismatch
 from prism_runtime.sql.driver import SqlDriver
-from prism_runtime.sql.guards import Guard, guard_of, outside_transaction
+from protoc_gen_prism.sql.guards import Guard, guard_of, outside_transaction
 
 HISTORY_TABLE = "prism_schema_history"
 _NS = HISTORY_TABLE  # errors while provisioning name the history as their namespace
