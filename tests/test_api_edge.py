@@ -27,7 +27,7 @@ from prism_runtime.backends.kafka import KafkaTimeSeries, partition_of
 from prism_runtime.backends.nats import subject_of
 from prism_runtime.errors import CorruptRow, InvalidKey, MessageTooDeep, PrismError, WrongType
 from prism_runtime.inputs import MAX_KEY_BYTES, MAX_MESSAGE_DEPTH
-from prism_runtime.provision import provision
+from protoc_gen_prism.sql.provision import provision
 
 STREAM_BACKENDS = ["kafka", "nats"]
 T0 = datetime.datetime(2024, 5, 1, 12, 0, tzinfo=datetime.UTC)
