@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import importlib
+import random
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -569,3 +570,64 @@ async def test_a_stream_record_another_producer_wrote_is_a_corrupt_row(
     text = str(caught.value)
     assert f"tree_id={key!r}" in text and series.namespace in text and SECRET not in text
     assert caught.value.key == (key,)
+
+
+def random_keys(seed: int, count: int) -> list[str]:
+    """Return `count` text keys of mixed lengths from an alphabet with the awkward characters in it."""
+    rng = random.Random(seed)
+    alphabet = [
+        "a",
+        "Z",
+        "0",
+        " ",
+        "'",
+        '"',
+        "\\",
+        "\x00",
+        "\x01",
+        "\x7f",
+        "é",
+        "\u200b",
+        "\uffff",
+        "🔑",
+        "\U0010ffff",
+    ]
+    keys = []
+    for _ in range(count):
+        size = rng.choice([0, 1, 2, 8, 100, 255, 256, 257, 511, 512, 1023, 1024, 1025, 1100])
+        keys.append("".join(rng.choice(alphabet) for _ in range(size)))
+    return keys
+
+
+async def test_every_key_the_rule_accepts_round_trips_and_the_rest_are_refused(sql: Sql, edges: Any) -> None:
+    pb2, prism = edges
+    trees = prism.TreeStore(sql.db)
+    leaves = prism.LeafStore(sql.db)
+    accepted: set[str] = set()
+    for key in random_keys(11, 150):
+        allowed = 0 < len(key.encode()) <= MAX_KEY_BYTES and "\x00" not in key
+        try:
+            await trees.put(pb2.Tree(tree_id=key))
+        except InvalidKey:
+            assert not allowed
+            with pytest.raises(InvalidKey):
+                await trees.get(key)
+        else:
+            assert allowed
+            accepted.add(key)
+            assert await trees.get(key) == pb2.Tree(tree_id=key)
+    assert 20 < len(accepted) < 130  # both outcomes, many times each
+    # Every backend orders text keys by code point, as Python does.
+    assert [t.tree_id for t in await collect(trees.scan())] == sorted(accepted)
+    rng = random.Random(12)
+    stored: set[bytes] = set()
+    for _ in range(60):
+        raw = rng.randbytes(rng.choice([0, 1, 3, 1023, 1024, 1025]))
+        if 0 < len(raw) <= MAX_KEY_BYTES:
+            await leaves.put(pb2.Leaf(tree=raw, path="p"))
+            stored.add(raw)
+            assert await leaves.get(raw, "p") == pb2.Leaf(tree=raw, path="p")
+        else:
+            with pytest.raises(InvalidKey):
+                await leaves.put(pb2.Leaf(tree=raw, path="p"))
+    assert len(stored) > 10
