@@ -631,3 +631,58 @@ async def test_every_key_the_rule_accepts_round_trips_and_the_rest_are_refused(s
             with pytest.raises(InvalidKey):
                 await leaves.put(pb2.Leaf(tree=raw, path="p"))
     assert len(stored) > 10
+
+
+def random_branch(pb2: Any, rng: random.Random, here: Any) -> None:
+    """Fill the Branch `here` with a random mix of children, list items, map values and a Struct or an Any."""
+    for _ in range(rng.randrange(30, 100)):
+        step = rng.choice(["child", "kids", "named", "named"])
+        here = here.child if step == "child" else here.kids.add() if step == "kids" else here.named["k"]
+        here.label = "x"
+    end = rng.choice(["none", "struct", "any"])
+    if end == "struct":
+        node = here.attrs
+        for _ in range(rng.randrange(1, 30)):
+            node = node.fields["k"].struct_value
+        node.fields["leaf"].string_value = "x"  # a Value with no kind set would read back as null
+    elif end == "any":
+        here.extra.Pack(nest(pb2, pb2.Branch(), "child", rng.randrange(1, 60)))
+
+
+async def test_random_nestings_are_read_back_or_refused(sql: Sql, edges: Any) -> None:
+    pb2, prism = edges
+    store = prism.TreeStore(sql.db)
+    rng = random.Random(7)
+    outcomes = []
+    for i in range(40):
+        made = pb2.Tree(tree_id=f"r{i:02d}")
+        random_branch(pb2, rng, made.root)
+        try:
+            await store.put(made)
+        except MessageTooDeep:
+            assert await store.get(made.tree_id) is None
+            outcomes.append(False)
+        else:
+            assert await store.get(made.tree_id) == made
+            outcomes.append(True)
+    assert 5 < sum(outcomes) < 35
+
+
+async def test_random_nestings_of_events_are_read_back_or_refused(
+    series_db: prism_runtime.Database, edges: Any
+) -> None:
+    pb2, prism = edges
+    series = prism.GrowthSeries(series_db)
+    key = unique("tree")
+    rng = random.Random(8)
+    stored = []
+    for i in range(24):
+        event = growth(pb2, key, i)
+        random_branch(pb2, rng, event.branch)
+        try:
+            await series.append(event)
+        except MessageTooDeep:
+            continue
+        stored.append(event)
+    assert 3 < len(stored) < 21
+    assert await collect(series.query(key)) == stored
