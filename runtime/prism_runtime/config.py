@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-
 from prism_runtime.errors import ConfigError
 
 URL_ENV = "PRISM_URL"
