@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import prism_runtime
-from prism_runtime import Direction, stack
+import prism_stack as stack
+from prism_runtime import Direction
 from prism_runtime.config import sqlite_path
-from prism_runtime.provision import provision
 from protoc_gen_prism.protoc_runner import generate
+from protoc_gen_prism.sql.provision import provision
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 20_000

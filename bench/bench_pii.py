@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import prism_runtime
-from prism_runtime import stack
+import prism_stack as stack
 from prism_runtime.pii import LocalKeyWrapper, crypto
-from prism_runtime.provision import provision
 from protoc_gen_prism.protoc_runner import generate
+from protoc_gen_prism.sql.provision import provision
 
 SCHEMA = """
 syntax = "proto3";

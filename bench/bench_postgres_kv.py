@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import prism_runtime
-from prism_runtime import stack
-from prism_runtime.provision import provision
+import prism_stack as stack
 from protoc_gen_prism.protoc_runner import generate
+from protoc_gen_prism.sql.provision import provision
 
 ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCY = 8

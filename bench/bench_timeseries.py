@@ -6,7 +6,7 @@
 * single append ack latency p50/p99, generated and raw.
 * query read throughput (records/s) on Kafka, NATS and SQLite.
 
-Starts Tansu and nats-server with prism_runtime.stack unless PRISM_TEST_KAFKA / PRISM_TEST_NATS are set.
+Starts Tansu and nats-server with prism_stack unless PRISM_TEST_KAFKA / PRISM_TEST_NATS are set.
 Run: python bench/bench_timeseries.py [--records 20000] [--rounds 3] [--latency 500]
 """
 
@@ -27,7 +27,7 @@ import nats
 from aiokafka import AIOKafkaProducer
 
 import prism_runtime
-from prism_runtime import stack
+import prism_stack as stack
 from prism_runtime.timeseries import digest
 from protoc_gen_prism.protoc_runner import generate
 

@@ -23,7 +23,7 @@ from protoc_gen_prism.diagnostics import SchemaError
 from protoc_gen_prism.model import Schema
 from protoc_gen_prism.model_builder import build_schema
 from protoc_gen_prism.planner import Plan, plan_schema
-from protoc_gen_prism.protoc_runner import find_protos, prism_include, wkt_include
+from protoc_gen_prism.protoc_runner import explain_unknown_options, find_protos, prism_include, wkt_include
 from protoc_gen_prism.settings import Profile
 
 # Files every image carries as imports; they are Prism's and protobuf's, never the user's schema.
@@ -112,7 +112,7 @@ class Compilation:
         try:
             _, stderr = self._process.communicate()
             if self._process.returncode != 0:
-                raise ImageError(stderr.strip() or f"protoc failed on {self.root}")
+                raise ImageError(explain_unknown_options(stderr.strip()) or f"protoc failed on {self.root}")
             return read_image_bytes(self._out.read_bytes(), str(self.root))
         finally:
             self._tmp.cleanup()

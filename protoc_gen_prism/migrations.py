@@ -16,16 +16,15 @@ from typing import Any
 from sqlglot import exp
 
 from prism_runtime.schema import Abstraction, Column, EntitySpec
-from prism_runtime.sql import alter
-from prism_runtime.sql.dialect import SqlDialect
-from prism_runtime.sql.dialects import dialect_for
 from protoc_gen_prism import __version__
 from protoc_gen_prism.checks.compare import pair_entities
 from protoc_gen_prism.checks.storage import columns_by_key, sql_types
 from protoc_gen_prism.model import Entity, Schema
+from protoc_gen_prism.sql import alter
+from protoc_gen_prism.sql.dialects import DdlDialect, ddl_dialect_for
 
 DIALECTS = ("postgres", "sqlite")
-Build = Callable[[SqlDialect], list[exp.Expression]]
+Build = Callable[[DdlDialect], list[exp.Expression]]
 # Within one migration: names first, so that later steps and the DDL see the current ones.
 _ORDER = ("rename_table", "rename_column", "drop_index", "add_column", "create_index", "expand")
 
@@ -46,6 +45,8 @@ class MigrationPlan:
     steps: tuple[Step, ...] = ()
     contract: tuple[Step, ...] = ()
     withheld: tuple[str, ...] = field(default_factory=tuple)
+    blocking: tuple[str, ...] = field(default_factory=tuple)
+    """The withheld changes the current schema cannot run without (a key, abstraction or column type change)."""
 
     @property
     def empty(self) -> bool:
@@ -58,13 +59,14 @@ def plan_migration(before: Schema, after: Schema, *, allow_destructive: bool = F
     steps: list[Step] = []
     contract: list[Step] = []
     withheld: list[str] = []
+    blocking: list[str] = []
     pairs = pair_entities(before, after)
     for old, new in pairs:
         reason = _cannot_alter(old, new)
         if reason:
-            withheld.append(f"{new.namespace}: {reason}; create a new namespace and copy the data")
+            _block(f"{new.namespace}: {reason}; create a new namespace and copy the data", withheld, blocking)
             continue
-        _table_steps(old.spec, new.spec, steps, contract, withheld, allow_destructive)
+        _table_steps(old.spec, new.spec, steps, contract, withheld, blocking, allow_destructive)
     kept = {id(old) for old, _ in pairs}
     for old in before.entities:
         if id(old) in kept:
@@ -83,7 +85,13 @@ def plan_migration(before: Schema, after: Schema, *, allow_destructive: bool = F
                 "as a contract step"
             )
     steps.sort(key=lambda s: _ORDER.index(s.phase))
-    return MigrationPlan(tuple(steps), tuple(contract), tuple(withheld))
+    return MigrationPlan(tuple(steps), tuple(contract), tuple(withheld), tuple(blocking))
+
+
+def _block(reason: str, withheld: list[str], blocking: list[str]) -> None:
+    """Withhold a change the current schema cannot run without: `prism migrate` then writes nothing."""
+    withheld.append(reason)
+    blocking.append(reason)
 
 
 def _cannot_alter(old: Entity, new: Entity) -> str:
@@ -101,7 +109,7 @@ def _step(phase: str, summary: str, build: Build) -> Step:
 def _call(fn: Callable[..., exp.Expression], *args: Any, dialect: bool = True, **options: Any) -> Build:
     """Return a Build running one statement builder with fixed arguments (and the dialect, last)."""
 
-    def build(d: SqlDialect) -> list[exp.Expression]:
+    def build(d: DdlDialect) -> list[exp.Expression]:
         return [fn(*args, d, **options) if dialect else fn(*args, **options)]
 
     return build
@@ -113,6 +121,7 @@ def _table_steps(
     steps: list[Step],
     contract: list[Step],
     withheld: list[str],
+    blocking: list[str],
     allow_destructive: bool,
 ) -> None:
     table = new.namespace
@@ -134,9 +143,11 @@ def _table_steps(
             _removed(table, column, steps, contract, withheld, allow_destructive, series)
             continue
         if sql_types(column) != sql_types(current):
-            withheld.append(
+            _block(
                 f"{table}.{current.name}: column type changes from {sql_types(column)[0]} to {sql_types(current)[0]}; "
-                "add a new field and backfill it instead"
+                "add a new field and backfill it instead",
+                withheld,
+                blocking,
             )
             continue
         if current.name != column.name:
@@ -202,14 +213,14 @@ def _removed(
         )
         return
 
-    def expand(d: SqlDialect) -> list[exp.Expression]:
+    def expand(d: DdlDialect) -> list[exp.Expression]:
         # Writers that omit the column must still succeed while it exists (Postgres bulk upserts stage rows
         # in a copy of the table's NOT NULL constraints without its defaults).
         if column.nullable or not d.supports_drop_not_null:
             return []
         return [alter.drop_not_null(table, column.name, d)]
 
-    def drop(d: SqlDialect) -> list[exp.Expression]:
+    def drop(d: DdlDialect) -> list[exp.Expression]:
         # SQLite refuses to drop an indexed column: the index goes first.
         first: list[exp.Expression] = (
             [alter.drop_index(table, column.name, d, series=series)] if column.indexed else []
@@ -224,7 +235,7 @@ def _removed(
 
 def render(steps: tuple[Step, ...], dialect_name: str, title: str) -> str:
     """Return a migration file: a header, then each step's summary and statements."""
-    dialect = dialect_for(dialect_name)
+    dialect = ddl_dialect_for(dialect_name)
     parts = [
         f"-- Generated by prism migrate {__version__}: {title}. Review, commit, apply with prism provision.",
         f"-- Dialect: {dialect_name}. Idempotent: prism provision skips a step whose work is already done.",

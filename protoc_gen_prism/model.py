@@ -190,6 +190,7 @@ def _columns(f: Field, *, primary: bool) -> tuple[Column, ...]:
         masked=o.mask_in_logs,
         audited=o.access_audit,
         searchable=o.searchable,
+        plaintext_reason=o.plaintext_reason.strip() if o.pii and not encrypted else "",
     )
     if not o.searchable:
         return (column,)

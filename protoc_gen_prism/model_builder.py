@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from google.protobuf import descriptor, descriptor_pb2, descriptor_pool
 
 from prism_runtime.schema import Abstraction
-from prism_runtime.sql.ddl import EVENT_ID_COLUMN, SEQUENCE_COLUMN
+from prism_runtime.sql.names import EVENT_ID_COLUMN, SEQUENCE_COLUMN
 from protoc_gen_prism import locations as loc
 from protoc_gen_prism.descriptors import OptionMap, OptionsUnreadable, PrismOptionReader, is_map_entry
 from protoc_gen_prism.diagnostics import Diagnostic, Location, SchemaError, allowed_values

@@ -28,6 +28,8 @@ def load_plan(
         return plan
     if not source.is_dir():
         raise PlanUnavailable(f"{source} is neither a directory of .proto files nor a {PLAN_FILE}")
+    if not protoc_runner.find_protos(source):
+        raise PlanUnavailable(f"{source} holds no .proto files and no {PLAN_FILE}")
     with tempfile.TemporaryDirectory(prefix="prism-plan-") as out:
         parameter = f"profile={profile}" if profile else ""
         result = protoc_runner.generate(

@@ -201,11 +201,60 @@ def plan_schema(schema: Schema, profile: Profile) -> list[Plan]:
         plan = plan_entity(entity, profile)
         beyond = limit_problems(entity, plan)
         problems.extend(beyond)
+        # A value message stored by two stream entities is reported once, for the first.
+        reported = {(p.location, p.element) for p in problems}
+        problems += [
+            p
+            for p in plaintext_on_stream(entity, plan.backend, schema)
+            if (p.location, p.element) not in reported
+        ]
         if not beyond:
             plans.append(plan)
     if problems:
         raise SchemaError(problems)
     return plans
+
+
+_STREAMS = frozenset({BackendKind.KAFKA, BackendKind.NATS})
+
+
+def plaintext_on_stream(entity: Entity, backend: BackendKind, schema: Schema) -> list[Diagnostic]:
+    """Refuse pii in clear on a stream, whose log `forget` cannot edit, unless a plaintext_reason says why.
+
+    Encrypted fields are fine (forget destroys their keys); so are pii fields of the value messages the
+    entity stores, when they are in this schema, under the same rule.
+    """
+    if backend not in _STREAMS:
+        return []
+    values = {v.full_name: v for f in schema.files for v in f.value_types}
+    problems = []
+    seen: set[str] = set()
+    pending: list[tuple[str, tuple[Field, ...]]] = [(entity.full_name, entity.fields)]
+    while pending:
+        owner, fields = pending.pop()
+        for f in fields:
+            o = f.options
+            if f.type_name in values and f.type_name not in seen:
+                seen.add(f.type_name)
+                pending.append((f.type_name, values[f.type_name].fields))
+            if o.pii is None or o.encrypt_at_rest or o.plaintext_reason.strip():
+                continue
+            encrypt = (
+                "(prism.encrypt_at_rest) = true (forget destroys its keys)"
+                if owner == entity.full_name
+                else "move it to the entity with (prism.encrypt_at_rest) = true"
+            )
+            problems.append(
+                Diagnostic(
+                    f.location,
+                    f"{owner}.{f.name}",
+                    f"pii in clear on {backend}, where {entity.full_name} is planned: a stream's log cannot "
+                    f"be edited, so forget could not erase it; allowed: {encrypt}, "
+                    f'(prism.plaintext_reason) = "why" to keep it in clear on purpose (forget then reports '
+                    f'it as not erasable), or (prism.backend) = "postgres"',
+                )
+            )
+    return problems
 
 
 def plan_entity(entity: Entity, profile: Profile) -> Plan:
@@ -228,7 +277,7 @@ def plan_entity(entity: Entity, profile: Profile) -> Plan:
             f"storage: {rps} writes/s x {size} B x {opts.retention_days} days x {HEADROOM} headroom = "
             f"{_human_bytes(storage)} per replica"
         )
-    backend = _choose_backend(entity, why)
+    backend = _choose_backend(entity, profile, why)
     settings = PROFILES[profile]
     kafka = nats = None
     sql = None
@@ -259,17 +308,18 @@ def plan_entity(entity: Entity, profile: Profile) -> Plan:
     )
 
 
-def _choose_backend(entity: Entity, why: list[str]) -> BackendKind:
+def _choose_backend(entity: Entity, profile: Profile, why: list[str]) -> BackendKind:
     opts = entity.options
     if opts.backend is not None:
         why.insert(0, f"backend {opts.backend}: set explicitly by (prism.backend)")
         return opts.backend
     if entity.abstraction is not Abstraction.TIME_SERIES:
-        why.insert(
-            0,
-            f"{opts.access_pattern} is served by {entity.abstraction}: postgres in production "
-            f"(sqlite embedded when no server is configured)",
+        where = (
+            "postgres in production (sqlite embedded when no server is configured)"
+            if profile is Profile.PRODUCTION
+            else "postgres when one is configured, else sqlite embedded"
         )
+        why.insert(0, f"{opts.access_pattern} is served by {entity.abstraction}: {where}")
         return BackendKind.POSTGRES
     rps, days = opts.estimated_write_rps, opts.retention_days
     if rps >= KAFKA_MIN_WRITE_RPS:

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
+
+from protoc_gen_prism.descriptors import FIELD_OPTION_NAMES, MESSAGE_OPTION_NAMES
+from protoc_gen_prism.package_data import data_dir
+
+# protoc's complaints about a prism option: one no imported file defines (misspelt, or the import missing),
+# e.g. Option "(prism.acces_pattern)" unknown., and one set on the wrong element (a field option on a message).
+_UNKNOWN_OPTION = re.compile(r'Option "\(prism\.([A-Za-z0-9_]+)\)[^"]*" unknown\.')
+_MISPLACED_OPTION = re.compile(
+    r'Option field "\(prism\.([A-Za-z0-9_]+)\)" is not a field or extension of message'
+)
+_OPTION_KINDS = {**{n: "field" for n in FIELD_OPTION_NAMES}, **{n: "message" for n in MESSAGE_OPTION_NAMES}}
 
 
 def prism_include() -> Path:
     """Return the directory to pass with -I so that `import "prism/options.proto"` resolves."""
-    return Path(str(resources.files("protoc_gen_prism").joinpath("include")))
+    return data_dir("include")
 
 
 def wkt_include() -> Path:
@@ -89,4 +101,30 @@ def generate(
     done = subprocess.run(args, capture_output=True, text=True, check=False)
     # protoc-gen-mypy prints a line per file it writes; keep only what a user must read.
     stderr = "\n".join(line for line in done.stderr.splitlines() if not line.startswith("Writing mypy to "))
-    return ProtocResult(done.returncode, stderr)
+    return ProtocResult(done.returncode, explain_unknown_options(stderr))
+
+
+def explain_unknown_options(stderr: str) -> str:
+    """Add to each of protoc's "unknown option" lines about a prism option what was probably meant.
+
+    protoc only says the option is unknown and to check the imports; a misspelt name (`acces_pattern`) gets
+    the closest Prism option, and a Prism option used on the wrong element gets the element it belongs on.
+    """
+    return "\n".join(_explain_line(line) for line in stderr.split("\n"))
+
+
+def _explain_line(line: str) -> str:
+    unknown = _UNKNOWN_OPTION.search(line)
+    found = unknown or _MISPLACED_OPTION.search(line)
+    if found is None:
+        return line
+    name = found.group(1)
+    kind = _OPTION_KINDS.get(name)
+    if kind is not None and unknown is not None:
+        return f'{line} Add `import "prism/options.proto";` to this file to use (prism.{name}).'
+    if kind is not None:
+        return f"{line} (prism.{name}) is a {kind} option: it goes on a {kind}."
+    close = difflib.get_close_matches(name, list(_OPTION_KINDS), n=1, cutoff=0.6)
+    if close:
+        return f"{line} Did you mean (prism.{close[0]}), a {_OPTION_KINDS[close[0]]} option?"
+    return f"{line} Prism's options are: {', '.join(f'(prism.{n})' for n in _OPTION_KINDS)}."

@@ -6,12 +6,14 @@ from functools import cache
 
 import jinja2
 
+from protoc_gen_prism.package_data import data_dir
+
 
 @cache
 def environment() -> jinja2.Environment:
     """Return the shared template environment (templates live in the top-level templates/ directory)."""
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("protoc_gen_prism", "templates"),
+        loader=jinja2.FileSystemLoader(data_dir("templates")),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -79,11 +79,47 @@ expressions:
 | `(prism.searchable)` added or renamed | the blind-index column follows its field (ADD / RENAME COLUMN, its index); rows written before have no blind index until rewritten |
 | key, sort key, abstraction or column type changed (also `encrypt_at_rest` on or off) | not written: printed with the reason; it needs a new field or namespace and a backfill |
 
+When a change is not written because no ALTER can make it (the last row), `prism migrate` writes nothing at
+all and exits 1: any migration it wrote would leave a database the current schema cannot run on, and a script
+running `prism migrate && prism provision` must stop there. Change the schema as the message says (a new field
+or namespace, backfilled), then run it again. A removal withheld for want of `--allow-destructive` is not such
+a change (the column stays and the current schema still runs): the rest is written, the removal is printed as
+not written, and the exit code is 0.
+
+A misspelt prism option (`(prism.acces_pattern)`) fails to compile in protoc as an unknown option; `prism
+check`, `prism generate` and every command that compiles add the closest option name to protoc's line, or
+the missing `import "prism/options.proto";`, or the element (message or field) a misplaced option goes on.
+
 `prism provision gen/ --migrations migrations/` applies `migrations/<dialect>/*.sql` before `sql/<dialect>/**.sql`
 (default: `gen/migrations/`), records each file in `prism_schema_history`, and runs each migration statement only
 while there is work left (the table exists; the column to add is absent, the column to rename or drop is there).
 So a fresh database skips the migrations and gets whole tables from the DDL, a file interrupted halfway resumes,
 and `CREATE INDEX CONCURRENTLY` runs outside a transaction, as Postgres requires.
+
+No DDL runs before the columns it names are checked. SQLite reads a double-quoted name it cannot resolve as a
+string literal, so `CREATE INDEX ... ("country")` on a table without `country` would index the constant
+`'country'`, and adding the column later would leave an index that disagrees with its table (a corrupt file).
+So:
+
+- the runtime, which creates SQLite tables on first use, checks an existing table's columns first: a table
+  lacking a field's column raises `SchemaMismatch` ("table 'profiles' lacks columns country") having run
+  nothing; the fix is a migration (`prism migrate`, then `prism provision gen/ --migrations migrations/`);
+- `prism provision` checks each DDL file before running any of it: an existing table must already have the
+  file's columns, and every index must name columns its table has (or gets in the same file); otherwise
+  `SchemaMismatch` names the table, the columns and the migrate command, and exit status 1. A migration's
+  `CREATE INDEX` is checked the same way, after the statements before it have run;
+- on SQLite, `prism provision` first drops any index an earlier Prism left on such a string (SQLite reports
+  the part as an expression while its text names a plain column), saying so, so that it is built again on
+  the column; and it ends with `PRAGMA integrity_check`, failing with `DatabaseDamaged` (exit status 1, the
+  first problems named) rather than reporting success on a damaged file. When only indexes are named,
+  `REINDEX` rebuilds them from their tables;
+- where Python has `sqlite3.Connection.setconfig` (3.12+), every connection turns off double-quoted string
+  literals (`SQLITE_DBCONFIG_DQS_DDL` and `_DML`), so such a name is an error inside SQLite too. On 3.11
+  the column checks above are the whole protection.
+
+Provisioning scripts and Prism's own setup DDL on Postgres hold one transaction-scoped advisory lock
+(`pg_advisory_xact_lock`), and on SQLite the write lock (`BEGIN IMMEDIATE`), so processes provisioning or
+first using one database at once run their DDL one after another.
 
 ## Rules
 """

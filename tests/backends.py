@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 import prism_runtime
-from prism_runtime.provision import provision
+from protoc_gen_prism.sql.provision import provision
 
 BACKENDS = ["sqlite", "postgres"]
 

@@ -1,7 +1,7 @@
 """Pytest plugin: real local servers for the test-suite, one of each per test session.
 
 Registered from ``tests/conftest.py`` with ``pytest_plugins = ["servers"]``. Each fixture starts its server
-(see :mod:`prism_runtime.stack`) on a free loopback port in a fresh temp dir the first time a test asks
+(see :mod:`prism_stack`) on a free loopback port in a fresh temp dir the first time a test asks
 for it, and stops it when the session ends. To run the same tests against servers you already have,
 set:
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from prism_runtime import stack
+import prism_stack as stack
 
 ENV_POSTGRES = "PRISM_TEST_POSTGRES_DSN"
 ENV_NATS = "PRISM_TEST_NATS"

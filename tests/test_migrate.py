@@ -20,11 +20,11 @@ from google.protobuf import message_factory
 
 import prism_runtime
 from prism_runtime.keyvalue import KeyValueStore
-from prism_runtime.provision import provision
 from prism_runtime.timeseries import TimeSeries
 from protoc_gen_prism.descriptors import build_pool
 from protoc_gen_prism.images import Image, compile_image
 from protoc_gen_prism.migrations import plan_migration, render
+from protoc_gen_prism.sql.provision import provision
 
 FILE = "acme/shop/v1/shop.proto"
 V1 = """message Account {
@@ -253,6 +253,49 @@ def test_key_and_type_changes_are_withheld(tmp_path: Path) -> None:
     )
     run = prism("migrate", after, "--against", before, "-o", tmp_path / "m")
     assert "not written: accounts.credits: column type changes from BIGINT to DOUBLE PRECISION" in run.stderr
+
+
+def test_a_withheld_type_or_key_change_fails_and_writes_nothing(tmp_path: Path) -> None:
+    before = write_schema(tmp_path / "a", V1, name=FILE, package="acme.shop.v1")
+    # Alongside a change that alone would be written (a new field): a partial migration is not written either.
+    changed = V1.replace("int64 credits", "double credits").replace(
+        "string legacy = 4;", "string legacy = 4;\n  string note = 5;"
+    )
+    after = write_schema(tmp_path / "b", changed, name=FILE, package="acme.shop.v1")
+    run = prism("migrate", after, "--against", before, "-o", tmp_path / "m")
+    assert run.returncode == 1
+    assert run.stderr.splitlines() == [
+        "prism migrate: not written: accounts.credits: column type changes from BIGINT to DOUBLE PRECISION; "
+        "add a new field and backfill it instead",
+        "prism migrate: nothing written: no migration brings the database to the current schema while 1 "
+        "change(s) above stand; change the schema as they say, then run prism migrate again",
+    ]
+    assert not (tmp_path / "m").exists()
+    rekeyed = write_schema(
+        tmp_path / "c",
+        V1.replace("string id = 1 [(prism.key) = true];", "string id = 1;").replace(
+            "string nick = 2;", "string nick = 2 [(prism.key) = true];"
+        ),
+        name=FILE,
+        package="acme.shop.v1",
+    )
+    run = prism("migrate", rekeyed, "--against", before, "-o", tmp_path / "m")
+    assert run.returncode == 1 and "not written: accounts: the primary key" in run.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_withheld_removal_still_writes_the_rest_and_exits_0(tmp_path: Path) -> None:
+    before = write_schema(tmp_path / "a", V1, name=FILE, package="acme.shop.v1")
+    after = write_schema(
+        tmp_path / "b",
+        V1.replace("string legacy = 4;", "reserved 4;\n  string note = 5;"),
+        name=FILE,
+        package="acme.shop.v1",
+    )
+    run = prism("migrate", after, "--against", before, "-o", tmp_path / "m")
+    assert run.returncode == 0, run.stderr
+    assert "not written: accounts.legacy: field 4 was removed" in run.stderr
+    assert sorted(p.name for p in (tmp_path / "m" / "sqlite").iterdir()) == ["0001_add_column_accounts_note.sql"]
 
 
 def test_provision_cli_applies_migrations_first(tmp_path: Path, versions: list[Version]) -> None:

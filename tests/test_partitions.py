@@ -12,8 +12,8 @@ import pytest
 from backends import drop_schema, new_schema
 
 import prism_runtime
-from prism_runtime.provision import provision
 from prism_runtime.sql import partitions
+from protoc_gen_prism.sql.provision import provision
 
 UTC = datetime.UTC
 NOW = datetime.datetime(2031, 3, 10, 15, 30, tzinfo=UTC)  # far from today: the backend maintains today itself

@@ -15,9 +15,11 @@ import importlib
 import io
 import json
 import logging
+import os
 import re
 import sqlite3
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import MappingProxyType, ModuleType
@@ -25,20 +27,22 @@ from typing import Any
 
 import asyncpg
 import pytest
-from backends import BACKENDS, drop_schema, new_schema, url_for
+from backends import BACKENDS, drop_schema, new_schema, url_for, with_query
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import prism_runtime
-from prism_runtime import stack
+import prism_stack as stack
+from prism_runtime.errors import Contention
 from prism_runtime.pii import LocalKeyWrapper, crypto, keyring, mask_value
+from prism_runtime.pii.errors import AuditTampered
 from prism_runtime.pii.vault import vault_for
 from prism_runtime.pii.wrappers import _context_bytes
-from prism_runtime.provision import provision
-from prism_runtime.sql.ddl import EVENT_ID_COLUMN
+from prism_runtime.sql.names import EVENT_ID_COLUMN
 from prism_runtime.timeseries import event_id
 from protoc_gen_prism.protoc_runner import tool
+from protoc_gen_prism.sql.provision import provision
 
 SSN, EMAIL, PHONE = "078-05-1120", "Jane.Roe@example.com", "+1 415 555 0134"
 PATIENT_NS, VISIT_NS = "prismtest_pii_v1_patient", "prismtest_pii_v1_visit"
@@ -348,6 +352,86 @@ async def test_prism_forget_command_prints_a_receipt_without_the_subject(
     assert "keys destroyed: 1" in done.stdout
 
 
+USER_EVENT_NS, SUBSCRIPTION_NS = "prismtest_pii_v1_user_event", "prismtest_pii_v1_subscription"
+CHAT_NS = "prismtest_pii_v1_chat_line"
+
+
+async def test_forget_erases_plaintext_pii_and_its_receipt_lists_every_table(
+    db: prism_runtime.Database, url: str, pii: Any
+) -> None:
+    """PII in clear (no encrypt_at_rest) is catalogued and deleted too; the receipt names every table."""
+    pb2, prism = pii
+    events = prism.UserEventSeries(db)
+    await events.append_many(
+        pb2.UserEvent(
+            user_id=uid, at_ms=1_700_000_000_000 + i, email=f"{uid}.mail@example.org", page=f"/p{i}"
+        )
+        for uid in ("u1", "u2")
+        for i in range(3)
+    )
+    subscriptions = prism.SubscriptionStore(db)
+    await subscriptions.put(pb2.Subscription(account_id=7, email="seven@example.org", weekly=True))
+    await prism.PatientStore(db).put(patient(pb2, "u1"))
+    catalogued = {r[0] for r in await raw(url, "SELECT namespace FROM prism_entities")}
+    assert catalogued == {USER_EVENT_NS, SUBSCRIPTION_NS, PATIENT_NS}, "clear and encrypted pii alike"
+
+    receipt = await prism_runtime.forget(db, "u1")
+
+    # The integer-keyed table is visited too: "u1" names no row there (and is no error on Postgres).
+    assert {(e.namespace, e.rows_deleted) for e in receipt.erasures} == {
+        (USER_EVENT_NS, 3),
+        (SUBSCRIPTION_NS, 0),
+        (PATIENT_NS, 1),
+    }
+    assert receipt.kept == ()
+    lines = receipt.lines()
+    assert f"  {USER_EVENT_NS} (prismtest.pii.v1.UserEvent): 3 row(s) deleted" in lines
+    assert f"  {SUBSCRIPTION_NS} (prismtest.pii.v1.Subscription): 0 row(s) deleted" in lines
+    assert f"  {PATIENT_NS} (prismtest.pii.v1.Patient): 1 row(s) deleted, blind indexes with them" in lines
+    assert await raw(url, f"SELECT DISTINCT user_id, email FROM {USER_EVENT_NS}") == [
+        ("u2", "u2.mail@example.org")
+    ]
+    assert [e async for e in events.query("u1")] == []
+    assert [e.page async for e in events.query("u2")] == ["/p0", "/p1", "/p2"]
+    if url.startswith("sqlite:"):
+        # Not only unreachable by SQL: the deleted values are gone from the database file and its WAL.
+        path = Path(url.removeprefix("sqlite:///"))
+        stored = b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
+        assert b"u1.mail@example.org" not in stored and b"u2.mail@example.org" in stored
+
+    by_number = await prism_runtime.forget(db, 7)
+    assert {(e.namespace, e.rows_deleted) for e in by_number.erasures} == {
+        (USER_EVENT_NS, 0),
+        (SUBSCRIPTION_NS, 1),
+        (PATIENT_NS, 0),
+    }
+    assert await subscriptions.get(7) is None
+
+    done = prism_cli("forget", "u2", url=url)
+    assert done.returncode == 0, done.stderr
+    assert f"  {USER_EVENT_NS} (prismtest.pii.v1.UserEvent): 3 row(s) deleted" in done.stdout
+    assert f"  {SUBSCRIPTION_NS} (prismtest.pii.v1.Subscription): 0 row(s) deleted" in done.stdout
+    assert "u2" not in done.stdout
+    assert await raw(url, f"SELECT count(*) FROM {USER_EVENT_NS}") == [(0,)]
+
+
+def test_catalog_entries_round_trip_and_tolerate_other_versions(pii: Any) -> None:
+    from prism_runtime.pii.catalog import entry_from_json, spec_to_json
+    from prism_runtime.schema import registered
+
+    spec = registered()[CHAT_NS]  # the generated module registered it on import (the pii fixture)
+    entry = entry_from_json(spec_to_json(spec, "nats"))
+    assert (entry.stored_on, entry.spec.column("nickname").plaintext_reason) == (
+        "nats",
+        "shown to everyone in the room",
+    )
+    written = json.loads(spec_to_json(spec))
+    # Written before streams were catalogued (no kind), or by a newer Prism (a column attribute unknown here).
+    written["columns"][0]["shredded_by"] = "a later version"
+    older = entry_from_json(json.dumps(written))
+    assert older.stored_on == "" and older.spec.columns == spec.columns
+
+
 # -- searchable ------------------------------------------------------------------------------------
 
 
@@ -449,8 +533,8 @@ async def test_a_write_and_its_audit_entries_are_stored_together_or_not_at_all(
 
 
 async def test_writers_on_two_connections_keep_one_audit_chain(url: str, pii: Any, tmp_path: Path) -> None:
-    """Two handles (as two processes) each cache the chain's head; a writer that lost the race re-reads it
-    and retries its whole write, so every write lands once with its entries and the chain holds."""
+    """Two handles (as two processes) write at once: each append reads the head under the chain's lock, so
+    every write lands once with its entries and the chain holds."""
     pb2, prism = pii
     wrapper = LocalKeyWrapper(tmp_path / "master.key")
     async with (
@@ -472,6 +556,81 @@ async def test_writers_on_two_connections_keep_one_audit_chain(url: str, pii: An
     assert len(await raw(url, f"SELECT patient_id FROM {PATIENT_NS}")) == 38
 
 
+WRITER = Path(__file__).with_name("audit_writer.py")
+
+
+@pytest.mark.parametrize("processes", [2, 4])
+async def test_audited_writers_in_separate_processes_lose_no_write(
+    db: prism_runtime.Database, url: str, pii: Any, generated: Path, tmp_path: Path, processes: int
+) -> None:
+    """Separate OS processes put audited rows on one database at once: every write lands, the chain holds.
+
+    Each append reads the chain's head inside its write transaction, under the write lock, so no two
+    writers can build on the same head; before, one in sixteen put_many calls failed on `seq`."""
+    pb2, prism = pii
+    await prism.PatientStore(db).put(patient(pb2, "warm"))  # the master key, index root and tables exist
+    calls, batch = 100, 4
+    env = {**os.environ, "PRISM_MASTER_KEY_FILE": str(tmp_path / "master.key")}
+    command = [sys.executable, str(WRITER), url, str(generated)]
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        for n in range(processes):  # one by one: concurrent first-use setup is not what this test is about
+            proc = subprocess.Popen(
+                [*command, f"w{n}", str(calls), str(batch)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+            procs.append(proc)
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        results = [json.loads(proc.communicate(timeout=120)[0].strip().splitlines()[-1]) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert [(r["ok"], r["failed"]) for r in results] == [(calls, 0)] * processes, results
+    assert (await db_audit(db)).ok
+    rows = 1 + processes * (calls // 2 * batch + calls // 2)
+    assert await raw(url, "SELECT COUNT(*) FROM prism_audit WHERE action = 'write'") == [(rows,)]
+    assert await raw(url, "SELECT MAX(seq), COUNT(*) FROM prism_audit") == [(rows, rows)]
+    assert await raw(url, f"SELECT COUNT(*) FROM {PATIENT_NS}") == [(rows,)]
+
+
+async def test_an_audited_write_that_cannot_get_the_chain_lock_fails_typed_after_bounded_retries(
+    postgres_dsn: str, generated: Path, pii: Any, tmp_path: Path
+) -> None:
+    """Lock waits that time out are Contention, tried again a bounded number of times, then raised; the
+    write stores nothing, and goes through once the lock is free."""
+    pb2, prism = pii
+    # asyncpg passes unknown URL parameters to the server as settings: each lock wait gives up after 100 ms.
+    url = with_query(await new_schema(postgres_dsn), lock_timeout="100")
+    try:
+        wrapper = LocalKeyWrapper(tmp_path / "master.key")
+        async with prism_runtime.connect(url, key_wrapper=wrapper) as db:
+            await provision(db, generated, echo=lambda line: None)
+            store = prism.PatientStore(db)
+            await store.put(patient(pb2, "p0"))
+            holder = await asyncpg.connect(url)
+            try:
+                async with holder.transaction():
+                    await holder.execute("LOCK TABLE prism_audit IN SHARE ROW EXCLUSIVE MODE")
+                    with pytest.raises(Contention, match="SQLSTATE 55P03"):
+                        await store.put(patient(pb2, "p1"))
+            finally:
+                await holder.close()
+            assert await raw(url, f"SELECT patient_id FROM {PATIENT_NS}") == [("p0",)]
+            await store.put(patient(pb2, "p1"))
+            assert (await db_audit(db)).entries == 2
+    finally:
+        await drop_schema(url)
+
+
 async def db_audit(db: prism_runtime.Database) -> Any:
     """Return the result of walking the audit chain of `db`'s SQL backend."""
     return await vault_for(db.backend).audit.verify()
@@ -486,6 +645,90 @@ async def test_audit_names_a_deleted_entry(db: prism_runtime.Database, url: str,
     await raw(url, "DELETE FROM prism_audit WHERE seq = 3")
     result = await vault_for(db.backend).audit.verify()  # type: ignore[arg-type]
     assert (result.first_bad_seq, result.reason) == (3, "entry 3 is missing (next is 4)")
+
+
+async def test_audit_finds_entries_cut_off_the_end(db: prism_runtime.Database, url: str, pii: Any) -> None:
+    """Deleting the newest entries leaves a chain that holds; the signed head checkpoint gives it away."""
+    pb2, prism = pii
+    store = prism.PatientStore(db)
+    for i in range(4):
+        await store.put(patient(pb2, f"p{i}"))
+    assert (
+        prism_cli("audit", "verify", url=url).stdout.strip()
+        == "prism audit verify: ok, 4 entries chain correctly"
+    )
+    await raw(url, drop_guard(url, "DELETE"))
+    await raw(url, "DELETE FROM prism_audit WHERE seq >= 3")
+    result = await db_audit(db)
+    assert (result.first_bad_seq, result.reason) == (
+        3,
+        "the chain ends at entry 2 but its authenticated head is seq 4: entries 3..4 were removed",
+    )
+    bad = prism_cli("audit", "verify", url=url)
+    assert bad.returncode == 1
+    assert "TAMPERED at entry 3: the chain ends at entry 2 but its authenticated head is seq 4" in bad.stdout
+    # Later writes chain on from the signed head, so the cut stays a gap that verify keeps naming.
+    await store.put(patient(pb2, "p9"))
+    assert await raw(url, "SELECT MAX(seq) FROM prism_audit") == [(5,)]
+    assert (await db_audit(db)).reason == "entry 3 is missing (next is 5)"
+
+
+async def test_audit_head_checkpoint_cannot_be_forged_or_rolled_back_unseen(
+    db: prism_runtime.Database, url: str, pii: Any
+) -> None:
+    """Who can write the tables but not unwrap the index root key cannot make a checkpoint that verifies;
+    an older genuine one put back is found (unless the chain is cut to match: then an exported one is)."""
+    pb2, prism = pii
+    store = prism.PatientStore(db)
+    head = "SELECT value FROM prism_meta WHERE name = 'audit_head'"
+    set_head = "UPDATE prism_meta SET value = ? WHERE name = 'audit_head'"
+    for i in range(2):
+        await store.put(patient(pb2, f"p{i}"))
+    [(older,)] = await raw(url, head)
+    assert older.startswith("2:")
+    for i in range(2, 4):
+        await store.put(patient(pb2, f"p{i}"))
+    exported = json.loads(prism_cli("audit", "export", url=url).stdout.strip().splitlines()[-1])["checkpoint"]
+    kept = f"{exported['seq']}:{exported['entry_hash']}"
+    patients = await raw(url, f"SELECT COUNT(*) FROM {PATIENT_NS}")
+
+    # An older genuine checkpoint put back over a longer chain.
+    await raw(url, set_head, (older,))
+    result = await db_audit(db)
+    assert (result.first_bad_seq, result.reason) == (
+        3,
+        "entries 3..4 are past the authenticated head (seq 2): the checkpoint was rolled back, "
+        "or they were written around Prism",
+    )
+    with pytest.raises(AuditTampered, match="past the authenticated head"):
+        await store.put(patient(pb2, "p8"))
+
+    # Both put back to a consistent older state: only a checkpoint kept elsewhere shows it.
+    await raw(url, drop_guard(url, "DELETE"))
+    await raw(url, "DELETE FROM prism_audit WHERE seq >= 3")
+    assert (await db_audit(db)).ok
+    cut = prism_cli("audit", "verify", "--checkpoint", kept, url=url)
+    assert cut.returncode == 1
+    assert "TAMPERED at entry 3: the chain ends at entry 2, before the checkpoint given (seq 4)" in cut.stdout
+
+    # A checkpoint made without the key: the right seq and hash, a MAC that is not.
+    seq, entry_hash, mac = older.split(":")
+    await raw(url, set_head, (f"{seq}:{entry_hash}:{'0' * len(mac)}",))
+    assert (await db_audit(db)).reason == "the head checkpoint does not authenticate (forged or replaced)"
+    with pytest.raises(AuditTampered, match="does not authenticate"):
+        await store.put(patient(pb2, "p8"))
+
+    # No checkpoint at all: nothing is appended until an operator verifies the chain and signs its head.
+    await raw(url, "DELETE FROM prism_meta WHERE name = 'audit_head'")
+    assert (await db_audit(db)).first_bad_seq == 3
+    with pytest.raises(AuditTampered, match="no head checkpoint"):
+        await store.put(patient(pb2, "p8"))
+    assert await raw(url, f"SELECT COUNT(*) FROM {PATIENT_NS}") == patients  # refused writes stored nothing
+    signed = prism_cli("audit", "checkpoint", url=url)
+    assert signed.stdout.strip() == "prism audit checkpoint: signed the head of 2 entries", signed.stderr
+    assert prism_cli("audit", "checkpoint", url=url).returncode == 1  # once only
+    await store.put(patient(pb2, "p8"))
+    assert (await db_audit(db)).entries == 3 and (await db_audit(db)).ok
 
 
 # -- rotation --------------------------------------------------------------------------------------
@@ -1029,3 +1272,52 @@ async def test_stream_time_series_seals_payloads_and_forget_shreds_them(
         vault = vault_serving(db, series.spec)
         with pytest.raises(prism_runtime.SubjectForgotten, match=SIGNIN_NS):
             await open_payload(vault, series.spec, pb2.SignIn, payloads[0])
+
+
+@pytest.mark.parametrize("kind", ["kafka", "nats"])
+async def test_forget_lists_stream_namespaces_and_what_they_keep(
+    kind: str, request: pytest.FixtureRequest, pii: Any, tmp_path: Path
+) -> None:
+    """A stream's log cannot be edited: the receipt says what stays there, "not erasable" for pii in clear."""
+    import uuid
+
+    pb2, prism = pii
+    address = request.getfixturevalue("kafka_bootstrap" if kind == "kafka" else "nats_url")
+    stream = f"kafka://{address}?idempotence=false" if kind == "kafka" else address
+    keys = f"sqlite:///{tmp_path / 'keys.db'}"
+    config = {"backends": {kind: stream, "sqlite": keys}, "namespaces": {CHAT_NS: kind, SIGNIN_NS: kind}}
+    user = f"u-{uuid.uuid4().hex[:12]}"
+    async with prism_runtime.connect(
+        config=config, key_wrapper=LocalKeyWrapper(tmp_path / "master.key")
+    ) as db:
+        await prism.ChatLineSeries(db).append(pb2.ChatLine(user_id=user, at_ms=1, nickname="Jay", text="hi"))
+        await prism.SignInSeries(db).append(pb2.SignIn(patient_id=user, at_ms=1, ip="192.0.2.9"))
+        receipt = await prism_runtime.forget(db, user)
+
+    assert receipt.erasures == ()
+    assert {(k.namespace, k.backend, k.plaintext_fields, k.reason) for k in receipt.kept} == {
+        (CHAT_NS, kind, ("nickname",), "shown to everyone in the room"),
+        (SIGNIN_NS, kind, (), ""),
+    }
+    assert [k.namespace for k in receipt.not_erasable] == [CHAT_NS]
+    lines = receipt.lines()
+    assert (
+        f"  {CHAT_NS} (prismtest.pii.v1.ChatLine) on {kind}: not erasable: shown to everyone in the room "
+        "(pii in clear in the log: nickname)"
+    ) in lines
+    assert (
+        f"  {SIGNIN_NS} (prismtest.pii.v1.SignIn) on {kind}: records kept, their encrypted fields unreadable "
+        "(keys destroyed)"
+    ) in lines
+    # The command line reads the same from the catalog on the keys' SQL backend, with no stream connected.
+    env_key = {"PRISM_MASTER_KEY_FILE": str(tmp_path / "master.key")}
+    done = subprocess.run(
+        [tool("prism"), "forget", "someone-else", "--url", keys],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={**os.environ, **env_key},
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"{CHAT_NS} (prismtest.pii.v1.ChatLine) on {kind}: not erasable: shown to everyone" in done.stdout

@@ -57,6 +57,67 @@ CASES = [
 ]
 
 
+def series(options: str = "") -> str:
+    """Return the start of an append_heavy message M, with extra message options."""
+    return (
+        f'message M {{\n  option (prism.access_pattern) = "append_heavy";\n{options}'
+        "  string id = 1 [(prism.key) = true];\n  int64 at = 2 [(prism.event_time) = true];\n"
+    )
+
+
+def _on_stream(backend: str, where: str) -> str:
+    return (
+        f"pii in clear on {backend}, where acme.bad.v1.M is planned: a stream's log cannot be edited, so forget "
+        f'could not erase it; allowed: {where}, (prism.plaintext_reason) = "why" to keep it in clear on '
+        'purpose (forget then reports it as not erasable), or (prism.backend) = "postgres"'
+    )
+
+
+CASES += [
+    (
+        "plaintext_on_nats",  # append_heavy at 0 writes/s, kept 0 days: planned onto nats
+        series() + '  string mail = 3 [(prism.pii) = "email"];\n}\n',
+        "9:3: acme.bad.v1.M.mail: "
+        + _on_stream("nats", "(prism.encrypt_at_rest) = true (forget destroys its keys)"),
+    ),
+    (
+        "plaintext_on_kafka",
+        series('  option (prism.backend) = "kafka";\n')
+        + '  string mail = 3 [(prism.pii) = "email", (prism.plaintext_reason) = "  "];\n}\n',
+        "10:3: acme.bad.v1.M.mail: "
+        + _on_stream("kafka", "(prism.encrypt_at_rest) = true (forget destroys its keys)"),
+    ),
+    (
+        "plaintext_in_value_on_stream",  # reported once, though two stream entities store it
+        'message Contact {\n  string phone = 1 [(prism.pii) = "phone"];\n}\n'
+        + series()
+        + "  Contact contact = 3;\n}\n"
+        + series().replace("message M", "message N")
+        + "  Contact contact = 3;\n}\n",
+        "6:3: acme.bad.v1.Contact.phone: "
+        + _on_stream("nats", "move it to the entity with (prism.encrypt_at_rest) = true"),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        '  string mail = 3 [(prism.pii) = "email", (prism.encrypt_at_rest) = true];\n',
+        '  string mail = 3 [(prism.pii) = "email", (prism.plaintext_reason) = "support \\"looks\\" it up"];\n',
+    ],
+    ids=["encrypted", "with_reason"],
+)
+def test_pii_on_a_stream_is_accepted_encrypted_or_with_a_reason(tmp_path: Path, field: str) -> None:
+    proto = write_proto(tmp_path / "src", "acme/ok/v1/m.proto", HEADER + series() + field + "}\n")
+    run = run_protoc(tmp_path / "src", [proto], tmp_path / "out")
+    assert run.returncode == 0, run.stderr
+    assert "manifests/nats/acme_bad_v1_m.json" in run.files()
+    client = run.files()["acme/ok/v1/m_prism.py"]
+    if "reason" in field:
+        assert """plaintext_reason='support "looks" it up'""" in client
+
+
 @pytest.mark.parametrize(("name", "body", "expected"), CASES, ids=[c[0] for c in CASES])
 def test_pii_option_misuse_is_one_located_error(tmp_path: Path, name: str, body: str, expected: str) -> None:
     proto = write_proto(tmp_path / "src", f"acme/bad/v1/{name}.proto", HEADER + body)

@@ -14,8 +14,8 @@ import pytest
 from backends import new_schema
 
 import prism_runtime
-from prism_runtime import stack
-from prism_runtime.provision import provision
+import prism_stack as stack
+from protoc_gen_prism.sql.provision import provision
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import prism_runtime
-from prism_runtime.provision import provision
 from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
-from prism_runtime.sql.ddl import _assembled_table, ddl_expressions, ddl_statements
-from prism_runtime.sql.dialects import dialect_for
+from protoc_gen_prism.sql.ddl import _assembled_table, ddl_expressions, ddl_statements
+from protoc_gen_prism.sql.dialects import ddl_dialect_for as dialect_for
+from protoc_gen_prism.sql.provision import provision
 
 
 def ddl_files(tmp_path: Path, parameter: str = "") -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Real servers from prism_runtime.stack: talked to with the real clients, and managed with up/status/down."""
+"""Real servers from prism_stack: talked to with the real clients, and managed with up/status/down."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from prism_runtime import stack
+import prism_stack as stack
 
 
 def _unique(prefix: str) -> str:
@@ -189,7 +189,7 @@ def test_up_status_down(stack_dir: Path) -> None:
 
 def test_up_from_another_process_survives_it(stack_dir: Path) -> None:
     """`prism stack up` exits after starting the servers: they must keep running until `down`."""
-    script = "import sys; from prism_runtime import stack; stack.up(sys.argv[1], ['nats', 'kafka'])"
+    script = "import sys; import prism_stack as stack; stack.up(sys.argv[1], ['nats', 'kafka'])"
     try:
         subprocess.run([sys.executable, "-c", script, str(stack_dir)], check=True, timeout=120)
         statuses = stack.status(stack_dir)
@@ -233,6 +233,23 @@ async def test_postgres_keeps_its_data_across_restarts(stack_dir: Path) -> None:
         await conn.close()
     finally:
         stack.stop(second)
+    assert _processes_using(stack_dir) == []
+
+
+def test_start_on_a_given_port_keeps_it_or_fails(stack_dir: Path) -> None:
+    first = stack.start_nats(stack_dir / "a")
+    try:
+        with pytest.raises(
+            stack.StackError, match=rf"^nats: port {first.port} of 127\.0\.0\.1 is already in use"
+        ):
+            stack.start_nats(stack_dir / "b", port=first.port)  # taken: no other port is tried instead
+    finally:
+        stack.stop(first)
+    again = stack.start_nats(stack_dir / "a", port=first.port)  # a restart where its clients expect it
+    try:
+        assert again.url == first.url
+    finally:
+        stack.stop(again)
     assert _processes_using(stack_dir) == []
 
 

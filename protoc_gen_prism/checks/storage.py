@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from functools import cache
 
 from prism_runtime.schema import Column, ColumnKind, EntitySpec
-from prism_runtime.sql.dialects import PostgresDialect, SqliteDialect
 from protoc_gen_prism.checks.compare import Change
 from protoc_gen_prism.checks.rules import Category, Hit, Severity, rule
 from protoc_gen_prism.model import Entity, Field
+from protoc_gen_prism.sql.dialects import PostgresDdl, SqliteDdl
 
-_DIALECTS = (PostgresDialect(), SqliteDialect())
+_DIALECTS = (PostgresDdl(), SqliteDdl())
 _KV = 'option (prism.access_pattern) = "key_value";'
 
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import keyword
+import re
+import unicodedata
 from dataclasses import dataclass
 
-from prism_runtime.schema import Abstraction, ColumnKind
+from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
 from protoc_gen_prism import __version__
 from protoc_gen_prism.emitters import GeneratedFile
 from protoc_gen_prism.model import Entity, Field, ProtoFile, Schema
 from protoc_gen_prism.planner import plan_schema
 from protoc_gen_prism.settings import Settings
+from protoc_gen_prism.sql.ddl import ddl_statements
+from protoc_gen_prism.sql.dialects import SqliteDdl
 from protoc_gen_prism.templating import render
 from protoc_gen_prism.vocabulary import AccessPattern
 
@@ -88,8 +92,90 @@ def _module(file: ProtoFile, planned: dict[str, str]) -> GeneratedFile:
         planned=planned,
         masked=[e.python_name for e in file.entities if any(f.options.mask_in_logs for f in e.fields)],
         python_keywords=keyword.kwlist,
+        column_call=column_call,
+        ddl_argument=ddl_argument,
     )
     return GeneratedFile(f"{file.output_stem}_prism.py", content)
+
+
+LINE_LENGTH = 110
+"""The line length generated clients are formatted to (ruff format --line-length 110)."""
+
+
+def ddl_argument(spec: EntitySpec) -> str:
+    """Return the `ddl=` argument of a spec: its SQLite DDL, which the runtime runs on first use, at 4 spaces.
+
+    Each statement is split after commas into pieces of at most ~90 characters, so the module stays readable.
+    """
+    lines = ["    ddl={", '        "sqlite": (']
+    for statement in ddl_statements(spec, _SQLITE):
+        pieces = re.split(r"(?<=, )", statement)
+        chunks: list[str] = [""]
+        for piece in pieces:
+            if chunks[-1] and len(chunks[-1]) + len(piece) > 90:
+                chunks.append("")
+            chunks[-1] += piece
+        lines += [f"            {python_string(chunk)}" for chunk in chunks[:-1]]
+        lines.append(f"            {python_string(chunks[-1])},")
+    lines += ["        ),", "    },"]
+    return "\n".join(lines)
+
+
+_SQLITE = SqliteDdl()
+
+
+def column_call(c: Column) -> str:
+    """Return the `Column(...)` of a spec, at 8 spaces: on one line, or one argument a line when too long.
+
+    The long form ends with a trailing comma, which keeps ruff's formatter from joining it again.
+    """
+    args = [f'"{c.name}"', str(c.number), f"ColumnKind.{c.kind.name}"]
+    for name in _COLUMN_ORDER:
+        value = getattr(c, name)
+        if value is True:
+            args.append(f"{name}=True")
+        elif value:
+            args.append(f'{name}="{value}"')  # a pii kind or an identifier: nothing to escape
+    if c.plaintext_reason:
+        args.append(f"plaintext_reason={python_string(c.plaintext_reason)}")
+    one_line = f"Column({', '.join(args)})"
+    if _width(one_line) + 9 <= LINE_LENGTH:  # 8 spaces before, a comma after
+        return one_line
+    return "Column(\n" + "".join(f"            {a},\n" for a in args) + "        )"
+
+
+# The Column arguments after the first three, in the order the generated specs have always listed them.
+_COLUMN_ORDER = (
+    "nullable",
+    "indexed",
+    "pii",
+    "repeated",
+    "wrapped",
+    "oneof",
+    "encrypted",
+    "masked",
+    "audited",
+    "searchable",
+    "blind_index_of",
+)
+
+
+def _width(text: str) -> int:
+    """Return the columns `text` takes in an editor (East Asian wide characters take two)."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def python_string(text: str) -> str:
+    """Return free text from a schema (such as a plaintext_reason) as a Python string literal.
+
+    Backslashes, the quote and unprintable characters are escaped, whatever the author wrote; the quote is
+    the one ruff's formatter would choose (double, unless the text holds more double quotes than single).
+    """
+    quote = "'" if text.count('"') > text.count("'") else '"'
+    body = "".join(
+        "\\" + ch if ch in ("\\", quote) else ch if ch.isprintable() else repr(ch)[1:-1] for ch in text
+    )
+    return quote + body + quote
 
 
 def _store(entity: Entity, pb2: str) -> _Store:

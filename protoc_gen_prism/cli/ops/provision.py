@@ -1,0 +1,109 @@
+"""`prism provision`: make the databases, topics and streams match the schema, idempotently.
+
+SQL (tables, indexes, migrations) goes to each SQL backend named (by --url, or in --config's `backends:`, or
+$PRISM_URL / ./prism.db when neither is given) and is recorded in `prism_schema_history`; Kafka topics and
+JetStream streams go to the kafka and nats URLs of --config, from the plan. SOURCE is a generated directory
+(what `prism generate` or `protoc --prism_out` wrote) or a directory of .proto files, generated on the fly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import prism_runtime
+from prism_runtime.config import URL_ENV, Config, load_config
+from prism_runtime.provision_streams import provision_streams
+from protoc_gen_prism import protoc_runner
+from protoc_gen_prism.plan_source import PlanUnavailable, load_plan
+from protoc_gen_prism.settings import Profile
+from protoc_gen_prism.sql.provision import provision
+
+SQL_KINDS = ("sqlite", "postgres")
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the command to the `prism` parser."""
+    parser = commands.add_parser(
+        "provision", help="create or update tables, indexes, migrations, topics and streams (idempotent)"
+    )
+    parser.add_argument("source", help="a generated directory, or a directory of .proto files")
+    parser.add_argument(
+        "--url", default=None, help=f"one SQL database URL (default: ${URL_ENV}, else ./prism.db)"
+    )
+    parser.add_argument("--config", default=None, help="prism.yaml naming backend URLs by kind")
+    parser.add_argument("--profile", choices=list(Profile), help="deployment profile, for a .proto directory")
+    parser.add_argument("-I", "--include", action="append", default=[], help="extra include directory")
+    parser.add_argument("--dry-run", action="store_true", help="print what would change; change nothing")
+    parser.add_argument(
+        "--migrations",
+        default=None,
+        help="directory `prism migrate -o` wrote to (default: <generated>/migrations); applied before the DDL",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Provision; 1 when a server fails or a change is refused, 2 on bad input."""
+    try:
+        config = load_config(args.url, args.config)
+        with _generated(Path(args.source), args.profile, [Path(p) for p in args.include]) as generated:
+            streams = args.config is not None
+            migrations = Path(args.migrations) if args.migrations else None
+            return asyncio.run(
+                _provision(generated, config, streams=streams, dry_run=args.dry_run, migrations=migrations)
+            )
+    except PlanUnavailable as error:
+        print(f"prism provision: {error}", file=sys.stderr)
+        return 2
+    except prism_runtime.PrismError as error:
+        print(f"prism provision: {error}", file=sys.stderr)
+        return 1
+
+
+@contextmanager
+def _generated(source: Path, profile: str | None, includes: list[Path]) -> Iterator[Path]:
+    if (source / "sql").is_dir() or (source / "prism.plan.json").is_file():
+        if profile is not None:
+            raise PlanUnavailable(f"{source} is generated already; --profile applies to a .proto directory")
+        yield source
+        return
+    if not source.is_dir() or not protoc_runner.find_protos(source):
+        raise PlanUnavailable(f"{source} is neither a generated directory nor a directory of .proto files")
+    with tempfile.TemporaryDirectory(prefix="prism-provision-") as out:
+        result = protoc_runner.generate(
+            source,
+            Path(out),
+            includes=includes,
+            parameter=f"profile={profile}" if profile else "",
+            python=False,
+        )
+        if result.returncode != 0:
+            raise PlanUnavailable(result.stderr.strip())
+        yield Path(out)
+
+
+async def _provision(
+    generated: Path, config: Config, *, streams: bool, dry_run: bool, migrations: Path | None = None
+) -> int:
+    # The SQL databases named by --url or the config; with neither, the default one ($PRISM_URL, ./prism.db).
+    sql = [u for k, u in config.backends.items() if k in SQL_KINDS and k in config.named]
+    if not config.named:
+        sql = [config.default]
+    for url in sql:
+        async with prism_runtime.connect(url.url) as db:
+            report = await provision(db, generated, dry_run=dry_run, migrations=migrations)
+        verb = "would apply" if dry_run else "applied"
+        print(f"{url.kind}: {verb} {len(report.applied)} file(s), {len(report.unchanged)} unchanged")
+    if streams:  # a config says where streams live; the plan must find every kind it needs there
+        plan = load_plan(generated)
+        for change in await provision_streams(plan, config, dry_run=dry_run):
+            print(change)
+    if dry_run:
+        print("dry run: nothing was changed")
+    return 0

@@ -1,0 +1,1 @@
+"""SQL at compile time: DDL rendered with sqlglot per dialect, migrations, and applying generated SQL."""

@@ -1,0 +1,308 @@
+"""Kafka (aiokafka): TimeSeries as one topic per namespace, a series key per record key.
+
+URL: ``kafka://host:port[,host:port...][?idempotence=true|false]``. Records are written with acks=all,
+the record key is the series key (so a key's events share a partition), the record timestamp is the
+event time, and the event id rides in a header.
+
+Idempotent producers are on by default (real Kafka). Tansu, the broker the tests use, refuses them
+(docs/backends-notes.md), so the tests connect with ``?idempotence=false``; either way readers drop a
+duplicate by its event-id header, so a retried append is seen once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Generic, TypeVar
+from urllib.parse import parse_qsl, urlsplit
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
+from aiokafka.errors import (  # type: ignore[import-untyped]
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    UnknownTopicOrPartitionError,
+)
+from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
+from google.protobuf.message import Message
+
+from prism_runtime.config import BackendUrl
+from prism_runtime.errors import BackendError, BackendUnavailable, ConfigError
+from prism_runtime.schema import Abstraction, EntitySpec
+from prism_runtime.stream_codec import EVENT_ID_HEADER, key_bytes, payload_codec
+from prism_runtime.timeseries import Event, EventIdentity, window
+
+M = TypeVar("M", bound=Message)
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+_OPTIONS = ("idempotence",)
+_FETCH_MS = 500
+_NS_PER_MS = 1_000_000
+
+
+class KafkaBackend:
+    """A Kafka cluster: one shared producer, a consumer per read, connected on first use."""
+
+    serves = frozenset({Abstraction.TIME_SERIES})
+
+    def __init__(self, url: BackendUrl) -> None:
+        parts = urlsplit(url.url)
+        self.bootstrap = parts.netloc.rsplit("@", 1)[-1]
+        if not self.bootstrap:
+            raise ConfigError(f"Kafka URL {url.redacted!r} names no broker; use kafka://host:port")
+        options = dict(parse_qsl(parts.query))
+        unknown = sorted(set(options) - set(_OPTIONS))
+        if unknown:
+            raise ConfigError(
+                f"unknown Kafka URL option {unknown[0]!r} in {url.redacted!r}; allowed: {', '.join(_OPTIONS)}"
+            )
+        flag = options.get("idempotence", "true").lower()
+        if flag not in ("true", "false"):
+            raise ConfigError(f"idempotence={flag!r} in {url.redacted!r}; allowed: true, false")
+        self.idempotence = flag == "true"
+        self.name = f"kafka ({self.bootstrap})"
+        self._producer: Any = None
+        self._lock = asyncio.Lock()
+        self._partitions: dict[str, list[int]] = {}
+
+    async def open(self) -> None:
+        """Nothing to do: the producer connects on first use, so errors can name the namespace."""
+
+    async def close(self) -> None:
+        """Flush and stop the producer."""
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await producer.stop()
+
+    def keyvalue(self, spec: EntitySpec, message: type[M]) -> Any:
+        """Refuse: Kafka serves only the TimeSeries abstraction."""
+        raise ConfigError(
+            f"namespace {spec.namespace!r} ({spec.abstraction}) cannot be served by {self.name}; "
+            "Kafka serves time_series namespaces only"
+        )
+
+    def timeseries(self, spec: EntitySpec, message: type[M]) -> KafkaTimeSeries[M]:
+        """Return the TimeSeries backend of one entity."""
+        return KafkaTimeSeries(self, spec, message)
+
+    async def guard(self, namespace: str, work: Callable[[], Awaitable[T]]) -> T:
+        """Run `work`, turning aiokafka's errors into typed errors that name the namespace."""
+        try:
+            return await work()
+        except KafkaConnectionError as error:
+            raise BackendUnavailable(
+                f"cannot reach the brokers: {type(error).__name__}", namespace=namespace, backend=self.name
+            ) from None
+        except (KafkaTimeoutError, UnknownTopicOrPartitionError) as error:
+            raise BackendError(
+                f"{type(error).__name__} on topic {namespace!r}",
+                namespace=namespace,
+                backend=self.name,
+                hint="the topic may not exist where auto-creation is off: run `prism provision`",
+            ) from None
+        except KafkaError as error:
+            raise BackendError(type(error).__name__, namespace=namespace, backend=self.name) from None
+
+    async def producer(self, namespace: str) -> Any:
+        """Return the started producer (acks=all; idempotent unless the URL says otherwise)."""
+        if self._producer is None:
+            async with self._lock:
+                if self._producer is None:
+                    producer = AIOKafkaProducer(
+                        bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=self.idempotence
+                    )
+                    try:
+                        await self.guard(namespace, producer.start)
+                    except BaseException:
+                        await producer.stop()
+                        raise
+                    self._producer = producer
+        return self._producer
+
+    async def consumer(self, namespace: str) -> Any:
+        """Return a started consumer outside any group: positions are set by the reader."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+        try:
+            await self.guard(namespace, consumer.start)
+        except BaseException:
+            await consumer.stop()
+            raise
+        return consumer
+
+    async def partitions(self, topic: str, namespace: str) -> list[int]:
+        """Return a topic's partitions, sorted (asking for them creates the topic where auto-creation is on)."""
+        known = self._partitions.get(topic)
+        if known is None:
+            producer = await self.producer(namespace)
+            found = await self.guard(namespace, lambda: producer.partitions_for(topic))
+            known = self._partitions[topic] = sorted(found)
+        return known
+
+
+def partition_of(key: bytes, partitions: list[int]) -> int:
+    """Return the partition of a key: murmur2, as Kafka's Java client and aiokafka's default partitioner do."""
+    index: int = murmur2(key) & 0x7FFFFFFF
+    return partitions[index % len(partitions)]
+
+
+class KafkaTimeSeries(Generic[M]):
+    """One namespace's events on its topic."""
+
+    def __init__(self, backend: KafkaBackend, spec: EntitySpec, message: type[M]) -> None:
+        self.backend = backend
+        self.spec = spec
+        self.topic = spec.namespace
+        self.codec = payload_codec(spec, message, backend)
+        self.identity: EventIdentity[M] = EventIdentity(spec)
+        self._ns = spec.namespace
+
+    async def append(self, events: Sequence[Event[M]]) -> None:
+        """Send every event, then wait for all acknowledgements (acks=all)."""
+        producer = await self.backend.producer(self._ns)
+        partitions = await self.backend.partitions(self.topic, self._ns)
+        encode = self.codec.encode_event
+        await self.codec.prepare_encode(events)
+
+        async def send_all() -> None:
+            pending = []
+            for e in events:
+                key = key_bytes(e.key)
+                pending.append(
+                    await producer.send(
+                        self.topic,
+                        value=encode(e),
+                        key=key,
+                        partition=partition_of(key, partitions),
+                        timestamp_ms=e.time_ns // _NS_PER_MS,
+                        headers=[(EVENT_ID_HEADER, e.event_id.encode())],
+                    )
+                )
+            await asyncio.gather(*pending)
+
+        await self.backend.guard(self._ns, send_all)
+
+    async def query(
+        self, key: Any, start_ns: int | None, end_ns: int | None, limit: int | None
+    ) -> AsyncIterator[M]:
+        """Read the key's partition from the first record at or after `start`, keep the window, sort."""
+        raw_key = key_bytes(key)
+        partitions = await self.backend.partitions(self.topic, self._ns)
+        tp = TopicPartition(self.topic, partition_of(raw_key, partitions))
+        consumer = await self.backend.consumer(self._ns)
+        try:
+            found = await self.backend.guard(self._ns, lambda: self._read(consumer, tp, raw_key, start_ns))
+        finally:
+            await consumer.stop()
+        for message in window(found, start_ns, end_ns, limit):
+            yield message
+
+    async def _read(self, consumer: Any, tp: Any, raw_key: bytes, start_ns: int | None) -> list[Event[M]]:
+        consumer.assign([tp])
+        end = (await consumer.end_offsets([tp]))[tp]
+        begin = (await consumer.beginning_offsets([tp]))[tp]
+        first = await start_offset(consumer, tp, start_ns, begin, end)
+        if first >= end:
+            return []
+        consumer.seek(tp, first)
+        out: list[Event[M]] = []
+        checked = start_ns is None or first == begin
+        while True:
+            batch = (await consumer.getmany(tp, timeout_ms=_FETCH_MS)).get(tp, [])
+            if batch and not checked:
+                checked = True
+                assert start_ns is not None
+                if batch[0].timestamp < start_ns // _NS_PER_MS:
+                    # The broker answered an offset whose record is earlier than asked: Kafka promises
+                    # the first record at or after the time, so its answer cannot be trusted. Scan.
+                    log.warning("%s: offsets_for_times answered a wrong offset; scanning %s", self._ns, tp)
+                    consumer.seek(tp, begin)
+                    continue
+            await self.codec.prepare_decode([r.value for r in batch if r.key == raw_key])
+            out.extend(self._events(batch, raw_key))
+            if await consumer.position(tp) >= end:
+                return out
+
+    def _events(self, records: Sequence[Any], raw_key: bytes | None) -> list[Event[M]]:
+        out = []
+        for record in records:
+            if raw_key is not None and record.key != raw_key:
+                continue
+            message = self.codec.decode_record(record.value, record.key, self.backend.name)
+            if message is None:
+                continue  # its subject was forgotten
+            ids = [v for k, v in record.headers or () if k == EVENT_ID_HEADER]
+            event_id = ids[0].decode() if ids else ""
+            out.append(Event(record.key, self.identity.time_ns(message), event_id, message))
+        return out
+
+    def follow(self, key: Any | None, from_ns: int | None) -> KafkaFollower[M]:
+        """Return a follower of the key's partition (or every partition) from now or from `from_ns`."""
+        return KafkaFollower(self, None if key is None else key_bytes(key), from_ns)
+
+
+async def start_offset(consumer: Any, tp: Any, start_ns: int | None, begin: int, end: int) -> int:
+    """Return the first offset whose record may be at or after `start_ns` (beginning when there is no start)."""
+    if start_ns is None:
+        return begin
+    answer = (await consumer.offsets_for_times({tp: start_ns // _NS_PER_MS}))[tp]
+    if answer is None:
+        return end  # no record at or after the time
+    return int(min(max(answer.offset, begin), end))
+
+
+class KafkaFollower(Generic[M]):
+    """Follows a topic's partitions from fixed positions with an unassigned consumer."""
+
+    def __init__(self, series: KafkaTimeSeries[M], raw_key: bytes | None, from_ns: int | None) -> None:
+        self.series = series
+        self.raw_key = raw_key
+        self.from_ns = from_ns
+        self.consumer: Any = None
+
+    async def start(self) -> None:
+        """Assign the partitions and seek: to the end now, or to the first record at `from_ns`."""
+        s = self.series
+        partitions = await s.backend.partitions(s.topic, s._ns)
+        if self.raw_key is not None:
+            partitions = [partition_of(self.raw_key, partitions)]
+        tps = [TopicPartition(s.topic, p) for p in partitions]
+        self.consumer = await s.backend.consumer(s._ns)
+
+        async def position() -> None:
+            consumer = self.consumer
+            consumer.assign(tps)
+            ends = await consumer.end_offsets(tps)
+            begins = await consumer.beginning_offsets(tps)
+            for tp in tps:
+                # From a time, an early answer only costs reading records the Tail drops (see query).
+                offset = await start_offset(consumer, tp, self.from_ns, begins[tp], ends[tp])
+                consumer.seek(tp, ends[tp] if self.from_ns is None else offset)
+
+        await s.backend.guard(s._ns, position)
+
+    async def next_batch(self) -> list[M]:
+        """Return the records fetched within half a second, the key's only."""
+        s = self.series
+        batches = await s.backend.guard(s._ns, lambda: self.consumer.getmany(timeout_ms=_FETCH_MS))
+        await s.codec.prepare_decode(
+            [r.value for rs in batches.values() for r in rs if self.raw_key in (None, r.key)]
+        )
+        return [e.message for records in batches.values() for e in s._events(records, self.raw_key)]
+
+    async def close(self) -> None:
+        """Stop the consumer."""
+        if self.consumer is not None:
+            await self.consumer.stop()
+
+
+def open_backend(url: BackendUrl) -> KafkaBackend:
+    """Return the Kafka backend of `url`, not yet connected."""
+    return KafkaBackend(url)

@@ -1,0 +1,300 @@
+"""NATS JetStream (nats-py): TimeSeries as one stream per namespace, a subject per series key.
+
+URL: ``nats://host:port``. Stream ``<namespace>`` captures ``prism.<namespace>.>``; a key's events go to
+``prism.<namespace>.k<base64url(key)>``. Each message carries its event id in ``Nats-Msg-Id`` (the server
+drops a repeat within the duplicate window; readers drop any later one).
+
+JetStream stamps messages with the time it stores them and cannot seek by any other time, so reads
+start by store time: at `start` minus `LATE_ALLOWANCE` (producers' clocks may run ahead of the
+server's), and keep only events whose event time is in range. An event stored more than the allowance
+before its own event time (future-dated) is found only by reads that start at or before its store time.
+A missing stream is created with the entity's retention on first use, as the embedded SQLite default
+creates its tables; `prism provision` creates it as planned (replicas, limits) instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Generic, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import nats
+from google.protobuf.message import Message
+from nats.aio.client import Client
+from nats.errors import Error as NatsError
+from nats.errors import NoServersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext, api
+from nats.js.errors import NotFoundError
+
+from prism_runtime.config import BackendUrl
+from prism_runtime.errors import BackendError, BackendUnavailable, ConfigError
+from prism_runtime.schema import Abstraction, EntitySpec
+from prism_runtime.stream_codec import NATS_MSG_ID_HEADER, key_bytes, payload_codec
+from prism_runtime.timeseries import Event, EventIdentity, window
+
+M = TypeVar("M", bound=Message)
+T = TypeVar("T")
+
+LATE_ALLOWANCE = datetime.timedelta(minutes=5)
+DUPLICATE_WINDOW_S = 120.0
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_BATCH = 256
+#: How long `append` waits for the acknowledgements of a batch: nats-py's futures of `publish_async` have
+#: no deadline of their own, and the ack of a message the server died with never comes.
+ACK_TIMEOUT_S = 5.0
+_WAIT_S = 0.5
+
+
+def subject_prefix(namespace: str) -> str:
+    """Return the subject prefix of a namespace's stream."""
+    return f"prism.{namespace}"
+
+
+@functools.lru_cache(maxsize=65536, typed=True)
+def subject_of(namespace: str, key: object) -> str:
+    """Return the subject of one series key: a base64url token, so any key is a valid single token.
+
+    Cached: a series appends to the same keys over and over, and this is on every append's path.
+    """
+    token = base64.urlsafe_b64encode(key_bytes(key)).decode().rstrip("=")
+    return f"{subject_prefix(namespace)}.k{token}"
+
+
+def key_of_subject(subject: str) -> bytes | None:
+    """Return the key bytes a subject from `subject_of` carries, or None for a subject it did not make."""
+    token = subject.rsplit(".", 1)[-1]
+    if not token.startswith("k"):
+        return None
+    try:
+        return base64.urlsafe_b64decode(token[1:] + "=" * (-len(token[1:]) % 4))
+    except ValueError:  # binascii.Error is one
+        return None
+
+
+class NatsBackend:
+    """A NATS server with JetStream, connected on first use."""
+
+    serves = frozenset({Abstraction.TIME_SERIES})
+
+    def __init__(self, url: BackendUrl) -> None:
+        parts = urlsplit(url.url)
+        if not parts.hostname:
+            raise ConfigError(f"NATS URL {url.redacted!r} names no server; use nats://host:port")
+        self.url = urlunsplit(parts._replace(query="", fragment=""))
+        self.name = f"nats ({parts.hostname}:{parts.port or 4222})"
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._lock = asyncio.Lock()
+        self._streams: set[str] = set()
+
+    async def open(self) -> None:
+        """Nothing to do: the connection opens on first use, so errors can name the namespace."""
+
+    async def close(self) -> None:
+        """Drain and close the connection."""
+        if self._nc is not None:
+            nc, self._nc, self._js = self._nc, None, None
+            await nc.close()
+
+    def keyvalue(self, spec: EntitySpec, message: type[M]) -> Any:
+        """Refuse: JetStream streams serve only the TimeSeries abstraction here."""
+        raise ConfigError(
+            f"namespace {spec.namespace!r} ({spec.abstraction}) cannot be served by {self.name}; "
+            "NATS serves time_series namespaces only"
+        )
+
+    def timeseries(self, spec: EntitySpec, message: type[M]) -> NatsTimeSeries[M]:
+        """Return the TimeSeries backend of one entity."""
+        return NatsTimeSeries(self, spec, message)
+
+    async def guard(self, namespace: str, work: Callable[[], Awaitable[T]]) -> T:
+        """Run `work`, turning nats-py's errors into typed errors that name the namespace."""
+        try:
+            return await work()
+        except (NoServersError, OSError) as error:
+            raise BackendUnavailable(
+                f"cannot reach the server: {type(error).__name__}", namespace=namespace, backend=self.name
+            ) from None
+        except NatsError as error:
+            raise BackendError(
+                f"{type(error).__name__}: {error}", namespace=namespace, backend=self.name
+            ) from None
+
+    async def jetstream(self, spec: EntitySpec) -> JetStreamContext:
+        """Return the JetStream context, connecting and making sure the namespace's stream exists."""
+        ns = spec.namespace
+        if self._js is None:
+            async with self._lock:
+                if self._js is None:
+
+                    async def connect() -> Client:
+                        return await nats.connect(
+                            servers=[self.url],
+                            connect_timeout=2,
+                            max_reconnect_attempts=3,
+                            allow_reconnect=True,
+                        )
+
+                    self._nc = await self.guard(ns, connect)
+                    self._js = self._nc.jetstream()
+        js = self._js
+        if ns not in self._streams:
+            await self.guard(ns, lambda: _ensure_stream(js, spec))
+            self._streams.add(ns)
+        return js
+
+
+async def _ensure_stream(js: JetStreamContext, spec: EntitySpec) -> None:
+    try:
+        await js.stream_info(spec.namespace)
+    except NotFoundError:
+        await js.add_stream(
+            name=spec.namespace,
+            subjects=[f"{subject_prefix(spec.namespace)}.>"],
+            storage=api.StorageType.FILE,
+            max_age=spec.retention_days * 86_400.0 if spec.retention_days else None,
+            duplicate_window=DUPLICATE_WINDOW_S,
+        )
+
+
+def _start_time(ns: int) -> datetime.datetime:
+    """Return the store time to start reading at for events from event time `ns`."""
+    return _EPOCH + datetime.timedelta(microseconds=ns // 1000) - LATE_ALLOWANCE
+
+
+def _deliver_from(from_ns: int | None, *, new_when_unset: bool) -> api.ConsumerConfig:
+    if from_ns is None:
+        policy = api.DeliverPolicy.NEW if new_when_unset else api.DeliverPolicy.ALL
+        return api.ConsumerConfig(deliver_policy=policy, ack_policy=api.AckPolicy.NONE)
+    return api.ConsumerConfig(
+        deliver_policy=api.DeliverPolicy.BY_START_TIME,
+        opt_start_time=_start_time(from_ns),
+        ack_policy=api.AckPolicy.NONE,
+    )
+
+
+class NatsTimeSeries(Generic[M]):
+    """One namespace's events on its stream."""
+
+    def __init__(self, backend: NatsBackend, spec: EntitySpec, message: type[M]) -> None:
+        self.backend = backend
+        self.spec = spec
+        self.codec = payload_codec(spec, message, backend)
+        self.identity: EventIdentity[M] = EventIdentity(spec)
+        self._ns = spec.namespace
+
+    async def append(self, events: Sequence[Event[M]]) -> None:
+        """Publish every event, then wait for all acknowledgements."""
+        js = await self.backend.jetstream(self.spec)
+        encode = self.codec.encode_event
+        await self.codec.prepare_encode(events)
+
+        async def publish_all() -> None:
+            if len(events) == 1:
+                e = events[0]
+                headers = {NATS_MSG_ID_HEADER: e.event_id}
+                await js.publish(subject_of(self._ns, e.key), encode(e), headers=headers)
+                return
+            pending = [
+                await js.publish_async(
+                    subject_of(self._ns, e.key), encode(e), headers={NATS_MSG_ID_HEADER: e.event_id}
+                )
+                for e in events
+            ]
+            await asyncio.wait_for(asyncio.gather(*pending), ACK_TIMEOUT_S)
+
+        await self.backend.guard(self._ns, publish_all)
+
+    def _events(self, msgs: Sequence[Any]) -> list[Event[M]]:
+        """Return the events of fetched messages; those of forgotten subjects are skipped."""
+        out = []
+        for msg in msgs:
+            message = self.codec.decode_record(msg.data, key_of_subject(msg.subject), self.backend.name)
+            if message is not None:
+                event_id = (msg.headers or {}).get(NATS_MSG_ID_HEADER, "")
+                out.append(Event(None, self.identity.time_ns(message), event_id, message))
+        return out
+
+    async def query(
+        self, key: Any, start_ns: int | None, end_ns: int | None, limit: int | None
+    ) -> AsyncIterator[M]:
+        """Read the key's subject from `start` (by store time, see the module doc), keep the window, sort."""
+        js = await self.backend.jetstream(self.spec)
+        subject = subject_of(self._ns, key)
+
+        async def read() -> list[Event[M]]:
+            config = _deliver_from(start_ns, new_when_unset=False)
+            sub = await js.pull_subscribe(subject, stream=self._ns, config=config)
+            try:
+                out: list[Event[M]] = []
+                info = await sub.consumer_info()
+                pending = info.num_pending or 0
+                while pending > 0:
+                    msgs = await sub.fetch(min(pending, 1024), timeout=5)
+                    await self.codec.prepare_decode([m.data for m in msgs])
+                    out.extend(self._events(msgs))
+                    meta = msgs[-1].metadata
+                    pending = meta.num_pending
+                return out
+            finally:
+                await sub.unsubscribe()
+
+        found = await self.backend.guard(self._ns, read)
+        for message in window(found, start_ns, end_ns, limit):
+            yield message
+
+    def follow(self, key: Any | None, from_ns: int | None) -> NatsFollower[M]:
+        """Return an ordered push consumer on the key's subject (or the whole stream)."""
+        subject = subject_of(self._ns, key) if key is not None else f"{subject_prefix(self._ns)}.>"
+        return NatsFollower(self, subject, from_ns)
+
+
+class NatsFollower(Generic[M]):
+    """An ordered consumer: the server pushes messages in stream order; the client fixes any gap."""
+
+    def __init__(self, series: NatsTimeSeries[M], subject: str, from_ns: int | None) -> None:
+        self.series = series
+        self.subject = subject
+        self.from_ns = from_ns
+        self.sub: Any = None
+
+    async def start(self) -> None:
+        """Create the consumer: new messages only, or from the store time of `from_ns`."""
+        s = self.series
+        js = await s.backend.jetstream(s.spec)
+        config = _deliver_from(self.from_ns, new_when_unset=True)
+
+        async def subscribe() -> Any:
+            return await js.subscribe(self.subject, stream=s._ns, ordered_consumer=True, config=config)
+
+        self.sub = await s.backend.guard(s._ns, subscribe)
+
+    async def next_batch(self) -> list[M]:
+        """Return what arrived within half a second, in stream order."""
+        s = self.series
+        out: list[M] = []
+        try:
+            msg = await self.sub.next_msg(timeout=_WAIT_S)
+        except NatsTimeout:
+            return out
+        msgs = [msg]
+        while len(msgs) < _BATCH and self.sub.pending_msgs:
+            msgs.append(await self.sub.next_msg(timeout=_WAIT_S))
+        await s.codec.prepare_decode([m.data for m in msgs])
+        out.extend(e.message for e in s._events(msgs))
+        return out
+
+    async def close(self) -> None:
+        """Delete the consumer."""
+        if self.sub is not None:
+            await self.sub.unsubscribe()
+
+
+def open_backend(url: BackendUrl) -> NatsBackend:
+    """Return the NATS backend of `url`, not yet connected."""
+    return NatsBackend(url)

@@ -1,0 +1,286 @@
+"""Postgres over an asyncpg pool: the production home of KeyValue and Graph data.
+
+Only what differs from the shared SQL lives here: `$n` parameters, native types (TIMESTAMPTZ, NUMERIC,
+arrays, JSONB), bytewise key ordering, batched lookups through unnest, and asyncpg's error classes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from collections.abc import Awaitable, Callable, Sequence
+from typing import ClassVar, TypeVar, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+from google.protobuf.message import Message
+
+from prism_runtime.config import BackendUrl
+from prism_runtime.errors import BackendError, BackendUnavailable, ConfigError, Contention, SchemaMismatch
+from prism_runtime.schema import EntitySpec
+from prism_runtime.sql.dialect import SqlDialect
+from prism_runtime.sql.dialects import PostgresDialect
+from prism_runtime.sql.driver import After, Chained, Row, verify_columns
+from prism_runtime.sql.names import short_name
+from prism_runtime.sql.serving import ServesSqlAbstractions
+from prism_runtime.sql.statements import KeyValueStatements
+
+T = TypeVar("T")
+M = TypeVar("M", bound=Message)
+
+_UTC = datetime.UTC
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=_UTC)
+# Our own URL parameters; everything else in the URL goes to asyncpg untouched.
+_POOL_PARAMS = ("pool_size", "pool_min_size")
+DEFAULT_POOL_SIZE = 10
+# Batches at least this large go through COPY: below it, executemany's pipelining is as fast.
+COPY_THRESHOLD = 256
+_STAGE = "_prism_stage"
+PROVISION_HINT = "create it with `prism provision <generated dir> --url <this url>`"
+# Serialisation failure, deadlock, lock not available: the transaction was rolled back and may be run again.
+_CONTENDED = ("40001", "40P01", "55P03")
+_HINTS = {
+    "22021": "a string field holds U+0000, which Postgres text and JSONB cannot store",
+    "22P05": "a string field holds U+0000, which Postgres text and JSONB cannot store",
+    "42P01": PROVISION_HINT,
+    "3D000": "the database named in the URL does not exist: fix the URL, or create it (createdb) first",
+}
+
+
+class PostgresDriver(ServesSqlAbstractions):
+    """The SqlDriver of one Postgres database, over a lazily created asyncpg pool."""
+
+    dialect: SqlDialect = PostgresDialect()
+    error_types: ClassVar[tuple[type[BaseException], ...]] = (asyncpg.PostgresError, asyncpg.InterfaceError)
+
+    def __init__(self, url: BackendUrl) -> None:
+        parts = urlsplit(url.url)
+        query = dict(parse_qsl(parts.query))
+        try:
+            self.pool_size = int(query.pop("pool_size", DEFAULT_POOL_SIZE))
+            self.pool_min_size = int(query.pop("pool_min_size", min(2, self.pool_size)))
+        except ValueError:
+            raise ConfigError(f"{url.redacted}: pool_size and pool_min_size must be whole numbers") from None
+        if not 1 <= self.pool_min_size <= self.pool_size:
+            raise ConfigError(f"{url.redacted}: need 1 <= pool_min_size <= pool_size")
+        self.dsn = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(query)))
+        self.name = f"postgres ({url.redacted})"
+        self._pool: asyncpg.Pool | None = None
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        """Do nothing yet: the pool is created on first use, so its errors can name the namespace."""
+
+    async def close(self) -> None:
+        """Close the pool, waiting for queries in flight."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    async def pool(self, namespace: str) -> asyncpg.Pool:
+        """Return the pool, creating it on first use."""
+        if self._pool is None:
+            async with self._lock:
+                if self._pool is None:
+                    self._pool = await self._guard(
+                        lambda: asyncpg.create_pool(
+                            self.dsn,
+                            min_size=self.pool_min_size,
+                            max_size=self.pool_size,
+                            reset=_keep_session,
+                        ),
+                        namespace,
+                    )
+        return self._pool
+
+    async def _guard(self, call: Callable[[], Awaitable[T]], namespace: str) -> T:
+        try:
+            return await call()
+        except (TimeoutError, OSError) as error:
+            raise BackendUnavailable(
+                f"cannot connect ({type(error).__name__}: {error.strerror or error})"
+                if isinstance(error, OSError)
+                else "connection timed out",
+                namespace=namespace,
+                backend=self.name,
+                hint="is the server running? `prism stack up` starts a local one",
+            ) from None
+        except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError) as error:
+            raise BackendUnavailable(
+                f"authentication failed ({type(error).__name__})",
+                namespace=namespace,
+                backend=self.name,
+                hint="check the user and password in the URL",
+            ) from None
+        except asyncpg.UndefinedTableError:
+            raise SchemaMismatch(
+                f"table {namespace!r} does not exist",
+                namespace=namespace,
+                backend=self.name,
+                hint=PROVISION_HINT,
+            ) from None
+        except asyncpg.PostgresError as error:
+            # Only the class and SQLSTATE: Postgres messages and details can quote the values of a row.
+            kind = Contention if error.sqlstate in _CONTENDED else BackendError
+            raise kind(
+                f"{type(error).__name__} (SQLSTATE {error.sqlstate})",
+                namespace=namespace,
+                backend=self.name,
+                hint=_HINTS.get(str(error.sqlstate), ""),
+            ) from None
+        except asyncpg.InterfaceError as error:
+            raise BackendUnavailable(
+                f"{type(error).__name__}: the connection failed", namespace=namespace, backend=self.name
+            ) from None
+
+    async def execute(self, sql: str, args: Row, *, namespace: str) -> int:
+        """Run one statement; return the row count from its status."""
+        pool = self._pool if self._pool is not None else await self.pool(namespace)
+        try:
+            status = await pool.execute(sql, *args)
+        except self.error_types as error:
+            await self._guard(_reraise(error), namespace)
+            raise  # unreachable: _guard always raises a PrismError for these
+        last = status.rsplit(" ", 1)[-1]
+        return int(last) if last.isdigit() else 0
+
+    async def execute_many(
+        self, sql: str, rows: Sequence[Row], *, namespace: str, after: Sequence[After] = ()
+    ) -> None:
+        """Run one statement per row, then `after`, in one transaction (asyncpg pipelines them)."""
+        pool = await self.pool(namespace)
+
+        async def work() -> None:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.executemany(sql, rows)
+                await _run_after(conn, after)
+
+        await self._guard(work, namespace)
+
+    async def upsert_many(
+        self,
+        statements: KeyValueStatements,
+        rows: Sequence[Row],
+        *,
+        namespace: str,
+        after: Sequence[After] = (),
+    ) -> None:
+        """Upsert rows: pipelined executemany for small batches, binary COPY into a staging table for large ones."""
+        if len(rows) < COPY_THRESHOLD:
+            await self.execute_many(statements.upsert, rows, namespace=namespace, after=after)
+            return
+        pool = await self.pool(namespace)
+        names = [c.name for c in statements.columns]
+        # One staging name per target table: asyncpg caches a COPY's column types by its statement text, so
+        # two tables sharing a staging name (and column names) would reuse the other's types.
+        stage = short_name(_STAGE, statements.table.strip('"'), dialect=self.dialect)
+
+        async def work() -> None:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute(f"CREATE TEMP TABLE {stage} (LIKE {statements.table}) ON COMMIT DROP")
+                await conn.copy_records_to_table(stage, records=rows, columns=names)
+                await conn.execute(statements.upsert_from(stage))
+                await _run_after(conn, after)
+
+        await self._guard(work, namespace)
+
+    async def execute_script(self, statements: Sequence[str], *, namespace: str) -> None:
+        """Run statements (DDL: provisioning, partitions) in order inside one transaction, under the setup lock.
+
+        Postgres's own IF NOT EXISTS does not hold between concurrent transactions (two creating one partition:
+        DuplicateTable), so scripts and setups of every process run one after another.
+        """
+        pool = await self.pool(namespace)
+
+        async def work() -> None:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute(_TAKE_SETUP_LOCK, SETUP_LOCK)
+                for statement in statements:
+                    await conn.execute(statement)
+
+        await self._guard(work, namespace)
+
+    async def fetch(self, sql: str, args: Row, *, namespace: str) -> list[Row]:
+        """Run a query and return its records (the hot path: no wrapper until something fails)."""
+        pool = self._pool if self._pool is not None else await self.pool(namespace)
+        try:
+            records = await pool.fetch(sql, *args)
+        except self.error_types as error:
+            await self._guard(_reraise(error), namespace)
+            raise  # unreachable: _guard always raises a PrismError for these
+        return cast(list[Row], records)  # asyncpg Records index like tuples
+
+    async def fetch_first(
+        self, sql: str, args: Row, decode: Callable[[Row], T], *, namespace: str
+    ) -> T | None:
+        """Run a query and return its first record through `decode`, or None (a get: one coroutine deep)."""
+        pool = self._pool if self._pool is not None else await self.pool(namespace)
+        try:
+            records = await pool.fetch(sql, *args)
+        except self.error_types as error:
+            await self._guard(_reraise(error), namespace)
+            raise  # unreachable: _guard always raises a PrismError for these
+        return decode(cast(Row, records[0])) if records else None  # a Record indexes like a tuple
+
+    async def prepare_table(self, spec: EntitySpec, ddl: Sequence[str]) -> None:
+        """Check that the table exists with every column; Postgres schemas are provisioned, never implied."""
+        pool = await self.pool(spec.namespace)
+        rows = await self._guard(lambda: pool.fetch(_COLUMNS, spec.namespace), spec.namespace)
+        verify_columns(spec, {r[0] for r in rows}, self.name, PROVISION_HINT)
+
+    async def setup_table(self, spec: EntitySpec, ddl: Sequence[str]) -> None:
+        """Create one of Prism's own tables unless it is there, under the setup advisory lock.
+
+        Concurrent CREATE TABLE IF NOT EXISTS and CREATE OR REPLACE FUNCTION race inside Postgres (unique
+        violations on its catalogs, "tuple concurrently updated"), so every process takes the same
+        transaction-scoped advisory lock first: setups run one after the other, and each finds what the
+        one before it made. An existing table's columns are checked before any DDL runs.
+        """
+        pool = await self.pool(spec.namespace)
+
+        async def work() -> None:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute(_TAKE_SETUP_LOCK, SETUP_LOCK)
+                present = {r[0] for r in await conn.fetch(_COLUMNS, spec.namespace)}
+                if present:
+                    verify_columns(spec, present, self.name, PROVISION_HINT)
+                for statement in ddl:
+                    await conn.execute(statement)
+
+        await self._guard(work, spec.namespace)
+
+
+_COLUMNS = PostgresDialect().table_columns()
+_TAKE_SETUP_LOCK = "SELECT pg_advisory_xact_lock($1)"
+SETUP_LOCK = int.from_bytes(b"prism/setup", "big") & ((1 << 63) - 1)
+"""The advisory lock key every Prism process holds while it runs setup DDL on a Postgres database."""
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Skip asyncpg's reset query on release: Prism leaves no session state behind, so it saves a round trip."""
+
+
+async def _run_after(conn: asyncpg.Connection | PoolConnectionProxy, after: Sequence[After]) -> None:
+    """Run what a write carries along, in its transaction; a chain's head is read under the chain's lock."""
+    for item in after:
+        if isinstance(item, Chained):
+            if item.lock is not None:
+                await conn.execute(item.lock)
+            # A statement after the lock is granted: under READ COMMITTED it sees every commit made before.
+            for statement, more in item.build(cast(list[Row], await conn.fetch(item.head))):
+                await conn.executemany(statement, more)
+        else:
+            await conn.executemany(*item)
+
+
+def _reraise(error: BaseException) -> Callable[[], Awaitable[None]]:
+    async def again() -> None:
+        raise error
+
+    return again
+
+
+def open_backend(url: BackendUrl) -> PostgresDriver:
+    """Return the Postgres backend of `url`, not yet connected."""
+    return PostgresDriver(url)

@@ -1,0 +1,210 @@
+"""`connect()`: one handle on the backends a program uses, opened and closed together."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Generator, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from google.protobuf.message import Message
+
+from prism_runtime.config import BackendUrl, load_config
+from prism_runtime.errors import ConfigError, NotOpen
+from prism_runtime.extras import missing_extra
+from prism_runtime.graph import GraphBackend
+from prism_runtime.keyvalue import KeyValueBackend
+from prism_runtime.schema import Abstraction, EntitySpec, registered
+from prism_runtime.timeseries import TimeSeriesBackend
+
+if TYPE_CHECKING:
+    from prism_runtime.pii.wrappers import KeyWrapper
+
+M = TypeVar("M", bound=Message)
+
+
+class Backend(Protocol):
+    """An open connection to one physical backend, serving the abstractions it can."""
+
+    name: str
+    serves: frozenset[Abstraction]
+    """The abstractions this backend can serve."""
+
+    async def open(self) -> None:
+        """Connect."""
+        ...
+
+    async def close(self) -> None:
+        """Disconnect and release every resource."""
+        ...
+
+    def keyvalue(self, spec: EntitySpec, message: type[M]) -> KeyValueBackend[M]:
+        """Return the KeyValue backend of one entity."""
+        ...
+
+    def timeseries(self, spec: EntitySpec, message: type[M]) -> TimeSeriesBackend[M]:
+        """Return the TimeSeries backend of one entity."""
+        ...
+
+    def graph(self, spec: EntitySpec, message: type[M], node_spec: EntitySpec | None) -> GraphBackend[M]:
+        """Return the Graph backend of one edge type (node_spec: the node type at both ends, if one)."""
+        ...
+
+
+def _open_backend(url: BackendUrl) -> Backend:
+    # Imported on demand so that a SQLite-only program needs none of the server drivers.
+    try:
+        module: Any = importlib.import_module(f"prism_runtime.backends.{url.kind}")
+    except ModuleNotFoundError as error:
+        missing = missing_extra(error, f"the {url.kind} backend ({url.redacted})")
+        if missing is None:
+            raise
+        raise missing from None
+    backend: Backend = module.open_backend(url)
+    return backend
+
+
+class Database:
+    """The backends of one program; use as `async with prism_runtime.connect() as db`."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+        key_wrapper: KeyWrapper | None = None,
+    ) -> None:
+        self.config = load_config(url, config)
+        self.url = self.config.default
+        self._backends: dict[str, Backend] = {}
+        self._key_wrapper = key_wrapper
+
+    async def open(self) -> Database:
+        """Connect to every configured backend and check the explicit bindings; return self."""
+        if not self._backends:
+            opened: dict[str, Backend] = {}
+            try:
+                for kind, url in self.config.backends.items():
+                    backend = _open_backend(url)
+                    opened[kind] = backend
+                    await backend.open()
+                self._check_bindings(opened)
+            except BaseException:
+                for backend in opened.values():
+                    await backend.close()
+                raise
+            self._backends = opened
+            self._attach_keys(opened)
+        return self
+
+    def _attach_keys(self, backends: dict[str, Backend]) -> None:
+        # PII keys live on the SQL backends; a stream backend keeps its keys on the first of them.
+        from prism_runtime.pii.vault import attach, set_keys_home
+
+        sql: list[Any] = [b for b in backends.values() if hasattr(b, "dialect")]
+        for backend in sql:
+            if self._key_wrapper is not None:
+                attach(backend, self._key_wrapper)
+        home = backends.get(self.url.kind) if self.url.kind in ("sqlite", "postgres") else None
+        for backend in backends.values():
+            if not hasattr(backend, "dialect") and (home or sql):
+                set_keys_home(backend, home or sql[0])  # type: ignore[arg-type]
+
+    def _check_bindings(self, backends: dict[str, Backend]) -> None:
+        # Generated modules imported so far registered their specs: a namespace bound to a backend kind
+        # that cannot serve its abstraction fails here, at connect time, not at its first use.
+        known = registered()
+        for namespace, kind in self.config.bindings.items():
+            spec = known.get(namespace)
+            if spec is not None:
+                _check_serves(spec, kind, backends[kind].serves)
+
+    async def close(self) -> None:
+        """Disconnect; the handle can be opened again."""
+        backends, self._backends = self._backends, {}
+        for backend in backends.values():
+            await backend.close()
+
+    async def __aenter__(self) -> Database:
+        return await self.open()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def __await__(self) -> Generator[Any, None, Database]:
+        return self.open().__await__()
+
+    def __repr__(self) -> str:
+        state = "open" if self._backends else "closed"
+        urls = ", ".join(u.redacted for u in self.config.backends.values())
+        return f"<prism_runtime.Database {urls} {state}>"
+
+    def kind_for(self, spec: EntitySpec) -> str:
+        """Return the backend kind that serves `spec`'s namespace under this database's config."""
+        return self.config.kind_for(spec.namespace, spec.planned_backend)
+
+    def backend_for(self, spec: EntitySpec) -> Backend:
+        """Return the open backend that serves `spec`'s namespace."""
+        if not self._backends:
+            raise NotOpen(
+                f"namespace {spec.namespace!r}: the database is not open; "
+                "use `async with prism_runtime.connect() as db` or `db = await prism_runtime.connect()`"
+            )
+        kind = self.kind_for(spec)
+        backend = self._backends[kind]
+        _check_serves(spec, kind, backend.serves)
+        return backend
+
+    def backends(self) -> list[Backend]:
+        """Return every open backend (for operations across namespaces, such as forget)."""
+        return list(self._backends.values())
+
+    @property
+    def backend(self) -> Backend:
+        """Return the open backend of the database URL (for operations such as provisioning)."""
+        if not self._backends:
+            raise NotOpen(f"{self.url.redacted}: the database is not open")
+        return self._backends[self.url.kind]
+
+    def keyvalue(self, spec: EntitySpec, message: type[M]) -> KeyValueBackend[M]:
+        """Return the KeyValue backend serving `spec`."""
+        return self.backend_for(spec).keyvalue(spec, message)
+
+    def timeseries(self, spec: EntitySpec, message: type[M]) -> TimeSeriesBackend[M]:
+        """Return the TimeSeries backend serving `spec`."""
+        return self.backend_for(spec).timeseries(spec, message)
+
+    def graph(
+        self, spec: EntitySpec, message: type[M], node_spec: EntitySpec | None = None
+    ) -> GraphBackend[M]:
+        """Return the Graph backend serving the edge type `spec`."""
+        return self.backend_for(spec).graph(spec, message, node_spec)
+
+
+def _check_serves(spec: EntitySpec, kind: str, serves: frozenset[Abstraction]) -> None:
+    if spec.abstraction not in serves:
+        raise ConfigError(
+            f"namespace {spec.namespace!r} is {spec.abstraction} data, which a {kind} backend cannot serve; "
+            f"bind it to a backend serving {spec.abstraction} (sqlite, postgres"
+            f"{', kafka, nats' if spec.abstraction is Abstraction.TIME_SERIES else ''})"
+        )
+
+
+def connect(
+    url: str | None = None,
+    *,
+    config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    key_wrapper: KeyWrapper | None = None,
+) -> Database:
+    """Return a database handle for `url`, $PRISM_URL, or the embedded SQLite file ./prism.db.
+
+    URLs: sqlite:///relative.db, sqlite:////absolute.db, sqlite:// (in memory), postgresql://...,
+    kafka://host:port, nats://host:port. `config` (a prism.yaml path or the same mapping) names a URL
+    per backend kind and may bind namespaces explicitly; see `prism_runtime.config.Config`. PII is
+    encrypted under `key_wrapper`, else AWS KMS when $PRISM_KMS_KEY_ID is set, else the local file
+    $PRISM_MASTER_KEY_FILE (default ./prism-master.key).
+    """
+    return Database(url, config=config, key_wrapper=key_wrapper)

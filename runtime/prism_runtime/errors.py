@@ -1,0 +1,79 @@
+"""Typed errors of the runtime. Messages name the namespace and backend, never a field value."""
+
+from __future__ import annotations
+
+
+class PrismError(Exception):
+    """Base of every error Prism raises on purpose."""
+
+
+class ConfigError(PrismError):
+    """A connection URL or namespace binding that cannot work."""
+
+
+class BackendError(PrismError):
+    """A backend failed to serve a request for a namespace."""
+
+    def __init__(self, message: str, *, namespace: str = "", backend: str = "", hint: str = "") -> None:
+        self.namespace = namespace
+        self.backend = backend
+        self.hint = hint
+        where = ", ".join(part for part in (f"namespace {namespace!r}" if namespace else "", backend) if part)
+        text = f"{where}: {message}" if where else message
+        super().__init__(f"{text}; {hint}" if hint else text)
+
+
+class BackendUnavailable(BackendError):
+    """The backend cannot be reached (down, refused, wrong credentials)."""
+
+
+class Contention(BackendError):
+    """The write lost to concurrent ones (lock wait timed out, deadlock, serialisation failure) and was rolled
+    back whole: trying it again is safe."""
+
+
+class SchemaMismatch(BackendError):
+    """The stored table does not match the generated schema (missing table or columns)."""
+
+
+class DatabaseDamaged(BackendError):
+    """The database file fails its own integrity check (SQLite's PRAGMA integrity_check)."""
+
+
+class NotOpen(PrismError):
+    """The database was used before it was opened or after it was closed."""
+
+
+class CorruptRow(BackendError):
+    """A stored row that cannot be decoded into its message (written by another tool, or by an older bug).
+
+    `key` holds the row's key values (key[, sort key]) so a caller can look at the row or scan past it; the
+    message names the key only when the key field holds no personal data, and never a value of the row.
+    """
+
+    def __init__(
+        self, message: str, *, namespace: str, backend: str = "", key: tuple[object, ...] = ()
+    ) -> None:
+        self.key = key
+        super().__init__(message, namespace=namespace, backend=backend)
+
+
+class InvalidInput(PrismError):
+    """A call was given something no backend can store or look up; raised before anything is written."""
+
+    def __init__(self, message: str, *, namespace: str, field: str = "") -> None:
+        self.namespace = namespace
+        self.field = field
+        super().__init__(f"namespace {namespace!r}: {message}")
+
+
+class WrongType(InvalidInput, TypeError):
+    """A message of another type (or not a message), or a key of another type than the key field's."""
+
+
+class InvalidKey(InvalidInput, ValueError):
+    """A key value outside the one rule every backend keeps (docs/type-mapping.md, Keys)."""
+
+
+class MessageTooDeep(InvalidInput, ValueError):
+    """A message nested deeper than every backend can read back (prism_runtime.inputs.MAX_MESSAGE_DEPTH)."""

@@ -1,0 +1,274 @@
+"""Message <-> row: one tuple of bind values per message, in column order, and back.
+
+Built once per (entity, dialect): the encoder and decoder are Python functions written out for the entity's
+columns, so the per-row work is only what each column needs, with no loop over column plans.
+"""
+
+from __future__ import annotations
+
+import base64
+import keyword
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from google.protobuf import json_format
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+from prism_runtime.corrupt import corrupt_row
+from prism_runtime.errors import CorruptRow
+from prism_runtime.schema import Column, ColumnKind, EntitySpec
+from prism_runtime.sql.dialect import SqlDialect, identity
+
+M = TypeVar("M", bound=Message)
+FieldEncoder = Callable[[Any], Any]
+_FD = FieldDescriptor
+
+
+class RowCodec(Generic[M]):
+    """Encodes messages into rows and decodes rows into messages for one entity and dialect."""
+
+    def __init__(self, spec: EntitySpec, message: type[M], dialect: SqlDialect, backend: str = "") -> None:
+        self.spec = spec
+        self.message = message
+        self.columns = spec.columns
+        self.backend = backend
+        fields = message.DESCRIPTOR.fields_by_name
+        self.key_index = tuple(self.column_index(c.name) for c in spec.key_columns)
+        self.encode: Callable[[M], tuple[Any, ...]] = _row_encoder(spec.columns, dialect, fields)
+        """Return the bind values of one message, in column order."""
+        self.decode: Callable[[Sequence[Any]], M] = _row_decoder(spec.columns, message, dialect, self.corrupt)
+        """Return the message stored in one fetched row; raise CorruptRow when the row cannot be one."""
+
+    def corrupt(self, row: Sequence[Any], error: BaseException) -> CorruptRow:
+        """Return the error of a row that cannot be decoded: namespace and key, never a value of the row."""
+        return corrupt_row(self.spec, self.key_of(row), self.backend, error)
+
+    def decode_or_error(self, row: Sequence[Any]) -> M | CorruptRow:
+        """Return the message stored in one fetched row, or the CorruptRow error saying it cannot be decoded."""
+        try:
+            return self.decode(row)
+        except CorruptRow as error:
+            return error
+
+    def column_index(self, name: str) -> int:
+        """Return the position of a column in encoded rows."""
+        return next(i for i, c in enumerate(self.columns) if c.name == name)
+
+    def key_of(self, row: Sequence[Any]) -> tuple[Any, ...]:
+        """Return the primary key values of an encoded or fetched row."""
+        return tuple(row[i] for i in self.key_index)
+
+
+def _row_encoder(
+    columns: Sequence[Column], dialect: SqlDialect, fields: Any
+) -> Callable[[Any], tuple[Any, ...]]:
+    """Return the function giving the bind values of one message, written out for these columns.
+
+    One tuple display instead of a generator over per-column functions: a plain field (no presence, no
+    conversion) is read in place, a field with presence and no conversion is read behind HasField; every
+    other column calls its `_field_encoder`.
+    """
+    env: dict[str, Any] = {}
+    values: list[str] = []
+    for i, column in enumerate(columns):
+        if column.blind_index_of:
+            # No field: the PII layer fills the blind index in (prism_runtime.pii.sealer).
+            values.append("None")
+            continue
+        name = column.name
+        plain = (
+            column.kind not in (ColumnKind.JSON, ColumnKind.TIMESTAMP)
+            and not column.repeated
+            and not column.wrapped
+            and dialect.encoder(column) is identity
+        )
+        if plain and not column.nullable:
+            values.append(_field(name))
+        elif plain:
+            values.append(f"{_field(name)} if _m.HasField({name!r}) else None")
+        elif column.repeated and dialect.supports_arrays and dialect.scalar_encoder(column.kind) is identity:
+            values.append(f"list({_field(name)})")  # an array of the values as they are
+        else:
+            env[f"_e{i}"] = _field_encoder(column, dialect, fields[name])
+            values.append(f"_e{i}(_m)")
+    source = f"def encode(_m):\n    return ({''.join(f'{value}, ' for value in values)})\n"
+    exec(compile(source, "<prism row encoder>", "exec"), env)
+    encoder: Callable[[Any], tuple[Any, ...]] = env["encode"]
+    return encoder
+
+
+def _field_encoder(column: Column, dialect: SqlDialect, field: Any) -> FieldEncoder:
+    name, nullable = column.name, column.nullable
+    encode = dialect.encoder(column)
+    if column.kind is ColumnKind.JSON:
+        to_json = json_field(field)
+        # An empty repeated or map field and an unset message field both store as null JSON.
+        empty = None if nullable else encode(None)
+
+        def json_value(message: Any) -> Any:
+            value = to_json(message)
+            return empty if value is None else encode(value)
+
+        return json_value
+    if column.repeated:
+        return lambda message: encode(list(getattr(message, name)))
+    if column.kind is ColumnKind.TIMESTAMP:
+        zero = None if nullable else encode((0, 0))
+
+        def timestamp_value(message: Any) -> Any:
+            if not message.HasField(name):
+                return zero
+            ts = getattr(message, name)
+            return encode((ts.seconds, ts.nanos))
+
+        return timestamp_value
+    if column.wrapped:
+        return lambda message: encode(getattr(message, name).value) if message.HasField(name) else None
+    if nullable:
+        return lambda message: encode(getattr(message, name)) if message.HasField(name) else None
+    return lambda message: encode(getattr(message, name))
+
+
+def json_field(field: Any) -> Callable[[Any], Any]:
+    """Return a function giving one field of a message in protobuf's JSON mapping, or None when empty or unset.
+
+    Field by field rather than MessageToDict of the whole message, which would walk every scalar column too.
+    """
+    name = field.name
+    if field.message_type is not None and field.message_type.GetOptions().map_entry:
+        key_of = _map_key(field.message_type.fields_by_name["key"])
+        value_of = _json_scalar(field.message_type.fields_by_name["value"])
+        return lambda m: {key_of(k): value_of(v) for k, v in getattr(m, name).items()} or None
+    if _is_repeated(field):
+        element = _json_scalar(field)
+        return lambda m: [element(v) for v in getattr(m, name)] or None
+    as_dict = _json_scalar(field)
+    return lambda m: as_dict(getattr(m, name)) if m.HasField(name) else None
+
+
+def _is_repeated(field: Any) -> bool:
+    # protobuf 6+ has is_repeated; older runtimes only the label.
+    flag = getattr(field, "is_repeated", None)
+    return bool(flag) if flag is not None else field.label == _FD.LABEL_REPEATED
+
+
+def _map_key(field: Any) -> Callable[[Any], str]:
+    if field.type == _FD.TYPE_BOOL:
+        return lambda k: "true" if k else "false"
+    return str
+
+
+def _json_scalar(field: Any) -> Callable[[Any], Any]:
+    kind = field.type
+    if kind in (_FD.TYPE_MESSAGE, _FD.TYPE_GROUP):
+        return lambda v: json_format.MessageToDict(
+            v, preserving_proto_field_name=True, use_integers_for_enums=True
+        )
+    if kind == _FD.TYPE_BYTES:
+        return lambda v: base64.b64encode(v).decode("ascii")
+    if kind in (_FD.TYPE_FLOAT, _FD.TYPE_DOUBLE):
+        return lambda v: (
+            v if math.isfinite(v) else ("NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity"))
+        )
+    return lambda v: v  # ints (exact in JSON numbers as Python writes them), bools, strings, enum numbers
+
+
+def _row_decoder(
+    columns: Sequence[Column],
+    message: type[M],
+    dialect: SqlDialect,
+    corrupt: Callable[[Sequence[Any], BaseException], CorruptRow],
+) -> Callable[[Sequence[Any]], M]:
+    """Return the function building the message of one fetched row, written out for these columns.
+
+    Compiled once per (entity, dialect), the way dataclasses writes __init__, because decoding is the CPU
+    cost of every read: one constructor call takes every plain field as a keyword argument (None is unset
+    to protobuf's constructor, so plain fields need no None check); repeated, Timestamp and wrapper fields,
+    which the constructor sets slowly, are set on the new message; JSON columns go through ParseDict. Any
+    failure is the row's fault (the codec wrote none of it): it raises CorruptRow, from a handler that costs
+    nothing until it runs.
+    """
+    env: dict[str, Any] = {"_M": message, "_parse": json_format.ParseDict, "_corrupt": corrupt}
+    head: list[str] = []  # reads of columns that need a None check before conversion
+    kwargs: list[tuple[str, str]] = []  # (field, expression) passed to the constructor
+    after: list[str] = []  # fields set on the constructed message
+    json: list[tuple[int, str]] = []  # JSON columns (position, field), parsed by ParseDict
+    for i, column in enumerate(columns):
+        if column.blind_index_of:
+            continue  # no field: the PII layer's lookup column
+        name = column.name
+        if column.encrypted:
+            # The PII layer already turned the ciphertext into the field's str or bytes (or left None).
+            kwargs.append((name, f"_row[{i}]"))
+            continue
+        decode = dialect.decoder(column)
+        call = f"_d{i}(_v)"
+        env[f"_d{i}"] = decode
+        if column.kind is ColumnKind.JSON:
+            json.append((i, name))
+        elif column.repeated:
+            if dialect.supports_arrays and dialect.scalar_decoder(column.kind) is identity:
+                call = "_v"  # the driver's list, copied by extend
+            after += [
+                f"_v = _row[{i}]",
+                "if _v:" if dialect.supports_arrays else "if _v is not None and _v != '[]':",
+                f"    {_field(name)}.extend({call})",
+            ]
+        elif column.kind is ColumnKind.TIMESTAMP:
+            after += [
+                f"_v = _row[{i}]",
+                "if _v is not None:",
+                f"    _t = {_field(name)}",
+                f"    _t.seconds, _t.nanos = {call}",
+            ]
+        elif column.wrapped:
+            after += [
+                f"_v = _row[{i}]",
+                "if _v is not None:",
+                f"    {_field(name)}.value = {'_v' if decode is identity else call}",
+            ]
+        elif decode is identity:
+            kwargs.append((name, f"_row[{i}]"))
+        else:
+            head.append(f"_v{i} = _row[{i}]")
+            kwargs.append((name, f"None if _v{i} is None else _d{i}(_v{i})"))
+    plain = [f"{name}={value}" for name, value in kwargs if _is_name(name)]
+    quoted = [f"{name!r}: {value}" for name, value in kwargs if not _is_name(name)]
+    if quoted:
+        plain.append("**{" + ", ".join(quoted) + "}")
+    body = [*head, f"_m = _M({', '.join(plain)})", *after]
+    # Postgres and SQLite both store an empty field as the JSON text null: no need to parse it. One JSON
+    # column (the usual case) is parsed on its own; more are collected into one dict for one ParseDict.
+    single = len(json) == 1
+    if not single and json:
+        body.append("_p = {}")
+    for i, name in json:
+        body += [
+            f"_v = _row[{i}]",
+            "if _v is not None and _v != 'null':",
+            f"    _x = _d{i}(_v)",
+            "    if _x is not None:",
+            f"        _parse({{{name!r}: _x}}, _m)" if single else f"        _p[{name!r}] = _x",
+        ]
+    if not single and json:
+        body += ["if _p:", "    _parse(_p, _m)"]
+    source = (
+        "def decode(_row):\n    try:\n"
+        + "".join(f"        {line}\n" for line in [*body, "return _m"])
+        # `from None`: the cause's message may quote the row's values.
+        + "    except Exception as _e:\n        raise _corrupt(_row, _e) from None\n"
+    )
+    exec(compile(source, f"<prism decoder of {message.DESCRIPTOR.full_name}>", "exec"), env)
+    decoder: Callable[[Sequence[Any]], M] = env["decode"]
+    return decoder
+
+
+def _is_name(field: str) -> bool:
+    return field.isidentifier() and not keyword.iskeyword(field)
+
+
+def _field(name: str) -> str:
+    """Return the expression of field `name` of the message `_m` in generated source."""
+    return f"_m.{name}" if _is_name(name) else f"getattr(_m, {name!r})"

@@ -1,0 +1,270 @@
+"""The TimeSeries abstraction: append events, query a key's events by event time, tail new events.
+
+Generated `<Message>Series` classes subclass `TimeSeries` with their message and key types; the methods
+here are the whole public API, the same on every backend. An event's identity is (key, event time,
+event id), where the event id is a digest of the event's deterministic encoding: appending the same
+event twice (a retry) stores it once, and readers drop any duplicate a backend could not refuse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import hashlib
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from google.protobuf.message import Message
+
+from prism_runtime.inputs import admit_all, key_check, message_check
+from prism_runtime.pii.masking import redact_reprs
+from prism_runtime.schema import ColumnKind, EntitySpec
+
+if TYPE_CHECKING:
+    from prism_runtime.database import Database
+
+M = TypeVar("M", bound=Message)
+M_co = TypeVar("M_co", bound=Message, covariant=True)
+K = TypeVar("K")
+
+TimeBound = datetime.datetime | int
+"""A point in event time: an aware datetime (naive means UTC), or epoch milliseconds."""
+
+_NS_PER_MS = 1_000_000
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+# Readers remember this many recent event ids to drop duplicates a backend delivered twice.
+_SEEN_IDS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Event(Generic[M]):
+    """One event as backends store it: its identity and the message."""
+
+    key: Any = field(repr=False)  # keys and messages may hold personal data: never in a repr
+    time_ns: int
+    event_id: str
+    message: M = field(repr=False)
+    serialized: bytes = field(default=b"", repr=False)
+    """The message's deterministic encoding, computed once for the id; payload codecs may reuse it."""
+
+
+class Follower(Protocol[M_co]):
+    """A backend's cursor that follows new events (what `tail` reads)."""
+
+    async def start(self) -> None:
+        """Fix the start position: events appended after this call are never missed."""
+        ...
+
+    async def next_batch(self) -> Sequence[M_co]:
+        """Return the next events in arrival order; may return none after a short wait."""
+        ...
+
+    async def close(self) -> None:
+        """Release the cursor."""
+        ...
+
+
+class TimeSeriesBackend(Protocol[M]):
+    """What a backend implements to serve the TimeSeries abstraction."""
+
+    async def append(self, events: Sequence[Event[M]]) -> None:
+        """Store events durably (acknowledged), ignoring any whose identity is already stored."""
+        ...
+
+    def query(
+        self, key: Any, start_ns: int | None, end_ns: int | None, limit: int | None
+    ) -> AsyncIterator[M]:
+        """Yield a key's events with start <= event time < end, by (event time, event id), at most limit."""
+        ...
+
+    def follow(self, key: Any | None, from_ns: int | None) -> Follower[M]:
+        """Return a follower from `from_ns` (a lower bound: earlier events may come and are dropped) or from now."""
+        ...
+
+
+class EventIdentity(Generic[M]):
+    """Computes (key, event time in ns, event id) of an entity's messages."""
+
+    def __init__(self, spec: EntitySpec) -> None:
+        assert spec.event_time is not None, "the model builder guarantees an event time on TimeSeries"
+        self.namespace = spec.namespace
+        self.key_field = spec.key
+        self.time_field = spec.event_time
+        self.time_is_timestamp = spec.column(spec.event_time).kind is ColumnKind.TIMESTAMP
+        # Set for entities with encrypted fields: the id is then a keyed digest, which says nothing
+        # about the encrypted values (an unkeyed one could be checked against guesses of them).
+        self.secret = b""
+
+    def time_ns(self, message: M) -> int:
+        """Return the event time of a message in epoch nanoseconds."""
+        value = getattr(message, self.time_field)
+        if self.time_is_timestamp:
+            return int(value.ToNanoseconds())
+        return int(value) * _NS_PER_MS
+
+    def event(self, message: M) -> Event[M]:
+        """Return the event of a message, with its identity; an unset Timestamp event time is refused."""
+        if self.time_is_timestamp and not message.HasField(self.time_field):
+            raise ValueError(
+                f"namespace {self.namespace!r}: an event needs its event time; set {self.time_field}"
+            )
+        data = message.SerializeToString(deterministic=True)
+        event_id = digest(data, self.secret)
+        return Event(getattr(message, self.key_field), self.time_ns(message), event_id, message, data)
+
+
+def digest(serialized: bytes, secret: bytes = b"") -> str:
+    """Return the event id of a deterministic encoding (keyed by `secret` when one is given)."""
+    return hashlib.blake2b(serialized, digest_size=12, key=secret).hexdigest()
+
+
+def event_id(message: Message) -> str:
+    """Return the id of an event: a digest of its deterministic encoding (the same event, the same id)."""
+    return digest(message.SerializeToString(deterministic=True))
+
+
+def to_ns(bound: TimeBound) -> int:
+    """Return a time bound in epoch nanoseconds."""
+    if isinstance(bound, datetime.datetime):
+        aware = bound if bound.tzinfo is not None else bound.replace(tzinfo=datetime.UTC)
+        delta = aware - _EPOCH
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    if isinstance(bound, int) and not isinstance(bound, bool):
+        return bound * _NS_PER_MS
+    raise TypeError(f"a time bound is a datetime or epoch milliseconds (int), not {type(bound).__name__}")
+
+
+def window(
+    events: Iterable[Event[M]], start_ns: int | None, end_ns: int | None, limit: int | None
+) -> list[M]:
+    """Return the events in [start, end), without duplicates, by (event time, event id), at most limit.
+
+    Shared by backends that cannot sort by event time themselves (Kafka, NATS): they read a superset.
+    """
+    unique: dict[str, Event[M]] = {}
+    for e in events:
+        if (start_ns is None or e.time_ns >= start_ns) and (end_ns is None or e.time_ns < end_ns):
+            unique.setdefault(e.event_id, e)
+    ordered = sorted(unique.values(), key=lambda e: (e.time_ns, e.event_id))
+    return [e.message for e in (ordered if limit is None else ordered[:limit])]
+
+
+class Tail(Generic[M]):
+    """Follows new events until cancelled; `async with` fixes the start before you append."""
+
+    def __init__(self, follower: Follower[M], identity: EventIdentity[M], from_ns: int | None) -> None:
+        self._follower = follower
+        self._identity = identity
+        self._from_ns = from_ns
+        self._buffer: list[M] = []
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._started = False
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> Tail[M]:
+        """Fix the start position; return self."""
+        if not self._started:
+            await self._follower.start()
+            self._started = True
+        return self
+
+    async def close(self) -> None:
+        """Stop following."""
+        await self._follower.close()
+
+    async def __aenter__(self) -> Tail[M]:
+        return await self.start()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def __aiter__(self) -> Tail[M]:
+        return self
+
+    async def __anext__(self) -> M:
+        async with self._lock:
+            await self.start()
+            while not self._buffer:
+                self._buffer = [m for m in await self._follower.next_batch() if self._keep(m)]
+                self._buffer.reverse()
+            return self._buffer.pop()
+
+    def _keep(self, message: M) -> bool:
+        if self._from_ns is not None and self._identity.time_ns(message) < self._from_ns:
+            return False
+        key = event_id(message)
+        if key in self._seen:
+            return False
+        self._seen[key] = None
+        if len(self._seen) > _SEEN_IDS:
+            self._seen.popitem(last=False)
+        return True
+
+
+class TimeSeries(Generic[M, K]):
+    """A series of events per key, ordered by event time."""
+
+    def __init__(self, db: Database, spec: EntitySpec, message: type[M]) -> None:
+        self.spec = spec
+        self.message_type = message
+        self._identity: EventIdentity[M] = EventIdentity(spec)
+        self._backend: TimeSeriesBackend[M] = db.timeseries(spec, message)
+        redact_reprs(message)  # also when the generated module did not know of nested PII
+        self._db = db
+        self._keyed = any(c.encrypted for c in spec.columns)
+        self._admit = message_check(spec, message)
+        self._key = key_check(spec.namespace, spec.column(spec.key))
+
+    @property
+    def namespace(self) -> str:
+        """Return the namespace this series reads and writes."""
+        return self.spec.namespace
+
+    async def _identify(self) -> EventIdentity[M]:
+        if self._keyed and not self._identity.secret:
+            from prism_runtime.pii.vault import event_id_secret
+
+            self._identity.secret = await event_id_secret(self._db, self.spec)
+        return self._identity
+
+    async def append(self, event: M) -> None:
+        """Append one event; returns once the backend acknowledged it. A retry stores it once."""
+        self._admit(event)
+        await self._backend.append(((await self._identify()).event(event),))
+
+    async def append_many(self, events: Iterable[M]) -> None:
+        """Append events, all acknowledged when this returns."""
+        checked = admit_all(self._admit, events)
+        identity = await self._identify()
+        batch = [identity.event(e) for e in checked]
+        if batch:
+            await self._backend.append(batch)
+
+    def query(
+        self,
+        key: K,
+        start: TimeBound | None = None,
+        end: TimeBound | None = None,
+        *,
+        limit: int | None = None,
+    ) -> AsyncIterator[M]:
+        """Iterate over `key`'s events with start <= event time < end, in event-time order."""
+        if limit is not None and limit < 0:
+            raise ValueError("limit must not be negative")
+        start_ns = None if start is None else to_ns(start)
+        end_ns = None if end is None else to_ns(end)
+        return self._backend.query(self._key(key), start_ns, end_ns, limit)
+
+    def tail(self, key: K | None = None, *, from_: TimeBound | None = None) -> Tail[M]:
+        """Follow events of `key` (or every key) as they arrive: from event time `from_`, or new ones only.
+
+        Use `async with series.tail() as events:` to fix the start before appending, then `async for`.
+        """
+        from_ns = None if from_ is None else to_ns(from_)
+        checked = None if key is None else self._key(key)
+        return Tail(self._backend.follow(checked, from_ns), self._identity, from_ns)
