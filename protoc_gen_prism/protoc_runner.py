@@ -16,7 +16,9 @@ from protoc_gen_prism.package_data import data_dir
 # protoc's complaints about a prism option: one no imported file defines (misspelt, or the import missing),
 # e.g. Option "(prism.acces_pattern)" unknown., and one set on the wrong element (a field option on a message).
 _UNKNOWN_OPTION = re.compile(r'Option "\(prism\.([A-Za-z0-9_]+)\)[^"]*" unknown\.')
-_MISPLACED_OPTION = re.compile(r'Option field "\(prism\.([A-Za-z0-9_]+)\)" is not a field or extension of message')
+_MISPLACED_OPTION = re.compile(
+    r'Option field "\(prism\.([A-Za-z0-9_]+)\)" is not a field or extension of message'
+)
 _OPTION_KINDS = {**{n: "field" for n in FIELD_OPTION_NAMES}, **{n: "message" for n in MESSAGE_OPTION_NAMES}}
 
 

@@ -16,6 +16,7 @@ from backends import drop_schema, new_schema
 from conftest import EXAMPLES
 
 import prism_runtime
+from protoc_gen_prism import cli
 from protoc_gen_prism.cli import main
 
 OPTIONAL_DRIVERS = ("asyncpg", "aiokafka", "nats", "boto3", "psutil", "filelock")
@@ -40,6 +41,7 @@ sys.meta_path.insert(0, NoDriver(set(filter(None, sys.argv.pop(1).split(",")))))
 _RUN_PRISM = (
     _WITHOUT
     + """
+from protoc_gen_prism import cli
 from protoc_gen_prism.cli import main
 sys.argv[0] = "prism"
 sys.exit(main())
@@ -52,7 +54,7 @@ _EVERY_HELP = (
     _WITHOUT
     + """
 import argparse, contextlib, io, json, pkgutil, traceback
-import protoc_gen_prism.commands
+import protoc_gen_prism.cli.compile, protoc_gen_prism.cli.ops
 from protoc_gen_prism import cli
 
 def paths(parser, prefix):
@@ -62,7 +64,8 @@ def paths(parser, prefix):
             for name, sub in action.choices.items():
                 yield from paths(sub, [*prefix, name])
 
-modules = sorted(m.name for m in pkgutil.iter_modules(protoc_gen_prism.commands.__path__) if not m.name.startswith("_"))
+packages = (protoc_gen_prism.cli.compile, protoc_gen_prism.cli.ops)
+modules = sorted(m.name for p in packages for m in pkgutil.iter_modules(p.__path__) if m.name != "database")
 argvs = [[], ["--help"], ["no-such-command"], ["--version"]]
 for name in modules:
     argvs += [[*p, "--help"] for p in paths(cli.build_parser(name), [])]
@@ -125,7 +128,12 @@ def test_every_command_help_works_without_optional_drivers() -> None:
 
 def test_a_postgres_url_without_asyncpg_names_the_extra(tmp_path: Path) -> None:
     done = prism_without(
-        OPTIONAL_DRIVERS, "provision", str(EXAMPLES), "--url", "postgresql://prism@127.0.0.1:1/none", cwd=tmp_path
+        OPTIONAL_DRIVERS,
+        "provision",
+        str(EXAMPLES),
+        "--url",
+        "postgresql://prism@127.0.0.1:1/none",
+        cwd=tmp_path,
     )
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
@@ -173,7 +181,9 @@ READ_STATE = [
     ("keys reencrypt", ["keys", "reencrypt", "--dry-run"]),
     ("keys retire", ["keys", "retire", "--below", "2"]),
 ]
-NO_DATABASE = "no Prism database at {url}{detail} (set PRISM_URL or --url; `prism keys init` sets up a new one)"
+NO_DATABASE = (
+    "no Prism database at {url}{detail} (set PRISM_URL or --url; `prism keys init` sets up a new one)"
+)
 
 
 @pytest.fixture
@@ -211,7 +221,9 @@ def test_an_sqlite_file_without_prism_tables_is_no_prism_database(
 ) -> None:
     sqlite3.connect(empty_dir / "other.db").close()
     assert main(["forget", "u1", "--url", "sqlite:///other.db"]) == 1
-    expected = NO_DATABASE.format(url="sqlite:///other.db", detail=": it holds neither prism_keys nor prism_entities")
+    expected = NO_DATABASE.format(
+        url="sqlite:///other.db", detail=": it holds neither prism_keys nor prism_entities"
+    )
     assert capsys.readouterr().err == f"prism forget: {expected}\n"
     assert sorted(p.name for p in empty_dir.iterdir()) == ["other.db"]
     with sqlite3.connect(empty_dir / "other.db") as conn:
@@ -371,14 +383,20 @@ def test_an_unknown_prism_option_gets_what_was_meant(
         ],
         MISPLACED: [("t.proto:5:10", "(prism.key) is a field option: it goes on a field.")],
         UNIMPORTED: [
-            ("t.proto:4:10", 'Add `import "prism/options.proto";` to this file to use (prism.access_pattern).')
+            (
+                "t.proto:4:10",
+                'Add `import "prism/options.proto";` to this file to use (prism.access_pattern).',
+            )
         ],
     }
     for i, (text, wanted) in enumerate(expected.items()):
         root = tmp_path / str(i)
         root.mkdir()
         (root / "t.proto").write_text(text)
-        assert main([command, str(root), *(["-o", str(tmp_path / "gen")] if command == "generate" else [])]) == code
+        assert (
+            main([command, str(root), *(["-o", str(tmp_path / "gen")] if command == "generate" else [])])
+            == code
+        )
         lines = capsys.readouterr().err.removeprefix(f"prism {command}: ").splitlines()
         assert len(lines) == len(wanted), lines
         for location, advice in wanted:
@@ -392,3 +410,22 @@ def test_stack_without_the_stack_extra_names_it(tmp_path: Path) -> None:
         "prism stack status: needs 'filelock', which is not installed; install it with "
         "`pip install 'protoc-gen-prism[stack]'`\n"
     )
+
+
+def test_compile_time_commands_run_with_every_driver_unimportable(tmp_path: Path) -> None:
+    # The commands of cli/compile/ need the compiler only: with asyncpg, aiokafka, nats, boto3 (and the
+    # stack's psutil and filelock) refused, each does its whole job.
+    runs = {
+        "generate": ["generate", str(EXAMPLES), "-o", str(tmp_path / "gen")],
+        "plan": ["plan", str(EXAMPLES)],
+        "check": ["check", str(EXAMPLES)],
+        "breaking": ["breaking", str(EXAMPLES), "--against", str(EXAMPLES)],
+        "migrate": ["migrate", str(EXAMPLES), "--against", str(EXAMPLES), "-o", str(tmp_path / "migrations")],
+        "snapshot": ["snapshot", str(EXAMPLES), "-o", str(tmp_path / "image.binpb")],
+        "include": ["include"],
+    }
+    assert sorted(runs) == sorted(cli.COMPILE_COMMANDS)
+    for name, argv in runs.items():
+        done = prism_without(OPTIONAL_DRIVERS, *argv, cwd=tmp_path)
+        assert "Traceback" not in done.stderr, (name, done.stderr)
+        assert done.returncode == 0, (name, done.stdout, done.stderr)

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2, wrappers_pb2
 
+from prism_runtime.errors import InvalidKey
+from prism_runtime.inputs import message_check
 from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
 from prism_runtime.sql.codec import RowCodec
 from prism_runtime.sql.dialect import SqlDialect
@@ -88,3 +90,11 @@ def test_null_in_any_column_leaves_the_field_unset(dialect: SqlDialect) -> None:
     cls = keyword_message()
     codec = RowCodec(KEYWORD_SPEC, cls, dialect)
     assert codec.decode((None,) * len(KEYWORD_SPEC.columns)) == cls()
+
+
+def test_the_input_check_reads_a_key_field_named_like_a_keyword() -> None:
+    cls = keyword_message()
+    admit = message_check(KEYWORD_SPEC, cls)
+    admit(cls(**{"from": "k"}))
+    with pytest.raises(InvalidKey, match="key field from is empty"):
+        admit(cls())

@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import yaml
-
 from prism_runtime.errors import ConfigError
 
 URL_ENV = "PRISM_URL"
@@ -111,6 +109,8 @@ def load_config(
     data: Any = config
     if isinstance(config, str | os.PathLike):
         source = os.fspath(config)
+        import yaml  # only when a file is read: a service binding by URL does not pay ~20 ms to import it
+
         try:
             data = yaml.safe_load(Path(source).read_text()) or {}
         except OSError as error:

@@ -73,3 +73,38 @@ class DatabaseDamaged(BackendError):
 
 class NotOpen(PrismError):
     """The database was used before it was opened or after it was closed."""
+
+
+class CorruptRow(BackendError):
+    """A stored row that cannot be decoded into its message (written by another tool, or by an older bug).
+
+    `key` holds the row's key values (key[, sort key]) so a caller can look at the row or scan past it; the
+    message names the key only when the key field holds no personal data, and never a value of the row.
+    """
+
+    def __init__(
+        self, message: str, *, namespace: str, backend: str = "", key: tuple[object, ...] = ()
+    ) -> None:
+        self.key = key
+        super().__init__(message, namespace=namespace, backend=backend)
+
+
+class InvalidInput(PrismError):
+    """A call was given something no backend can store or look up; raised before anything is written."""
+
+    def __init__(self, message: str, *, namespace: str, field: str = "") -> None:
+        self.namespace = namespace
+        self.field = field
+        super().__init__(f"namespace {namespace!r}: {message}")
+
+
+class WrongType(InvalidInput, TypeError):
+    """A message of another type (or not a message), or a key of another type than the key field's."""
+
+
+class InvalidKey(InvalidInput, ValueError):
+    """A key value outside the one rule every backend keeps (docs/type-mapping.md, Keys)."""
+
+
+class MessageTooDeep(InvalidInput, ValueError):
+    """A message nested deeper than every backend can read back (prism_runtime.inputs.MAX_MESSAGE_DEPTH)."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, Protocol, T
 
 from google.protobuf.message import Message
 
+from prism_runtime.inputs import admit_all, key_check, message_check
 from prism_runtime.schema import EntitySpec
 
 if TYPE_CHECKING:
@@ -97,26 +98,30 @@ class NodeStore(Generic[N, K]):
         self.spec = spec
         self.message_type = message
         self._kv = db.keyvalue(spec, message)
+        self._admit = message_check(spec, message)
+        self._key = key_check(spec.namespace, spec.column(spec.key))
 
     async def add_node(self, node: N) -> None:
         """Insert `node`, replacing the node with the same key."""
+        self._admit(node)
         await self._kv.put((node,))
 
     async def add_nodes(self, nodes: Iterable[N]) -> None:
         """Insert or replace all `nodes` in one atomic batch."""
-        await self._kv.put(list(nodes))
+        await self._kv.put(admit_all(self._admit, nodes))
 
     async def get_node(self, key: K) -> N | None:
         """Return the node with `key`, or None."""
-        return await self._kv.get((key,))
+        return await self._kv.get((self._key(key),))
 
     async def get_nodes(self, keys: Sequence[K]) -> list[N | None]:
         """Return the nodes with `keys` in the same order, None where missing."""
-        return await self._kv.get_many([(k,) for k in keys])
+        check = self._key
+        return await self._kv.get_many([(check(k),) for k in keys])
 
     async def remove_node(self, key: K) -> bool:
         """Delete the node with `key`; return whether there was one. Its edges stay (see docs/graph.md)."""
-        return await self._kv.delete((key,)) > 0
+        return await self._kv.delete((self._key(key),)) > 0
 
 
 class EdgeStore(Generic[E, S, T, EF]):
@@ -128,6 +133,10 @@ class EdgeStore(Generic[E, S, T, EF]):
         self.spec = spec
         self.message_type = message
         self._graph: GraphBackend[E] = db.graph(spec, message, node_spec)
+        self._admit = message_check(spec, message)
+        assert spec.edge_source is not None and spec.edge_target is not None, "an edge names both its ends"
+        self._source = key_check(spec.namespace, spec.column(spec.edge_source))
+        self._target = key_check(spec.namespace, spec.column(spec.edge_target))
 
     @property
     def namespace(self) -> str:
@@ -136,11 +145,12 @@ class EdgeStore(Generic[E, S, T, EF]):
 
     async def add_edge(self, edge: E) -> None:
         """Insert `edge`, replacing the edge with the same source and target."""
+        self._admit(edge)
         await self._graph.put_edges((self._stored(edge),))
 
     async def add_edges(self, edges: Iterable[E]) -> None:
         """Insert or replace all `edges` in one atomic batch."""
-        await self._graph.put_edges([self._stored(e) for e in edges])
+        await self._graph.put_edges([self._stored(e) for e in admit_all(self._admit, edges)])
 
     async def get_edge(self, source: S, target: T) -> E | None:
         """Return the edge from `source` to `target`, or None."""
@@ -155,6 +165,7 @@ class EdgeStore(Generic[E, S, T, EF]):
         return Direction.BOTH if self.spec.bidirectional else direction
 
     def _ends(self, source: Any, target: Any) -> tuple[Any, Any]:
+        source, target = self._source(source), self._target(target)
         # An undirected edge is stored once, smaller key first, so (a, b) and (b, a) name the same edge.
         if self.spec.bidirectional and target < source:
             return target, source
@@ -175,20 +186,25 @@ class EdgeStore(Generic[E, S, T, EF]):
         self, source: S, *, edge_filter: EF | None = None, limit: int | None = DEFAULT_FANOUT
     ) -> list[T]:
         """Return the keys `source`'s edges lead to, in key order, at most `limit`."""
-        return [t for _, t in await self._hop([source], Direction.OUT, edge_filter, None, limit)]
+        return [
+            t for _, t in await self._hop([self._source(source)], Direction.OUT, edge_filter, None, limit)
+        ]
 
     async def sources(
         self, target: T, *, edge_filter: EF | None = None, limit: int | None = DEFAULT_FANOUT
     ) -> list[S]:
         """Return the keys whose edges lead to `target`, in key order, at most `limit`."""
-        return [s for _, s in await self._hop([target], Direction.IN, edge_filter, None, limit)]
+        return [s for _, s in await self._hop([self._target(target)], Direction.IN, edge_filter, None, limit)]
 
     async def out_edges(
         self, source: S, *, edge_filter: EF | None = None, limit: int | None = DEFAULT_FANOUT
     ) -> list[E]:
         """Return the edges from `source`, ordered by target, at most `limit`."""
         return await self._graph.edges(
-            source, direction=self._way(Direction.OUT), edge_filter=edge_filter or {}, limit=_limit(limit)
+            self._source(source),
+            direction=self._way(Direction.OUT),
+            edge_filter=edge_filter or {},
+            limit=_limit(limit),
         )
 
     async def in_edges(
@@ -196,7 +212,10 @@ class EdgeStore(Generic[E, S, T, EF]):
     ) -> list[E]:
         """Return the edges to `target`, ordered by source, at most `limit`."""
         return await self._graph.edges(
-            target, direction=self._way(Direction.IN), edge_filter=edge_filter or {}, limit=_limit(limit)
+            self._target(target),
+            direction=self._way(Direction.IN),
+            edge_filter=edge_filter or {},
+            limit=_limit(limit),
         )
 
     async def _hop(
@@ -255,7 +274,10 @@ class Graph(EdgeStore[E, K, K, EF], Generic[E, N, K, EF, NF]):
         limit: int | None = DEFAULT_FANOUT,
     ) -> list[K]:
         """Return the distinct neighbors of `node` one hop away in `direction`, in key order, at most `limit`."""
-        return [n for _, n in await self._hop([node], _direction(direction), edge_filter, node_filter, limit)]
+        start = self._source(node)
+        return [
+            n for _, n in await self._hop([start], _direction(direction), edge_filter, node_filter, limit)
+        ]
 
     async def bfs(
         self,
@@ -318,6 +340,7 @@ class Graph(EdgeStore[E, K, K, EF], Generic[E, N, K, EF, NF]):
     ) -> list[K] | None:
         """Return a shortest path [source, ..., target] of at most `max_depth` hops, or None if there is none."""
         _check_depth(max_depth)
+        source, target = self._source(source), self._source(target)
         if source == target:
             return [source]
         parent: dict[K, K] = {}
@@ -371,6 +394,7 @@ class Graph(EdgeStore[E, K, K, EF], Generic[E, N, K, EF, NF]):
         keep_adjacency: bool = True,
     ) -> tuple[list[Visit[K]], dict[K, list[K]]]:
         _check_depth(max_depth)
+        start = self._source(start)
         visits = [Visit(start, 0)]
         adjacency: dict[K, list[K]] = {}
         seen = {start}

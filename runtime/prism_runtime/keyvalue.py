@@ -6,11 +6,13 @@ here are the whole public API, the same on every backend.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from google.protobuf.message import Message
 
+from prism_runtime.errors import CorruptRow
+from prism_runtime.inputs import admit_all, key_check, message_check
 from prism_runtime.pii.masking import redact_reprs
 from prism_runtime.schema import EntitySpec
 
@@ -23,6 +25,9 @@ S = TypeVar("S")
 
 DEFAULT_PAGE_SIZE = 256
 DEFAULT_PAGE_BYTES = 1 << 20
+
+OnCorrupt = Callable[[CorruptRow], object]
+"""Called by a scan with each row it cannot decode, which it then skips (docs/type-mapping.md)."""
 
 
 class KeyValueBackend(Protocol[M]):
@@ -53,8 +58,12 @@ class KeyValueBackend(Protocol[M]):
         end: Any = None,
         reverse: bool = False,
         limit: int,
-    ) -> list[M]:
-        """Return one page of items under a prefix in key order, past `after` (or from it, if inclusive)."""
+        keep_corrupt: bool = False,
+    ) -> Sequence[M | CorruptRow]:
+        """Return one page of items under a prefix in key order, past `after` (or from it, if inclusive).
+
+        A row that cannot be decoded raises CorruptRow, or with `keep_corrupt` stands in the page as one.
+        """
         ...
 
 
@@ -64,6 +73,8 @@ class _Store(Generic[M]):
         self.message_type = message
         self._backend: KeyValueBackend[M] = db.keyvalue(spec, message)
         redact_reprs(message)  # also when the generated module did not know of nested PII
+        self._admit = message_check(spec, message)
+        self._key = key_check(spec.namespace, spec.column(spec.key))
 
     @property
     def namespace(self) -> str:
@@ -72,11 +83,12 @@ class _Store(Generic[M]):
 
     def put(self, item: M) -> Coroutine[Any, Any, None]:
         """Insert `item`, replacing any item with the same key (a coroutine: the backend's own)."""
+        self._admit(item)
         return self._backend.put((item,))
 
     async def put_many(self, items: Iterable[M]) -> None:
         """Insert or replace all `items` in one atomic batch."""
-        await self._backend.put(list(items))
+        await self._backend.put(admit_all(self._admit, items))
 
     async def _find_by(self, field: str, value: str | bytes) -> list[M]:
         """Return the items whose encrypted, searchable `field` equals `value` (generated find_by_<field>)."""
@@ -93,6 +105,7 @@ class _Store(Generic[M]):
         limit: int | None,
         page_size: int,
         page_bytes: int,
+        on_corrupt: OnCorrupt | None,
         *,
         inclusive: bool = False,
     ) -> AsyncIterator[M]:
@@ -100,6 +113,7 @@ class _Store(Generic[M]):
             raise ValueError("page_size and page_bytes must be at least 1")
         order_field = self.spec.key if not prefix else self.spec.sort_key
         assert order_field is not None
+        order = len(prefix)  # the position of the ordering key in a row's key
         remaining = limit
         seen_items = seen_bytes = 0
         while remaining is None or remaining > 0:
@@ -108,17 +122,39 @@ class _Store(Generic[M]):
                 # Pages are bounded by size as well as count: size the next one from the rows seen so far.
                 want = max(1, min(want, page_bytes * seen_items // max(seen_bytes, 1)))
             page = await self._backend.scan_page(
-                prefix, after=after, inclusive=inclusive, end=end, reverse=reverse, limit=want
+                prefix,
+                after=after,
+                inclusive=inclusive,
+                end=end,
+                reverse=reverse,
+                limit=want,
+                keep_corrupt=on_corrupt is not None,
             )
+            skipped = 0
             for item in page:
+                if isinstance(item, CorruptRow):
+                    assert on_corrupt is not None  # only then does a page hold one
+                    on_corrupt(item)
+                    skipped += 1
+                    continue
                 seen_bytes += item.ByteSize()
                 yield item
             seen_items += len(page)
             if len(page) < want:
                 return
             if remaining is not None:
-                remaining -= len(page)
-            after, inclusive = getattr(page[-1], order_field), False
+                remaining -= len(page) - skipped  # `limit` counts the items yielded
+            last = page[-1]
+            after, inclusive = _position(last, order, order_field), False
+
+
+def _position(item: Any, order: int, order_field: str) -> Any:
+    """Return the ordering key of the last row of a page: where the next page starts."""
+    if not isinstance(item, CorruptRow):
+        return getattr(item, order_field)
+    if not (item.key and isinstance(item.key[order], str | bytes | int)):
+        raise item  # its key itself is unreadable: no position to continue from (docs/type-mapping.md)
+    return item.key[order]
 
 
 class KeyValueStore(_Store[M], Generic[M, K]):
@@ -126,15 +162,16 @@ class KeyValueStore(_Store[M], Generic[M, K]):
 
     def get(self, key: K) -> Coroutine[Any, Any, M | None]:
         """Return the item stored at `key`, or None (a coroutine: the backend's own, with no frame of ours)."""
-        return self._backend.get((key,))
+        return self._backend.get((self._key(key),))
 
     async def get_many(self, keys: Sequence[K]) -> list[M | None]:
         """Return the items at `keys` in the same order, None where a key has no item."""
-        return await self._backend.get_many([(k,) for k in keys])
+        check = self._key
+        return await self._backend.get_many([(check(k),) for k in keys])
 
     async def delete(self, key: K) -> bool:
         """Delete the item at `key`; return whether there was one."""
-        return await self._backend.delete((key,)) > 0
+        return await self._backend.delete((self._key(key),)) > 0
 
     def scan(
         self,
@@ -143,29 +180,40 @@ class KeyValueStore(_Store[M], Generic[M, K]):
         limit: int | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
         page_bytes: int = DEFAULT_PAGE_BYTES,
+        on_corrupt: OnCorrupt | None = None,
     ) -> AsyncIterator[M]:
-        """Iterate over items in key order after `after`, in pages of at most `page_size` items and about `page_bytes`."""
-        return self._scan((), after, None, False, limit, page_size, page_bytes)
+        """Iterate over items in key order after `after`, in pages of at most `page_size` items and about `page_bytes`.
+
+        A row that cannot be decoded raises CorruptRow; with `on_corrupt`, it is passed there and skipped.
+        """
+        start = None if after is None else self._key(after)
+        return self._scan((), start, None, False, limit, page_size, page_bytes, on_corrupt)
 
 
 class SortedKeyValueStore(_Store[M], Generic[M, K, S]):
     """A map from key to a sorted map from sort key to message."""
 
+    def __init__(self, db: Database, spec: EntitySpec, message: type[M]) -> None:
+        super().__init__(db, spec, message)
+        assert spec.sort_key is not None, "the model builder gives a sorted map its sort key"
+        self._sort_key = key_check(spec.namespace, spec.column(spec.sort_key))
+
     def get(self, key: K, sort_key: S) -> Coroutine[Any, Any, M | None]:
         """Return the item at (`key`, `sort_key`), or None (a coroutine: the backend's own)."""
-        return self._backend.get((key, sort_key))
+        return self._backend.get((self._key(key), self._sort_key(sort_key)))
 
     async def get_many(self, keys: Sequence[tuple[K, S]]) -> list[M | None]:
         """Return the items at (key, sort_key) pairs in the same order, None where missing."""
-        return await self._backend.get_many([tuple(k) for k in keys])
+        check, check_sort = self._key, self._sort_key
+        return await self._backend.get_many([(check(k), check_sort(s)) for k, s in keys])
 
     async def delete(self, key: K, sort_key: S) -> bool:
         """Delete the item at (`key`, `sort_key`); return whether there was one."""
-        return await self._backend.delete((key, sort_key)) > 0
+        return await self._backend.delete((self._key(key), self._sort_key(sort_key))) > 0
 
     async def delete_all(self, key: K) -> int:
         """Delete every item under `key`; return how many there were."""
-        return await self._backend.delete((key,))
+        return await self._backend.delete((self._key(key),))
 
     def scan(
         self,
@@ -177,9 +225,22 @@ class SortedKeyValueStore(_Store[M], Generic[M, K, S]):
         limit: int | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
         page_bytes: int = DEFAULT_PAGE_BYTES,
+        on_corrupt: OnCorrupt | None = None,
     ) -> AsyncIterator[M]:
         """Iterate over the items under `key` in sort-key order, from `start` (inclusive) to `end` (exclusive).
 
-        With `reverse`, iterate from the largest sort key down (`start` then bounds from above).
+        With `reverse`, iterate from the largest sort key down (`start` then bounds from above). A row that
+        cannot be decoded raises CorruptRow; with `on_corrupt`, it is passed there and skipped.
         """
-        return self._scan((key,), start, end, reverse, limit, page_size, page_bytes, inclusive=True)
+        bounds = [None if b is None else self._sort_key(b) for b in (start, end)]
+        return self._scan(
+            (self._key(key),),
+            bounds[0],
+            bounds[1],
+            reverse,
+            limit,
+            page_size,
+            page_bytes,
+            on_corrupt,
+            inclusive=True,
+        )

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Generic, TypeVar
 
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
-from prism_runtime.schema import EntitySpec
+from prism_runtime.corrupt import corrupt_row
+from prism_runtime.schema import ColumnKind, EntitySpec
 from prism_runtime.timeseries import Event
 
 M = TypeVar("M", bound=Message)
@@ -40,6 +41,16 @@ class PayloadCodec(Generic[M]):
     def decode(self, payload: bytes) -> M:
         """Return the message of a payload."""
         return self.message.FromString(payload)
+
+    def decode_record(self, payload: bytes, key: bytes | None, backend: str) -> M | None:
+        """Return the message of a stored record as `decode_readable` does; raise CorruptRow naming the record's
+        key when its payload does not parse (another producer wrote it)."""
+        try:
+            return self.decode_readable(payload)
+        except DecodeError as error:
+            raise corrupt_row(
+                self.spec, () if key is None else (key_value(self.spec, key),), backend, error
+            ) from None
 
     def decode_readable(self, payload: bytes) -> M | None:
         """Return the message of a payload, or None when it cannot be read any more (a forgotten subject).
@@ -74,6 +85,18 @@ def payload_codec(spec: EntitySpec, message: type[M], backend: object = None) ->
         if home is not None:
             return CataloguedPayloadCodec(spec, message, home, stream_kind(backend))
     return PayloadCodec(spec, message)
+
+
+def key_value(spec: EntitySpec, raw: bytes) -> object:
+    """Return the series key `key_bytes` made `raw` from, or None when it is no key of this entity."""
+    kind = spec.column(spec.key).kind
+    if kind is ColumnKind.BYTES:
+        return raw
+    try:
+        text = raw.decode()
+        return text if kind is ColumnKind.STRING else int(text)
+    except ValueError:  # UnicodeDecodeError is one
+        return None
 
 
 def key_bytes(key: object) -> bytes:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from google.protobuf.message import Message
 
+from prism_runtime.inputs import admit_all, key_check, message_check
 from prism_runtime.pii.masking import redact_reprs
 from prism_runtime.schema import ColumnKind, EntitySpec
 
@@ -216,6 +217,8 @@ class TimeSeries(Generic[M, K]):
         redact_reprs(message)  # also when the generated module did not know of nested PII
         self._db = db
         self._keyed = any(c.encrypted for c in spec.columns)
+        self._admit = message_check(spec, message)
+        self._key = key_check(spec.namespace, spec.column(spec.key))
 
     @property
     def namespace(self) -> str:
@@ -231,12 +234,14 @@ class TimeSeries(Generic[M, K]):
 
     async def append(self, event: M) -> None:
         """Append one event; returns once the backend acknowledged it. A retry stores it once."""
+        self._admit(event)
         await self._backend.append(((await self._identify()).event(event),))
 
     async def append_many(self, events: Iterable[M]) -> None:
         """Append events, all acknowledged when this returns."""
+        checked = admit_all(self._admit, events)
         identity = await self._identify()
-        batch = [identity.event(e) for e in events]
+        batch = [identity.event(e) for e in checked]
         if batch:
             await self._backend.append(batch)
 
@@ -253,7 +258,7 @@ class TimeSeries(Generic[M, K]):
             raise ValueError("limit must not be negative")
         start_ns = None if start is None else to_ns(start)
         end_ns = None if end is None else to_ns(end)
-        return self._backend.query(key, start_ns, end_ns, limit)
+        return self._backend.query(self._key(key), start_ns, end_ns, limit)
 
     def tail(self, key: K | None = None, *, from_: TimeBound | None = None) -> Tail[M]:
         """Follow events of `key` (or every key) as they arrive: from event time `from_`, or new ones only.
@@ -261,4 +266,5 @@ class TimeSeries(Generic[M, K]):
         Use `async with series.tail() as events:` to fix the start before appending, then `async for`.
         """
         from_ns = None if from_ is None else to_ns(from_)
-        return Tail(self._backend.follow(key, from_ns), self._identity, from_ns)
+        checked = None if key is None else self._key(key)
+        return Tail(self._backend.follow(checked, from_ns), self._identity, from_ns)

@@ -290,7 +290,7 @@ class KafkaTimeSeries(Generic[M]):
         for record in records:
             if raw_key is not None and record.key != raw_key:
                 continue
-            message = self.codec.decode_readable(record.value)
+            message = self.codec.decode_record(record.value, record.key, self.backend.name)
             if message is None:
                 continue  # its subject was forgotten
             ids = [v for k, v in record.headers or () if k == EVENT_ID_HEADER]

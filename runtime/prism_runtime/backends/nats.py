@@ -87,6 +87,17 @@ def subject_of(namespace: str, key: object) -> str:
     return f"{subject_prefix(namespace)}.k{token}"
 
 
+def key_of_subject(subject: str) -> bytes | None:
+    """Return the key bytes a subject from `subject_of` carries, or None for a subject it did not make."""
+    token = subject.rsplit(".", 1)[-1]
+    if not token.startswith("k"):
+        return None
+    try:
+        return base64.urlsafe_b64decode(token[1:] + "=" * (-len(token[1:]) % 4))
+    except ValueError:  # binascii.Error is one
+        return None
+
+
 class NatsBackend:
     """A NATS server with JetStream, connected on first use."""
 
@@ -288,7 +299,7 @@ class NatsTimeSeries(Generic[M]):
         """Return the events of fetched messages; those of forgotten subjects are skipped."""
         out = []
         for msg in msgs:
-            message = self.codec.decode_readable(msg.data)
+            message = self.codec.decode_record(msg.data, key_of_subject(msg.subject), self.backend.name)
             if message is not None:
                 event_id = (msg.headers or {}).get(NATS_MSG_ID_HEADER, "")
                 out.append(Event(None, self.identity.time_ns(message), event_id, message))

@@ -17,7 +17,7 @@ from prism_runtime.errors import BackendError, BackendUnavailable, Contention
 from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.dialects import SqliteDialect
-from prism_runtime.sql.driver import After, Chained, Row, verify_columns
+from prism_runtime.sql.driver import UNREADABLE, After, Chained, Row, verify_columns
 from prism_runtime.sql.serving import ServesSqlAbstractions
 from prism_runtime.sql.statements import KeyValueStatements
 
@@ -30,6 +30,8 @@ _U64 = 1 << 64
 _BEGIN_WRITE = "BEGIN IMMEDIATE"
 _CONTENDED = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 _I64_MAX = (1 << 63) - 1
+# sqlite3's error for TEXT that is not UTF-8; the rest of its message quotes the text.
+_NOT_UTF8 = "Could not decode to UTF-8"
 
 
 class SqliteDriver(ServesSqlAbstractions):
@@ -146,16 +148,33 @@ class SqliteDriver(ServesSqlAbstractions):
 
     async def fetch(self, sql: str, args: Row, *, namespace: str) -> list[Row]:
         """Run a query and return all rows."""
-        return await self._run(lambda: self.conn.execute(sql, args).fetchall(), namespace=namespace)
+        return await self._run(
+            lambda: self._readable(lambda c: c.execute(sql, args).fetchall()), namespace=namespace
+        )
 
     async def fetch_first(
         self, sql: str, args: Row, decode: Callable[[Row], T], *, namespace: str
     ) -> T | None:
         """Run a query and return its first row through `decode`, or None."""
         row: Row | None = await self._run(
-            lambda: self.conn.execute(sql, args).fetchone(), namespace=namespace
+            lambda: self._readable(lambda c: c.execute(sql, args).fetchone()), namespace=namespace
         )
         return None if row is None else decode(row)
+
+    def _readable(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `query`; where a TEXT value is not UTF-8 (written by another tool), run it again with UNREADABLE
+        in its place, so the row decoder names the row instead of the whole read failing."""
+        conn = self.conn
+        try:
+            return query(conn)
+        except sqlite3.OperationalError as error:
+            if not str(error).startswith(_NOT_UTF8):
+                raise
+        conn.text_factory = _text_or_unreadable
+        try:
+            return query(conn)
+        finally:
+            conn.text_factory = str
 
     async def prepare_table(self, spec: EntitySpec, ddl: Sequence[str]) -> None:
         """Create the table and indexes if missing; an existing table's columns are checked first."""
@@ -206,8 +225,18 @@ def _chained(conn: sqlite3.Connection, chained: Chained) -> list[tuple[str, Sequ
 
 
 def _safe(error: Exception) -> str:
-    # sqlite3 messages name constraints and columns, never bound values.
-    return f"{type(error).__name__}: {error}"
+    # sqlite3 messages name constraints and columns, never bound values; only the UTF-8 one quotes stored text.
+    text = str(error)
+    if text.startswith(_NOT_UTF8):
+        text = text.split(" with text ", 1)[0]
+    return f"{type(error).__name__}: {text}"
+
+
+def _text_or_unreadable(data: bytes) -> object:
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return UNREADABLE
 
 
 def open_backend(url: BackendUrl) -> SqliteDriver:

@@ -16,6 +16,8 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from prism_runtime.corrupt import corrupt_row
+from prism_runtime.errors import CorruptRow
 from prism_runtime.schema import Column, ColumnKind, EntitySpec
 from prism_runtime.sql.dialect import SqlDialect, identity
 
@@ -27,16 +29,28 @@ _FD = FieldDescriptor
 class RowCodec(Generic[M]):
     """Encodes messages into rows and decodes rows into messages for one entity and dialect."""
 
-    def __init__(self, spec: EntitySpec, message: type[M], dialect: SqlDialect) -> None:
+    def __init__(self, spec: EntitySpec, message: type[M], dialect: SqlDialect, backend: str = "") -> None:
         self.spec = spec
         self.message = message
         self.columns = spec.columns
+        self.backend = backend
         fields = message.DESCRIPTOR.fields_by_name
+        self.key_index = tuple(self.column_index(c.name) for c in spec.key_columns)
         self.encode: Callable[[M], tuple[Any, ...]] = _row_encoder(spec.columns, dialect, fields)
         """Return the bind values of one message, in column order."""
-        self.decode: Callable[[Sequence[Any]], M] = _row_decoder(spec.columns, message, dialect)
-        """Return the message stored in one fetched row."""
-        self.key_index = tuple(self.column_index(c.name) for c in spec.key_columns)
+        self.decode: Callable[[Sequence[Any]], M] = _row_decoder(spec.columns, message, dialect, self.corrupt)
+        """Return the message stored in one fetched row; raise CorruptRow when the row cannot be one."""
+
+    def corrupt(self, row: Sequence[Any], error: BaseException) -> CorruptRow:
+        """Return the error of a row that cannot be decoded: namespace and key, never a value of the row."""
+        return corrupt_row(self.spec, self.key_of(row), self.backend, error)
+
+    def decode_or_error(self, row: Sequence[Any]) -> M | CorruptRow:
+        """Return the message stored in one fetched row, or the CorruptRow error saying it cannot be decoded."""
+        try:
+            return self.decode(row)
+        except CorruptRow as error:
+            return error
 
     def column_index(self, name: str) -> int:
         """Return the position of a column in encoded rows."""
@@ -162,16 +176,21 @@ def _json_scalar(field: Any) -> Callable[[Any], Any]:
 
 
 def _row_decoder(
-    columns: Sequence[Column], message: type[M], dialect: SqlDialect
+    columns: Sequence[Column],
+    message: type[M],
+    dialect: SqlDialect,
+    corrupt: Callable[[Sequence[Any], BaseException], CorruptRow],
 ) -> Callable[[Sequence[Any]], M]:
     """Return the function building the message of one fetched row, written out for these columns.
 
     Compiled once per (entity, dialect), the way dataclasses writes __init__, because decoding is the CPU
     cost of every read: one constructor call takes every plain field as a keyword argument (None is unset
     to protobuf's constructor, so plain fields need no None check); repeated, Timestamp and wrapper fields,
-    which the constructor sets slowly, are set on the new message; JSON columns go through ParseDict.
+    which the constructor sets slowly, are set on the new message; JSON columns go through ParseDict. Any
+    failure is the row's fault (the codec wrote none of it): it raises CorruptRow, from a handler that costs
+    nothing until it runs.
     """
-    env: dict[str, Any] = {"_M": message, "_parse": json_format.ParseDict}
+    env: dict[str, Any] = {"_M": message, "_parse": json_format.ParseDict, "_corrupt": corrupt}
     head: list[str] = []  # reads of columns that need a None check before conversion
     kwargs: list[tuple[str, str]] = []  # (field, expression) passed to the constructor
     after: list[str] = []  # fields set on the constructed message
@@ -235,7 +254,12 @@ def _row_decoder(
         ]
     if not single and json:
         body += ["if _p:", "    _parse(_p, _m)"]
-    source = "def decode(_row):\n" + "".join(f"    {line}\n" for line in [*body, "return _m"])
+    source = (
+        "def decode(_row):\n    try:\n"
+        + "".join(f"        {line}\n" for line in [*body, "return _m"])
+        # `from None`: the cause's message may quote the row's values.
+        + "    except Exception as _e:\n        raise _corrupt(_row, _e) from None\n"
+    )
     exec(compile(source, f"<prism decoder of {message.DESCRIPTOR.full_name}>", "exec"), env)
     decoder: Callable[[Sequence[Any]], M] = env["decode"]
     return decoder

@@ -36,6 +36,21 @@ After = Statement | Chained
 """What a write runs after its own statements, in its transaction."""
 
 
+class Unreadable:
+    """The stand-in a driver puts in a fetched row for a stored value it cannot decode (TEXT that is not UTF-8).
+
+    No field accepts it, so the row decoder raises CorruptRow naming the row.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<unreadable>"
+
+
+UNREADABLE = Unreadable()
+
+
 @runtime_checkable
 class SqlDriver(Protocol):
     """A connection (or pool) to one SQL server; raises BackendError subclasses naming the namespace."""

@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import Message
 
+from prism_runtime.errors import CorruptRow
 from prism_runtime.pii.sealer import ProtectedRows
 from prism_runtime.pii.vault import vault_for
 from prism_runtime.schema import EntitySpec
@@ -24,7 +25,7 @@ class SqlKeyValue(Generic[M]):
     def __init__(self, spec: EntitySpec, message: type[M], driver: SqlDriver) -> None:
         self.spec = spec
         self.driver = driver
-        self.codec = RowCodec(spec, message, driver.dialect)
+        self.codec = RowCodec(spec, message, driver.dialect, driver.name)
         self.sql = keyvalue_statements(spec, driver.dialect)
         self._get = self.sql.get()
         self._ready = False
@@ -114,8 +115,12 @@ class SqlKeyValue(Generic[M]):
         end: Any = None,
         reverse: bool = False,
         limit: int,
-    ) -> list[M]:
-        """Return up to `limit` items under `prefix`, ordered by the next key column, past `after`."""
+        keep_corrupt: bool = False,
+    ) -> Sequence[M | CorruptRow]:
+        """Return up to `limit` items under `prefix`, ordered by the next key column, past `after`.
+
+        A row that cannot be decoded raises CorruptRow, or with `keep_corrupt` stands in the page as one.
+        """
         if not self._ready:
             await self._prepare()
         sql = self.sql.scan(
@@ -129,9 +134,9 @@ class SqlKeyValue(Generic[M]):
         rows = await self.driver.fetch(sql, args, namespace=self._ns)
         if self._pii is not None:
             # A forgotten subject's rows are skipped in scans (a get of one raises SubjectForgotten).
-            opened = await self._pii.open(rows, skip_forgotten=True)
-            return [self.codec.decode(row) for row in opened]
-        return [self.codec.decode(row) for row in rows]
+            rows = await self._pii.open(rows, skip_forgotten=True)
+        decode = self.codec.decode_or_error if keep_corrupt else self.codec.decode
+        return [decode(row) for row in rows]
 
     async def decode_rows(self, rows: Sequence[Sequence[Any]]) -> list[M]:
         """Return the messages of rows fetched with `sql.select_columns`, decrypted; forgotten subjects skipped."""

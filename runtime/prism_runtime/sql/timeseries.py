@@ -101,7 +101,7 @@ class SqlTimeSeries(Generic[M]):
         assert spec.event_time is not None
         self.spec = spec
         self.driver = driver
-        self.codec = RowCodec(spec, message, driver.dialect)
+        self.codec = RowCodec(spec, message, driver.dialect, driver.name)
         self.sql = _Statements(spec, driver.dialect)
         dialect = driver.dialect
         self._encode_key = dialect.encoder(spec.column(spec.key))

@@ -52,7 +52,9 @@ async def open_vault(
             return
         has_keys = await _has_table(driver, tables.KEYS.namespace)
         if not has_keys and not await _has_table(driver, tables.ENTITIES.namespace):
-            raise NoDatabase(where, f"it holds neither {tables.KEYS.namespace} nor {tables.ENTITIES.namespace}")
+            raise NoDatabase(
+                where, f"it holds neither {tables.KEYS.namespace} nor {tables.ENTITIES.namespace}"
+            )
         # Where keys exist a missing master key file is an error, never replaced by a new one. A database whose
         # PII is all in clear has no keys yet: the command makes its first (the pseudonym and audit keys) as
         # an application's first encrypted write would.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 import prism_runtime
-from protoc_gen_prism.commands._runtime import add_url, open_vault, run
+from protoc_gen_prism.cli.ops.database import add_url, open_vault, run
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from prism_runtime.pii import rotation
-from protoc_gen_prism.commands._runtime import add_url, open_vault, run
+from protoc_gen_prism.cli.ops.database import add_url, open_vault, run
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -49,7 +49,9 @@ def run_init(args: argparse.Namespace) -> int:
 
     async def work() -> int:
         async with open_vault(args.url, existing=False) as (db, vault):
-            print(f"prism keys init: keys ready in {db.url.redacted}; key wrapper: {vault.keyring.wrapper.name}")
+            print(
+                f"prism keys init: keys ready in {db.url.redacted}; key wrapper: {vault.keyring.wrapper.name}"
+            )
         return 0
 
     return run("keys init", work)

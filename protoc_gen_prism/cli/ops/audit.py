@@ -6,7 +6,7 @@ import argparse
 import json
 from dataclasses import asdict
 
-from protoc_gen_prism.commands._runtime import add_url, open_vault, run
+from protoc_gen_prism.cli.ops.database import add_url, open_vault, run
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

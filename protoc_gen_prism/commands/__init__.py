@@ -1,1 +1,0 @@
-"""One module per `prism` subcommand; each exposes `register(subparsers)`."""
