@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, Protocol, T
 
 from google.protobuf.message import Message
 
+import prism_runtime.telemetry as telemetry
 from prism_runtime.inputs import admit_all, key_check, message_check
 from prism_runtime.schema import EntitySpec
 
@@ -97,7 +98,7 @@ class NodeStore(Generic[N, K]):
     def __init__(self, db: Database, spec: EntitySpec, message: type[N]) -> None:
         self.spec = spec
         self.message_type = message
-        self._kv = db.keyvalue(spec, message)
+        self._kv = telemetry.keyvalue(db.keyvalue(spec, message), db, spec)
         self._admit = message_check(spec, message)
         self._key = key_check(spec.namespace, spec.column(spec.key))
 
@@ -132,7 +133,7 @@ class EdgeStore(Generic[E, S, T, EF]):
     ) -> None:
         self.spec = spec
         self.message_type = message
-        self._graph: GraphBackend[E] = db.graph(spec, message, node_spec)
+        self._graph: GraphBackend[E] = telemetry.graph(db.graph(spec, message, node_spec), db, spec, self)
         self._admit = message_check(spec, message)
         assert spec.edge_source is not None and spec.edge_target is not None, "an edge names both its ends"
         self._source = key_check(spec.namespace, spec.column(spec.edge_source))

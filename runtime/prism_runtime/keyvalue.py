@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from google.protobuf.message import Message
 
+import prism_runtime.telemetry as telemetry
 from prism_runtime.errors import CorruptRow
 from prism_runtime.inputs import admit_all, key_check, message_check
 from prism_runtime.pii.masking import redact_reprs
@@ -71,7 +72,8 @@ class _Store(Generic[M]):
     def __init__(self, db: Database, spec: EntitySpec, message: type[M]) -> None:
         self.spec = spec
         self.message_type = message
-        self._backend: KeyValueBackend[M] = db.keyvalue(spec, message)
+        # Traced when telemetry is on, else the backend itself (no frame of ours on the hot path).
+        self._backend: KeyValueBackend[M] = telemetry.keyvalue(db.keyvalue(spec, message), db, spec)
         redact_reprs(message)  # also when the generated module did not know of nested PII
         self._admit = message_check(spec, message)
         self._key = key_check(spec.namespace, spec.column(spec.key))

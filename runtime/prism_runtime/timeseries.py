@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from google.protobuf.message import Message
 
+import prism_runtime.telemetry as telemetry
 from prism_runtime.inputs import admit_all, key_check, message_check
 from prism_runtime.pii.masking import redact_reprs
 from prism_runtime.schema import ColumnKind, EntitySpec
@@ -213,7 +214,7 @@ class TimeSeries(Generic[M, K]):
         self.spec = spec
         self.message_type = message
         self._identity: EventIdentity[M] = EventIdentity(spec)
-        self._backend: TimeSeriesBackend[M] = db.timeseries(spec, message)
+        self._backend: TimeSeriesBackend[M] = telemetry.timeseries(db.timeseries(spec, message), db, spec)
         redact_reprs(message)  # also when the generated module did not know of nested PII
         self._db = db
         self._keyed = any(c.encrypted for c in spec.columns)

@@ -29,6 +29,7 @@ from aiokafka.errors import (  # type: ignore[import-untyped]
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 from google.protobuf.message import Message
 
+import prism_runtime.telemetry as telemetry
 from prism_runtime.config import BackendUrl
 from prism_runtime.errors import BackendError, BackendUnavailable, ConfigError
 from prism_runtime.schema import Abstraction, EntitySpec
@@ -212,6 +213,9 @@ class KafkaTimeSeries(Generic[M]):
         encode = self.codec.encode_event
         await self.codec.prepare_encode(events)
 
+        # The span context of this append (when traced), so a tail's span links to it.
+        carried = [(k, v.encode()) for k, v in telemetry.trace_headers().items()]
+
         async def send_all() -> None:
             pending = []
             for e in events:
@@ -223,7 +227,7 @@ class KafkaTimeSeries(Generic[M]):
                         key=key,
                         partition=partition_of(key, partitions),
                         timestamp_ms=e.time_ns // _NS_PER_MS,
-                        headers=[(EVENT_ID_HEADER, e.event_id.encode())],
+                        headers=[(EVENT_ID_HEADER, e.event_id.encode()), *carried],
                     )
                 )
             await asyncio.gather(*pending)
@@ -293,6 +297,7 @@ class KafkaTimeSeries(Generic[M]):
             message = self.codec.decode_record(record.value, record.key, self.backend.name)
             if message is None:
                 continue  # its subject was forgotten
+            telemetry.carried(record.headers)
             ids = [v for k, v in record.headers or () if k == EVENT_ID_HEADER]
             event_id = ids[0].decode() if ids else ""
             out.append(Event(record.key, self.identity.time_ns(message), event_id, message))

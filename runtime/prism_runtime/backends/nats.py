@@ -32,6 +32,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext, api
 from nats.js.errors import NoStreamResponseError, NotFoundError, ServiceUnavailableError
 
+import prism_runtime.telemetry as telemetry
 from prism_runtime.config import BackendUrl
 from prism_runtime.errors import BackendError, BackendUnavailable, ConfigError
 from prism_runtime.schema import Abstraction, EntitySpec
@@ -279,15 +280,19 @@ class NatsTimeSeries(Generic[M]):
         encode = self.codec.encode_event
         await self.codec.prepare_encode(events)
 
+        carried = telemetry.trace_headers()  # this append's span context (when traced), for a tail's link
+
         async def publish_all() -> None:
             if len(events) == 1:
                 e = events[0]
-                headers = {NATS_MSG_ID_HEADER: e.event_id}
+                headers = {NATS_MSG_ID_HEADER: e.event_id, **carried}
                 await js.publish(subject_of(self._ns, e.key), encode(e), headers=headers)
                 return
             pending = [
                 await js.publish_async(
-                    subject_of(self._ns, e.key), encode(e), headers={NATS_MSG_ID_HEADER: e.event_id}
+                    subject_of(self._ns, e.key),
+                    encode(e),
+                    headers={NATS_MSG_ID_HEADER: e.event_id, **carried},
                 )
                 for e in events
             ]
@@ -301,6 +306,7 @@ class NatsTimeSeries(Generic[M]):
         for msg in msgs:
             message = self.codec.decode_record(msg.data, key_of_subject(msg.subject), self.backend.name)
             if message is not None:
+                telemetry.carried(msg.headers)
                 event_id = (msg.headers or {}).get(NATS_MSG_ID_HEADER, "")
                 out.append(Event(None, self.identity.time_ns(message), event_id, message))
         return out

@@ -32,6 +32,7 @@ from prism_runtime.pii import tables
 from prism_runtime.pii.errors import AuditTampered
 from prism_runtime.pii.keyring import Keyring
 from prism_runtime.sql.driver import After, Chained, Row, SqlDriver, Statement
+from prism_runtime.telemetry import pii_event
 
 GENESIS = "0" * 64
 ACTOR_ENV = "PRISM_ACTOR"
@@ -281,6 +282,7 @@ class AuditLog:
                     raise
                 await asyncio.sleep(random.uniform(0, _PAUSE * 2**attempt))
                 continue
+            pii_event("audit_entries", len(made))
             return list(made)
         raise AssertionError("unreachable")
 

@@ -20,6 +20,7 @@ from prism_runtime.pii.vault import Vault, vault_for
 from prism_runtime.schema import ColumnKind, EntitySpec
 from prism_runtime.sql.driver import SqlDriver
 from prism_runtime.sql.names import table_name
+from prism_runtime.telemetry import pii_event
 
 if TYPE_CHECKING:
     from prism_runtime.database import Database
@@ -176,6 +177,7 @@ async def forget_on(vault: Vault, subject: str | bytes | int) -> ForgetReceipt:
     destroyed = await keyring.destroy(ref)
     events.append(AuditEvent("erase", "prism.keys", 0, "", ref, "", outcome=f"{destroyed} key(s) destroyed"))
     entries = await vault.audit.append(events)
+    pii_event("subjects_forgotten")
     return ForgetReceipt(
         subject_ref=ref,
         at=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

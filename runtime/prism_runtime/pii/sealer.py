@@ -28,6 +28,7 @@ from prism_runtime.pii.keyring import DataKey
 from prism_runtime.pii.vault import Vault
 from prism_runtime.schema import Abstraction, Column, EntitySpec
 from prism_runtime.sql.names import EVENT_ID_COLUMN
+from prism_runtime.telemetry import pii_event
 
 Row = Sequence[Any]
 FORMAT_V1, OVERHEAD = crypto.FORMAT_V1, crypto.OVERHEAD
@@ -296,6 +297,7 @@ class ProtectedRows:
             if audited:
                 events += self._events(action, ref, row, key.key_id if key else 0)
             opened.append(values)
+        pii_event("decryptions", len(opened))
         await self.record(events)
         return opened
 
