@@ -418,3 +418,25 @@ def test_prometheus_scrapes_prisms_histograms_per_namespace_from_a_running_examp
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("url", "kind", "expected"),
+    [
+        (
+            "postgresql://user:secret@[::1]:5433/app?pool_size=4",
+            "postgres",
+            ("postgresql", "app", "::1", 5433),
+        ),
+        ("postgresql://db.internal/orders", "postgres", ("postgresql", "orders", "db.internal", 5432)),
+        ("kafka://b1:9093,b2:9094?idempotence=false", "kafka", ("kafka", None, "b1", 9093)),
+        ("nats://127.0.0.1", "nats", ("nats", None, "127.0.0.1", 4222)),
+        ("sqlite:///data/app.db", "sqlite", ("sqlite", "data/app.db", None, None)),
+    ],
+)
+def test_backend_facts_come_from_the_url_without_its_credentials(url: str, kind: str, expected: Any) -> None:
+    from prism_runtime.config import BackendUrl
+
+    facts = telemetry.facts_of(BackendUrl(url, kind))
+    assert (facts.system, facts.database, facts.address, facts.port) == expected
+    assert "secret" not in repr(facts) and "user" not in repr(facts)

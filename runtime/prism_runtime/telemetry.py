@@ -97,14 +97,15 @@ def facts_of(url: BackendUrl, backend: object = None) -> Facts:
 
         return Facts(kind, system, database=sqlite_path(url.url))
     parts = urlsplit(url.url)
-    host = parts.netloc.rsplit("@", 1)[-1].split(",")[0]  # the first broker of a list
-    address, _, port_text = host.rpartition(":") if ":" in host.strip("[]") else (host, "", "")
+    first = parts.netloc.rsplit("@", 1)[-1].split(",")[0]  # the first broker of a list; never the userinfo
+    server = urlsplit(f"//{first}")
     try:
-        port = int(port_text) if port_text else _DEFAULT_PORTS.get(kind)
+        port = server.port or _DEFAULT_PORTS.get(kind)
     except ValueError:
         port = None
-    database = unquote(parts.path.lstrip("/")) or None if kind == "postgres" else None
-    return Facts(kind, system, database=database, address=address.strip("[]") or None, port=port)
+    database = (unquote(parts.path.lstrip("/")) or None) if kind == "postgres" else None
+    address = server.hostname
+    return Facts(kind, system, database=database, address=address or None, port=port)
 
 
 class Recorder:
