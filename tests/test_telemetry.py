@@ -2,8 +2,7 @@
 exporters set as the global providers, on every backend; no PII in anything exported; Prism unchanged
 without opentelemetry; Prometheus scraping a running example process.
 
-The global providers can be set once per process: the first test here sets them for the rest of the session
-(stores created afterwards by other modules are then traced too, which their tests exercise).
+The API sets its global providers once per process: a module fixture sets them and resets them afterwards.
 """
 
 from __future__ import annotations
@@ -88,22 +87,36 @@ class Sdk:
         return "\n".join(parts)
 
 
-_SDK: Sdk | None = None
+@pytest.fixture(scope="module")
+def providers() -> Iterator[Sdk]:
+    """Set the SDK's providers globally for this module's tests, and take them back off afterwards.
+
+    The API sets its globals once per process; like opentelemetry-test-utils, the teardown resets them so
+    that the stores of other test modules stay untraced, as without a provider.
+    """
+    from opentelemetry.metrics import _internal as metrics_globals
+    from opentelemetry.util._once import Once
+
+    made = Sdk()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(made.spans))
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(MeterProvider(metric_readers=[made.reader]))
+    yield made
+    tracer_provider.shutdown()
+    trace._TRACER_PROVIDER_SET_ONCE = Once()
+    trace._TRACER_PROVIDER = None
+    metrics_globals._METER_PROVIDER_SET_ONCE = Once()
+    metrics_globals._METER_PROVIDER = None
+    metrics_globals._PROXY_METER_PROVIDER = metrics_globals._ProxyMeterProvider()
+    assert not telemetry.enabled()
 
 
 @pytest.fixture
-def sdk() -> Iterator[Sdk]:
-    global _SDK
-    if _SDK is None:
-        made = Sdk()
-        tracer_provider = TracerProvider()
-        tracer_provider.add_span_processor(SimpleSpanProcessor(made.spans))
-        trace.set_tracer_provider(tracer_provider)
-        metrics.set_meter_provider(MeterProvider(metric_readers=[made.reader]))
-        _SDK = made
+def sdk(providers: Sdk) -> Sdk:
     assert telemetry.enabled()
-    _SDK.spans.clear()
-    yield _SDK
+    providers.spans.clear()
+    return providers
 
 
 @pytest.fixture
