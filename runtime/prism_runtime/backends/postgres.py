@@ -16,6 +16,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from google.protobuf.message import Message
 
+from prism_runtime.backends.registry import BackendKind
 from prism_runtime.config import BackendUrl
 from prism_runtime.errors import BackendError, BackendUnavailable, ConfigError, Contention, SchemaMismatch
 from prism_runtime.schema import EntitySpec
@@ -51,6 +52,7 @@ _HINTS = {
 class PostgresDriver(ServesSqlAbstractions):
     """The SqlDriver of one Postgres database, over a lazily created asyncpg pool."""
 
+    kind = BackendKind.POSTGRES
     dialect: SqlDialect = PostgresDialect()
     error_types: ClassVar[tuple[type[BaseException], ...]] = (asyncpg.PostgresError, asyncpg.InterfaceError)
 
@@ -279,8 +281,3 @@ def _reraise(error: BaseException) -> Callable[[], Awaitable[None]]:
         raise error
 
     return again
-
-
-def open_backend(url: BackendUrl) -> PostgresDriver:
-    """Return the Postgres backend of `url`, not yet connected."""
-    return PostgresDriver(url)

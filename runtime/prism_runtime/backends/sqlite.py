@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from google.protobuf.message import Message
 
+from prism_runtime.backends.registry import BackendKind
 from prism_runtime.config import BackendUrl, sqlite_path
 from prism_runtime.errors import BackendError, BackendUnavailable, Contention
 from prism_runtime.schema import EntitySpec
@@ -37,6 +38,7 @@ _NOT_UTF8 = "Could not decode to UTF-8"
 class SqliteDriver(ServesSqlAbstractions):
     """The SqlDriver of one SQLite database file."""
 
+    kind = BackendKind.SQLITE
     dialect: SqlDialect = SqliteDialect()
 
     def __init__(self, url: BackendUrl) -> None:
@@ -237,8 +239,3 @@ def _text_or_unreadable(data: bytes) -> object:
         return data.decode()
     except UnicodeDecodeError:
         return UNREADABLE
-
-
-def open_backend(url: BackendUrl) -> SqliteDriver:
-    """Return the SQLite backend of `url`, not yet opened."""
-    return SqliteDriver(url)
