@@ -95,17 +95,19 @@ class SqlDialect:
         a write transaction's own lock already does (SQLite's BEGIN IMMEDIATE holds the whole file's)."""
         return None
 
+    # Catalogue queries: each dialect of a backend that runs statements reads its own catalogue.
+
     def object_exists(self) -> str:
         """Return a query with two parameters (object type 'table' or 'index', name) finding one object."""
-        return "SELECT 1 FROM sqlite_master WHERE type = ? AND name = ?"
+        raise NotImplementedError(f"the {self.name or 'neutral'} dialect has no catalogue queries")
 
     def column_exists(self) -> str:
         """Return a query with two parameters (table, column) finding one column."""
-        return "SELECT 1 FROM pragma_table_info(?) WHERE name = ?"
+        raise NotImplementedError(f"the {self.name or 'neutral'} dialect has no catalogue queries")
 
     def table_columns(self) -> str:
         """Return a query with one parameter (table) listing its column names; none when it does not exist."""
-        return "SELECT name FROM pragma_table_info(?)"
+        raise NotImplementedError(f"the {self.name or 'neutral'} dialect has no catalogue queries")
 
     def batch_lookup(
         self, select: str, table: str, keys: Sequence[str], columns: Sequence[Column], count: int

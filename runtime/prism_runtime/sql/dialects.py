@@ -25,18 +25,14 @@ class SqliteDialect(SqlDialect):
     name = "sqlite"
     type_dialect = "sqlite"
     assembles_ddl = True
+    # TEXT and BLOB as the base; integers, reals and text for everything else (SQLite's storage classes).
     types: ClassVar[dict[ColumnKind, str]] = {
-        ColumnKind.INT32: "INTEGER",
-        ColumnKind.INT64: "INTEGER",
-        ColumnKind.UINT64: "INTEGER",
-        ColumnKind.FLOAT: "REAL",
-        ColumnKind.DOUBLE: "REAL",
-        ColumnKind.BOOL: "INTEGER",
-        ColumnKind.STRING: "TEXT",
-        ColumnKind.BYTES: "BLOB",
-        ColumnKind.ENUM: "INTEGER",
-        ColumnKind.TIMESTAMP: "TEXT",
-        ColumnKind.JSON: "TEXT",
+        **SqlDialect.types,
+        **dict.fromkeys(
+            (ColumnKind.INT32, ColumnKind.INT64, ColumnKind.UINT64, ColumnKind.BOOL, ColumnKind.ENUM), "INTEGER"
+        ),
+        **dict.fromkeys((ColumnKind.FLOAT, ColumnKind.DOUBLE), "REAL"),
+        **dict.fromkeys((ColumnKind.TIMESTAMP, ColumnKind.JSON), "TEXT"),
     }
 
     def encode_uint64(self, value: int) -> Any:
@@ -54,6 +50,18 @@ class SqliteDialect(SqlDialect):
     def encode_bool(self, value: bool) -> Any:
         """Store bools as 0 and 1."""
         return int(value)
+
+    def object_exists(self) -> str:
+        """Find a table or index by type and name in sqlite_master."""
+        return "SELECT 1 FROM sqlite_master WHERE type = ? AND name = ?"
+
+    def column_exists(self) -> str:
+        """Find a column of a table through pragma_table_info."""
+        return "SELECT 1 FROM pragma_table_info(?) WHERE name = ?"
+
+    def table_columns(self) -> str:
+        """List a table's columns through pragma_table_info (none when it does not exist)."""
+        return "SELECT name FROM pragma_table_info(?)"
 
     def append_only(self, table: str) -> list[str]:
         """Return triggers that abort any UPDATE or DELETE of `table`."""
@@ -84,16 +92,13 @@ class PostgresDialect(SqlDialect):
     supports_drop_not_null = True
     partitions_series = True
     types: ClassVar[dict[ColumnKind, str]] = {
+        **SqlDialect.types,
         ColumnKind.INT32: "INTEGER",
-        ColumnKind.INT64: "BIGINT",
         ColumnKind.UINT64: "NUMERIC(20, 0)",
         ColumnKind.FLOAT: "REAL",
         ColumnKind.DOUBLE: "DOUBLE PRECISION",
-        ColumnKind.BOOL: "BOOLEAN",
-        ColumnKind.STRING: "TEXT",
         ColumnKind.BYTES: "BYTEA",
         ColumnKind.ENUM: "INTEGER",
-        ColumnKind.TIMESTAMP: "TIMESTAMPTZ",
         ColumnKind.JSON: "JSONB",
     }
 
@@ -169,7 +174,11 @@ class PostgresDialect(SqlDialect):
         return delta.days * 86_400 + delta.seconds, delta.microseconds * 1000
 
 
+DIALECTS: dict[str, type[SqlDialect]] = {d.name: d for d in (SqliteDialect, PostgresDialect)}
+"""The dialects of the backends that run statements, by name: the registry the compiler's DDL dialects
+(protoc_gen_prism.sql.dialects) extend; any other sqlglot dialect is the neutral base there."""
+
+
 def dialect_for(name: str) -> SqlDialect:
     """Return the dialect of a backend that runs statements: "sqlite" or "postgres"."""
-    dialects: dict[str, type[SqlDialect]] = {"sqlite": SqliteDialect, "postgres": PostgresDialect}
-    return dialects[name]()
+    return DIALECTS[name]()
