@@ -29,7 +29,8 @@ class SqliteDialect(SqlDialect):
     types: ClassVar[dict[ColumnKind, str]] = {
         **SqlDialect.types,
         **dict.fromkeys(
-            (ColumnKind.INT32, ColumnKind.INT64, ColumnKind.UINT64, ColumnKind.BOOL, ColumnKind.ENUM), "INTEGER"
+            (ColumnKind.INT32, ColumnKind.INT64, ColumnKind.UINT64, ColumnKind.BOOL, ColumnKind.ENUM),
+            "INTEGER",
         ),
         **dict.fromkeys((ColumnKind.FLOAT, ColumnKind.DOUBLE), "REAL"),
         **dict.fromkeys((ColumnKind.TIMESTAMP, ColumnKind.JSON), "TEXT"),
