@@ -20,7 +20,7 @@ from prism_runtime.backends.registry import BackendKind
 from prism_runtime.config import BackendUrl
 from prism_runtime.errors import BackendError, BackendUnavailable, ConfigError, Contention, SchemaMismatch
 from prism_runtime.schema import EntitySpec
-from prism_runtime.sql.dialect import SqlDialect
+from prism_runtime.sql.dialect import ServingDialect
 from prism_runtime.sql.dialects import PostgresDialect
 from prism_runtime.sql.driver import After, Chained, Row, verify_columns
 from prism_runtime.sql.names import short_name
@@ -63,7 +63,7 @@ class PostgresDriver(ServesSqlAbstractions):
     """The SqlDriver of one Postgres database, over a lazily created asyncpg pool."""
 
     kind = BackendKind.POSTGRES
-    dialect: SqlDialect = PostgresDialect()
+    dialect: ServingDialect = PostgresDialect()
     # OSError and TimeoutError: the pool opens connections on demand, so any call can fail to connect.
     error_types: ClassVar[tuple[type[BaseException], ...]] = (
         asyncpg.PostgresError,

@@ -16,7 +16,7 @@ from prism_runtime.backends.registry import BackendKind
 from prism_runtime.config import BackendUrl, sqlite_path
 from prism_runtime.errors import BackendError, BackendUnavailable, Contention
 from prism_runtime.schema import EntitySpec
-from prism_runtime.sql.dialect import SqlDialect
+from prism_runtime.sql.dialect import ServingDialect
 from prism_runtime.sql.dialects import SqliteDialect
 from prism_runtime.sql.driver import UNREADABLE, After, Chained, Row, verify_columns
 from prism_runtime.sql.serving import ServesSqlAbstractions
@@ -39,7 +39,7 @@ class SqliteDriver(ServesSqlAbstractions):
     """The SqlDriver of one SQLite database file."""
 
     kind = BackendKind.SQLITE
-    dialect: SqlDialect = SqliteDialect()
+    dialect: ServingDialect = SqliteDialect()
 
     def __init__(self, url: BackendUrl) -> None:
         self.path = sqlite_path(url.url)

@@ -12,14 +12,14 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from prism_runtime.schema import Column, ColumnKind
-from prism_runtime.sql.dialect import SqlDialect
+from prism_runtime.sql.dialect import ServingDialect, SqlDialect
 
 _U64 = 1 << 64
 _I64_MAX = (1 << 63) - 1
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
-class SqliteDialect(SqlDialect):
+class SqliteDialect(ServingDialect):
     """SQLite's storage classes; what SQLite cannot hold natively is stored losslessly and readably."""
 
     name = "sqlite"
@@ -80,7 +80,7 @@ class SqliteDialect(SqlDialect):
         ]
 
 
-class PostgresDialect(SqlDialect):
+class PostgresDialect(ServingDialect):
     """Postgres as the shared SQL base already writes it, plus asyncpg's value types."""
 
     name = "postgres"
@@ -175,11 +175,11 @@ class PostgresDialect(SqlDialect):
         return delta.days * 86_400 + delta.seconds, delta.microseconds * 1000
 
 
-DIALECTS: dict[str, type[SqlDialect]] = {d.name: d for d in (SqliteDialect, PostgresDialect)}
+DIALECTS: dict[str, type[ServingDialect]] = {d.name: d for d in (SqliteDialect, PostgresDialect)}
 """The dialects of the backends that run statements, by name: the registry the compiler's DDL dialects
 (protoc_gen_prism.sql.dialects) extend; any other sqlglot dialect is the neutral base there."""
 
 
-def dialect_for(name: str) -> SqlDialect:
+def dialect_for(name: str) -> ServingDialect:
     """Return the dialect of a backend that runs statements: "sqlite" or "postgres"."""
     return DIALECTS[name]()
