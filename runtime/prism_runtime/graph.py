@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, Protocol, T
 
 from google.protobuf.message import Message
 
-import prism_runtime.telemetry as telemetry
+from prism_runtime import telemetry
 from prism_runtime.inputs import admit_all, key_check, message_check
 from prism_runtime.schema import EntitySpec
 

@@ -92,10 +92,9 @@ def facts_of(url: BackendUrl, backend: object = None) -> Facts:
         return declared
     kind = url.kind
     system = _SYSTEMS.get(kind, kind)
-    if kind == "sqlite":
-        from prism_runtime.config import sqlite_path
-
-        return Facts(kind, system, database=sqlite_path(url.url))
+    if kind == "sqlite":  # sqlite:///relative.db, sqlite:////absolute.db; sqlite:// is in memory
+        path = url.url.split(":", 1)[1].removeprefix("///")
+        return Facts(kind, system, database=path if path.strip("/") else ":memory:")
     parts = urlsplit(url.url)
     first = parts.netloc.rsplit("@", 1)[-1].split(",")[0]  # the first broker of a list; never the userinfo
     server = urlsplit(f"//{first}")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from google.protobuf.message import Message
 
-import prism_runtime.telemetry as telemetry
+from prism_runtime import telemetry
 from prism_runtime.inputs import admit_all, key_check, message_check
 from prism_runtime.pii.masking import redact_reprs
 from prism_runtime.schema import ColumnKind, EntitySpec
