@@ -351,7 +351,8 @@ class NoOtel:
         if name == "opentelemetry" or name.startswith("opentelemetry."):
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return None
-sys.meta_path.insert(0, NoOtel())
+if sys.argv[3] == "blocked":
+    sys.meta_path.insert(0, NoOtel())
 sys.path.insert(0, sys.argv[1])
 import prism_runtime
 from prism_runtime import telemetry
@@ -369,9 +370,13 @@ asyncio.run(main())
 """
 
 
-def test_prism_runs_unchanged_without_opentelemetry(generated: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("otel", ["blocked", "api-only"])
+def test_prism_runs_unchanged_without_opentelemetry_or_without_a_provider(
+    otel: str, generated: Path, tmp_path: Path
+) -> None:
+    """Not installed: nothing of it imported. Installed, no provider set: the store keeps the bare backend."""
     done = subprocess.run(
-        [sys.executable, "-c", _WITHOUT_OTEL, str(generated), f"sqlite:///{tmp_path / 'x.db'}"],
+        [sys.executable, "-c", _WITHOUT_OTEL, str(generated), f"sqlite:///{tmp_path / 'x.db'}", otel],
         capture_output=True,
         text=True,
         check=False,
@@ -379,7 +384,10 @@ def test_prism_runs_unchanged_without_opentelemetry(generated: Path, tmp_path: P
         env={**os.environ, "PRISM_MASTER_KEY_FILE": str(tmp_path / "m.key")},
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["False", "False", "False"]
+    if otel == "blocked":
+        assert done.stdout.split() == ["False", "False", "False"]
+    else:
+        assert done.stdout.split() == ["True", "False", "True"]
 
 
 def _free_port() -> int:
