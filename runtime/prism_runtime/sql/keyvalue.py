@@ -17,6 +17,9 @@ from prism_runtime.sql.driver import After, SqlDriver
 from prism_runtime.sql.statements import keyvalue_statements
 
 M = TypeVar("M", bound=Message)
+# Batch reads of up to this many keys are "a few rows by key" (SqlDriver.fetch_few): SQLite serves them on the
+# event loop's thread.
+FEW_KEYS = 64
 
 
 class SqlKeyValue(Generic[M]):
@@ -76,7 +79,7 @@ class SqlKeyValue(Generic[M]):
     async def _get_first(self, key: tuple[Any, ...]) -> M | None:
         if not self._ready:
             await self._prepare()
-        rows = await self.driver.fetch(self._get, key, namespace=self._ns)
+        rows = await self.driver.fetch_few(self._get, key, namespace=self._ns)
         if rows and self._pii is not None:
             rows = await self._pii.open(rows)
         return self.codec.decode(rows[0]) if rows else None
@@ -91,9 +94,8 @@ class SqlKeyValue(Generic[M]):
         batch = dialect.batch_size(len(self.spec.key_columns))
         for start in range(0, len(unique), batch):
             chunk = unique[start : start + batch]
-            rows = await self.driver.fetch(
-                self.sql.get_many(len(chunk)), dialect.batch_args(chunk), namespace=self._ns
-            )
+            fetch = self.driver.fetch_few if len(chunk) <= FEW_KEYS else self.driver.fetch
+            rows = await fetch(self.sql.get_many(len(chunk)), dialect.batch_args(chunk), namespace=self._ns)
             if self._pii is not None:
                 rows = await self._pii.open(rows)
             for row in rows:
