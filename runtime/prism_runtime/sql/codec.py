@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import keyword
 import math
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -36,6 +37,8 @@ class RowCodec(Generic[M]):
         self.backend = backend
         fields = message.DESCRIPTOR.fields_by_name
         self.key_index = tuple(self.column_index(c.name) for c in spec.key_columns)
+        self.row_key: Callable[[Sequence[Any]], Any] = operator.itemgetter(*self.key_index)
+        """Return a hashable of an encoded row's key, equal for equal keys (a tuple only for compound keys)."""
         self.encode: Callable[[M], tuple[Any, ...]] = _row_encoder(spec.columns, dialect, fields)
         """Return the bind values of one message, in column order."""
         self.decode: Callable[[Sequence[Any]], M] = _row_decoder(spec.columns, message, dialect, self.corrupt)
@@ -113,7 +116,7 @@ def _field_encoder(column: Column, dialect: SqlDialect, field: Any) -> FieldEnco
 
         return json_value
     if column.repeated:
-        return lambda message: encode(list(getattr(message, name)))
+        return lambda message: encode(getattr(message, name))  # every array encoder takes any iterable
     if column.kind is ColumnKind.TIMESTAMP:
         zero = None if nullable else encode((0, 0))
 
@@ -138,14 +141,38 @@ def json_field(field: Any) -> Callable[[Any], Any]:
     """
     name = field.name
     if field.message_type is not None and field.message_type.GetOptions().map_entry:
-        key_of = _map_key(field.message_type.fields_by_name["key"])
-        value_of = _json_scalar(field.message_type.fields_by_name["value"])
+        key_field = field.message_type.fields_by_name["key"]
+        value_field = field.message_type.fields_by_name["value"]
+        key_of = _map_key(key_field)
+        value_of = _json_scalar(value_field)
+        if key_field.type == _FD.TYPE_STRING and value_field.type in _AS_IS:
+            return lambda m: dict(getattr(m, name)) or None  # the same dict, without a call per entry
         return lambda m: {key_of(k): value_of(v) for k, v in getattr(m, name).items()} or None
     if _is_repeated(field):
         element = _json_scalar(field)
         return lambda m: [element(v) for v in getattr(m, name)] or None
     as_dict = _json_scalar(field)
     return lambda m: as_dict(getattr(m, name)) if m.HasField(name) else None
+
+
+# Scalar types whose Python value is already their JSON value (see _json_scalar).
+_AS_IS = frozenset(
+    {
+        _FD.TYPE_INT32,
+        _FD.TYPE_INT64,
+        _FD.TYPE_UINT32,
+        _FD.TYPE_UINT64,
+        _FD.TYPE_SINT32,
+        _FD.TYPE_SINT64,
+        _FD.TYPE_FIXED32,
+        _FD.TYPE_FIXED64,
+        _FD.TYPE_SFIXED32,
+        _FD.TYPE_SFIXED64,
+        _FD.TYPE_BOOL,
+        _FD.TYPE_STRING,
+        _FD.TYPE_ENUM,
+    }
+)
 
 
 def _is_repeated(field: Any) -> bool:

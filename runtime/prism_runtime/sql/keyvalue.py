@@ -66,7 +66,7 @@ class SqlKeyValue(Generic[M]):
             await self.driver.execute(self.sql.upsert, rows[0], namespace=self._ns)
         elif rows:
             # The last write of a key wins, as if the items were put one after another.
-            unique = {self.codec.key_of(row): row for row in rows}
+            unique = dict(zip(map(self.codec.row_key, rows), rows, strict=True))
             await self.driver.upsert_many(self.sql, list(unique.values()), namespace=self._ns, after=after)
 
     def get(self, key: tuple[Any, ...]) -> Coroutine[Any, Any, M | None]:
