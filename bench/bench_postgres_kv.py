@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
+import pstats
 import statistics
 import sys
 import tempfile
@@ -69,7 +71,7 @@ async def throughput(
     return tuple(count / t for t in spent)
 
 
-async def run(url: str, ops: int, gen: Path) -> list[tuple[str, float, float, str]]:
+async def run(url: str, ops: int, gen: Path, profile: bool = False) -> list[tuple[str, float, float, str]]:
     """Measure both ways; return rows of (figure, generated, raw, unit)."""
     sys.path.insert(0, str(gen))
     from benchkv.v1 import kv_pb2, kv_prism
@@ -142,6 +144,14 @@ async def run(url: str, ops: int, gen: Path) -> list[tuple[str, float, float, st
                 backend.codec.encode(u)
             encode_times.append(time.perf_counter() - start)
         gen_bulk, raw_upsert, encode = (statistics.median(t) for t in (gen_times, hand_times, encode_times))
+        if profile:
+            # Where put_many's time goes on the client: one more run under cProfile, heaviest first.
+            await pool.execute(f"TRUNCATE {backend.sql.table}")
+            profiler = cProfile.Profile()
+            profiler.enable()
+            await store.put_many(batch)
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
         rows.append(("put_many 10k vs COPY", gen_bulk * 1e3, raw_bulk * 1e3, "ms"))
         rows.append(("put_many 10k vs upsert", gen_bulk * 1e3, raw_upsert * 1e3, "ms"))
         rows.append(("encode 10k (in put_many)", encode * 1e3, 0.0, "ms"))
@@ -153,6 +163,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--ops", type=int, default=5000)
     parser.add_argument("--url", default=None)
+    parser.add_argument("--profile", action="store_true", help="print a cProfile of one put_many")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here, for bench/plot.py")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -161,7 +172,7 @@ async def main() -> None:
         server = None if args.url else await asyncio.to_thread(stack.start_postgres, Path(tmp) / "pg")
         url = args.url or (server.url if server else "")
         try:
-            rows = await run(url, args.ops, gen)
+            rows = await run(url, args.ops, gen, args.profile)
         finally:
             if server is not None:
                 await asyncio.to_thread(stack.stop, server)

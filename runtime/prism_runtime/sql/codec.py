@@ -146,8 +146,14 @@ def json_field(field: Any) -> Callable[[Any], Any]:
         key_of = _map_key(key_field)
         value_of = _json_scalar(value_field)
         if key_field.type == _FD.TYPE_STRING and value_field.type in _AS_IS:
-            return lambda m: dict(getattr(m, name)) or None  # the same dict, without a call per entry
-        return lambda m: {key_of(k): value_of(v) for k, v in getattr(m, name).items()} or None
+            # The same dict without a call per entry; an empty map (the usual case) costs only its len().
+            return lambda m: dict(entries.items()) if len(entries := getattr(m, name)) else None
+
+        def convert(m: Any) -> Any:
+            entries = getattr(m, name)
+            return {key_of(k): value_of(v) for k, v in entries.items()} if len(entries) else None
+
+        return convert
     if _is_repeated(field):
         element = _json_scalar(field)
         return lambda m: [element(v) for v in getattr(m, name)] or None
