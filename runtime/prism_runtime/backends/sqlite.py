@@ -169,7 +169,12 @@ class SqliteDriver(ServesSqlAbstractions):
         namespace: str,
         after: Sequence[After] = (),
     ) -> None:
-        """Upsert rows with executemany in one transaction: SQLite has no faster path."""
+        """Upsert rows with executemany in one transaction: SQLite has no faster path.
+
+        The rows are encoded here, on the caller's thread, before the hop: encoding on the worker would hold
+        the GIL the loop needs while the worker waits on SQLite.
+        """
+        rows = rows if isinstance(rows, list) else list(rows)
         await self.execute_many(statements.upsert, rows, namespace=namespace, after=after)
 
     async def execute_script(self, statements: Sequence[str], *, namespace: str) -> None:

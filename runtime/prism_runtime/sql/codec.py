@@ -39,6 +39,9 @@ class RowCodec(Generic[M]):
         self.key_index = tuple(self.column_index(c.name) for c in spec.key_columns)
         self.row_key: Callable[[Sequence[Any]], Any] = operator.itemgetter(*self.key_index)
         """Return a hashable of an encoded row's key, equal for equal keys (a tuple only for compound keys)."""
+        self.message_key: Callable[[M], Any] = operator.attrgetter(*(c.name for c in spec.key_columns))
+        """Return a hashable of a message's key, equal exactly when the encoded keys are (encoders are one to one
+        on key types: strings, bytes, integers)."""
         self.encode: Callable[[M], tuple[Any, ...]] = _row_encoder(spec.columns, dialect, fields)
         """Return the bind values of one message, in column order."""
         self.decode: Callable[[Sequence[Any]], M] = _row_decoder(spec.columns, message, dialect, self.corrupt)
