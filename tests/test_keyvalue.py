@@ -274,7 +274,7 @@ async def test_scan_pages_are_bounded_by_bytes(db: prism_runtime.Database, users
     assert counter.limits[0] == 50 and max(counter.limits[1:]) <= 10
 
 
-# Below and above the Postgres COPY threshold, and over several of its pipelined chunks.
+# Below and above the Postgres COPY threshold, and over more than one piece of asyncpg's COPY data.
 @pytest.mark.parametrize("count", [3, 600, 4500])
 async def test_put_many_overwrites_and_last_write_wins(
     db: prism_runtime.Database, users: Any, count: int
@@ -289,7 +289,7 @@ async def test_put_many_overwrites_and_last_write_wins(
     assert [m.display_name if m else None for m in got] == ["newest"] + ["new"] * (count - 1)
 
 
-async def test_a_batch_failing_in_a_late_chunk_stores_none_of_it(
+async def test_a_batch_failing_at_its_last_row_stores_none_of_it(
     db: prism_runtime.Database, users: Any
 ) -> None:
     from prism_runtime.errors import BackendError
@@ -297,7 +297,7 @@ async def test_a_batch_failing_in_a_late_chunk_stores_none_of_it(
     pb2, prism = users
     store = prism.UserProfileStore(db)
     batch = [pb2.UserProfile(user_id=f"c{i:04d}", display_name="x") for i in range(4500)]
-    # Postgres text cannot hold U+0000: the last chunk's upsert fails after the first ones ran.
+    # Postgres text cannot hold U+0000: the COPY fails at the last row, after the first ones were sent.
     batch[-1].display_name = "nul\x00"
     if db.url.kind == "sqlite":
         await store.put_many(batch)  # SQLite stores it
@@ -316,7 +316,7 @@ async def test_put_many_of_plain_messages_keeps_the_last_write_of_a_key(
 ) -> None:
     pb2, prism = types
     store = prism.CounterStore(db)
-    # Keys repeat across the batch (and across pipelined chunks): the last write of each wins.
+    # Keys repeat across the batch: the last write of each wins.
     batch = [pb2.Counter(id=i % (count // 3 or 1) - 7, hits=i) for i in range(count)]
     await store.put_many(batch)
     expected = {m.id: m.hits for m in batch}

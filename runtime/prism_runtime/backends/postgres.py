@@ -36,8 +36,6 @@ _POOL_PARAMS = ("pool_size", "pool_min_size")
 DEFAULT_POOL_SIZE = 10
 # Batches at least this large go through COPY: below it, executemany's pipelining is as fast.
 COPY_THRESHOLD = 256
-# Rows per COPY in a large upsert: the next chunk is encoded while the server upserts this one.
-PIPELINE_CHUNK = 2000
 _STAGE = "_prism_stage"
 PROVISION_HINT = "create it with `prism provision <generated dir> --url <this url>`"
 # Serialisation failure, deadlock, lock not available: the transaction was rolled back and may be run again.
@@ -215,29 +213,13 @@ class PostgresDriver(ServesSqlAbstractions):
         # two tables sharing a staging name (and column names) would reuse the other's types.
         stage = short_name(_STAGE, statements.table.strip('"'), dialect=self.dialect)
 
-        upsert = f"{statements.upsert_from(stage)}; TRUNCATE {stage}"
-
         async def work() -> None:
-            # In chunks, pipelined: while the server upserts one chunk, this task encodes the next (rows may
-            # encode as they are read; see SqlKeyValue.put). Keys are distinct across the whole batch, so
-            # upserting chunk by chunk in one transaction stores what one upsert of everything would.
+            # `rows` may encode each row as it is read (see SqlKeyValue.put): asyncpg sends the COPY data in
+            # pieces as it reads them, so the server takes in the first rows while the last are encoded.
             async with pool.acquire() as conn, conn.transaction():
                 await conn.execute(f"CREATE TEMP TABLE {stage} (LIKE {statements.table}) ON COMMIT DROP")
-                pending: asyncio.Task[str] | None = None
-                try:
-                    for start in range(0, len(rows), PIPELINE_CHUNK):
-                        chunk = rows[start : start + PIPELINE_CHUNK]
-                        if pending is not None:
-                            await pending
-                        await conn.copy_records_to_table(stage, records=chunk, columns=names)
-                        pending = asyncio.ensure_future(conn.execute(upsert))
-                        await asyncio.sleep(0)  # let it send the statement before encoding the next chunk
-                    if pending is not None:
-                        await pending
-                except BaseException:
-                    if pending is not None:
-                        await asyncio.wait([pending])  # the connection is free again before the rollback
-                    raise
+                await conn.copy_records_to_table(stage, records=rows, columns=names)
+                await conn.execute(statements.upsert_from(stage))
                 await _run_after(conn, after)
 
         await self._guard(work, namespace)
