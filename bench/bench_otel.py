@@ -5,6 +5,7 @@ several passes of `--ops` gets; the figure is the median over rounds, in microse
 
   none      opentelemetry made unimportable (the `otel` extra not installed)
   api       opentelemetry-api importable, no provider set (the API's no-op default)
+  metrics   the SDK's MeterProvider (in-memory reader) only, as a Prometheus-only service: no span made
   sdk       the SDK's TracerProvider (SimpleSpanProcessor + in-memory exporter) and MeterProvider
             (in-memory reader) set globally: every get is a span and a histogram point
   baseline  with --baseline DIR: the prism_runtime package found in DIR (e.g. one without telemetry,
@@ -42,6 +43,11 @@ if mode in ("none", "baseline"):
 if mode == "baseline":
     sys.path.insert(0, baseline)
 sys.path.insert(0, gen)
+if mode == "metrics":
+    from opentelemetry import metrics
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
 if mode == "sdk":
     from opentelemetry import metrics, trace
     from opentelemetry.sdk.metrics import MeterProvider
@@ -110,7 +116,7 @@ def main() -> None:
     args = parser.parse_args()
     from protoc_gen_prism.protoc_runner import generate
 
-    modes = (["baseline"] if args.baseline else []) + ["none", "api", "sdk"]
+    modes = (["baseline"] if args.baseline else []) + ["none", "api", "metrics", "sdk"]
     with tempfile.TemporaryDirectory() as tmp:
         gen = Path(tmp) / "gen"
         result = generate(ROOT / "bench" / "proto", gen)
@@ -120,7 +126,7 @@ def main() -> None:
         for r in range(args.rounds):
             for mode in modes:
                 out = run(mode, gen, Path(tmp) / f"{mode}-{r}.db", args.ops, args.passes, args.baseline)
-                assert out["traced"] == (mode == "sdk"), out
+                assert out["traced"] == (mode in ("metrics", "sdk")), out
                 assert (mode == "baseline") == str(out["module"]).startswith(args.baseline or "//"), out
                 figures[mode].append(float(str(out["us_per_get"])))
                 calls[mode] = float(str(out["calls"]))

@@ -114,6 +114,8 @@ class Recorder:
         self.namespace = namespace
         self.messaging = facts.messaging
         self.tracer = otel_trace.get_tracer(SCOPE)
+        # Decided once, like the wrapping: a service exporting only metrics (Prometheus) pays for no span.
+        self.tracing = type(otel_trace.get_tracer_provider()).__name__ not in _NO_OP
         meter = otel_metrics.get_meter(SCOPE)
         if facts.messaging:
             base: dict[str, Any] = {
@@ -163,6 +165,17 @@ class Recorder:
         The span is not made current: a single statement has no child span, and attaching a context costs.
         """
         attrs = self.attributes(op)
+        if not self.tracing:
+            start = time.perf_counter()
+            try:
+                result = await work
+            except BaseException as error:
+                self.histogram.record(
+                    time.perf_counter() - start, {**attrs, "error.type": type(error).__qualname__}
+                )
+                raise
+            self.histogram.record(time.perf_counter() - start, attrs)
+            return result
         span = self.tracer.start_span(
             f"{op} {self.namespace}", kind=self._kind(op), attributes=self._batch(attrs, size)
         )
