@@ -226,6 +226,9 @@ class Recorder:
             async for item in items:
                 count += 1
                 yield item
+        except GeneratorExit:  # the caller stopped early (a break): not a failure
+            self.histogram.record(time.perf_counter() - start, attrs)
+            raise
         except BaseException as error:
             self._failed(span, attrs, start, error)
             raise
