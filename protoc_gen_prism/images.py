@@ -20,9 +20,10 @@ from pathlib import Path
 from google.protobuf import descriptor_pb2
 
 from protoc_gen_prism.diagnostics import SchemaError
+from protoc_gen_prism.generator import plan
 from protoc_gen_prism.model import Schema
 from protoc_gen_prism.model_builder import build_schema
-from protoc_gen_prism.planner import Plan, plan_schema
+from protoc_gen_prism.planner import Plan
 from protoc_gen_prism.protoc_runner import explain_unknown_options, find_protos, prism_include, wkt_include
 from protoc_gen_prism.settings import Profile
 
@@ -56,7 +57,7 @@ class Image:
         try:
             schema = build_schema(self.files, self.targets)
             # The plugin also refuses what cannot be planned (an explicit backend that cannot serve the entity).
-            plans = plan_schema(schema, Profile.PRODUCTION)
+            plans = plan(schema, Profile.PRODUCTION)
         except SchemaError as error:
             return error
         return schema, {p.message: p for p in plans}

@@ -48,6 +48,8 @@ class Field:
     options: FieldOptions
     location: Location
     comment: str = ""
+    option_locations: tuple[tuple[str, Location], ...] = ()
+    """Where each field option was written, for errors about it."""
 
     @property
     def python_parameter(self) -> str:

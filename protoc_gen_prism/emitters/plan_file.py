@@ -7,16 +7,15 @@ import json
 from protoc_gen_prism import __version__
 from protoc_gen_prism.emitters import GeneratedFile
 from protoc_gen_prism.model import Schema
-from protoc_gen_prism.planner import plan_schema
+from protoc_gen_prism.planner import Plans
 from protoc_gen_prism.settings import Settings
 
 PLAN_FILE = "prism.plan.json"
 PLAN_VERSION = 1
 
 
-def emit(schema: Schema, settings: Settings) -> list[GeneratedFile]:
+def emit(schema: Schema, plans: Plans, settings: Settings) -> list[GeneratedFile]:
     """Return the one plan file, or nothing when the request has no entities."""
-    plans = plan_schema(schema, settings.profile)
     if not plans:
         return []
     document = {

@@ -11,7 +11,7 @@ from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
 from protoc_gen_prism import __version__
 from protoc_gen_prism.emitters import GeneratedFile
 from protoc_gen_prism.model import Entity, Field, ProtoFile, Schema
-from protoc_gen_prism.planner import plan_schema
+from protoc_gen_prism.planner import Plans
 from protoc_gen_prism.settings import Settings
 from protoc_gen_prism.sql.ddl import ddl_statements
 from protoc_gen_prism.sql.dialects import SqliteDdl
@@ -61,10 +61,10 @@ _FILTER_TYPES = {
 }
 
 
-def emit(schema: Schema, settings: Settings) -> list[GeneratedFile]:
+def emit(schema: Schema, plans: Plans, settings: Settings) -> list[GeneratedFile]:
     """Return one client module per file that has entities."""
     # Each spec carries its planned backend kind, so connect(config=...) can bind it without the compiler.
-    planned = {p.namespace: str(p.backend) for p in plan_schema(schema, settings.profile)}
+    planned = {p.namespace: str(p.backend) for p in plans}
     return [_module(f, planned) for f in schema.files if f.entities]
 
 
