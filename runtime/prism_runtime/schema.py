@@ -82,6 +82,8 @@ class EntitySpec:
     event_time: str | None = None
     retention_days: int = 0
     source_file: str = ""
+    # The field naming the data subject that `forget` erases; None means the record key.
+    subject: str | None = None
     # The backend kind the capacity planner chose (sqlite, postgres, kafka, nats); "" when unknown.
     # A config that names a URL for this kind binds the namespace there (see prism_runtime.config).
     planned_backend: str = ""
@@ -93,8 +95,6 @@ class EntitySpec:
     source_type: str = ""
     target_type: str = ""
     bidirectional: bool = False
-    # The field naming the data subject that `forget` erases; None means the record key.
-    subject: str | None = None
     # The DDL of the entity's table and indexes where the runtime creates them on first use (SQLite), by
     # dialect name: rendered by the compiler and carried in the generated module, so the runtime renders none.
     ddl: Mapping[str, tuple[str, ...]] = field(default_factory=dict, compare=False, hash=False)
