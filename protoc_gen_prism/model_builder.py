@@ -318,11 +318,13 @@ class _Builder:
         path = (*place.path, loc.FIELD, index)
         element = f"{place.desc.full_name}.{proto.name}"
         proto_type = PROTO_TYPE_NAMES[desc.type]
-        type_name = ""
-        if desc.message_type is not None:
-            type_name = desc.message_type.full_name
-        elif desc.enum_type is not None:
-            type_name = desc.enum_type.full_name
+        type_name = type_file = type_python_name = ""
+        declared = desc.message_type if desc.message_type is not None else desc.enum_type
+        if declared is not None:
+            type_name = declared.full_name
+            type_file = declared.file.name
+            package = declared.file.package
+            type_python_name = type_name.removeprefix(f"{package}.") if package else type_name
         is_map = desc.message_type is not None and is_map_entry(desc.message_type)
         # is_repeated arrived in protobuf 5.x/6.x; older runtimes only have label.
         repeated = bool(
@@ -371,6 +373,8 @@ class _Builder:
             options=field_options,
             location=self.src.locate(path),
             comment=self.src.comment(path),
+            type_file=type_file,
+            type_python_name=type_python_name,
             option_locations=tuple(
                 (option, self._option_location(path, loc.FIELD_OPTIONS, value.number))
                 for option, value in sorted(options.items())

@@ -31,6 +31,11 @@ def class_name(python_name: str, suffix: str) -> str:
     return python_name.replace(".", "") + suffix
 
 
+def python_module(proto_file: str) -> str:
+    """Return the dotted path of the *_pb2 module protoc writes for a .proto file: a/b-c.proto -> a.b_c_pb2."""
+    return proto_file.removesuffix(".proto").replace("/", ".").replace("-", "_") + "_pb2"
+
+
 def k8s_name(namespace: str) -> str:
     """Return a Kubernetes object name (DNS-1123 subdomain) for a namespace: '_' is not allowed there."""
     return namespace.replace("_", "-").strip("-") or "prism"

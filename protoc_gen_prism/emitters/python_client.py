@@ -14,7 +14,7 @@ from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
 from protoc_gen_prism import __version__
 from protoc_gen_prism.emitters import GeneratedFile
 from protoc_gen_prism.model import Entity, Field, ProtoFile, Schema
-from protoc_gen_prism.naming import class_name, spec_constant
+from protoc_gen_prism.naming import class_name, python_module, spec_constant
 from protoc_gen_prism.planner import Plans
 from protoc_gen_prism.settings import Settings
 from protoc_gen_prism.sql.ddl import ddl_statements
@@ -47,7 +47,7 @@ class _GraphClass:
     init_args: str
     spec_name: str
     filter_name: str
-    filter_fields: list[tuple[str, str]]
+    filter_fields: list[tuple[str, str, str]]  # name, Python type, the field's comment
     docstring: str
 
 
@@ -83,12 +83,13 @@ def _module(file: ProtoFile, planned: dict[str, str]) -> GeneratedFile:
     # Nodes first: an edge class names its node's spec and filter when it is created.
     nodes = [e for e in file.entities if e.options.access_pattern is AccessPattern.GRAPH_NODE]
     edges = [e for e in file.entities if e.options.access_pattern is AccessPattern.GRAPH_EDGE]
-    graph = [_node(e, module) for e in nodes] + [_edge(e, file, module) for e in edges]
+    graph = [_node(e, file, module) for e in nodes] + [_edge(e, file, module) for e in edges]
     content = render(
         "client.py.jinja",
         version=__version__,
         source=file.name,
         pb2_import=pb2_import,
+        enum_imports=[f"import {m}" for m in _imported_enum_modules(file)],
         pb2_module=module,
         stores=stores,
         graph_classes=graph,
@@ -98,6 +99,7 @@ def _module(file: ProtoFile, planned: dict[str, str]) -> GeneratedFile:
             name, _generated_spec(entity, planned.get(entity.namespace, ""))
         ),
         python_keywords=keyword.kwlist,
+        docstring_safe=_docstring_safe,
     )
     return GeneratedFile(f"{file.output_stem}_prism.py", content)
 
@@ -270,7 +272,7 @@ def _series(entity: Entity, pb2: str) -> _Store:
     )
 
 
-def _node(entity: Entity, pb2: str) -> _GraphClass:
+def _node(entity: Entity, file: ProtoFile, pb2: str) -> _GraphClass:
     key = entity.key
     assert key is not None  # the model builder guarantees a key on every graph_node
     summary = _docstring_safe(entity.comment) or f"Nodes of {entity.full_name}."
@@ -282,7 +284,7 @@ def _node(entity: Entity, pb2: str) -> _GraphClass:
         init_args=f"{_spec_name(entity)}, {pb2}.{entity.python_name}",
         spec_name=_spec_name(entity),
         filter_name=_class_name(entity, "Filter"),
-        filter_fields=_filter_fields(entity),
+        filter_fields=_filter_fields(entity, file, pb2),
         docstring=f"{summary.rstrip('.')}.\n\n    Graph nodes in namespace ``{entity.namespace}``, keyed by {key.name}.",
     )
 
@@ -320,18 +322,40 @@ def _edge(entity: Entity, file: ProtoFile, pb2: str) -> _GraphClass:
         init_args=init_args,
         spec_name=_spec_name(entity),
         filter_name=filter_name,
-        filter_fields=_filter_fields(entity),
+        filter_fields=_filter_fields(entity, file, pb2),
         docstring=f"{summary.rstrip('.')}.\n\n    {layout}",
     )
 
 
-def _filter_fields(entity: Entity) -> list[tuple[str, str]]:
+def _filter_fields(entity: Entity, file: ProtoFile, pb2: str) -> list[tuple[str, str, str]]:
     # Arrays are no single value, and encrypted values differ from what a caller holds: no equality on them.
     return [
-        (f.name, _FILTER_TYPES[f.column_kind])
+        (f.name, _filter_type(f, file, pb2), _docstring_safe(f.comment))
         for f in entity.fields
         if f.column_kind in _FILTER_TYPES and not f.column_repeated and not f.options.encrypt_at_rest
     ]
+
+
+def _filter_type(f: Field, file: ProtoFile, pb2: str) -> str:
+    """Return the Python type a filter takes for a field: an enum's own ValueType, else by column kind."""
+    if f.column_kind is ColumnKind.ENUM and f.type_python_name:
+        module = pb2 if f.type_file == file.name else python_module(f.type_file)
+        return f"{module}.{f.type_python_name}.ValueType"
+    return _FILTER_TYPES[f.column_kind]
+
+
+def _imported_enum_modules(file: ProtoFile) -> list[str]:
+    """Return the *_pb2 modules of other files whose enums type a filter field of this file's graph entities."""
+    graph = (AccessPattern.GRAPH_NODE, AccessPattern.GRAPH_EDGE)
+    return sorted(
+        {
+            python_module(f.type_file)
+            for e in file.entities
+            if e.options.access_pattern in graph
+            for f in e.fields
+            if f.column_kind is ColumnKind.ENUM and f.type_file and f.type_file != file.name
+        }
+    )
 
 
 def _class_name(entity: Entity, suffix: str) -> str:
