@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from synthetic import write_schema
 
-from protoc_gen_prism.protoc_runner import prism_include, tool, wkt_include
+from protoc_gen_prism.protoc_runner import protoc_command, tool
 
 
 def capture_request(root: Path, files: list[str], out: Path) -> bytes:
@@ -26,21 +26,8 @@ def capture_request(root: Path, files: list[str], out: Path) -> bytes:
     saved = out / "request.bin"
     env = {**os.environ, "PRISM_DUMP_REQUEST": str(saved)}
     (out / "gen").mkdir()
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "grpc_tools.protoc",
-            f"-I{root}",
-            f"-I{prism_include()}",
-            f"-I{wkt_include()}",
-            f"--plugin=protoc-gen-prism={tool('protoc-gen-prism')}",
-            f"--prism_out={out / 'gen'}",
-            *files,
-        ],
-        env=env,
-        check=True,
-    )
+    outputs = [f"--plugin=protoc-gen-prism={tool('protoc-gen-prism')}", f"--prism_out={out / 'gen'}"]
+    subprocess.run(protoc_command(root, files, outputs), env=env, check=True)
     return saved.read_bytes()
 
 

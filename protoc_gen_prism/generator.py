@@ -73,7 +73,12 @@ def compile_files(request: plugin_pb2.CodeGeneratorRequest, settings: Settings) 
     model = build_model(request.proto_file, request.file_to_generate, request.source_file_descriptors)
     schema = validated(model)
     plans = plan(schema, settings.profile)
-    files = [f for emit in EMITTERS for f in emit(schema, plans, settings)]
+    return emit(schema, plans, settings)
+
+
+def emit(schema: Schema, plans: Plans, settings: Settings) -> list[GeneratedFile]:
+    """The emit stage: every emitter on the same schema and plans; the files sorted by name."""
+    files = [f for emitter in EMITTERS for f in emitter(schema, plans, settings)]
     return sorted(files, key=lambda f: f.name)
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from prism_runtime.schema import Abstraction
+from prism_runtime.stream_plans import PlannedStream, StreamSettings, TopicSettings
 from protoc_gen_prism.model import Entity, Field, Schema
 from protoc_gen_prism.settings import Profile
 from protoc_gen_prism.storage import TIMESTAMP
@@ -80,29 +81,9 @@ PROFILES = {
 }
 
 
-@dataclass(frozen=True)
-class KafkaTopicPlan:
-    """A Kafka topic as planned; configs are strings, as Kafka and Strimzi take them."""
-
-    name: str
-    partitions: int
-    replicas: int
-    config: dict[str, str]
-
-
-@dataclass(frozen=True)
-class NatsStreamPlan:
-    """A JetStream stream as planned; durations in nanoseconds, sizes in bytes (-1: unlimited)."""
-
-    name: str
-    subjects: tuple[str, ...]
-    replicas: int
-    max_age_ns: int
-    max_bytes: int
-    duplicate_window_ns: int
-    storage: str = "file"
-    discard: str = "old"
-    retention: str = "limits"
+# Topics and streams are planned as the runtime's own types, which provisioning takes as they are.
+KafkaTopicPlan = TopicSettings
+NatsStreamPlan = StreamSettings
 
 
 @dataclass(frozen=True)
@@ -134,26 +115,19 @@ class Plan:
     def settings(self) -> dict[str, object]:
         """Return the backend settings as plain data, for the plan file and the table."""
         if self.kafka is not None:
-            k = self.kafka
-            return {"topic": k.name, "partitions": k.partitions, "replicas": k.replicas, "config": k.config}
+            return self.kafka.to_json()
         if self.nats is not None:
-            n = self.nats
-            return {
-                "stream": n.name,
-                "subjects": list(n.subjects),
-                "replicas": n.replicas,
-                "max_age_ns": n.max_age_ns,
-                "max_bytes": n.max_bytes,
-                "duplicate_window_ns": n.duplicate_window_ns,
-                "storage": n.storage,
-                "discard": n.discard,
-                "retention": n.retention,
-            }
+            return self.nats.to_json()
         assert self.sql is not None
         out: dict[str, object] = {"table": self.sql.table}
         if self.sql.partition_by:
             out |= {"partition_by": self.sql.partition_by, "drop_after_days": self.sql.drop_after_days}
         return out
+
+    def stream(self) -> PlannedStream | None:
+        """Return what provisioning needs of a plan on Kafka or NATS (None on SQL)."""
+        settings = self.kafka or self.nats
+        return None if settings is None else PlannedStream(self.namespace, settings)
 
     def to_json(self) -> dict[str, object]:
         """Return the plan as the JSON object `prism.plan.json` holds for it."""
@@ -189,6 +163,10 @@ class Plans:
     def on(self, backend: BackendKind) -> list[Plan]:
         """Return the plans placed on `backend`."""
         return [p for p in self.all if p.backend is backend]
+
+    def streams(self) -> list[PlannedStream]:
+        """Return the topics and streams to provision, typed."""
+        return [s for p in self.all if (s := p.stream()) is not None]
 
     def by_namespace(self) -> dict[str, Plan]:
         """Return each plan by its namespace."""

@@ -1,4 +1,7 @@
-"""Create or update Kafka topics and JetStream streams from a plan (prism.plan.json), idempotently.
+"""Create or update Kafka topics and JetStream streams from a plan, idempotently.
+
+The plan comes typed (`prism_runtime.stream_plans.PlannedStream`): built in-process by the compiler, or read
+back from prism.plan.json with `planned_streams`.
 
 Everything is compared first; if any change cannot be applied (fewer partitions, other replicas, a
 storage or retention type change) nothing is applied and `ProvisionRefused` lists every reason.
@@ -15,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from prism_runtime.config import Config
 from prism_runtime.errors import BackendError, BackendUnavailable, ConfigError, PrismError
 from prism_runtime.extras import require
+from prism_runtime.stream_plans import PlannedStream, StreamSettings, TopicSettings
 
 if TYPE_CHECKING:
     from nats.js import api
@@ -46,22 +50,12 @@ class Change:
         return text + "".join(f"\n    {d}" for d in self.details)
 
 
-@dataclass(frozen=True)
-class _Wanted:
-    namespace: str
-    settings: Mapping[str, Any]
-
-
-def _wanted(plan: Mapping[str, Any], kind: str) -> list[_Wanted]:
-    entities = plan.get("entities", [])
-    return [_Wanted(e["namespace"], e["settings"]) for e in entities if e.get("backend") == kind]
-
-
 async def provision_streams(
-    plan: Mapping[str, Any], config: Config, *, dry_run: bool = False
+    planned: Sequence[PlannedStream], config: Config, *, dry_run: bool = False
 ) -> list[Change]:
-    """Bring the servers named in `config` in line with the plan's topics and streams; return the changes."""
-    topics, streams = _wanted(plan, "kafka"), _wanted(plan, "nats")
+    """Bring the servers named in `config` in line with the planned topics and streams; return the changes."""
+    topics = [p for p in planned if isinstance(p.settings, TopicSettings)]
+    streams = [p for p in planned if isinstance(p.settings, StreamSettings)]
     missing = [k for k, items in (("kafka", topics), ("nats", streams)) if items and k not in config.backends]
     if missing:
         raise ConfigError(
@@ -122,14 +116,15 @@ class _KafkaSide:
         if self.admin is not None:
             await self.admin.close()
 
-    async def diff(self, wanted: _Wanted) -> Change:
+    async def diff(self, wanted: PlannedStream) -> Change:
         s = wanted.settings
-        name = s["topic"]
-        config: dict[str, str] = dict(s["config"])
+        assert isinstance(s, TopicSettings)
+        name = s.name
+        config: dict[str, str] = dict(s.config)
         # Describe only existing topics: a metadata request for an unknown topic creates it on brokers
         # with auto-creation on (Tansu, many dev clusters).
         if name not in await self.admin.list_topics():
-            created = (f"partitions {s['partitions']}, replicas {s['replicas']}", *_pairs(config))
+            created = (f"partitions {s.partitions}, replicas {s.replicas}", *_pairs(config))
             return Change("kafka", name, "create", created)
         described = (await self.admin.describe_topics([name]))[0]
         partitions = described["partitions"]
@@ -137,16 +132,16 @@ class _KafkaSide:
         current_replicas = len(partitions[0]["replicas"]) if partitions else 0
         details: list[str] = []
         refused: list[str] = []
-        if s["partitions"] > current_partitions:
-            details.append(f"partitions {current_partitions} -> {s['partitions']}")
-        elif s["partitions"] < current_partitions:
+        if s.partitions > current_partitions:
+            details.append(f"partitions {current_partitions} -> {s.partitions}")
+        elif s.partitions < current_partitions:
             refused.append(
-                f"partitions {current_partitions} -> {s['partitions']}: Kafka cannot remove partitions "
+                f"partitions {current_partitions} -> {s.partitions}: Kafka cannot remove partitions "
                 "(records would move between keys' partitions); keep the count or recreate the topic"
             )
-        if s["replicas"] != current_replicas:
+        if s.replicas != current_replicas:
             refused.append(
-                f"replicas {current_replicas} -> {s['replicas']}: a replication change needs a partition "
+                f"replicas {current_replicas} -> {s.replicas}: a replication change needs a partition "
                 "reassignment (kafka-reassign-partitions), which provisioning does not do"
             )
         current = await self._configs(name)
@@ -170,16 +165,17 @@ class _KafkaSide:
                     out[entry["config_names"]] = entry["config_value"]
         return out
 
-    async def apply(self, change: Change, wanted: _Wanted) -> None:
+    async def apply(self, change: Change, wanted: PlannedStream) -> None:
         from aiokafka.admin import NewPartitions, NewTopic
         from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
         from aiokafka.errors import KafkaError
 
         s = wanted.settings
-        name = s["topic"]
+        assert isinstance(s, TopicSettings)
+        name = s.name
         try:
             if change.action == "create":
-                topic = NewTopic(name, s["partitions"], s["replicas"], topic_configs=dict(s["config"]))
+                topic = NewTopic(name, s.partitions, s.replicas, topic_configs=dict(s.config))
                 response = await self.admin.create_topics([topic])
                 for error in response.to_object()["topic_errors"]:
                     if error["error_code"] not in (0, 36):  # 36: created meanwhile, compared next run
@@ -190,9 +186,9 @@ class _KafkaSide:
                         )
             elif change.action == "update":
                 if any(d.startswith("partitions ") for d in change.details):
-                    await self.admin.create_partitions({name: NewPartitions(total_count=s["partitions"])})
+                    await self.admin.create_partitions({name: NewPartitions(total_count=s.partitions)})
                 if any(not d.startswith("partitions ") for d in change.details):
-                    resource = ConfigResource(ConfigResourceType.TOPIC, name, configs=dict(s["config"]))
+                    resource = ConfigResource(ConfigResourceType.TOPIC, name, configs=dict(s.config))
                     await self.admin.alter_configs([resource])
         except KafkaError as error:
             raise BackendError(
@@ -231,42 +227,43 @@ class _NatsSide:
         if self.nc is not None:
             await self.nc.close()
 
-    def desired(self, s: Mapping[str, Any]) -> api.StreamConfig:
+    def desired(self, s: StreamSettings) -> api.StreamConfig:
         from nats.js import api
 
         return api.StreamConfig(
-            name=s["stream"],
-            subjects=list(s["subjects"]),
-            retention=api.RetentionPolicy(s["retention"]),
-            storage=api.StorageType(s["storage"]),
-            discard=api.DiscardPolicy(s["discard"]),
-            num_replicas=s["replicas"],
-            max_age=s["max_age_ns"] / _NS,
-            max_bytes=s["max_bytes"],
-            duplicate_window=s["duplicate_window_ns"] / _NS,
+            name=s.name,
+            subjects=list(s.subjects),
+            retention=api.RetentionPolicy(s.retention),
+            storage=api.StorageType(s.storage),
+            discard=api.DiscardPolicy(s.discard),
+            num_replicas=s.replicas,
+            max_age=s.max_age_ns / _NS,
+            max_bytes=s.max_bytes,
+            duplicate_window=s.duplicate_window_ns / _NS,
         )
 
-    async def diff(self, wanted: _Wanted) -> Change:
+    async def diff(self, wanted: PlannedStream) -> Change:
         from nats.js.errors import NotFoundError
 
         s = wanted.settings
-        name = s["stream"]
+        assert isinstance(s, StreamSettings)
+        name = s.name
         want = self.desired(s)
         try:
             info = await self.js.stream_info(name)
         except NotFoundError:
             created = (
-                f"subjects {', '.join(want.subjects or [])}, {s['storage']} storage, replicas {want.num_replicas}",
-                f"max_age {s['max_age_ns']}ns, max_bytes {want.max_bytes}, duplicate_window {s['duplicate_window_ns']}ns",
+                f"subjects {', '.join(want.subjects or [])}, {s.storage} storage, replicas {want.num_replicas}",
+                f"max_age {s.max_age_ns}ns, max_bytes {want.max_bytes}, duplicate_window {s.duplicate_window_ns}ns",
             )
             return Change("nats", name, "create", created)
         have = info.config
         compare: Sequence[tuple[str, Any, Any]] = (
             ("subjects", sorted(have.subjects or []), sorted(want.subjects or [])),
             ("num_replicas", have.num_replicas, want.num_replicas),
-            ("max_age", _ns(have.max_age), s["max_age_ns"]),
+            ("max_age", _ns(have.max_age), s.max_age_ns),
             ("max_bytes", have.max_bytes, want.max_bytes),
-            ("duplicate_window", _ns(have.duplicate_window), s["duplicate_window_ns"]),
+            ("duplicate_window", _ns(have.duplicate_window), s.duplicate_window_ns),
             ("discard", have.discard, want.discard),
             ("storage", have.storage, want.storage),
             ("retention", have.retention, want.retention),
@@ -285,9 +282,10 @@ class _NatsSide:
                 details.append(line)
         return Change("nats", name, "update" if details else "unchanged", tuple(details), tuple(refused))
 
-    async def apply(self, change: Change, wanted: _Wanted) -> None:
+    async def apply(self, change: Change, wanted: PlannedStream) -> None:
         from nats.errors import Error as NatsError
 
+        assert isinstance(wanted.settings, StreamSettings)
         config = self.desired(wanted.settings)
         try:
             if change.action == "create":
