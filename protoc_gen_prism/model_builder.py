@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from google.protobuf import descriptor, descriptor_pb2, descriptor_pool
 
+from prism_runtime.schema import masked_in_logs
 from protoc_gen_prism import locations as loc
 from protoc_gen_prism.descriptors import OptionMap, OptionsUnreadable, PrismOptionReader, is_map_entry
 from protoc_gen_prism.diagnostics import Diagnostic, Location, SchemaError, allowed_values
@@ -354,7 +355,7 @@ class _Builder:
         kind, as_array, wrapped = column_kind(proto_type, type_name, repeated, is_map)
         field_options = FieldOptions(
             pii=pii,
-            mask_in_logs=flags.get("mask_in_logs", pii is not None),
+            mask_in_logs=masked_in_logs(pii.value if pii else "", flags.get("mask_in_logs")),
             plaintext_reason=str(options["plaintext_reason"].value) if "plaintext_reason" in options else "",
             **{name: value for name, value in flags.items() if name != "mask_in_logs"},
         )

@@ -94,7 +94,7 @@ def _module(file: ProtoFile, planned: dict[str, str]) -> GeneratedFile:
         stores=stores,
         graph_classes=graph,
         graph_exports=sorted(name for g in graph for name in (g.filter_name, g.class_name)),
-        masked=[e.python_name for e in file.entities if any(f.options.mask_in_logs for f in e.fields)],
+        masked=[e.python_name for e in file.entities if _may_hold_masked(e)],
         spec_literal=lambda name, entity: spec_literal(
             name, _generated_spec(entity, planned.get(entity.namespace, ""))
         ),
@@ -324,6 +324,17 @@ def _edge(entity: Entity, file: ProtoFile, pb2: str) -> _GraphClass:
         filter_name=filter_name,
         filter_fields=_filter_fields(entity, file, pb2),
         docstring=f"{summary.rstrip('.')}.\n\n    {layout}",
+    )
+
+
+def _may_hold_masked(entity: Entity) -> bool:
+    """Whether str()/repr() of the entity's messages may need masks: a masked field, or a message field whose
+    type (perhaps in another file) may have some. The generated module's one `redact_reprs` call then walks
+    the descriptors, nested types included."""
+    return any(
+        f.options.mask_in_logs
+        or (f.proto_type == "message" and not f.type_name.startswith("google.protobuf."))
+        for f in entity.fields
     )
 
 

@@ -35,6 +35,15 @@ class ColumnKind(StrEnum):
     JSON = "json"  # messages, maps, repeated fields: protobuf's canonical JSON mapping
 
 
+def masked_in_logs(pii: str, mask_in_logs: bool | None) -> bool:
+    """The one mask rule: a field is masked when `(prism.mask_in_logs)` says so, else when it has `(prism.pii)`.
+
+    The compiler sets `Column.masked` by it and the runtime's masking of any message (nested ones included,
+    which have no columns) applies it to descriptor options; `mask_in_logs` is None when not written.
+    """
+    return bool(pii) if mask_in_logs is None else mask_in_logs
+
+
 @dataclass(frozen=True)
 class Column:
     """One stored field of an entity."""
