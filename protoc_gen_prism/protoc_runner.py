@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from protoc_gen_prism.descriptors import FIELD_OPTION_NAMES, MESSAGE_OPTION_NAMES
 from protoc_gen_prism.package_data import data_dir
+from protoc_gen_prism.vocabulary import FIELD_OPTION_NAMES, MESSAGE_OPTION_NAMES
 
 # protoc's complaints about a prism option: one no imported file defines (misspelt, or the import missing),
 # e.g. Option "(prism.acces_pattern)" unknown., and one set on the wrong element (a field option on a message).
