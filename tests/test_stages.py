@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import sys
 from pathlib import Path
 
@@ -12,10 +13,13 @@ import pytest
 from conftest import run_protoc, write_proto
 from test_typing import mypy
 
+from prism_runtime.stream_plans import StreamSettings, TopicSettings, planned_streams
 from protoc_gen_prism.diagnostics import SchemaError
+from protoc_gen_prism.emitters.plan_file import PLAN_FILE
 from protoc_gen_prism.generator import plan
 from protoc_gen_prism.images import compile_image
 from protoc_gen_prism.model_builder import build_model, validated
+from protoc_gen_prism.plan_source import load_plan
 from protoc_gen_prism.planner import plan_schema
 from protoc_gen_prism.settings import Profile
 from protoc_gen_prism.validate import check_plans, check_schema
@@ -254,3 +258,35 @@ def test_the_plan_stage_plans_once_and_reports_every_plan_problem(tmp_path: Path
     with pytest.raises(SchemaError) as raised:
         plan(schema, Profile.PRODUCTION)
     assert len(raised.value.diagnostics) == 3
+
+
+def test_a_proto_directory_is_planned_in_process_as_the_plugin_plans_it(tmp_path: Path) -> None:
+    root = tmp_path / "proto"
+    write_proto(
+        root,
+        "prismtest/stages/v1/ok.proto",
+        STREAMS.replace('"_big"', '"big_b"')
+        .replace('"_small"', '"small_b"')
+        .replace(
+            'string email = 3 [(prism.pii) = "email"];',
+            'string email = 3 [(prism.pii) = "email", (prism.encrypt_at_rest) = true];',
+        ),
+    )
+    run = run_protoc(root, ["prismtest/stages/v1/ok.proto"], tmp_path / "gen", parameter="profile=local")
+    assert run.returncode == 0, run.stderr
+    written = json.loads((tmp_path / "gen" / PLAN_FILE).read_text())
+    loaded = load_plan(root, profile="local")
+    assert loaded.document == written  # the same document, made in-process without the plugin or the file
+    # The typed topics and streams provisioning takes are the planner's own, and read back from the file alike.
+    image = compile_image(root)
+    plans = plan_schema(validated(build_model(image.files, image.targets)), Profile.LOCAL)
+    assert list(loaded.streams) == plans.streams() == planned_streams(written)
+    assert [(s.backend, s.namespace) for s in loaded.streams] == [
+        ("kafka", "big_"),
+        ("kafka", "big_b"),
+        ("nats", "small_"),
+        ("nats", "small_b"),
+    ]
+    assert isinstance(loaded.streams[0].settings, TopicSettings)
+    assert isinstance(loaded.streams[2].settings, StreamSettings)
+    assert load_plan(tmp_path / "gen").streams == loaded.streams
