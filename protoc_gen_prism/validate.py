@@ -28,7 +28,7 @@ from protoc_gen_prism.limits import (
     SQL_MAX_RETENTION_DAYS,
 )
 from protoc_gen_prism.model import Entity, Field, ProtoFile, Schema, ValueType, blind_index_column
-from protoc_gen_prism.naming import k8s_name
+from protoc_gen_prism.naming import k8s_name, spec_constant
 from protoc_gen_prism.planner import HEADROOM, MS_PER_DAY, NS_PER_DAY, Plan
 from protoc_gen_prism.storage import KEY_TYPES, TIMESTAMP, key_types_stored_as
 from protoc_gen_prism.vocabulary import AccessPattern, BackendKind, EdgeDirection
@@ -140,6 +140,7 @@ def check_schema(model: Model) -> list[Diagnostic]:
                 _edge(report, file, edge, model.message_file)
         if file.entities:
             _python_module(report, file)
+            _generated_names(report, file)
     for loose in model.loose:
         trail = Trail(loose.type.full_name, loose.type.location)
         for f in loose.type.fields:
@@ -438,6 +439,20 @@ def _python_module(report: Report, file: ProtoFile) -> None:
                 f"allowed: directories and file names that are Python identifiers",
             )
             return
+
+
+def _generated_names(report: Report, file: ProtoFile) -> None:
+    """The names a generated client gives its entities' specs do not clash (HTTPRequest and HttpRequest)."""
+    seen: dict[str, Entity] = {}
+    for entity in file.entities:
+        name = spec_constant(entity.python_name)
+        first = seen.setdefault(name, entity)
+        if first is not entity:
+            report.error(
+                Trail.of_entity(entity),
+                f"the generated client names this message's spec {name!r}, as it names {first.full_name}'s; "
+                f"allowed: message names that differ in more than letter case and '_'",
+            )
 
 
 def _namespaces(report: Report, files: Sequence[ProtoFile]) -> None:

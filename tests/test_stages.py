@@ -290,3 +290,25 @@ def test_a_proto_directory_is_planned_in_process_as_the_plugin_plans_it(tmp_path
     assert isinstance(loaded.streams[0].settings, TopicSettings)
     assert isinstance(loaded.streams[2].settings, StreamSettings)
     assert load_plan(tmp_path / "gen").streams == loaded.streams
+
+
+def test_two_messages_the_client_would_name_alike_are_a_located_error(tmp_path: Path) -> None:
+    root = tmp_path / "proto"
+    text = HEADER + "".join(
+        f"""
+message {name} {{
+  option (prism.access_pattern) = "key_value";
+  option (prism.namespace) = "{name.lower()}_{n}";
+  string id = 1 [(prism.key) = true];
+}}
+"""
+        for n, name in enumerate(("HTTPRequest", "HttpRequest"))
+    )
+    write_proto(root, "prismtest/stages/v1/names.proto", text)
+    run = run_protoc(root, ["prismtest/stages/v1/names.proto"], tmp_path / "gen")
+    assert run.returncode == 1
+    assert run.errors == (
+        "--prism_out: prismtest/stages/v1/names.proto:11:1: prismtest.stages.v1.HttpRequest: the generated client "
+        "names this message's spec '_HTTP_REQUEST_SPEC', as it names prismtest.stages.v1.HTTPRequest's; "
+        "allowed: message names that differ in more than letter case and '_'"
+    )
