@@ -17,6 +17,7 @@ import keyword
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from prism_runtime.backends.registry import serving
 from prism_runtime.schema import Abstraction
 from prism_runtime.sql.names import EVENT_ID_COLUMN, SEQUENCE_COLUMN
 from protoc_gen_prism.diagnostics import Diagnostic, Location, allowed_values
@@ -53,15 +54,6 @@ _NOT_FOR = {
 _ENCRYPTABLE = frozenset({"string", "bytes"})
 _EVENT_TIME_TYPES = frozenset({"int64", "uint64", "sint64", "fixed64", "sfixed64"})
 _STREAMS = frozenset({BackendKind.KAFKA, BackendKind.NATS})
-
-SERVES: dict[BackendKind, frozenset[Abstraction]] = {
-    BackendKind.SQLITE: frozenset(Abstraction),
-    BackendKind.POSTGRES: frozenset(Abstraction),
-    BackendKind.KAFKA: frozenset({Abstraction.TIME_SERIES}),
-    BackendKind.NATS: frozenset({Abstraction.TIME_SERIES}),
-}
-"""Which abstractions each backend serves: an explicit (prism.backend) outside it is refused."""
-
 
 # -- the trail and the report ------------------------------------------------------------------------
 
@@ -469,22 +461,16 @@ def _namespaces(report: Report, files: Sequence[ProtoFile]) -> None:
 
 
 def _backends(report: Report, schema: Schema) -> None:
-    """An explicit (prism.backend) serves the entity's abstraction."""
+    """An explicit (prism.backend) serves the entity's abstraction (as the backend registry says)."""
     for entity in schema.entities:
         backend = entity.options.backend
-        if backend is not None and entity.abstraction not in SERVES[backend]:
-            allowed = ", ".join(b for b in BackendKind if entity.abstraction in SERVES[b])
+        allowed = serving(entity.abstraction)
+        if backend is not None and backend not in allowed:
             report.error(
                 Trail.of_entity(entity),
                 f"(prism.backend) {backend} cannot serve {entity.options.access_pattern} messages "
-                f"(the {entity.abstraction} abstraction); allowed: {allowed}",
+                f"(the {entity.abstraction} abstraction); allowed: {', '.join(allowed)}",
             )
-
-
-def serves(entity: Entity) -> bool:
-    """Return whether the entity's explicit backend, if any, serves its abstraction."""
-    backend = entity.options.backend
-    return backend is None or entity.abstraction in SERVES[backend]
 
 
 # -- stage 2: the plans ------------------------------------------------------------------------------

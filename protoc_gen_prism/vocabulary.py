@@ -8,7 +8,20 @@ from enum import StrEnum
 from google.protobuf import descriptor_pb2
 
 from prism import options_pb2
+
+# BackendKind, `(prism.backend)`'s values, is the runtime registry's: the kinds there are and what each
+# serves are stated once, in prism_runtime.backends.registry.
+from prism_runtime.backends.registry import BackendKind
 from prism_runtime.schema import Abstraction
+
+__all__ = [
+    "FIELD_OPTION_NAMES",
+    "MESSAGE_OPTION_NAMES",
+    "AccessPattern",
+    "BackendKind",
+    "EdgeDirection",
+    "PiiKind",
+]
 
 
 def _option_names(extendee: str) -> tuple[str, ...]:
@@ -55,15 +68,6 @@ class PiiKind(StrEnum):
     IP = "ip"
     CREDIT_CARD = "credit_card"
     GENERIC = "generic"
-
-
-class BackendKind(StrEnum):
-    """A physical backend: `(prism.backend)` and the planner's choice."""
-
-    SQLITE = "sqlite"
-    POSTGRES = "postgres"
-    KAFKA = "kafka"
-    NATS = "nats"
 
 
 class EdgeDirection(StrEnum):
