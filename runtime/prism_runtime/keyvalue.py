@@ -14,7 +14,6 @@ from google.protobuf.message import Message
 from prism_runtime import telemetry
 from prism_runtime.errors import CorruptRow
 from prism_runtime.inputs import admit_all, key_check, message_check
-from prism_runtime.pii.masking import redact_reprs
 from prism_runtime.schema import EntitySpec
 
 if TYPE_CHECKING:
@@ -74,7 +73,6 @@ class _Store(Generic[M]):
         self.message_type = message
         # Traced when telemetry is on, else the backend itself (no frame of ours on the hot path).
         self._backend: KeyValueBackend[M] = telemetry.keyvalue(db.keyvalue(spec, message), db, spec)
-        redact_reprs(message)  # also when the generated module did not know of nested PII
         self._admit = message_check(spec, message)
         self._key = key_check(spec.namespace, spec.column(spec.key))
 
