@@ -51,7 +51,7 @@ def test_unknown_parameter_is_an_error(tmp_path: Path) -> None:
     run = run_protoc(EXAMPLES, EXAMPLE_FILES, tmp_path, parameter="sql_dialect=mysql,mesages=protobuf")
     assert (
         run.errors
-        == "--prism_out: unknown parameter 'mesages'; allowed: messages, sql_dialect, profile; did you mean 'messages'?"
+        == "--prism_out: unknown parameter 'mesages'; allowed: messages, sql_dialect, profile, strimzi_api; did you mean 'messages'?"
     )
     assert run.files() == {}
 
