@@ -71,9 +71,16 @@ class ProtocResult:
     stderr: str
 
 
+VOCABULARY = Path("prism/options.proto")
+
+
 def find_protos(root: Path) -> list[Path]:
-    """Return every .proto under `root`, sorted, relative to it."""
-    return sorted(p.relative_to(root) for p in root.rglob("*.proto"))
+    """Return every .proto under `root`, sorted, relative to it, but a vendored prism/options.proto.
+
+    The vocabulary is imported, never generated: the runtime ships `prism.options_pb2`, and a generated copy
+    would only shadow it (buf.gen.yaml from `prism init` excludes it the same way).
+    """
+    return sorted(p.relative_to(root) for p in root.rglob("*.proto") if p.relative_to(root) != VOCABULARY)
 
 
 def generate(
