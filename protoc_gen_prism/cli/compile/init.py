@@ -97,6 +97,7 @@ asyncio.run(main())
 
 GITIGNORE = """\
 # The embedded SQLite database, the PII master key (never commit it), local servers, generated code.
+.venv/
 prism.db
 prism.db-*
 prism-master.key
