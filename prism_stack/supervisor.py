@@ -97,6 +97,14 @@ class RunningServer:
         return port
 
     @property
+    def app_url(self) -> str:
+        """Return the URL an application (`PRISM_URL`, `prism.yaml`) connects with, as it is.
+
+        The local Kafka-protocol broker (Tansu) refuses idempotent producers, so its URL turns them off.
+        """
+        return f"{self.url}?idempotence=false" if self.kind == "kafka" else self.url
+
+    @property
     def address(self) -> str:
         """Return `host:port`, e.g. a Kafka bootstrap server."""
         return f"{self.host}:{self.port}"
@@ -182,6 +190,24 @@ def stop(server: RunningServer, *, timeout: float = 15.0) -> None:
         if not _wait_gone(pid, 5.0):
             raise StackError(server.kind, f"pid {pid} is still running after SIGKILL")
     _forget(pid)
+
+
+def crash(server: RunningServer, *, timeout: float = 15.0) -> None:
+    """Kill `server` and every process of its group with SIGKILL, as a machine or OOM-killer crash would.
+
+    For fault tests: the data dir is left as the crash leaves it and the process is reaped, so
+    `start(kind, data_dir, port=server.port)` restarts the server in place.
+    """
+    if not is_alive(server.pid) or not _is_expected_process(server.pid, server.kind):
+        _forget(server.pid)
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(server.pid, signal.SIGKILL)  # started with start_new_session: pgid == pid
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(server.pid, signal.SIGKILL)
+    if not _wait_gone(server.pid, timeout):
+        raise StackError(server.kind, f"pid {server.pid} is still running after SIGKILL")
+    _forget(server.pid)
 
 
 def up(dir: Path | str, kinds: Iterable[ServerKind] = ALL_KINDS) -> list[RunningServer]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import descriptor, descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError
 
 MESSAGE_OPTION_NAMES = (
     "access_pattern",
@@ -52,6 +53,10 @@ class OptionValue:
 
 
 OptionMap = dict[str, OptionValue]
+
+
+class OptionsUnreadable(ValueError):
+    """Options bytes that do not parse as their options message (e.g. a string option that is not UTF-8)."""
 
 
 class PrismOptionReader:
@@ -100,7 +105,10 @@ def _options_class(pool: descriptor_pool.DescriptorPool, full_name: str) -> Any:
 def _read(options_cls: Any, extensions: dict[str, Any], options: Any) -> OptionMap:
     if options_cls is None or not extensions or not options.ByteSize():
         return {}
-    parsed = options_cls.FromString(options.SerializeToString())
+    try:
+        parsed = options_cls.FromString(options.SerializeToString())
+    except (DecodeError, ValueError) as error:  # pure Python raises UnicodeDecodeError for bad UTF-8
+        raise OptionsUnreadable(" ".join(str(error).split())) from None
     found: OptionMap = {}
     for name, ext in extensions.items():
         if parsed.HasExtension(ext):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from google.protobuf import descriptor_pb2
 from google.protobuf.compiler import plugin_pb2
 
 from protoc_gen_prism.diagnostics import SchemaError
@@ -19,6 +18,7 @@ from protoc_gen_prism.emitters import (
 )
 from protoc_gen_prism.model import Schema
 from protoc_gen_prism.model_builder import build_schema
+from protoc_gen_prism.request_check import MAX_EDITION, MIN_EDITION
 from protoc_gen_prism.settings import Settings, SettingsError, parse_parameter
 
 Emitter = Callable[[Schema, Settings], list[GeneratedFile]]
@@ -35,8 +35,8 @@ EMITTERS: list[Emitter] = [
 
 # Proto2, proto3 and editions up to 2024: everything the model reads goes through resolved
 # descriptors (has_presence, is_repeated), so features need no special handling here.
-MINIMUM_EDITION = descriptor_pb2.EDITION_PROTO2
-MAXIMUM_EDITION = descriptor_pb2.EDITION_2024
+MINIMUM_EDITION = MIN_EDITION
+MAXIMUM_EDITION = MAX_EDITION
 
 
 def generate(request: plugin_pb2.CodeGeneratorRequest) -> plugin_pb2.CodeGeneratorResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keyword
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -49,6 +50,11 @@ class Field:
     comment: str = ""
 
     @property
+    def python_parameter(self) -> str:
+        """Return the field's name as a Python parameter: a keyword such as `class` gets a trailing '_'."""
+        return f"{self.name}_" if keyword.iskeyword(self.name) else self.name
+
+    @property
     def python_key_type(self) -> str:
         """Return the Python type a key of this field has in generated signatures."""
         if self.proto_type == "string":
@@ -86,6 +92,12 @@ class Entity:
     fields: tuple[Field, ...]
     location: Location
     comment: str = ""
+    option_locations: tuple[tuple[str, Location], ...] = ()
+    """Where each message option was written, for errors about values derived from it."""
+
+    def option_location(self, option: str) -> Location:
+        """Return where `(prism.<option>)` was written, else where the message is."""
+        return dict(self.option_locations).get(option, self.location)
 
     @property
     def name(self) -> str:

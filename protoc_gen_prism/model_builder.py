@@ -6,6 +6,7 @@ of them, and raises `SchemaError` at the end if there were any.
 
 from __future__ import annotations
 
+import keyword
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -13,9 +14,11 @@ from dataclasses import dataclass
 from google.protobuf import descriptor, descriptor_pb2, descriptor_pool
 
 from prism_runtime.schema import Abstraction
+from prism_runtime.sql.names import EVENT_ID_COLUMN, SEQUENCE_COLUMN
 from protoc_gen_prism import locations as loc
-from protoc_gen_prism.descriptors import OptionMap, PrismOptionReader, build_pool, is_map_entry
+from protoc_gen_prism.descriptors import OptionMap, OptionsUnreadable, PrismOptionReader, is_map_entry
 from protoc_gen_prism.diagnostics import Diagnostic, Location, SchemaError, allowed_values
+from protoc_gen_prism.limits import COUNT_RANGES, MAX_IDENTIFIER_BYTES
 from protoc_gen_prism.model import (
     Entity,
     EntityOptions,
@@ -24,13 +27,19 @@ from protoc_gen_prism.model import (
     ProtoFile,
     Schema,
     ValueType,
+    blind_index_column,
 )
+from protoc_gen_prism.request_check import check_request, load_pool
 from protoc_gen_prism.storage import KEY_TYPES, PROTO_TYPE_NAMES, TIMESTAMP, column_kind, key_types_stored_as
 from protoc_gen_prism.vocabulary import AccessPattern, BackendKind, EdgeDirection, PiiKind
 
 # Postgres truncates identifiers at 63 bytes; namespaces also name topics and subjects.
-_NAMESPACE_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_MAX_IDENTIFIER = 63
+# Always fullmatch: `$` would also accept a name followed by a newline.
+_NAMESPACE_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_MAX_IDENTIFIER = MAX_IDENTIFIER_BYTES
+# A count as written: ASCII digits only (str.isdigit and int() also take fullwidth and Arabic-Indic digits),
+# optionally grouped with single underscores as in "10_000".
+_COUNT_RE = re.compile(r"[0-9]+(?:_[0-9]+)*")
 _ROLE_OPTIONS = (
     "key",
     "sort_key",
@@ -58,7 +67,8 @@ def build_schema(
     source_files: Sequence[descriptor_pb2.FileDescriptorProto] = (),
 ) -> Schema:
     """Build the model of the files to generate, or raise SchemaError with every problem found."""
-    pool = build_pool(proto_files)
+    check_request(proto_files, files_to_generate, source_files)
+    pool = load_pool(proto_files)
     reader = PrismOptionReader(pool)
     # Source-retention options only survive in source_file_descriptors; prefer them when sent.
     by_name = {f.name: f for f in proto_files}
@@ -122,7 +132,22 @@ class _Builder:
         )
         for edge, place, options in self._edges:
             self._check_edge(proto_file, edge, place, options)
+        if entities:
+            self._check_python_module(proto_file)
         return proto_file
+
+    def _check_python_module(self, file: ProtoFile) -> None:
+        """The generated client imports the file's *_pb2 module: every part of its path must be importable."""
+        for part in file.python_module.split("."):
+            if not part.isidentifier() or keyword.iskeyword(part):
+                self.error(
+                    Location(file.name),
+                    file.package or file.name,
+                    f"the generated client imports {file.python_module!r}, but {part!r} is "
+                    f"{'a Python keyword' if keyword.iskeyword(part) else 'not a Python identifier'}; "
+                    f"allowed: directories and file names that are Python identifiers",
+                )
+                return
 
     def _messages(self, file: descriptor_pb2.FileDescriptorProto) -> Iterator[_Place]:
         prefix = f"{file.package}." if file.package else ""
@@ -146,9 +171,24 @@ class _Builder:
     # -- entities --------------------------------------------------------------------------------
 
     def entity(self, place: _Place) -> Entity | None:
-        message_options = self.reader.message_options(place.proto.options)
-        field_options = [self.reader.field_options(f.options) for f in place.proto.field]
         name = place.desc.full_name
+        try:
+            message_options = self.reader.message_options(place.proto.options)
+        except OptionsUnreadable as error:
+            self.error(
+                self.src.locate((*place.path, loc.MESSAGE_OPTIONS), place.path), name, _unreadable(error)
+            )
+            return None
+        field_options: list[OptionMap] = []
+        for i, f in enumerate(place.proto.field):
+            try:
+                field_options.append(self.reader.field_options(f.options))
+            except OptionsUnreadable as error:
+                path = (*place.path, loc.FIELD, i)
+                self.error(
+                    self.src.locate((*path, loc.FIELD_OPTIONS), path), f"{name}.{f.name}", _unreadable(error)
+                )
+                return None
         if not message_options and not any(field_options):
             return None
         where = self.src.locate(place.path)
@@ -171,8 +211,20 @@ class _Builder:
             fields=fields,
             location=where,
             comment=self.src.comment(place.path),
+            option_locations=tuple(
+                (option, self._option_location(place.path, loc.MESSAGE_OPTIONS, value.number))
+                for option, value in sorted(message_options.items())
+            ),
         )
         self._check_roles(entity)
+        for part in place.python_name.split("."):
+            if keyword.iskeyword(part):
+                self.error(
+                    where,
+                    name,
+                    f"the generated client names this message as {place.python_name!r}, but {part!r} is a "
+                    f"Python keyword; allowed: a message name that is not one",
+                )
         if pattern is AccessPattern.GRAPH_EDGE:
             self._edges.append((entity, place, message_options))
         else:
@@ -219,16 +271,26 @@ class _Builder:
         def count(option: str) -> int | None:
             if option not in options:
                 return None
-            text = str(options[option].value).strip().replace("_", "")
-            if not text.isdigit():
+            written = str(options[option].value)
+            if not _COUNT_RE.fullmatch(written):
+                digits = (
+                    "ASCII digits 0-9" if any(c.isdigit() and not c.isascii() for c in written) else "digits"
+                )
                 self.error(
                     where(option),
                     name,
-                    f"{option} must be a non-negative whole number, got {options[option].value!r}; "
-                    f'allowed: digits, e.g. "10000"',
+                    f"{option} must be a non-negative whole number, got {written!r}; "
+                    f'allowed: {digits}, e.g. "10000"',
                 )
                 return None
-            return int(text)
+            digits = written.replace("_", "").lstrip("0") or "0"
+            low, high = COUNT_RANGES[option]
+            # Compare lengths first: int() refuses strings of more than 4300 digits.
+            if len(digits) > len(str(high)) or not low <= int(digits) <= high:
+                shown = digits if len(digits) <= 40 else f"{digits[:20]}...({len(digits)} digits)"
+                self.error(where(option), name, f"{option} {shown} is out of range; allowed: {low} to {high}")
+                return None
+            return int(digits)
 
         def choice(option: str, allowed: type[BackendKind] | type[EdgeDirection]) -> str | None:
             if option not in options:
@@ -244,7 +306,7 @@ class _Builder:
         namespace = default_namespace(name)
         if "namespace" in options:
             written = str(options["namespace"].value)
-            if _NAMESPACE_RE.match(written):
+            if _NAMESPACE_RE.fullmatch(written):
                 namespace = written
             else:
                 self.error(
@@ -253,6 +315,20 @@ class _Builder:
                     f"namespace {written!r} is not a valid name; allowed: lowercase letters, digits and "
                     f"'_', starting with a letter or '_', at most 63 characters",
                 )
+        elif not _NAMESPACE_RE.fullmatch(namespace):
+            # Derived names are held to the same rule: the table, topic and stream are all named by it.
+            size = len(namespace.encode())
+            why = (
+                f"is {size} bytes, more than the {_MAX_IDENTIFIER} a Postgres table name may have"
+                if size > _MAX_IDENTIFIER
+                else "is not a valid name"
+            )
+            self.error(
+                self.src.locate(place.path),
+                name,
+                f"the namespace derived from the message's full name, {namespace!r}, {why}; allowed: set "
+                f"(prism.namespace) to lowercase letters, digits and '_', at most {_MAX_IDENTIFIER} characters",
+            )
         backend = choice("backend", BackendKind)
         direction = choice("edge_direction", EdgeDirection)
         return EntityOptions(
@@ -309,6 +385,16 @@ class _Builder:
                 f"field name is {len(proto.name.encode())} bytes long, more than the {_MAX_IDENTIFIER} a Postgres "
                 f"column name may have; allowed: names of at most {_MAX_IDENTIFIER} bytes",
             )
+        if options.get("searchable") and options["searchable"].value and entity:
+            column = blind_index_column(proto.name)
+            if len(column.encode()) > _MAX_IDENTIFIER:
+                self.error(
+                    where("searchable"),
+                    element,
+                    f"its blind index column {column!r} is {len(column.encode())} bytes, more than the "
+                    f"{_MAX_IDENTIFIER} a Postgres column name may have; allowed: searchable fields named in "
+                    f"at most {_MAX_IDENTIFIER - len(blind_index_column('').encode())} bytes",
+                )
         pii: PiiKind | None = None
         if "pii" in options:
             value = str(options["pii"].value)
@@ -425,6 +511,7 @@ class _Builder:
                     f"allowed: one {role} per message",
                 )
         self._check_pii(entity)
+        self._check_columns(entity)
         key, sort_key = entity.key, entity.sort_key
         pattern = entity.options.access_pattern
         if sort_key is not None and key is None:
@@ -455,6 +542,29 @@ class _Builder:
                 f"{entity.full_name}.{f.name}",
                 f"(prism.event_time) applies to append_heavy messages, not {pattern}; allowed: append_heavy",
             )
+
+    def _check_columns(self, entity: Entity) -> None:
+        """Every column of the entity's table, derived ones included, has a name no other column has."""
+        owners: dict[str, tuple[str, str]] = {}
+        if entity.abstraction is Abstraction.TIME_SERIES:
+            for column in (EVENT_ID_COLUMN, SEQUENCE_COLUMN):
+                owners[column] = (column, "Prism's own column of a TimeSeries table")
+        for f in entity.fields:
+            columns = [(f.name, "column")]
+            if f.options.searchable:
+                columns.append((blind_index_column(f.name), "blind index column"))
+            for column, what in columns:
+                # SQLite compares column names ignoring case; Postgres keeps quoted names as written.
+                name, owner = owners.setdefault(column.lower(), (column, f"the {what} of field {f.name!r}"))
+                if owner == f"the {what} of field {f.name!r}":
+                    continue
+                case = "" if name == column else f" ({name!r}: SQLite compares column names ignoring case)"
+                self.error(
+                    f.location,
+                    f"{entity.full_name}.{f.name}",
+                    f"its {what} {column!r} clashes with {owner}{case}; allowed: a name no other column of "
+                    f"the table has",
+                )
 
     def _check_pii(self, entity: Entity) -> None:
         for f in entity.fields:
@@ -588,6 +698,10 @@ class _Builder:
     def _option_location(self, element: loc.Path, options_field: int, number: int) -> Location:
         # protoc locates `option (x) = v;` at (..., options, extension number); fall back to the element.
         return self.src.locate((*element, options_field, number), element)
+
+
+def _unreadable(error: OptionsUnreadable) -> str:
+    return f"its options do not parse ({error}); the request is not what protoc sends for a .proto file"
 
 
 def _role_misuse(role: str, pattern: AccessPattern) -> str:

@@ -6,11 +6,11 @@ test in tests/test_planner.py; change the three together.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from prism_runtime.schema import Abstraction
 from protoc_gen_prism.diagnostics import Diagnostic, SchemaError
+from protoc_gen_prism.limits import INT32_MAX, INT64_MAX, NATS_MAX_PAYLOAD_BYTES, SQL_MAX_RETENTION_DAYS
 from protoc_gen_prism.model import Entity, Field, Schema
 from protoc_gen_prism.settings import Profile
 from protoc_gen_prism.storage import TIMESTAMP
@@ -35,6 +35,8 @@ KAFKA_DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
 # -- storage (docs/planner.md, "Storage") ---------------------------------------------------------------
 HEADROOM = 1.25
 """Storage limits are the estimate plus 25%: bursts and estimation error should not drop data early."""
+_HEADROOM_RATIO = (5, 4)
+"""HEADROOM as a fraction, so that the storage estimate is exact integer arithmetic at any size."""
 NATS_DUPLICATE_WINDOW_NS = 120 * 1_000_000_000
 """JetStream's default dedupe window (2 min): a retried append within it is stored once."""
 
@@ -197,6 +199,8 @@ def plan_schema(schema: Schema, profile: Profile) -> list[Plan]:
             )
             continue
         plan = plan_entity(entity, profile)
+        beyond = limit_problems(entity, plan)
+        problems.extend(beyond)
         # A value message stored by two stream entities is reported once, for the first.
         reported = {(p.location, p.element) for p in problems}
         problems += [
@@ -204,7 +208,8 @@ def plan_schema(schema: Schema, profile: Profile) -> list[Plan]:
             for p in plaintext_on_stream(entity, plan.backend, schema)
             if (p.location, p.element) not in reported
         ]
-        plans.append(plan)
+        if not beyond:
+            plans.append(plan)
     if problems:
         raise SchemaError(problems)
     return plans
@@ -265,7 +270,8 @@ def plan_entity(entity: Entity, profile: Profile) -> Plan:
     rps = opts.estimated_write_rps
     write_bytes = rps * size
     retention_s = opts.retention_days * 86_400
-    storage = math.ceil(write_bytes * retention_s * HEADROOM)
+    numerator, denominator = _HEADROOM_RATIO
+    storage = _ceil_div(write_bytes * retention_s * numerator, denominator)
     if rps and opts.retention_days:
         why.append(
             f"storage: {rps} writes/s x {size} B x {opts.retention_days} days x {HEADROOM} headroom = "
@@ -341,8 +347,8 @@ def _choose_backend(entity: Entity, profile: Profile, why: list[str]) -> Backend
 
 def kafka_partitions(write_rps: int, message_bytes: int, consumer_parallelism: int | None) -> int:
     """Return max(records rule, bytes rule, consumer parallelism), clamped to [1, 1000]."""
-    by_records = math.ceil(write_rps / PARTITION_RECORDS_PER_S)
-    by_bytes = math.ceil(write_rps * message_bytes / PARTITION_BYTES_PER_S)
+    by_records = _ceil_div(write_rps, PARTITION_RECORDS_PER_S)
+    by_bytes = _ceil_div(write_rps * message_bytes, PARTITION_BYTES_PER_S)
     wanted = max(by_records, by_bytes, consumer_parallelism or 0)
     return min(max(wanted, MIN_PARTITIONS), MAX_PARTITIONS)
 
@@ -393,6 +399,69 @@ def _nats_stream(entity: Entity, storage: int, profile: ProfileSettings, why: li
         max_bytes=max_bytes,
         duplicate_window_ns=NATS_DUPLICATE_WINDOW_NS,
     )
+
+
+def limit_problems(entity: Entity, plan: Plan) -> list[Diagnostic]:
+    """Return a located diagnostic for every planned value its backend (or the plan file) cannot hold."""
+    opts = entity.options
+    name = entity.full_name
+    found: list[Diagnostic] = []
+
+    def beyond(option: str, message: str) -> None:
+        found.append(Diagnostic(entity.option_location(option), name, message))
+
+    size_from = (
+        "estimated_message_bytes" if opts.estimated_message_bytes is not None else "estimated_write_rps"
+    )
+    if plan.storage_bytes > INT64_MAX or plan.write_bytes_per_s > INT64_MAX:
+        beyond(
+            "estimated_write_rps",
+            f"the storage estimate ({opts.estimated_write_rps} writes/s x {plan.message_bytes} B x "
+            f"{opts.retention_days} days x {HEADROOM}) is more than the {INT64_MAX} bytes a 64-bit size "
+            f"holds (NATS max_bytes, the numbers of prism.plan.json); allowed: a smaller "
+            f"estimated_write_rps, estimated_message_bytes or retention_days",
+        )
+    if plan.kafka is not None:
+        retention_ms = int(plan.kafka.config["retention.ms"])
+        if retention_ms > INT64_MAX:
+            beyond(
+                "retention_days",
+                f"retention_days {opts.retention_days} is {retention_ms} ms, more than Kafka's retention.ms "
+                f"(a 64-bit integer) holds; allowed on kafka: 0 to {INT64_MAX // MS_PER_DAY}",
+            )
+        if int(plan.kafka.config["max.message.bytes"]) > INT32_MAX:
+            beyond(
+                size_from,
+                f"a record of {plan.message_bytes} bytes needs max.message.bytes "
+                f"{plan.kafka.config['max.message.bytes']}, more than Kafka's {INT32_MAX} (a 32-bit "
+                f"config); allowed on kafka: records of at most {INT32_MAX // 2} bytes",
+            )
+    if plan.nats is not None:
+        if plan.nats.max_age_ns > INT64_MAX:
+            beyond(
+                "retention_days",
+                f"retention_days {opts.retention_days} is {plan.nats.max_age_ns} ns, more than a NATS "
+                f"max_age (a 64-bit Go duration) holds; allowed on nats: 0 to {INT64_MAX // NS_PER_DAY}",
+            )
+        if plan.message_bytes > NATS_MAX_PAYLOAD_BYTES:
+            beyond(
+                size_from,
+                f"a record of {plan.message_bytes} bytes is more than the {NATS_MAX_PAYLOAD_BYTES} bytes a "
+                f"NATS server's max_payload can be raised to; allowed on nats: records of at most "
+                f"{NATS_MAX_PAYLOAD_BYTES} bytes",
+            )
+    if plan.sql is not None and plan.sql.drop_after_days > SQL_MAX_RETENTION_DAYS:
+        beyond(
+            "retention_days",
+            f"retention_days {opts.retention_days} puts the partition cutoff before year 1, a date "
+            f"{plan.backend} partitions cannot be dropped by; allowed on {plan.backend}: 0 to "
+            f"{SQL_MAX_RETENTION_DAYS}",
+        )
+    return found
+
+
+def _ceil_div(numerator: int, denominator: int) -> int:
+    return -(-numerator // denominator)
 
 
 def estimate_message_bytes(fields: tuple[Field, ...]) -> int:

@@ -49,17 +49,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"protoc-gen-prism: unexpected arguments {args}; it is run by protoc or buf", file=sys.stderr)
         return 2
     with plugin_io() as (request, out):
-        try:
-            out.append(generate(request))
-        except Exception:  # a bug of ours must still reach the user as a protoc error, not a crash
-            out.append(
-                plugin_pb2.CodeGeneratorResponse(
-                    error="internal error in protoc-gen-prism "
-                    f"{__version__} (please report it with the request saved by {DUMP_ENV}=FILE):\n"
-                    + traceback.format_exc()
-                )
-            )
+        out.append(respond(request))
     return 0
+
+
+def respond(request: plugin_pb2.CodeGeneratorRequest) -> plugin_pb2.CodeGeneratorResponse:
+    """Return the response to one request, exactly as the executable writes it."""
+    try:
+        return generate(request)
+    except Exception:  # a bug of ours must still reach the user as a protoc error, not a crash
+        return plugin_pb2.CodeGeneratorResponse(
+            error="internal error in protoc-gen-prism "
+            f"{__version__} (please report it with the request saved by {DUMP_ENV}=FILE):\n"
+            + traceback.format_exc()
+        )
 
 
 if __name__ == "__main__":

@@ -98,7 +98,7 @@ def test_every_command_block_runs_in_a_new_project(tmp_path: Path) -> None:
     assert 'note_id: "n1"\ntext: "hello, prism"\n' in out
     assert "Success: no issues found" in out
     # prism stack up printed each server's URL, provision made the example's table on Postgres, down stopped all.
-    for line in ("postgres  postgresql://", "nats      nats://", "kafka     kafka://"):
+    for line in ("postgres  postgresql://", "nats      nats://", "kafka     kafka://", "export PRISM_URL="):
         assert line in out
     assert "table example_v1_note created" in out
     assert (project / "gen/example/v1/notes_prism.py").is_file()

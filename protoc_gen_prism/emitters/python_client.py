@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keyword
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -90,6 +91,7 @@ def _module(file: ProtoFile, planned: dict[str, str]) -> GeneratedFile:
         graph_exports=sorted(name for g in graph for name in (g.filter_name, g.class_name)),
         planned=planned,
         masked=[e.python_name for e in file.entities if any(f.options.mask_in_logs for f in e.fields)],
+        python_keywords=keyword.kwlist,
         column_call=column_call,
         ddl_argument=ddl_argument,
     )
@@ -300,4 +302,9 @@ def _upper_snake(python_name: str) -> str:
 
 
 def _docstring_safe(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    # Control characters (a NUL makes the module unparseable) are written as escapes.
+    return "".join(f"\\x{ord(c):02x}" if c in _CONTROL else c for c in text)
+
+
+_CONTROL = frozenset(chr(n) for n in (*range(32), 127)) - {"\n", "\t"}

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
 
 class PrismError(Exception):
     """Base of every error Prism raises on purpose."""
@@ -18,13 +25,37 @@ class BackendError(PrismError):
         self.namespace = namespace
         self.backend = backend
         self.hint = hint
+        self.detail = message
         where = ", ".join(part for part in (f"namespace {namespace!r}" if namespace else "", backend) if part)
         text = f"{where}: {message}" if where else message
         super().__init__(f"{text}; {hint}" if hint else text)
 
 
 class BackendUnavailable(BackendError):
-    """The backend cannot be reached (down, refused, wrong credentials)."""
+    """The backend cannot be reached (down, refused, restarting, wrong credentials)."""
+
+    def naming(self, namespace: str) -> BackendUnavailable:
+        """Return this error as seen by a caller of `namespace` (it may have struck one of Prism's own tables)."""
+        if namespace == self.namespace:
+            return self
+        inner = f" (while using {self.namespace})" if self.namespace else ""
+        return type(self)(self.detail + inner, namespace=namespace, backend=self.backend, hint=self.hint)
+
+
+def names_entity(
+    method: Callable[P, Coroutine[Any, Any, T]],
+) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Decorate an async method of an object with a `spec`: a BackendUnavailable it raises names the
+    entity's namespace, the one the caller used, even when Prism's own tables (keys, audit) were down."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except BackendUnavailable as error:
+            raise error.naming(args[0].spec.namespace) from None  # type: ignore[attr-defined]
+
+    return wrapper
 
 
 class Contention(BackendError):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 DEFAULT_DIR = ".prism/stack"
 # One per server kind of prism_stack, which is imported only to run: its supervisor needs the `stack` extra,
@@ -30,6 +32,21 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.set_defaults(run=run)
 
 
+def app_urls(servers: Sequence[Any]) -> str:
+    """Return the lines that point an application at `servers` (prism_stack.RunningServer), URLs that
+    work as printed."""
+    by_kind = {server.kind: server for server in servers}
+    if not by_kind:
+        return ""
+    default = next(by_kind[kind] for kind in _ENV if kind in by_kind)
+    lines = ["# point your application at them:", f"export PRISM_URL={default.app_url}"]
+    lines += ["# or, for every server, in prism.yaml:", "backends:"]
+    for server in servers:
+        note = "  # the local broker (Tansu) refuses idempotent producers" if server.kind == "kafka" else ""
+        lines.append(f"  {server.kind}: {server.app_url}{note}")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     """Do the action and print one line per server."""
     try:
@@ -47,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
             servers = stack.up(directory, args.only or stack.ALL_KINDS)
             for server in servers:
                 print(f"{server.kind:9} {server.url:55} pid {server.pid}")
+            print(app_urls(servers))
             print("# point the test-suite at them:")
             for server in servers:
                 print(f"export {_ENV[server.kind]}={server.url}")

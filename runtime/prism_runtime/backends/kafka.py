@@ -22,6 +22,8 @@ from aiokafka.errors import (  # type: ignore[import-untyped]
     KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
+    NodeNotReadyError,
+    RequestTimedOutError,
     UnknownTopicOrPartitionError,
 )
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
@@ -41,6 +43,14 @@ log = logging.getLogger(__name__)
 _OPTIONS = ("idempotence",)
 _FETCH_MS = 500
 _NS_PER_MS = 1_000_000
+# How long an append (or a topic lookup) may wait for the brokers before it fails with
+# BackendUnavailable; aiokafka's own limit is 40 s. The producer keeps reconnecting meanwhile, so calls
+# succeed again as soon as a broker is back, without a new producer.
+SEND_TIMEOUT_S = 5.0
+IDEMPOTENCE_HINT = (
+    "a broker without idempotent producers (Tansu, some Kafka-compatible servers) refuses them: add "
+    "?idempotence=false to the Kafka URL; readers still drop a retried append's duplicate by its event id"
+)
 
 
 class KafkaBackend:
@@ -88,11 +98,24 @@ class KafkaBackend:
         """Return the TimeSeries backend of one entity."""
         return KafkaTimeSeries(self, spec, message)
 
-    async def guard(self, namespace: str, work: Callable[[], Awaitable[T]]) -> T:
-        """Run `work`, turning aiokafka's errors into typed errors that name the namespace."""
+    async def guard(
+        self, namespace: str, work: Callable[[], Awaitable[T]], *, timeout: float | None = None
+    ) -> T:
+        """Run `work`, turning aiokafka's errors into typed errors that name the namespace.
+
+        With `timeout`, a call the brokers do not answer in time fails with BackendUnavailable.
+        """
         try:
-            return await work()
-        except KafkaConnectionError as error:
+            async with asyncio.timeout(timeout):
+                return await work()
+        except TimeoutError:
+            raise BackendUnavailable(
+                f"no answer from the brokers within {timeout:g}s",
+                namespace=namespace,
+                backend=self.name,
+                hint="is the broker running? the producer reconnects by itself once it is back",
+            ) from None
+        except (KafkaConnectionError, NodeNotReadyError, RequestTimedOutError) as error:
             raise BackendUnavailable(
                 f"cannot reach the brokers: {type(error).__name__}", namespace=namespace, backend=self.name
             ) from None
@@ -116,6 +139,22 @@ class KafkaBackend:
                     )
                     try:
                         await self.guard(namespace, producer.start)
+                    except BackendUnavailable:
+                        await producer.stop()
+                        raise
+                    except BackendError as error:
+                        await producer.stop()
+                        if not self.idempotence:
+                            raise
+                        # Connected, then refused: an idempotent producer starts by asking for a
+                        # producer id, and this broker said no.
+                        raise BackendError(
+                            f"the broker refused to give the idempotent producer an id "
+                            f"(InitProducerId: {error.detail})",
+                            namespace=namespace,
+                            backend=self.name,
+                            hint=IDEMPOTENCE_HINT,
+                        ) from None
                     except BaseException:
                         await producer.stop()
                         raise
@@ -142,7 +181,9 @@ class KafkaBackend:
         known = self._partitions.get(topic)
         if known is None:
             producer = await self.producer(namespace)
-            found = await self.guard(namespace, lambda: producer.partitions_for(topic))
+            found = await self.guard(
+                namespace, lambda: producer.partitions_for(topic), timeout=SEND_TIMEOUT_S
+            )
             known = self._partitions[topic] = sorted(found)
         return known
 
@@ -187,7 +228,7 @@ class KafkaTimeSeries(Generic[M]):
                 )
             await asyncio.gather(*pending)
 
-        await self.backend.guard(self._ns, send_all)
+        await self.backend.guard(self._ns, send_all, timeout=SEND_TIMEOUT_S)
 
     async def query(
         self, key: Any, start_ns: int | None, end_ns: int | None, limit: int | None
@@ -214,8 +255,22 @@ class KafkaTimeSeries(Generic[M]):
         consumer.seek(tp, first)
         out: list[Event[M]] = []
         checked = start_ns is None or first == begin
+        stalled, last = 0, first
         while True:
             batch = (await consumer.getmany(tp, timeout_ms=_FETCH_MS)).get(tp, [])
+            if not batch:
+                # A broker that lists records up to `end` but serves none (seen on Tansu after a restart)
+                # must not make a query wait forever: give up after SEND_TIMEOUT_S without progress.
+                position = await consumer.position(tp)
+                stalled = 0 if position != last else stalled + 1
+                last = position
+                if stalled * _FETCH_MS >= SEND_TIMEOUT_S * 1000:
+                    raise BackendUnavailable(
+                        f"partition {tp.partition} lists records up to offset {end} but none past "
+                        f"{position} arrived within {SEND_TIMEOUT_S:g}s",
+                        namespace=self._ns,
+                        backend=self.backend.name,
+                    )
             if batch and not checked:
                 checked = True
                 assert start_ns is not None

@@ -18,6 +18,7 @@ import asyncio
 import base64
 import datetime
 import functools
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -25,11 +26,11 @@ from urllib.parse import urlsplit, urlunsplit
 import nats
 from google.protobuf.message import Message
 from nats.aio.client import Client
+from nats.errors import ConnectionClosedError, ConnectionReconnectingError, NoRespondersError, NoServersError
 from nats.errors import Error as NatsError
-from nats.errors import NoServersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext, api
-from nats.js.errors import NotFoundError
+from nats.js.errors import NoStreamResponseError, NotFoundError, ServiceUnavailableError
 
 from prism_runtime.config import BackendUrl
 from prism_runtime.errors import BackendError, BackendUnavailable, ConfigError
@@ -40,6 +41,8 @@ from prism_runtime.timeseries import Event, EventIdentity, window
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 LATE_ALLOWANCE = datetime.timedelta(minutes=5)
 DUPLICATE_WINDOW_S = 120.0
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
@@ -48,6 +51,25 @@ _BATCH = 256
 #: no deadline of their own, and the ack of a message the server died with never comes.
 ACK_TIMEOUT_S = 5.0
 _WAIT_S = 0.5
+# Connecting: a first connection tries twice, then fails (the caller gets BackendUnavailable). Once up,
+# a lost connection is retried forever, every RECONNECT_WAIT_S: appends and tails resume within about
+# that long of the server's return, whatever the outage's length.
+CONNECT_TIMEOUT_S = 2.0
+RECONNECT_WAIT_S = 0.5
+_FIRST_CONNECT_RETRIES = 1
+# A follower's consumer sends a heartbeat this often when idle; two missed ones (a server restart lost
+# the consumer) make nats-py recreate it from the last stream sequence delivered.
+FOLLOW_HEARTBEAT_S = 1.0
+# Errors that say the server (or its JetStream) cannot serve now, rather than that the request is wrong.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    NoServersError,
+    OSError,  # includes TimeoutError and so nats-py's TimeoutError: no answer in time
+    ConnectionClosedError,
+    ConnectionReconnectingError,
+    NoRespondersError,  # JetStream not (yet) listening, e.g. right after a restart
+    ServiceUnavailableError,
+    NoStreamResponseError,
+)
 
 
 def subject_prefix(namespace: str) -> str:
@@ -91,6 +113,11 @@ class NatsBackend:
         self._js: JetStreamContext | None = None
         self._lock = asyncio.Lock()
         self._streams: set[str] = set()
+        # Calls waiting on the server now, and those of them a lost connection cancelled (see guard).
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._cut_off: set[asyncio.Task[Any]] = set()
+        self.failed_connects = 0
+        """Connection attempts that failed, first ones and reconnects: what an outage has cost so far."""
 
     async def open(self) -> None:
         """Nothing to do: the connection opens on first use, so errors can name the namespace."""
@@ -112,33 +139,91 @@ class NatsBackend:
         """Return the TimeSeries backend of one entity."""
         return NatsTimeSeries(self, spec, message)
 
+    def unavailable(self, namespace: str, why: str) -> BackendUnavailable:
+        """Return the error of a call made while the server cannot be reached."""
+        return BackendUnavailable(
+            why,
+            namespace=namespace,
+            backend=self.name,
+            hint=f"the client reconnects every {RECONNECT_WAIT_S:g}s; retry once the server is back",
+        )
+
+    def connected(self) -> bool:
+        """Return whether the client is connected now (False before the first use)."""
+        return self._nc is not None and self._nc.is_connected
+
     async def guard(self, namespace: str, work: Callable[[], Awaitable[T]]) -> T:
-        """Run `work`, turning nats-py's errors into typed errors that name the namespace."""
+        """Run `work`, turning nats-py's errors into typed errors that name the namespace.
+
+        While the client is reconnecting, fail at once: nats-py would buffer the request and wait for
+        an answer that cannot come before the server is back. A call in flight when the connection drops
+        is cancelled by `_lost` and fails at once too, instead of waiting for its request timeout.
+        """
+        nc = self._nc
+        if nc is not None and not nc.is_connected:
+            raise self.unavailable(namespace, "the connection to the server is lost; reconnecting")
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
         try:
             return await work()
-        except (NoServersError, OSError) as error:
-            raise BackendUnavailable(
-                f"cannot reach the server: {type(error).__name__}", namespace=namespace, backend=self.name
+        except asyncio.CancelledError:
+            if task is None or task not in self._cut_off:
+                raise  # cancelled by its caller: not ours to turn into an error
+            self._cut_off.discard(task)
+            task.uncancel()
+            raise self.unavailable(
+                namespace, "the connection to the server was lost during the call"
             ) from None
+        except _UNAVAILABLE as error:
+            if isinstance(error, (NoRespondersError, ServiceUnavailableError, NoStreamResponseError)):
+                self._streams.discard(namespace)  # a server back without its store: check the stream again
+            raise self.unavailable(namespace, f"cannot reach the server: {type(error).__name__}") from None
         except NatsError as error:
             raise BackendError(
                 f"{type(error).__name__}: {error}", namespace=namespace, backend=self.name
             ) from None
+        finally:
+            if task is not None:
+                self._inflight.discard(task)
+
+    async def _lost(self) -> None:
+        """nats-py's disconnected callback: cancel the calls waiting on the server (they fail in guard)."""
+        for task in self._inflight - self._cut_off:
+            self._cut_off.add(task)
+            task.cancel()
+
+    async def _error(self, error: Exception) -> None:
+        """nats-py's error callback: one log line per failure (its default logs a traceback each time)."""
+        if self._nc is None or not self._nc.is_connected:
+            self.failed_connects += 1
+        log.warning("%s: %s (%s)", self.name, type(error).__name__, error)
 
     async def jetstream(self, spec: EntitySpec) -> JetStreamContext:
         """Return the JetStream context, connecting and making sure the namespace's stream exists."""
         ns = spec.namespace
+        if self._nc is not None and self._nc.is_closed:
+            # Closed for good (closed by nats-py itself, or by the server): start over with a new client.
+            self._nc = self._js = None
+            self._streams.clear()
         if self._js is None:
             async with self._lock:
                 if self._js is None:
 
                     async def connect() -> Client:
-                        return await nats.connect(
+                        nc = await nats.connect(
                             servers=[self.url],
-                            connect_timeout=2,
-                            max_reconnect_attempts=3,
+                            connect_timeout=CONNECT_TIMEOUT_S,
+                            reconnect_time_wait=RECONNECT_WAIT_S,
+                            max_reconnect_attempts=_FIRST_CONNECT_RETRIES,
                             allow_reconnect=True,
+                            disconnected_cb=self._lost,
+                            error_cb=self._error,
                         )
+                        # nats-py has one limit for the first connection and for reconnecting; once
+                        # connected, reconnect forever (-1) so an outage of any length heals by itself.
+                        nc.options["max_reconnect_attempts"] = -1
+                        return nc
 
                     self._nc = await self.guard(ns, connect)
                     self._js = self._nc.jetstream()
@@ -270,17 +355,31 @@ class NatsFollower(Generic[M]):
         config = _deliver_from(self.from_ns, new_when_unset=True)
 
         async def subscribe() -> Any:
-            return await js.subscribe(self.subject, stream=s._ns, ordered_consumer=True, config=config)
+            return await js.subscribe(
+                self.subject,
+                stream=s._ns,
+                ordered_consumer=True,
+                idle_heartbeat=FOLLOW_HEARTBEAT_S,
+                config=config,
+            )
 
         self.sub = await s.backend.guard(s._ns, subscribe)
 
     async def next_batch(self) -> list[M]:
-        """Return what arrived within half a second, in stream order."""
+        """Return what arrived within half a second, in stream order.
+
+        While the connection is lost, raise BackendUnavailable (after the half second): the consumer is
+        kept, and once the client has reconnected it resumes after the last message delivered.
+        """
         s = self.series
         out: list[M] = []
         try:
             msg = await self.sub.next_msg(timeout=_WAIT_S)
         except NatsTimeout:
+            if not s.backend.connected():
+                raise s.backend.unavailable(
+                    s._ns, "the connection to the server is lost; reconnecting"
+                ) from None
             return out
         msgs = [msg]
         while len(msgs) < _BATCH and self.sub.pending_msgs:

@@ -46,13 +46,30 @@ _HINTS = {
     "42P01": PROVISION_HINT,
     "3D000": "the database named in the URL does not exist: fix the URL, or create it (createdb) first",
 }
+# SQLSTATEs that say the server cannot serve now rather than that the statement is wrong: connection
+# exceptions (class 08), shutdown or start-up in progress (57P01-57P03), no connection slot free.
+_UNAVAILABLE_CLASSES = ("08",)
+_UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+UNAVAILABLE_HINT = "is the server running? `prism stack up` starts a local one"
+
+
+def is_unavailable(sqlstate: str) -> bool:
+    """Return whether an SQLSTATE means the server is down, restarting or out of connections."""
+    return sqlstate.startswith(_UNAVAILABLE_CLASSES) or sqlstate in _UNAVAILABLE_STATES
 
 
 class PostgresDriver(ServesSqlAbstractions):
     """The SqlDriver of one Postgres database, over a lazily created asyncpg pool."""
 
     dialect: SqlDialect = PostgresDialect()
-    error_types: ClassVar[tuple[type[BaseException], ...]] = (asyncpg.PostgresError, asyncpg.InterfaceError)
+    # OSError and TimeoutError: the pool opens connections on demand, so any call can fail to connect.
+    error_types: ClassVar[tuple[type[BaseException], ...]] = (
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        asyncpg.InternalClientError,
+        OSError,
+        TimeoutError,
+    )
 
     def __init__(self, url: BackendUrl) -> None:
         parts = urlsplit(url.url)
@@ -97,42 +114,62 @@ class PostgresDriver(ServesSqlAbstractions):
     async def _guard(self, call: Callable[[], Awaitable[T]], namespace: str) -> T:
         try:
             return await call()
-        except (TimeoutError, OSError) as error:
-            raise BackendUnavailable(
+        except self.error_types as error:
+            typed = self._typed(error, namespace)
+        if isinstance(typed, BackendUnavailable) and self._pool is not None:
+            # The pool's other connections went down with this one (server restart, failover): replace
+            # them all on their next use rather than fail once on each. A connection the server ended
+            # while idle can otherwise stay in the pool in a state asyncpg can no longer use.
+            await self._pool.expire_connections()
+        raise typed
+
+    def _typed(self, error: BaseException, namespace: str) -> BackendError:
+        """Return the typed error of an asyncpg or socket error; never a server message (it can quote values)."""
+        if isinstance(error, (TimeoutError, OSError)):
+            return BackendUnavailable(
                 f"cannot connect ({type(error).__name__}: {error.strerror or error})"
                 if isinstance(error, OSError)
                 else "connection timed out",
                 namespace=namespace,
                 backend=self.name,
-                hint="is the server running? `prism stack up` starts a local one",
-            ) from None
-        except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError) as error:
-            raise BackendUnavailable(
+                hint=UNAVAILABLE_HINT,
+            )
+        if isinstance(error, (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError)):
+            return BackendUnavailable(
                 f"authentication failed ({type(error).__name__})",
                 namespace=namespace,
                 backend=self.name,
                 hint="check the user and password in the URL",
-            ) from None
-        except asyncpg.UndefinedTableError:
-            raise SchemaMismatch(
+            )
+        if isinstance(error, asyncpg.UndefinedTableError):
+            return SchemaMismatch(
                 f"table {namespace!r} does not exist",
                 namespace=namespace,
                 backend=self.name,
                 hint=PROVISION_HINT,
-            ) from None
-        except asyncpg.PostgresError as error:
-            # Only the class and SQLSTATE: Postgres messages and details can quote the values of a row.
+            )
+        if isinstance(error, asyncpg.PostgresError):
+            if is_unavailable(str(error.sqlstate)):
+                return BackendUnavailable(
+                    f"the server cannot serve now: {type(error).__name__} (SQLSTATE {error.sqlstate})",
+                    namespace=namespace,
+                    backend=self.name,
+                    hint=UNAVAILABLE_HINT,
+                )
             kind = Contention if error.sqlstate in _CONTENDED else BackendError
-            raise kind(
+            return kind(
                 f"{type(error).__name__} (SQLSTATE {error.sqlstate})",
                 namespace=namespace,
                 backend=self.name,
                 hint=_HINTS.get(str(error.sqlstate), ""),
-            ) from None
-        except asyncpg.InterfaceError as error:
-            raise BackendUnavailable(
-                f"{type(error).__name__}: the connection failed", namespace=namespace, backend=self.name
-            ) from None
+            )
+        # InterfaceError, InternalClientError: the client lost its connection (or its state with it).
+        return BackendUnavailable(
+            f"{type(error).__name__}: the connection failed",
+            namespace=namespace,
+            backend=self.name,
+            hint=UNAVAILABLE_HINT,
+        )
 
     async def execute(self, sql: str, args: Row, *, namespace: str) -> int:
         """Run one statement; return the row count from its status."""

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from prism_runtime.errors import names_entity
 from prism_runtime.pii import crypto
 from prism_runtime.pii.audit import AuditEvent
 from prism_runtime.pii.errors import DecryptionError, SubjectForgotten
@@ -90,6 +91,7 @@ class SealedPayloadCodec(PayloadCodec[M]):
 
     # -- encoding ----------------------------------------------------------------------------------
 
+    @names_entity
     async def prepare_encode(self, events: Sequence[Event[M]]) -> None:
         """Fetch or make the data key of every subject in the batch; audit the writes."""
         await self.vault.ready()
@@ -142,6 +144,7 @@ class SealedPayloadCodec(PayloadCodec[M]):
             offset = start + size
         return message, entries
 
+    @names_entity
     async def prepare_decode(self, payloads: Sequence[bytes]) -> None:
         """Fetch the keys the payloads name; audit the reads."""
         await self.vault.ready()

@@ -19,6 +19,7 @@ from cryptography.exceptions import InvalidTag
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from prism_runtime.errors import names_entity
 from prism_runtime.pii import crypto
 from prism_runtime.pii.audit import AuditEvent, Write
 from prism_runtime.pii.blind_index import BlindIndex, normalise, purpose
@@ -98,6 +99,7 @@ class ProtectedRows:
         self._subject_is_key = self._keys == [self._subject]
         self._row_info: dict[Any, tuple[str, bytes]] = {}
 
+    @names_entity
     async def ready(self) -> None:
         """Load keys, register the entity in the catalog, derive the blind index keys."""
         if self._ready:
@@ -144,6 +146,7 @@ class ProtectedRows:
 
     # -- writing -----------------------------------------------------------------------------------
 
+    @names_entity
     async def seal(self, rows: Sequence[Row]) -> tuple[list[tuple[Any, ...]], list[AuditEvent]]:
         """Return the rows with ciphertext and blind indexes in place, and the write events to audit."""
         await self.ready()
@@ -206,17 +209,20 @@ class ProtectedRows:
             for _, c in self._audited
         ]
 
+    @names_entity
     async def record(self, events: Sequence[AuditEvent]) -> None:
         """Append events to the audit log."""
         if events:
             await self.vault.audit.append(events)
 
+    @names_entity
     async def write_audited(self, events: Sequence[AuditEvent], write: Write) -> None:
         """Run the data `write`, storing the audit entries of `events` in its transaction."""
         await self.vault.audit.append_with(events, write)
 
     # -- reading -----------------------------------------------------------------------------------
 
+    @names_entity
     async def open(
         self, rows: Sequence[Row], *, skip_forgotten: bool = False, action: str = "read"
     ) -> list[Row]:
@@ -345,6 +351,7 @@ class ProtectedRows:
 
     # -- blind indexes -----------------------------------------------------------------------------
 
+    @names_entity
     async def index_of(self, field: str, value: str | bytes) -> bytes:
         """Return the blind index of `value` in searchable `field`."""
         await self.ready()
