@@ -141,7 +141,7 @@ async def test_two_processes_first_use_a_fresh_database_at_once(
     script = tmp_path / "writer.py"
     script.write_text(_WRITER)
     key = tmp_path / "master.key"
-    LocalKeyWrapper(key)._load()  # one master key for both, made before either starts
+    LocalKeyWrapper(key)._load(minting=True)  # one master key for both, made before either starts
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(generated), os.environ.get("PYTHONPATH", "")])}
     start = f"{time.time() + 2.0}"  # after both interpreters have imported Prism
     procs = [
