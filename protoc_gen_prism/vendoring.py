@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from protoc_gen_prism import __version__
-from protoc_gen_prism.protoc_runner import prism_include
+from protoc_gen_prism.protoc_runner import VOCABULARY, prism_include
 
-OPTIONS = "prism/options.proto"
+OPTIONS = VOCABULARY.as_posix()
 HEADER_PREFIX = "// Vendored by `prism init`"
 UPDATE_COMMAND = "prism init --update-options"
 
