@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from prism_runtime.backends.registry import serving
 from prism_runtime.schema import Abstraction
 from protoc_gen_prism.diagnostics import Diagnostic, SchemaError
 from protoc_gen_prism.limits import INT32_MAX, INT64_MAX, NATS_MAX_PAYLOAD_BYTES, SQL_MAX_RETENTION_DAYS
@@ -65,13 +66,6 @@ _VALUE_BYTES = {
 }
 _TIMESTAMP_BYTES = 12
 _REPEATED_ITEMS = 4
-
-_SERVES: dict[BackendKind, frozenset[Abstraction]] = {
-    BackendKind.SQLITE: frozenset(Abstraction),
-    BackendKind.POSTGRES: frozenset(Abstraction),
-    BackendKind.KAFKA: frozenset({Abstraction.TIME_SERIES}),
-    BackendKind.NATS: frozenset({Abstraction.TIME_SERIES}),
-}
 
 
 @dataclass(frozen=True)
@@ -187,14 +181,14 @@ def plan_schema(schema: Schema, profile: Profile) -> list[Plan]:
     plans = []
     for entity in schema.entities:
         backend = entity.options.backend
-        if backend is not None and entity.abstraction not in _SERVES[backend]:
-            allowed = ", ".join(b for b in BackendKind if entity.abstraction in _SERVES[b])
+        allowed = serving(entity.abstraction)
+        if backend is not None and backend not in allowed:
             problems.append(
                 Diagnostic(
                     entity.location,
                     entity.full_name,
                     f"(prism.backend) {backend} cannot serve {entity.options.access_pattern} messages "
-                    f"(the {entity.abstraction} abstraction); allowed: {allowed}",
+                    f"(the {entity.abstraction} abstraction); allowed: {', '.join(allowed)}",
                 )
             )
             continue

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+# BackendKind, `(prism.backend)`'s values, is the runtime registry's: the kinds there are and what each
+# serves are stated once, in prism_runtime.backends.registry.
+from prism_runtime.backends.registry import BackendKind
 from prism_runtime.schema import Abstraction
+
+__all__ = ["AccessPattern", "BackendKind", "EdgeDirection", "PiiKind"]
 
 
 class AccessPattern(StrEnum):
@@ -39,15 +44,6 @@ class PiiKind(StrEnum):
     IP = "ip"
     CREDIT_CARD = "credit_card"
     GENERIC = "generic"
-
-
-class BackendKind(StrEnum):
-    """A physical backend: `(prism.backend)` and the planner's choice."""
-
-    SQLITE = "sqlite"
-    POSTGRES = "postgres"
-    KAFKA = "kafka"
-    NATS = "nats"
 
 
 class EdgeDirection(StrEnum):

@@ -10,7 +10,8 @@ from checks_support import prism, write_schema
 from conftest import EXAMPLES, ROOT
 
 from prism_runtime.config import load_config as load_runtime_config
-from protoc_gen_prism.checks.config import CheckConfig, ConfigError, load_config
+from prism_runtime.errors import ConfigError
+from protoc_gen_prism.checks.config import CheckConfig, load_check_config
 from protoc_gen_prism.checks.report import Format, render
 from protoc_gen_prism.checks.rules import RULES, Category, Finding, Severity
 from protoc_gen_prism.checks.runner import lint_image
@@ -131,17 +132,17 @@ def test_config_errors_are_located(tmp_path: Path) -> None:
     path = tmp_path / "prism-check.yaml"
     path.write_text("severity:\n  LINT_PII_PLAINTXT: warning\n")
     with pytest.raises(ConfigError) as error:
-        load_config(path)
+        load_check_config(path)
     assert str(error.value).startswith(f"{path}:2:3: unknown rule 'LINT_PII_PLAINTXT'; allowed: ")
     assert str(error.value).endswith("did you mean 'LINT_PII_PLAINTEXT'?")
     path.write_text("severity:\n  LINT_PII_PLAINTEXT: fatal\n")
     with pytest.raises(
         ConfigError, match=r":2:23: severity of LINT_PII_PLAINTEXT is 'fatal'; allowed: error, warning, off"
     ):
-        load_config(path)
+        load_check_config(path)
     path.write_text("severity:\n  SCHEMA_INVALID: warning\n")
     with pytest.raises(ConfigError, match=r":2:3: SCHEMA_INVALID is always an error; fix the schema"):
-        load_config(path)
+        load_check_config(path)
     path.write_text("severity:\n  LINT_PII_PLAINTEXT: fatal\n")
     bad = prism("check", EXAMPLES, "--config", path)
     assert bad.returncode == 2 and "severity of LINT_PII_PLAINTEXT is 'fatal'" in bad.stderr

@@ -70,7 +70,7 @@ class TypeIndex:
 
 
 @dataclass
-class Change:
+class Comparison:
     """A baseline and the current schema; a model is None when that side does not build."""
 
     before: Image

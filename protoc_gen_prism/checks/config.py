@@ -16,15 +16,14 @@ from pathlib import Path
 
 import yaml
 
+from prism_runtime.errors import ConfigError
 from protoc_gen_prism.checks.rules import RULES, SCHEMA_INVALID, Finding, Severity
 from protoc_gen_prism.diagnostics import allowed_values
 
+__all__ = ["CONFIG_FILES", "CheckConfig", "ConfigError", "find_config", "load_check_config"]
+
 CONFIG_FILES = ("prism-check.yaml", "prism.yaml")
 _ALL = "*"
-
-
-class ConfigError(ValueError):
-    """A config file that cannot be used; the message says where and what is allowed."""
 
 
 @dataclass(frozen=True)
@@ -53,16 +52,17 @@ class CheckConfig:
 def find_config(explicit: Path | None, directory: Path = Path(".")) -> CheckConfig:
     """Load the config named on the command line, else the first of CONFIG_FILES in `directory`, else defaults."""
     if explicit is not None:
-        return load_config(explicit)
+        return load_check_config(explicit)
     for name in CONFIG_FILES:
         path = directory / name
         if path.is_file():
-            return load_config(path)
+            return load_check_config(path)
     return CheckConfig()
 
 
-def load_config(path: Path) -> CheckConfig:
-    """Parse a config file; prism.yaml keeps the checks under `checks:`."""
+def load_check_config(path: Path) -> CheckConfig:
+    """Parse a config file; prism.yaml keeps the checks under `checks:` (prism_runtime.config.load_config reads
+    the rest of it). A file that cannot be used raises the runtime's ConfigError, saying where."""
     try:
         node = yaml.compose(path.read_text())
     except OSError as error:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from protoc_gen_prism.checks.compare import Change
+from protoc_gen_prism.checks.compare import Comparison
 from protoc_gen_prism.checks.rules import Category, Hit, Severity, rule
 from protoc_gen_prism.vocabulary import PiiKind
 
@@ -31,7 +31,7 @@ SENSITIVITY = {
     f'message M {{\n  {_KV}\n  string ssn = 2 [(prism.pii) = "ssn", (prism.encrypt_at_rest) = true];\n}}',
     f'message M {{\n  {_KV}\n  string ssn = 2 [(prism.pii) = "ssn", (prism.plaintext_reason) = "x"];\n}}',
 )
-def encryption_removed(change: Change) -> Iterator[Hit]:
+def encryption_removed(change: Comparison) -> Iterator[Hit]:
     """Find fields no longer encrypted."""
     for owner, old, new in change.field_pairs():
         if old.options.encrypt_at_rest and not new.options.encrypt_at_rest:
@@ -46,7 +46,7 @@ def encryption_removed(change: Change) -> Iterator[Hit]:
     f'message M {{\n  {_KV}\n  string phone = 2 [(prism.pii) = "phone", (prism.encrypt_at_rest) = true];\n}}',
     f"message M {{\n  {_KV}\n  string phone = 2;\n}}",
 )
-def pii_removed(change: Change) -> Iterator[Hit]:
+def pii_removed(change: Comparison) -> Iterator[Hit]:
     """Find fields no longer marked as personal data."""
     for owner, old, new in change.field_pairs():
         if old.options.pii is not None and new.options.pii is None:
@@ -61,7 +61,7 @@ def pii_removed(change: Change) -> Iterator[Hit]:
     f'message M {{\n  {_KV}\n  string ssn = 2 [(prism.pii) = "ssn", (prism.encrypt_at_rest) = true];\n}}',
     f'message M {{\n  {_KV}\n  string ssn = 2 [(prism.pii) = "generic", (prism.encrypt_at_rest) = true];\n}}',
 )
-def pii_weakened(change: Change) -> Iterator[Hit]:
+def pii_weakened(change: Comparison) -> Iterator[Hit]:
     """Find pii kinds lowered in sensitivity."""
     for owner, old, new in change.field_pairs():
         was, now = old.options.pii, new.options.pii
@@ -77,7 +77,7 @@ def pii_weakened(change: Change) -> Iterator[Hit]:
     f'message M {{\n  {_KV}\n  string ssn = 2 [(prism.pii) = "ssn", (prism.encrypt_at_rest) = true, (prism.access_audit) = true];\n}}',
     f'message M {{\n  {_KV}\n  string ssn = 2 [(prism.pii) = "ssn", (prism.encrypt_at_rest) = true];\n}}',
 )
-def audit_removed(change: Change) -> Iterator[Hit]:
+def audit_removed(change: Comparison) -> Iterator[Hit]:
     """Find fields no longer audited."""
     for owner, old, new in change.field_pairs():
         if old.options.access_audit and not new.options.access_audit:
@@ -92,7 +92,7 @@ def audit_removed(change: Change) -> Iterator[Hit]:
     f'message M {{\n  {_KV}\n  string email = 2 [(prism.pii) = "email", (prism.encrypt_at_rest) = true];\n}}',
     f'message M {{\n  {_KV}\n  string email = 2 [(prism.pii) = "email", (prism.encrypt_at_rest) = true, (prism.mask_in_logs) = false];\n}}',
 )
-def mask_off(change: Change) -> Iterator[Hit]:
+def mask_off(change: Comparison) -> Iterator[Hit]:
     """Find pii fields that stopped being masked (a removed pii kind is reported by PROTECT_PII_REMOVED)."""
     for owner, old, new in change.field_pairs():
         if old.options.mask_in_logs and not new.options.mask_in_logs and new.options.pii is not None:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 
 # Importing the rule modules registers their rules.
 from protoc_gen_prism.checks import lint, protection, storage, streams, wire
-from protoc_gen_prism.checks.compare import Change
+from protoc_gen_prism.checks.compare import Comparison
 from protoc_gen_prism.checks.config import CheckConfig
 from protoc_gen_prism.checks.rules import CHECKS, RULES, SCHEMA_INVALID, Category, Finding, Hit, Severity
 from protoc_gen_prism.diagnostics import SchemaError
@@ -56,6 +56,6 @@ def breaking_changes(before: Image, after: Image, config: CheckConfig) -> list[F
     after_schema, invalid = _schema(after)
     # Without the baseline's model the storage, protection and stream rules cannot run: that must not pass.
     invalid += [Finding(f.location, f.rule, f"baseline: {f.message}") for f in broken]
-    change = Change(before, after, before_schema, after_schema)
+    change = Comparison(before, after, before_schema, after_schema)
     categories = [c for c in Category if c is not Category.LINT]
     return sorted(invalid + _run(config, categories, lambda check: check(change)))

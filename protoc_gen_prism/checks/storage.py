@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from functools import cache
 
 from prism_runtime.schema import Column, ColumnKind, EntitySpec
-from protoc_gen_prism.checks.compare import Change
+from protoc_gen_prism.checks.compare import Comparison
 from protoc_gen_prism.checks.rules import Category, Hit, Severity, rule
 from protoc_gen_prism.model import Entity, Field
 from protoc_gen_prism.sql.dialects import PostgresDdl, SqliteDdl
@@ -21,7 +21,7 @@ def _primary(entity: Entity, role: str) -> Field | None:
     return next((f for f in entity.fields if f.name == name), None) if name else None
 
 
-def _role_change(change: Change, role: str) -> Iterator[Hit]:
+def _role_change(change: Comparison, role: str) -> Iterator[Hit]:
     for old, new in change.entity_pairs:
         before, after = _primary(old, role), _primary(new, role)
         if (before.number if before else None) == (after.number if after else None):
@@ -43,7 +43,7 @@ def _role_change(change: Change, role: str) -> Iterator[Hit]:
     f"message M {{\n  {_KV}\n  string id = 1 [(prism.key) = true];\n  string email = 2;\n}}",
     f"message M {{\n  {_KV}\n  string id = 1;\n  string email = 2 [(prism.key) = true];\n}}",
 )
-def key_changed(change: Change) -> Iterator[Hit]:
+def key_changed(change: Comparison) -> Iterator[Hit]:
     """Find entities whose key field changed."""
     return _role_change(change, "key")
 
@@ -56,7 +56,7 @@ def key_changed(change: Change) -> Iterator[Hit]:
     f"message M {{\n  {_KV}\n  string id = 1 [(prism.key) = true];\n  int64 seq = 2 [(prism.sort_key) = true];\n}}",
     f"message M {{\n  {_KV}\n  string id = 1 [(prism.key) = true];\n  int64 seq = 2;\n}}",
 )
-def sort_key_changed(change: Change) -> Iterator[Hit]:
+def sort_key_changed(change: Comparison) -> Iterator[Hit]:
     """Find entities whose sort key changed."""
     return _role_change(change, "sort_key")
 
@@ -82,7 +82,7 @@ def _sql_types(kind: ColumnKind, repeated: bool) -> tuple[str, ...]:
     f"message M {{\n  {_KV}\n  string id = 1 [(prism.key) = true];\n  int32 count = 2;\n}}",
     f"message M {{\n  {_KV}\n  string id = 1 [(prism.key) = true];\n  double count = 2;\n}}",
 )
-def column_type_changed(change: Change) -> Iterator[Hit]:
+def column_type_changed(change: Comparison) -> Iterator[Hit]:
     """Find stored columns whose SQL type differs under the same field number (encryption stores bytes)."""
     for old_entity, new_entity in change.entity_pairs:
         now = columns_by_key(new_entity.spec)
@@ -118,7 +118,7 @@ def columns_by_key(spec: EntitySpec) -> dict[tuple[int, bool], Column]:
     f'message M {{\n  {_KV}\n  option (prism.namespace) = "users";\n  string id = 1 [(prism.key) = true];\n}}',
     f'message M {{\n  {_KV}\n  option (prism.namespace) = "accounts";\n  string id = 1 [(prism.key) = true];\n}}',
 )
-def table_renamed(change: Change) -> Iterator[Hit]:
+def table_renamed(change: Comparison) -> Iterator[Hit]:
     """Find entities that now live under another namespace."""
     for old, new in change.entity_pairs:
         if old.namespace != new.namespace:
@@ -143,7 +143,7 @@ def _kind(entity: Entity) -> str:
     'message M {\n  option (prism.access_pattern) = "append_heavy";\n  option (prism.retention_days) = "7";\n'
     "  string id = 1 [(prism.key) = true];\n  int64 at = 2 [(prism.event_time) = true];\n}",
 )
-def abstraction_changed(change: Change) -> Iterator[Hit]:
+def abstraction_changed(change: Comparison) -> Iterator[Hit]:
     """Find entities served by another abstraction now."""
     for old, new in change.entity_pairs:
         if old.abstraction is not new.abstraction:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from prism_runtime.schema import Abstraction
-from protoc_gen_prism.checks.compare import Change
+from protoc_gen_prism.checks.compare import Comparison
 from protoc_gen_prism.checks.rules import Category, Hit, Severity, rule
 from protoc_gen_prism.checks.stream_settings import StreamSettings, settings_of
 from protoc_gen_prism.model import Entity
@@ -22,7 +22,7 @@ def _stream(days: int, extra: str = "") -> str:
 _KAFKA = '  option (prism.backend) = "kafka";\n'
 
 
-def _settings(change: Change) -> Iterator[tuple[Entity, Entity, StreamSettings, StreamSettings]]:
+def _settings(change: Comparison) -> Iterator[tuple[Entity, Entity, StreamSettings, StreamSettings]]:
     """Yield each pair of entities with the settings their plans give them."""
     if not change.entity_pairs:
         return  # one side has no model, so no plans either
@@ -31,7 +31,7 @@ def _settings(change: Change) -> Iterator[tuple[Entity, Entity, StreamSettings, 
         yield old, new, settings_of(old, before[old.full_name]), settings_of(new, after[new.full_name])
 
 
-def _series(change: Change) -> Iterator[tuple[Entity, StreamSettings, StreamSettings]]:
+def _series(change: Comparison) -> Iterator[tuple[Entity, StreamSettings, StreamSettings]]:
     for old, new, was, now in _settings(change):
         if old.abstraction is Abstraction.TIME_SERIES and new.abstraction is Abstraction.TIME_SERIES:
             yield new, was, now
@@ -49,7 +49,7 @@ def _days(days: int) -> str:
     _stream(90),
     _stream(30),
 )
-def retention_shortened(change: Change) -> Iterator[Hit]:
+def retention_shortened(change: Comparison) -> Iterator[Hit]:
     """Find entities that keep records for less time than before."""
     for _, new, before, after in _settings(change):
         was, now = before.retention_days, after.retention_days
@@ -69,7 +69,7 @@ def retention_shortened(change: Change) -> Iterator[Hit]:
     _stream(7, _KAFKA + '  option (prism.consumer_parallelism) = "8";\n'),
     _stream(7, _KAFKA + '  option (prism.consumer_parallelism) = "4";\n'),
 )
-def partitions_decreased(change: Change) -> Iterator[Hit]:
+def partitions_decreased(change: Comparison) -> Iterator[Hit]:
     """Find topics planned with fewer partitions."""
     for entity, was, now in _series(change):
         if was.partitions is not None and now.partitions is not None and now.partitions < was.partitions:
@@ -88,7 +88,7 @@ def partitions_decreased(change: Change) -> Iterator[Hit]:
     _stream(7, _KAFKA + '  option (prism.consumer_parallelism) = "4";\n'),
     _stream(7, _KAFKA + '  option (prism.consumer_parallelism) = "8";\n'),
 )
-def partitions_increased(change: Change) -> Iterator[Hit]:
+def partitions_increased(change: Comparison) -> Iterator[Hit]:
     """Find keyed topics planned with more partitions."""
     for entity, was, now in _series(change):
         if (
@@ -113,7 +113,7 @@ def partitions_increased(change: Change) -> Iterator[Hit]:
     _stream(7, '  option (prism.backend) = "nats";\n'),
     _stream(7, '  option (prism.backend) = "nats";\n  // planned with memory storage\n'),
 )
-def nats_storage_changed(change: Change) -> Iterator[Hit]:
+def nats_storage_changed(change: Comparison) -> Iterator[Hit]:
     """Find NATS streams planned with another storage type."""
     for entity, was, now in _series(change):
         if (
@@ -137,7 +137,7 @@ def nats_storage_changed(change: Change) -> Iterator[Hit]:
     _stream(7, '  option (prism.backend) = "nats";\n'),
     _stream(7, '  option (prism.backend) = "kafka";\n'),
 )
-def backend_changed(change: Change) -> Iterator[Hit]:
+def backend_changed(change: Comparison) -> Iterator[Hit]:
     """Find entities whose data now lives on another backend."""
     for _, new, before, after in _settings(change):
         was, now = before.backend, after.backend

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from google.protobuf import descriptor_pb2
 
 from protoc_gen_prism import locations as loc
-from protoc_gen_prism.checks.compare import Change, Declared, TypeIndex
+from protoc_gen_prism.checks.compare import Comparison, Declared, TypeIndex
 from protoc_gen_prism.checks.rules import Category, Hit, Severity, rule
 from protoc_gen_prism.diagnostics import Location
 from protoc_gen_prism.storage import PROTO_TYPE_NAMES
@@ -40,7 +40,7 @@ def _type(field: descriptor_pb2.FieldDescriptorProto) -> str:
     return f"repeated {name}" if field.label == _FD.LABEL_REPEATED else name
 
 
-def _where_gone(change: Change, declared: Declared) -> Location:
+def _where_gone(change: Comparison, declared: Declared) -> Location:
     """Locate something deleted: its enclosing message now, else its file now, else the baseline file."""
     parent = declared.full_name.rsplit(".", 1)[0]
     now = change.after_types.messages.get(parent)
@@ -66,7 +66,7 @@ def _pairs(before: dict[str, Declared], after: dict[str, Declared]) -> Iterator[
     "message M {\n  string id = 1;\n  string note = 2;\n}",
     "message M {\n  string id = 1;\n}",
 )
-def field_deleted(change: Change) -> Iterator[Hit]:
+def field_deleted(change: Comparison) -> Iterator[Hit]:
     """Find deleted, unreserved field numbers."""
     for old, new in _pairs(change.before_types.messages, change.after_types.messages):
         now = _message(new)
@@ -90,7 +90,7 @@ def field_deleted(change: Change) -> Iterator[Hit]:
     "message M {\n  string id = 1;\n  string note = 2;\n}",
     "message M {\n  string id = 1;\n  string note = 3;\n}",
 )
-def field_number_changed(change: Change) -> Iterator[Hit]:
+def field_number_changed(change: Comparison) -> Iterator[Hit]:
     """Find fields whose number moved."""
     for old, new in _pairs(change.before_types.messages, change.after_types.messages):
         now = _message(new)
@@ -115,7 +115,7 @@ def field_number_changed(change: Change) -> Iterator[Hit]:
     "message M {\n  string id = 1;\n  int32 count = 2;\n}",
     "message M {\n  string id = 1;\n  string count = 2;\n}",
 )
-def field_type_changed(change: Change) -> Iterator[Hit]:
+def field_type_changed(change: Comparison) -> Iterator[Hit]:
     """Find fields whose type or label changed under the same number."""
     for old, new in _pairs(change.before_types.messages, change.after_types.messages):
         by_number = {f.number: (i, f) for i, f in enumerate(_message(new).field)}
@@ -139,7 +139,7 @@ def field_type_changed(change: Change) -> Iterator[Hit]:
     "message M {\n  string id = 1;\n  string nick = 2;\n}",
     "message M {\n  string id = 1;\n  string nickname = 2;\n}",
 )
-def field_renamed(change: Change) -> Iterator[Hit]:
+def field_renamed(change: Comparison) -> Iterator[Hit]:
     """Find fields renamed in place."""
     for old, new in _pairs(change.before_types.messages, change.after_types.messages):
         by_number = {f.number: (i, f) for i, f in enumerate(_message(new).field)}
@@ -161,7 +161,7 @@ def field_renamed(change: Change) -> Iterator[Hit]:
     "enum Status {\n  STATUS_UNSPECIFIED = 0;\n  STATUS_OLD = 1;\n}",
     "enum Status {\n  STATUS_UNSPECIFIED = 0;\n}",
 )
-def enum_value_deleted(change: Change) -> Iterator[Hit]:
+def enum_value_deleted(change: Comparison) -> Iterator[Hit]:
     """Find deleted, unreserved enum numbers."""
     for old, new in _pairs(change.before_types.enums, change.after_types.enums):
         now = _enum(new)
@@ -202,7 +202,7 @@ def _gone(before: TypeIndex, after: TypeIndex, kind: str) -> Iterator[tuple[Decl
     "package acme.a.v1;\nmessage M {\n  string id = 1;\n}",
     "package acme.b.v1;\nmessage M {\n  string id = 1;\n}",
 )
-def message_moved(change: Change) -> Iterator[Hit]:
+def message_moved(change: Comparison) -> Iterator[Hit]:
     """Find messages that now live under another full name."""
     for old, new in _gone(change.before_types, change.after_types, "message"):
         if new is not None:
@@ -220,7 +220,7 @@ def message_moved(change: Change) -> Iterator[Hit]:
     "message M {\n  string id = 1;\n}\nmessage Old {\n  string id = 1;\n}",
     "message M {\n  string id = 1;\n}",
 )
-def message_deleted(change: Change) -> Iterator[Hit]:
+def message_deleted(change: Comparison) -> Iterator[Hit]:
     """Find messages that are gone."""
     for old, new in _gone(change.before_types, change.after_types, "message"):
         if new is None:
@@ -235,7 +235,7 @@ def message_deleted(change: Change) -> Iterator[Hit]:
     "message M {\n  string id = 1;\n}\nenum Color {\n  COLOR_UNSPECIFIED = 0;\n}",
     "message M {\n  string id = 1;\n}",
 )
-def enum_deleted(change: Change) -> Iterator[Hit]:
+def enum_deleted(change: Comparison) -> Iterator[Hit]:
     """Find enums that are gone or renamed."""
     for old, new in _gone(change.before_types, change.after_types, "enum"):
         hint = f"moved to {new.full_name}" if new is not None else "deleted"
@@ -251,7 +251,7 @@ def enum_deleted(change: Change) -> Iterator[Hit]:
     "// file acme/a/v1/a.proto\nmessage M {\n  string id = 1;\n}",
     "// file acme/a/v1/renamed.proto\nmessage M {\n  string id = 1;\n}",
 )
-def file_moved(change: Change) -> Iterator[Hit]:
+def file_moved(change: Comparison) -> Iterator[Hit]:
     """Find files that are no longer there, and say where their types went."""
     now_files = set(change.after.targets)
     for name in change.before.targets:

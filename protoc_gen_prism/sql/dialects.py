@@ -13,7 +13,7 @@ from sqlglot import exp
 
 from prism_runtime.schema import Column, ColumnKind
 from prism_runtime.sql.dialect import SqlDialect
-from prism_runtime.sql.dialects import PostgresDialect, SqliteDialect
+from prism_runtime.sql.dialects import DIALECTS, PostgresDialect, SqliteDialect
 
 
 @functools.cache
@@ -103,14 +103,17 @@ class PostgresDdl(DdlDialect, PostgresDialect):
         return []
 
 
-# Backends that run statements, by dialect name; any other sqlglot dialect gets the neutral base.
-_BACKEND_DIALECTS: dict[str, type[DdlDialect]] = {"sqlite": SqliteDdl, "postgres": PostgresDdl}
+# What rendering DDL adds to a runtime dialect (prism_runtime.sql.dialects.DIALECTS), where it adds anything.
+_DDL_DELTAS: dict[str, type[DdlDialect]] = {d.name: d for d in (SqliteDdl, PostgresDdl)}
 
 
 def ddl_dialect_for(name: str) -> DdlDialect:
-    """Return the DDL dialect named `name`: SQLite's or Postgres' own, else the neutral one for that sqlglot name."""
-    known = _BACKEND_DIALECTS.get(name)
+    """Return the DDL dialect named `name`: a runtime dialect's (with its DDL delta, if any), else the neutral
+    base for that sqlglot name."""
+    known = _DDL_DELTAS.get(name)
     if known is not None:
         return known()
-    generic: DdlDialect = type(f"{name.title()}Ddl", (DdlDialect,), {"name": name})()
-    return generic
+    runtime = DIALECTS.get(name)
+    bases: tuple[type, ...] = (DdlDialect,) if runtime is None else (DdlDialect, runtime)
+    made: DdlDialect = type(f"{name.title()}Ddl", bases, {"name": name})()
+    return made

@@ -9,19 +9,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from prism_runtime.backends import registry
+from prism_runtime.backends.registry import BackendKind
 from prism_runtime.errors import ConfigError
 
 URL_ENV = "PRISM_URL"
 DEFAULT_URL = "sqlite:///prism.db"
-
-# URL scheme -> backend kind; a kind's module lives in prism_runtime.backends.<kind>.
-SCHEMES = {
-    "sqlite": "sqlite",
-    "postgresql": "postgres",
-    "postgres": "postgres",
-    "kafka": "kafka",
-    "nats": "nats",
-}
 
 
 @dataclass(frozen=True)
@@ -29,7 +22,7 @@ class BackendUrl:
     """A parsed connection URL."""
 
     url: str
-    kind: str
+    kind: BackendKind
 
     @property
     def redacted(self) -> str:
@@ -45,9 +38,9 @@ def resolve_url(url: str | None) -> BackendUrl:
     """Return the URL to use: the argument, else $PRISM_URL, else the embedded SQLite file ./prism.db."""
     chosen = url or os.environ.get(URL_ENV) or DEFAULT_URL
     scheme = chosen.split(":", 1)[0].lower() if ":" in chosen else ""
-    kind = SCHEMES.get(scheme)
+    kind = registry.kind_of_scheme(scheme)
     if kind is None:
-        allowed = ", ".join(f"{s}://" for s in SCHEMES)
+        allowed = ", ".join(f"{s}://" for s in registry.schemes())
         raise ConfigError(
             f"unsupported URL scheme {scheme!r} in {chosen.split('@')[-1]!r}; allowed: {allowed}"
         )
@@ -122,7 +115,7 @@ def load_config(
     unknown = sorted(set(data) - set(CONFIG_KEYS) - set(OTHER_SECTIONS))
     if unknown:
         raise ConfigError(f"{source}: unknown key {unknown[0]!r}; allowed: {', '.join(CONFIG_KEYS)}")
-    kinds = sorted(set(SCHEMES.values()))
+    kinds = sorted(registry.kinds())
     backends: dict[str, BackendUrl] = {}
     for kind, text in dict(data.get("backends") or {}).items():
         if kind not in kinds:

@@ -2,67 +2,26 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Generator, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from google.protobuf.message import Message
 
-from prism_runtime.config import BackendUrl, load_config
+from prism_runtime.backends import registry
+from prism_runtime.backends.contract import Backend, ServesGraph, ServesKeyValue, ServesTimeSeries
+from prism_runtime.config import load_config
 from prism_runtime.errors import ConfigError, NotOpen
-from prism_runtime.extras import missing_extra
 from prism_runtime.graph import GraphBackend
 from prism_runtime.keyvalue import KeyValueBackend
-from prism_runtime.schema import Abstraction, EntitySpec, registered
+from prism_runtime.schema import EntitySpec, registered
 from prism_runtime.timeseries import TimeSeriesBackend
 
 if TYPE_CHECKING:
     from prism_runtime.pii.wrappers import KeyWrapper
 
 M = TypeVar("M", bound=Message)
-
-
-class Backend(Protocol):
-    """An open connection to one physical backend, serving the abstractions it can."""
-
-    name: str
-    serves: frozenset[Abstraction]
-    """The abstractions this backend can serve."""
-
-    async def open(self) -> None:
-        """Connect."""
-        ...
-
-    async def close(self) -> None:
-        """Disconnect and release every resource."""
-        ...
-
-    def keyvalue(self, spec: EntitySpec, message: type[M]) -> KeyValueBackend[M]:
-        """Return the KeyValue backend of one entity."""
-        ...
-
-    def timeseries(self, spec: EntitySpec, message: type[M]) -> TimeSeriesBackend[M]:
-        """Return the TimeSeries backend of one entity."""
-        ...
-
-    def graph(self, spec: EntitySpec, message: type[M], node_spec: EntitySpec | None) -> GraphBackend[M]:
-        """Return the Graph backend of one edge type (node_spec: the node type at both ends, if one)."""
-        ...
-
-
-def _open_backend(url: BackendUrl) -> Backend:
-    # Imported on demand so that a SQLite-only program needs none of the server drivers.
-    try:
-        module: Any = importlib.import_module(f"prism_runtime.backends.{url.kind}")
-    except ModuleNotFoundError as error:
-        missing = missing_extra(error, f"the {url.kind} backend ({url.redacted})")
-        if missing is None:
-            raise
-        raise missing from None
-    backend: Backend = module.open_backend(url)
-    return backend
 
 
 class Database:
@@ -86,7 +45,7 @@ class Database:
             opened: dict[str, Backend] = {}
             try:
                 for kind, url in self.config.backends.items():
-                    backend = _open_backend(url)
+                    backend = registry.open_backend(url)
                     opened[kind] = backend
                     await backend.open()
                 self._check_bindings(opened)
@@ -102,14 +61,15 @@ class Database:
         # PII keys live on the SQL backends; a stream backend keeps its keys on the first of them.
         from prism_runtime.pii.vault import attach, set_keys_home
 
-        sql: list[Any] = [b for b in backends.values() if hasattr(b, "dialect")]
-        for backend in sql:
+        sql = [b for b in backends.values() if registry.runs_sql(b)]
+        for driver in sql:
             if self._key_wrapper is not None:
-                attach(backend, self._key_wrapper)
-        home = backends.get(self.url.kind) if self.url.kind in ("sqlite", "postgres") else None
+                attach(driver, self._key_wrapper)
+        default = backends.get(self.url.kind)
+        home = default if default is not None and registry.runs_sql(default) else None
         for backend in backends.values():
-            if not hasattr(backend, "dialect") and (home or sql):
-                set_keys_home(backend, home or sql[0])  # type: ignore[arg-type]
+            if not registry.runs_sql(backend) and (home or sql):
+                set_keys_home(backend, home or sql[0])
 
     def _check_bindings(self, backends: dict[str, Backend]) -> None:
         # Generated modules imported so far registered their specs: a namespace bound to a backend kind
@@ -118,7 +78,7 @@ class Database:
         for namespace, kind in self.config.bindings.items():
             spec = known.get(namespace)
             if spec is not None:
-                _check_serves(spec, kind, backends[kind].serves)
+                _check_serves(spec, kind)
 
     async def close(self) -> None:
         """Disconnect; the handle can be opened again."""
@@ -155,7 +115,7 @@ class Database:
             )
         kind = self.kind_for(spec)
         backend = self._backends[kind]
-        _check_serves(spec, kind, backend.serves)
+        _check_serves(spec, kind)
         return backend
 
     def backends(self) -> list[Backend]:
@@ -171,25 +131,26 @@ class Database:
 
     def keyvalue(self, spec: EntitySpec, message: type[M]) -> KeyValueBackend[M]:
         """Return the KeyValue backend serving `spec`."""
-        return self.backend_for(spec).keyvalue(spec, message)
+        return cast(ServesKeyValue, self.backend_for(spec)).keyvalue(spec, message)
 
     def timeseries(self, spec: EntitySpec, message: type[M]) -> TimeSeriesBackend[M]:
         """Return the TimeSeries backend serving `spec`."""
-        return self.backend_for(spec).timeseries(spec, message)
+        return cast(ServesTimeSeries, self.backend_for(spec)).timeseries(spec, message)
 
     def graph(
         self, spec: EntitySpec, message: type[M], node_spec: EntitySpec | None = None
     ) -> GraphBackend[M]:
         """Return the Graph backend serving the edge type `spec`."""
-        return self.backend_for(spec).graph(spec, message, node_spec)
+        return cast(ServesGraph, self.backend_for(spec)).graph(spec, message, node_spec)
 
 
-def _check_serves(spec: EntitySpec, kind: str, serves: frozenset[Abstraction]) -> None:
-    if spec.abstraction not in serves:
+def _check_serves(spec: EntitySpec, kind: str) -> None:
+    # backend_for checks before the casts above: a backend serves what its registry entry says.
+    if spec.abstraction not in registry.entry(kind).serves:
+        serving = ", ".join(registry.serving(spec.abstraction))
         raise ConfigError(
             f"namespace {spec.namespace!r} is {spec.abstraction} data, which a {kind} backend cannot serve; "
-            f"bind it to a backend serving {spec.abstraction} (sqlite, postgres"
-            f"{', kafka, nats' if spec.abstraction is Abstraction.TIME_SERIES else ''})"
+            f"bind it to a backend serving {spec.abstraction} ({serving})"
         )
 
 

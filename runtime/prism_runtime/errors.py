@@ -108,3 +108,8 @@ class InvalidKey(InvalidInput, ValueError):
 
 class MessageTooDeep(InvalidInput, ValueError):
     """A message nested deeper than every backend can read back (prism_runtime.inputs.MAX_MESSAGE_DEPTH)."""
+
+
+class BackendContractError(PrismError, TypeError):
+    """A backend class that does not meet the contract its registry entry declares (a missing or misshapen
+    method, an abstraction it implements but does not declare): raised when the class is loaded."""

@@ -1,7 +1,8 @@
 """How an event travels on a stream (Kafka, NATS): its payload bytes, key bytes and header names.
 
 The payload codec is the one seam for what goes on the wire: the PII layer wraps it to encrypt fields
-inside payloads without touching any backend.
+inside payloads without touching any backend (prism_runtime.payload_codecs chooses which codec an entity
+gets, so this module never imports the PII layer that builds on it).
 """
 
 from __future__ import annotations
@@ -64,27 +65,6 @@ class PayloadCodec(Generic[M]):
 
     async def prepare_decode(self, payloads: Sequence[bytes]) -> None:
         """Get ready to decode `payloads` (a sealing codec fetches their keys here); plain payloads need nothing."""
-
-
-def payload_codec(spec: EntitySpec, message: type[M], backend: object = None) -> PayloadCodec[M]:
-    """Return the payload codec of an entity: sealing its encrypted fields when it has any.
-
-    `backend` is the stream backend serving the entity; its database's SQL backend keeps the keys, and
-    lists every entity with pii fields in its catalog, so `forget` can say what it could not erase.
-    """
-    if any(c.encrypted for c in spec.columns):
-        from prism_runtime.pii.payload import SealedPayloadCodec
-        from prism_runtime.pii.vault import keys_home, stream_kind
-
-        return SealedPayloadCodec(spec, message, keys_home(backend, spec), stream_kind(backend))
-    if spec.holds_pii:
-        from prism_runtime.pii.payload import CataloguedPayloadCodec
-        from prism_runtime.pii.vault import catalog_home, stream_kind
-
-        home = catalog_home(backend)
-        if home is not None:
-            return CataloguedPayloadCodec(spec, message, home, stream_kind(backend))
-    return PayloadCodec(spec, message)
 
 
 def key_value(spec: EntitySpec, raw: bytes) -> object:

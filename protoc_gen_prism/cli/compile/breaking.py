@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from protoc_gen_prism.checks.config import ConfigError, find_config
+from prism_runtime.errors import ConfigError
+from protoc_gen_prism.checks.config import find_config
 from protoc_gen_prism.checks.report import Format, add_arguments, emit
 from protoc_gen_prism.checks.runner import breaking_changes
 from protoc_gen_prism.images import Compilation, ImageError, load_baseline, warm

@@ -17,14 +17,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import prism_runtime
+from prism_runtime.backends import registry
+from prism_runtime.backends.registry import Capability
 from prism_runtime.config import URL_ENV, Config, load_config
 from prism_runtime.provision_streams import provision_streams
 from protoc_gen_prism import protoc_runner
 from protoc_gen_prism.plan_source import PlanUnavailable, load_plan
 from protoc_gen_prism.settings import Profile
 from protoc_gen_prism.sql.provision import provision
-
-SQL_KINDS = ("sqlite", "postgres")
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -92,7 +92,9 @@ async def _provision(
     generated: Path, config: Config, *, streams: bool, dry_run: bool, migrations: Path | None = None
 ) -> int:
     # The SQL databases named by --url or the config; with neither, the default one ($PRISM_URL, ./prism.db).
-    sql = [u for k, u in config.backends.items() if k in SQL_KINDS and k in config.named]
+    sql = [
+        u for k, u in config.backends.items() if registry.entry(k).can(Capability.SQL) and k in config.named
+    ]
     if not config.named:
         sql = [config.default]
     for url in sql:

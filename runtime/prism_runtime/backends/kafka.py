@@ -13,11 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic  # type: ignore[import-untyped]
+from aiokafka.admin.config_resource import (  # type: ignore[import-untyped]
+    ConfigResource,
+    ConfigResourceType,
+)
 from aiokafka.errors import (  # type: ignore[import-untyped]
     KafkaConnectionError,
     KafkaError,
@@ -29,10 +34,13 @@ from aiokafka.errors import (  # type: ignore[import-untyped]
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 from google.protobuf.message import Message
 
+from prism_runtime.backends.registry import BackendKind
 from prism_runtime.config import BackendUrl
 from prism_runtime.errors import BackendError, BackendUnavailable, ConfigError
-from prism_runtime.schema import Abstraction, EntitySpec
-from prism_runtime.stream_codec import EVENT_ID_HEADER, key_bytes, payload_codec
+from prism_runtime.payload_codecs import payload_codec
+from prism_runtime.provision_streams import Change, Wanted
+from prism_runtime.schema import EntitySpec
+from prism_runtime.stream_codec import EVENT_ID_HEADER, key_bytes
 from prism_runtime.timeseries import Event, EventIdentity, window
 
 M = TypeVar("M", bound=Message)
@@ -56,7 +64,7 @@ IDEMPOTENCE_HINT = (
 class KafkaBackend:
     """A Kafka cluster: one shared producer, a consumer per read, connected on first use."""
 
-    serves = frozenset({Abstraction.TIME_SERIES})
+    kind = BackendKind.KAFKA
 
     def __init__(self, url: BackendUrl) -> None:
         parts = urlsplit(url.url)
@@ -86,13 +94,6 @@ class KafkaBackend:
         if self._producer is not None:
             producer, self._producer = self._producer, None
             await producer.stop()
-
-    def keyvalue(self, spec: EntitySpec, message: type[M]) -> Any:
-        """Refuse: Kafka serves only the TimeSeries abstraction."""
-        raise ConfigError(
-            f"namespace {spec.namespace!r} ({spec.abstraction}) cannot be served by {self.name}; "
-            "Kafka serves time_series namespaces only"
-        )
 
     def timeseries(self, spec: EntitySpec, message: type[M]) -> KafkaTimeSeries[M]:
         """Return the TimeSeries backend of one entity."""
@@ -186,6 +187,10 @@ class KafkaBackend:
             )
             known = self._partitions[topic] = sorted(found)
         return known
+
+    def admin(self) -> KafkaAdmin:
+        """Return an admin connection to the brokers, which `prism provision` creates and updates topics with."""
+        return KafkaAdmin(self.bootstrap, self.name)
 
 
 def partition_of(key: bytes, partitions: list[int]) -> int:
@@ -358,6 +363,108 @@ class KafkaFollower(Generic[M]):
             await self.consumer.stop()
 
 
-def open_backend(url: BackendUrl) -> KafkaBackend:
-    """Return the Kafka backend of `url`, not yet connected."""
-    return KafkaBackend(url)
+# -- provisioning: topics as the plan says (`prism provision`, prism_runtime.provision_streams) ----------
+
+
+class KafkaAdmin:
+    """Creates and updates topics; partitions only grow, and a replication change is refused."""
+
+    def __init__(self, bootstrap: str, name: str) -> None:
+        self.bootstrap = bootstrap
+        self.name = name
+        self.admin: Any = None
+
+    async def open(self) -> None:
+        """Connect the admin client."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        try:
+            await admin.start()
+        except KafkaError as error:
+            await admin.close()
+            raise BackendUnavailable(
+                f"cannot reach the brokers: {type(error).__name__}", backend=self.name
+            ) from None
+        self.admin = admin
+
+    async def close(self) -> None:
+        """Close the admin client."""
+        if self.admin is not None:
+            await self.admin.close()
+
+    async def diff(self, wanted: Wanted) -> Change:
+        """Compare the topic with the planned one: partitions, replicas and topic configs."""
+        s = wanted.settings
+        name = s["topic"]
+        config: dict[str, str] = dict(s["config"])
+        # Describe only existing topics: a metadata request for an unknown topic creates it on brokers
+        # with auto-creation on (Tansu, many dev clusters).
+        if name not in await self.admin.list_topics():
+            created = (f"partitions {s['partitions']}, replicas {s['replicas']}", *_pairs(config))
+            return Change("kafka", name, "create", created)
+        described = (await self.admin.describe_topics([name]))[0]
+        partitions = described["partitions"]
+        current_partitions = len(partitions)
+        current_replicas = len(partitions[0]["replicas"]) if partitions else 0
+        details: list[str] = []
+        refused: list[str] = []
+        if s["partitions"] > current_partitions:
+            details.append(f"partitions {current_partitions} -> {s['partitions']}")
+        elif s["partitions"] < current_partitions:
+            refused.append(
+                f"partitions {current_partitions} -> {s['partitions']}: Kafka cannot remove partitions "
+                "(records would move between keys' partitions); keep the count or recreate the topic"
+            )
+        if s["replicas"] != current_replicas:
+            refused.append(
+                f"replicas {current_replicas} -> {s['replicas']}: a replication change needs a partition "
+                "reassignment (kafka-reassign-partitions), which provisioning does not do"
+            )
+        current = await self._configs(name)
+        details += [
+            f"{k} {current.get(k, '(default)')} -> {v}" for k, v in config.items() if current.get(k) != v
+        ]
+        action = "update" if details else "unchanged"
+        return Change("kafka", name, action, tuple(details), tuple(refused))
+
+    async def _configs(self, name: str) -> dict[str, str]:
+        responses = await self.admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+        out: dict[str, str] = {}
+        for response in responses:
+            for resource in response.to_object()["resources"]:
+                for entry in resource["config_entries"]:
+                    out[entry["config_names"]] = entry["config_value"]
+        return out
+
+    async def apply(self, change: Change, wanted: Wanted) -> None:
+        """Create the topic, or add partitions and alter its configs."""
+        s = wanted.settings
+        name = s["topic"]
+        try:
+            if change.action == "create":
+                topic = NewTopic(name, s["partitions"], s["replicas"], topic_configs=dict(s["config"]))
+                response = await self.admin.create_topics([topic])
+                for error in response.to_object()["topic_errors"]:
+                    if error["error_code"] not in (0, 36):  # 36: created meanwhile, compared next run
+                        raise BackendError(
+                            f"creating topic {name!r} failed: error {error['error_code']} {error['error_message']}",
+                            namespace=wanted.namespace,
+                            backend=self.name,
+                        )
+            elif change.action == "update":
+                if any(d.startswith("partitions ") for d in change.details):
+                    await self.admin.create_partitions({name: NewPartitions(total_count=s["partitions"])})
+                if any(not d.startswith("partitions ") for d in change.details):
+                    resource = ConfigResource(ConfigResourceType.TOPIC, name, configs=dict(s["config"]))
+                    await self.admin.alter_configs([resource])
+        except KafkaError as error:
+            raise BackendError(
+                f"updating topic {name!r} failed: {type(error).__name__}: {error}",
+                namespace=wanted.namespace,
+                backend=self.name,
+                hint="the broker may not support CreatePartitions/AlterConfigs (Tansu does not); "
+                "apply manifests/kafka/ with the Strimzi Topic Operator instead",
+            ) from None
+
+
+def _pairs(config: Mapping[str, str]) -> list[str]:
+    return [f"{k}={v}" for k, v in sorted(config.items())]

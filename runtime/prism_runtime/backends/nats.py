@@ -19,7 +19,7 @@ import base64
 import datetime
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -32,10 +32,13 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext, api
 from nats.js.errors import NoStreamResponseError, NotFoundError, ServiceUnavailableError
 
+from prism_runtime.backends.registry import BackendKind
 from prism_runtime.config import BackendUrl
 from prism_runtime.errors import BackendError, BackendUnavailable, ConfigError
-from prism_runtime.schema import Abstraction, EntitySpec
-from prism_runtime.stream_codec import NATS_MSG_ID_HEADER, key_bytes, payload_codec
+from prism_runtime.payload_codecs import payload_codec
+from prism_runtime.provision_streams import Change, Wanted
+from prism_runtime.schema import EntitySpec
+from prism_runtime.stream_codec import NATS_MSG_ID_HEADER, key_bytes
 from prism_runtime.timeseries import Event, EventIdentity, window
 
 M = TypeVar("M", bound=Message)
@@ -51,6 +54,7 @@ _BATCH = 256
 #: no deadline of their own, and the ack of a message the server died with never comes.
 ACK_TIMEOUT_S = 5.0
 _WAIT_S = 0.5
+_NS_PER_S = 1_000_000_000
 # Connecting: a first connection tries twice, then fails (the caller gets BackendUnavailable). Once up,
 # a lost connection is retried forever, every RECONNECT_WAIT_S: appends and tails resume within about
 # that long of the server's return, whatever the outage's length.
@@ -101,7 +105,7 @@ def key_of_subject(subject: str) -> bytes | None:
 class NatsBackend:
     """A NATS server with JetStream, connected on first use."""
 
-    serves = frozenset({Abstraction.TIME_SERIES})
+    kind = BackendKind.NATS
 
     def __init__(self, url: BackendUrl) -> None:
         parts = urlsplit(url.url)
@@ -128,16 +132,13 @@ class NatsBackend:
             nc, self._nc, self._js = self._nc, None, None
             await nc.close()
 
-    def keyvalue(self, spec: EntitySpec, message: type[M]) -> Any:
-        """Refuse: JetStream streams serve only the TimeSeries abstraction here."""
-        raise ConfigError(
-            f"namespace {spec.namespace!r} ({spec.abstraction}) cannot be served by {self.name}; "
-            "NATS serves time_series namespaces only"
-        )
-
     def timeseries(self, spec: EntitySpec, message: type[M]) -> NatsTimeSeries[M]:
         """Return the TimeSeries backend of one entity."""
         return NatsTimeSeries(self, spec, message)
+
+    def admin(self) -> NatsAdmin:
+        """Return an admin connection to the server, which `prism provision` creates and updates streams with."""
+        return NatsAdmin(self.url, self.name)
 
     def unavailable(self, namespace: str, why: str) -> BackendUnavailable:
         """Return the error of a call made while the server cannot be reached."""
@@ -394,6 +395,109 @@ class NatsFollower(Generic[M]):
             await self.sub.unsubscribe()
 
 
-def open_backend(url: BackendUrl) -> NatsBackend:
-    """Return the NATS backend of `url`, not yet connected."""
-    return NatsBackend(url)
+# -- provisioning: streams as the plan says (`prism provision`, prism_runtime.provision_streams) ---------
+
+
+class NatsAdmin:
+    """Creates and updates JetStream streams; a stream's storage and retention cannot change in place."""
+
+    def __init__(self, url: str, name: str) -> None:
+        self.url = url
+        self.name = name
+        self.nc: Client | None = None
+        self.js: JetStreamContext | None = None
+
+    async def open(self) -> None:
+        """Connect once, without reconnecting: provisioning fails fast on a server that is down."""
+        try:
+            self.nc = await nats.connect(servers=[self.url], connect_timeout=2, max_reconnect_attempts=1)
+        except (NatsError, OSError) as error:
+            raise BackendUnavailable(
+                f"cannot reach the server: {type(error).__name__}", backend=self.name
+            ) from None
+        self.js = self.nc.jetstream()
+
+    async def close(self) -> None:
+        """Close the connection."""
+        if self.nc is not None:
+            await self.nc.close()
+
+    @property
+    def _jetstream(self) -> JetStreamContext:
+        assert self.js is not None, "open() first"
+        return self.js
+
+    async def diff(self, wanted: Wanted) -> Change:
+        """Compare the stream with the planned one; storage and retention changes are refused."""
+        s = wanted.settings
+        name = s["stream"]
+        want = _stream_config(s)
+        try:
+            info = await self._jetstream.stream_info(name)
+        except NotFoundError:
+            created = (
+                f"subjects {', '.join(want.subjects or [])}, {s['storage']} storage, replicas {want.num_replicas}",
+                f"max_age {s['max_age_ns']}ns, max_bytes {want.max_bytes}, duplicate_window {s['duplicate_window_ns']}ns",
+            )
+            return Change("nats", name, "create", created)
+        have = info.config
+        compare: Sequence[tuple[str, Any, Any]] = (
+            ("subjects", sorted(have.subjects or []), sorted(want.subjects or [])),
+            ("num_replicas", have.num_replicas, want.num_replicas),
+            ("max_age", _whole_ns(have.max_age), s["max_age_ns"]),
+            ("max_bytes", have.max_bytes, want.max_bytes),
+            ("duplicate_window", _whole_ns(have.duplicate_window), s["duplicate_window_ns"]),
+            ("discard", have.discard, want.discard),
+            ("storage", have.storage, want.storage),
+            ("retention", have.retention, want.retention),
+        )
+        details: list[str] = []
+        refused: list[str] = []
+        for label, old, new in compare:
+            if old == new:
+                continue
+            line = f"{label} {_shown(old)} -> {_shown(new)}"
+            if label in ("storage", "retention"):
+                refused.append(
+                    f"{line}: JetStream cannot change a stream's {label}; create a new stream and move the data"
+                )
+            else:
+                details.append(line)
+        return Change("nats", name, "update" if details else "unchanged", tuple(details), tuple(refused))
+
+    async def apply(self, change: Change, wanted: Wanted) -> None:
+        """Create or update the stream."""
+        config = _stream_config(wanted.settings)
+        try:
+            if change.action == "create":
+                await self._jetstream.add_stream(config)
+            elif change.action == "update":
+                await self._jetstream.update_stream(config)
+        except NatsError as error:
+            raise BackendError(
+                f"{change.action} of stream {config.name!r} failed: {error}",
+                namespace=wanted.namespace,
+                backend=self.name,
+            ) from None
+
+
+def _stream_config(s: Mapping[str, Any]) -> api.StreamConfig:
+    return api.StreamConfig(
+        name=s["stream"],
+        subjects=list(s["subjects"]),
+        retention=api.RetentionPolicy(s["retention"]),
+        storage=api.StorageType(s["storage"]),
+        discard=api.DiscardPolicy(s["discard"]),
+        num_replicas=s["replicas"],
+        max_age=s["max_age_ns"] / _NS_PER_S,
+        max_bytes=s["max_bytes"],
+        duplicate_window=s["duplicate_window_ns"] / _NS_PER_S,
+    )
+
+
+def _whole_ns(seconds: float | None) -> int:
+    return round((seconds or 0) * _NS_PER_S)
+
+
+def _shown(value: Any) -> str:
+    return str(value.value) if hasattr(value, "value") else str(value)

@@ -16,10 +16,11 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from google.protobuf.message import Message
 
+from prism_runtime.backends.registry import BackendKind
 from prism_runtime.config import BackendUrl
 from prism_runtime.errors import BackendError, BackendUnavailable, ConfigError, Contention, SchemaMismatch
 from prism_runtime.schema import EntitySpec
-from prism_runtime.sql.dialect import SqlDialect
+from prism_runtime.sql.dialect import ServingDialect
 from prism_runtime.sql.dialects import PostgresDialect
 from prism_runtime.sql.driver import After, Chained, Row, verify_columns
 from prism_runtime.sql.names import short_name
@@ -61,7 +62,8 @@ def is_unavailable(sqlstate: str) -> bool:
 class PostgresDriver(ServesSqlAbstractions):
     """The SqlDriver of one Postgres database, over a lazily created asyncpg pool."""
 
-    dialect: SqlDialect = PostgresDialect()
+    kind = BackendKind.POSTGRES
+    dialect: ServingDialect = PostgresDialect()
     # OSError and TimeoutError: the pool opens connections on demand, so any call can fail to connect.
     error_types: ClassVar[tuple[type[BaseException], ...]] = (
         asyncpg.PostgresError,
@@ -316,8 +318,3 @@ def _reraise(error: BaseException) -> Callable[[], Awaitable[None]]:
         raise error
 
     return again
-
-
-def open_backend(url: BackendUrl) -> PostgresDriver:
-    """Return the Postgres backend of `url`, not yet connected."""
-    return PostgresDriver(url)

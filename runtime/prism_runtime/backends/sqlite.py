@@ -12,10 +12,11 @@ from typing import TypeVar
 
 from google.protobuf.message import Message
 
+from prism_runtime.backends.registry import BackendKind
 from prism_runtime.config import BackendUrl, sqlite_path
 from prism_runtime.errors import BackendError, BackendUnavailable, Contention
 from prism_runtime.schema import EntitySpec
-from prism_runtime.sql.dialect import SqlDialect
+from prism_runtime.sql.dialect import ServingDialect
 from prism_runtime.sql.dialects import SqliteDialect
 from prism_runtime.sql.driver import UNREADABLE, After, Chained, Row, verify_columns
 from prism_runtime.sql.serving import ServesSqlAbstractions
@@ -37,7 +38,8 @@ _NOT_UTF8 = "Could not decode to UTF-8"
 class SqliteDriver(ServesSqlAbstractions):
     """The SqlDriver of one SQLite database file."""
 
-    dialect: SqlDialect = SqliteDialect()
+    kind = BackendKind.SQLITE
+    dialect: ServingDialect = SqliteDialect()
 
     def __init__(self, url: BackendUrl) -> None:
         self.path = sqlite_path(url.url)
@@ -237,8 +239,3 @@ def _text_or_unreadable(data: bytes) -> object:
         return data.decode()
     except UnicodeDecodeError:
         return UNREADABLE
-
-
-def open_backend(url: BackendUrl) -> SqliteDriver:
-    """Return the SQLite backend of `url`, not yet opened."""
-    return SqliteDriver(url)

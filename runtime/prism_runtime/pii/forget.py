@@ -12,8 +12,9 @@ from __future__ import annotations
 import datetime
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from prism_runtime.backends.registry import runs_sql
 from prism_runtime.pii.audit import AuditEvent
 from prism_runtime.pii.catalog import CatalogEntry
 from prism_runtime.pii.vault import Vault, vault_for
@@ -129,8 +130,7 @@ def subject_value(subject: str | bytes | int, kind: ColumnKind) -> str | bytes |
 
 def sql_drivers(db: Database) -> list[SqlDriver]:
     """Return the open backends of `db` that speak SQL (where keys, audit and catalog live)."""
-    found: list[Any] = [b for b in db.backends() if hasattr(b, "dialect") and hasattr(b, "fetch")]
-    return found
+    return [b for b in db.backends() if runs_sql(b)]
 
 
 async def forget(db: Database, subject: str | bytes | int) -> ForgetReceipt:

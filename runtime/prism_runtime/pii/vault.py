@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from prism_runtime.backends.registry import runs_sql
 from prism_runtime.pii import crypto
 from prism_runtime.pii.audit import AuditLog
 from prism_runtime.pii.catalog import Catalog
@@ -68,11 +69,6 @@ def catalog_home(stream_backend: object) -> Vault | None:
     return None if driver is None else vault_for(driver)
 
 
-def stream_kind(stream_backend: object) -> str:
-    """Return the kind of a stream backend (kafka, nats): the last part of its module's name."""
-    return type(stream_backend).__module__.rsplit(".", 1)[-1]
-
-
 def keys_home(stream_backend: object, spec: EntitySpec) -> Vault:
     """Return the vault holding the keys of a stream backend, or say how to give it one."""
     driver = _homes.get(stream_backend) if stream_backend is not None else None
@@ -86,8 +82,8 @@ def keys_home(stream_backend: object, spec: EntitySpec) -> Vault:
 
 def vault_serving(db: Database, spec: EntitySpec) -> Vault:
     """Return the vault holding the keys of `spec`'s namespace in `db`: its SQL backend's, or its keys home."""
-    backend: Any = db.backend_for(spec)
-    return vault_for(backend) if hasattr(backend, "dialect") else keys_home(backend, spec)
+    backend = db.backend_for(spec)
+    return vault_for(backend) if runs_sql(backend) else keys_home(backend, spec)
 
 
 async def event_id_secret(db: Database, spec: EntitySpec) -> bytes:

@@ -6,6 +6,7 @@ these with what rendering DDL needs, so a fact about a dialect (its types, its l
 
 from __future__ import annotations
 
+import abc
 import base64
 import calendar
 import datetime
@@ -94,18 +95,6 @@ class SqlDialect:
         """Return the statement that makes appends to `table` wait for each other until commit, or None where
         a write transaction's own lock already does (SQLite's BEGIN IMMEDIATE holds the whole file's)."""
         return None
-
-    def object_exists(self) -> str:
-        """Return a query with two parameters (object type 'table' or 'index', name) finding one object."""
-        return "SELECT 1 FROM sqlite_master WHERE type = ? AND name = ?"
-
-    def column_exists(self) -> str:
-        """Return a query with two parameters (table, column) finding one column."""
-        return "SELECT 1 FROM pragma_table_info(?) WHERE name = ?"
-
-    def table_columns(self) -> str:
-        """Return a query with one parameter (table) listing its column names; none when it does not exist."""
-        return "SELECT name FROM pragma_table_info(?)"
 
     def batch_lookup(
         self, select: str, table: str, keys: Sequence[str], columns: Sequence[Column], count: int
@@ -254,3 +243,19 @@ def parse_timestamp_text(text: str) -> tuple[int, int]:
     year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
     seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
     return seconds, int((m.group(7) or "0").ljust(9, "0"))
+
+
+class ServingDialect(SqlDialect, abc.ABC):
+    """The dialect of a backend that runs statements: it also reads its own catalogue."""
+
+    @abc.abstractmethod
+    def object_exists(self) -> str:
+        """Return a query with two parameters (object type 'table' or 'index', name) finding one object."""
+
+    @abc.abstractmethod
+    def column_exists(self) -> str:
+        """Return a query with two parameters (table, column) finding one column."""
+
+    @abc.abstractmethod
+    def table_columns(self) -> str:
+        """Return a query with one parameter (table) listing its column names; none when it does not exist."""

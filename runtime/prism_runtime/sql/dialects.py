@@ -12,31 +12,28 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from prism_runtime.schema import Column, ColumnKind
-from prism_runtime.sql.dialect import SqlDialect
+from prism_runtime.sql.dialect import ServingDialect, SqlDialect
 
 _U64 = 1 << 64
 _I64_MAX = (1 << 63) - 1
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
-class SqliteDialect(SqlDialect):
+class SqliteDialect(ServingDialect):
     """SQLite's storage classes; what SQLite cannot hold natively is stored losslessly and readably."""
 
     name = "sqlite"
     type_dialect = "sqlite"
     assembles_ddl = True
+    # TEXT and BLOB as the base; integers, reals and text for everything else (SQLite's storage classes).
     types: ClassVar[dict[ColumnKind, str]] = {
-        ColumnKind.INT32: "INTEGER",
-        ColumnKind.INT64: "INTEGER",
-        ColumnKind.UINT64: "INTEGER",
-        ColumnKind.FLOAT: "REAL",
-        ColumnKind.DOUBLE: "REAL",
-        ColumnKind.BOOL: "INTEGER",
-        ColumnKind.STRING: "TEXT",
-        ColumnKind.BYTES: "BLOB",
-        ColumnKind.ENUM: "INTEGER",
-        ColumnKind.TIMESTAMP: "TEXT",
-        ColumnKind.JSON: "TEXT",
+        **SqlDialect.types,
+        **dict.fromkeys(
+            (ColumnKind.INT32, ColumnKind.INT64, ColumnKind.UINT64, ColumnKind.BOOL, ColumnKind.ENUM),
+            "INTEGER",
+        ),
+        **dict.fromkeys((ColumnKind.FLOAT, ColumnKind.DOUBLE), "REAL"),
+        **dict.fromkeys((ColumnKind.TIMESTAMP, ColumnKind.JSON), "TEXT"),
     }
 
     def encode_uint64(self, value: int) -> Any:
@@ -55,6 +52,18 @@ class SqliteDialect(SqlDialect):
         """Store bools as 0 and 1."""
         return int(value)
 
+    def object_exists(self) -> str:
+        """Find a table or index by type and name in sqlite_master."""
+        return "SELECT 1 FROM sqlite_master WHERE type = ? AND name = ?"
+
+    def column_exists(self) -> str:
+        """Find a column of a table through pragma_table_info."""
+        return "SELECT 1 FROM pragma_table_info(?) WHERE name = ?"
+
+    def table_columns(self) -> str:
+        """List a table's columns through pragma_table_info (none when it does not exist)."""
+        return "SELECT name FROM pragma_table_info(?)"
+
     def append_only(self, table: str) -> list[str]:
         """Return triggers that abort any UPDATE or DELETE of `table`."""
         return [
@@ -71,7 +80,7 @@ class SqliteDialect(SqlDialect):
         ]
 
 
-class PostgresDialect(SqlDialect):
+class PostgresDialect(ServingDialect):
     """Postgres as the shared SQL base already writes it, plus asyncpg's value types."""
 
     name = "postgres"
@@ -84,16 +93,13 @@ class PostgresDialect(SqlDialect):
     supports_drop_not_null = True
     partitions_series = True
     types: ClassVar[dict[ColumnKind, str]] = {
+        **SqlDialect.types,
         ColumnKind.INT32: "INTEGER",
-        ColumnKind.INT64: "BIGINT",
         ColumnKind.UINT64: "NUMERIC(20, 0)",
         ColumnKind.FLOAT: "REAL",
         ColumnKind.DOUBLE: "DOUBLE PRECISION",
-        ColumnKind.BOOL: "BOOLEAN",
-        ColumnKind.STRING: "TEXT",
         ColumnKind.BYTES: "BYTEA",
         ColumnKind.ENUM: "INTEGER",
-        ColumnKind.TIMESTAMP: "TIMESTAMPTZ",
         ColumnKind.JSON: "JSONB",
     }
 
@@ -169,7 +175,11 @@ class PostgresDialect(SqlDialect):
         return delta.days * 86_400 + delta.seconds, delta.microseconds * 1000
 
 
-def dialect_for(name: str) -> SqlDialect:
+DIALECTS: dict[str, type[ServingDialect]] = {d.name: d for d in (SqliteDialect, PostgresDialect)}
+"""The dialects of the backends that run statements, by name: the registry the compiler's DDL dialects
+(protoc_gen_prism.sql.dialects) extend; any other sqlglot dialect is the neutral base there."""
+
+
+def dialect_for(name: str) -> ServingDialect:
     """Return the dialect of a backend that runs statements: "sqlite" or "postgres"."""
-    dialects: dict[str, type[SqlDialect]] = {"sqlite": SqliteDialect, "postgres": PostgresDialect}
-    return dialects[name]()
+    return DIALECTS[name]()

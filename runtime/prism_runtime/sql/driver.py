@@ -8,7 +8,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from prism_runtime.errors import SchemaMismatch
 from prism_runtime.schema import EntitySpec
-from prism_runtime.sql.dialect import SqlDialect
+from prism_runtime.sql.dialect import ServingDialect
 from prism_runtime.sql.names import stored_columns
 from prism_runtime.sql.statements import KeyValueStatements
 
@@ -55,7 +55,7 @@ UNREADABLE = Unreadable()
 class SqlDriver(Protocol):
     """A connection (or pool) to one SQL server; raises BackendError subclasses naming the namespace."""
 
-    dialect: SqlDialect
+    dialect: ServingDialect
     name: str
     """The backend as errors name it: kind and redacted location."""
 

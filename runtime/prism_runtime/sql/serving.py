@@ -5,11 +5,11 @@ A driver class inherits this and says only how it talks to its server (the SqlDr
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
-from prism_runtime.schema import Abstraction, EntitySpec
+from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.graph import SqlGraph
 from prism_runtime.sql.keyvalue import SqlKeyValue
 from prism_runtime.sql.timeseries import SqlTimeSeries
@@ -18,11 +18,8 @@ M = TypeVar("M", bound=Message)
 
 
 class ServesSqlAbstractions:
-    """KeyValue, TimeSeries and Graph for a driver that implements the SqlDriver protocol."""
-
-    serves: ClassVar[frozenset[Abstraction]] = frozenset(
-        {Abstraction.KEY_VALUE, Abstraction.TIME_SERIES, Abstraction.GRAPH}
-    )
+    """KeyValue, TimeSeries and Graph for a driver that implements the SqlDriver protocol (its registry entry,
+    prism_runtime.backends.registry, says it serves all three)."""
 
     def keyvalue(self, spec: EntitySpec, message: type[M]) -> SqlKeyValue[M]:
         """Return the KeyValue backend of one entity."""
