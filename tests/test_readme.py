@@ -18,7 +18,7 @@ from conftest import ROOT
 
 from prism_runtime.config import load_config
 from protoc_gen_prism.checks import runner
-from protoc_gen_prism.checks.config import load_config as load_check_config
+from protoc_gen_prism.checks.config import load_check_config
 from protoc_gen_prism.checks.rules import Severity
 
 README = ROOT / "README.md"
