@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from conftest import ROOT
 
 from prism_runtime.config import load_config
@@ -64,10 +68,23 @@ def test_the_prism_yaml_of_the_readme_is_what_the_runtime_and_prism_check_read(t
     assert checks.ignore == {"LINT_PII_PLAINTEXT": ("example/legacy/",)}
 
 
-def test_every_command_block_runs_in_a_new_project(tmp_path: Path) -> None:
+@pytest.fixture
+def project() -> Iterator[Path]:
+    """An empty directory outside this repository, and outside pytest's basetemp.
+
+    As root, the embedded Postgres runs as an unprivileged user who must traverse every ancestor of its data
+    dir and of its binaries (here both in the project's own .venv), and a concurrent pytest session resets
+    /tmp/pytest-of-root to 0700.
+    """
+    path = Path(tempfile.mkdtemp(prefix="prism-readme-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def test_every_command_block_runs_in_a_new_project(project: Path) -> None:
     blocks = [body for _, body in fenced("bash") if not body.startswith(SKIP)]
-    project = tmp_path / "project"
-    project.mkdir()
     assert not project.resolve().is_relative_to(ROOT)
     here = str(Path(sys.executable).parent)
     env = {k: v for k, v in os.environ.items() if not k.startswith(_SESSION_ENV)}
