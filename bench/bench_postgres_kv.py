@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import json
+import pstats
+import statistics
 import sys
 import tempfile
 import time
@@ -67,7 +71,7 @@ async def throughput(
     return tuple(count / t for t in spent)
 
 
-async def run(url: str, ops: int, gen: Path) -> list[tuple[str, float, float, str]]:
+async def run(url: str, ops: int, gen: Path, profile: bool = False) -> list[tuple[str, float, float, str]]:
     """Measure both ways; return rows of (figure, generated, raw, unit)."""
     sys.path.insert(0, str(gen))
     from benchkv.v1 import kv_pb2, kv_prism
@@ -114,25 +118,43 @@ async def run(url: str, ops: int, gen: Path) -> list[tuple[str, float, float, st
             rows.append((f"{name} x{CONCURRENCY} tasks", g_rate, r_rate, "ops/s"))
 
         batch = users[:10_000]
-        await pool.execute(f"TRUNCATE {backend.sql.table}")
-        start = time.perf_counter()
-        await store.put_many(batch)
-        gen_bulk = time.perf_counter() - start
-        await pool.execute(f"TRUNCATE {backend.sql.table}")
         columns = [c.name for c in backend.spec.columns]
+        await pool.execute(f"TRUNCATE {backend.sql.table}")
         start = time.perf_counter()
         await pool.copy_records_to_table(backend.spec.namespace, records=encoded[:10_000], columns=columns)
         raw_bulk = time.perf_counter() - start
+        gen_times: list[float] = []
+        hand_times: list[float] = []
+        encode_times: list[float] = []
+        for _ in range(5):  # alternating rounds; medians
+            await pool.execute(f"TRUNCATE {backend.sql.table}")
+            start = time.perf_counter()
+            await store.put_many(batch)
+            gen_times.append(time.perf_counter() - start)
+            # The same work by hand: COPY into a staging table, then the same upsert (put_many replaces rows).
+            await pool.execute(f"TRUNCATE {backend.sql.table}")
+            start = time.perf_counter()
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute(f"CREATE TEMP TABLE stage (LIKE {backend.sql.table}) ON COMMIT DROP")
+                await conn.copy_records_to_table("stage", records=encoded[:10_000], columns=columns)
+                await conn.execute(backend.sql.upsert_from("stage"))
+            hand_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            for u in batch:
+                backend.codec.encode(u)
+            encode_times.append(time.perf_counter() - start)
+        gen_bulk, raw_upsert, encode = (statistics.median(t) for t in (gen_times, hand_times, encode_times))
+        if profile:
+            # Where put_many's time goes on the client: one more run under cProfile, heaviest first.
+            await pool.execute(f"TRUNCATE {backend.sql.table}")
+            profiler = cProfile.Profile()
+            profiler.enable()
+            await store.put_many(batch)
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
         rows.append(("put_many 10k vs COPY", gen_bulk * 1e3, raw_bulk * 1e3, "ms"))
-        # The same work by hand: COPY into a staging table, then the same upsert (put_many replaces rows).
-        await pool.execute(f"TRUNCATE {backend.sql.table}")
-        start = time.perf_counter()
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.execute(f"CREATE TEMP TABLE stage (LIKE {backend.sql.table}) ON COMMIT DROP")
-            await conn.copy_records_to_table("stage", records=encoded[:10_000], columns=columns)
-            await conn.execute(backend.sql.upsert_from("stage"))
-        raw_upsert = time.perf_counter() - start
         rows.append(("put_many 10k vs upsert", gen_bulk * 1e3, raw_upsert * 1e3, "ms"))
+        rows.append(("encode 10k (in put_many)", encode * 1e3, 0.0, "ms"))
     return rows
 
 
@@ -141,6 +163,8 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--ops", type=int, default=5000)
     parser.add_argument("--url", default=None)
+    parser.add_argument("--profile", action="store_true", help="print a cProfile of one put_many")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows here, for bench/plot.py")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         gen = Path(tmp) / "gen"
@@ -148,15 +172,18 @@ async def main() -> None:
         server = None if args.url else await asyncio.to_thread(stack.start_postgres, Path(tmp) / "pg")
         url = args.url or (server.url if server else "")
         try:
-            rows = await run(url, args.ops, gen)
+            rows = await run(url, args.ops, gen, args.profile)
         finally:
             if server is not None:
                 await asyncio.to_thread(stack.stop, server)
     print(f"{args.ops} sequential ops per latency figure; {CONCURRENCY} tasks share a pool of 10 connections")
-    print(f"{'figure':22}{'generated':>12}{'raw asyncpg':>13}{'unit':>7}{'gen/raw cost':>14}")
+    print(f"{'figure':26}{'generated':>12}{'raw asyncpg':>13}{'unit':>7}{'gen/raw cost':>14}")
     for name, g, r, unit in rows:
-        cost = g / r if unit == "ms" else r / g
-        print(f"{name:22}{g:12.3f}{r:13.3f}{unit:>7}{cost:13.2f}x")
+        cost = (g / r if unit == "ms" else r / g) if r else float("nan")
+        print(f"{name:26}{g:12.3f}{r:13.3f}{unit:>7}{cost:13.2f}x")
+    if args.json is not None:
+        records = [{"figure": n, "generated": g, "raw": r, "unit": u} for n, g, r, u in rows]
+        args.json.write_text(json.dumps(records, indent=2) + "\n")
 
 
 if __name__ == "__main__":

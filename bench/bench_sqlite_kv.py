@@ -1,28 +1,36 @@
-"""Generated KeyValue get/put on SQLite vs raw sqlite3 running the same statements.
+"""Generated KeyValue get/put/put_many on SQLite vs raw sqlite3 running the same statements.
 
-Three columns per operation: the generated store, raw sqlite3 called synchronously (the floor: no event
-loop, no thread hop), and raw sqlite3 behind the same single worker thread (what an async program pays).
-Run: python bench/bench_sqlite_kv.py [--ops 20000]
+Three sides per operation: the generated store, raw sqlite3 called synchronously (the floor: no event loop,
+no thread hop), and raw sqlite3 behind one worker thread (what an async program paid before point reads ran
+on the loop). Each database holds the same rows; the sides run in alternating rounds, so drift in a shared
+machine's speed hits them alike. Then put_many of 10k rows against the same upsert by hand (pre-encoded
+rows, one transaction), and the event loop's lag while another process writes.
+Run: python bench/bench_sqlite_kv.py [--ops 20000] [--rounds 10] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import resource
 import sqlite3
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import prism_runtime
 from protoc_gen_prism.protoc_runner import generate
 
 ROOT = Path(__file__).resolve().parents[1]
+BATCH = 10_000
+GETS_PER_MS = 5  # the loop-lag runs' pace: up to 5,000 gets a second
 
 
 def load_generated(out: Path) -> tuple[Any, Any]:
@@ -35,37 +43,10 @@ def load_generated(out: Path) -> tuple[Any, Any]:
     return kv_pb2, kv_prism
 
 
-def rate(count: int, seconds: float) -> float:
-    """Return operations per second."""
-    return count / seconds
-
-
-async def generated_store(pb2: Any, prism: Any, path: Path, ops: int) -> tuple[float, float, list[Any]]:
-    """Time put then get through the generated store; return (put/s, get/s, rows as stored)."""
-    users = [
-        pb2.Profile(
-            user_id=f"user-{i:06d}",
-            handle=f"u{i}",
-            display_name=f"User {i}",
-            tier=i % 3,
-            tags=["a", "b"],
-        )
-        for i in range(ops)
-    ]
-    async with prism_runtime.connect(f"sqlite:///{path}") as db:
-        store = prism.ProfileStore(db)
-        await store.put(users[0])  # creates the table outside the timed loop
-        start = time.perf_counter()
-        for u in users:
-            await store.put(u)
-        puts = rate(ops, time.perf_counter() - start)
-        start = time.perf_counter()
-        for u in users:
-            await store.get(u.user_id)
-        gets = rate(ops, time.perf_counter() - start)
-        backend = store._backend
-        rows = [backend.codec.encode(u) for u in users]
-        return puts, gets, [backend.sql.upsert, backend.sql.get(), rows]
+def percentile(samples: list[float], q: float) -> float:
+    """Return the q-quantile of `samples`."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def raw_connection(path: Path) -> sqlite3.Connection:
@@ -76,64 +57,289 @@ def raw_connection(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def raw_sync(path: Path, upsert: str, get: str, rows: list[Any]) -> tuple[float, float]:
-    """Time the same statements with plain synchronous sqlite3."""
-    conn = raw_connection(path)
-    start = time.perf_counter()
-    for row in rows:
-        conn.execute(upsert, row)
-    puts = rate(len(rows), time.perf_counter() - start)
-    start = time.perf_counter()
-    for row in rows:
-        conn.execute(get, (row[0],)).fetchall()
-    gets = rate(len(rows), time.perf_counter() - start)
-    conn.close()
-    return puts, gets
+class Side:
+    """One way of running the operations: timed per call (latency) and per chunk (throughput)."""
+
+    def __init__(self, name: str, get: Callable[[int], Any], put: Callable[[int], Any]) -> None:
+        self.name = name
+        self.ops = {"get": get, "put": put}
+        self.spent = {"get": 0.0, "put": 0.0}
+        self.count = {"get": 0, "put": 0}
+        self.latency: dict[str, list[float]] = {"get": [], "put": []}
 
 
-async def raw_threaded(path: Path, upsert: str, get: str, rows: list[Any]) -> tuple[float, float]:
-    """Time the same statements with sqlite3 on one worker thread, awaited from the event loop."""
-    pool = ThreadPoolExecutor(max_workers=1)
-    loop = asyncio.get_running_loop()
-    conn = await loop.run_in_executor(pool, raw_connection, path)
-    start = time.perf_counter()
-    for row in rows:
-        await loop.run_in_executor(pool, conn.execute, upsert, row)
-    puts = rate(len(rows), time.perf_counter() - start)
-    start = time.perf_counter()
-    for row in rows:
-        await loop.run_in_executor(pool, lambda r=row: conn.execute(get, (r[0],)).fetchall())
-    gets = rate(len(rows), time.perf_counter() - start)
-    await loop.run_in_executor(pool, conn.close)
-    pool.shutdown()
-    return puts, gets
+async def timed_rounds(sides: list[Side], op: str, ops: int, rounds: int) -> None:
+    """Run `op` `ops` times on each side, in `rounds` alternating chunks, recording time and latencies."""
+    chunk = max(1, ops // rounds)
+    for first in range(0, ops, chunk):
+        indexes = range(first, min(ops, first + chunk))
+        for side in sides:
+            call = side.ops[op]
+            samples = side.latency[op]
+            clock = time.perf_counter
+            start = clock()
+            if asyncio.iscoroutinefunction(call):
+                for i in indexes:
+                    t = clock()
+                    await call(i)
+                    samples.append(clock() - t)
+            else:  # raw synchronous sqlite3: no coroutine around it
+                for i in indexes:
+                    t = clock()
+                    call(i)
+                    samples.append(clock() - t)
+            side.spent[op] += clock() - start
+            side.count[op] += len(indexes)
+
+
+async def compare_point_ops(pb2: Any, prism: Any, tmp: Path, ops: int, rounds: int) -> list[dict[str, Any]]:
+    """Time get and put on the three sides; return one record per (op, side)."""
+    users = [
+        pb2.Profile(
+            user_id=f"user-{i:06d}", handle=f"u{i}", display_name=f"User {i}", tier=i % 3, tags=["a", "b"]
+        )
+        for i in range(ops)
+    ]
+    async with prism_runtime.connect(f"sqlite:///{tmp / 'gen.db'}") as db:
+        store = prism.ProfileStore(db)
+        await store.put_many(users)
+        backend = store._backend
+        upsert, get = backend.sql.upsert, backend.sql.get()
+        rows = [backend.codec.encode(u) for u in users]
+        ddl = [
+            r[0]
+            for r in sqlite3.connect(tmp / "gen.db").execute(
+                "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL"
+            )
+        ]
+        sync = raw_connection(tmp / "sync.db")
+        pool = ThreadPoolExecutor(max_workers=1)
+        loop = asyncio.get_running_loop()
+        threaded = await loop.run_in_executor(pool, raw_connection, tmp / "thread.db")
+        for conn in (sync, threaded):
+            for statement in ddl:
+                conn.execute(statement)
+            conn.execute("BEGIN")
+            conn.executemany(upsert, rows)
+            conn.execute("COMMIT")
+
+        async def gen_get(i: int) -> Any:
+            return await store.get(users[i].user_id)
+
+        async def gen_put(i: int) -> None:
+            await store.put(users[i])
+
+        def sync_get(i: int) -> Any:
+            return sync.execute(get, (rows[i][0],)).fetchall()
+
+        def sync_put(i: int) -> None:
+            sync.execute(upsert, rows[i])
+
+        async def thread_get(i: int) -> Any:
+            return await loop.run_in_executor(pool, lambda: threaded.execute(get, (rows[i][0],)).fetchall())
+
+        async def thread_put(i: int) -> None:
+            await loop.run_in_executor(pool, threaded.execute, upsert, rows[i])
+
+        sides = [
+            Side("generated", gen_get, gen_put),
+            Side("raw sync", sync_get, sync_put),
+            Side("raw thread", thread_get, thread_put),
+        ]
+        for op in ("get", "put"):
+            await timed_rounds(sides, op, min(ops, 500), 1)  # warm caches
+            for side in sides:
+                side.spent[op], side.count[op], side.latency[op] = 0.0, 0, []
+            await timed_rounds(sides, op, ops, rounds)
+        await loop.run_in_executor(pool, threaded.close)
+        pool.shutdown()
+        sync.close()
+    return [
+        {
+            "op": op,
+            "side": side.name,
+            "ops_per_s": side.count[op] / side.spent[op],
+            "p50_us": percentile(side.latency[op], 0.5) * 1e6,
+            "p99_us": percentile(side.latency[op], 0.99) * 1e6,
+        }
+        for op in ("get", "put")
+        for side in sides
+    ]
+
+
+async def compare_put_many(pb2: Any, prism: Any, tmp: Path, rounds: int) -> dict[str, Any]:
+    """Time put_many of BATCH rows against the same upsert by hand on pre-encoded rows, alternating."""
+    users = [
+        pb2.Profile(
+            user_id=f"many-{i:06d}",
+            handle=f"u{i}",
+            display_name=f"User {i}",
+            tier=i % 3,
+            tags=["a", "b"],
+            age=30,
+        )
+        for i in range(BATCH)
+    ]
+    generated: list[float] = []
+    by_hand: list[float] = []
+    encode: list[float] = []
+    async with prism_runtime.connect(f"sqlite:///{tmp / 'many.db'}") as db:
+        store = prism.ProfileStore(db)
+        await store.put(users[0])
+        backend = store._backend
+        rows = [backend.codec.encode(u) for u in users]
+        hand = raw_connection(tmp / "many.db")
+        for _ in range(rounds):
+            start = time.perf_counter()
+            await store.put_many(users)
+            generated.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            hand.execute("BEGIN IMMEDIATE")
+            hand.executemany(backend.sql.upsert, rows)
+            hand.execute("COMMIT")
+            by_hand.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            for u in users:
+                backend.codec.encode(u)
+            encode.append(time.perf_counter() - start)
+        hand.close()
+    g, h, e = (statistics.median(x) * 1e3 for x in (generated, by_hand, encode))
+    return {"generated_ms": g, "by_hand_ms": h, "encode_ms": e, "ratio": g / h}
+
+
+_WRITER = """
+import sqlite3, sys, time
+path, upsert, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+conn = sqlite3.connect(path, isolation_level=None, timeout=10)
+end = time.monotonic() + seconds
+n = 0
+while time.monotonic() < end:
+    n += 1
+    conn.execute("BEGIN IMMEDIATE")
+    for key in range(100):
+        conn.execute(upsert, ("user-%06d" % key, "h", "d", n, None, "[]", "null", None))
+    conn.execute("COMMIT")
+print(n, flush=True)
+"""
+
+
+async def loop_lag(
+    pb2: Any, prism: Any, tmp: Path, seconds: float, *, gets: bool, local_writer: bool, on_loop: bool
+) -> dict[str, Any]:
+    """Measure how late the loop runs a 1 ms timer while another process writes, optionally serving gets
+    (on the loop's reader, or all on the worker as before) and running a writer task of its own."""
+    async with prism_runtime.connect(f"sqlite:///{tmp / 'gen.db'}") as db:
+        store = prism.ProfileStore(db)
+        await store.get("user-000000")
+        if not on_loop:
+            store._backend.driver._reader = None  # every read through the worker thread, as before
+        writer = subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(tmp / "gen.db"), store._backend.sql.upsert, str(seconds)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        lags: list[float] = []
+        done = False
+
+        async def ticker() -> None:
+            while not done:
+                due = time.perf_counter() + 0.001
+                await asyncio.sleep(0.001)
+                lags.append(time.perf_counter() - due)
+
+        async def in_process_writer() -> int:
+            n = 0
+            while local_writer and not done:
+                await store.put(pb2.Profile(user_id=f"user-{n % 1000:06d}", handle="w"))
+                n += 1
+            return n
+
+        tick = asyncio.create_task(ticker())
+        puts = asyncio.create_task(in_process_writer())
+        count = 0
+        waits = preempted = 0  # context switches of the loop thread inside runs of gets
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            if gets:
+                # A server's pace, not flat out: GETS_PER_MS gets, then the loop is free until the next tick.
+                before = resource.getrusage(resource.RUSAGE_THREAD)
+                for _ in range(GETS_PER_MS):
+                    await store.get(f"user-{count % 1000:06d}")
+                    count += 1
+                after = resource.getrusage(resource.RUSAGE_THREAD)
+                waits += after.ru_nvcsw - before.ru_nvcsw
+                preempted += after.ru_nivcsw - before.ru_nivcsw
+            await asyncio.sleep(0.001)
+        done = True
+        await tick
+        local_puts = await puts
+        commits = int(await asyncio.to_thread(lambda: writer.communicate()[0]))
+    return {
+        "scenario": ("gets on the loop" if on_loop else "gets on the worker") if gets else "no gets",
+        "local_writer": local_writer,
+        "seconds": seconds,
+        "gets": count,
+        "local_puts": local_puts,
+        "other_process_commits": commits,
+        "lag_p50_us": percentile(lags, 0.5) * 1e6,
+        "lag_p99_us": percentile(lags, 0.99) * 1e6,
+        "lag_max_us": max(lags) * 1e6,
+        # Voluntary switches inside a run of gets: the loop thread blocked (a lock wait, a sleep, I/O).
+        # Involuntary ones: the OS gave the core to another process (a shared machine's preemption).
+        "blocked_in_gets": waits,
+        "preempted_in_gets": preempted,
+    }
 
 
 async def main() -> None:
-    """Print ops/s for each way and the ratios."""
+    """Print every figure; with --json, also write them for bench/plot.py."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--ops", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--lag-seconds", type=float, default=5.0)
+    parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        pb2, prism = load_generated(Path(tmp) / "gen")
-        gen_put, gen_get, (upsert, get, rows) = await generated_store(
-            pb2, prism, Path(tmp) / "gen.db", args.ops
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        pb2, prism = load_generated(tmp / "gen")
+        point = await compare_point_ops(pb2, prism, tmp, args.ops, args.rounds)
+        many = await compare_put_many(pb2, prism, tmp, 5)
+        lag = [
+            await loop_lag(pb2, prism, tmp, args.lag_seconds, gets=g, local_writer=w, on_loop=o)
+            for g, w, o in (
+                (False, False, True),
+                (True, False, True),
+                (True, False, False),
+                (True, True, True),
+                (True, True, False),
+            )
+        ]
+    print(f"{args.ops} ops per side in {args.rounds} alternating rounds, WAL, synchronous=NORMAL")
+    print(f"{'':6}{'side':>12}{'ops/s':>10}{'p50 us':>9}{'p99 us':>9}")
+    for r in point:
+        print(f"{r['op']:6}{r['side']:>12}{r['ops_per_s']:10,.0f}{r['p50_us']:9.1f}{r['p99_us']:9.1f}")
+    rate = {(r["op"], r["side"]): r["ops_per_s"] for r in point}
+    for op in ("get", "put"):
+        g = rate[op, "generated"]
+        print(
+            f"{op}: generated/sync {g / rate[op, 'raw sync']:.2f}x, generated/thread {g / rate[op, 'raw thread']:.2f}x"
         )
-        # Same table definition as the generated one, copied from its schema.
-        src = sqlite3.connect(Path(tmp) / "gen.db")
-        ddl = [r[0] for r in src.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL")]
-        src.close()
-        for name in ("sync.db", "thread.db"):
-            conn = raw_connection(Path(tmp) / name)
-            for statement in ddl:
-                conn.execute(statement)
-            conn.close()
-        sync_put, sync_get = raw_sync(Path(tmp) / "sync.db", upsert, get, rows)
-        thr_put, thr_get = await raw_threaded(Path(tmp) / "thread.db", upsert, get, rows)
-    print(f"{args.ops} ops each, WAL, synchronous=NORMAL, one row = a profile with 8 columns")
-    print(f"{'':10}{'generated':>12}{'raw sync':>12}{'raw thread':>12}{'gen/sync':>10}{'gen/thread':>12}")
-    for op, g, s, t in (("put/s", gen_put, sync_put, thr_put), ("get/s", gen_get, sync_get, thr_get)):
-        print(f"{op:10}{g:12,.0f}{s:12,.0f}{t:12,.0f}{g / s:10.2f}{g / t:12.2f}")
+    print(
+        f"put_many {BATCH}: generated {many['generated_ms']:.1f} ms, by hand {many['by_hand_ms']:.1f} ms "
+        f"({many['ratio']:.2f}x); encoding alone {many['encode_ms']:.1f} ms (medians of 5)"
+    )
+    print(
+        f"loop lag (1 ms timer) over {args.lag_seconds:.0f} s while another process commits 100-row batches:"
+    )
+    for r in lag:
+        print(
+            f"  {r['scenario']:19}{' + writer task' if r['local_writer'] else '':15}"
+            f"gets {r['gets']:8,} puts {r['local_puts']:6,} other commits {r['other_process_commits']:6,}  "
+            f"lag p50 {r['lag_p50_us']:6.0f} us p99 {r['lag_p99_us']:7.0f} us max {r['lag_max_us']:7.0f} us; "
+            f"in gets blocked {r['blocked_in_gets']} preempted {r['preempted_in_gets']}"
+        )
+    if args.json is not None:
+        args.json.write_text(json.dumps({"point": point, "put_many": many, "loop_lag": lag}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -274,7 +274,8 @@ async def test_scan_pages_are_bounded_by_bytes(db: prism_runtime.Database, users
     assert counter.limits[0] == 50 and max(counter.limits[1:]) <= 10
 
 
-@pytest.mark.parametrize("count", [3, 600])  # below and above the Postgres COPY threshold
+# Below and above the Postgres COPY threshold, and over more than one piece of asyncpg's COPY data.
+@pytest.mark.parametrize("count", [3, 600, 4500])
 async def test_put_many_overwrites_and_last_write_wins(
     db: prism_runtime.Database, users: Any, count: int
 ) -> None:
@@ -286,3 +287,39 @@ async def test_put_many_overwrites_and_last_write_wins(
     await store.put_many(batch)
     got = await store.get_many([f"w{i:04d}" for i in range(count)])
     assert [m.display_name if m else None for m in got] == ["newest"] + ["new"] * (count - 1)
+
+
+async def test_a_batch_failing_at_its_last_row_stores_none_of_it(
+    db: prism_runtime.Database, users: Any
+) -> None:
+    from prism_runtime.errors import BackendError
+
+    pb2, prism = users
+    store = prism.UserProfileStore(db)
+    batch = [pb2.UserProfile(user_id=f"c{i:04d}", display_name="x") for i in range(4500)]
+    # Postgres text cannot hold U+0000: the COPY fails at the last row, after the first ones were sent.
+    batch[-1].display_name = "nul\x00"
+    if db.url.kind == "sqlite":
+        await store.put_many(batch)  # SQLite stores it
+        assert (await store.get("c4499")) == batch[-1]
+        return
+    with pytest.raises(BackendError, match="U\\+0000"):
+        await store.put_many(batch)
+    assert await store.get_many(["c0000", "c2500", "c4499"]) == [None, None, None]
+    await store.put(pb2.UserProfile(user_id="after"))  # the pooled connection is usable again
+    assert (await store.get("after")) is not None
+
+
+@pytest.mark.parametrize("count", [3, 600, 4500])
+async def test_put_many_of_plain_messages_keeps_the_last_write_of_a_key(
+    db: prism_runtime.Database, types: Any, count: int
+) -> None:
+    pb2, prism = types
+    store = prism.CounterStore(db)
+    # Keys repeat across the batch: the last write of each wins.
+    batch = [pb2.Counter(id=i % (count // 3 or 1) - 7, hits=i) for i in range(count)]
+    await store.put_many(batch)
+    expected = {m.id: m.hits for m in batch}
+    got = await store.get_many(sorted(expected))
+    assert {m.id: m.hits for m in got if m} == expected
+    assert len([m async for m in store.scan()]) == len(expected)

@@ -295,7 +295,9 @@ def test_a_withheld_removal_still_writes_the_rest_and_exits_0(tmp_path: Path) ->
     run = prism("migrate", after, "--against", before, "-o", tmp_path / "m")
     assert run.returncode == 0, run.stderr
     assert "not written: accounts.legacy: field 4 was removed" in run.stderr
-    assert sorted(p.name for p in (tmp_path / "m" / "sqlite").iterdir()) == ["0001_add_column_accounts_note.sql"]
+    assert sorted(p.name for p in (tmp_path / "m" / "sqlite").iterdir()) == [
+        "0001_add_column_accounts_note.sql"
+    ]
 
 
 def test_provision_cli_applies_migrations_first(tmp_path: Path, versions: list[Version]) -> None:

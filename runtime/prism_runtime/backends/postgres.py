@@ -216,6 +216,8 @@ class PostgresDriver(ServesSqlAbstractions):
         stage = short_name(_STAGE, statements.table.strip('"'), dialect=self.dialect)
 
         async def work() -> None:
+            # `rows` may encode each row as it is read (see SqlKeyValue.put): asyncpg sends the COPY data in
+            # pieces as it reads them, so the server takes in the first rows while the last are encoded.
             async with pool.acquire() as conn, conn.transaction():
                 await conn.execute(f"CREATE TEMP TABLE {stage} (LIKE {statements.table}) ON COMMIT DROP")
                 await conn.copy_records_to_table(stage, records=rows, columns=names)

@@ -1,13 +1,23 @@
-"""SQLite: the embedded default. One connection on one worker thread, so the event loop never blocks."""
+"""SQLite: the embedded default. Writes and scans on one worker thread; point reads on the event loop's own.
+
+Two connections to the file. The writer lives on a worker thread, so no write, scan or lock wait ever runs on
+the event loop. The reader is used on the loop thread for reads of a few rows by key (`fetch_first`,
+`fetch_few`): in WAL mode a reader takes no lock a writer holds, so such a read costs microseconds, where a
+hop to the worker costs tens of them. The reader can never hold the loop for long: its busy timeout is zero
+(a read that would wait for a lock fails at once), and a progress handler abandons a statement that runs
+past a small CPU budget; either way the read is run again on the worker, as every read was before.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from time import perf_counter
 from typing import TypeVar
 
 from google.protobuf.message import Message
@@ -33,6 +43,11 @@ _CONTENDED = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 _I64_MAX = (1 << 63) - 1
 # sqlite3's error for TEXT that is not UTF-8; the rest of its message quotes the text.
 _NOT_UTF8 = "Could not decode to UTF-8"
+# A read on the loop thread may run this long before SQLite abandons it and it runs again on the worker; the
+# progress handler that checks it runs every _PROGRESS_STEPS virtual machine steps (a point read takes fewer
+# than a hundred, so it never runs for one).
+LOOP_READ_BUDGET = 0.0005
+_PROGRESS_STEPS = 1000
 
 
 class SqliteDriver(ServesSqlAbstractions):
@@ -46,10 +61,41 @@ class SqliteDriver(ServesSqlAbstractions):
         self.name = f"sqlite ({self.path})"
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prism-sqlite")
         self._conn: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._reader_thread = 0
+        self._deadline = 0.0
 
     async def open(self) -> None:
-        """Open the file (creating it and its directory's file, not the directory) in WAL mode."""
+        """Open the file (creating it and its directory's file, not the directory) in WAL mode.
+
+        Then the loop thread's reader, unless the database is in memory (a second connection would open a
+        second, empty database) or the file is not in WAL mode (a reader would wait for writers).
+        """
         await self._run(self._open_sync, namespace="")
+        if self.path != ":memory:":
+            self._reader = self._open_reader()
+            self._reader_thread = threading.get_ident()
+
+    def _open_reader(self) -> sqlite3.Connection | None:
+        # timeout=0: a read that would wait for a lock raises SQLITE_BUSY at once and goes to the worker.
+        try:
+            conn = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error:
+            return None
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.close()
+                return None
+            conn.execute("PRAGMA query_only=1")
+            _forbid_string_identifiers(conn)
+            conn.set_progress_handler(self._over_budget, _PROGRESS_STEPS)
+        except sqlite3.Error:
+            conn.close()
+            return None
+        return conn
+
+    def _over_budget(self) -> bool:
+        return perf_counter() > self._deadline
 
     def _open_sync(self) -> None:
         if self.path != ":memory:" and not Path(self.path).parent.exists():
@@ -65,7 +111,10 @@ class SqliteDriver(ServesSqlAbstractions):
         self._conn = conn
 
     async def close(self) -> None:
-        """Close the connection and stop the worker thread."""
+        """Close the connections and stop the worker thread."""
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            reader.close()
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
@@ -122,7 +171,12 @@ class SqliteDriver(ServesSqlAbstractions):
         namespace: str,
         after: Sequence[After] = (),
     ) -> None:
-        """Upsert rows with executemany in one transaction: SQLite has no faster path."""
+        """Upsert rows with executemany in one transaction: SQLite has no faster path.
+
+        The rows are encoded here, on the caller's thread, before the hop: encoding on the worker would hold
+        the GIL the loop needs while the worker waits on SQLite.
+        """
+        rows = rows if isinstance(rows, list) else list(rows)
         await self.execute_many(statements.upsert, rows, namespace=namespace, after=after)
 
     async def execute_script(self, statements: Sequence[str], *, namespace: str) -> None:
@@ -157,11 +211,36 @@ class SqliteDriver(ServesSqlAbstractions):
     async def fetch_first(
         self, sql: str, args: Row, decode: Callable[[Row], T], *, namespace: str
     ) -> T | None:
-        """Run a query and return its first row through `decode`, or None."""
+        """Run a point query and return its first row through `decode`, or None: on the loop thread if it can."""
+        reader = self._reader
+        if reader is not None and threading.get_ident() == self._reader_thread:
+            self._deadline = perf_counter() + LOOP_READ_BUDGET
+            try:
+                # fetchall: the statement runs to its end, so no read transaction stays open past this line.
+                rows = reader.execute(sql, args).fetchall()
+            except sqlite3.OperationalError:
+                pass  # busy, over budget, or text that is not UTF-8: the worker's path handles each
+            except sqlite3.DatabaseError as error:
+                raise BackendError(_safe(error), namespace=namespace, backend=self.name) from None
+            else:
+                return decode(rows[0]) if rows else None
         row: Row | None = await self._run(
             lambda: self._readable(lambda c: c.execute(sql, args).fetchone()), namespace=namespace
         )
         return None if row is None else decode(row)
+
+    async def fetch_few(self, sql: str, args: Row, *, namespace: str) -> list[Row]:
+        """Run a query of a few rows by key and return them: on the loop thread if it can."""
+        reader = self._reader
+        if reader is not None and threading.get_ident() == self._reader_thread:
+            self._deadline = perf_counter() + LOOP_READ_BUDGET
+            try:
+                return reader.execute(sql, args).fetchall()
+            except sqlite3.OperationalError:
+                pass  # busy, over budget, or text that is not UTF-8: the worker's path handles each
+            except sqlite3.DatabaseError as error:
+                raise BackendError(_safe(error), namespace=namespace, backend=self.name) from None
+        return await self.fetch(sql, args, namespace=namespace)
 
     def _readable(self, query: Callable[[sqlite3.Connection], T]) -> T:
         """Run `query`; where a TEXT value is not UTF-8 (written by another tool), run it again with UNREADABLE

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import keyword
 import math
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -36,6 +37,11 @@ class RowCodec(Generic[M]):
         self.backend = backend
         fields = message.DESCRIPTOR.fields_by_name
         self.key_index = tuple(self.column_index(c.name) for c in spec.key_columns)
+        self.row_key: Callable[[Sequence[Any]], Any] = operator.itemgetter(*self.key_index)
+        """Return a hashable of an encoded row's key, equal for equal keys (a tuple only for compound keys)."""
+        self.message_key: Callable[[M], Any] = operator.attrgetter(*(c.name for c in spec.key_columns))
+        """Return a hashable of a message's key, equal exactly when the encoded keys are (encoders are one to one
+        on key types: strings, bytes, integers)."""
         self.encode: Callable[[M], tuple[Any, ...]] = _row_encoder(spec.columns, dialect, fields)
         """Return the bind values of one message, in column order."""
         self.decode: Callable[[Sequence[Any]], M] = _row_decoder(spec.columns, message, dialect, self.corrupt)
@@ -113,7 +119,7 @@ def _field_encoder(column: Column, dialect: SqlDialect, field: Any) -> FieldEnco
 
         return json_value
     if column.repeated:
-        return lambda message: encode(list(getattr(message, name)))
+        return lambda message: encode(getattr(message, name))  # every array encoder takes any iterable
     if column.kind is ColumnKind.TIMESTAMP:
         zero = None if nullable else encode((0, 0))
 
@@ -138,14 +144,44 @@ def json_field(field: Any) -> Callable[[Any], Any]:
     """
     name = field.name
     if field.message_type is not None and field.message_type.GetOptions().map_entry:
-        key_of = _map_key(field.message_type.fields_by_name["key"])
-        value_of = _json_scalar(field.message_type.fields_by_name["value"])
-        return lambda m: {key_of(k): value_of(v) for k, v in getattr(m, name).items()} or None
+        key_field = field.message_type.fields_by_name["key"]
+        value_field = field.message_type.fields_by_name["value"]
+        key_of = _map_key(key_field)
+        value_of = _json_scalar(value_field)
+        if key_field.type == _FD.TYPE_STRING and value_field.type in _AS_IS:
+            # The same dict without a call per entry; an empty map (the usual case) costs only its len().
+            return lambda m: dict(entries.items()) if len(entries := getattr(m, name)) else None
+
+        def convert(m: Any) -> Any:
+            entries = getattr(m, name)
+            return {key_of(k): value_of(v) for k, v in entries.items()} if len(entries) else None
+
+        return convert
     if _is_repeated(field):
         element = _json_scalar(field)
         return lambda m: [element(v) for v in getattr(m, name)] or None
     as_dict = _json_scalar(field)
     return lambda m: as_dict(getattr(m, name)) if m.HasField(name) else None
+
+
+# Scalar types whose Python value is already their JSON value (see _json_scalar).
+_AS_IS = frozenset(
+    {
+        _FD.TYPE_INT32,
+        _FD.TYPE_INT64,
+        _FD.TYPE_UINT32,
+        _FD.TYPE_UINT64,
+        _FD.TYPE_SINT32,
+        _FD.TYPE_SINT64,
+        _FD.TYPE_FIXED32,
+        _FD.TYPE_FIXED64,
+        _FD.TYPE_SFIXED32,
+        _FD.TYPE_SFIXED64,
+        _FD.TYPE_BOOL,
+        _FD.TYPE_STRING,
+        _FD.TYPE_ENUM,
+    }
+)
 
 
 def _is_repeated(field: Any) -> bool:
@@ -186,8 +222,9 @@ def _row_decoder(
     Compiled once per (entity, dialect), the way dataclasses writes __init__, because decoding is the CPU
     cost of every read: one constructor call takes every plain field as a keyword argument (None is unset
     to protobuf's constructor, so plain fields need no None check); repeated, Timestamp and wrapper fields,
-    which the constructor sets slowly, are set on the new message; JSON columns go through ParseDict. Any
-    failure is the row's fault (the codec wrote none of it): it raises CorruptRow, from a handler that costs
+    which the constructor sets slowly, are set on the new message. JSON columns holding a map of scalars or a
+    flat message are set directly (`json_setter`); other JSON columns, and any value the direct way refuses,
+    go through ParseDict. Any failure is the row's fault (the codec wrote none of it): it raises CorruptRow, from a handler that costs
     nothing until it runs.
     """
     env: dict[str, Any] = {"_M": message, "_parse": json_format.ParseDict, "_corrupt": corrupt}
@@ -195,6 +232,8 @@ def _row_decoder(
     kwargs: list[tuple[str, str]] = []  # (field, expression) passed to the constructor
     after: list[str] = []  # fields set on the constructed message
     json: list[tuple[int, str]] = []  # JSON columns (position, field), parsed by ParseDict
+    fast: list[tuple[int, str]] = []  # JSON columns set by a json_setter, ParseDict only if it refuses
+    fields = message.DESCRIPTOR.fields_by_name
     for i, column in enumerate(columns):
         if column.blind_index_of:
             continue  # no field: the PII layer's lookup column
@@ -207,7 +246,12 @@ def _row_decoder(
         call = f"_d{i}(_v)"
         env[f"_d{i}"] = decode
         if column.kind is ColumnKind.JSON:
-            json.append((i, name))
+            setter = json_setter(fields[name])
+            if setter is None:
+                json.append((i, name))
+            else:
+                env[f"_j{i}"] = setter
+                fast.append((i, name))
         elif column.repeated:
             if dialect.supports_arrays and dialect.scalar_decoder(column.kind) is identity:
                 call = "_v"  # the driver's list, copied by extend
@@ -239,8 +283,22 @@ def _row_decoder(
     if quoted:
         plain.append("**{" + ", ".join(quoted) + "}")
     body = [*head, f"_m = _M({', '.join(plain)})", *after]
-    # Postgres and SQLite both store an empty field as the JSON text null: no need to parse it. One JSON
-    # column (the usual case) is parsed on its own; more are collected into one dict for one ParseDict.
+    # Postgres and SQLite both store an empty field as the JSON text null: no need to parse it. A value the
+    # setter refuses (written by another tool, say) gets ParseDict's verdict, so either way the result is
+    # ParseDict's.
+    for i, name in fast:
+        body += [
+            f"_v = _row[{i}]",
+            "if _v is not None and _v != 'null':",
+            f"    _x = _d{i}(_v)",
+            "    if _x is not None:",
+            "        try:",
+            f"            _j{i}(_m, _x)",
+            "        except Exception:",
+            f"            _m.ClearField({name!r})",
+            f"            _parse({{{name!r}: _x}}, _m)",
+        ]
+    # One JSON column left for ParseDict is parsed on its own; more are collected into one dict for one call.
     single = len(json) == 1
     if not single and json:
         body.append("_p = {}")
@@ -263,6 +321,127 @@ def _row_decoder(
     exec(compile(source, f"<prism decoder of {message.DESCRIPTOR.full_name}>", "exec"), env)
     decoder: Callable[[Sequence[Any]], M] = env["decode"]
     return decoder
+
+
+def json_setter(field: Any) -> Callable[[Any, Any], None] | None:
+    """Return a function setting `field` of a message from the JSON value `json_field` stored, without ParseDict.
+
+    Covers a map whose values are scalars or enums and a flat message (scalar and repeated scalar fields
+    only, none of protobuf's well-known types), which is what ParseDict would build, at a fraction of its
+    cost. Returns None for other fields. The function raises on a value it cannot take (the caller then
+    asks ParseDict).
+    """
+    name = field.name
+    kind = field.message_type
+    if kind is None:
+        return None
+    if kind.GetOptions().map_entry:
+        value_field = kind.fields_by_name["value"]
+        if value_field.message_type is not None:
+            return None
+        key = _from_json_key(kind.fields_by_name["key"])
+        value = _from_json_value(value_field, int64_as_text=False)
+        if key is None and value is None:
+            return lambda m, x: getattr(m, name).update(x)
+        key_of, value_of = key or _same, value or _same
+        return lambda m, x: getattr(m, name).update({key_of(k): value_of(v) for k, v in x.items()})
+    if _is_repeated(field) or not _is_flat(kind):
+        return None
+    fill = _flat_filler(kind)
+
+    def set_message(m: Any, x: Any) -> None:
+        sub = getattr(m, name)
+        sub.SetInParent()  # present even when every field is at its default ({} in JSON)
+        fill(sub, x)
+
+    return set_message
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _is_flat(kind: Any) -> bool:
+    """Whether a message type has only scalar (or repeated scalar) fields and a plain JSON mapping."""
+    if kind.full_name.startswith("google.protobuf."):
+        return False  # Timestamp, Struct, wrappers and the rest have JSON mappings of their own
+    return all(f.message_type is None for f in kind.fields)
+
+
+def _flat_filler(kind: Any) -> Callable[[Any, Any], None]:
+    """Return the function setting a flat message's fields from its MessageToDict form (proto field names).
+
+    Field by field on the message itself: cheaper than building a message to merge. An unknown name raises
+    (AttributeError), and so does a value of the wrong type (TypeError).
+    """
+    converters: dict[str, Callable[[Any], Any]] = {}
+    repeated = frozenset(f.name for f in kind.fields if _is_repeated(f))
+    for f in kind.fields:
+        convert = _from_json_value(f, int64_as_text=True)
+        if convert is not None:
+            converters[f.name] = _each(convert) if f.name in repeated else convert
+    convert_of = converters.get
+
+    def fill(sub: Any, x: Any) -> None:
+        for key, value in x.items():
+            convert = convert_of(key)
+            if convert is not None:
+                value = convert(value)
+            if key in repeated:
+                getattr(sub, key).extend(value)
+            else:
+                setattr(sub, key, value)
+
+    return fill
+
+
+def _each(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda values: [convert(v) for v in values]
+
+
+_INT_TYPES = frozenset(
+    {
+        _FD.TYPE_INT32,
+        _FD.TYPE_INT64,
+        _FD.TYPE_UINT32,
+        _FD.TYPE_UINT64,
+        _FD.TYPE_SINT32,
+        _FD.TYPE_SINT64,
+        _FD.TYPE_FIXED32,
+        _FD.TYPE_FIXED64,
+        _FD.TYPE_SFIXED32,
+        _FD.TYPE_SFIXED64,
+    }
+)
+# 64-bit integers, which MessageToDict writes as JSON strings.
+_INT64_TYPES = frozenset(
+    {_FD.TYPE_INT64, _FD.TYPE_UINT64, _FD.TYPE_SINT64, _FD.TYPE_FIXED64, _FD.TYPE_SFIXED64}
+)
+_BOOL_KEYS = {"true": True, "false": False}
+
+
+def _from_json_key(field: Any) -> Callable[[str], Any] | None:
+    """Return the conversion of a JSON object key to a map key of `field`'s type, None when it is the key."""
+    if field.type == _FD.TYPE_BOOL:
+        return _BOOL_KEYS.__getitem__
+    if field.type in _INT_TYPES:
+        return int
+    return None
+
+
+def _from_json_value(field: Any, *, int64_as_text: bool) -> Callable[[Any], Any] | None:
+    """Return the conversion of a scalar's JSON value to the field's Python value, None when it is the value.
+
+    Map values are written by `_json_scalar` (64-bit integers as numbers); message fields by MessageToDict,
+    which writes 64-bit integers as text (`int64_as_text`).
+    """
+    if field.type == _FD.TYPE_BYTES:
+        return base64.b64decode
+    if field.type in (_FD.TYPE_FLOAT, _FD.TYPE_DOUBLE):
+        return float  # also reads "NaN", "Infinity" and "-Infinity"
+    if int64_as_text and field.type in _INT64_TYPES:
+        return int
+    return None
 
 
 def _is_name(field: str) -> bool:

@@ -22,6 +22,13 @@ Encoder = Callable[[Any], Any]
 Decoder = Callable[[Any], Any]
 
 _EPOCH = datetime.datetime(1970, 1, 1)
+# One encoder and decoder for every JSON value: json.dumps with options builds a new encoder per call. The
+# text is exactly json.dumps(value, separators=(",", ":"), ensure_ascii=False).
+_to_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_from_json = json.JSONDecoder().decode
+_json_string = json.encoder.encode_basestring  # a JSON string as ensure_ascii=False writes it
+# Kinds whose Python values are ints that JSON writes as int.__repr__ does (bool is not one: true/false).
+_JSON_INTEGERS = frozenset({ColumnKind.INT32, ColumnKind.INT64, ColumnKind.UINT64, ColumnKind.ENUM})
 _TS_RE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?Z$")
 
 
@@ -193,22 +200,33 @@ class SqlDialect:
 
     def encode_json(self, value: Any) -> Any:
         """Encode a JSON value (already in protobuf's JSON mapping) as text."""
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return _to_json(value)
 
     def decode_json(self, value: Any) -> Any:
         """Decode stored JSON."""
+        if type(value) is str:
+            return _from_json(value)
         return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 def json_array_encoder(kind: ColumnKind) -> Encoder:
     """Return an encoder of a list of `kind` values as a JSON list, for dialects without arrays."""
+    if kind is ColumnKind.STRING:
+        # The list json.dumps writes, joined here: it builds an encoder per call, which costs more than the text.
+        return lambda values: "[" + ",".join(map(_json_string, values)) + "]"
+    if kind in _JSON_INTEGERS:
+        return lambda values: "[" + ",".join(map(int.__repr__, values)) + "]"
     element = _json_element_encoder(kind)
-    return lambda values: json.dumps([element(v) for v in values], separators=(",", ":"), ensure_ascii=False)
+    if element is identity:
+        return lambda values: _to_json(values if type(values) is list else list(values))
+    return lambda values: _to_json([element(v) for v in values])
 
 
 def json_array_decoder(kind: ColumnKind) -> Decoder:
     """Return the decoder of `json_array_encoder`'s lists."""
     element = _json_element_decoder(kind)
+    if element is identity:
+        return lambda text: _from_json(text) if type(text) is str else json.loads(text)
     return lambda text: [element(v) for v in json.loads(text)]
 
 

@@ -73,6 +73,14 @@ class SqlDriver(Protocol):
         """Run a query and return its rows."""
         ...
 
+    async def fetch_few(self, sql: str, args: Row, *, namespace: str) -> list[Row]:
+        """Run a query that reads a few rows through an index (some keys, one node's hop) and return them.
+
+        The same as `fetch`, except that the driver may run it on the caller's thread where that cannot
+        block (SQLite's reader on the event loop; see prism_runtime.backends.sqlite).
+        """
+        ...
+
     async def fetch_first(
         self, sql: str, args: Row, decode: Callable[[Row], T], *, namespace: str
     ) -> T | None:

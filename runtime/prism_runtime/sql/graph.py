@@ -27,6 +27,9 @@ M = TypeVar("M", bound=Message)
 _BATCH = 500
 # Kinds an equality filter can compare as stored: not JSON documents, not timestamps given as messages.
 _FILTERABLE = frozenset(ColumnKind) - {ColumnKind.JSON, ColumnKind.TIMESTAMP}
+# A hop or edge list bounded to this many rows is "a few rows by key" (SqlDriver.fetch_few): SQLite serves it
+# on the event loop's thread.
+_FEW_ROWS = 256
 
 
 class _Args:
@@ -135,8 +138,10 @@ class SqlGraph(Generic[M]):
             sql = self._hop_sql(
                 frontier[start : start + _BATCH], direction, edge_filter, node_filter, fanout, args
             )
+            few = fanout is not None and fanout * min(_BATCH, len(frontier) - start) <= _FEW_ROWS
+            fetch = self.driver.fetch_few if few else self.driver.fetch
             # Rows are (node, neighbor) already: sqlite3 tuples, asyncpg records; no copy on the hot path.
-            rows = await self.driver.fetch(sql, args.values, namespace=self._ns)
+            rows = await fetch(sql, args.values, namespace=self._ns)
             pairs.extend(cast("list[tuple[Any, Any]]", rows))
         return pairs
 
@@ -158,7 +163,8 @@ class SqlGraph(Generic[M]):
         sql = f"SELECT {columns} FROM ({' UNION '.join(selects)}) AS x ORDER BY prism_other"
         if limit is not None:
             sql += f" LIMIT {args.bind(limit)}"
-        rows = await self.driver.fetch(sql, args.values, namespace=self._ns)
+        fetch = self.driver.fetch_few if limit is not None and limit <= _FEW_ROWS else self.driver.fetch
+        rows = await fetch(sql, args.values, namespace=self._ns)
         return await self.store.decode_rows(rows)
 
     def _sides(self, direction: Direction) -> list[tuple[str, str]]:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Sequence
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from typing import Any, Generic, TypeVar, overload
 
 from google.protobuf.message import Message
 
@@ -17,6 +17,34 @@ from prism_runtime.sql.driver import After, SqlDriver
 from prism_runtime.sql.statements import keyvalue_statements
 
 M = TypeVar("M", bound=Message)
+# Batch reads of up to this many keys are "a few rows by key" (SqlDriver.fetch_few): SQLite serves them on the
+# event loop's thread.
+FEW_KEYS = 64
+
+
+class EncodedRows(Sequence[Sequence[Any]]):
+    """The rows of messages, each encoded when it is read: what a driver iterates or slices is encoded then."""
+
+    def __init__(self, messages: Sequence[Any], encode: Callable[[Any], Sequence[Any]]) -> None:
+        self.messages = messages
+        self.encode = encode
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    @overload
+    def __getitem__(self, index: int) -> Sequence[Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Sequence[Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> Sequence[Any] | list[Sequence[Any]]:
+        if isinstance(index, slice):
+            return list(map(self.encode, self.messages[index]))
+        return self.encode(self.messages[index])
+
+    def __iter__(self) -> Iterator[Sequence[Any]]:
+        return map(self.encode, self.messages)
 
 
 class SqlKeyValue(Generic[M]):
@@ -51,19 +79,27 @@ class SqlKeyValue(Generic[M]):
         """Insert or replace `items`, atomically."""
         if not self._ready:
             await self._prepare()
-        rows = list(map(self.codec.encode, items))
         if self._pii is None:
-            await self._write(rows)
-        else:
-            sealed, events = await self._pii.seal(rows)
-            await self._pii.write_audited(events, lambda after: self._write(sealed, after))
+            if len(items) == 1:
+                await self.driver.execute(self.sql.upsert, self.codec.encode(items[0]), namespace=self._ns)
+            elif items:
+                # The last write of a key wins, as if the items were put one after another. Rows are encoded
+                # as the driver takes them, so a driver can encode some while the server stores others.
+                unique = list(dict(zip(map(self.codec.message_key, items), items, strict=True)).values())
+                await self.driver.upsert_many(
+                    self.sql, EncodedRows(unique, self.codec.encode), namespace=self._ns
+                )
+            return
+        rows = list(map(self.codec.encode, items))
+        sealed, events = await self._pii.seal(rows)
+        await self._pii.write_audited(events, lambda after: self._write(sealed, after))
 
     async def _write(self, rows: Sequence[Sequence[Any]], after: Sequence[After] = ()) -> None:
         if len(rows) == 1 and not after:
             await self.driver.execute(self.sql.upsert, rows[0], namespace=self._ns)
         elif rows:
             # The last write of a key wins, as if the items were put one after another.
-            unique = {self.codec.key_of(row): row for row in rows}
+            unique = dict(zip(map(self.codec.row_key, rows), rows, strict=True))
             await self.driver.upsert_many(self.sql, list(unique.values()), namespace=self._ns, after=after)
 
     def get(self, key: tuple[Any, ...]) -> Coroutine[Any, Any, M | None]:
@@ -76,7 +112,7 @@ class SqlKeyValue(Generic[M]):
     async def _get_first(self, key: tuple[Any, ...]) -> M | None:
         if not self._ready:
             await self._prepare()
-        rows = await self.driver.fetch(self._get, key, namespace=self._ns)
+        rows = await self.driver.fetch_few(self._get, key, namespace=self._ns)
         if rows and self._pii is not None:
             rows = await self._pii.open(rows)
         return self.codec.decode(rows[0]) if rows else None
@@ -91,9 +127,8 @@ class SqlKeyValue(Generic[M]):
         batch = dialect.batch_size(len(self.spec.key_columns))
         for start in range(0, len(unique), batch):
             chunk = unique[start : start + batch]
-            rows = await self.driver.fetch(
-                self.sql.get_many(len(chunk)), dialect.batch_args(chunk), namespace=self._ns
-            )
+            fetch = self.driver.fetch_few if len(chunk) <= FEW_KEYS else self.driver.fetch
+            rows = await fetch(self.sql.get_many(len(chunk)), dialect.batch_args(chunk), namespace=self._ns)
             if self._pii is not None:
                 rows = await self._pii.open(rows)
             for row in rows:

@@ -5,6 +5,7 @@ A driver class inherits this and says only how it talks to its server (the SqlDr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
@@ -32,6 +33,11 @@ class ServesSqlAbstractions:
     def graph(self, spec: EntitySpec, message: type[M], node_spec: EntitySpec | None) -> SqlGraph[M]:
         """Return the Graph backend of one edge type."""
         return SqlGraph(spec, message, self._driver(), node_spec)
+
+    async def fetch_few(self, sql: str, args: Sequence[Any], *, namespace: str) -> list[Sequence[Any]]:
+        """Run a query of a few rows by key: a plain `fetch` unless the driver has a faster path for it."""
+        rows: list[Sequence[Any]] = await self._driver().fetch(sql, args, namespace=namespace)
+        return rows
 
     def _driver(self) -> Any:
         return self  # the subclass is the SqlDriver
