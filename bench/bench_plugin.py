@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from synthetic import write_schema
 
-from protoc_gen_prism.protoc_runner import prism_include, tool, wkt_include
+from protoc_gen_prism.protoc_runner import protoc_command, tool
 
 
 def capture_request(root: Path, files: list[str], out: Path) -> bytes:
@@ -26,21 +26,8 @@ def capture_request(root: Path, files: list[str], out: Path) -> bytes:
     saved = out / "request.bin"
     env = {**os.environ, "PRISM_DUMP_REQUEST": str(saved)}
     (out / "gen").mkdir()
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "grpc_tools.protoc",
-            f"-I{root}",
-            f"-I{prism_include()}",
-            f"-I{wkt_include()}",
-            f"--plugin=protoc-gen-prism={tool('protoc-gen-prism')}",
-            f"--prism_out={out / 'gen'}",
-            *files,
-        ],
-        env=env,
-        check=True,
-    )
+    outputs = [f"--plugin=protoc-gen-prism={tool('protoc-gen-prism')}", f"--prism_out={out / 'gen'}"]
+    subprocess.run(protoc_command(root, files, outputs), env=env, check=True)
     return saved.read_bytes()
 
 
@@ -77,21 +64,27 @@ def main() -> None:
 
 
 def phases(request: bytes) -> list[tuple[str, float]]:
-    """Return how long the model and each emitter take in-process on `request`."""
+    """Return how long each stage (model, validate, plan) and each emitter take in-process on `request`."""
     from google.protobuf.compiler import plugin_pb2
 
-    from protoc_gen_prism.generator import EMITTERS
-    from protoc_gen_prism.model_builder import build_schema
+    from protoc_gen_prism.generator import EMITTERS, plan
+    from protoc_gen_prism.model_builder import build_model, validated
     from protoc_gen_prism.settings import parse_parameter
 
     parsed = plugin_pb2.CodeGeneratorRequest.FromString(request)
-    start = time.perf_counter()
-    schema = build_schema(parsed.proto_file, parsed.file_to_generate, parsed.source_file_descriptors)
-    out = [("model (descriptors -> IR)", time.perf_counter() - start)]
     settings = parse_parameter(parsed.parameter)
+    start = time.perf_counter()
+    model = build_model(parsed.proto_file, parsed.file_to_generate, parsed.source_file_descriptors)
+    out = [("model (descriptors -> IR)", time.perf_counter() - start)]
+    start = time.perf_counter()
+    schema = validated(model)
+    out.append(("validate", time.perf_counter() - start))
+    start = time.perf_counter()
+    plans = plan(schema, settings.profile)
+    out.append(("plan", time.perf_counter() - start))
     for emit in EMITTERS:
         start = time.perf_counter()
-        emit(schema, settings)
+        emit(schema, plans, settings)
         out.append((emit.__module__.rsplit(".", 1)[-1], time.perf_counter() - start))
     return out
 

@@ -14,34 +14,7 @@ from typing import Any
 from google.protobuf import descriptor, descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
-MESSAGE_OPTION_NAMES = (
-    "access_pattern",
-    "estimated_write_rps",
-    "estimated_read_rps",
-    "retention_days",
-    "namespace",
-    "backend",
-    "estimated_message_bytes",
-    "consumer_parallelism",
-    "edge_source_type",
-    "edge_target_type",
-    "edge_direction",
-)
-FIELD_OPTION_NAMES = (
-    "pii",
-    "encrypt_at_rest",
-    "mask_in_logs",
-    "access_audit",
-    "key",
-    "sort_key",
-    "event_time",
-    "subject",
-    "index",
-    "searchable",
-    "edge_source",
-    "edge_target",
-    "plaintext_reason",
-)
+from protoc_gen_prism.vocabulary import FIELD_OPTION_NAMES, MESSAGE_OPTION_NAMES
 
 
 @dataclass(frozen=True)

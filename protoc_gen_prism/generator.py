@@ -1,4 +1,13 @@
-"""The compiler pipeline as one pure function: CodeGeneratorRequest -> CodeGeneratorResponse."""
+"""The compiler pipeline as one pure function: CodeGeneratorRequest -> CodeGeneratorResponse.
+
+The stages, each a function of the previous one's result:
+
+    request -> model (model_builder.build_model: read the options)
+            -> validate (validate.check_schema: the rules; SchemaError with every problem)
+            -> plan (planner.plan_schema, once; validate.check_plans: the rules on the plans)
+            -> emitters (each a pure function of schema, plans and settings)
+            -> response
+"""
 
 from __future__ import annotations
 
@@ -17,13 +26,15 @@ from protoc_gen_prism.emitters import (
     sql_ddl,
 )
 from protoc_gen_prism.model import Schema
-from protoc_gen_prism.model_builder import build_schema
+from protoc_gen_prism.model_builder import build_model, validated
+from protoc_gen_prism.planner import Plans, plan_schema
 from protoc_gen_prism.request_check import MAX_EDITION, MIN_EDITION
-from protoc_gen_prism.settings import Settings, SettingsError, parse_parameter
+from protoc_gen_prism.settings import Profile, Settings, SettingsError, parse_parameter
+from protoc_gen_prism.validate import check_plans
 
-Emitter = Callable[[Schema, Settings], list[GeneratedFile]]
+Emitter = Callable[[Schema, Plans, Settings], list[GeneratedFile]]
 
-# Every emitter is a pure function of the model and the settings; order does not matter.
+# Every emitter is a pure function of the model, the plans and the settings; order does not matter.
 EMITTERS: list[Emitter] = [
     python_client.emit,
     sql_ddl.emit,
@@ -60,7 +71,23 @@ def generate(request: plugin_pb2.CodeGeneratorRequest) -> plugin_pb2.CodeGenerat
 
 
 def compile_files(request: plugin_pb2.CodeGeneratorRequest, settings: Settings) -> list[GeneratedFile]:
-    """Run model -> emitters and return every generated file, sorted by name."""
-    schema = build_schema(request.proto_file, request.file_to_generate, request.source_file_descriptors)
-    files = [f for emit in EMITTERS for f in emit(schema, settings)]
+    """Run model -> validate -> plan -> emitters and return every generated file, sorted by name."""
+    model = build_model(request.proto_file, request.file_to_generate, request.source_file_descriptors)
+    schema = validated(model)
+    plans = plan(schema, settings.profile)
+    return emit(schema, plans, settings)
+
+
+def emit(schema: Schema, plans: Plans, settings: Settings) -> list[GeneratedFile]:
+    """The emit stage: every emitter on the same schema and plans; the files sorted by name."""
+    files = [f for emitter in EMITTERS for f in emitter(schema, plans, settings)]
     return sorted(files, key=lambda f: f.name)
+
+
+def plan(schema: Schema, profile: Profile) -> Plans:
+    """The plan stage: plan every entity once, then check the plans; raise SchemaError with every problem."""
+    plans = plan_schema(schema, profile)
+    problems = check_plans(schema, plans)
+    if problems:
+        raise SchemaError(problems)
+    return plans

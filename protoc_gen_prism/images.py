@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import re
 import subprocess
-import sys
 import tarfile
 import tempfile
 from collections.abc import Sequence
@@ -20,10 +19,11 @@ from pathlib import Path
 from google.protobuf import descriptor_pb2
 
 from protoc_gen_prism.diagnostics import SchemaError
+from protoc_gen_prism.generator import plan
 from protoc_gen_prism.model import Schema
 from protoc_gen_prism.model_builder import build_schema
-from protoc_gen_prism.planner import Plan, plan_schema
-from protoc_gen_prism.protoc_runner import explain_unknown_options, find_protos, prism_include, wkt_include
+from protoc_gen_prism.planner import Plan
+from protoc_gen_prism.protoc_runner import explain_unknown_options, find_protos, protoc_command
 from protoc_gen_prism.settings import Profile
 
 # Files every image carries as imports; they are Prism's and protobuf's, never the user's schema.
@@ -56,7 +56,7 @@ class Image:
         try:
             schema = build_schema(self.files, self.targets)
             # The plugin also refuses what cannot be planned (an explicit backend that cannot serve the entity).
-            plans = plan_schema(schema, Profile.PRODUCTION)
+            plans = plan(schema, Profile.PRODUCTION)
         except SchemaError as error:
             return error
         return schema, {p.message: p for p in plans}
@@ -92,19 +92,8 @@ class Compilation:
         self.root = root
         self._tmp = tempfile.TemporaryDirectory(prefix="prism-image-")
         self._out = Path(self._tmp.name) / "image.binpb"
-        args = [
-            sys.executable,
-            "-m",
-            "grpc_tools.protoc",
-            f"-I{root}",
-            *(f"-I{p}" for p in includes),
-            f"-I{prism_include()}",
-            f"-I{wkt_include()}",
-            "--include_imports",
-            "--include_source_info",
-            f"--descriptor_set_out={self._out}",
-            *(str(t) for t in targets),
-        ]
+        outputs = ["--include_imports", "--include_source_info", f"--descriptor_set_out={self._out}"]
+        args = protoc_command(root, targets, outputs, includes)
         self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
     def result(self) -> Image:

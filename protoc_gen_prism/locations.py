@@ -31,8 +31,9 @@ class SourceIndex:
             # The first location of a path is the element itself; later ones are pieces of it.
             if path not in self._spans and len(loc.span) >= 2:
                 self._spans[path] = (loc.span[0] + 1, loc.span[1] + 1)
-            if loc.leading_comments and path not in self._comments:
-                self._comments[path] = loc.leading_comments
+            if (loc.leading_comments or loc.trailing_comments) and path not in self._comments:
+                # Leading first, then trailing (`int32 n = 1; // like this`): both are the element's comment.
+                self._comments[path] = loc.leading_comments + "\n" + loc.trailing_comments
 
     def locate(self, *paths: Path) -> Location:
         """Return the position of the first of `paths` that is known, else just the file."""
@@ -49,6 +50,6 @@ class SourceIndex:
         return Location(self.file_name)
 
     def comment(self, path: Path) -> str:
-        """Return the cleaned leading comment of the element at `path`."""
+        """Return the cleaned comment of the element at `path`: its leading comment, then its trailing one."""
         lines = [line.strip() for line in self._comments.get(path, "").strip().splitlines()]
         return " ".join(line for line in lines if line)

@@ -8,6 +8,7 @@ from functools import cached_property
 
 from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
 from protoc_gen_prism.diagnostics import Location
+from protoc_gen_prism.naming import python_module
 from protoc_gen_prism.vocabulary import AccessPattern, BackendKind, EdgeDirection, PiiKind
 
 
@@ -48,6 +49,12 @@ class Field:
     options: FieldOptions
     location: Location
     comment: str = ""
+    option_locations: tuple[tuple[str, Location], ...] = ()
+    """Where each field option was written, for errors about it."""
+    type_file: str = ""
+    """The .proto file declaring the field's message or enum type, "" for scalars."""
+    type_python_name: str = ""
+    """The class path of that type inside its *_pb2 module ("Outer.Color"), "" for scalars."""
 
     @property
     def python_parameter(self) -> str:
@@ -236,7 +243,7 @@ class ProtoFile:
     @property
     def python_module(self) -> str:
         """Return the dotted module path of this file's *_pb2 module."""
-        return self.name.removesuffix(".proto").replace("/", ".").replace("-", "_") + "_pb2"
+        return python_module(self.name)
 
     @property
     def output_stem(self) -> str:

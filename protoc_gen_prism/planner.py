@@ -6,12 +6,11 @@ test in tests/test_planner.py; change the three together.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from prism_runtime.backends.registry import serving
 from prism_runtime.schema import Abstraction
-from protoc_gen_prism.diagnostics import Diagnostic, SchemaError
-from protoc_gen_prism.limits import INT32_MAX, INT64_MAX, NATS_MAX_PAYLOAD_BYTES, SQL_MAX_RETENTION_DAYS
+from prism_runtime.stream_plans import PlannedStream, StreamSettings, TopicSettings
 from protoc_gen_prism.model import Entity, Field, Schema
 from protoc_gen_prism.settings import Profile
 from protoc_gen_prism.storage import TIMESTAMP
@@ -82,29 +81,9 @@ PROFILES = {
 }
 
 
-@dataclass(frozen=True)
-class KafkaTopicPlan:
-    """A Kafka topic as planned; configs are strings, as Kafka and Strimzi take them."""
-
-    name: str
-    partitions: int
-    replicas: int
-    config: dict[str, str]
-
-
-@dataclass(frozen=True)
-class NatsStreamPlan:
-    """A JetStream stream as planned; durations in nanoseconds, sizes in bytes (-1: unlimited)."""
-
-    name: str
-    subjects: tuple[str, ...]
-    replicas: int
-    max_age_ns: int
-    max_bytes: int
-    duplicate_window_ns: int
-    storage: str = "file"
-    discard: str = "old"
-    retention: str = "limits"
+# Topics and streams are planned as the runtime's own types, which provisioning takes as they are.
+KafkaTopicPlan = TopicSettings
+NatsStreamPlan = StreamSettings
 
 
 @dataclass(frozen=True)
@@ -136,26 +115,19 @@ class Plan:
     def settings(self) -> dict[str, object]:
         """Return the backend settings as plain data, for the plan file and the table."""
         if self.kafka is not None:
-            k = self.kafka
-            return {"topic": k.name, "partitions": k.partitions, "replicas": k.replicas, "config": k.config}
+            return self.kafka.to_json()
         if self.nats is not None:
-            n = self.nats
-            return {
-                "stream": n.name,
-                "subjects": list(n.subjects),
-                "replicas": n.replicas,
-                "max_age_ns": n.max_age_ns,
-                "max_bytes": n.max_bytes,
-                "duplicate_window_ns": n.duplicate_window_ns,
-                "storage": n.storage,
-                "discard": n.discard,
-                "retention": n.retention,
-            }
+            return self.nats.to_json()
         assert self.sql is not None
         out: dict[str, object] = {"table": self.sql.table}
         if self.sql.partition_by:
             out |= {"partition_by": self.sql.partition_by, "drop_after_days": self.sql.drop_after_days}
         return out
+
+    def stream(self) -> PlannedStream | None:
+        """Return what provisioning needs of a plan on Kafka or NATS (None on SQL)."""
+        settings = self.kafka or self.nats
+        return None if settings is None else PlannedStream(self.namespace, settings)
 
     def to_json(self) -> dict[str, object]:
         """Return the plan as the JSON object `prism.plan.json` holds for it."""
@@ -175,80 +147,35 @@ class Plan:
         }
 
 
-def plan_schema(schema: Schema, profile: Profile) -> list[Plan]:
-    """Plan every entity of the schema, or raise SchemaError naming each impossible choice."""
-    problems: list[Diagnostic] = []
-    plans = []
-    for entity in schema.entities:
-        backend = entity.options.backend
-        allowed = serving(entity.abstraction)
-        if backend is not None and backend not in allowed:
-            problems.append(
-                Diagnostic(
-                    entity.location,
-                    entity.full_name,
-                    f"(prism.backend) {backend} cannot serve {entity.options.access_pattern} messages "
-                    f"(the {entity.abstraction} abstraction); allowed: {', '.join(allowed)}",
-                )
-            )
-            continue
-        plan = plan_entity(entity, profile)
-        beyond = limit_problems(entity, plan)
-        problems.extend(beyond)
-        # A value message stored by two stream entities is reported once, for the first.
-        reported = {(p.location, p.element) for p in problems}
-        problems += [
-            p
-            for p in plaintext_on_stream(entity, plan.backend, schema)
-            if (p.location, p.element) not in reported
-        ]
-        if not beyond:
-            plans.append(plan)
-    if problems:
-        raise SchemaError(problems)
-    return plans
+@dataclass(frozen=True)
+class Plans:
+    """The plan stage's result: a plan per entity of the schema, in schema order, for one profile."""
+
+    profile: Profile
+    all: tuple[Plan, ...]
+
+    def __iter__(self) -> Iterator[Plan]:
+        return iter(self.all)
+
+    def __len__(self) -> int:
+        return len(self.all)
+
+    def on(self, backend: BackendKind) -> list[Plan]:
+        """Return the plans placed on `backend`."""
+        return [p for p in self.all if p.backend is backend]
+
+    def streams(self) -> list[PlannedStream]:
+        """Return the topics and streams to provision, typed."""
+        return [s for p in self.all if (s := p.stream()) is not None]
+
+    def by_namespace(self) -> dict[str, Plan]:
+        """Return each plan by its namespace."""
+        return {p.namespace: p for p in self.all}
 
 
-_STREAMS = frozenset({BackendKind.KAFKA, BackendKind.NATS})
-
-
-def plaintext_on_stream(entity: Entity, backend: BackendKind, schema: Schema) -> list[Diagnostic]:
-    """Refuse pii in clear on a stream, whose log `forget` cannot edit, unless a plaintext_reason says why.
-
-    Encrypted fields are fine (forget destroys their keys); so are pii fields of the value messages the
-    entity stores, when they are in this schema, under the same rule.
-    """
-    if backend not in _STREAMS:
-        return []
-    values = {v.full_name: v for f in schema.files for v in f.value_types}
-    problems = []
-    seen: set[str] = set()
-    pending: list[tuple[str, tuple[Field, ...]]] = [(entity.full_name, entity.fields)]
-    while pending:
-        owner, fields = pending.pop()
-        for f in fields:
-            o = f.options
-            if f.type_name in values and f.type_name not in seen:
-                seen.add(f.type_name)
-                pending.append((f.type_name, values[f.type_name].fields))
-            if o.pii is None or o.encrypt_at_rest or o.plaintext_reason.strip():
-                continue
-            encrypt = (
-                "(prism.encrypt_at_rest) = true (forget destroys its keys)"
-                if owner == entity.full_name
-                else "move it to the entity with (prism.encrypt_at_rest) = true"
-            )
-            problems.append(
-                Diagnostic(
-                    f.location,
-                    f"{owner}.{f.name}",
-                    f"pii in clear on {backend}, where {entity.full_name} is planned: a stream's log cannot "
-                    f"be edited, so forget could not erase it; allowed: {encrypt}, "
-                    f'(prism.plaintext_reason) = "why" to keep it in clear on purpose (forget then reports '
-                    f'it as not erasable), or (prism.backend) = "postgres"',
-                )
-            )
-    return problems
+def plan_schema(schema: Schema, profile: Profile) -> Plans:
+    """Plan every entity of a validated schema (see `validate.check_plans` for the rules on the result)."""
+    return Plans(profile, tuple(plan_entity(entity, profile) for entity in schema.entities))
 
 
 def plan_entity(entity: Entity, profile: Profile) -> Plan:
@@ -393,65 +320,6 @@ def _nats_stream(entity: Entity, storage: int, profile: ProfileSettings, why: li
         max_bytes=max_bytes,
         duplicate_window_ns=NATS_DUPLICATE_WINDOW_NS,
     )
-
-
-def limit_problems(entity: Entity, plan: Plan) -> list[Diagnostic]:
-    """Return a located diagnostic for every planned value its backend (or the plan file) cannot hold."""
-    opts = entity.options
-    name = entity.full_name
-    found: list[Diagnostic] = []
-
-    def beyond(option: str, message: str) -> None:
-        found.append(Diagnostic(entity.option_location(option), name, message))
-
-    size_from = (
-        "estimated_message_bytes" if opts.estimated_message_bytes is not None else "estimated_write_rps"
-    )
-    if plan.storage_bytes > INT64_MAX or plan.write_bytes_per_s > INT64_MAX:
-        beyond(
-            "estimated_write_rps",
-            f"the storage estimate ({opts.estimated_write_rps} writes/s x {plan.message_bytes} B x "
-            f"{opts.retention_days} days x {HEADROOM}) is more than the {INT64_MAX} bytes a 64-bit size "
-            f"holds (NATS max_bytes, the numbers of prism.plan.json); allowed: a smaller "
-            f"estimated_write_rps, estimated_message_bytes or retention_days",
-        )
-    if plan.kafka is not None:
-        retention_ms = int(plan.kafka.config["retention.ms"])
-        if retention_ms > INT64_MAX:
-            beyond(
-                "retention_days",
-                f"retention_days {opts.retention_days} is {retention_ms} ms, more than Kafka's retention.ms "
-                f"(a 64-bit integer) holds; allowed on kafka: 0 to {INT64_MAX // MS_PER_DAY}",
-            )
-        if int(plan.kafka.config["max.message.bytes"]) > INT32_MAX:
-            beyond(
-                size_from,
-                f"a record of {plan.message_bytes} bytes needs max.message.bytes "
-                f"{plan.kafka.config['max.message.bytes']}, more than Kafka's {INT32_MAX} (a 32-bit "
-                f"config); allowed on kafka: records of at most {INT32_MAX // 2} bytes",
-            )
-    if plan.nats is not None:
-        if plan.nats.max_age_ns > INT64_MAX:
-            beyond(
-                "retention_days",
-                f"retention_days {opts.retention_days} is {plan.nats.max_age_ns} ns, more than a NATS "
-                f"max_age (a 64-bit Go duration) holds; allowed on nats: 0 to {INT64_MAX // NS_PER_DAY}",
-            )
-        if plan.message_bytes > NATS_MAX_PAYLOAD_BYTES:
-            beyond(
-                size_from,
-                f"a record of {plan.message_bytes} bytes is more than the {NATS_MAX_PAYLOAD_BYTES} bytes a "
-                f"NATS server's max_payload can be raised to; allowed on nats: records of at most "
-                f"{NATS_MAX_PAYLOAD_BYTES} bytes",
-            )
-    if plan.sql is not None and plan.sql.drop_after_days > SQL_MAX_RETENTION_DAYS:
-        beyond(
-            "retention_days",
-            f"retention_days {opts.retention_days} puts the partition cutoff before year 1, a date "
-            f"{plan.backend} partitions cannot be dropped by; allowed on {plan.backend}: 0 to "
-            f"{SQL_MAX_RETENTION_DAYS}",
-        )
-    return found
 
 
 def _ceil_div(numerator: int, denominator: int) -> int:

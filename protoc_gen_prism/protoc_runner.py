@@ -7,11 +7,12 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from protoc_gen_prism.descriptors import FIELD_OPTION_NAMES, MESSAGE_OPTION_NAMES
 from protoc_gen_prism.package_data import data_dir
+from protoc_gen_prism.vocabulary import FIELD_OPTION_NAMES, MESSAGE_OPTION_NAMES
 
 # protoc's complaints about a prism option: one no imported file defines (misspelt, or the import missing),
 # e.g. Option "(prism.acces_pattern)" unknown., and one set on the wrong element (a field option on a message).
@@ -47,11 +48,11 @@ def tool(name: str) -> str:
 
 def plugin_args(out: Path, *, parameter: str = "", python: bool = True) -> list[str]:
     """Return protoc's arguments for the prism include path and plugin, and python + mypy stubs, into `out`."""
-    args = [
-        f"-I{prism_include()}",
-        f"--plugin=protoc-gen-prism={tool('protoc-gen-prism')}",
-        f"--prism_out={out}",
-    ]
+    return [f"-I{prism_include()}", *_plugin_outputs(out, parameter=parameter, python=python)]
+
+
+def _plugin_outputs(out: Path, *, parameter: str, python: bool) -> list[str]:
+    args = [f"--plugin=protoc-gen-prism={tool('protoc-gen-prism')}", f"--prism_out={out}"]
     if parameter:
         args.append(f"--prism_opt={parameter}")
     if python:
@@ -61,6 +62,27 @@ def plugin_args(out: Path, *, parameter: str = "", python: bool = True) -> list[
             f"--mypy_out={out}",
         ]
     return args
+
+
+def protoc_command(
+    proto_root: Path, targets: Sequence[Path | str], outputs: Sequence[str], includes: Sequence[Path] = ()
+) -> list[str]:
+    """Return the whole grpcio-tools protoc command: the one place its include path is put together.
+
+    The proto root first, then the caller's include directories, Prism's options and the well-known types;
+    `outputs` are the output flags (plugins, --descriptor_set_out, ...).
+    """
+    return [
+        sys.executable,
+        "-m",
+        "grpc_tools.protoc",
+        f"-I{proto_root}",
+        *(f"-I{p}" for p in includes),
+        f"-I{prism_include()}",
+        f"-I{wkt_include()}",
+        *outputs,
+        *(str(t) for t in targets),
+    ]
 
 
 @dataclass(frozen=True)
@@ -100,16 +122,9 @@ def generate(
     """Generate *_pb2.py, *_pb2.pyi and Prism output for the .proto files under `proto_root` into `out`."""
     out.mkdir(parents=True, exist_ok=True)
     targets = files if files is not None else generation_targets(proto_root)
-    args = [
-        sys.executable,
-        "-m",
-        "grpc_tools.protoc",
-        f"-I{proto_root}",
-        *(f"-I{p}" for p in includes or ()),
-        f"-I{wkt_include()}",
-        *plugin_args(out, parameter=parameter, python=python),
-        *(str(t) for t in targets),
-    ]
+    args = protoc_command(
+        proto_root, targets, _plugin_outputs(out, parameter=parameter, python=python), includes or ()
+    )
     done = subprocess.run(args, capture_output=True, text=True, check=False)
     # protoc-gen-mypy prints a line per file it writes; keep only what a user must read.
     stderr = "\n".join(line for line in done.stderr.splitlines() if not line.startswith("Writing mypy to "))

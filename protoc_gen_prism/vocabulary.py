@@ -1,15 +1,39 @@
-"""The closed sets of values Prism options may take; one StrEnum per option."""
+"""Prism's option vocabulary: the option names, read from options.proto's own descriptor, and the closed sets
+of values the options may take (one StrEnum per option)."""
 
 from __future__ import annotations
 
 from enum import StrEnum
+
+from google.protobuf import descriptor_pb2
+
+from prism import options_pb2
 
 # BackendKind, `(prism.backend)`'s values, is the runtime registry's: the kinds there are and what each
 # serves are stated once, in prism_runtime.backends.registry.
 from prism_runtime.backends.registry import BackendKind
 from prism_runtime.schema import Abstraction
 
-__all__ = ["AccessPattern", "BackendKind", "EdgeDirection", "PiiKind"]
+__all__ = [
+    "FIELD_OPTION_NAMES",
+    "MESSAGE_OPTION_NAMES",
+    "AccessPattern",
+    "BackendKind",
+    "EdgeDirection",
+    "PiiKind",
+]
+
+
+def _option_names(extendee: str) -> tuple[str, ...]:
+    # The compiled options.proto the runtime ships, in declaration order: adding an option there is enough.
+    file = descriptor_pb2.FileDescriptorProto.FromString(options_pb2.DESCRIPTOR.serialized_pb)
+    return tuple(e.name for e in file.extension if e.extendee == f".google.protobuf.{extendee}")
+
+
+MESSAGE_OPTION_NAMES = _option_names("MessageOptions")
+"""The message options of options.proto: `(prism.access_pattern)` and the rest."""
+FIELD_OPTION_NAMES = _option_names("FieldOptions")
+"""The field options of options.proto: `(prism.pii)` and the rest."""
 
 
 class AccessPattern(StrEnum):

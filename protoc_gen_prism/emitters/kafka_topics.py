@@ -7,25 +7,25 @@
 from __future__ import annotations
 
 from protoc_gen_prism.emitters import GeneratedFile
-from protoc_gen_prism.emitters.manifest_text import check_k8s_names, dump_yaml, header, k8s_name
+from protoc_gen_prism.emitters.manifest_text import dump_yaml, header
 from protoc_gen_prism.model import Schema
-from protoc_gen_prism.planner import Plan, plan_schema
+from protoc_gen_prism.naming import k8s_name
+from protoc_gen_prism.planner import Plan, Plans
 from protoc_gen_prism.settings import Settings, StrimziApi
 
 STRIMZI_CLUSTER = "prism"
 """The `strimzi.io/cluster` label: the Kafka cluster resource the Topic Operator manages topics for."""
 
 
-def emit(schema: Schema, settings: Settings) -> list[GeneratedFile]:
+def emit(schema: Schema, plans: Plans, settings: Settings) -> list[GeneratedFile]:
     """Return manifests/kafka/<namespace>.yaml for every Kafka topic in the plan."""
     sources = {e.namespace: e.proto_file for e in schema.entities}
-    plans = [p for p in plan_schema(schema, settings.profile) if p.kafka is not None]
-    check_k8s_names(schema, plans, "KafkaTopic")
     return [
         GeneratedFile(
             f"manifests/kafka/{p.namespace}.yaml", render(p, sources[p.namespace], settings.strimzi_api)
         )
         for p in plans
+        if p.kafka is not None
     ]
 
 

@@ -7,8 +7,6 @@ from typing import Any
 import yaml
 
 from protoc_gen_prism import __version__
-from protoc_gen_prism.diagnostics import Diagnostic, SchemaError
-from protoc_gen_prism.model import Schema
 from protoc_gen_prism.planner import Plan
 
 # libyaml's dumper when pyyaml was built with it: the same YAML, written several times faster.
@@ -33,34 +31,6 @@ def dump_yaml(document: dict[str, Any]) -> str:
         allow_unicode=True,
         width=1000,
     )
-
-
-def k8s_name(namespace: str) -> str:
-    """Return a Kubernetes object name (DNS-1123 subdomain) for a namespace: '_' is not allowed there."""
-    return namespace.replace("_", "-").strip("-") or "prism"
-
-
-def check_k8s_names(schema: Schema, plans: list[Plan], kind: str) -> None:
-    """Raise SchemaError when two namespaces give one Kubernetes name ('a_' and 'a' are both 'a')."""
-    entities = {e.namespace: e for e in schema.entities}
-    first: dict[str, str] = {}
-    problems = []
-    for plan in plans:
-        name = k8s_name(plan.namespace)
-        seen = first.setdefault(name, plan.namespace)
-        if seen != plan.namespace:
-            entity = entities[plan.namespace]
-            problems.append(
-                Diagnostic(
-                    entity.option_location("namespace"),
-                    entity.full_name,
-                    f"namespace {plan.namespace!r} gives the {kind} manifest name {name!r}, which namespace "
-                    f"{seen!r} already has (Kubernetes names hold no '_' and start and end alphanumeric); "
-                    f"allowed: namespaces that differ in more than leading, trailing or doubled '_'",
-                )
-            )
-    if problems:
-        raise SchemaError(problems)
 
 
 def go_duration(nanoseconds: int) -> str:

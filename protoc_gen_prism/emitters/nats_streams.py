@@ -5,19 +5,20 @@ from __future__ import annotations
 import json
 
 from protoc_gen_prism.emitters import GeneratedFile
-from protoc_gen_prism.emitters.manifest_text import check_k8s_names, dump_yaml, go_duration, header, k8s_name
+from protoc_gen_prism.emitters.manifest_text import dump_yaml, go_duration, header
 from protoc_gen_prism.model import Schema
-from protoc_gen_prism.planner import Plan, plan_schema
+from protoc_gen_prism.naming import k8s_name
+from protoc_gen_prism.planner import Plan, Plans
 from protoc_gen_prism.settings import Settings
 
 
-def emit(schema: Schema, settings: Settings) -> list[GeneratedFile]:
+def emit(schema: Schema, plans: Plans, settings: Settings) -> list[GeneratedFile]:
     """Return manifests/nats/<namespace>.yaml and .json for every JetStream stream in the plan."""
     sources = {e.namespace: e.proto_file for e in schema.entities}
     out = []
-    plans = [p for p in plan_schema(schema, settings.profile) if p.nats is not None]
-    check_k8s_names(schema, plans, "NATS Stream")
     for plan in plans:
+        if plan.nats is None:
+            continue
         stem = f"manifests/nats/{plan.namespace}"
         out.append(GeneratedFile(f"{stem}.yaml", render_nack(plan, sources[plan.namespace])))
         out.append(GeneratedFile(f"{stem}.json", render_cli(plan)))

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import keyword
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 
 from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
 from protoc_gen_prism import __version__
 from protoc_gen_prism.emitters import GeneratedFile
 from protoc_gen_prism.model import Entity, Field, ProtoFile, Schema
-from protoc_gen_prism.planner import plan_schema
+from protoc_gen_prism.naming import class_name, python_module, spec_constant
+from protoc_gen_prism.planner import Plans
 from protoc_gen_prism.settings import Settings
 from protoc_gen_prism.sql.ddl import ddl_statements
 from protoc_gen_prism.sql.dialects import SqliteDdl
@@ -43,7 +47,7 @@ class _GraphClass:
     init_args: str
     spec_name: str
     filter_name: str
-    filter_fields: list[tuple[str, str]]
+    filter_fields: list[tuple[str, str, str]]  # name, Python type, the field's comment
     docstring: str
 
 
@@ -61,10 +65,10 @@ _FILTER_TYPES = {
 }
 
 
-def emit(schema: Schema, settings: Settings) -> list[GeneratedFile]:
+def emit(schema: Schema, plans: Plans, settings: Settings) -> list[GeneratedFile]:
     """Return one client module per file that has entities."""
     # Each spec carries its planned backend kind, so connect(config=...) can bind it without the compiler.
-    planned = {p.namespace: str(p.backend) for p in plan_schema(schema, settings.profile)}
+    planned = {p.namespace: str(p.backend) for p in plans}
     return [_module(f, planned) for f in schema.files if f.entities]
 
 
@@ -79,21 +83,23 @@ def _module(file: ProtoFile, planned: dict[str, str]) -> GeneratedFile:
     # Nodes first: an edge class names its node's spec and filter when it is created.
     nodes = [e for e in file.entities if e.options.access_pattern is AccessPattern.GRAPH_NODE]
     edges = [e for e in file.entities if e.options.access_pattern is AccessPattern.GRAPH_EDGE]
-    graph = [_node(e, module) for e in nodes] + [_edge(e, file, module) for e in edges]
+    graph = [_node(e, file, module) for e in nodes] + [_edge(e, file, module) for e in edges]
     content = render(
         "client.py.jinja",
         version=__version__,
         source=file.name,
         pb2_import=pb2_import,
+        enum_imports=[f"import {m}" for m in _imported_enum_modules(file)],
         pb2_module=module,
         stores=stores,
         graph_classes=graph,
         graph_exports=sorted(name for g in graph for name in (g.filter_name, g.class_name)),
-        planned=planned,
-        masked=[e.python_name for e in file.entities if any(f.options.mask_in_logs for f in e.fields)],
+        masked=[e.python_name for e in file.entities if _may_hold_masked(e)],
+        spec_literal=lambda name, entity: spec_literal(
+            name, _generated_spec(entity, planned.get(entity.namespace, ""))
+        ),
         python_keywords=keyword.kwlist,
-        column_call=column_call,
-        ddl_argument=ddl_argument,
+        docstring_safe=_docstring_safe,
     )
     return GeneratedFile(f"{file.output_stem}_prism.py", content)
 
@@ -102,23 +108,71 @@ LINE_LENGTH = 110
 """The line length generated clients are formatted to (ruff format --line-length 110)."""
 
 
-def ddl_argument(spec: EntitySpec) -> str:
-    """Return the `ddl=` argument of a spec: its SQLite DDL, which the runtime runs on first use, at 4 spaces.
+def spec_literal(spec_name: str, spec: EntitySpec) -> str:
+    """Return `NAME = EntitySpec(...)`, written from the dataclass's own fields, leaving defaults out.
+
+    One-line values come first, in the order the dataclass declares them, then the multi-line ones (the
+    columns and the DDL), so that the literal reads top-down like the table it describes.
+    """
+    short: list[str] = []
+    long: list[str] = []
+    for f in dataclasses.fields(spec):
+        if not f.init:
+            continue
+        value = getattr(spec, f.name)
+        if f.default is not dataclasses.MISSING:
+            default: object = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = dataclasses.MISSING  # a required field: always written
+        if value == default:
+            continue
+        if isinstance(value, tuple):
+            long.append(
+                f"    {f.name}=(\n" + "".join(f"        {column_call(c)},\n" for c in value) + "    ),"
+            )
+        elif isinstance(value, Mapping):
+            long.append(_ddl_argument(f.name, value))
+        else:
+            short.append(f"    {f.name}={_python_value(value)},")
+    return "\n".join([f"{spec_name} = EntitySpec(", *short, *long, ")"])
+
+
+def _python_value(value: object) -> str:
+    if isinstance(value, Enum):
+        return f"{type(value).__name__}.{value.name}"
+    if isinstance(value, str):
+        return python_string(value)
+    return repr(value)  # bool, int
+
+
+def _ddl_argument(name: str, ddl: Mapping[str, tuple[str, ...]]) -> str:
+    """Return the `ddl=` argument of a spec, at 4 spaces: statements by dialect, which the runtime runs.
 
     Each statement is split after commas into pieces of at most ~90 characters, so the module stays readable.
     """
-    lines = ["    ddl={", '        "sqlite": (']
-    for statement in ddl_statements(spec, _SQLITE):
-        pieces = re.split(r"(?<=, )", statement)
-        chunks: list[str] = [""]
-        for piece in pieces:
-            if chunks[-1] and len(chunks[-1]) + len(piece) > 90:
-                chunks.append("")
-            chunks[-1] += piece
-        lines += [f"            {python_string(chunk)}" for chunk in chunks[:-1]]
-        lines.append(f"            {python_string(chunks[-1])},")
-    lines += ["        ),", "    },"]
+    lines = [f"    {name}={{"]
+    for dialect, statements in ddl.items():
+        lines.append(f'        "{dialect}": (')
+        for statement in statements:
+            pieces = re.split(r"(?<=, )", statement)
+            chunks: list[str] = [""]
+            for piece in pieces:
+                if chunks[-1] and len(chunks[-1]) + len(piece) > 90:
+                    chunks.append("")
+                chunks[-1] += piece
+            lines += [f"            {python_string(chunk)}" for chunk in chunks[:-1]]
+            lines.append(f"            {python_string(chunks[-1])},")
+        lines.append("        ),")
+    lines.append("    },")
     return "\n".join(lines)
+
+
+def _generated_spec(entity: Entity, planned: str) -> EntitySpec:
+    """Return the spec the generated module holds: the model's, with the planned backend and the SQLite DDL."""
+    spec = dataclasses.replace(entity.spec, planned_backend=planned)
+    return dataclasses.replace(spec, ddl={"sqlite": tuple(ddl_statements(spec, _SQLITE))})
 
 
 _SQLITE = SqliteDdl()
@@ -182,7 +236,6 @@ def _store(entity: Entity, pb2: str) -> _Store:
     message = f"{pb2}.{entity.python_name}"
     key, sort_key = entity.key, entity.sort_key
     assert key is not None  # the model builder guarantees a key on every KeyValue entity
-    class_name = entity.python_name.replace(".", "") + "Store"
     if sort_key is None:
         base, type_args = "KeyValueStore", f"{message}, {key.python_key_type}"
     else:
@@ -192,7 +245,7 @@ def _store(entity: Entity, pb2: str) -> _Store:
     layout = f"keyed by {key.name}" + (f", sorted by {sort_key.name} within a key" if sort_key else "")
     return _Store(
         entity=entity,
-        class_name=class_name,
+        class_name=_class_name(entity, "Store"),
         base=base,
         type_args=type_args,
         spec_name=_spec_name(entity),
@@ -219,7 +272,7 @@ def _series(entity: Entity, pb2: str) -> _Store:
     )
 
 
-def _node(entity: Entity, pb2: str) -> _GraphClass:
+def _node(entity: Entity, file: ProtoFile, pb2: str) -> _GraphClass:
     key = entity.key
     assert key is not None  # the model builder guarantees a key on every graph_node
     summary = _docstring_safe(entity.comment) or f"Nodes of {entity.full_name}."
@@ -231,7 +284,7 @@ def _node(entity: Entity, pb2: str) -> _GraphClass:
         init_args=f"{_spec_name(entity)}, {pb2}.{entity.python_name}",
         spec_name=_spec_name(entity),
         filter_name=_class_name(entity, "Filter"),
-        filter_fields=_filter_fields(entity),
+        filter_fields=_filter_fields(entity, file, pb2),
         docstring=f"{summary.rstrip('.')}.\n\n    Graph nodes in namespace ``{entity.namespace}``, keyed by {key.name}.",
     )
 
@@ -269,36 +322,59 @@ def _edge(entity: Entity, file: ProtoFile, pb2: str) -> _GraphClass:
         init_args=init_args,
         spec_name=_spec_name(entity),
         filter_name=filter_name,
-        filter_fields=_filter_fields(entity),
+        filter_fields=_filter_fields(entity, file, pb2),
         docstring=f"{summary.rstrip('.')}.\n\n    {layout}",
     )
 
 
-def _filter_fields(entity: Entity) -> list[tuple[str, str]]:
+def _may_hold_masked(entity: Entity) -> bool:
+    """Whether str()/repr() of the entity's messages may need masks: a masked field, or a message field whose
+    type (perhaps in another file) may have some. The generated module's one `redact_reprs` call then walks
+    the descriptors, nested types included."""
+    return any(
+        f.options.mask_in_logs
+        or (f.proto_type == "message" and not f.type_name.startswith("google.protobuf."))
+        for f in entity.fields
+    )
+
+
+def _filter_fields(entity: Entity, file: ProtoFile, pb2: str) -> list[tuple[str, str, str]]:
     # Arrays are no single value, and encrypted values differ from what a caller holds: no equality on them.
     return [
-        (f.name, _FILTER_TYPES[f.column_kind])
+        (f.name, _filter_type(f, file, pb2), _docstring_safe(f.comment))
         for f in entity.fields
         if f.column_kind in _FILTER_TYPES and not f.column_repeated and not f.options.encrypt_at_rest
     ]
 
 
+def _filter_type(f: Field, file: ProtoFile, pb2: str) -> str:
+    """Return the Python type a filter takes for a field: an enum's own ValueType, else by column kind."""
+    if f.column_kind is ColumnKind.ENUM and f.type_python_name:
+        module = pb2 if f.type_file == file.name else python_module(f.type_file)
+        return f"{module}.{f.type_python_name}.ValueType"
+    return _FILTER_TYPES[f.column_kind]
+
+
+def _imported_enum_modules(file: ProtoFile) -> list[str]:
+    """Return the *_pb2 modules of other files whose enums type a filter field of this file's graph entities."""
+    graph = (AccessPattern.GRAPH_NODE, AccessPattern.GRAPH_EDGE)
+    return sorted(
+        {
+            python_module(f.type_file)
+            for e in file.entities
+            if e.options.access_pattern in graph
+            for f in e.fields
+            if f.column_kind is ColumnKind.ENUM and f.type_file and f.type_file != file.name
+        }
+    )
+
+
 def _class_name(entity: Entity, suffix: str) -> str:
-    return entity.python_name.replace(".", "") + suffix
+    return class_name(entity.python_name, suffix)
 
 
 def _spec_name(entity: Entity) -> str:
-    return "_" + _upper_snake(entity.python_name) + "_SPEC"
-
-
-def _upper_snake(python_name: str) -> str:
-    out = []
-    for part in python_name.split("."):
-        chars = [
-            ("_" + c if c.isupper() and i and not part[i - 1].isupper() else c) for i, c in enumerate(part)
-        ]
-        out.append("".join(chars))
-    return "_".join(out).upper()
+    return spec_constant(entity.python_name)
 
 
 def _docstring_safe(text: str) -> str:

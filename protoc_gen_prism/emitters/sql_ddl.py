@@ -5,6 +5,7 @@ from __future__ import annotations
 from protoc_gen_prism import __version__
 from protoc_gen_prism.emitters import GeneratedFile
 from protoc_gen_prism.model import ProtoFile, Schema
+from protoc_gen_prism.planner import Plans
 from protoc_gen_prism.settings import Settings
 from protoc_gen_prism.sql.ddl import ddl_statements
 from protoc_gen_prism.sql.dialects import ddl_dialect_for
@@ -12,7 +13,7 @@ from protoc_gen_prism.sql.dialects import ddl_dialect_for
 BUILTIN_DIALECTS = ("postgres", "sqlite")
 
 
-def emit(schema: Schema, settings: Settings) -> list[GeneratedFile]:
+def emit(schema: Schema, plans: Plans, settings: Settings) -> list[GeneratedFile]:
     """Return the DDL of every file with entities, for postgres, sqlite and each requested dialect."""
     dialects = list(dict.fromkeys((*BUILTIN_DIALECTS, *settings.sql_dialects)))
     return [_file(f, name) for f in schema.files if f.entities for name in dialects]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import operator
-import re
 from collections.abc import Callable
 
 from sqlglot import exp
@@ -18,6 +17,16 @@ from prism_runtime.sql.names import (
     table_name,
 )
 from protoc_gen_prism.sql.dialects import DdlDialect
+from protoc_gen_prism.sql.render_cache import (
+    CACHE,
+    PLAIN_NAME,
+    Frame,
+    Line,
+    fill,
+    frame_length,
+    sentinel,
+    split_frame,
+)
 
 
 def create_table(spec: EntitySpec, dialect: DdlDialect) -> exp.Create:
@@ -201,44 +210,25 @@ def ddl_statements(spec: EntitySpec, dialect: DdlDialect, *, pretty: bool = Fals
 # Names are spliced into the sentinels' places, so only plain names (letters, digits, '_'), which no
 # dialect escapes, take this path; tables with oneof CHECKs (whose pretty layout depends on the length of
 # the names in them) are rendered whole. Any surprise (a sentinel not found where expected) also falls back
-# to the whole render. tests/test_sql_ddl.py checks both paths agree.
-
-_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_SENTINEL = re.compile(r"prism_([tnl])(\d+)_x+")
-
-
-def _sentinel(role: str, index: int = 0, length: int = 0) -> str:
-    # role: t (the table), n (a column named in the frame), l (a placeholder column's whole line).
-    # Padded to `length`: pretty layout may wrap a list (as RANGE(...)) by the length of the names in it.
-    stem = f"prism_{role}{index}_"
-    return stem + "x" * max(1, length - len(stem))
-
-
-# A frame: the frame text split at its sentinels, alternating literal text and (role, column index).
-_Frame = list[str | tuple[str, int]]
-_FRAMES: dict[tuple[object, ...], _Frame | None] = {}
-# The frames of the other statements (`_spliced`), by builder, params and name lengths.
-_SPLICES: dict[tuple[object, ...], _Frame] = {}
-# A line: the column definition split around the column name.
-_LINES: dict[tuple[object, ...], tuple[str, str] | None] = {}
+# to the whole render. tests/test_sql_ddl.py checks both paths agree. The pieces are kept in render_cache.py.
 
 
 def _assembled_table(spec: EntitySpec, dialect: DdlDialect, pretty: bool) -> str | None:
     """Return the CREATE TABLE text of `spec` assembled from cached pieces, or None to render it whole."""
-    if not _PLAIN_NAME.fullmatch(spec.namespace):
+    if not PLAIN_NAME.fullmatch(spec.namespace):
         return None
     series = spec.abstraction is Abstraction.TIME_SERIES
     in_frame = {spec.event_time} if series else {c.name for c in spec.key_columns}
     oneofs: set[str] = set()
     shapes: list[tuple[tuple[object, ...], int] | None] = []
     for column in spec.columns:
-        if not _PLAIN_NAME.fullmatch(column.name):
+        if not PLAIN_NAME.fullmatch(column.name):
             return None
         if column.oneof:
             if column.oneof in oneofs:
                 return None  # a oneof of two or more members: a CHECK
             oneofs.add(column.oneof)
-        shapes.append((_shape(column), _frame_length(column.name)) if column.name in in_frame else None)
+        shapes.append((_shape(column), frame_length(column.name)) if column.name in in_frame else None)
     names = [c.name for c in spec.columns]
     roles = (
         names.index(spec.key),
@@ -246,9 +236,7 @@ def _assembled_table(spec: EntitySpec, dialect: DdlDialect, pretty: bool) -> str
         -1 if spec.event_time is None else names.index(spec.event_time),
     )
     key = (type(dialect), pretty, spec.abstraction, roles, tuple(shapes))
-    if key not in _FRAMES:
-        _FRAMES[key] = _frame(spec, dialect, pretty)
-    frame = _FRAMES[key]
+    frame = CACHE.frame(key, lambda: _frame(spec, dialect, pretty))
     if frame is None:
         return None
     out: list[str] = []
@@ -269,12 +257,6 @@ def _assembled_table(spec: EntitySpec, dialect: DdlDialect, pretty: bool) -> str
     return "".join(out)
 
 
-def _frame_length(name: str) -> int:
-    # A name in the frame is replaced by a sentinel as long as it, or up to 16 characters when it is short
-    # (far below the 80 at which a pretty list wraps), so one frame serves short names of any length.
-    return max(len(name), 16)
-
-
 # What a column's definition may depend on: every field but its name, field number and oneof name.
 _SHAPE_FIELDS = operator.attrgetter(
     *(f.name for f in dataclasses.fields(Column) if f.name not in ("name", "number", "oneof"))
@@ -285,11 +267,11 @@ def _shape(column: Column) -> tuple[object, ...]:
     return (_SHAPE_FIELDS(column), bool(column.oneof))
 
 
-def _frame(spec: EntitySpec, dialect: DdlDialect, pretty: bool) -> _Frame | None:
+def _frame(spec: EntitySpec, dialect: DdlDialect, pretty: bool) -> Frame | None:
     series = spec.abstraction is Abstraction.TIME_SERIES
     in_frame = {spec.event_time} if series else {c.name for c in spec.key_columns}
     renamed = {
-        c.name: _sentinel("n", i, _frame_length(c.name) if c.name in in_frame else 0)
+        c.name: sentinel("n", i, frame_length(c.name) if c.name in in_frame else 0)
         for i, c in enumerate(spec.columns)
     }
     columns = tuple(
@@ -300,7 +282,7 @@ def _frame(spec: EntitySpec, dialect: DdlDialect, pretty: bool) -> _Frame | None
     )
     stand_in = dataclasses.replace(
         spec,
-        namespace=_sentinel("t"),
+        namespace=sentinel("t"),
         columns=columns,
         key=renamed[spec.key],
         sort_key=None if spec.sort_key is None else renamed[spec.sort_key],
@@ -312,35 +294,26 @@ def _frame(spec: EntitySpec, dialect: DdlDialect, pretty: bool) -> _Frame | None
     for index, column in enumerate(spec.columns):
         if column.name in in_frame:
             continue
-        line = _render_column(_placeholder(_sentinel("n", index)), dialect, pretty)
+        line = _render_column(_placeholder(sentinel("n", index)), dialect, pretty)
         if text.count(line) != 1:
             return None
-        text = text.replace(line, _sentinel("l", index))
-    return _split_frame(text)
-
-
-def _split_frame(text: str) -> _Frame:
-    pieces = _SENTINEL.split(text)
-    frame: _Frame = []
-    for i in range(0, len(pieces) - 1, 3):
-        frame += (pieces[i], (pieces[i + 1], int(pieces[i + 2])))
-    frame.append(pieces[-1])
-    return frame
+        text = text.replace(line, sentinel("l", index))
+    return split_frame(text)
 
 
 def _spliced(statement: _Statement, dialect: DdlDialect, pretty: bool) -> str:
     """Return the SQL of `statement`: its names spliced into its rendering with sentinels of their length."""
     builder, params, names = statement
-    if not all(_PLAIN_NAME.fullmatch(n) for n in names):
+    if not all(PLAIN_NAME.fullmatch(n) for n in names):
         return _build(statement).sql(dialect=dialect.name, pretty=pretty, copy=False)
-    lengths = tuple(_frame_length(n) for n in names)
+    lengths = tuple(frame_length(n) for n in names)
     key = (type(dialect), pretty, builder, params, lengths)
-    frame = _SPLICES.get(key)
-    if frame is None:
-        sentinels = tuple(_sentinel("n", i, length) for i, length in enumerate(lengths))
-        frame = _split_frame(builder(sentinels, *params).sql(dialect=dialect.name, pretty=pretty, copy=False))
-        _SPLICES[key] = frame
-    return "".join(part if isinstance(part, str) else names[part[1]] for part in frame)
+
+    def render() -> Frame:
+        sentinels = tuple(sentinel("n", i, length) for i, length in enumerate(lengths))
+        return split_frame(builder(sentinels, *params).sql(dialect=dialect.name, pretty=pretty, copy=False))
+
+    return fill(CACHE.splice(key, render), names)
 
 
 def _placeholder(name: str) -> Column:
@@ -352,15 +325,15 @@ def _render_column(column: Column, dialect: DdlDialect, pretty: bool) -> str:
     return _column(column, dialect, primary=False).sql(dialect=dialect.name, pretty=pretty, copy=False)
 
 
-def _line(column: Column, dialect: DdlDialect, pretty: bool) -> tuple[str, str] | None:
-    key = (type(dialect), pretty, _shape(column))
-    if key not in _LINES:
-        name = _sentinel("n")
+def _line(column: Column, dialect: DdlDialect, pretty: bool) -> Line | None:
+    def render() -> Line | None:
+        name = sentinel("n")
         text = _render_column(dataclasses.replace(column, name=name), dialect, pretty)
         parts = text.split(name)
         # A line of several lines would need the frame's indent on each: render such tables whole.
-        _LINES[key] = (parts[0], parts[1]) if len(parts) == 2 and "\n" not in text else None
-    return _LINES[key]
+        return (parts[0], parts[1]) if len(parts) == 2 and "\n" not in text else None
+
+    return CACHE.line((type(dialect), pretty, _shape(column)), render)
 
 
 def _oneof_checks(spec: EntitySpec) -> list[exp.Expression]:

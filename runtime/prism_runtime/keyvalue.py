@@ -13,7 +13,6 @@ from google.protobuf.message import Message
 
 from prism_runtime.errors import CorruptRow
 from prism_runtime.inputs import admit_all, key_check, message_check
-from prism_runtime.pii.masking import redact_reprs
 from prism_runtime.schema import EntitySpec
 
 if TYPE_CHECKING:
@@ -72,7 +71,6 @@ class _Store(Generic[M]):
         self.spec = spec
         self.message_type = message
         self._backend: KeyValueBackend[M] = db.keyvalue(spec, message)
-        redact_reprs(message)  # also when the generated module did not know of nested PII
         self._admit = message_check(spec, message)
         self._key = key_check(spec.namespace, spec.column(spec.key))
 

@@ -1,5 +1,8 @@
-"""Create or update the topics and streams of a plan (prism.plan.json), idempotently, on every backend whose
-registry entry has Capability.STREAM_ADMIN (Kafka topics, JetStream streams: each backend's `admin()`).
+"""Create or update the topics and streams of a plan, idempotently, on every backend whose registry entry has
+Capability.STREAM_ADMIN (Kafka topics, JetStream streams: each backend's `admin()`).
+
+The plan comes typed (`prism_runtime.stream_plans.PlannedStream`): built in-process by the compiler, or read
+back from prism.plan.json with `planned_streams`.
 
 Everything is compared first; if any change cannot be applied (fewer partitions, other replicas, a
 storage or retention type change) nothing is applied and `ProvisionRefused` lists every reason.
@@ -9,14 +12,15 @@ Otherwise missing topics and streams are created and differing ones updated wher
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from prism_runtime.backends import registry
 from prism_runtime.backends.registry import Capability
 from prism_runtime.config import Config
 from prism_runtime.errors import ConfigError, PrismError
+from prism_runtime.stream_plans import PlannedStream
 
 if TYPE_CHECKING:
     from prism_runtime.backends.contract import AdministersStreams, StreamAdmin
@@ -43,25 +47,18 @@ class Change:
         return text + "".join(f"\n    {d}" for d in self.details)
 
 
-@dataclass(frozen=True)
-class Wanted:
-    """One planned topic or stream: its namespace and the plan's settings for it."""
-
-    namespace: str
-    settings: Mapping[str, Any]
-
-
-def _wanted(plan: Mapping[str, Any], kind: str) -> list[Wanted]:
-    entities = plan.get("entities", [])
-    return [Wanted(e["namespace"], e["settings"]) for e in entities if e.get("backend") == kind]
+Wanted = PlannedStream
+"""One planned topic or stream, as each backend's StreamAdmin takes it: its namespace and typed settings."""
 
 
 async def provision_streams(
-    plan: Mapping[str, Any], config: Config, *, dry_run: bool = False
+    streams: Sequence[PlannedStream], config: Config, *, dry_run: bool = False
 ) -> list[Change]:
-    """Bring the servers named in `config` in line with the plan's topics and streams; return the changes."""
+    """Bring the servers named in `config` in line with the planned topics and streams; return changes."""
     administered = registry.with_capability(Capability.STREAM_ADMIN)
-    planned: dict[str, list[Wanted]] = {kind: _wanted(plan, kind) for kind in administered}
+    planned: dict[str, list[Wanted]] = {
+        kind: [s for s in streams if s.backend == kind] for kind in administered
+    }
     planned = {kind: items for kind, items in planned.items() if items}
     missing = [kind for kind in planned if kind not in config.backends]
     if missing:

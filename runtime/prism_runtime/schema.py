@@ -35,6 +35,15 @@ class ColumnKind(StrEnum):
     JSON = "json"  # messages, maps, repeated fields: protobuf's canonical JSON mapping
 
 
+def masked_in_logs(pii: str, mask_in_logs: bool | None) -> bool:
+    """The one mask rule: a field is masked when `(prism.mask_in_logs)` says so, else when it has `(prism.pii)`.
+
+    The compiler sets `Column.masked` by it and the runtime's masking of any message (nested ones included,
+    which have no columns) applies it to descriptor options; `mask_in_logs` is None when not written.
+    """
+    return bool(pii) if mask_in_logs is None else mask_in_logs
+
+
 @dataclass(frozen=True)
 class Column:
     """One stored field of an entity."""
@@ -82,6 +91,8 @@ class EntitySpec:
     event_time: str | None = None
     retention_days: int = 0
     source_file: str = ""
+    # The field naming the data subject that `forget` erases; None means the record key.
+    subject: str | None = None
     # The backend kind the capacity planner chose (sqlite, postgres, kafka, nats); "" when unknown.
     # A config that names a URL for this kind binds the namespace there (see prism_runtime.config).
     planned_backend: str = ""
@@ -93,8 +104,6 @@ class EntitySpec:
     source_type: str = ""
     target_type: str = ""
     bidirectional: bool = False
-    # The field naming the data subject that `forget` erases; None means the record key.
-    subject: str | None = None
     # The DDL of the entity's table and indexes where the runtime creates them on first use (SQLite), by
     # dialect name: rendered by the compiler and carried in the generated module, so the runtime renders none.
     ddl: Mapping[str, tuple[str, ...]] = field(default_factory=dict, compare=False, hash=False)

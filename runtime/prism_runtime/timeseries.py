@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from google.protobuf.message import Message
 
 from prism_runtime.inputs import admit_all, key_check, message_check
-from prism_runtime.pii.masking import redact_reprs
 from prism_runtime.schema import ColumnKind, EntitySpec
 
 if TYPE_CHECKING:
@@ -214,7 +213,6 @@ class TimeSeries(Generic[M, K]):
         self.message_type = message
         self._identity: EventIdentity[M] = EventIdentity(spec)
         self._backend: TimeSeriesBackend[M] = db.timeseries(spec, message)
-        redact_reprs(message)  # also when the generated module did not know of nested PII
         self._db = db
         self._keyed = any(c.encrypted for c in spec.columns)
         self._admit = message_check(spec, message)

@@ -29,7 +29,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace) -> int:
     """Print the plan table; 2 on a plan or config that cannot be read."""
     try:
-        plan = load_plan(Path(args.source), profile=args.profile, includes=[Path(p) for p in args.include])
+        plan = load_plan(
+            Path(args.source), profile=args.profile, includes=[Path(p) for p in args.include]
+        ).document
         binding = _binding(plan, args.config) if args.config else None
     except (PlanUnavailable, ConfigError) as error:
         print(f"prism plan: {error}", file=sys.stderr)

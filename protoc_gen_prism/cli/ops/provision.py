@@ -12,8 +12,9 @@ import argparse
 import asyncio
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import prism_runtime
@@ -21,8 +22,9 @@ from prism_runtime.backends import registry
 from prism_runtime.backends.registry import Capability
 from prism_runtime.config import URL_ENV, Config, load_config
 from prism_runtime.provision_streams import provision_streams
+from prism_runtime.stream_plans import PlannedStream
 from protoc_gen_prism import protoc_runner
-from protoc_gen_prism.plan_source import PlanUnavailable, load_plan
+from protoc_gen_prism.plan_source import PlanUnavailable, compile_protos, load_plan
 from protoc_gen_prism.settings import Profile
 from protoc_gen_prism.sql.provision import provision
 
@@ -66,31 +68,38 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
+@dataclass(frozen=True)
+class _Source:
+    """A generated directory to provision SQL from, and the planned topics and streams, typed."""
+
+    generated: Path
+    streams: Sequence[PlannedStream] | None  # None: a generated directory without prism.plan.json
+
+
 @contextmanager
-def _generated(source: Path, profile: str | None, includes: list[Path]) -> Iterator[Path]:
+def _generated(source: Path, profile: str | None, includes: list[Path]) -> Iterator[_Source]:
     if (source / "sql").is_dir() or (source / "prism.plan.json").is_file():
         if profile is not None:
             raise PlanUnavailable(f"{source} is generated already; --profile applies to a .proto directory")
-        yield source
+        streams = load_plan(source).streams if (source / "prism.plan.json").is_file() else None
+        yield _Source(source, streams)
         return
     if not source.is_dir() or not protoc_runner.find_protos(source):
         raise PlanUnavailable(f"{source} is neither a generated directory nor a directory of .proto files")
+    # Compiled in-process: the plan stays typed; the files are written only for the SQL provisioning reads.
+    compiled = compile_protos(source, profile=profile, includes=includes)
     with tempfile.TemporaryDirectory(prefix="prism-provision-") as out:
-        result = protoc_runner.generate(
-            source,
-            Path(out),
-            includes=includes,
-            parameter=f"profile={profile}" if profile else "",
-            python=False,
-        )
-        if result.returncode != 0:
-            raise PlanUnavailable(result.stderr.strip())
-        yield Path(out)
+        for f in compiled.files:
+            path = Path(out) / f.name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f.content)
+        yield _Source(Path(out), compiled.plan.streams)
 
 
 async def _provision(
-    generated: Path, config: Config, *, streams: bool, dry_run: bool, migrations: Path | None = None
+    source: _Source, config: Config, *, streams: bool, dry_run: bool, migrations: Path | None = None
 ) -> int:
+    generated = source.generated
     # The SQL databases named by --url or the config; with neither, the default one ($PRISM_URL, ./prism.db).
     sql = [
         u for k, u in config.backends.items() if registry.entry(k).can(Capability.SQL) and k in config.named
@@ -103,8 +112,9 @@ async def _provision(
         verb = "would apply" if dry_run else "applied"
         print(f"{url.kind}: {verb} {len(report.applied)} file(s), {len(report.unchanged)} unchanged")
     if streams:  # a config says where streams live; the plan must find every kind it needs there
-        plan = load_plan(generated)
-        for change in await provision_streams(plan, config, dry_run=dry_run):
+        if source.streams is None:
+            raise PlanUnavailable(f"{generated} holds no .proto files and no prism.plan.json")
+        for change in await provision_streams(source.streams, config, dry_run=dry_run):
             print(change)
     if dry_run:
         print("dry run: nothing was changed")

@@ -41,6 +41,7 @@ from prism_runtime.payload_codecs import payload_codec
 from prism_runtime.provision_streams import Change, Wanted
 from prism_runtime.schema import EntitySpec
 from prism_runtime.stream_codec import EVENT_ID_HEADER, key_bytes
+from prism_runtime.stream_plans import TopicSettings
 from prism_runtime.timeseries import Event, EventIdentity, window
 
 M = TypeVar("M", bound=Message)
@@ -394,12 +395,13 @@ class KafkaAdmin:
     async def diff(self, wanted: Wanted) -> Change:
         """Compare the topic with the planned one: partitions, replicas and topic configs."""
         s = wanted.settings
-        name = s["topic"]
-        config: dict[str, str] = dict(s["config"])
+        assert isinstance(s, TopicSettings)
+        name = s.name
+        config: dict[str, str] = dict(s.config)
         # Describe only existing topics: a metadata request for an unknown topic creates it on brokers
         # with auto-creation on (Tansu, many dev clusters).
         if name not in await self.admin.list_topics():
-            created = (f"partitions {s['partitions']}, replicas {s['replicas']}", *_pairs(config))
+            created = (f"partitions {s.partitions}, replicas {s.replicas}", *_pairs(config))
             return Change("kafka", name, "create", created)
         described = (await self.admin.describe_topics([name]))[0]
         partitions = described["partitions"]
@@ -407,16 +409,16 @@ class KafkaAdmin:
         current_replicas = len(partitions[0]["replicas"]) if partitions else 0
         details: list[str] = []
         refused: list[str] = []
-        if s["partitions"] > current_partitions:
-            details.append(f"partitions {current_partitions} -> {s['partitions']}")
-        elif s["partitions"] < current_partitions:
+        if s.partitions > current_partitions:
+            details.append(f"partitions {current_partitions} -> {s.partitions}")
+        elif s.partitions < current_partitions:
             refused.append(
-                f"partitions {current_partitions} -> {s['partitions']}: Kafka cannot remove partitions "
+                f"partitions {current_partitions} -> {s.partitions}: Kafka cannot remove partitions "
                 "(records would move between keys' partitions); keep the count or recreate the topic"
             )
-        if s["replicas"] != current_replicas:
+        if s.replicas != current_replicas:
             refused.append(
-                f"replicas {current_replicas} -> {s['replicas']}: a replication change needs a partition "
+                f"replicas {current_replicas} -> {s.replicas}: a replication change needs a partition "
                 "reassignment (kafka-reassign-partitions), which provisioning does not do"
             )
         current = await self._configs(name)
@@ -438,10 +440,11 @@ class KafkaAdmin:
     async def apply(self, change: Change, wanted: Wanted) -> None:
         """Create the topic, or add partitions and alter its configs."""
         s = wanted.settings
-        name = s["topic"]
+        assert isinstance(s, TopicSettings)
+        name = s.name
         try:
             if change.action == "create":
-                topic = NewTopic(name, s["partitions"], s["replicas"], topic_configs=dict(s["config"]))
+                topic = NewTopic(name, s.partitions, s.replicas, topic_configs=dict(s.config))
                 response = await self.admin.create_topics([topic])
                 for error in response.to_object()["topic_errors"]:
                     if error["error_code"] not in (0, 36):  # 36: created meanwhile, compared next run
@@ -452,9 +455,9 @@ class KafkaAdmin:
                         )
             elif change.action == "update":
                 if any(d.startswith("partitions ") for d in change.details):
-                    await self.admin.create_partitions({name: NewPartitions(total_count=s["partitions"])})
+                    await self.admin.create_partitions({name: NewPartitions(total_count=s.partitions)})
                 if any(not d.startswith("partitions ") for d in change.details):
-                    resource = ConfigResource(ConfigResourceType.TOPIC, name, configs=dict(s["config"]))
+                    resource = ConfigResource(ConfigResourceType.TOPIC, name, configs=dict(s.config))
                     await self.admin.alter_configs([resource])
         except KafkaError as error:
             raise BackendError(

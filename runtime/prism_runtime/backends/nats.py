@@ -19,7 +19,7 @@ import base64
 import datetime
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -39,6 +39,7 @@ from prism_runtime.payload_codecs import payload_codec
 from prism_runtime.provision_streams import Change, Wanted
 from prism_runtime.schema import EntitySpec
 from prism_runtime.stream_codec import NATS_MSG_ID_HEADER, key_bytes
+from prism_runtime.stream_plans import StreamSettings
 from prism_runtime.timeseries import Event, EventIdentity, window
 
 M = TypeVar("M", bound=Message)
@@ -430,23 +431,24 @@ class NatsAdmin:
     async def diff(self, wanted: Wanted) -> Change:
         """Compare the stream with the planned one; storage and retention changes are refused."""
         s = wanted.settings
-        name = s["stream"]
+        assert isinstance(s, StreamSettings)
+        name = s.name
         want = _stream_config(s)
         try:
             info = await self._jetstream.stream_info(name)
         except NotFoundError:
             created = (
-                f"subjects {', '.join(want.subjects or [])}, {s['storage']} storage, replicas {want.num_replicas}",
-                f"max_age {s['max_age_ns']}ns, max_bytes {want.max_bytes}, duplicate_window {s['duplicate_window_ns']}ns",
+                f"subjects {', '.join(want.subjects or [])}, {s.storage} storage, replicas {want.num_replicas}",
+                f"max_age {s.max_age_ns}ns, max_bytes {want.max_bytes}, duplicate_window {s.duplicate_window_ns}ns",
             )
             return Change("nats", name, "create", created)
         have = info.config
         compare: Sequence[tuple[str, Any, Any]] = (
             ("subjects", sorted(have.subjects or []), sorted(want.subjects or [])),
             ("num_replicas", have.num_replicas, want.num_replicas),
-            ("max_age", _whole_ns(have.max_age), s["max_age_ns"]),
+            ("max_age", _whole_ns(have.max_age), s.max_age_ns),
             ("max_bytes", have.max_bytes, want.max_bytes),
-            ("duplicate_window", _whole_ns(have.duplicate_window), s["duplicate_window_ns"]),
+            ("duplicate_window", _whole_ns(have.duplicate_window), s.duplicate_window_ns),
             ("discard", have.discard, want.discard),
             ("storage", have.storage, want.storage),
             ("retention", have.retention, want.retention),
@@ -467,6 +469,7 @@ class NatsAdmin:
 
     async def apply(self, change: Change, wanted: Wanted) -> None:
         """Create or update the stream."""
+        assert isinstance(wanted.settings, StreamSettings)
         config = _stream_config(wanted.settings)
         try:
             if change.action == "create":
@@ -481,17 +484,17 @@ class NatsAdmin:
             ) from None
 
 
-def _stream_config(s: Mapping[str, Any]) -> api.StreamConfig:
+def _stream_config(s: StreamSettings) -> api.StreamConfig:
     return api.StreamConfig(
-        name=s["stream"],
-        subjects=list(s["subjects"]),
-        retention=api.RetentionPolicy(s["retention"]),
-        storage=api.StorageType(s["storage"]),
-        discard=api.DiscardPolicy(s["discard"]),
-        num_replicas=s["replicas"],
-        max_age=s["max_age_ns"] / _NS_PER_S,
-        max_bytes=s["max_bytes"],
-        duplicate_window=s["duplicate_window_ns"] / _NS_PER_S,
+        name=s.name,
+        subjects=list(s.subjects),
+        retention=api.RetentionPolicy(s.retention),
+        storage=api.StorageType(s.storage),
+        discard=api.DiscardPolicy(s.discard),
+        num_replicas=s.replicas,
+        max_age=s.max_age_ns / _NS_PER_S,
+        max_bytes=s.max_bytes,
+        duplicate_window=s.duplicate_window_ns / _NS_PER_S,
     )
 
 

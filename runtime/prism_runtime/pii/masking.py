@@ -21,6 +21,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from prism import options_pb2
+from prism_runtime.schema import masked_in_logs
 
 REDACTED = "[REDACTED]"
 _NON_DIGIT = re.compile(r"\D")
@@ -86,10 +87,7 @@ def _plan(descriptor: Descriptor) -> tuple[tuple[FieldDescriptor, str], ...]:
     """Return the fields to mask (with their PII kind) and message fields to look into, of one type."""
     plan: list[tuple[FieldDescriptor, str]] = []
     for field in descriptor.fields:
-        options = field.GetOptions()
-        kind = options.Extensions[options_pb2.pii]
-        explicit = options.HasExtension(options_pb2.mask_in_logs)
-        masked = options.Extensions[options_pb2.mask_in_logs] if explicit else bool(kind)
+        kind, masked = _masked(field)
         if masked:
             plan.append((field, kind or "generic"))
         elif field.message_type is not None and _has_masked(field.message_type, frozenset()):
@@ -102,12 +100,23 @@ def _has_masked(descriptor: Descriptor, seen: frozenset[str]) -> bool:
         return False
     seen = seen | {descriptor.full_name}
     for field in descriptor.fields:
-        options = field.GetOptions()
-        if options.Extensions[options_pb2.pii] or options.Extensions[options_pb2.mask_in_logs]:
+        if _masked(field)[1]:
             return True
         if field.message_type is not None and _has_masked(field.message_type, seen):
             return True
     return False
+
+
+def _masked(field: FieldDescriptor) -> tuple[str, bool]:
+    """Return a field's pii kind and whether the mask rule (`schema.masked_in_logs`) masks it."""
+    options = field.GetOptions()
+    kind: str = options.Extensions[options_pb2.pii]
+    explicit = (
+        options.Extensions[options_pb2.mask_in_logs]
+        if options.HasExtension(options_pb2.mask_in_logs)
+        else None
+    )
+    return kind, masked_in_logs(kind, explicit)
 
 
 def has_masked_fields(message: type[Message] | Message) -> bool:
