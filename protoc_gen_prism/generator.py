@@ -20,6 +20,7 @@ from protoc_gen_prism.emitters import (
     GeneratedFile,
     kafka_topics,
     nats_streams,
+    package_markers,
     plan_file,
     python_client,
     sql_ddl,
@@ -40,6 +41,7 @@ EMITTERS: list[Emitter] = [
     plan_file.emit,
     kafka_topics.emit,
     nats_streams.emit,
+    package_markers.emit,
 ]
 
 # Proto2, proto3 and editions up to 2024: everything the model reads goes through resolved

@@ -93,9 +93,21 @@ class ProtocResult:
     stderr: str
 
 
+VOCABULARY = Path("prism/options.proto")
+
+
 def find_protos(root: Path) -> list[Path]:
     """Return every .proto under `root`, sorted, relative to it."""
     return sorted(p.relative_to(root) for p in root.rglob("*.proto"))
+
+
+def generation_targets(root: Path) -> list[Path]:
+    """Return the .proto files under `root` to generate code for: all but a vendored prism/options.proto.
+
+    The vocabulary is imported, never generated: the runtime ships `prism.options_pb2`, and a generated copy
+    would only shadow it (buf.gen.yaml from `prism init` excludes it the same way).
+    """
+    return [p for p in find_protos(root) if p != VOCABULARY]
 
 
 def generate(
@@ -109,7 +121,7 @@ def generate(
 ) -> ProtocResult:
     """Generate *_pb2.py, *_pb2.pyi and Prism output for the .proto files under `proto_root` into `out`."""
     out.mkdir(parents=True, exist_ok=True)
-    targets = files if files is not None else find_protos(proto_root)
+    targets = files if files is not None else generation_targets(proto_root)
     args = protoc_command(
         proto_root, targets, _plugin_outputs(out, parameter=parameter, python=python), includes or ()
     )

@@ -23,6 +23,13 @@ class Profile(StrEnum):
     PRODUCTION = "production"  # replicas 3, min.insync.replicas 2
 
 
+class StrimziApi(StrEnum):
+    """The kafka.strimzi.io API version of the KafkaTopic manifests."""
+
+    V1BETA2 = "v1beta2"  # Strimzi before 0.49, and up to 0.52
+    V1 = "v1"  # Strimzi 0.49 and later; the only one from 1.0
+
+
 class SettingsError(ValueError):
     """A plugin parameter that is unknown or has a wrong value."""
 
@@ -36,9 +43,11 @@ class Settings:
     sql_dialects: tuple[str, ...] = field(default_factory=tuple)
     # The deployment the planner sizes replicas for.
     profile: Profile = Profile.PRODUCTION
+    # The apiVersion of the KafkaTopic manifests (default v1beta2, which existing clusters serve).
+    strimzi_api: StrimziApi = StrimziApi.V1BETA2
 
 
-_KEYS = ("messages", "sql_dialect", "profile")
+_KEYS = ("messages", "sql_dialect", "profile", "strimzi_api")
 
 
 def parse_parameter(parameter: str) -> Settings:
@@ -46,6 +55,7 @@ def parse_parameter(parameter: str) -> Settings:
     messages = MessageStyle.PROTOBUF
     dialects: list[str] = []
     profile = Profile.PRODUCTION
+    strimzi_api = StrimziApi.V1BETA2
     for item in filter(None, (part.strip() for part in parameter.split(","))):
         key, sep, value = item.partition("=")
         key, value = key.strip(), value.strip()
@@ -74,4 +84,16 @@ def parse_parameter(parameter: str) -> Settings:
                 raise SettingsError(
                     f"profile={value!r} is not supported; {allowed_values(value, list(Profile))}"
                 ) from None
-    return Settings(messages=messages, sql_dialects=tuple(dict.fromkeys(dialects)), profile=profile)
+        elif key == "strimzi_api":
+            try:
+                strimzi_api = StrimziApi(value)
+            except ValueError:
+                raise SettingsError(
+                    f"strimzi_api={value!r} is not supported; {allowed_values(value, list(StrimziApi))}"
+                ) from None
+    return Settings(
+        messages=messages,
+        sql_dialects=tuple(dict.fromkeys(dialects)),
+        profile=profile,
+        strimzi_api=strimzi_api,
+    )

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 import prism_runtime
-from protoc_gen_prism.sql.provision import provision
+from protoc_gen_prism.pytest_plugin import provisioned
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -47,8 +47,7 @@ async def fresh_database(
     """Open an empty database on the backend named by the test's parameter, with the generated SQL applied."""
     url = await url_for(request, request.param, tmp_path)
     try:
-        async with prism_runtime.connect(url) as db:
-            await provision(db, generated, echo=lambda line: None)
+        async with provisioned(url, generated) as db:
             yield db
     finally:
         if request.param == "postgres":

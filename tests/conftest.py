@@ -94,6 +94,12 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     sys.path.remove(str(out))
 
 
+@pytest.fixture(scope="session")
+def prism_generated(generated: Path) -> Path:
+    """What Prism's pytest plugin provisions prism_db and prism_postgres from: the session's generated tree."""
+    return generated
+
+
 @pytest.fixture(scope="session", autouse=True)
 def master_key_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Keep the PII master key of stores that use the default one out of the working directory."""

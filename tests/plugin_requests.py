@@ -68,7 +68,8 @@ def _invalid(name: str, content: str) -> str:
             list(yaml.safe_load_all(content))
     except (SyntaxError, ValueError, yaml.YAMLError) as error:
         return f"{name} is not valid: {error}"
-    if not content.strip():
+    # A py.typed package marker (PEP 561) is empty by design; every other file says something.
+    if not content.strip() and not name.endswith("/py.typed"):
         return f"{name} is empty"
     return ""
 

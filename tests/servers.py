@@ -5,7 +5,7 @@ Registered from ``tests/conftest.py`` with ``pytest_plugins = ["servers"]``. Eac
 for it, and stops it when the session ends. To run the same tests against servers you already have,
 set:
 
-* ``PRISM_TEST_POSTGRES_DSN`` -- e.g. ``postgresql://postgres@127.0.0.1:5432/postgres``
+* ``PRISM_TEST_POSTGRES_DSN`` (read by Prism's pytest plugin) -- e.g. ``postgresql://postgres@127.0.0.1:5432/postgres``
 * ``PRISM_TEST_NATS`` -- e.g. ``nats://127.0.0.1:4222`` (JetStream enabled)
 * ``PRISM_TEST_KAFKA`` -- bootstrap servers, ``host:port[,host:port...]`` (a ``kafka://`` prefix is allowed)
 """
@@ -23,7 +23,6 @@ import pytest
 
 import prism_stack as stack
 
-ENV_POSTGRES = "PRISM_TEST_POSTGRES_DSN"
 ENV_NATS = "PRISM_TEST_NATS"
 ENV_KAFKA = "PRISM_TEST_KAFKA"
 
@@ -62,14 +61,13 @@ def _kafka_bootstrap(value: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_dsn() -> Iterator[str]:
-    """DSN of a Postgres server: ``postgresql://postgres@127.0.0.1:PORT/postgres`` (trust auth)."""
-    external = _external(ENV_POSTGRES)
-    if external:
-        yield external
-        return
-    with _started("postgres") as server:
-        yield server.url
+def postgres_dsn(prism_postgres_server: str) -> str:
+    """DSN of a Postgres server: ``postgresql://postgres@127.0.0.1:PORT/postgres`` (trust auth).
+
+    The server of Prism's pytest plugin (``protoc_gen_prism.pytest_plugin``), which users' suites get too:
+    one per session, shared with the ``prism_postgres`` fixture.
+    """
+    return prism_postgres_server
 
 
 @pytest.fixture(scope="session")

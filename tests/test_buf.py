@@ -38,6 +38,14 @@ def test_buf_generate_matches_protoc(tmp_path: Path) -> None:
         "manifests/nats/acme_events_v1_stock_level.yaml",
         "manifests/nats/acme_events_v1_stock_level.json",
     } | {
+        # Package markers, from the plugin: the same tree protoc and prism generate write.
+        f"{package}/{marker}"
+        for package in (
+            "acme",
+            *(f"acme/{n}{v}" for n in ("users", "orders", "social", "events") for v in ("", "/v1")),
+        )
+        for marker in ("__init__.py", "py.typed")
+    } | {
         f"sql/{dialect}/acme/{name}/v1/{name}.sql"
         for dialect in ("postgres", "sqlite")
         for name in ("users", "orders", "social", "events")

@@ -423,6 +423,7 @@ def test_compile_time_commands_run_with_every_driver_unimportable(tmp_path: Path
         "migrate": ["migrate", str(EXAMPLES), "--against", str(EXAMPLES), "-o", str(tmp_path / "migrations")],
         "snapshot": ["snapshot", str(EXAMPLES), "-o", str(tmp_path / "image.binpb")],
         "include": ["include"],
+        "init": ["init", str(tmp_path / "project")],
     }
     assert sorted(runs) == sorted(cli.COMPILE_COMMANDS)
     for name, argv in runs.items():

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ import pytest
 import prism_runtime
 from prism_runtime.pii import LocalKeyWrapper
 from prism_runtime.pii.vault import vault_for
-from protoc_gen_prism.sql.provision import provision
+from protoc_gen_prism.pytest_plugin import new_postgres_database, provisioned
 
 TASKS = 50
 OPS = 2_000
@@ -36,22 +35,10 @@ PATIENTS = "prismtest_pii_v1_patient"
 @pytest.fixture
 async def fresh_db(postgres_dsn: str, generated: Path) -> AsyncIterator[str]:
     """A new, empty database on the session server with only the entity tables provisioned."""
-    name = f"first_use_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base, _, _ = postgres_dsn.partition("?")
-    url = f"{base.rsplit('/', 1)[0]}/{name}"
-    async with prism_runtime.connect(url) as db:
-        await provision(db, generated, echo=lambda line: None)
-    yield url
-    admin = await asyncpg.connect(postgres_dsn)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with new_postgres_database(postgres_dsn) as url:
+        async with provisioned(url, generated):
+            pass
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

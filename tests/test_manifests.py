@@ -43,6 +43,16 @@ STRIMZI_KAFKA_TOPIC: dict[str, Any] = {
         },
     },
 }
+# Strimzi 0.49's kafka.strimzi.io/v1 KafkaTopic (the only version from Strimzi 1.0): the same spec fields,
+# types and bounds as v1beta2 (transcribed from packaging/install/cluster-operator/043-Crd-kafkatopic.yaml,
+# version v1), with `spec` required at the top level.
+STRIMZI_KAFKA_TOPIC_V1: dict[str, Any] = {
+    **STRIMZI_KAFKA_TOPIC,
+    "properties": {
+        **STRIMZI_KAFKA_TOPIC["properties"],
+        "apiVersion": {"type": "string", "enum": ["kafka.strimzi.io/v1"]},
+    },
+}
 _DURATION = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
 NACK_STREAM: dict[str, Any] = {
     "type": "object",
@@ -154,6 +164,27 @@ def test_kafka_topic_matches_the_strimzi_crd(out: Path) -> None:
         },
     }
     assert doc["metadata"]["labels"]["strimzi.io/cluster"] == "prism"
+
+
+def test_strimzi_v1_topic_matches_the_v1_crd(out: Path, tmp_path: Path) -> None:
+    run = run_protoc(EXAMPLES, ["acme/events/v1/events.proto"], tmp_path, parameter="strimzi_api=v1")
+    assert run.returncode == 0, run.stderr
+    name = "manifests/kafka/acme_events_v1_click_event.yaml"
+    v1 = yaml.safe_load((tmp_path / name).read_text())
+    assert check(v1, STRIMZI_KAFKA_TOPIC_V1) == []
+    assert check(v1, STRIMZI_KAFKA_TOPIC) == [
+        "/apiVersion: 'kafka.strimzi.io/v1' not in ['kafka.strimzi.io/v1beta2']"
+    ]
+    # Only the apiVersion differs from the default (v1beta2) manifest.
+    default = yaml.safe_load((out / name).read_text())
+    assert {**v1, "apiVersion": default["apiVersion"]} == default
+
+
+def test_an_unknown_strimzi_api_lists_the_supported_ones(tmp_path: Path) -> None:
+    run = run_protoc(EXAMPLES, ["acme/events/v1/events.proto"], tmp_path, parameter="strimzi_api=v2")
+    assert run.returncode != 0
+    assert "strimzi_api='v2' is not supported; allowed: v1beta2, v1" in run.errors
+    assert not list(tmp_path.rglob("*.yaml"))
 
 
 def test_nack_stream_matches_the_nack_crd(out: Path) -> None:

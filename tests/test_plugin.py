@@ -16,6 +16,12 @@ EXAMPLE_OUTPUTS = sorted(
     [f"acme/{n}/v1/{n}_prism.py" for n in ("users", "orders")]
     + [f"sql/{d}/acme/{n}/v1/{n}.sql" for d in ("postgres", "sqlite") for n in ("users", "orders")]
     + ["prism.plan.json"]
+    # Package markers (__init__.py, py.typed) in every package directory of the generated Python.
+    + [
+        f"{package}/{marker}"
+        for package in ("acme", "acme/users", "acme/users/v1", "acme/orders", "acme/orders/v1")
+        for marker in ("__init__.py", "py.typed")
+    ]
 )
 
 
@@ -41,17 +47,22 @@ def test_generated_files_say_where_they_come_from(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("protoc", sorted(protoc_commands()))
-def test_schema_without_prism_options_generates_nothing(tmp_path: Path, protoc: str) -> None:
+def test_schema_without_prism_options_generates_only_package_markers(tmp_path: Path, protoc: str) -> None:
+    # No client, DDL or plan; only the markers that make protoc's *_pb2.py a regular, typed package.
     run = run_protoc(PROTOS, ["prismtest/plain/v1/plain.proto"], tmp_path, protoc=protoc)
     assert run.returncode == 0, run.stderr
-    assert run.files() == {}
+    assert sorted(run.files()) == sorted(
+        f"{package}/{marker}"
+        for package in ("prismtest", "prismtest/plain", "prismtest/plain/v1")
+        for marker in ("__init__.py", "py.typed")
+    )
 
 
 def test_unknown_parameter_is_an_error(tmp_path: Path) -> None:
     run = run_protoc(EXAMPLES, EXAMPLE_FILES, tmp_path, parameter="sql_dialect=mysql,mesages=protobuf")
     assert (
         run.errors
-        == "--prism_out: unknown parameter 'mesages'; allowed: messages, sql_dialect, profile; did you mean 'messages'?"
+        == "--prism_out: unknown parameter 'mesages'; allowed: messages, sql_dialect, profile, strimzi_api; did you mean 'messages'?"
     )
     assert run.files() == {}
 

@@ -25,3 +25,12 @@ def test_generated_output(tmp_path: Path, root: Path, proto: str, snapshot: Snap
     assert run.returncode == 0, run.stderr
     for name, content in run.files().items():
         assert content == snapshot(name=name)
+
+
+@pytest.mark.parametrize("api", ["v1beta2", "v1"])
+def test_kafka_topic_per_strimzi_api(tmp_path: Path, api: str, snapshot: SnapshotAssertion) -> None:
+    run = run_protoc(EXAMPLES, ["acme/events/v1/events.proto"], tmp_path, parameter=f"strimzi_api={api}")
+    assert run.returncode == 0, run.stderr
+    for name, content in run.files().items():
+        if name.startswith("manifests/kafka/"):
+            assert content == snapshot(name=name)

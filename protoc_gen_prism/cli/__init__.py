@@ -16,7 +16,7 @@ import sys
 
 from protoc_gen_prism import __version__
 
-COMPILE_COMMANDS = ("include", "generate", "plan", "check", "breaking", "migrate", "snapshot")
+COMPILE_COMMANDS = ("init", "include", "generate", "plan", "check", "breaking", "migrate", "snapshot")
 OPS_COMMANDS = ("provision", "stack", "audit", "forget", "keys")
 COMMANDS = [*COMPILE_COMMANDS, *OPS_COMMANDS]
 

@@ -1,4 +1,8 @@
-"""Emit a Strimzi KafkaTopic (kafka.strimzi.io/v1beta2) per entity planned on Kafka."""
+"""Emit a Strimzi KafkaTopic per entity planned on Kafka.
+
+`--prism_opt=strimzi_api=v1|v1beta2` picks the apiVersion (default v1beta2). The KafkaTopic spec Prism writes
+(topicName, partitions, replicas, config) is the same in both CRD versions, so only apiVersion differs.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from protoc_gen_prism.emitters.manifest_text import dump_yaml, header
 from protoc_gen_prism.model import Schema
 from protoc_gen_prism.naming import k8s_name
 from protoc_gen_prism.planner import Plan, Plans
-from protoc_gen_prism.settings import Settings
+from protoc_gen_prism.settings import Settings, StrimziApi
 
 STRIMZI_CLUSTER = "prism"
 """The `strimzi.io/cluster` label: the Kafka cluster resource the Topic Operator manages topics for."""
@@ -17,18 +21,20 @@ def emit(schema: Schema, plans: Plans, settings: Settings) -> list[GeneratedFile
     """Return manifests/kafka/<namespace>.yaml for every Kafka topic in the plan."""
     sources = {e.namespace: e.proto_file for e in schema.entities}
     return [
-        GeneratedFile(f"manifests/kafka/{p.namespace}.yaml", render(p, sources[p.namespace]))
+        GeneratedFile(
+            f"manifests/kafka/{p.namespace}.yaml", render(p, sources[p.namespace], settings.strimzi_api)
+        )
         for p in plans
         if p.kafka is not None
     ]
 
 
-def render(plan: Plan, source: str) -> str:
+def render(plan: Plan, source: str, api: StrimziApi = StrimziApi.V1BETA2) -> str:
     """Return the KafkaTopic YAML of one plan."""
     topic = plan.kafka
     assert topic is not None
     document = {
-        "apiVersion": "kafka.strimzi.io/v1beta2",
+        "apiVersion": f"kafka.strimzi.io/{api}",
         "kind": "KafkaTopic",
         "metadata": {
             "name": k8s_name(topic.name),

@@ -11,6 +11,7 @@ from protoc_gen_prism.checks.config import find_config
 from protoc_gen_prism.checks.report import Format, add_arguments, emit
 from protoc_gen_prism.checks.runner import lint_image
 from protoc_gen_prism.images import ImageError, compile_image
+from protoc_gen_prism.vendoring import stale_copy
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,4 +31,7 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, ImageError) as error:
         print(f"prism check: {error}", file=sys.stderr)
         return 2
+    stale = stale_copy(Path(args.proto_root))
+    if stale is not None:
+        print(f"prism check: warning: {stale}", file=sys.stderr)
     return emit("check", lint_image(image, config), Format(args.format), args.proto_root)

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     if not root.is_dir():
         print(f"prism generate: {root} is not a directory of .proto files", file=sys.stderr)
         return 2
-    if not protoc_runner.find_protos(root):
+    if not protoc_runner.generation_targets(root):
         print(
             f"prism generate: {root} holds no .proto files; pass the directory your .proto files are under",
             file=sys.stderr,
@@ -49,6 +49,6 @@ def run(args: argparse.Namespace) -> int:
     if result.stderr:
         print(result.stderr, file=sys.stderr)
     if result.returncode == 0:
-        count = len(protoc_runner.find_protos(root))
+        count = len(protoc_runner.generation_targets(root))
         print(f"prism generate: {count} .proto file(s) from {root} -> {args.out}")
     return result.returncode
