@@ -164,8 +164,9 @@ def json_field(field: Any) -> Callable[[Any], Any]:
     return lambda m: as_dict(getattr(m, name)) if m.HasField(name) else None
 
 
-# Scalar types whose Python value is already their JSON value (see _json_scalar).
-_AS_IS = frozenset(
+# The integer field types; with bool, string and enum, the scalars whose Python value is already their JSON
+# value (see _json_scalar).
+_INT_TYPES = frozenset(
     {
         _FD.TYPE_INT32,
         _FD.TYPE_INT64,
@@ -177,11 +178,9 @@ _AS_IS = frozenset(
         _FD.TYPE_FIXED64,
         _FD.TYPE_SFIXED32,
         _FD.TYPE_SFIXED64,
-        _FD.TYPE_BOOL,
-        _FD.TYPE_STRING,
-        _FD.TYPE_ENUM,
     }
 )
+_AS_IS = _INT_TYPES | {_FD.TYPE_BOOL, _FD.TYPE_STRING, _FD.TYPE_ENUM}
 
 
 def _is_repeated(field: Any) -> bool:
@@ -399,20 +398,6 @@ def _each(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return lambda values: [convert(v) for v in values]
 
 
-_INT_TYPES = frozenset(
-    {
-        _FD.TYPE_INT32,
-        _FD.TYPE_INT64,
-        _FD.TYPE_UINT32,
-        _FD.TYPE_UINT64,
-        _FD.TYPE_SINT32,
-        _FD.TYPE_SINT64,
-        _FD.TYPE_FIXED32,
-        _FD.TYPE_FIXED64,
-        _FD.TYPE_SFIXED32,
-        _FD.TYPE_SFIXED64,
-    }
-)
 # 64-bit integers, which MessageToDict writes as JSON strings.
 _INT64_TYPES = frozenset(
     {_FD.TYPE_INT64, _FD.TYPE_UINT64, _FD.TYPE_SINT64, _FD.TYPE_FIXED64, _FD.TYPE_SFIXED64}
