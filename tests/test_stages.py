@@ -25,12 +25,12 @@ from protoc_gen_prism.settings import Profile
 from protoc_gen_prism.validate import check_plans, check_schema
 
 HEADER = """syntax = "proto3";
-package prismtest.stages.v1;
+package stagestest.stages.v1;
 import "prism/options.proto";
 """
 
 COLORS = """syntax = "proto3";
-package prismtest.colors.v1;
+package stagestest.colors.v1;
 
 enum Color {
   COLOR_UNSPECIFIED = 0;
@@ -40,7 +40,7 @@ enum Color {
 
 GRAPH = (
     HEADER
-    + """import "prismtest/colors/v1/colors.proto";
+    + """import "stagestest/colors/v1/colors.proto";
 
 // A place on the map.
 message Place {
@@ -50,7 +50,7 @@ message Place {
   // as an ISO code.
   string country = 2;
   int32 floors = 3; // Storeys above ground.
-  prismtest.colors.v1.Color color = 4;
+  stagestest.colors.v1.Color color = 4;
   Kind kind = 5;
   // Which way the door opens.
   bool class = 6;
@@ -74,18 +74,18 @@ message HTTPRequest {
 @pytest.fixture(scope="module")
 def stages_module(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("proto")
-    write_proto(root, "prismtest/colors/v1/colors.proto", COLORS)
-    write_proto(root, "prismtest/stages/v1/stages.proto", GRAPH)
+    write_proto(root, "stagestest/colors/v1/colors.proto", COLORS)
+    write_proto(root, "stagestest/stages/v1/stages.proto", GRAPH)
     out = tmp_path_factory.mktemp("gen")
     run = run_protoc(
-        root, ["prismtest/colors/v1/colors.proto", "prismtest/stages/v1/stages.proto"], out, python=True
+        root, ["stagestest/colors/v1/colors.proto", "stagestest/stages/v1/stages.proto"], out, python=True
     )
     assert run.returncode == 0, run.stderr
     return out
 
 
 def client(out: Path) -> str:
-    return (out / "prismtest/stages/v1/stages_prism.py").read_text()
+    return (out / "stagestest/stages/v1/stages_prism.py").read_text()
 
 
 def test_leading_and_trailing_field_comments_reach_the_filter_and_the_finder(stages_module: Path) -> None:
@@ -99,13 +99,13 @@ def test_leading_and_trailing_field_comments_reach_the_filter_and_the_finder(sta
 
 def test_enum_filter_fields_are_typed_by_the_enum_own_file_included(stages_module: Path) -> None:
     text = client(stages_module)
-    assert "import prismtest.colors.v1.colors_pb2\n" in text
-    assert '"color": prismtest.colors.v1.colors_pb2.Color.ValueType,' in text
+    assert "import stagestest.colors.v1.colors_pb2\n" in text
+    assert '"color": stagestest.colors.v1.colors_pb2.Color.ValueType,' in text
     assert '"kind": stages_pb2.Place.Kind.ValueType,' in text
     program = stages_module / "enum_filter.py"
     program.write_text(
-        "from prismtest.colors.v1 import colors_pb2\n"
-        "from prismtest.stages.v1 import stages_pb2, stages_prism\n\n"
+        "from stagestest.colors.v1 import colors_pb2\n"
+        "from stagestest.stages.v1 import stages_pb2, stages_prism\n\n"
         'right: stages_prism.PlaceFilter = {"color": colors_pb2.COLOR_RED, "kind": stages_pb2.Place.KIND_TOWN}\n'
         'wrong: stages_prism.PlaceFilter = {"kind": 1}\n'
     )
@@ -120,25 +120,25 @@ def test_enum_filter_fields_are_typed_by_the_enum_own_file_included(stages_modul
 def test_spec_constant_and_namespace_split_words_alike(stages_module: Path) -> None:
     text = client(stages_module)
     assert "_HTTP_REQUEST_SPEC = EntitySpec(" in text
-    assert 'namespace="prismtest_stages_v1_http_request",' in text
+    assert 'namespace="stagestest_stages_v1_http_request",' in text
     assert "_HTTPREQUEST_SPEC" not in text
 
 
 def test_the_generated_spec_literal_is_the_model_spec(stages_module: Path, tmp_path: Path) -> None:
     root = tmp_path / "proto"
-    write_proto(root, "prismtest/colors/v1/colors.proto", COLORS)
-    write_proto(root, "prismtest/stages/v1/stages.proto", GRAPH)
+    write_proto(root, "stagestest/colors/v1/colors.proto", COLORS)
+    write_proto(root, "stagestest/stages/v1/stages.proto", GRAPH)
     image = compile_image(root)
     plans = image.plans()
     sys.path.insert(0, str(stages_module))
     try:
         importlib.invalidate_caches()
-        module = importlib.import_module("prismtest.stages.v1.stages_prism")
+        module = importlib.import_module("stagestest.stages.v1.stages_prism")
     finally:
         sys.path.remove(str(stages_module))
     for entity in image.schema().entities:
         generated = getattr(
-            module, "_" + entity.namespace.removeprefix("prismtest_stages_v1_").upper() + "_SPEC"
+            module, "_" + entity.namespace.removeprefix("stagestest_stages_v1_").upper() + "_SPEC"
         )
         expected = dataclasses.replace(entity.spec, planned_backend=str(plans[entity.full_name].backend))
         assert generated == expected
@@ -176,23 +176,23 @@ message Twice {
 
 def test_validation_is_its_own_stage_and_collects_every_problem_with_its_trail(tmp_path: Path) -> None:
     root = tmp_path / "proto"
-    write_proto(root, "prismtest/stages/v1/broken.proto", BROKEN)
+    write_proto(root, "stagestest/stages/v1/broken.proto", BROKEN)
     image = compile_image(root)
     model = build_model(image.files, image.targets)
     # Reading reports what it cannot read (the pii kind); the rules are validation's, reported all at once.
-    assert [d.element for d in model.problems] == ["prismtest.stages.v1.Twice.c"]
+    assert [d.element for d in model.problems] == ["stagestest.stages.v1.Twice.c"]
     found = {(d.element, d.message.split(";")[0]) for d in check_schema(model)}
     assert found == {
         (
-            "prismtest.stages.v1.Orphan.id",
-            "(prism.key) needs (prism.access_pattern) on prismtest.stages.v1.Orphan",
+            "stagestest.stages.v1.Orphan.id",
+            "(prism.key) needs (prism.access_pattern) on stagestest.stages.v1.Orphan",
         ),
         (
-            "prismtest.stages.v1.Twice.b",
+            "stagestest.stages.v1.Twice.b",
             "a key must be a singular string, bytes or integer field, not a repeated string field",
         ),
         (
-            "prismtest.stages.v1.Twice.b",
+            "stagestest.stages.v1.Twice.b",
             "more than one (prism.key) field: 'a' is already the key",
         ),
     }
@@ -237,16 +237,16 @@ message SmallB {
 
 def test_the_plan_stage_plans_once_and_reports_every_plan_problem(tmp_path: Path) -> None:
     root = tmp_path / "proto"
-    write_proto(root, "prismtest/stages/v1/streams.proto", STREAMS)
+    write_proto(root, "stagestest/stages/v1/streams.proto", STREAMS)
     image = compile_image(root)
     schema = validated(build_model(image.files, image.targets))  # the schema is valid; its plans are not
     plans = plan_schema(schema, Profile.PRODUCTION)
     assert [p.backend.value for p in plans] == ["kafka", "kafka", "nats", "nats"]
     problems = check_plans(schema, plans)
     assert sorted(d.element for d in problems) == [
-        "prismtest.stages.v1.BigA.email",
-        "prismtest.stages.v1.BigB",
-        "prismtest.stages.v1.SmallB",
+        "stagestest.stages.v1.BigA.email",
+        "stagestest.stages.v1.BigB",
+        "stagestest.stages.v1.SmallB",
     ]
     # Both manifest kinds' clashes come out of one stage, not out of whichever emitter ran first.
     assert {
@@ -264,7 +264,7 @@ def test_a_proto_directory_is_planned_in_process_as_the_plugin_plans_it(tmp_path
     root = tmp_path / "proto"
     write_proto(
         root,
-        "prismtest/stages/v1/ok.proto",
+        "stagestest/stages/v1/ok.proto",
         STREAMS.replace('"_big"', '"big_b"')
         .replace('"_small"', '"small_b"')
         .replace(
@@ -272,7 +272,7 @@ def test_a_proto_directory_is_planned_in_process_as_the_plugin_plans_it(tmp_path
             'string email = 3 [(prism.pii) = "email", (prism.encrypt_at_rest) = true];',
         ),
     )
-    run = run_protoc(root, ["prismtest/stages/v1/ok.proto"], tmp_path / "gen", parameter="profile=local")
+    run = run_protoc(root, ["stagestest/stages/v1/ok.proto"], tmp_path / "gen", parameter="profile=local")
     assert run.returncode == 0, run.stderr
     written = json.loads((tmp_path / "gen" / PLAN_FILE).read_text())
     loaded = load_plan(root, profile="local")
@@ -304,11 +304,11 @@ message {name} {{
 """
         for n, name in enumerate(("HTTPRequest", "HttpRequest"))
     )
-    write_proto(root, "prismtest/stages/v1/names.proto", text)
-    run = run_protoc(root, ["prismtest/stages/v1/names.proto"], tmp_path / "gen")
+    write_proto(root, "stagestest/stages/v1/names.proto", text)
+    run = run_protoc(root, ["stagestest/stages/v1/names.proto"], tmp_path / "gen")
     assert run.returncode == 1
     assert run.errors == (
-        "--prism_out: prismtest/stages/v1/names.proto:11:1: prismtest.stages.v1.HttpRequest: the generated client "
-        "names this message's spec '_HTTP_REQUEST_SPEC', as it names prismtest.stages.v1.HTTPRequest's; "
+        "--prism_out: stagestest/stages/v1/names.proto:11:1: stagestest.stages.v1.HttpRequest: the generated client "
+        "names this message's spec '_HTTP_REQUEST_SPEC', as it names stagestest.stages.v1.HTTPRequest's; "
         "allowed: message names that differ in more than letter case and '_'"
     )
