@@ -41,18 +41,6 @@ _SYNTAXES = ("", "proto2", "proto3", "editions")
 MIN_EDITION = descriptor_pb2.EDITION_PROTO2
 MAX_EDITION = descriptor_pb2.EDITION_2024
 
-# Descriptor paths, named after the fields they step through.
-_DEPENDENCY = _F.DEPENDENCY_FIELD_NUMBER
-_FILE_EXTENSION = _F.EXTENSION_FIELD_NUMBER
-_FILE_ENUM = _F.ENUM_TYPE_FIELD_NUMBER
-_MESSAGE_EXTENSION = _M.EXTENSION_FIELD_NUMBER
-_MESSAGE_ENUM = _M.ENUM_TYPE_FIELD_NUMBER
-_ONEOF = _M.ONEOF_DECL_FIELD_NUMBER
-_FIELD_NUMBER = _FD.NUMBER_FIELD_NUMBER
-_FIELD_TYPE_NAME = _FD.TYPE_NAME_FIELD_NUMBER
-_FIELD_EXTENDEE = _FD.EXTENDEE_FIELD_NUMBER
-_FIELD_ONEOF = _FD.ONEOF_INDEX_FIELD_NUMBER
-
 
 def check_request(
     proto_files: Sequence[descriptor_pb2.FileDescriptorProto],
@@ -184,7 +172,7 @@ class _FileCheck:
         for i, dependency in enumerate(file.dependency):
             if dependency not in self.earlier:
                 self._error(
-                    (_DEPENDENCY, i),
+                    (loc.DEPENDENCY, i),
                     f"import {dependency!r}",
                     f"the request does not send this file before {file.name!r}, which imports it; {_REPLAY}",
                 )
@@ -192,10 +180,10 @@ class _FileCheck:
         self._siblings(
             prefix or file.name,
             [(m.name, (loc.MESSAGE_TYPE, i)) for i, m in enumerate(file.message_type)]
-            + [(e.name, (_FILE_ENUM, i)) for i, e in enumerate(file.enum_type)],
+            + [(e.name, (loc.FILE_ENUM, i)) for i, e in enumerate(file.enum_type)],
         )
         for i, extension in enumerate(file.extension):
-            self._field(prefix, prefix, extension, (_FILE_EXTENSION, i), oneofs=0)
+            self._field(prefix, prefix, extension, (loc.FILE_EXTENSION, i), oneofs=0)
         for full_name, message, path in _walk(file.message_type, prefix, (loc.MESSAGE_TYPE,)):
             self._message(full_name, message, path)
         return self.problems
@@ -226,9 +214,9 @@ class _FileCheck:
         self._siblings(
             full_name,
             [(m.name, (*path, loc.NESTED_TYPE, i)) for i, m in enumerate(message.nested_type)]
-            + [(e.name, (*path, _MESSAGE_ENUM, i)) for i, e in enumerate(message.enum_type)],
+            + [(e.name, (*path, loc.MESSAGE_ENUM, i)) for i, e in enumerate(message.enum_type)],
         )
-        self._siblings(full_name, [(o.name, (*path, _ONEOF, i)) for i, o in enumerate(message.oneof_decl)])
+        self._siblings(full_name, [(o.name, (*path, loc.ONEOF, i)) for i, o in enumerate(message.oneof_decl)])
         self._siblings(full_name, [(f.name, (*path, loc.FIELD, i)) for i, f in enumerate(message.field)])
         numbers: dict[int, str] = {}
         for i, field in enumerate(message.field):
@@ -236,7 +224,7 @@ class _FileCheck:
             self._field(full_name, full_name, field, field_path, oneofs=len(message.oneof_decl))
             if field.number in numbers:
                 self._error(
-                    (*field_path, _FIELD_NUMBER),
+                    (*field_path, loc.FIELD_NUMBER),
                     f"{full_name}.{field.name}",
                     f"field number {field.number} is already used by {numbers[field.number]!r}; "
                     f"allowed: one field per number",
@@ -244,7 +232,7 @@ class _FileCheck:
                 )
             numbers.setdefault(field.number, field.name)
         for i, extension in enumerate(message.extension):
-            self._field(full_name, full_name, extension, (*path, _MESSAGE_EXTENSION, i), oneofs=0)
+            self._field(full_name, full_name, extension, (*path, loc.MESSAGE_EXTENSION, i), oneofs=0)
 
     def _field(
         self,
@@ -258,7 +246,7 @@ class _FileCheck:
         element = f"{owner}.{field.name}"
         if not 1 <= field.number <= MAX_FIELD_NUMBER or field.number in RESERVED_NUMBERS:
             self._error(
-                (*path, _FIELD_NUMBER),
+                (*path, loc.FIELD_NUMBER),
                 element,
                 f"field number {field.number} is out of range; allowed: 1 to {MAX_FIELD_NUMBER}, "
                 f"except {RESERVED_NUMBERS.start} to {RESERVED_NUMBERS.stop - 1}",
@@ -272,7 +260,7 @@ class _FileCheck:
         if field.type_name and named:
             if self._resolve(scope, field.type_name) is None:
                 self._error(
-                    (*path, _FIELD_TYPE_NAME),
+                    (*path, loc.FIELD_TYPE_NAME),
                     element,
                     f"type {field.type_name.lstrip('.')!r} is not defined in this file or the files it imports",
                     path,
@@ -281,7 +269,7 @@ class _FileCheck:
             self._error(path, element, f"the field has neither a type nor a type name; {_REPLAY}")
         elif field.type_name:
             self._error(
-                (*path, _FIELD_TYPE_NAME),
+                (*path, loc.FIELD_TYPE_NAME),
                 element,
                 f"a {_FD.Type.Name(field.type).removeprefix('TYPE_').lower()} field cannot name a type "
                 f"({field.type_name.lstrip('.')!r}); {_REPLAY}",
@@ -289,14 +277,14 @@ class _FileCheck:
             )
         if field.HasField("extendee") and self._resolve(scope, field.extendee) is None:
             self._error(
-                (*path, _FIELD_EXTENDEE),
+                (*path, loc.FIELD_EXTENDEE),
                 element,
                 f"extends {field.extendee.lstrip('.')!r}, which is not defined in this file or the files it imports",
                 path,
             )
         if field.HasField("oneof_index") and not 0 <= field.oneof_index < oneofs:
             self._error(
-                (*path, _FIELD_ONEOF),
+                (*path, loc.FIELD_ONEOF),
                 element,
                 f"oneof_index {field.oneof_index} is out of range: the message declares {oneofs} oneof(s); "
                 f"{_REPLAY}",

@@ -201,22 +201,19 @@ class EdgeStore(Generic[E, S, T, EF]):
         self, source: S, *, edge_filter: EF | None = None, limit: int | None = DEFAULT_FANOUT
     ) -> list[E]:
         """Return the edges from `source`, ordered by target, at most `limit`."""
-        return await self._graph.edges(
-            self._source(source),
-            direction=self._way(Direction.OUT),
-            edge_filter=edge_filter or {},
-            limit=_limit(limit),
-        )
+        return await self._edges(self._source(source), Direction.OUT, edge_filter, limit)
 
     async def in_edges(
         self, target: T, *, edge_filter: EF | None = None, limit: int | None = DEFAULT_FANOUT
     ) -> list[E]:
         """Return the edges to `target`, ordered by source, at most `limit`."""
+        return await self._edges(self._target(target), Direction.IN, edge_filter, limit)
+
+    async def _edges(
+        self, key: Any, direction: Direction, edge_filter: EF | None, limit: int | None
+    ) -> list[E]:
         return await self._graph.edges(
-            self._target(target),
-            direction=self._way(Direction.IN),
-            edge_filter=edge_filter or {},
-            limit=_limit(limit),
+            key, direction=self._way(direction), edge_filter=edge_filter or {}, limit=_limit(limit)
         )
 
     async def _hop(
