@@ -319,6 +319,26 @@ async def _holds(driver: SqlDriver, guard: Guard) -> bool:
     return bool(found) is guard.column_present
 
 
+@dataclass(frozen=True)
+class Applied:
+    """One row of `prism_schema_history`: a file, its digest, and when it was (last) applied."""
+
+    source: str
+    sha256: str
+    applied_at: str
+
+
+async def history(driver: SqlDriver) -> list[Applied]:
+    """Return what `prism_schema_history` records, newest first; none when nothing was ever provisioned."""
+    exists = await driver.fetch(driver.dialect.object_exists(), ["table", HISTORY_TABLE], namespace=_NS)
+    if not exists:
+        return []
+    rows = await driver.fetch(
+        f"SELECT source, sha256, applied_at FROM {HISTORY_TABLE} ORDER BY applied_at DESC", [], namespace=_NS
+    )
+    return [Applied(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+
 async def _history(driver: SqlDriver, *, create: bool) -> dict[str, str]:
     """Return the latest recorded digest per source file, creating the history table if asked."""
     exists = await driver.fetch(driver.dialect.object_exists(), ["table", HISTORY_TABLE], namespace=_NS)

@@ -62,8 +62,9 @@ def sqlite_path(url: str) -> str:
 # -- namespace binding (prism.yaml) ---------------------------------------------------------------------
 
 CONFIG_KEYS = ("backends", "namespaces")
-# Sections of the same file that other tools read: `checks` (prism check, prism breaking). The runtime skips them.
-OTHER_SECTIONS = ("checks",)
+# Sections of the same file that other tools read: `checks` (prism check, prism breaking) and `admin` (prism
+# admin). The runtime skips them.
+OTHER_SECTIONS = ("checks", "admin")
 
 
 @dataclass(frozen=True)

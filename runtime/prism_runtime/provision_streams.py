@@ -12,7 +12,8 @@ Otherwise missing topics and streams are created and differing ones updated wher
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
@@ -51,10 +52,11 @@ Wanted = PlannedStream
 """One planned topic or stream, as each backend's StreamAdmin takes it: its namespace and typed settings."""
 
 
-async def provision_streams(
-    streams: Sequence[PlannedStream], config: Config, *, dry_run: bool = False
-) -> list[Change]:
-    """Bring the servers named in `config` in line with the planned topics and streams; return changes."""
+@asynccontextmanager
+async def _opened(
+    streams: Sequence[PlannedStream], config: Config
+) -> AsyncIterator[list[tuple[StreamAdmin, list[Wanted]]]]:
+    """Yield an open admin per stream backend kind the plan uses, with the topics or streams it plans there."""
     administered = registry.with_capability(Capability.STREAM_ADMIN)
     planned: dict[str, list[Wanted]] = {
         kind: [s for s in streams if s.backend == kind] for kind in administered
@@ -77,19 +79,36 @@ async def provision_streams(
     }
     opened: list[StreamAdmin] = []
     try:
-        changes: list[Change] = []
-        for kind, admin in admins.items():
+        for admin in admins.values():
             await admin.open()
             opened.append(admin)
-            changes += [await admin.diff(w) for w in planned[kind]]
+        yield [(admin, planned[kind]) for kind, admin in admins.items()]
+    finally:
+        for admin in opened:
+            await admin.close()
+
+
+async def diff_streams(streams: Sequence[PlannedStream], config: Config) -> list[Change]:
+    """Compare the planned topics and streams with the servers named in `config`; change nothing.
+
+    Unlike a dry run of `provision_streams`, changes the servers would refuse are returned (in `refused`),
+    not raised.
+    """
+    async with _opened(streams, config) as admins:
+        return [await admin.diff(w) for admin, wanted in admins for w in wanted]
+
+
+async def provision_streams(
+    streams: Sequence[PlannedStream], config: Config, *, dry_run: bool = False
+) -> list[Change]:
+    """Bring the servers named in `config` in line with the planned topics and streams; return changes."""
+    async with _opened(streams, config) as admins:
+        compared = [(admin, w, await admin.diff(w)) for admin, wanted in admins for w in wanted]
+        changes = [change for _, _, change in compared]
         refused = [f"{c.backend} {c.name}: {r}" for c in changes for r in c.refused]
         if refused:
             raise ProvisionRefused("cannot apply the plan, nothing was changed:\n  " + "\n  ".join(refused))
         if not dry_run:
-            by_name = {w.namespace: w for items in planned.values() for w in items}
-            for change in changes:
-                await admins[change.backend].apply(change, by_name[change.name])
+            for admin, w, change in compared:
+                await admin.apply(change, w)
         return changes
-    finally:
-        for admin in opened:
-            await admin.close()

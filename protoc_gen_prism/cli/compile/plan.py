@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from prism_runtime.config import load_config
+from prism_runtime.config import Config, load_config
 from prism_runtime.errors import ConfigError
 from protoc_gen_prism.plan_source import PlanUnavailable, load_plan
 from protoc_gen_prism.settings import Profile
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         plan = load_plan(
             Path(args.source), profile=args.profile, includes=[Path(p) for p in args.include]
         ).document
-        binding = _binding(plan, args.config) if args.config else None
+        binding = bindings(plan, load_config(None, args.config)) if args.config else None
     except (PlanUnavailable, ConfigError) as error:
         print(f"prism plan: {error}", file=sys.stderr)
         return 2
@@ -40,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _binding(plan: Mapping[str, Any], config_path: str) -> dict[str, str]:
-    config = load_config(None, config_path)
+def bindings(plan: Mapping[str, Any], config: Config) -> dict[str, str]:
+    """Return, per namespace of the plan, the backend kind and URL (redacted) the config binds it to."""
     out = {}
     for entity in plan["entities"]:
         kind = config.kind_for(entity["namespace"], entity["backend"])

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import AsyncIterator
 from dataclasses import asdict
 
+from prism_runtime.pii.audit import AuditLog
 from protoc_gen_prism.cli.ops.database import add_url, open_vault, run
 
 
@@ -87,13 +89,21 @@ def run_export(args: argparse.Namespace) -> int:
     """Print the entries; the last line is the checkpoint (last seq and hash) to keep elsewhere."""
 
     async def work() -> int:
-        last = None
         async with open_vault(args.url) as (_, vault):
-            async for entry in vault.audit.entries(after_seq=args.after_seq, since=args.since):
-                print(json.dumps(asdict(entry), sort_keys=True))
-                last = entry
-        checkpoint = {"seq": last.seq, "entry_hash": last.entry_hash} if last else None
-        print(json.dumps({"checkpoint": checkpoint}))
+            async for line in export_lines(vault.audit, after_seq=args.after_seq, since=args.since):
+                print(line)
         return 0
 
     return run("audit export", work)
+
+
+async def export_lines(
+    audit: AuditLog, *, after_seq: int = 0, since: str | None = None
+) -> AsyncIterator[str]:
+    """Yield each entry as a JSON line, then a line with the checkpoint (last seq and hash) to keep elsewhere."""
+    last = None
+    async for entry in audit.entries(after_seq=after_seq, since=since):
+        yield json.dumps(asdict(entry), sort_keys=True)
+        last = entry
+    checkpoint = {"seq": last.seq, "entry_hash": last.entry_hash} if last else None
+    yield json.dumps({"checkpoint": checkpoint})

@@ -40,7 +40,7 @@ async def open_vault(
     instead of creating a database and a master key there.
     """
     where = resolve_url(url)
-    if existing and where.kind == "sqlite" and not _sqlite_file_exists(where):
+    if existing and where.kind == "sqlite" and not sqlite_file_exists(where):
         raise NoDatabase(where)
     async with prism_runtime.connect(where.url) as db:
         drivers = sql_drivers(db)
@@ -50,8 +50,8 @@ async def open_vault(
         if not existing:
             yield db, await vault_for(driver).ready()
             return
-        has_keys = await _has_table(driver, tables.KEYS.namespace)
-        if not has_keys and not await _has_table(driver, tables.ENTITIES.namespace):
+        has_keys = await has_table(driver, tables.KEYS.namespace)
+        if not has_keys and not await has_table(driver, tables.ENTITIES.namespace):
             raise NoDatabase(
                 where, f"it holds neither {tables.KEYS.namespace} nor {tables.ENTITIES.namespace}"
             )
@@ -72,12 +72,14 @@ class NoDatabase(prism_runtime.ConfigError):
         )
 
 
-def _sqlite_file_exists(where: BackendUrl) -> bool:
+def sqlite_file_exists(where: BackendUrl) -> bool:
+    """Return whether a sqlite:/// URL names a file that exists (connecting would create it)."""
     path = sqlite_path(where.url)
     return path != ":memory:" and Path(path).is_file()
 
 
-async def _has_table(driver: SqlDriver, name: str) -> bool:
+async def has_table(driver: SqlDriver, name: str) -> bool:
+    """Return whether the database of `driver` holds the table `name`."""
     found = await driver.fetch(driver.dialect.object_exists(), ("table", name), namespace=name)
     return bool(found)
 

@@ -20,11 +20,11 @@ from pathlib import Path
 import prism_runtime
 from prism_runtime.backends import registry
 from prism_runtime.backends.registry import Capability
-from prism_runtime.config import URL_ENV, Config, load_config
+from prism_runtime.config import URL_ENV, BackendUrl, Config, load_config
 from prism_runtime.provision_streams import provision_streams
 from prism_runtime.stream_plans import PlannedStream
 from protoc_gen_prism import protoc_runner
-from protoc_gen_prism.plan_source import PlanUnavailable, compile_protos, load_plan
+from protoc_gen_prism.plan_source import LoadedPlan, PlanUnavailable, compile_protos, load_plan
 from protoc_gen_prism.settings import Profile
 from protoc_gen_prism.sql.provision import provision
 
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     """Provision; 1 when a server fails or a change is refused, 2 on bad input."""
     try:
         config = load_config(args.url, args.config)
-        with _generated(Path(args.source), args.profile, [Path(p) for p in args.include]) as generated:
+        with generated_source(Path(args.source), args.profile, [Path(p) for p in args.include]) as generated:
             streams = args.config is not None
             migrations = Path(args.migrations) if args.migrations else None
             return asyncio.run(
@@ -69,20 +69,25 @@ def run(args: argparse.Namespace) -> int:
 
 
 @dataclass(frozen=True)
-class _Source:
-    """A generated directory to provision SQL from, and the planned topics and streams, typed."""
+class Source:
+    """A generated directory to provision SQL from, and its plan (None: no prism.plan.json in it)."""
 
     generated: Path
-    streams: Sequence[PlannedStream] | None  # None: a generated directory without prism.plan.json
+    plan: LoadedPlan | None
+
+    @property
+    def streams(self) -> Sequence[PlannedStream] | None:
+        """Return the planned topics and streams, typed; None without a plan."""
+        return None if self.plan is None else self.plan.streams
 
 
 @contextmanager
-def _generated(source: Path, profile: str | None, includes: list[Path]) -> Iterator[_Source]:
+def generated_source(source: Path, profile: str | None, includes: list[Path]) -> Iterator[Source]:
+    """Yield the generated directory of `source` (compiled into a temporary one for a .proto directory)."""
     if (source / "sql").is_dir() or (source / "prism.plan.json").is_file():
         if profile is not None:
             raise PlanUnavailable(f"{source} is generated already; --profile applies to a .proto directory")
-        streams = load_plan(source).streams if (source / "prism.plan.json").is_file() else None
-        yield _Source(source, streams)
+        yield Source(source, load_plan(source) if (source / "prism.plan.json").is_file() else None)
         return
     if not source.is_dir() or not protoc_runner.find_protos(source):
         raise PlanUnavailable(f"{source} is neither a generated directory nor a directory of .proto files")
@@ -93,20 +98,23 @@ def _generated(source: Path, profile: str | None, includes: list[Path]) -> Itera
             path = Path(out) / f.name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(f.content)
-        yield _Source(Path(out), compiled.plan.streams)
+        yield Source(Path(out), compiled.plan)
+
+
+def sql_urls(config: Config) -> list[BackendUrl]:
+    """Return the SQL databases a config names (by --url or under `backends:`); with neither, the default."""
+    if not config.named:
+        return [config.default]
+    return [
+        u for k, u in config.backends.items() if registry.entry(k).can(Capability.SQL) and k in config.named
+    ]
 
 
 async def _provision(
-    source: _Source, config: Config, *, streams: bool, dry_run: bool, migrations: Path | None = None
+    source: Source, config: Config, *, streams: bool, dry_run: bool, migrations: Path | None = None
 ) -> int:
     generated = source.generated
-    # The SQL databases named by --url or the config; with neither, the default one ($PRISM_URL, ./prism.db).
-    sql = [
-        u for k, u in config.backends.items() if registry.entry(k).can(Capability.SQL) and k in config.named
-    ]
-    if not config.named:
-        sql = [config.default]
-    for url in sql:
+    for url in sql_urls(config):
         async with prism_runtime.connect(url.url) as db:
             report = await provision(db, generated, dry_run=dry_run, migrations=migrations)
         verb = "would apply" if dry_run else "applied"

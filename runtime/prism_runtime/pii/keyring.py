@@ -73,6 +73,17 @@ def _context(ref: str, key_id: int) -> dict[str, str]:
     return {"prism": "data-key", "subject_ref": ref, "key_id": "%08x" % key_id}  # noqa: UP031
 
 
+@dataclass(frozen=True)
+class KeyCensus:
+    """How the keys of one backend stand: the rotation state and counts, never a key or a subject."""
+
+    wrapper: str
+    generation: int
+    min_version: int
+    live_by_generation: dict[int, int]  # data keys that still unwrap, by generation
+    subjects_by_state: dict[str, int]  # subjects with a key in each state (active, forgotten, retired)
+
+
 class Keyring:
     """The data keys of one SQL backend."""
 
@@ -303,6 +314,31 @@ class Keyring:
             else:
                 out[(ref, key_id)] = DecryptionError(f"no key {key_id:08x} for this subject", subject_ref=ref)
         return out
+
+    async def census(self) -> KeyCensus:
+        """Count data keys by generation and subjects by key state (the index root key is not counted)."""
+        await self.ready()
+        await self._load_meta()
+        q, ph = self.driver.dialect.quote, self.driver.dialect.placeholder
+        live = await self.driver.fetch(
+            f"SELECT {q('version')}, COUNT(*) FROM {self._table} WHERE {q('wrapped')} IS NOT NULL "
+            f"AND {q('subject_ref')} <> {ph(1)} GROUP BY {q('version')}",
+            (ROOT_REF,),
+            namespace="prism_keys",
+        )
+        states = await self.driver.fetch(
+            f"SELECT {q('state')}, COUNT(DISTINCT {q('subject_ref')}) FROM {self._table} "
+            f"WHERE {q('subject_ref')} <> {ph(1)} GROUP BY {q('state')}",
+            (ROOT_REF,),
+            namespace="prism_keys",
+        )
+        return KeyCensus(
+            wrapper=self.wrapper.name,
+            generation=self.generation,
+            min_version=self.min_version,
+            live_by_generation={int(v): int(n) for v, n in sorted(live, key=itemgetter(0))},
+            subjects_by_state={str(state): int(n) for state, n in sorted(states, key=itemgetter(0))},
+        )
 
     # -- destruction and sweeps --------------------------------------------------------------------
 

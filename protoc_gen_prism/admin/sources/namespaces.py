@@ -1,0 +1,128 @@
+"""The Namespaces page: each planned namespace, where it is bound and why, its retention, PII and size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prism_runtime.backends import registry
+from prism_runtime.backends.registry import Capability
+from prism_runtime.pii import tables
+from prism_runtime.pii.catalog import Catalog
+from prism_runtime.schema import Column, EntitySpec
+from prism_runtime.sql.driver import SqlDriver
+from protoc_gen_prism.admin.deployment import Deployment
+from protoc_gen_prism.admin.sources.databases import opened, problem
+from protoc_gen_prism.cli.compile.plan import bindings, summary
+from protoc_gen_prism.cli.ops.database import has_table
+
+
+@dataclass(frozen=True)
+class PiiField:
+    """One field holding personal data, and how it is protected (never its value)."""
+
+    name: str
+    pii: str
+    protection: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NamespaceRow:
+    """One namespace as the Namespaces page shows it."""
+
+    namespace: str
+    message: str
+    abstraction: str
+    planned: str
+    bound: str
+    settings: str
+    rationale: tuple[str, ...]
+    pii: tuple[PiiField, ...] | None  # None: no process has registered the entity in the PII catalog yet
+    rows: int | None  # None: not counted (see count_note)
+    count_note: str = ""
+
+
+@dataclass(frozen=True)
+class NamespacesView:
+    """The page: its rows, and what could not be read."""
+
+    rows: list[NamespaceRow]
+    problems: list[str]
+
+
+def protection(column: Column) -> tuple[str, ...]:
+    """Return the words that say how a PII column is protected."""
+    words = [
+        word
+        for word, on in (
+            ("encrypted", column.encrypted),
+            ("searchable", column.searchable),
+            ("audited", column.audited),
+            ("masked in logs", column.masked),
+        )
+        if on
+    ]
+    if not column.encrypted:
+        words.insert(0, f"in clear: {column.plaintext_reason}" if column.plaintext_reason else "in clear")
+    return tuple(words)
+
+
+def pii_fields(spec: EntitySpec) -> tuple[PiiField, ...]:
+    """Return the PII fields of a registered entity."""
+    return tuple(
+        PiiField(c.name, c.pii, protection(c)) for c in spec.columns if c.pii and not c.blind_index_of
+    )
+
+
+async def _count(driver: SqlDriver, namespace: str) -> int | None:
+    table = namespace  # a namespace's table bears its name (prism_runtime.sql.names.table_name)
+    if not await has_table(driver, table):
+        return None
+    rows = await driver.fetch(f"SELECT COUNT(*) FROM {driver.dialect.quote(table)}", (), namespace=namespace)
+    return int(rows[0][0])
+
+
+async def namespaces(deployment: Deployment) -> NamespacesView:
+    """Gather the page from the plan, the config's bindings, each SQL backend's catalog and row counts."""
+    plan = deployment.plan
+    if plan is None:
+        return NamespacesView([], [deployment.plan_problem])
+    config = deployment.config
+    entities = plan.document["entities"]
+    bound = bindings(plan.document, config)
+    kinds = {e["namespace"]: config.kind_for(e["namespace"], e["backend"]) for e in entities}
+    specs: dict[str, EntitySpec] = {}
+    counts: dict[str, int | None] = {}
+    problems: list[str] = []
+    for kind, url in config.backends.items():
+        if not registry.entry(kind).can(Capability.SQL):
+            continue
+        try:
+            async with opened(url) as (_, driver):
+                if await has_table(driver, tables.ENTITIES.namespace):
+                    specs.update({e.spec.namespace: e.spec for e in await Catalog(driver).entries()})
+                for namespace, bound_kind in kinds.items():
+                    if bound_kind == kind:
+                        counts[namespace] = await _count(driver, namespace)
+        except Exception as error:
+            problems.append(f"{url.redacted}: {problem(error)}")
+    rows = []
+    for e in entities:
+        ns = e["namespace"]
+        spec = specs.get(ns)
+        on_sql = registry.entry(kinds[ns]).can(Capability.SQL)
+        note = "" if not on_sql else "no table yet (provision it)" if counts.get(ns) is None else ""
+        rows.append(
+            NamespaceRow(
+                namespace=ns,
+                message=e["message"],
+                abstraction=e["abstraction"],
+                planned=e["backend"],
+                bound=bound[ns],
+                settings=summary(e["settings"]),
+                rationale=tuple(e["rationale"]),
+                pii=None if spec is None else pii_fields(spec),
+                rows=counts.get(ns),
+                count_note=note if on_sql else "records on the stream: see Streams",
+            )
+        )
+    return NamespacesView(rows, problems)

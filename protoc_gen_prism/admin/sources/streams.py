@@ -1,0 +1,59 @@
+"""The Streams page: each planned Kafka topic and NATS stream against what its broker has."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prism_runtime.provision_streams import diff_streams
+from protoc_gen_prism.admin.deployment import Deployment
+from protoc_gen_prism.admin.sources.databases import problem
+from protoc_gen_prism.cli.compile.plan import summary
+
+
+@dataclass(frozen=True)
+class StreamRow:
+    """One planned topic or stream: its plan, and what provisioning would do about the broker's copy."""
+
+    backend: str
+    name: str
+    namespace: str
+    planned: str
+    action: str  # create, update, unchanged
+    details: tuple[str, ...]
+    refused: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StreamsView:
+    """The page: its rows, and what could not be read."""
+
+    rows: list[StreamRow]
+    problem: str = ""
+
+
+async def streams(deployment: Deployment) -> StreamsView:
+    """Compare the plan's topics and streams with the brokers of the config."""
+    plan = deployment.plan
+    if plan is None:
+        return StreamsView([], deployment.plan_problem)
+    if not plan.streams:
+        return StreamsView([], "the plan has no Kafka topic and no NATS stream")
+    settings = {e["namespace"]: summary(e["settings"]) for e in plan.document["entities"]}
+    namespace_of = {s.settings.name: s.namespace for s in plan.streams}
+    try:
+        changes = await diff_streams(plan.streams, deployment.config)
+    except Exception as error:
+        return StreamsView([], problem(error))
+    rows = [
+        StreamRow(
+            c.backend,
+            c.name,
+            namespace_of.get(c.name, c.name),
+            settings.get(namespace_of.get(c.name, c.name), ""),
+            c.action,
+            c.details,
+            c.refused,
+        )
+        for c in changes
+    ]
+    return StreamsView(rows)
