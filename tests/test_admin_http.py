@@ -1,0 +1,164 @@
+"""`prism admin` over HTTP: the token off loopback, CSRF on every POST, confirmed and audited actions."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from admin_support import ACTOR, PRISM, Seeded, admin_server, call, seed
+
+TOKEN = "t0ken-for-the-admin-tests-7f3a9c"
+
+
+@pytest.fixture(scope="module")
+def seeded(generated: Path, tmp_path_factory: pytest.TempPathFactory) -> Seeded:
+    return seed(tmp_path_factory.mktemp("admin-http"))
+
+
+@pytest.fixture(scope="module")
+def loopback(seeded: Seeded) -> Iterator[str]:
+    with admin_server(seeded) as base:
+        yield base
+
+
+def outside_address() -> str | None:
+    """Return an address of this machine that is not loopback, if it has one."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outgoing interface
+            address = str(s.getsockname()[0])
+    except OSError:
+        return None
+    return None if address.startswith("127.") else address
+
+
+def csrf_of(page: str) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+    assert found, page[:500]
+    return found.group(1)
+
+
+def test_a_bind_off_loopback_without_a_token_refuses_to_start(seeded: Seeded) -> None:
+    done = subprocess.run(
+        [*PRISM, "admin", "--config", str(seeded.config), "--host", "0.0.0.0", "--port", "1"],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PRISM_ADMIN_TOKEN")},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "needs a token" in done.stderr and "PRISM_ADMIN_TOKEN" in done.stderr
+
+
+def test_off_loopback_every_page_needs_the_token(seeded: Seeded) -> None:
+    with admin_server(seeded, host="0.0.0.0", token=TOKEN) as base:
+        outside = outside_address()
+        bases = [base] + ([base.replace("127.0.0.1", outside)] if outside else [])
+        for where in bases:
+            for path in ("/", "/namespaces", "/audit", "/audit/export?db=0", "/keys", "/metrics/live"):
+                nothing = call("GET", where + path)
+                assert nothing.status == 401, (where, path)
+                assert nothing.headers["WWW-Authenticate"].startswith("Bearer")
+                wrong = call("GET", where + path, headers={"Authorization": "Bearer " + TOKEN[:-1] + "x"})
+                assert wrong.status == 401
+                assert call("GET", where + path, headers={"Authorization": f"Bearer {TOKEN}"}).status == 200
+        assert call("GET", base + "/login").status == 200, "the login page is open"
+        assert call("GET", base + "/static/admin.js").status == 200
+
+        # A person logs in through the form: a wrong token is refused, the right one gives a session cookie
+        # (an HMAC of the token, never the token itself).
+        login = call("GET", base + "/login")
+        csrf = login.cookies()["prism_admin_csrf"]
+        jar = {"Cookie": f"prism_admin_csrf={csrf}"}
+        refused = call("POST", base + "/login", headers=jar, body=urlencode({"csrf": csrf, "token": "nope"}))
+        assert refused.status == 401 and "not the admin token" in refused.text
+        no_csrf = call("POST", base + "/login", headers=jar, body=urlencode({"token": TOKEN}))
+        assert no_csrf.status == 403
+        accepted = call("POST", base + "/login", headers=jar, body=urlencode({"csrf": csrf, "token": TOKEN}))
+        assert accepted.status == 303
+        session = accepted.cookies()["prism_admin_session"]
+        assert TOKEN not in session
+        page = call("GET", base + "/keys", headers={"Cookie": f"prism_admin_session={session}"})
+        assert page.status == 200 and "forgotten subjects" in page.text
+        forged = call("GET", base + "/keys", headers={"Cookie": "prism_admin_session=" + "0" * 64})
+        assert forged.status == 401
+
+
+def test_loopback_answers_only_a_loopback_host_name(loopback: str) -> None:
+    assert call("GET", loopback + "/").status == 200
+    assert call("GET", loopback + "/", headers={"Host": "localhost"}).status == 200
+    rebound = call("GET", loopback + "/", headers={"Host": "attacker.example:80"})
+    assert rebound.status == 403
+
+
+def keys_state(base: str) -> tuple[str, str]:
+    page = call("GET", base + "/keys")
+    generation = re.search(r"<dt>data key generation</dt><dd>(\d+)</dd>", page.text)
+    assert generation, page.text
+    return generation.group(1), page.cookies().get("prism_admin_csrf", "")
+
+
+def test_a_state_change_needs_csrf_and_a_confirmation_and_is_audited(loopback: str) -> None:
+    before, csrf = keys_state(loopback)
+    assert csrf, "the first page sets the CSRF cookie"
+    jar = {"Cookie": f"prism_admin_csrf={csrf}"}
+    url = loopback + "/actions/rotate-keys"
+
+    missing = call("POST", url, headers=jar, body=urlencode({"db": "0", "confirm": "yes"}))
+    assert missing.status == 403 and "CSRF" in missing.text
+    wrong = call("POST", url, headers=jar, body=urlencode({"db": "0", "confirm": "yes", "csrf": "0" * 64}))
+    assert wrong.status == 403
+    no_cookie = call("POST", url, body=urlencode({"db": "0", "confirm": "yes", "csrf": csrf}))
+    assert no_cookie.status == 403
+    cross_site = call(
+        "POST",
+        url,
+        headers={**jar, "Origin": "https://attacker.example"},
+        body=urlencode({"db": "0", "confirm": "yes", "csrf": csrf}),
+    )
+    assert cross_site.status == 403
+    assert call("GET", url).status == 405, "actions are POST only"
+    assert keys_state(loopback)[0] == before, "nothing refused changed anything"
+
+    asked = call("POST", url, headers=jar, body=urlencode({"db": "0", "csrf": csrf}))
+    assert asked.status == 200 and "Start a new data key generation" in asked.text
+    assert 'name="confirm" value="yes"' in asked.text
+    assert keys_state(loopback)[0] == before, "asking is not doing"
+
+    done = call("POST", url, headers=jar, body=urlencode({"db": "0", "csrf": csrf, "confirm": "yes"}))
+    assert done.status == 200, done.text
+    assert f"data key generation {int(before) + 1} is primary" in done.text
+    assert f"by {ACTOR}" in done.text
+    assert keys_state(loopback)[0] == str(int(before) + 1)
+
+    audit = call("GET", loopback + "/audit").text
+    assert "Chain verified" in audit
+    newest = re.search(
+        r"<tbody>\s*<tr><td class=\"num\">\d+</td><td>[^<]*</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>",
+        audit,
+    )
+    assert newest, audit
+    assert newest.groups() == (ACTOR, "rotate keys", "admin.rotate-keys")
+
+
+def test_a_phase_change_without_shadow_migrations_says_not_configured(loopback: str) -> None:
+    page = call("GET", loopback + "/migrations")
+    assert "not configured" in page.text
+    csrf = page.cookies()["prism_admin_csrf"]
+    body = urlencode(
+        {"namespace": "prismtest_pii_v1_patient", "phase": "shadow", "csrf": csrf, "confirm": "yes"}
+    )
+    answer = call(
+        "POST",
+        loopback + "/actions/advance-migration",
+        headers={"Cookie": f"prism_admin_csrf={csrf}"},
+        body=body,
+    )
+    assert answer.status == 409 and "not configured" in answer.text
