@@ -1,0 +1,113 @@
+"""The admin's Metrics page: quantiles from bucket deltas, and charts from a real instrumented process."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from admin_support import Seeded, admin_server, call, free_port, seed
+
+from protoc_gen_prism.admin.sources.metrics import Histogram, Snapshot, Window, parse
+
+ROOT = Path(__file__).resolve().parents[1]
+INF = float("inf")
+
+
+def test_quantiles_interpolate_within_a_bucket_as_histogram_quantile_does() -> None:
+    h = Histogram(((0.001, 10.0), (0.005, 60.0), (0.01, 90.0), (INF, 100.0)))
+    # p50: the 50th of 100 lies in (0.001, 0.005], 40 of that bucket's 50 in: 0.001 + 0.004 * 40/50.
+    assert h.quantile(0.5) == pytest.approx(0.0042)
+    # p99 lies in the open bucket: its lower bound is all that is known, as in Prometheus.
+    assert h.quantile(0.99) == pytest.approx(0.01)
+    assert Histogram(((0.001, 0.0), (INF, 0.0))).quantile(0.5) is None
+
+
+def test_rates_come_from_the_delta_between_scrapes_and_survive_a_counter_reset() -> None:
+    older = Histogram(((0.001, 100.0), (0.01, 150.0), (INF, 150.0)))
+    newer = Histogram(((0.001, 110.0), (0.01, 170.0), (INF, 170.0)))
+    window = Window(600)
+    window.add(Snapshot(10.0, 1000.0, {"ns": older}))
+    window.add(Snapshot(12.0, 1002.0, {"ns": newer}))
+    (point,) = window.series("ns")
+    assert point.ops == pytest.approx(10.0)  # 20 operations in 2 s
+    # 10 of the 20 in (0, 0.001], 10 in (0.001, 0.01]: the median is the first bucket's upper bound.
+    assert point.p50 == pytest.approx(0.001)
+    restarted = Histogram(((0.001, 4.0), (0.01, 4.0), (INF, 4.0)))
+    window.add(Snapshot(14.0, 1004.0, {"ns": restarted}))
+    assert window.series("ns")[-1].ops == pytest.approx(2.0)
+
+
+def test_parse_sums_every_label_but_the_namespace() -> None:
+    text = "\n".join(
+        [
+            "# TYPE db_client_operation_duration_seconds histogram",
+            *(
+                f'db_client_operation_duration_seconds_bucket{{db_collection_name="a",db_operation_name="{op}",le="{le}"}} {n}'
+                for op in ("get", "put")
+                for le, n in (("0.001", 1), ("+Inf", 3))
+            ),
+            'db_client_operation_duration_seconds_count{db_collection_name="a",db_operation_name="get"} 3',
+            'db_client_operation_duration_seconds_sum{db_collection_name="a",db_operation_name="get"} 0.01',
+            "",
+        ]
+    )
+    assert parse(text) == {"a": Histogram(((0.001, 2.0), (INF, 6.0)))}
+
+
+@pytest.fixture(scope="module")
+def service(generated: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Run examples/otel_prometheus.py, a service instrumented the documented way; yield its /metrics URL."""
+    directory = tmp_path_factory.mktemp("admin-metrics-service")
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(generated),
+        "PRISM_MASTER_KEY_FILE": str(directory / "m.key"),
+        "PRISM_URL": f"sqlite:///{directory / 'ex.db'}",
+        "METRICS_PORT": str(port),
+    }
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "examples" / "otel_prometheus.py")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}/metrics"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def seeded(service: str, tmp_path_factory: pytest.TempPathFactory) -> Seeded:
+    return seed(tmp_path_factory.mktemp("admin-metrics"), metrics_url=service)
+
+
+def test_the_metrics_page_charts_a_running_services_rate_and_latency(seeded: Seeded) -> None:
+    with admin_server(seeded) as base:
+        assert call("GET", base + "/metrics").status == 200
+        deadline = time.monotonic() + 60
+        while True:
+            live = call("GET", base + "/metrics/live").text
+            found = re.search(
+                r"<h2>acme_users_v1_user_profile</h2>.*?<strong>([\d.]+) ops/s</strong>,\s*p50 ([\d.]+) ms,\s*"
+                r"p99 ([\d.]+) ms",
+                live,
+                re.S,
+            )
+            if found and live.count("<polyline") >= 3:
+                break
+            assert time.monotonic() < deadline, live[-2000:]
+            time.sleep(1)
+    ops, p50, p99 = (float(g) for g in found.groups())
+    # The example puts and gets one user every 100 ms: at most 20 operations a second, fewer on a busy machine.
+    assert 1.0 < ops <= 21.0
+    assert 0 < p50 <= p99 < 10_000
+    assert 'class="p50"' in live and 'class="p99"' in live and 'class="ops"' in live
