@@ -178,3 +178,25 @@ def admin_server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=30)
+
+
+@contextmanager
+def example_service(generated: Path, directory: Path) -> Iterator[str]:
+    """Run examples/otel_prometheus.py, a service instrumented the documented way; yield its /metrics URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(generated),
+        "PRISM_MASTER_KEY_FILE": str(directory / "m.key"),
+        "PRISM_URL": f"sqlite:///{directory / 'ex.db'}",
+        "METRICS_PORT": str(port),
+    }
+    example = Path(__file__).resolve().parents[1] / "examples" / "otel_prometheus.py"
+    process = subprocess.Popen(
+        [sys.executable, str(example)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        yield f"http://127.0.0.1:{port}/metrics"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

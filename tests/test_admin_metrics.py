@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from admin_support import Seeded, admin_server, call, free_port, seed
+from admin_support import Seeded, admin_server, call, example_service, seed
 
 from protoc_gen_prism.admin.sources.metrics import Histogram, Snapshot, Window, parse
 
@@ -62,27 +59,8 @@ def test_parse_sums_every_label_but_the_namespace() -> None:
 
 @pytest.fixture(scope="module")
 def service(generated: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Run examples/otel_prometheus.py, a service instrumented the documented way; yield its /metrics URL."""
-    directory = tmp_path_factory.mktemp("admin-metrics-service")
-    port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(generated),
-        "PRISM_MASTER_KEY_FILE": str(directory / "m.key"),
-        "PRISM_URL": f"sqlite:///{directory / 'ex.db'}",
-        "METRICS_PORT": str(port),
-    }
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "examples" / "otel_prometheus.py")],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        yield f"http://127.0.0.1:{port}/metrics"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with example_service(generated, tmp_path_factory.mktemp("admin-metrics-service")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
