@@ -48,6 +48,9 @@ def test_the_compiler_wheel_ships_templates_and_the_options_proto(wheels: dict[s
     assert {f"protoc_gen_prism/{t}" for t in templates} <= names
     assert "protoc_gen_prism/include/prism/options.proto" in names
     assert "prism_stack/supervisor.py" in names
+    admin = ROOT / "protoc_gen_prism" / "admin"
+    shipped = {p.relative_to(ROOT).as_posix() for d in ("templates", "static") for p in (admin / d).iterdir()}
+    assert shipped <= names, "the admin's templates, script and style are package data"
     assert not any(n.startswith(("prism_runtime/", "prism/")) for n in names)
 
 
