@@ -21,6 +21,7 @@ import pytest
 from conftest import ROOT
 
 from prism_runtime.config import load_config
+from protoc_gen_prism.admin.settings import load_settings
 from protoc_gen_prism.checks import runner
 from protoc_gen_prism.checks.config import load_check_config
 from protoc_gen_prism.checks.rules import Severity
@@ -66,6 +67,8 @@ def test_the_prism_yaml_of_the_readme_is_what_the_runtime_and_prism_check_read(t
     checks = load_check_config(path)
     assert checks.severity_of("LINT_RESERVED_WORD") is Severity.WARNING
     assert checks.ignore == {"LINT_PII_PLAINTEXT": ("example/legacy/",)}
+    admin = load_settings(path, environ={})
+    assert (admin.source, admin.metrics_url) == (Path("gen"), "http://127.0.0.1:9464/metrics")
 
 
 @pytest.fixture

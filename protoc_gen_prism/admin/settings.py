@@ -101,17 +101,18 @@ def load_settings(
 
 
 def _token(env: dict[str, str], token_file: object, config: Path) -> str | None:
-    if env.get(TOKEN_ENV):
-        return env[TOKEN_ENV].strip()
     named = env.get(TOKEN_FILE_ENV) or (str(token_file) if token_file else None)
-    if named is None:
+    if env.get(TOKEN_ENV):
+        token, where = env[TOKEN_ENV].strip(), f"${TOKEN_ENV}"
+    elif named is not None:
+        try:
+            token, where = Path(named).read_text().strip(), repr(named)
+        except OSError as error:
+            raise ConfigError(f"{config}: cannot read the admin token file {named!r}: {error.strerror}") from None
+    else:
         return None
-    try:
-        token = Path(named).read_text().strip()
-    except OSError as error:
-        raise ConfigError(f"{config}: cannot read the admin token file {named!r}: {error.strerror}") from None
     if len(token) < 16:
-        raise ConfigError(f"the admin token in {named!r} is shorter than 16 characters; use a random one")
+        raise ConfigError(f"the admin token in {where} is shorter than 16 characters; use a random one")
     return token
 
 
