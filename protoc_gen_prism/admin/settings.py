@@ -108,7 +108,9 @@ def _token(env: dict[str, str], token_file: object, config: Path) -> str | None:
         try:
             token, where = Path(named).read_text().strip(), repr(named)
         except OSError as error:
-            raise ConfigError(f"{config}: cannot read the admin token file {named!r}: {error.strerror}") from None
+            raise ConfigError(
+                f"{config}: cannot read the admin token file {named!r}: {error.strerror}"
+            ) from None
     else:
         return None
     if len(token) < 16:
