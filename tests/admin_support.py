@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import yaml
 
 import prism_runtime
+from prism_runtime.pii.audit import actor
 from prism_runtime.pii.wrappers import LocalKeyWrapper
 from protoc_gen_prism.cli import main as prism
 
@@ -41,6 +42,7 @@ PII_VALUES = (
     "notes-secret",
     "news.reader@example.org",
     "reader@example.net",
+    "Jay Secret",
 )
 
 
@@ -71,44 +73,58 @@ def seed(directory: Path, *, nats_url: str | None = None, metrics_url: str | Non
     shutil.copy(PROTOS / PII_PROTO, protos / PII_PROTO)
     database = f"sqlite:///{directory / 'prism.db'}"
     backends = {"sqlite": database, **({"nats": nats_url} if nats_url else {})}
-    admin: dict[str, Any] = {"source": str(protos), "actor": ACTOR, "scrape_seconds": 1}
+    # With a NATS server the deployment is generated for one (the local profile: one replica) and its streams
+    # provisioned; without one, the admin compiles the .proto directory and only the SQL is provisioned.
+    source = directory / "gen" if nats_url else protos
+    admin: dict[str, Any] = {"source": str(source), "actor": ACTOR, "scrape_seconds": 1}
     if metrics_url:
         admin["metrics_url"] = metrics_url
     config = directory / "prism.yaml"
     config.write_text(yaml.safe_dump({"backends": backends, "admin": admin}))
-    assert prism(["provision", str(protos), "--url", database]) == 0
+    if nats_url:
+        assert (
+            prism(["generate", str(protos), "-o", str(source), "--opt", "profile=local", "--no-python"]) == 0
+        )
+        assert prism(["provision", str(source), "--config", str(config)]) == 0
+    else:
+        assert prism(["provision", str(protos), "--url", database]) == 0
     key_file = directory / "master.key"
-    asyncio.run(_workload(backends, key_file))
+    asyncio.run(_workload(backends, key_file, streams=nats_url is not None))
     return Seeded(directory, config, key_file, database)
 
 
-async def _workload(backends: dict[str, str], key_file: Path) -> None:
+async def _workload(backends: dict[str, str], key_file: Path, *, streams: bool) -> None:
+    wrapper = LocalKeyWrapper(key_file)
+    with actor("clinic-portal", "patient care"):
+        async with prism_runtime.connect(config={"backends": backends}, key_wrapper=wrapper) as db:
+            await _use(db, streams)
+
+
+async def _use(db: prism_runtime.Database, streams: bool) -> None:
     import importlib
 
     pb2 = importlib.import_module("prismtest.pii.v1.pii_pb2")
     stores = importlib.import_module("prismtest.pii.v1.pii_prism")
-    async with prism_runtime.connect(
-        config={"backends": backends}, key_wrapper=LocalKeyWrapper(key_file)
-    ) as db:
-        patients = stores.PatientStore(db)
-        for n in range(1, 4):
-            p = pb2.Patient(patient_id=f"p-secret-{n}", ssn=SSN, email=EMAIL, phone=PHONE, last_ip=IP)
-            p.emergency.name = "John Roe"
-            await patients.put(p)
-        assert (await patients.get("p-secret-1")).ssn == SSN
-        assert await patients.find_by_email(EMAIL)
-        visits = stores.VisitStore(db)
-        await visits.put(
-            pb2.Visit(clinic="clinic-secret", seq=1, patient_id="p-secret-1", notes="notes-secret")
-        )
-        assert (await visits.get("clinic-secret", 1)).notes == "notes-secret"
-        subscriptions = stores.SubscriptionStore(db)
-        await subscriptions.put(pb2.Subscription(account_id=7, email="news.reader@example.org", weekly=True))
-        events = stores.UserEventSeries(db)
-        await events.append(
-            pb2.UserEvent(user_id="p-secret-1", at_ms=1, email="reader@example.net", page="/")
-        )
-        await prism_runtime.forget(db, "p-secret-2")
+    patients = stores.PatientStore(db)
+    for n in range(1, 4):
+        p = pb2.Patient(patient_id=f"p-secret-{n}", ssn=SSN, email=EMAIL, phone=PHONE, last_ip=IP)
+        p.emergency.name = "John Roe"
+        await patients.put(p)
+    assert (await patients.get("p-secret-1")).ssn == SSN
+    assert await patients.find_by_email(EMAIL)
+    visits = stores.VisitStore(db)
+    await visits.put(pb2.Visit(clinic="clinic-secret", seq=1, patient_id="p-secret-1", notes="notes-secret"))
+    assert (await visits.get("clinic-secret", 1)).notes == "notes-secret"
+    subscriptions = stores.SubscriptionStore(db)
+    await subscriptions.put(pb2.Subscription(account_id=7, email="news.reader@example.org", weekly=True))
+    events = stores.UserEventSeries(db)
+    await events.append(pb2.UserEvent(user_id="p-secret-1", at_ms=1, email="reader@example.net", page="/"))
+    if streams:
+        sign_ins = stores.SignInSeries(db)
+        await sign_ins.append(pb2.SignIn(patient_id="p-secret-1", at_ms=2, ip=IP, device="d"))
+        chat = stores.ChatLineSeries(db)
+        await chat.append(pb2.ChatLine(user_id="p-secret-3", at_ms=3, nickname="Jay Secret", text="hi"))
+    await prism_runtime.forget(db, "p-secret-2")
 
 
 @dataclass

@@ -122,7 +122,8 @@ def test_what_a_person_sees_on_the_main_pages(page: Page, base: str) -> None:
 
     page.goto(base + "/streams")
     chat = page.get_by_role("row").filter(has_text="prismtest_pii_v1_chat_line")
-    expect(chat).to_contain_text("missing: provisioning would create it")
+    expect(chat).to_contain_text("matches the plan")
+    expect(chat.get_by_role("cell", name="1", exact=True)).to_be_visible()
     screenshot(page, "streams")
 
     page.goto(base + "/audit")

@@ -99,6 +99,8 @@ def test_no_page_shows_a_pii_value(base: str) -> None:
     assert "sqlite (sqlite:///" in namespaces
     assert "nats (nats://127.0.0.1:" in namespaces
     assert '<td class="num">2</td>' in namespaces, "two patients left after forgetting one"
+    chat_line = namespaces[namespaces.index("<strong>prismtest_pii_v1_chat_line") :]
+    assert '<td class="num">1</td>' in chat_line[: chat_line.index("</tr>")], "a stream's records are counted"
     keys = pages["/keys"]
     assert '<dd class="forgotten">1</dd>' in keys
     audit = pages["/audit"]
@@ -106,7 +108,9 @@ def test_no_page_shows_a_pii_value(base: str) -> None:
     export = pages["/audit/export?db=0"]
     assert '"subject_ref": "s_' in export and '"checkpoint"' in export
     streams = pages["/streams"]
-    assert "prismtest_pii_v1_chat_line" in streams and "missing: provisioning would create it" in streams
+    chat = streams[streams.index("prismtest_pii_v1_chat_line") :]
+    assert "matches the plan" in chat[: chat.index("</tr>")]
+    assert '<td class="num">1</td>' in chat[: chat.index("</tr>")], "one chat line on the stream"
     schema = pages["/schema"]
     assert "Nothing pending: every generated file is applied." in schema
     assert "prism_schema_history" in schema and "sql/sqlite/prismtest/pii/v1/pii.sql" in schema

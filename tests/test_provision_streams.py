@@ -9,9 +9,13 @@ from pathlib import Path
 
 import nats
 import pytest
+from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from conftest import EXAMPLES, write_proto
 from nats.js import api
 
+from prism_runtime.config import load_config
+from prism_runtime.provision_streams import survey_streams
+from protoc_gen_prism.plan_source import load_plan
 from protoc_gen_prism.protoc_runner import tool
 
 HEADER = 'syntax = "proto3";\npackage acme.prov.v1;\nimport "prism/options.proto";\n'
@@ -122,6 +126,44 @@ async def test_fewer_partitions_are_refused_and_nothing_changes(
         assert (await nc.jetstream().stream_info(f"{ns}_n")).config.max_age == 7 * 86400
     finally:
         await nc.close()
+
+
+async def test_a_survey_counts_records_and_returns_refusals_instead_of_raising(
+    project: tuple[Path, Path, str], kafka_bootstrap: str, nats_url: str
+) -> None:
+    proto, config, ns = project
+    assert (await asyncio.to_thread(provision, proto, config)).returncode == 0
+    nc = await nats.connect(nats_url)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        for n in range(3):
+            await nc.jetstream().publish(f"prism.{ns}_n.k{n}", b"x")
+        for n in range(2):
+            await producer.send_and_wait(f"{ns}_k", b"x", key=f"k{n}".encode())
+    finally:
+        await producer.stop()
+        await nc.close()
+    loaded = load_config(None, config)
+    surveyed = await survey_streams(load_plan(proto, profile="local").streams, loaded)
+    assert {(s.change.name, s.change.action, s.records) for s in surveyed} == {
+        (f"{ns}_k", "unchanged", 2),
+        (f"{ns}_n", "unchanged", 3),
+    }
+    write_proto(proto, "acme/prov/v1/prov.proto", schema(ns, kafka_rps=1000))
+    refused = await survey_streams(load_plan(proto, profile="local").streams, loaded)
+    kafka = next(s for s in refused if s.change.backend == "kafka")
+    assert kafka.change.refused and "Kafka cannot remove partitions" in kafka.change.refused[0]
+    assert kafka.records == 2
+
+
+async def test_a_survey_of_a_plan_not_yet_provisioned_counts_nothing(project: tuple[Path, Path, str]) -> None:
+    proto, config, ns = project
+    surveyed = await survey_streams(load_plan(proto, profile="local").streams, load_config(None, config))
+    assert {(s.change.name, s.change.action, s.records) for s in surveyed} == {
+        (f"{ns}_k", "create", None),
+        (f"{ns}_n", "create", None),
+    }
 
 
 async def test_a_storage_change_is_refused(project: tuple[Path, Path, str], nats_url: str) -> None:

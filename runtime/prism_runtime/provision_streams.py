@@ -88,14 +88,22 @@ async def _opened(
             await admin.close()
 
 
-async def diff_streams(streams: Sequence[PlannedStream], config: Config) -> list[Change]:
-    """Compare the planned topics and streams with the servers named in `config`; change nothing.
+@dataclass(frozen=True)
+class Surveyed:
+    """One planned topic or stream: what provisioning would do to it, and how many records it holds."""
 
-    Unlike a dry run of `provision_streams`, changes the servers would refuse are returned (in `refused`),
-    not raised.
-    """
+    change: Change
+    records: int | None  # None: it does not exist yet
+
+
+async def survey_streams(streams: Sequence[PlannedStream], config: Config) -> list[Surveyed]:
+    """Compare the planned topics and streams with the servers named in `config` and count their records;
+    change nothing. Unlike a dry run of `provision_streams`, changes the servers would refuse are returned
+    (in `Change.refused`), not raised."""
     async with _opened(streams, config) as admins:
-        return [await admin.diff(w) for admin, wanted in admins for w in wanted]
+        return [
+            Surveyed(await admin.diff(w), await admin.records(w)) for admin, wanted in admins for w in wanted
+        ]
 
 
 async def provision_streams(

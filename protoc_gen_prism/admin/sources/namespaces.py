@@ -12,6 +12,7 @@ from prism_runtime.schema import Column, EntitySpec
 from prism_runtime.sql.driver import SqlDriver
 from protoc_gen_prism.admin.deployment import Deployment
 from protoc_gen_prism.admin.sources.databases import opened, problem
+from protoc_gen_prism.admin.sources.streams import streams
 from protoc_gen_prism.cli.compile.plan import bindings, summary
 from protoc_gen_prism.cli.ops.database import has_table
 
@@ -37,7 +38,7 @@ class NamespaceRow:
     settings: str
     rationale: tuple[str, ...]
     pii: tuple[PiiField, ...] | None  # None: no process has registered the entity in the PII catalog yet
-    rows: int | None  # None: not counted (see count_note)
+    rows: int | None  # rows of a table, records of a topic or stream; None: see count_note
     count_note: str = ""
 
 
@@ -105,12 +106,25 @@ async def namespaces(deployment: Deployment) -> NamespacesView:
                         counts[namespace] = await _count(driver, namespace)
         except Exception as error:
             problems.append(f"{url.redacted}: {problem(error)}")
+    on_streams: dict[str, int | None] = {}
+    if any(not registry.entry(k).can(Capability.SQL) for k in kinds.values()):
+        surveyed = await streams(deployment)
+        on_streams = {row.namespace: row.records for row in surveyed.rows}
+        if surveyed.problem:
+            problems.append(surveyed.problem)
     rows = []
     for e in entities:
         ns = e["namespace"]
         spec = specs.get(ns)
         on_sql = registry.entry(kinds[ns]).can(Capability.SQL)
-        note = "" if not on_sql else "no table yet (provision it)" if counts.get(ns) is None else ""
+        looked = counts if on_sql else on_streams
+        count = looked.get(ns)
+        if count is not None:
+            note = ""
+        elif ns in looked:
+            note = "no table yet (provision it)" if on_sql else "not on the broker yet (provision it)"
+        else:
+            note = "not counted (see above)"
         rows.append(
             NamespaceRow(
                 namespace=ns,
@@ -121,8 +135,8 @@ async def namespaces(deployment: Deployment) -> NamespacesView:
                 settings=summary(e["settings"]),
                 rationale=tuple(e["rationale"]),
                 pii=None if spec is None else pii_fields(spec),
-                rows=counts.get(ns),
-                count_note=note if on_sql else "records on the stream: see Streams",
+                rows=count,
+                count_note=note,
             )
         )
     return NamespacesView(rows, problems)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prism_runtime.provision_streams import diff_streams
+from prism_runtime.provision_streams import survey_streams
 from protoc_gen_prism.admin.deployment import Deployment
 from protoc_gen_prism.admin.sources.databases import problem
 from protoc_gen_prism.cli.compile.plan import summary
@@ -19,6 +19,7 @@ class StreamRow:
     namespace: str
     planned: str
     action: str  # create, update, unchanged
+    records: int | None  # None: not on the broker yet
     details: tuple[str, ...]
     refused: tuple[str, ...]
 
@@ -41,19 +42,23 @@ async def streams(deployment: Deployment) -> StreamsView:
     settings = {e["namespace"]: summary(e["settings"]) for e in plan.document["entities"]}
     namespace_of = {s.settings.name: s.namespace for s in plan.streams}
     try:
-        changes = await diff_streams(plan.streams, deployment.config)
+        surveyed = await survey_streams(plan.streams, deployment.config)
     except Exception as error:
         return StreamsView([], problem(error))
-    rows = [
-        StreamRow(
-            c.backend,
-            c.name,
-            namespace_of.get(c.name, c.name),
-            settings.get(namespace_of.get(c.name, c.name), ""),
-            c.action,
-            c.details,
-            c.refused,
+    rows = []
+    for found in surveyed:
+        c = found.change
+        namespace = namespace_of.get(c.name, c.name)
+        rows.append(
+            StreamRow(
+                c.backend,
+                c.name,
+                namespace,
+                settings.get(namespace, ""),
+                c.action,
+                found.records,
+                c.details,
+                c.refused,
+            )
         )
-        for c in changes
-    ]
     return StreamsView(rows)

@@ -92,6 +92,10 @@ class StreamAdmin(Protocol):
         """Do what `diff` returned."""
         ...
 
+    async def records(self, wanted: Wanted) -> int | None:
+        """Return how many records the topic or stream holds now; None when it does not exist."""
+        ...
+
 
 class AdministersStreams(Protocol):
     """A backend with Capability.STREAM_ADMIN."""

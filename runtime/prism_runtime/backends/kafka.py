@@ -433,6 +433,27 @@ class KafkaAdmin:
         action = "update" if details else "unchanged"
         return Change("kafka", name, action, tuple(details), tuple(refused))
 
+    async def records(self, wanted: Wanted) -> int | None:
+        """Return how many records the topic holds (end minus start offsets), None when it does not exist."""
+        s = wanted.settings
+        assert isinstance(s, TopicSettings)
+        if s.name not in await self.admin.list_topics():
+            return None  # never asked by name: a metadata request would create it where auto-creation is on
+        described = (await self.admin.describe_topics([s.name]))[0]
+        tps = [TopicPartition(s.name, p["partition"]) for p in described["partitions"]]
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        try:
+            await consumer.start()
+            ends = await consumer.end_offsets(tps)
+            begins = await consumer.beginning_offsets(tps)
+        except KafkaError as error:
+            raise BackendUnavailable(
+                f"cannot read the offsets of {s.name}: {type(error).__name__}", backend=self.name
+            ) from None
+        finally:
+            await consumer.stop()
+        return sum(int(ends[tp]) - int(begins[tp]) for tp in tps)
+
     async def _configs(self, name: str) -> dict[str, str]:
         responses = await self.admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
         out: dict[str, str] = {}

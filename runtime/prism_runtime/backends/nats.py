@@ -473,6 +473,16 @@ class NatsAdmin:
                 details.append(line)
         return Change("nats", name, "update" if details else "unchanged", tuple(details), tuple(refused))
 
+    async def records(self, wanted: Wanted) -> int | None:
+        """Return how many messages the stream holds, None when it does not exist."""
+        s = wanted.settings
+        assert isinstance(s, StreamSettings)
+        try:
+            info = await self._jetstream.stream_info(s.name)
+        except NotFoundError:
+            return None
+        return int(info.state.messages)
+
     async def apply(self, change: Change, wanted: Wanted) -> None:
         """Create or update the stream."""
         assert isinstance(wanted.settings, StreamSettings)
