@@ -162,3 +162,35 @@ def test_a_phase_change_without_shadow_migrations_says_not_configured(loopback: 
         body=body,
     )
     assert answer.status == 409 and "not configured" in answer.text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("admin:\n  metric_url: http://x\n", "admin: unknown key 'metric_url'; allowed: actor, metrics_url"),
+        ("admin:\n  scrape_seconds: 0\n", "admin.scrape_seconds must be a positive number of seconds"),
+        ("backends:\n  sqlite: postgresql://db/app\n", "backends.sqlite is a postgres URL"),
+        ("admin: [1]\n", "admin must be a mapping"),
+    ],
+)
+def test_a_config_it_cannot_use_is_refused_before_serving(
+    tmp_path: Path, text: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from protoc_gen_prism.cli import main
+
+    config = tmp_path / "prism.yaml"
+    config.write_text(text)
+    assert main(["admin", "--config", str(config)]) == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_a_short_token_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from prism_runtime.errors import ConfigError
+    from protoc_gen_prism.admin.settings import load_settings
+
+    config = tmp_path / "prism.yaml"
+    config.write_text("admin:\n  source: gen\n")
+    with pytest.raises(ConfigError, match="shorter than 16 characters"):
+        load_settings(config, environ={"PRISM_ADMIN_TOKEN": "short"})
+    settings = load_settings(config, host="0.0.0.0", environ={"PRISM_ADMIN_TOKEN": TOKEN})
+    assert TOKEN not in repr(settings) and "token=set" in repr(settings)

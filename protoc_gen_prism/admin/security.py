@@ -28,6 +28,7 @@ CSRF_COOKIE = "prism_admin_csrf"
 CSRF_FIELD = "csrf"
 OPEN_PATHS = ("/login", "/static/")
 _SESSION_PURPOSE = b"prism admin session/1"
+MAX_FORM_BYTES = 16_384
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -107,6 +108,8 @@ class Guard:
 
 async def checked_form(request: Request) -> dict[str, str]:
     """Return the fields of a POSTed form after checking its CSRF field against the cookie; 403 otherwise."""
+    if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
+        raise HTTPException(413, "a form of the admin is a few hundred bytes")
     body = (await request.body()).decode("utf-8", "replace")
     form = {k: v[-1] for k, v in parse_qs(body, keep_blank_values=True).items()}
     cookie = request.cookies.get(CSRF_COOKIE, "")

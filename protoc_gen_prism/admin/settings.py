@@ -73,7 +73,7 @@ def load_settings(
         raise ConfigError(f"cannot read config {str(path)!r}: {error.strerror}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
-    section: Any = data.get("admin") or {} if isinstance(data, dict) else {}
+    section: Any = (data.get("admin") or {}) if isinstance(data, dict) else {}
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: admin must be a mapping with keys {', '.join(_KEYS)}")
     unknown = sorted(set(section) - set(_KEYS))

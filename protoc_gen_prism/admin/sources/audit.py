@@ -39,7 +39,7 @@ async def audit(deployment: Deployment, before: int | None = None) -> list[Audit
         try:
             async with open_vault(url.url) as (_, vault):
                 verified = await vault.audit.verify()
-                head = verified.entries if verified.ok else max(verified.entries, 0)
+                head = verified.entries  # entries are numbered from 1; a broken chain is flagged above them
                 upto = min(head, before - 1) if before is not None else head
                 low = max(0, upto - PAGE)
                 entries = [e async for e in vault.audit.entries(after_seq=low, until_seq=upto)]

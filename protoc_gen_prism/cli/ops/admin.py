@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from prism_runtime.config import load_config
 from prism_runtime.errors import ConfigError
 
 ADMIN_MODULES = ("starlette", "uvicorn", "prometheus_client")
@@ -51,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         settings = load_settings(args.config, host=args.host, port=args.port, source=args.source)
+        load_config(None, settings.config)  # a config connect() would refuse is refused before serving
     except ConfigError as error:
         print(f"prism admin: {error}", file=sys.stderr)
         return 2
