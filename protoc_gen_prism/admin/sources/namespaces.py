@@ -90,24 +90,26 @@ async def namespaces(deployment: Deployment) -> NamespacesView:
     config = deployment.config
     entities = plan.document["entities"]
     bound = bindings(plan.document, config)
+    # The backend each namespace is bound to, by its name under `backends:` (its kind unless named otherwise).
     kinds = {e["namespace"]: config.kind_for(e["namespace"], e["backend"]) for e in entities}
     specs: dict[str, EntitySpec] = {}
     counts: dict[str, int | None] = {}
     problems: list[str] = []
-    for kind, url in config.backends.items():
-        if not registry.entry(kind).can(Capability.SQL):
+    runs_sql = {name: registry.entry(url.kind).can(Capability.SQL) for name, url in config.backends.items()}
+    for name, url in config.backends.items():
+        if not runs_sql[name]:
             continue
         try:
             async with opened(url) as (_, driver):
                 if await has_table(driver, tables.ENTITIES.namespace):
                     specs.update({e.spec.namespace: e.spec for e in await Catalog(driver).entries()})
-                for namespace, bound_kind in kinds.items():
-                    if bound_kind == kind:
+                for namespace, bound_to in kinds.items():
+                    if bound_to == name:
                         counts[namespace] = await _count(driver, namespace)
         except Exception as error:
             problems.append(f"{url.redacted}: {problem(error)}")
     on_streams: dict[str, int | None] = {}
-    if any(not registry.entry(k).can(Capability.SQL) for k in kinds.values()):
+    if not all(runs_sql[k] for k in kinds.values()):
         surveyed = await streams(deployment)
         on_streams = {row.namespace: row.records for row in surveyed.rows}
         if surveyed.problem:
@@ -116,7 +118,7 @@ async def namespaces(deployment: Deployment) -> NamespacesView:
     for e in entities:
         ns = e["namespace"]
         spec = specs.get(ns)
-        on_sql = registry.entry(kinds[ns]).can(Capability.SQL)
+        on_sql = runs_sql[kinds[ns]]
         looked = counts if on_sql else on_streams
         count = looked.get(ns)
         if count is not None:

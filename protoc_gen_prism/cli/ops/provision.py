@@ -106,7 +106,9 @@ def sql_urls(config: Config) -> list[BackendUrl]:
     if not config.named:
         return [config.default]
     return [
-        u for k, u in config.backends.items() if registry.entry(k).can(Capability.SQL) and k in config.named
+        u
+        for k, u in config.backends.items()
+        if registry.entry(u.kind).can(Capability.SQL) and k in config.named
     ]
 
 
