@@ -764,6 +764,26 @@ async def test_rotate_reencrypt_retire(
         assert [p.ssn for p in await prism.PatientStore(fresh).get_many(["p1", "p2"])] == [SSN, SSN]
 
 
+async def test_the_key_census_counts_keys_by_generation_and_subjects_by_state(
+    db: prism_runtime.Database, url: str, pii: Any, tmp_path: Path
+) -> None:
+    """What `prism admin`'s Keys page shows: counts only, the index root key left out."""
+    pb2, prism = pii
+    await prism.PatientStore(db).put_many([patient(pb2, f"c{n}") for n in range(3)])
+    census = await vault_for(db.backend).keyring.census()  # type: ignore[arg-type]
+    assert (census.generation, census.min_version) == (1, 1)
+    assert census.live_by_generation == {1: 3}
+    assert census.subjects_by_state == {"active": 3}
+    await prism_runtime.forget(db, "c1")
+    assert prism_cli("keys", "rotate", url=url).returncode == 0
+    async with prism_runtime.connect(url, key_wrapper=LocalKeyWrapper(tmp_path / "master.key")) as fresh:
+        await prism.PatientStore(fresh).put(patient(pb2, "c3"))
+        census = await vault_for(fresh.backend).keyring.census()  # type: ignore[arg-type]
+    assert census.generation == 2
+    assert census.live_by_generation == {1: 2, 2: 1}
+    assert census.subjects_by_state == {"active": 3, "forgotten": 1}
+
+
 async def test_pseudonyms_are_the_hmac_of_the_canonical_subject(db: prism_runtime.Database, pii: Any) -> None:
     """subject_ref and record_ref are HMAC-SHA256 under the derived pseudonym key of canonical() bytes,
     truncated to 16 bytes of hex: stored key rows, audit records and receipts name subjects by them."""
