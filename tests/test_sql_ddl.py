@@ -18,7 +18,7 @@ import prism_runtime
 from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
 from protoc_gen_prism.sql.ddl import _assembled_table, ddl_expressions, ddl_statements
 from protoc_gen_prism.sql.dialects import ddl_dialect_for as dialect_for
-from protoc_gen_prism.sql.provision import provision
+from protoc_gen_prism.sql.provision import history, provision
 
 
 def ddl_files(tmp_path: Path, parameter: str = "") -> dict[str, str]:
@@ -107,16 +107,23 @@ async def test_provision_twice_changes_nothing_the_second_time(
     url = await new_schema(postgres_dsn)
     lines: list[str] = []
     async with prism_runtime.connect(url) as db:
+        assert await history(db.backend) == []  # type: ignore[arg-type]
         dry = await provision(db, generated, dry_run=True, echo=lines.append)
         assert dry.changed and any("would be created" in line for line in lines)
+        assert await history(db.backend) == [], "a dry run records nothing"  # type: ignore[arg-type]
         first = await provision(db, generated, echo=lines.append)
         second_lines: list[str] = []
         second = await provision(db, generated, echo=second_lines.append)
-        history = await db.backend.fetch("SELECT source, sha256 FROM prism_schema_history", [], namespace="t")  # type: ignore[attr-defined]
+        recorded = await db.backend.fetch(
+            "SELECT source, sha256 FROM prism_schema_history", [], namespace="t"
+        )  # type: ignore[attr-defined]
+        applied = await history(db.backend)  # type: ignore[arg-type]
     assert first.applied and not second.applied
-    assert sorted(first.applied) == sorted(second.unchanged) == sorted(r[0] for r in history)
+    assert sorted(first.applied) == sorted(second.unchanged) == sorted(r[0] for r in recorded)
     assert second_lines[-1].startswith("nothing to do: all ")
     assert all(source.startswith("sql/postgres/") for source in first.applied)
+    assert sorted(a.source for a in applied) == sorted(first.applied)
+    assert [a.applied_at for a in applied] == sorted((a.applied_at for a in applied), reverse=True)
 
 
 def test_provision_cli_prints_progress(tmp_path: Path, generated: Path) -> None:
