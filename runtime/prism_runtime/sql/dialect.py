@@ -212,26 +212,14 @@ class SqlDialect:
 def json_array_encoder(kind: ColumnKind) -> Encoder:
     """Return an encoder of a list of `kind` values as a JSON list, for dialects without arrays."""
     if kind is ColumnKind.STRING:
-        return json_strings
+        # The list json.dumps writes, joined here: it builds an encoder per call, which costs more than the text.
+        return lambda values: "[" + ",".join(map(_json_string, values)) + "]"
     if kind in _JSON_INTEGERS:
         return lambda values: "[" + ",".join(map(int.__repr__, values)) + "]"
     element = _json_element_encoder(kind)
     if element is identity:
         return lambda values: _to_json(values if type(values) is list else list(values))
     return lambda values: _to_json([element(v) for v in values])
-
-
-def json_strings(values: Sequence[str]) -> str:
-    """Return the JSON list of strings json.dumps writes (compact, ensure_ascii=False), without its encoder.
-
-    The usual strings need no escape: then the list is the strings joined by '","'. That holds when the
-    joined text has no character below U+0020 (isprintable), no backslash, and no quote besides the
-    separators' own; anything else is escaped string by string, exactly as json.dumps does.
-    """
-    text = '","'.join(values)
-    if text.isprintable() and "\\" not in text and text.count('"') == 2 * len(values) - 2:
-        return '["' + text + '"]'
-    return "[" + ",".join(map(_json_string, values)) + "]"
 
 
 def json_array_decoder(kind: ColumnKind) -> Decoder:
