@@ -167,14 +167,14 @@ class SqliteDriver(ServesSqlAbstractions):
     ) -> None:
         """Upsert rows in one write transaction, many rows per statement (the rest by executemany).
 
-        One statement of N rows costs SQLite one parse-free step where executemany costs N binds, steps and
-        resets through sqlite3's Python loop: about a third less per row (docs/performance.md). The rows are
-        encoded here, on the caller's thread, before the hop: encoding on the worker would hold the GIL the
-        loop needs while the worker waits on SQLite.
+        A statement of N rows is one call, one step and one reset where executemany makes N of each through
+        sqlite3's loop: about a third less time per row (docs/performance.md). The rows are encoded here, on
+        the caller's thread, before the hop: encoding on the worker would hold the GIL the loop needs while
+        the worker waits on SQLite.
         """
         rows = rows if isinstance(rows, list) else list(rows)
         per = max(1, MAX_VARIABLES // len(statements.columns))
-        whole = len(rows) - len(rows) % per if len(rows) >= per else 0
+        whole = len(rows) - len(rows) % per  # rows in statements of `per` rows; the rest one by one
         many = statements.upsert_rows(per) if whole else ""
 
         def work() -> None:
