@@ -1,0 +1,172 @@
+"""Stored rows of one entity moved between two SQL backends as they are: ciphertext stays ciphertext.
+
+A value is turned from the source dialect's stored form into the target's through the dialects' own column
+codecs (JSON text to jsonb, text timestamps to timestamptz, JSON arrays to arrays), never through the message:
+encrypted fields are not opened, so no PII is decrypted to be copied. The keys that open them move with them:
+the index root key (subject pseudonyms and blind indexes derive from it) once, then each copied subject's
+wrapped data keys, insert-if-absent, so a key destroyed by `forget` on the target is never brought back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from prism_runtime.pii import tables as pii_tables
+from prism_runtime.pii.errors import PiiError
+from prism_runtime.pii.keyring import ROOT_REF
+from prism_runtime.pii.vault import vault_for
+from prism_runtime.schema import EntitySpec
+from prism_runtime.sql.dialect import SqlDialect
+from prism_runtime.sql.driver import Row, SqlDriver
+from prism_runtime.sql.statements import keyvalue_statements
+
+# The prism_meta rows that say how keys are used; `audit_head` belongs to each backend's own audit chain.
+_KEY_SETTINGS = ("generation", "min_version")
+
+
+def translator(spec: EntitySpec, source: SqlDialect, target: SqlDialect) -> Callable[[Row], tuple[Any, ...]]:
+    """Return the function turning a row as `source` stores it into the row `target` stores."""
+    same = source.name == target.name
+    steps = [None if same else _convert(source.decoder(c), target.encoder(c)) for c in spec.columns]
+
+    def translate(row: Row) -> tuple[Any, ...]:
+        return tuple(v if step is None or v is None else step(v) for step, v in zip(steps, row, strict=True))
+
+    return translate
+
+
+def _convert(decode: Callable[[Any], Any], encode: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: encode(decode(value))
+
+
+def comparable(spec: EntitySpec, dialect: SqlDialect) -> Callable[[Row], tuple[Any, ...]]:
+    """Return the function giving a stored row's values as Python values, equal across dialects."""
+    decoders = [dialect.decoder(column) for column in spec.columns]
+
+    def values(row: Row) -> tuple[Any, ...]:
+        return tuple(None if v is None else d(v) for d, v in zip(decoders, row, strict=True))
+
+    return values
+
+
+class RowCopier:
+    """Copies stored rows of one entity from a source SQL backend to a target one."""
+
+    def __init__(self, spec: EntitySpec, source: SqlDriver, target: SqlDriver) -> None:
+        self.spec = spec
+        self.source = source
+        self.target = target
+        self.src = keyvalue_statements(spec, source.dialect)
+        self.dst = keyvalue_statements(spec, target.dialect)
+        self.translate = translator(spec, source.dialect, target.dialect)
+        self.key_index = tuple(i for i, c in enumerate(spec.columns) if c in spec.key_columns)
+        q = target.dialect.quote
+        keys = ", ".join(q(c.name) for c in spec.key_columns)
+        values = ", ".join(target.dialect.placeholder(i + 1) for i in range(len(spec.columns)))
+        self.insert_if_absent = f"INSERT INTO {self.dst.table} ({self.dst.select_columns}) VALUES ({values}) ON CONFLICT ({keys}) DO NOTHING"
+        self._subject = next(i for i, c in enumerate(spec.columns) if c.name == spec.subject_column.name)
+        self._keys_seeded = not spec.protects_pii
+        self._seed_lock = asyncio.Lock()
+
+    def key_of(self, row: Row) -> tuple[Any, ...]:
+        """Return the primary key of a stored row."""
+        return tuple(row[i] for i in self.key_index)
+
+    async def fetch(self, keys: Sequence[tuple[Any, ...]]) -> list[Row]:
+        """Return the source's stored rows at full `keys` (those that exist)."""
+        return await _fetch_keys(self.source, self.src, keys, self.spec.namespace)
+
+    async def fetch_target(self, keys: Sequence[tuple[Any, ...]]) -> list[Row]:
+        """Return the target's stored rows at full `keys` (those that exist)."""
+        return await _fetch_keys(self.target, self.dst, keys, self.spec.namespace)
+
+    async def staged(self, rows: Sequence[Row]) -> list[tuple[Any, ...]]:
+        """Return source rows as the target stores them, once the target holds the keys that open them."""
+        await self.seed_keys()
+        await self.copy_subject_keys(rows)
+        return [self.translate(r) for r in rows]
+
+    async def write(self, rows: Sequence[Row]) -> None:
+        """Store source rows in the target, replacing what is there (a mirrored write)."""
+        if rows:
+            await self.target.upsert_many(self.dst, await self.staged(rows), namespace=self.spec.namespace)
+
+    # -- keys --------------------------------------------------------------------------------------
+
+    async def seed_keys(self) -> None:
+        """Give the target the source's index root key and key settings, once; refuse a target with another."""
+        if self._keys_seeded:
+            return
+        async with self._seed_lock:
+            if self._keys_seeded:
+                return
+            await vault_for(self.source).ready()  # makes the source's root key if it has none yet
+            for spec in (pii_tables.KEYS, pii_tables.META):
+                await pii_tables.prepare(self.target, spec)
+            root = await self._key_rows(self.source, [ROOT_REF])
+            await self._insert_absent(pii_tables.KEYS, root)
+            q, ph = self.source.dialect.quote, self.source.dialect.placeholder
+            settings = await self.source.fetch(
+                f"SELECT {q('name')}, {q('value')} FROM {q(pii_tables.META.namespace)} "
+                f"WHERE {q('name')} IN ({ph(1)}, {ph(2)})",
+                _KEY_SETTINGS,
+                namespace=pii_tables.META.namespace,
+            )
+            await self._insert_absent(pii_tables.META, [tuple(r) for r in settings])
+            theirs = await self._key_rows(self.target, [ROOT_REF])
+            if [bytes(r[3]) for r in theirs] != [bytes(r[3]) for r in root]:
+                raise PiiError(
+                    f"namespace {self.spec.namespace!r}: the target {self.target.name} holds PII keys under "
+                    "another index root key, so rows copied as ciphertext could not be opened there; migrate "
+                    "into a database with no prism_keys, or one seeded from this source"
+                )
+            await vault_for(self.target).catalog.register(self.spec)
+            self._keys_seeded = True
+
+    async def copy_subject_keys(self, rows: Sequence[Row]) -> None:
+        """Give the target the wrapped data keys of the subjects of `rows` that it lacks."""
+        if not self.spec.protects_pii:
+            return
+        keyring = vault_for(self.source).keyring
+        await keyring.ready()
+        refs = list(dict.fromkeys(keyring.subject_ref(row[self._subject]) for row in rows))
+        await self._insert_absent(pii_tables.KEYS, await self._key_rows(self.source, refs))
+
+    async def _key_rows(self, driver: SqlDriver, refs: Sequence[str]) -> list[tuple[Any, ...]]:
+        q = driver.dialect.quote
+        names = ", ".join(q(c.name) for c in pii_tables.KEYS.columns)
+        out: list[tuple[Any, ...]] = []
+        for start in range(0, len(refs), 500):
+            chunk = refs[start : start + 500]
+            rows = await driver.fetch(
+                f"SELECT {names} FROM {q(pii_tables.KEYS.namespace)} WHERE {q('subject_ref')} IN "
+                f"({pii_tables.marks(driver, len(chunk))})",
+                chunk,
+                namespace=pii_tables.KEYS.namespace,
+            )
+            out += [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in rows]
+        return out
+
+    async def _insert_absent(self, spec: EntitySpec, rows: Sequence[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        q = self.target.dialect.quote
+        keys = ", ".join(q(c.name) for c in spec.key_columns)
+        sql = f"{pii_tables.insert_sql(self.target, spec)} ON CONFLICT ({keys}) DO NOTHING"
+        await self.target.execute_many(sql, rows, namespace=spec.namespace)
+
+
+async def _fetch_keys(
+    driver: SqlDriver, sql: Any, keys: Sequence[tuple[Any, ...]], namespace: str
+) -> list[Row]:
+    out: list[Row] = []
+    batch = driver.dialect.batch_size(len(sql.key_columns))
+    unique = list(dict.fromkeys(keys))
+    for start in range(0, len(unique), batch):
+        chunk = unique[start : start + batch]
+        out += await driver.fetch(
+            sql.get_many(len(chunk)), driver.dialect.batch_args(chunk), namespace=namespace
+        )
+    return out
