@@ -94,8 +94,7 @@ async def ensure_row(driver: SqlDriver, migration: Migration, spec_json: str = "
     )
     if spec_json:
         await driver.execute(
-            f"UPDATE {q(CONTROL.namespace)} SET {q('spec')} = {ph(1)} WHERE {q('namespace')} = {ph(2)} "
-            f"AND {q('spec')} <> {ph(1)}",
+            f"UPDATE {q(CONTROL.namespace)} SET {q('spec')} = {ph(1)} WHERE {q('namespace')} = {ph(2)}",
             (spec_json, migration.namespace),
             namespace=CONTROL.namespace,
         )
