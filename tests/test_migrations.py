@@ -270,3 +270,39 @@ async def test_a_stale_backfill_page_neither_overwrites_nor_resurrects(
         assert state.skipped == 1 and state.copied == 9
     got = await rows_on(target, generated, pb2, prism, ["u00000", "u00001", "u00002"])
     assert got == {"u00001": profile(pb2, 1, version=5), "u00002": profile(pb2, 2)}
+
+
+async def test_pii_moves_as_ciphertext_and_forget_erases_both_sides(
+    tmp_path: Path, generated: Path, postgres_dsn: str, users: Any
+) -> None:
+    from prism_runtime.pii.vault import vault_for
+
+    pb2, prism = users
+    source, target = await ends("sqlite->postgres", tmp_path, generated, postgres_dsn)
+    await seed(source, pb2, prism)
+    async with prism_runtime.connect(config=config_file(tmp_path, source, target)) as db:
+        store = prism.UserProfileStore(db)
+        await store.put(profile(pb2, 1, version=2))
+        progress = await migrations.backfill(db, NS, page_size=1000)
+        assert progress.state == "done" and progress.rows == SEED
+        old, new = (db.named_backend(name) for name in ("old", "new"))
+        # The target holds the source's ciphertext byte for byte, never the plaintext.
+        for driver in (old, new):
+            rows = await driver.fetch(  # type: ignore[attr-defined]
+                f'SELECT "email" FROM "{NS}" WHERE "user_id" = {driver.dialect.placeholder(1)}',  # type: ignore[attr-defined]
+                ("u00005",),
+                namespace=NS,
+            )
+            assert b"user5" not in bytes(rows[0][0])
+        assert (await migrations.verify(db, NS)).total == 0
+        await migrations.set_phase(db, NS, "shadow_read", "operator-7")
+        receipt = await prism_runtime.forget(db, "u00005")
+        assert receipt
+        assert await store.get("u00005") is None
+        for driver in (old, new):
+            chain = vault_for(driver).audit  # type: ignore[arg-type]
+            assert (await chain.verify()).ok
+        entries = [e async for e in vault_for(old).audit.entries()]  # type: ignore[arg-type]
+        assert any(e.action == "migrate" and e.actor == "operator-7" for e in entries)
+    for url in (source, target):
+        assert await rows_on(url, generated, pb2, prism, ["u00005", "u00006"]) == {"u00006": profile(pb2, 6)}
