@@ -66,7 +66,8 @@ async def ends(kind: str, tmp_path: Path, generated: Path, postgres_dsn: str) ->
 def config_file(tmp_path: Path, source: str, target: str, phase: str = "dual_write", **more: Any) -> Path:
     path = tmp_path / "prism.yaml"
     body = {
-        "backends": {"old": source, "new": target},
+        # The default backend of every other namespace: its own file, not ./prism.db.
+        "backends": {"sqlite": f"sqlite:///{tmp_path / 'default.db'}", "old": source, "new": target},
         "namespaces": {NS: "old"},
         "migrations": {
             NS: {"source": "old", "target": "new", "phase": phase, "phase_poll_seconds": 0.1, **more}
@@ -262,7 +263,7 @@ async def test_a_stale_backfill_page_neither_overwrites_nor_resurrects(
         found = await ends_of(db, NS)
         copier = RowCopier(found.spec, found.source, found.target)
         await prepare(found.target, CHECKPOINTS)
-        page = await read_page(found.spec, found.source, None, 10)  # read before the writes below
+        page = await read_page(copier.layout, found.source, None, 10)  # read before the writes below
         assert [copier.key_of(r)[0] for r in page[:3]] == ["u00000", "u00001", "u00002"]
         await store.delete("u00000")
         await store.put(profile(pb2, 1, version=5))

@@ -479,8 +479,8 @@ async def test_a_migration_counts_mismatches_dual_write_failures_and_backfill_ro
     }
     old, new = tmp_path / "old.db", tmp_path / "new.db"
     config = {
-        "backends": {"old": f"sqlite:///{old}", "new": f"sqlite:///{new}"},
-        "migrations": {ns: {"source": "old", "target": "new", "phase": "shadow_read"}},
+        "backends": {"sqlite": f"sqlite:///{old}", "new": f"sqlite:///{new}"},
+        "migrations": {ns: {"source": "sqlite", "target": "new", "phase": "shadow_read"}},
     }
     async with prism_runtime.connect(config=config) as db:
         store = prism.UserProfileStore(db)

@@ -22,17 +22,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from prism_runtime.config import Migration
 from prism_runtime.errors import ConfigError, Contention
 from prism_runtime.migrations.control import control_driver, now, read_rows, sql_end
-from prism_runtime.migrations.rows import RowCopier, comparable
+from prism_runtime.migrations.rows import Layout, RowCopier, comparable, select_sql
 from prism_runtime.migrations.tables import CHECKPOINTS, CLAIM, TOMBSTONES, key_of_text, key_text
 from prism_runtime.pii.catalog import spec_from_json
 from prism_runtime.pii.tables import insert_sql, prepare
-from prism_runtime.schema import EntitySpec, registered
+from prism_runtime.schema import Abstraction, EntitySpec, registered
 from prism_runtime.sql.driver import Chained, Row, SqlDriver, Statement
 from prism_runtime.telemetry import migration_event
 
@@ -119,24 +119,23 @@ def migration_of(db: Database, namespace: str) -> Migration:
     return found
 
 
-def page_sql(spec: EntitySpec, driver: SqlDriver, after: bool) -> str:
-    """Return one keyset page of a whole table, in primary key order, after a given key."""
-    q, ph = driver.dialect.quote, driver.dialect.placeholder
-    keys = [q(c.name) for c in spec.key_columns]
-    names = ", ".join(q(c.name) for c in spec.columns)
-    order = ", ".join(keys)
-    n = len(keys)
+def page_sql(layout: Layout, driver: SqlDriver, after: bool) -> str:
+    """Return one keyset page of a whole table, in identity order, after a given identity."""
+    ph = driver.dialect.placeholder
+    order = ", ".join(driver.dialect.quote(layout.names[i]) for i in layout.order)
+    n = len(layout.order)
     where = f" WHERE ({order}) > ({', '.join(ph(i + 1) for i in range(n))})" if after else ""
-    limit = ph(n + 1 if after else 1)
-    return f"SELECT {names} FROM {q(spec.namespace)}{where} ORDER BY {order} LIMIT {limit}"
+    return f"{select_sql(driver, layout)}{where} ORDER BY {order} LIMIT {ph(n + 1 if after else 1)}"
 
 
 async def read_page(
-    spec: EntitySpec, driver: SqlDriver, after: tuple[Any, ...] | None, limit: int
+    layout: Layout, driver: SqlDriver, after: tuple[Any, ...] | None, limit: int
 ) -> list[Row]:
-    """Return up to `limit` stored rows of the table after key `after` (from the start when None)."""
+    """Return up to `limit` stored rows of the table after identity `after` (from the start when None)."""
     args = [*(after or ()), limit]
-    return await driver.fetch(page_sql(spec, driver, after is not None), args, namespace=spec.namespace)
+    return await driver.fetch(
+        page_sql(layout, driver, after is not None), args, namespace=layout.spec.namespace
+    )
 
 
 async def progress(db: Database, namespace: str) -> Progress:
@@ -209,9 +208,9 @@ async def backfill(
     after = key_of_text(state.after) if state.after else None
     started, read_here = time.monotonic(), 0
     while True:
-        rows = await read_page(spec, source, after, page_size)
+        rows = await read_page(copier.layout, source, after, page_size)
         if not rows:
-            state = Progress(**{**state.__dict__, "state": "done", "updated_at": now()})
+            state = replace(state, state="done", updated_at=now())
             await target.execute(_checkpoint_upsert(target), _checkpoint_row(state), namespace=namespace)
             return state
         state = await _copy_page(copier, state, rows)
@@ -228,6 +227,12 @@ async def backfill(
             on_page(state, read_here / elapsed if elapsed > 0 else 0.0)
 
 
+def _advance(state: Progress, after: str, copied: int, skipped: int) -> Progress:
+    return replace(
+        state, after=after, copied=state.copied + copied, skipped=state.skipped + skipped, updated_at=now()
+    )
+
+
 def _checkpoint_row(p: Progress) -> tuple[Any, ...]:
     return (p.namespace, p.after, p.copied, p.skipped, p.total, p.state, p.started_at, p.updated_at)
 
@@ -238,6 +243,16 @@ async def _copy_page(copier: RowCopier, state: Progress, rows: Sequence[Row]) ->
     staged = await copier.staged(rows)
     keys = [copier.key_of(r) for r in rows]
     full = [key_text(k) for k in keys]
+    if spec.abstraction is Abstraction.TIME_SERIES:
+        # Events are never updated and deletes are not dual-written: insert-if-absent by event identity.
+        moved = _advance(state, full[-1], len(rows), 0)
+        await target.execute_many(
+            copier.insert_if_absent,
+            staged,
+            namespace=ns,
+            after=[(_checkpoint_upsert(target), [_checkpoint_row(moved)])],
+        )
+        return moved
     # A sorted map's key also claims its prefix: a delete_all(key) tombstones the prefix.
     prefixes = [key_text(k[:1]) for k in keys] if len(spec.key_columns) > 1 else full
     claims = [(ns, text, CLAIM, "") for text in dict.fromkeys([*full, *prefixes])]
@@ -258,15 +273,7 @@ async def _copy_page(copier: RowCopier, state: Progress, rows: Sequence[Row]) ->
         keep = [
             row for row, f, p in zip(staged, full, prefixes, strict=True) if f in claimed and p in claimed
         ]
-        after = Progress(
-            **{
-                **state.__dict__,
-                "after": full[-1],
-                "copied": state.copied + len(keep),
-                "skipped": state.skipped + len(rows) - len(keep),
-                "updated_at": now(),
-            }
-        )
+        after = _advance(state, full[-1], len(keep), len(rows) - len(keep))
         done.append(after)
         return [
             (copier.insert_if_absent, keep),
@@ -294,37 +301,45 @@ async def verify(
     spec = ends.spec
     copier = RowCopier(spec, ends.source, ends.target)
     back = RowCopier(spec, ends.target, ends.source)
-    on_source, on_target = comparable(spec, ends.source.dialect), comparable(spec, ends.target.dialect)
+    layout = copier.layout
+    key_of = _identity_of(layout)
+    on_source, on_target = comparable(layout, ends.source.dialect), comparable(layout, ends.target.dialect)
+    identity = list(layout.order)
     show = not spec.holds_pii
     found: dict[str, list[tuple[Any, ...]]] = {"missing": [], "extra": [], "different": []}
     counts = dict.fromkeys(found, 0)
     compared = 0
 
-    def note(kind: str, key: tuple[Any, ...]) -> None:
+    def note(kind: str, values: tuple[Any, ...]) -> None:
         counts[kind] += 1
         if show and len(found[kind]) < max_keys:
-            found[kind].append(key)
+            found[kind].append(tuple(values[i] for i in identity))
 
     after: tuple[Any, ...] | None = None
-    while rows := await read_page(spec, ends.source, after, page_size):
-        keys = [copier.key_of(r) for r in rows]
-        theirs = {back.key_of(r): on_target(r) for r in await copier.fetch_target(keys)}
-        for key, row in zip(keys, rows, strict=True):
+    while rows := await read_page(layout, ends.source, after, page_size):
+        theirs = {key_of(v): v for v in map(on_target, await copier.fetch_target(rows))}
+        for row in rows:
             compared += 1
-            other = theirs.get(key)
+            mine = on_source(row)
+            other = theirs.get(key_of(mine))
             if other is None:
-                note("missing", key)
-            elif other != on_source(row):
-                note("different", key)
-        after = keys[-1]
+                note("missing", mine)
+            elif other != mine:
+                note("different", mine)
+        after = copier.key_of(rows[-1])
     after = None
-    while rows := await read_page(spec, ends.target, after, page_size):
-        keys = [back.key_of(r) for r in rows]
-        present = {copier.key_of(r) for r in await back.fetch_target(keys)}
-        for key in keys:
-            if key not in present:
-                note("extra", key)
-        after = keys[-1]
+    while rows := await read_page(layout, ends.target, after, page_size):
+        present = {key_of(on_source(r)) for r in await back.fetch_target(rows)}
+        for row in rows:
+            values = on_target(row)
+            if key_of(values) not in present:
+                note("extra", values)
+        after = back.key_of(rows[-1])
     return Differences(
         namespace, compared, counts["missing"], counts["extra"], counts["different"], found if show else {}
     )
+
+
+def _identity_of(layout: Layout) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    order = layout.order
+    return lambda values: tuple(values[i] for i in order)

@@ -11,25 +11,55 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from prism_runtime.pii import tables as pii_tables
 from prism_runtime.pii.errors import PiiError
 from prism_runtime.pii.keyring import ROOT_REF
 from prism_runtime.pii.vault import vault_for
-from prism_runtime.schema import EntitySpec
+from prism_runtime.schema import Abstraction, Column, EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.driver import Row, SqlDriver
+from prism_runtime.sql.names import EVENT_ID_COLUMN, row_identity, table_name
 from prism_runtime.sql.statements import keyvalue_statements
 
 # The prism_meta rows that say how keys are used; `audit_head` belongs to each backend's own audit chain.
 _KEY_SETTINGS = ("generation", "min_version")
 
 
-def translator(spec: EntitySpec, source: SqlDialect, target: SqlDialect) -> Callable[[Row], tuple[Any, ...]]:
+@dataclass(frozen=True)
+class Layout:
+    """The stored columns of an entity's table that a copy moves, and the ones that identify a row."""
+
+    spec: EntitySpec
+    names: tuple[str, ...]
+    columns: tuple[Column | None, ...]
+    """The column of each name (None: a value stored as it is, such as a series' event id)."""
+    order: tuple[int, ...]
+    """The positions of the identity columns, in the order pages go: the primary key; for a series, event
+    time first (a backfill copies a series by time range), then key and event id."""
+
+
+def layout_of(spec: EntitySpec) -> Layout:
+    """Return the layout of an entity's table (a series adds its event id; its insertion sequence is not copied)."""
+    names = tuple(c.name for c in spec.columns)
+    columns: tuple[Column | None, ...] = tuple(spec.columns)
+    if spec.abstraction is Abstraction.TIME_SERIES:
+        assert spec.event_time is not None
+        names, columns = (*names, EVENT_ID_COLUMN), (*columns, None)
+        identity: tuple[str, ...] = (spec.event_time, spec.key, EVENT_ID_COLUMN)
+    else:
+        identity = row_identity(spec)
+    return Layout(spec, names, columns, tuple(names.index(n) for n in identity))
+
+
+def translator(layout: Layout, source: SqlDialect, target: SqlDialect) -> Callable[[Row], tuple[Any, ...]]:
     """Return the function turning a row as `source` stores it into the row `target` stores."""
     same = source.name == target.name
-    steps = [None if same else _convert(source.decoder(c), target.encoder(c)) for c in spec.columns]
+    steps = [
+        None if same or c is None else _convert(source.decoder(c), target.encoder(c)) for c in layout.columns
+    ]
 
     def translate(row: Row) -> tuple[Any, ...]:
         return tuple(v if step is None or v is None else step(v) for step, v in zip(steps, row, strict=True))
@@ -41,9 +71,9 @@ def _convert(decode: Callable[[Any], Any], encode: Callable[[Any], Any]) -> Call
     return lambda value: encode(decode(value))
 
 
-def comparable(spec: EntitySpec, dialect: SqlDialect) -> Callable[[Row], tuple[Any, ...]]:
+def comparable(layout: Layout, dialect: SqlDialect) -> Callable[[Row], tuple[Any, ...]]:
     """Return the function giving a stored row's values as Python values, equal across dialects."""
-    decoders = [dialect.decoder(column) for column in spec.columns]
+    decoders = [_same if c is None else dialect.decoder(c) for c in layout.columns]
 
     def values(row: Row) -> tuple[Any, ...]:
         return tuple(None if v is None else d(v) for d, v in zip(decoders, row, strict=True))
@@ -51,36 +81,45 @@ def comparable(spec: EntitySpec, dialect: SqlDialect) -> Callable[[Row], tuple[A
     return values
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
 class RowCopier:
     """Copies stored rows of one entity from a source SQL backend to a target one."""
 
     def __init__(self, spec: EntitySpec, source: SqlDriver, target: SqlDriver) -> None:
         self.spec = spec
+        self.layout = layout = layout_of(spec)
         self.source = source
         self.target = target
-        self.src = keyvalue_statements(spec, source.dialect)
-        self.dst = keyvalue_statements(spec, target.dialect)
-        self.translate = translator(spec, source.dialect, target.dialect)
-        self.key_index = tuple(i for i, c in enumerate(spec.columns) if c in spec.key_columns)
+        self.translate = translator(layout, source.dialect, target.dialect)
+        self.identity = [layout.names[i] for i in layout.order]
         q = target.dialect.quote
-        keys = ", ".join(q(c.name) for c in spec.key_columns)
-        values = ", ".join(target.dialect.placeholder(i + 1) for i in range(len(spec.columns)))
-        self.insert_if_absent = f"INSERT INTO {self.dst.table} ({self.dst.select_columns}) VALUES ({values}) ON CONFLICT ({keys}) DO NOTHING"
-        self._subject = next(i for i, c in enumerate(spec.columns) if c.name == spec.subject_column.name)
+        table = q(table_name(spec))
+        columns = ", ".join(q(n) for n in layout.names)
+        values = ", ".join(target.dialect.placeholder(i + 1) for i in range(len(layout.names)))
+        self.insert_if_absent = (
+            f"INSERT INTO {table} ({columns}) VALUES ({values}) "
+            f"ON CONFLICT ({', '.join(q(n) for n in self.identity)}) DO NOTHING"
+        )
+        self._subject = layout.names.index(spec.subject_column.name)
         self._keys_seeded = not spec.protects_pii
         self._seed_lock = asyncio.Lock()
 
     def key_of(self, row: Row) -> tuple[Any, ...]:
-        """Return the primary key of a stored row."""
-        return tuple(row[i] for i in self.key_index)
+        """Return the identity of a stored row, in page order."""
+        return tuple(row[i] for i in self.layout.order)
 
     async def fetch(self, keys: Sequence[tuple[Any, ...]]) -> list[Row]:
-        """Return the source's stored rows at full `keys` (those that exist)."""
-        return await _fetch_keys(self.source, self.src, keys, self.spec.namespace)
+        """Return the source's stored rows with these identities (those that exist)."""
+        return await fetch_identities(self.source, self.layout, keys)
 
-    async def fetch_target(self, keys: Sequence[tuple[Any, ...]]) -> list[Row]:
-        """Return the target's stored rows at full `keys` (those that exist)."""
-        return await _fetch_keys(self.target, self.dst, keys, self.spec.namespace)
+    async def fetch_target(self, rows: Sequence[Row]) -> list[Row]:
+        """Return the target's stored rows with the identities of these source rows (those that exist)."""
+        return await fetch_identities(
+            self.target, self.layout, [self.key_of(self.translate(r)) for r in rows]
+        )
 
     async def staged(self, rows: Sequence[Row]) -> list[tuple[Any, ...]]:
         """Return source rows as the target stores them, once the target holds the keys that open them."""
@@ -89,9 +128,10 @@ class RowCopier:
         return [self.translate(r) for r in rows]
 
     async def write(self, rows: Sequence[Row]) -> None:
-        """Store source rows in the target, replacing what is there (a mirrored write)."""
+        """Store source rows of a KeyValue entity in the target, replacing what is there (a mirrored write)."""
         if rows:
-            await self.target.upsert_many(self.dst, await self.staged(rows), namespace=self.spec.namespace)
+            statements = keyvalue_statements(self.spec, self.target.dialect)
+            await self.target.upsert_many(statements, await self.staged(rows), namespace=self.spec.namespace)
 
     # -- keys --------------------------------------------------------------------------------------
 
@@ -158,15 +198,29 @@ class RowCopier:
         await self.target.execute_many(sql, rows, namespace=spec.namespace)
 
 
-async def _fetch_keys(
-    driver: SqlDriver, sql: Any, keys: Sequence[tuple[Any, ...]], namespace: str
-) -> list[Row]:
-    out: list[Row] = []
-    batch = driver.dialect.batch_size(len(sql.key_columns))
+def select_sql(driver: SqlDriver, layout: Layout) -> str:
+    """Return the SELECT of a layout's columns from its table (conditions to be appended)."""
+    q = driver.dialect.quote
+    return f"SELECT {', '.join(q(n) for n in layout.names)} FROM {q(table_name(layout.spec))}"
+
+
+async def fetch_identities(driver: SqlDriver, layout: Layout, keys: Sequence[tuple[Any, ...]]) -> list[Row]:
+    """Return the stored rows with these identities (in page order), those that exist."""
+    q, ph = driver.dialect.quote, driver.dialect.placeholder
+    names = [q(layout.names[i]) for i in layout.order]
+    width = len(names)
     unique = list(dict.fromkeys(keys))
+    out: list[Row] = []
+    batch = max(1, 400 // width)
     for start in range(0, len(unique), batch):
         chunk = unique[start : start + batch]
+        # ORed equalities rather than a row-value IN (VALUES ...): each bind takes its column's type.
+        where = " OR ".join(
+            "(" + " AND ".join(f"{n} = {ph(k * width + j + 1)}" for j, n in enumerate(names)) + ")"
+            for k in range(len(chunk))
+        )
+        args = [part for key in chunk for part in key]
         out += await driver.fetch(
-            sql.get_many(len(chunk)), driver.dialect.batch_args(chunk), namespace=namespace
+            f"{select_sql(driver, layout)} WHERE {where}", args, namespace=layout.spec.namespace
         )
     return out

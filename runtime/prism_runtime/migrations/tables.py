@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -96,21 +97,22 @@ CHECKPOINTS = _table(
 
 
 def key_text(key: Sequence[Any]) -> str:
-    """Return a key (a tuple of strings, bytes and integers) as text, equal exactly when the keys are."""
-    parts = [
-        ["b", bytes(part).hex()]
-        if isinstance(part, bytes | bytearray | memoryview)
-        else ["i" if isinstance(part, int) else "s", part]
-        for part in key
-    ]
-    return json.dumps(parts, separators=(",", ":"), ensure_ascii=False)
+    """Return a row identity (strings, bytes, integers, datetimes) as text, equal exactly when they are."""
+    return json.dumps([_tagged(part) for part in key], separators=(",", ":"), ensure_ascii=False)
+
+
+def _tagged(part: Any) -> list[Any]:
+    if isinstance(part, bytes | bytearray | memoryview):
+        return ["b", bytes(part).hex()]
+    if isinstance(part, datetime.datetime):
+        return ["t", part.isoformat()]
+    return ["i" if isinstance(part, int) else "s", part]
 
 
 def key_of_text(text: str) -> tuple[Any, ...]:
-    """Return the key `key_text` wrote."""
-    return tuple(
-        bytes.fromhex(v) if t == "b" else int(v) if t == "i" else str(v) for t, v in json.loads(text)
-    )
+    """Return the identity `key_text` wrote."""
+    readers: dict[str, Any] = {"b": bytes.fromhex, "t": datetime.datetime.fromisoformat, "i": int, "s": str}
+    return tuple(readers[tag](value) for tag, value in json.loads(text))
 
 
 DELETED, CLAIM = "deleted", "claim"
