@@ -174,7 +174,11 @@ class Database:
         return cast(ServesKeyValue, self.backend_for(spec)).keyvalue(spec, message)
 
     def timeseries(self, spec: EntitySpec, message: type[M]) -> TimeSeriesBackend[M]:
-        """Return the TimeSeries backend serving `spec`."""
+        """Return the TimeSeries backend serving `spec` (the routing layer while its namespace migrates)."""
+        if self._watcher is not None and spec.namespace in self._watcher.cells:
+            from prism_runtime.migrations.mirror import mirrored_timeseries
+
+            return mirrored_timeseries(self, self._watcher.cells[spec.namespace], spec, message)
         return cast(ServesTimeSeries, self.backend_for(spec)).timeseries(spec, message)
 
     def graph(

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from google.protobuf.message import Message
@@ -37,7 +37,9 @@ from prism_runtime.pii.tables import insert_sql, prepare
 from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.driver import SqlDriver
 from prism_runtime.sql.keyvalue import SqlKeyValue
+from prism_runtime.sql.timeseries import SqlTimeSeries
 from prism_runtime.telemetry import migration_event
+from prism_runtime.timeseries import Event, Follower
 
 if TYPE_CHECKING:
     from prism_runtime.database import Database
@@ -48,22 +50,64 @@ log = logging.getLogger("prism_runtime.migrations")
 _FAILED = object()
 
 
-class MirroredKeyValue(Generic[M]):
+class _Routing:
+    """What the routing layers of every abstraction share: the phase, the second write, the comparison."""
+
+    def __init__(self, cell: PhaseCell, spec: EntitySpec, control: SqlDriver) -> None:
+        self.cell = cell
+        self.spec = spec
+        self._control = control
+        self._recorded = False
+        self._ns = spec.namespace
+        self._strict = cell.migration.strict
+        self._sample = cell.migration.shadow_read_sample
+        self._logs_keys = not spec.holds_pii
+
+    def _reads_first(self) -> bool:
+        """Return whether the source serves reads (dual_write, shadow_read); else the target does."""
+        return self.cell.phase in ("dual_write", "shadow_read")
+
+    def _shadows(self) -> bool:
+        """Return whether this read is compared with the target (shadow_read, sampled)."""
+        return self.cell.phase == "shadow_read" and (self._sample >= 1.0 or random.random() < self._sample)
+
+    async def _second(self, work: Awaitable[Any], op: str) -> None:
+        try:
+            await work
+        except Exception as error:
+            migration_event("dual_write_failures", self._ns)
+            log.warning(
+                "prism migration %s: %s on the second backend failed (%s)", self._ns, op, type(error).__name__
+            )
+            if self._strict:
+                raise
+
+    def _compare(self, got: object, other: object, key: object = None) -> None:
+        if other is not _FAILED and other != got:
+            migration_event("mismatches", self._ns)
+            if self._logs_keys and key is not None:
+                log.warning("prism migration %s: shadow read differs at key %r", self._ns, key)
+            else:
+                log.warning("prism migration %s: shadow read differs", self._ns)
+
+    async def _quiet(self, work: Awaitable[T]) -> T | object:
+        try:
+            return await work
+        except Exception as error:
+            migration_event("mismatches", self._ns)
+            log.warning("prism migration %s: shadow read failed (%s)", self._ns, type(error).__name__)
+            return _FAILED
+
+
+class MirroredKeyValue(_Routing, Generic[M]):
     """A KeyValueBackend routing one namespace between its migration's source and target by phase."""
 
     def __init__(
         self, cell: PhaseCell, source: SqlKeyValue[M], target: SqlKeyValue[M], control: SqlDriver
     ) -> None:
-        self.cell = cell
-        self._control = control
-        self._recorded = False
+        super().__init__(cell, source.spec, control)
         self.source = source
         self.target = target
-        self.spec = source.spec
-        self._ns = self.spec.namespace
-        self._strict = cell.migration.strict
-        self._sample = cell.migration.shadow_read_sample
-        self._logs_keys = not self.spec.holds_pii
         # Ciphertext is copied as stored, in the direction of the write: first side to second.
         self._forward = RowCopier(self.spec, source.driver, target.driver) if self.spec.protects_pii else None
         self._backward = (
@@ -86,7 +130,7 @@ class MirroredKeyValue(Generic[M]):
         self._recorded = True
 
     def _primary(self) -> SqlKeyValue[M]:
-        return self.source if self.cell.phase in ("dual_write", "shadow_read") else self.target
+        return self.source if self._reads_first() else self.target
 
     # -- writes ------------------------------------------------------------------------------------
 
@@ -95,11 +139,7 @@ class MirroredKeyValue(Generic[M]):
         if not self._recorded:
             await self._record()
         phase = self.cell.phase
-        first, second = (
-            (self.source, self.target)
-            if phase in ("dual_write", "shadow_read")
-            else (self.target, self.source)
-        )
+        first, second = (self.source, self.target) if self._reads_first() else (self.target, self.source)
         await first.put(items)
         if phase == "done":
             return
@@ -139,48 +179,24 @@ class MirroredKeyValue(Generic[M]):
             after=[(target.sql.delete(len(prefix)), [prefix])],
         )
 
-    async def _second(self, work: Awaitable[Any], op: str) -> None:
-        try:
-            await work
-        except Exception as error:
-            migration_event("dual_write_failures", self._ns)
-            log.warning(
-                "prism migration %s: %s on the second backend failed (%s)", self._ns, op, type(error).__name__
-            )
-            if self._strict:
-                raise
-
     # -- reads -------------------------------------------------------------------------------------
 
     def get(self, key: tuple[Any, ...]) -> Coroutine[Any, Any, M | None]:
         """Return the item at a full key from the phase's read side (compared with the target, sampled)."""
-        if self.cell.phase == "shadow_read" and (self._sample >= 1.0 or random.random() < self._sample):
+        if self._shadows():
             return self._shadow(self.source.get(key), self.target.get(key), key)
         return self._primary().get(key)
 
     async def get_many(self, keys: Sequence[tuple[Any, ...]]) -> list[M | None]:
         """Return the items at full keys from the phase's read side (compared with the target, sampled)."""
-        if self.cell.phase == "shadow_read" and (self._sample >= 1.0 or random.random() < self._sample):
+        if self._shadows():
             return await self._shadow(self.source.get_many(keys), self.target.get_many(keys), None)
         return await self._primary().get_many(keys)
 
     async def _shadow(self, answer: Awaitable[T], shadow: Awaitable[T], key: tuple[Any, ...] | None) -> T:
         got, other = await asyncio.gather(answer, self._quiet(shadow))
-        if other is not _FAILED and other != got:
-            migration_event("mismatches", self._ns)
-            if self._logs_keys and key is not None:
-                log.warning("prism migration %s: shadow read differs at key %r", self._ns, key)
-            else:
-                log.warning("prism migration %s: shadow read differs", self._ns)
+        self._compare(got, other, key)
         return got
-
-    async def _quiet(self, work: Awaitable[T]) -> T | object:
-        try:
-            return await work
-        except Exception as error:
-            migration_event("mismatches", self._ns)
-            log.warning("prism migration %s: shadow read failed (%s)", self._ns, type(error).__name__)
-            return _FAILED
 
     async def scan_page(
         self,
@@ -209,17 +225,95 @@ class MirroredKeyValue(Generic[M]):
         return await self._primary().find_by(field, value)
 
 
+class MirroredTimeSeries(_Routing, Generic[M]):
+    """A TimeSeriesBackend routing one namespace between its migration's source and target by phase.
+
+    Appends go to both sides with the same event identities, so either side (and a backfill) stores an event
+    once. A tail follows the side that served reads when it started.
+    """
+
+    def __init__(
+        self, cell: PhaseCell, source: SqlTimeSeries[M], target: SqlTimeSeries[M], control: SqlDriver
+    ) -> None:
+        super().__init__(cell, source.spec, control)
+        self.source = source
+        self.target = target
+        # An encrypted series is sealed by each side with keys under one index root key: the source's,
+        # given to the target before its first write (the target then makes its own subject keys).
+        self._keys = RowCopier(self.spec, source.driver, target.driver) if self.spec.protects_pii else None
+
+    async def _record(self) -> None:
+        if self._keys is not None:
+            await self._keys.seed_keys()
+        await self.source.prepare()
+        await self.target.prepare()
+        await ensure_row(self._control, self.cell.migration, spec_to_json(self.spec))
+        self._recorded = True
+
+    def _primary(self) -> SqlTimeSeries[M]:
+        return self.source if self._reads_first() else self.target
+
+    async def append(self, events: Sequence[Event[M]]) -> None:
+        """Append to the first side, then to the second."""
+        if not self._recorded:
+            await self._record()
+        phase = self.cell.phase
+        first, second = (self.source, self.target) if self._reads_first() else (self.target, self.source)
+        await first.append(events)
+        if phase != "done":
+            await self._second(second.append(events), "append")
+
+    def query(
+        self, key: Any, start_ns: int | None, end_ns: int | None, limit: int | None
+    ) -> AsyncIterator[M]:
+        """Yield a key's events from the phase's read side (compared with the target, sampled)."""
+        if self._shadows():
+            return self._shadow_query(key, start_ns, end_ns, limit)
+        return self._primary().query(key, start_ns, end_ns, limit)
+
+    async def _shadow_query(
+        self, key: Any, start_ns: int | None, end_ns: int | None, limit: int | None
+    ) -> AsyncIterator[M]:
+        got, other = await asyncio.gather(
+            _listed(self.source.query(key, start_ns, end_ns, limit)),
+            self._quiet(_listed(self.target.query(key, start_ns, end_ns, limit))),
+        )
+        self._compare(got, other, (key,))
+        for item in got:
+            yield item
+
+    def follow(self, key: Any | None, from_ns: int | None) -> Follower[M]:
+        """Return a follower on the phase's read side."""
+        return self._primary().follow(key, from_ns)
+
+
+async def _listed(items: AsyncIterator[T]) -> list[T]:
+    return [item async for item in items]
+
+
 def mirrored_keyvalue(
     db: Database, cell: PhaseCell, spec: EntitySpec, message: type[M]
 ) -> MirroredKeyValue[M]:
     """Return the routing layer of a migrating KeyValue namespace, over both ends' SQL backends."""
     migration = cell.migration
     ends = [sql_end(db, name, spec.namespace) for name in (migration.source, migration.target)]
-    for name in (migration.source, migration.target):
-        db.named_backend(name)
     return MirroredKeyValue(
         cell,
         SqlKeyValue(spec, message, ends[0]),
         SqlKeyValue(spec, message, ends[1]),
+        control_driver(db, migration),
+    )
+
+
+def mirrored_timeseries(
+    db: Database, cell: PhaseCell, spec: EntitySpec, message: type[M]
+) -> MirroredTimeSeries[M]:
+    """Return the routing layer of a migrating TimeSeries namespace, over both ends' SQL backends."""
+    migration = cell.migration
+    source, target = (sql_end(db, name, spec.namespace) for name in (migration.source, migration.target))
+    return MirroredTimeSeries(
+        cell,
+        SqlTimeSeries(spec, message, source),
+        SqlTimeSeries(spec, message, target),
         control_driver(db, migration),
     )
