@@ -352,3 +352,27 @@ async def test_a_time_series_moves_by_event_time_while_the_service_appends(
         await migrations.set_phase(db, ns, "promoted", "tester")
         assert [e async for e in series.query("u3")] == on_source
         assert len(on_source) == len([i for i in range(1300) if i % 7 == 3])
+
+
+async def test_a_running_service_follows_a_phase_changed_from_the_command_line(
+    tmp_path: Path, generated: Path, postgres_dsn: str, users: Any
+) -> None:
+    pb2, prism = users
+    source, target = await ends("sqlite->postgres", tmp_path, generated, postgres_dsn)
+    path = config_file(tmp_path, source, target)
+    async with prism_runtime.connect(config=path) as db:
+        await prism.UserProfileStore(db).put(profile(pb2, 1))
+        assert db.watcher is not None and db.watcher.cells[NS].phase == "dual_write"
+        changed = await asyncio.to_thread(
+            run_cli, "migration", "phase", NS, "shadow_read", "--config", str(path), "--actor", "ops-1"
+        )
+        assert changed.returncode == 0, changed.stderr
+        assert "phase shadow_read" in changed.stdout and "by ops-1" in changed.stdout
+        deadline = time.monotonic() + 5
+        while db.watcher.cells[NS].phase != "shadow_read":
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        refused = await asyncio.to_thread(run_cli, "migration", "phase", NS, "done", "--config", str(path))
+        assert refused.returncode == 1 and "done only after promoted" in refused.stderr
+        shown = await asyncio.to_thread(run_cli, "migration", "status", NS, "--config", str(path))
+        assert "old -> new, phase shadow_read" in shown.stdout and "backfill: not started" in shown.stdout
