@@ -249,9 +249,9 @@ async def test_backfill_killed_and_resumed_under_writes_loses_and_resurrects_not
 async def test_a_stale_backfill_page_neither_overwrites_nor_resurrects(
     tmp_path: Path, generated: Path, postgres_dsn: str, users: Any
 ) -> None:
-    from prism_runtime.migrations.backfill import Progress, _copy_page, ends_of, read_page
     from prism_runtime.migrations.rows import RowCopier
     from prism_runtime.migrations.tables import CHECKPOINTS
+    from prism_runtime.migrations.transfer import Progress, _copy_page, ends_of, read_page
     from prism_runtime.pii.tables import prepare
 
     pb2, prism = users

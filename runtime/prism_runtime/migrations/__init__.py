@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from prism_runtime.config import PHASES
-from prism_runtime.migrations.backfill import Differences, Progress, backfill, migration_of, progress, verify
 from prism_runtime.migrations.control import (
     check_transition,
     control_driver,
@@ -27,6 +26,7 @@ from prism_runtime.migrations.control import (
     sql_end,
     update_phase_sql,
 )
+from prism_runtime.migrations.transfer import Differences, Progress, backfill, migration_of, progress, verify
 from prism_runtime.pii.audit import AuditEvent, actor
 from prism_runtime.pii.vault import vault_for
 from prism_runtime.sql.driver import After

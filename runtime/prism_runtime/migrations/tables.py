@@ -5,7 +5,7 @@
   generated code).
 - `prism_tombstones` (on the target): the keys (or key prefixes) deleted while a backfill may still copy them;
   a backfill's page also claims the keys it copies there (state `claim`, never committed), so a delete and
-  the copy of the same key wait for each other instead of passing (see prism_runtime.migrations.backfill).
+  the copy of the same key wait for each other instead of passing (see prism_runtime.migrations.transfer).
 - `prism_backfill` (on the target): a backfill's checkpoint, the key it has copied up to and its counts.
 """
 
