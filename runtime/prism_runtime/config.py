@@ -139,7 +139,10 @@ def load_config(
     backends: dict[str, BackendUrl] = {}
     for name, text in dict(data.get("backends") or {}).items():
         name = str(name)
-        parsed = resolve_url(str(text))
+        try:
+            parsed = resolve_url(str(text))
+        except ConfigError as error:
+            raise ConfigError(f"{source}: backends.{name}: {error}") from None
         if name in kinds and parsed.kind != name:
             raise ConfigError(f"{source}: backends.{name} is a {parsed.kind} URL ({parsed.redacted})")
         if name not in kinds and not name.isidentifier():
