@@ -376,3 +376,43 @@ async def test_a_running_service_follows_a_phase_changed_from_the_command_line(
         assert refused.returncode == 1 and "done only after promoted" in refused.stderr
         shown = await asyncio.to_thread(run_cli, "migration", "status", NS, "--config", str(path))
         assert "old -> new, phase shadow_read" in shown.stdout and "backfill: not started" in shown.stdout
+
+
+async def test_a_graph_moves_with_its_nodes(tmp_path: Path, generated: Path, postgres_dsn: str) -> None:
+    pb2 = importlib.import_module("acme.social.v1.social_pb2")
+    prism = importlib.import_module("acme.social.v1.social_prism")
+    nodes, edges = "acme_social_v1_person", "acme_social_v1_follows"
+    source, target = await ends("sqlite->postgres", tmp_path, generated, postgres_dsn)
+    names = [f"p{i:03d}" for i in range(60)]
+    async with prism_runtime.connect(source) as db:
+        graph = prism.FollowsGraph(db)
+        await graph.add_nodes(pb2.Person(person_id=n, city="Oslo") for n in names)
+        await graph.add_edges(
+            pb2.Follows(follower_id=names[i], followee_id=names[(i * 7 + k) % 60])
+            for i in range(60)
+            for k in (1, 2)
+        )
+    both = {"source": "old", "target": "new", "phase": "dual_write"}
+    path = tmp_path / "prism.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "backends": {"sqlite": f"sqlite:///{tmp_path / 'default.db'}", "old": source, "new": target},
+                "migrations": {nodes: both, edges: both},
+            }
+        )
+    )
+    async with prism_runtime.connect(config=path) as db:
+        graph = prism.FollowsGraph(db)
+        await graph.add_node(pb2.Person(person_id="p999", city="Rome"))
+        await graph.add_edge(pb2.Follows(follower_id="p000", followee_id="p999"))
+        assert await graph.remove_edge("p000", "p001")
+        for namespace in (nodes, edges):
+            assert (await migrations.backfill(db, namespace)).state == "done"
+            assert (await migrations.verify(db, namespace)).total == 0
+        before = await graph.bfs("p000", 3)
+        for namespace in (nodes, edges):
+            await migrations.set_phase(db, namespace, "promoted", "tester")
+        assert await graph.bfs("p000", 3) == before
+        assert await graph.get_edge("p000", "p001") is None
+        assert await graph.get_edge("p000", "p999") is not None

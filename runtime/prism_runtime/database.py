@@ -184,7 +184,11 @@ class Database:
     def graph(
         self, spec: EntitySpec, message: type[M], node_spec: EntitySpec | None = None
     ) -> GraphBackend[M]:
-        """Return the Graph backend serving the edge type `spec`."""
+        """Return the Graph backend serving the edge type `spec` (the routing layer while it migrates)."""
+        if self._watcher is not None and spec.namespace in self._watcher.cells:
+            from prism_runtime.migrations.mirror import mirrored_graph
+
+            return mirrored_graph(self, self._watcher.cells[spec.namespace], spec, message, node_spec)
         return cast(ServesGraph, self.backend_for(spec)).graph(spec, message, node_spec)
 
 

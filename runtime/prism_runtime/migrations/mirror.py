@@ -23,12 +23,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from google.protobuf.message import Message
 
 from prism_runtime.errors import CorruptRow
+from prism_runtime.graph import Direction
 from prism_runtime.migrations.control import PhaseCell, control_driver, ensure_row, now, sql_end
 from prism_runtime.migrations.rows import RowCopier
 from prism_runtime.migrations.tables import DELETED, TOMBSTONES, key_text
@@ -36,6 +37,7 @@ from prism_runtime.pii.catalog import spec_to_json
 from prism_runtime.pii.tables import insert_sql, prepare
 from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.driver import SqlDriver
+from prism_runtime.sql.graph import SqlGraph
 from prism_runtime.sql.keyvalue import SqlKeyValue
 from prism_runtime.sql.timeseries import SqlTimeSeries
 from prism_runtime.telemetry import migration_event
@@ -63,7 +65,7 @@ class _Routing:
         self._sample = cell.migration.shadow_read_sample
         self._logs_keys = not spec.holds_pii
 
-    def _reads_first(self) -> bool:
+    def reads_from_source(self) -> bool:
         """Return whether the source serves reads (dual_write, shadow_read); else the target does."""
         return self.cell.phase in ("dual_write", "shadow_read")
 
@@ -130,7 +132,7 @@ class MirroredKeyValue(_Routing, Generic[M]):
         self._recorded = True
 
     def _primary(self) -> SqlKeyValue[M]:
-        return self.source if self._reads_first() else self.target
+        return self.source if self.reads_from_source() else self.target
 
     # -- writes ------------------------------------------------------------------------------------
 
@@ -139,7 +141,7 @@ class MirroredKeyValue(_Routing, Generic[M]):
         if not self._recorded:
             await self._record()
         phase = self.cell.phase
-        first, second = (self.source, self.target) if self._reads_first() else (self.target, self.source)
+        first, second = (self.source, self.target) if self.reads_from_source() else (self.target, self.source)
         await first.put(items)
         if phase == "done":
             return
@@ -251,14 +253,14 @@ class MirroredTimeSeries(_Routing, Generic[M]):
         self._recorded = True
 
     def _primary(self) -> SqlTimeSeries[M]:
-        return self.source if self._reads_first() else self.target
+        return self.source if self.reads_from_source() else self.target
 
     async def append(self, events: Sequence[Event[M]]) -> None:
         """Append to the first side, then to the second."""
         if not self._recorded:
             await self._record()
         phase = self.cell.phase
-        first, second = (self.source, self.target) if self._reads_first() else (self.target, self.source)
+        first, second = (self.source, self.target) if self.reads_from_source() else (self.target, self.source)
         await first.append(events)
         if phase != "done":
             await self._second(second.append(events), "append")
@@ -285,6 +287,56 @@ class MirroredTimeSeries(_Routing, Generic[M]):
     def follow(self, key: Any | None, from_ns: int | None) -> Follower[M]:
         """Return a follower on the phase's read side."""
         return self._primary().follow(key, from_ns)
+
+
+class MirroredGraph(Generic[M]):
+    """A GraphBackend routing one edge type between its migration's source and target by phase.
+
+    An edge table is a sorted map (source, then target): its writes, deletes and point reads are the KeyValue
+    routing layer's; traversals run on the phase's read side, with the node table of the same backend (so a
+    node namespace and its edges migrate together, in the same phase).
+    """
+
+    def __init__(self, cell: PhaseCell, source: SqlGraph[M], target: SqlGraph[M], control: SqlDriver) -> None:
+        self.cell = cell
+        self.source = source
+        self.target = target
+        self.edges_kv = MirroredKeyValue(cell, source.store, target.store, control)
+
+    def _primary(self) -> SqlGraph[M]:
+        return self.source if self.edges_kv.reads_from_source() else self.target
+
+    async def put_edges(self, edges: Sequence[M]) -> None:
+        """Put edges on the first side, then on the second."""
+        await self.edges_kv.put(edges)
+
+    async def get_edge(self, source: Any, target: Any) -> M | None:
+        """Return the edge from the phase's read side (compared with the target, sampled)."""
+        return await self.edges_kv.get((source, target))
+
+    async def delete_edge(self, source: Any, target: Any) -> int:
+        """Delete the edge on the first side, then on the second (with a tombstone on the target)."""
+        return await self.edges_kv.delete((source, target))
+
+    async def expand(
+        self,
+        frontier: Sequence[Any],
+        *,
+        direction: Direction,
+        edge_filter: Mapping[str, Any],
+        node_filter: Mapping[str, Any],
+        fanout: int | None,
+    ) -> list[tuple[Any, Any]]:
+        """Return one hop from the phase's read side."""
+        return await self._primary().expand(
+            frontier, direction=direction, edge_filter=edge_filter, node_filter=node_filter, fanout=fanout
+        )
+
+    async def edges(
+        self, node: Any, *, direction: Direction, edge_filter: Mapping[str, Any], limit: int | None
+    ) -> list[M]:
+        """Return the edges at `node` from the phase's read side."""
+        return await self._primary().edges(node, direction=direction, edge_filter=edge_filter, limit=limit)
 
 
 async def _listed(items: AsyncIterator[T]) -> list[T]:
@@ -315,5 +367,19 @@ def mirrored_timeseries(
         cell,
         SqlTimeSeries(spec, message, source),
         SqlTimeSeries(spec, message, target),
+        control_driver(db, migration),
+    )
+
+
+def mirrored_graph(
+    db: Database, cell: PhaseCell, spec: EntitySpec, message: type[M], node_spec: EntitySpec | None
+) -> MirroredGraph[M]:
+    """Return the routing layer of a migrating edge type, over both ends' SQL backends."""
+    migration = cell.migration
+    source, target = (sql_end(db, name, spec.namespace) for name in (migration.source, migration.target))
+    return MirroredGraph(
+        cell,
+        SqlGraph(spec, message, source, node_spec),
+        SqlGraph(spec, message, target, node_spec),
         control_driver(db, migration),
     )
