@@ -126,6 +126,8 @@ class MirroredKeyValue(_Routing, Generic[M]):
     async def _record(self) -> None:
         # The first write makes both tables usable and leaves the entity's spec in the control row, where
         # `prism backfill` reads it (it needs no generated code).
+        if self._forward is not None:
+            await self._forward.seed_keys()  # before the target opens its keyring, which would make a root
         await self.source.ready()
         await self.target.ready()
         await ensure_row(self._control, self.cell.migration, spec_to_json(self.spec))
@@ -196,6 +198,8 @@ class MirroredKeyValue(_Routing, Generic[M]):
         return await self._primary().get_many(keys)
 
     async def _shadow(self, answer: Awaitable[T], shadow: Awaitable[T], key: tuple[Any, ...] | None) -> T:
+        if not self._recorded:
+            await self._record()
         got, other = await asyncio.gather(answer, self._quiet(shadow))
         self._compare(got, other, key)
         return got
@@ -240,13 +244,15 @@ class MirroredTimeSeries(_Routing, Generic[M]):
         super().__init__(cell, source.spec, control)
         self.source = source
         self.target = target
-        # An encrypted series is sealed by each side with keys under one index root key: the source's,
-        # given to the target before its first write (the target then makes its own subject keys).
-        self._keys = RowCopier(self.spec, source.driver, target.driver) if self.spec.protects_pii else None
+        # An encrypted series is written to the second side as the first side sealed it (as the KeyValue
+        # layer does), so both hold the same ciphertext under the same keys.
+        pii = self.spec.protects_pii
+        self._forward = RowCopier(self.spec, source.driver, target.driver) if pii else None
+        self._backward = RowCopier(self.spec, target.driver, source.driver) if pii else None
 
     async def _record(self) -> None:
-        if self._keys is not None:
-            await self._keys.seed_keys()
+        if self._forward is not None:
+            await self._forward.seed_keys()  # before the target opens its keyring, which would make a root
         await self.source.prepare()
         await self.target.prepare()
         await ensure_row(self._control, self.cell.migration, spec_to_json(self.spec))
@@ -262,8 +268,21 @@ class MirroredTimeSeries(_Routing, Generic[M]):
         phase = self.cell.phase
         first, second = (self.source, self.target) if self.reads_from_source() else (self.target, self.source)
         await first.append(events)
-        if phase != "done":
+        if phase == "done":
+            return
+        copier = self._forward if first is self.source else self._backward
+        if copier is None:
             await self._second(second.append(events), "append")
+        else:
+            encode = first.codec.encode
+            keys = [copier.key_of((*encode(e.message), e.event_id)) for e in events]
+            await self._second(self._copy(copier, keys), "append")
+
+    async def _copy(self, copier: RowCopier, keys: Sequence[tuple[Any, ...]]) -> None:
+        rows = await copier.fetch(keys)
+        await copier.target.execute_many(
+            copier.insert_if_absent, await copier.staged(rows), namespace=self._ns
+        )
 
     def query(
         self, key: Any, start_ns: int | None, end_ns: int | None, limit: int | None
@@ -276,6 +295,8 @@ class MirroredTimeSeries(_Routing, Generic[M]):
     async def _shadow_query(
         self, key: Any, start_ns: int | None, end_ns: int | None, limit: int | None
     ) -> AsyncIterator[M]:
+        if not self._recorded:
+            await self._record()
         got, other = await asyncio.gather(
             _listed(self.source.query(key, start_ns, end_ns, limit)),
             self._quiet(_listed(self.target.query(key, start_ns, end_ns, limit))),
