@@ -228,6 +228,8 @@ async def test_backfill_killed_and_resumed_under_writes_loses_and_resurrects_not
         done = await migrations.progress(db, NS)
         # The total is the count when the backfill started, the writer having deleted some rows already.
         assert done.state == "done" and SEED * 0.9 < done.total <= SEED + 200
+        # It resumed after the checkpoint: a run from the first key again would have read over SEED + 200 rows.
+        assert done.rows <= SEED + 200
         # The resumed run started after the checkpoint: it did not read the whole table again.
         await asyncio.sleep(0.3)
         stop.set()
@@ -454,3 +456,24 @@ async def test_an_encrypted_time_series_moves_as_ciphertext(
         await migrations.set_phase(db, ns, "shadow_read", "tester")  # a rollback: the source got it too
         assert (await migrations.verify(db, ns)).total == 0
         assert len(expected) == 64
+
+
+async def test_a_strict_migration_fails_the_caller_when_the_target_refuses(
+    tmp_path: Path, users: Any
+) -> None:
+    import sqlite3
+
+    pb2, prism = users
+    old, new = tmp_path / "old.db", tmp_path / "new.db"
+    body = {
+        "backends": {"sqlite": f"sqlite:///{old}", "new": f"sqlite:///{new}"},
+        "migrations": {NS: {"source": "sqlite", "target": "new", "strict": True}},
+    }
+    async with prism_runtime.connect(config=body) as db:
+        store = prism.UserProfileStore(db)
+        await store.put(profile(pb2, 1))
+        with sqlite3.connect(new) as conn:
+            conn.execute(f'DROP TABLE "{NS}"')
+        with pytest.raises(prism_runtime.BackendError):
+            await store.put(profile(pb2, 2))
+        assert await store.get("u00002") == profile(pb2, 2)  # the source, written first, has it
