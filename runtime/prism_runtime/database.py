@@ -176,7 +176,7 @@ class Database:
     def timeseries(self, spec: EntitySpec, message: type[M]) -> TimeSeriesBackend[M]:
         """Return the TimeSeries backend serving `spec` (the routing layer while its namespace migrates)."""
         if self._watcher is not None and spec.namespace in self._watcher.cells:
-            from prism_runtime.migrations.mirror import mirrored_timeseries
+            from prism_runtime.migrations.mirror_series import mirrored_timeseries
 
             return mirrored_timeseries(self, self._watcher.cells[spec.namespace], spec, message)
         return cast(ServesTimeSeries, self.backend_for(spec)).timeseries(spec, message)
@@ -186,7 +186,7 @@ class Database:
     ) -> GraphBackend[M]:
         """Return the Graph backend serving the edge type `spec` (the routing layer while it migrates)."""
         if self._watcher is not None and spec.namespace in self._watcher.cells:
-            from prism_runtime.migrations.mirror import mirrored_graph
+            from prism_runtime.migrations.mirror_graph import mirrored_graph
 
             return mirrored_graph(self, self._watcher.cells[spec.namespace], spec, message, node_spec)
         return cast(ServesGraph, self.backend_for(spec)).graph(spec, message, node_spec)

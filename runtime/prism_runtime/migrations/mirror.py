@@ -1,4 +1,5 @@
-"""The routing layer of a migrating KeyValue namespace: one KeyValueBackend over a source and a target.
+"""The routing layer of a migrating namespace: one KeyValueBackend over a source and a target (a TimeSeries
+and a Graph edge type have theirs in mirror_series and mirror_graph, on the same `Routing` base).
 
 It sits where a backend would (Database.keyvalue), so generated stores and backends do not change. Each
 operation reads the phase from memory (the Database's watcher keeps it current) and routes:
@@ -23,13 +24,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from google.protobuf.message import Message
 
 from prism_runtime.errors import CorruptRow
-from prism_runtime.graph import Direction
 from prism_runtime.migrations.control import PhaseCell, control_driver, ensure_row, now, sql_end
 from prism_runtime.migrations.rows import RowCopier
 from prism_runtime.migrations.tables import DELETED, TOMBSTONES, key_text
@@ -37,11 +37,8 @@ from prism_runtime.pii.catalog import spec_to_json
 from prism_runtime.pii.tables import insert_sql, prepare
 from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.driver import SqlDriver
-from prism_runtime.sql.graph import SqlGraph
 from prism_runtime.sql.keyvalue import SqlKeyValue
-from prism_runtime.sql.timeseries import SqlTimeSeries
 from prism_runtime.telemetry import migration_event
-from prism_runtime.timeseries import Event, Follower
 
 if TYPE_CHECKING:
     from prism_runtime.database import Database
@@ -52,7 +49,7 @@ log = logging.getLogger("prism_runtime.migrations")
 _FAILED = object()
 
 
-class _Routing:
+class Routing:
     """What the routing layers of every abstraction share: the phase, the second write, the comparison."""
 
     def __init__(self, cell: PhaseCell, spec: EntitySpec, control: SqlDriver) -> None:
@@ -101,7 +98,7 @@ class _Routing:
             return _FAILED
 
 
-class MirroredKeyValue(_Routing, Generic[M]):
+class MirroredKeyValue(Routing, Generic[M]):
     """A KeyValueBackend routing one namespace between its migration's source and target by phase."""
 
     def __init__(
@@ -231,139 +228,6 @@ class MirroredKeyValue(_Routing, Generic[M]):
         return await self._primary().find_by(field, value)
 
 
-class MirroredTimeSeries(_Routing, Generic[M]):
-    """A TimeSeriesBackend routing one namespace between its migration's source and target by phase.
-
-    Appends go to both sides with the same event identities, so either side (and a backfill) stores an event
-    once. A tail follows the side that served reads when it started.
-    """
-
-    def __init__(
-        self, cell: PhaseCell, source: SqlTimeSeries[M], target: SqlTimeSeries[M], control: SqlDriver
-    ) -> None:
-        super().__init__(cell, source.spec, control)
-        self.source = source
-        self.target = target
-        # An encrypted series is written to the second side as the first side sealed it (as the KeyValue
-        # layer does), so both hold the same ciphertext under the same keys.
-        pii = self.spec.protects_pii
-        self._forward = RowCopier(self.spec, source.driver, target.driver) if pii else None
-        self._backward = RowCopier(self.spec, target.driver, source.driver) if pii else None
-
-    async def _record(self) -> None:
-        if self._forward is not None:
-            await self._forward.seed_keys()  # before the target opens its keyring, which would make a root
-        await self.source.prepare()
-        await self.target.prepare()
-        await ensure_row(self._control, self.cell.migration, spec_to_json(self.spec))
-        self._recorded = True
-
-    def _primary(self) -> SqlTimeSeries[M]:
-        return self.source if self.reads_from_source() else self.target
-
-    async def append(self, events: Sequence[Event[M]]) -> None:
-        """Append to the first side, then to the second."""
-        if not self._recorded:
-            await self._record()
-        phase = self.cell.phase
-        first, second = (self.source, self.target) if self.reads_from_source() else (self.target, self.source)
-        await first.append(events)
-        if phase == "done":
-            return
-        copier = self._forward if first is self.source else self._backward
-        if copier is None:
-            await self._second(second.append(events), "append")
-        else:
-            encode = first.codec.encode
-            keys = [copier.key_of((*encode(e.message), e.event_id)) for e in events]
-            await self._second(self._copy(copier, keys), "append")
-
-    async def _copy(self, copier: RowCopier, keys: Sequence[tuple[Any, ...]]) -> None:
-        rows = await copier.fetch(keys)
-        await copier.target.execute_many(
-            copier.insert_if_absent, await copier.staged(rows), namespace=self._ns
-        )
-
-    def query(
-        self, key: Any, start_ns: int | None, end_ns: int | None, limit: int | None
-    ) -> AsyncIterator[M]:
-        """Yield a key's events from the phase's read side (compared with the target, sampled)."""
-        if self._shadows():
-            return self._shadow_query(key, start_ns, end_ns, limit)
-        return self._primary().query(key, start_ns, end_ns, limit)
-
-    async def _shadow_query(
-        self, key: Any, start_ns: int | None, end_ns: int | None, limit: int | None
-    ) -> AsyncIterator[M]:
-        if not self._recorded:
-            await self._record()
-        got, other = await asyncio.gather(
-            _listed(self.source.query(key, start_ns, end_ns, limit)),
-            self._quiet(_listed(self.target.query(key, start_ns, end_ns, limit))),
-        )
-        self._compare(got, other, (key,))
-        for item in got:
-            yield item
-
-    def follow(self, key: Any | None, from_ns: int | None) -> Follower[M]:
-        """Return a follower on the phase's read side."""
-        return self._primary().follow(key, from_ns)
-
-
-class MirroredGraph(Generic[M]):
-    """A GraphBackend routing one edge type between its migration's source and target by phase.
-
-    An edge table is a sorted map (source, then target): its writes, deletes and point reads are the KeyValue
-    routing layer's; traversals run on the phase's read side, with the node table of the same backend (so a
-    node namespace and its edges migrate together, in the same phase).
-    """
-
-    def __init__(self, cell: PhaseCell, source: SqlGraph[M], target: SqlGraph[M], control: SqlDriver) -> None:
-        self.cell = cell
-        self.source = source
-        self.target = target
-        self.edges_kv = MirroredKeyValue(cell, source.store, target.store, control)
-
-    def _primary(self) -> SqlGraph[M]:
-        return self.source if self.edges_kv.reads_from_source() else self.target
-
-    async def put_edges(self, edges: Sequence[M]) -> None:
-        """Put edges on the first side, then on the second."""
-        await self.edges_kv.put(edges)
-
-    async def get_edge(self, source: Any, target: Any) -> M | None:
-        """Return the edge from the phase's read side (compared with the target, sampled)."""
-        return await self.edges_kv.get((source, target))
-
-    async def delete_edge(self, source: Any, target: Any) -> int:
-        """Delete the edge on the first side, then on the second (with a tombstone on the target)."""
-        return await self.edges_kv.delete((source, target))
-
-    async def expand(
-        self,
-        frontier: Sequence[Any],
-        *,
-        direction: Direction,
-        edge_filter: Mapping[str, Any],
-        node_filter: Mapping[str, Any],
-        fanout: int | None,
-    ) -> list[tuple[Any, Any]]:
-        """Return one hop from the phase's read side."""
-        return await self._primary().expand(
-            frontier, direction=direction, edge_filter=edge_filter, node_filter=node_filter, fanout=fanout
-        )
-
-    async def edges(
-        self, node: Any, *, direction: Direction, edge_filter: Mapping[str, Any], limit: int | None
-    ) -> list[M]:
-        """Return the edges at `node` from the phase's read side."""
-        return await self._primary().edges(node, direction=direction, edge_filter=edge_filter, limit=limit)
-
-
-async def _listed(items: AsyncIterator[T]) -> list[T]:
-    return [item async for item in items]
-
-
 def mirrored_keyvalue(
     db: Database, cell: PhaseCell, spec: EntitySpec, message: type[M]
 ) -> MirroredKeyValue[M]:
@@ -374,33 +238,5 @@ def mirrored_keyvalue(
         cell,
         SqlKeyValue(spec, message, ends[0]),
         SqlKeyValue(spec, message, ends[1]),
-        control_driver(db, migration),
-    )
-
-
-def mirrored_timeseries(
-    db: Database, cell: PhaseCell, spec: EntitySpec, message: type[M]
-) -> MirroredTimeSeries[M]:
-    """Return the routing layer of a migrating TimeSeries namespace, over both ends' SQL backends."""
-    migration = cell.migration
-    source, target = (sql_end(db, name, spec.namespace) for name in (migration.source, migration.target))
-    return MirroredTimeSeries(
-        cell,
-        SqlTimeSeries(spec, message, source),
-        SqlTimeSeries(spec, message, target),
-        control_driver(db, migration),
-    )
-
-
-def mirrored_graph(
-    db: Database, cell: PhaseCell, spec: EntitySpec, message: type[M], node_spec: EntitySpec | None
-) -> MirroredGraph[M]:
-    """Return the routing layer of a migrating edge type, over both ends' SQL backends."""
-    migration = cell.migration
-    source, target = (sql_end(db, name, spec.namespace) for name in (migration.source, migration.target))
-    return MirroredGraph(
-        cell,
-        SqlGraph(spec, message, source, node_spec),
-        SqlGraph(spec, message, target, node_spec),
         control_driver(db, migration),
     )
