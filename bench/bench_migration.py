@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -33,6 +34,7 @@ from protoc_gen_prism.sql.provision import provision
 
 ROOT = Path(__file__).resolve().parents[1]
 NS = "benchkv_v1_profile"
+PII_NS = "benchkv_v1_account"
 ROUNDS = 3
 
 
@@ -49,11 +51,11 @@ async def database(server_url: str, name: str, gen: Path) -> str:
     return url
 
 
-def config(tmp: Path, source: str, target: str, phase: str) -> dict[str, Any]:
+def config(tmp: Path, source: str, target: str, phase: str, namespace: str = NS) -> dict[str, Any]:
     return {
         "backends": {"sqlite": f"sqlite:///{tmp / 'default.db'}", "old": source, "new": target},
-        "namespaces": {NS: "old"},
-        "migrations": {NS: {"source": "old", "target": "new", "phase": phase}},
+        "namespaces": {namespace: "old"},
+        "migrations": {namespace: {"source": "old", "target": "new", "phase": phase}},
     }
 
 
@@ -91,22 +93,22 @@ async def backfill_vs_copy(
 
 
 async def phase_latencies(
-    tmp: Path, source: str, target: str, items: list[Any], prism: Any, ops: int
+    tmp: Path, source: str, target: str, items: list[Any], store_class: Any, namespace: str, ops: int
 ) -> dict[str, dict[str, float]]:
     """Return p50/p99 get and put latency (ms) with no migration, in dual_write and in shadow_read."""
     samples: dict[str, dict[str, list[float]]] = {}
     async with (
         prism_runtime.connect(source) as plain,
-        prism_runtime.connect(config=config(tmp, source, target, "dual_write")) as migrating,
+        prism_runtime.connect(config=config(tmp, source, target, "dual_write", namespace)) as migrating,
     ):
-        stores = {"none": prism.ProfileStore(plain), "migrating": prism.ProfileStore(migrating)}
+        stores = {"none": store_class(plain), "migrating": store_class(migrating)}
         await stores["migrating"].put(items[0])
         chunk = 200
         for first in range(0, ops, chunk):
             for label in ("none", "dual_write", "shadow_read"):
                 store = stores["none" if label == "none" else "migrating"]
                 if label != "none":
-                    await migrations.set_phase(migrating, NS, label, "bench")
+                    await migrations.set_phase(migrating, namespace, label, "bench")
 
                 async def put(i: int, store: Any = store, base: int = first) -> None:
                     await store.put(items[base + i])
@@ -127,14 +129,25 @@ async def phase_latencies(
     }
 
 
+def table(title: str, figures: dict[str, dict[str, float]]) -> None:
+    """Print latency figures by phase."""
+    print(f"\n{title} (ms)")
+    names = list(figures["none"])
+    print(f"{'phase':14}" + "".join(f"{n:>10}" for n in names))
+    for label, values in figures.items():
+        print(f"{label:14}" + "".join(f"{values[n]:10.3f}" for n in names))
+
+
 async def main() -> None:
     """Print the figures."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--ops", type=int, default=2_000)
+    parser.add_argument("--skip-backfill", action="store_true", help="only the latency figures")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
+        os.environ["PRISM_MASTER_KEY_FILE"] = str(tmp / "master.key")  # never ./prism-master.key
         gen = tmp / "gen"
         assert generate(ROOT / "bench" / "proto", gen).returncode == 0
         sys.path.insert(0, str(gen))
@@ -156,23 +169,28 @@ async def main() -> None:
         try:
             pg_a, pg_b, pg_c = [await database(server.url, n, gen) for n in ("bench_a", "bench_b", "bench_c")]
             sqlite = f"sqlite:///{tmp / 'source.db'}"
-            rows = items[: args.rows]
-            print(f"backfill of {args.rows} rows, page 1000, medians of {ROUNDS} alternating rounds")
-            print(f"{'path':24}{'backfill rows/s':>17}{'raw COPY rows/s':>17}{'ratio':>8}")
-            for label, source, target in (
-                ("sqlite -> postgres", sqlite, pg_b),
-                ("postgres -> postgres", pg_a, pg_c),
-            ):
-                fill, copy = await backfill_vs_copy(tmp, source, target, rows, kv_prism)
-                print(f"{label:24}{fill:17,.0f}{copy:17,.0f}{copy / fill:7.1f}x")
-            figures = await phase_latencies(tmp, pg_a, pg_c, items, kv_prism, args.ops)
+            if not args.skip_backfill:
+                print(f"backfill of {args.rows} rows, page 1000, medians of {ROUNDS} alternating rounds")
+                print(f"{'path':24}{'backfill rows/s':>17}{'raw COPY rows/s':>17}{'ratio':>8}")
+                for label, source, target in (
+                    ("sqlite -> postgres", sqlite, pg_b),
+                    ("postgres -> postgres", pg_a, pg_c),
+                ):
+                    fill, copy = await backfill_vs_copy(tmp, source, target, items[: args.rows], kv_prism)
+                    print(f"{label:24}{fill:17,.0f}{copy:17,.0f}{copy / fill:7.1f}x")
+            plain = await phase_latencies(tmp, pg_a, pg_c, items, kv_prism.ProfileStore, NS, args.ops)
+            accounts = [
+                kv_pb2.Account(
+                    user_id=i.user_id, email=f"{i.handle}@example.com", display_name=i.display_name
+                )
+                for i in items
+            ]
+            sealed = await phase_latencies(tmp, pg_a, pg_c, accounts, kv_prism.AccountStore, PII_NS, args.ops)
         finally:
             await asyncio.to_thread(stack.stop, server)
-    print(f"\npostgres -> postgres, {args.ops} ops per figure, chunks of 200 alternating between phases (ms)")
-    names = list(figures["none"])
-    print(f"{'phase':14}" + "".join(f"{n:>10}" for n in names))
-    for label, values in figures.items():
-        print(f"{label:14}" + "".join(f"{values[n]:10.3f}" for n in names))
+    where = f"postgres -> postgres, {args.ops} ops per figure, chunks of 200 alternating between phases"
+    table(f"{where}, Profile (no PII)", plain)
+    table(f"{where}, Account (an encrypted field: mirrored as ciphertext)", sealed)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from prism_runtime.migrations.control import (
     control_driver,
     drop_tombstones,
     ensure_row,
+    read_rows,
     sql_end,
     update_phase_sql,
 )
@@ -67,7 +68,9 @@ class MigrationStatus:
 async def status(db: Database, namespace: str) -> MigrationStatus:
     """Return the state of a namespace's migration, read from its backends now."""
     migration = migration_of(db, namespace)
-    row = await ensure_row(control_driver(db, migration), migration)
+    driver = control_driver(db, migration)
+    # connect() wrote the row; a tool reading status does not write unless it is somehow missing.
+    row = (await read_rows(driver, [namespace])).get(namespace) or await ensure_row(driver, migration)
     cell = db.watcher.cells.get(namespace) if db.watcher is not None else None
     return MigrationStatus(
         namespace,
