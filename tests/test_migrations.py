@@ -283,7 +283,8 @@ async def test_pii_moves_as_ciphertext_and_forget_erases_both_sides(
     pb2, prism = users
     source, target = await ends("sqlite->postgres", tmp_path, generated, postgres_dsn)
     await seed(source, pb2, prism)
-    async with prism_runtime.connect(config=config_file(tmp_path, source, target)) as db:
+    path = config_file(tmp_path, source, target)
+    async with prism_runtime.connect(config=path) as db:
         store = prism.UserProfileStore(db)
         await store.put(profile(pb2, 1, version=2))
         progress = await migrations.backfill(db, NS, page_size=1000)
@@ -309,6 +310,11 @@ async def test_pii_moves_as_ciphertext_and_forget_erases_both_sides(
         assert any(e.action == "migrate" and e.actor == "operator-7" for e in entries)
     for url in (source, target):
         assert await rows_on(url, generated, pb2, prism, ["u00005", "u00006"]) == {"u00006": profile(pb2, 6)}
+    # The command line reaches both sides through the config.
+    forgot = await asyncio.to_thread(run_cli, "forget", "u00006", "--config", str(path))
+    assert forgot.returncode == 0, forgot.stderr
+    for url in (source, target):
+        assert await rows_on(url, generated, pb2, prism, ["u00006", "u00007"]) == {"u00007": profile(pb2, 7)}
 
 
 async def test_a_time_series_moves_by_event_time_while_the_service_appends(
