@@ -271,6 +271,9 @@ async def test_a_stale_backfill_page_neither_overwrites_nor_resurrects(
         await store.put(profile(pb2, 1, version=5))
         state = await _copy_page(copier, Progress(NS, state="running"), page)
         assert state.skipped == 1 and state.copied == 9
+        # The tombstone names the deleted key by a pseudonym: the subject's id is not kept in clear.
+        stones = await found.target.fetch('SELECT "key" FROM "prism_tombstones"', (), namespace=NS)
+        assert len(stones) == 1 and "u00000" not in stones[0][0]
     got = await rows_on(target, generated, pb2, prism, ["u00000", "u00001", "u00002"])
     assert got == {"u00001": profile(pb2, 1, version=5), "u00002": profile(pb2, 2)}
 

@@ -32,7 +32,7 @@ from google.protobuf.message import Message
 from prism_runtime.errors import CorruptRow
 from prism_runtime.migrations.control import PhaseCell, control_driver, ensure_row, now, sql_end
 from prism_runtime.migrations.rows import RowCopier
-from prism_runtime.migrations.tables import DELETED, TOMBSTONES, key_text
+from prism_runtime.migrations.tables import DELETED, TOMBSTONES, KeyNames
 from prism_runtime.pii.catalog import spec_to_json
 from prism_runtime.pii.tables import insert_sql, prepare
 from prism_runtime.schema import EntitySpec
@@ -112,6 +112,7 @@ class MirroredKeyValue(Routing, Generic[M]):
         self._backward = (
             RowCopier(self.spec, target.driver, source.driver) if self.spec.protects_pii else None
         )
+        self._names = KeyNames(self.spec, source.driver)
         q = target.driver.dialect.quote
         # Waits on a backfill's claim of the same key (a unique-key insert waits for the claiming transaction),
         # so the delete that follows it sees the row the backfill copied, and deletes it.
@@ -175,7 +176,7 @@ class MirroredKeyValue(Routing, Generic[M]):
         # The tombstone first, then the delete, in one transaction (see `_tombstone`).
         await target.driver.execute_many(
             self._tombstone,
-            [(self._ns, key_text(prefix), DELETED, now())],
+            [(self._ns, (await self._names.of([prefix]))[0], DELETED, now())],
             namespace=self._ns,
             after=[(target.sql.delete(len(prefix)), [prefix])],
         )

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from prism_runtime.migrations.tables import KeyNames
 from prism_runtime.pii import tables as pii_tables
 from prism_runtime.pii.errors import PiiError
 from prism_runtime.pii.keyring import ROOT_REF
@@ -103,6 +104,8 @@ class RowCopier:
             f"INSERT INTO {table} ({columns}) VALUES ({values}) "
             f"ON CONFLICT ({', '.join(q(n) for n in self.identity)}) DO NOTHING"
         )
+        self.names = KeyNames(spec, source)
+        """How this entity's keys are named in prism_tombstones."""
         self._subject = layout.names.index(spec.subject_column.name)
         self._keys_seeded = not spec.protects_pii
         self._seed_lock = asyncio.Lock()

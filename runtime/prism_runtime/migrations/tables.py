@@ -12,11 +12,14 @@
 from __future__ import annotations
 
 import datetime
+import hmac
 import json
 from collections.abc import Sequence
 from typing import Any
 
+from prism_runtime.pii.vault import vault_for
 from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
+from prism_runtime.sql.driver import SqlDriver
 
 _S, _I = ColumnKind.STRING, ColumnKind.INT64
 
@@ -117,3 +120,30 @@ def key_of_text(text: str) -> tuple[Any, ...]:
 
 DELETED, CLAIM = "deleted", "claim"
 """The states of a prism_tombstones row: a key deleted during the migration; a key a backfill page copies."""
+
+
+class KeyNames:
+    """How row keys are written into prism_tombstones: as they are, or as keyed pseudonyms for an entity with
+    PII, so a forgotten subject's key does not stay behind in clear in a tombstone."""
+
+    def __init__(self, spec: EntitySpec, source: SqlDriver) -> None:
+        self.spec = spec
+        self.source = source
+        self._mac: hmac.HMAC | None = None
+
+    async def of(self, keys: Sequence[Sequence[Any]]) -> list[str]:
+        """Return the tombstone name of each key."""
+        texts = [key_text(k) for k in keys]
+        if not self.spec.holds_pii:
+            return texts
+        if self._mac is None:
+            # The source's keyring: the authority on the index root key, which the target gets a copy of.
+            keyring = vault_for(self.source).keyring
+            await keyring.ready()
+            self._mac = hmac.new(keyring.derive(b"prism migration key name/1"), digestmod="sha256")
+        out = []
+        for text in texts:
+            mac = self._mac.copy()
+            mac.update(text.encode())
+            out.append("k_" + mac.hexdigest()[:40])
+        return out

@@ -210,7 +210,8 @@ async def backfill(
     while True:
         rows = await read_page(copier.layout, source, after, page_size)
         if not rows:
-            state = replace(state, state="done", updated_at=now())
+            # The last key is not kept once done: it may name a data subject.
+            state = replace(state, after="", state="done", updated_at=now())
             await target.execute(_checkpoint_upsert(target), _checkpoint_row(state), namespace=namespace)
             return state
         state = await _copy_page(copier, state, rows)
@@ -242,10 +243,10 @@ async def _copy_page(copier: RowCopier, state: Progress, rows: Sequence[Row]) ->
     ns = spec.namespace
     staged = await copier.staged(rows)
     keys = [copier.key_of(r) for r in rows]
-    full = [key_text(k) for k in keys]
+    last = key_text(keys[-1])
     if spec.abstraction is Abstraction.TIME_SERIES:
         # Events are never updated and deletes are not dual-written: insert-if-absent by event identity.
-        moved = _advance(state, full[-1], len(rows), 0)
+        moved = _advance(state, last, len(rows), 0)
         await target.execute_many(
             copier.insert_if_absent,
             staged,
@@ -253,8 +254,10 @@ async def _copy_page(copier: RowCopier, state: Progress, rows: Sequence[Row]) ->
             after=[(_checkpoint_upsert(target), [_checkpoint_row(moved)])],
         )
         return moved
+    names = copier.names
+    full = await names.of(keys)
     # A sorted map's key also claims its prefix: a delete_all(key) tombstones the prefix.
-    prefixes = [key_text(k[:1]) for k in keys] if len(spec.key_columns) > 1 else full
+    prefixes = await names.of([k[:1] for k in keys]) if len(spec.key_columns) > 1 else full
     claims = [(ns, text, CLAIM, "") for text in dict.fromkeys([*full, *prefixes])]
     q = target.dialect.quote
     claim_sql = f"{insert_sql(target, TOMBSTONES)} ON CONFLICT ({q('namespace')}, {q('key')}) DO NOTHING"
@@ -273,7 +276,7 @@ async def _copy_page(copier: RowCopier, state: Progress, rows: Sequence[Row]) ->
         keep = [
             row for row, f, p in zip(staged, full, prefixes, strict=True) if f in claimed and p in claimed
         ]
-        after = _advance(state, full[-1], len(keep), len(rows) - len(keep))
+        after = _advance(state, last, len(keep), len(rows) - len(keep))
         done.append(after)
         return [
             (copier.insert_if_absent, keep),
