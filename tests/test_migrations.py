@@ -486,3 +486,56 @@ async def test_a_strict_migration_fails_the_caller_when_the_target_refuses(
         with pytest.raises(prism_runtime.BackendError):
             await store.put(profile(pb2, 2))
         assert await store.get("u00002") == profile(pb2, 2)  # the source, written first, has it
+
+
+async def test_on_postgres_a_claim_and_a_tombstone_of_one_key_wait_for_each_other(
+    tmp_path: Path, generated: Path, postgres_dsn: str, users: Any
+) -> None:
+    """The two orders of a backfill page and a delete of the same key, each held open by hand on the target."""
+    from prism_runtime.migrations.rows import RowCopier
+    from prism_runtime.migrations.tables import CHECKPOINTS, CLAIM, DELETED, TOMBSTONES
+    from prism_runtime.migrations.transfer import Progress, _copy_page, ends_of, read_page
+    from prism_runtime.pii.tables import prepare
+
+    pb2, prism = users
+    source, target = await ends("sqlite->postgres", tmp_path, generated, postgres_dsn)
+    await seed(source, pb2, prism)
+    async with prism_runtime.connect(config=config_file(tmp_path, source, target)) as db:
+        store = prism.UserProfileStore(db)
+        await store.put(profile(pb2, 9999))
+        found = await ends_of(db, NS)
+        copier = RowCopier(found.spec, found.source, found.target)
+        for table in (CHECKPOINTS, TOMBSTONES):
+            await prepare(found.target, table)
+        page = await read_page(copier.layout, found.source, None, 5)
+        first, second = await copier.names.of([copier.key_of(page[0]), copier.key_of(page[1])])
+        conn = await asyncpg.connect(target)
+        try:
+            # 1. A delete's tombstone is in flight: the page's claim of that key waits, then skips the key.
+            transaction = conn.transaction()
+            await transaction.start()
+            await conn.execute(
+                'INSERT INTO "prism_tombstones" VALUES ($1, $2, $3, $4)', NS, first, DELETED, "now"
+            )
+            copying = asyncio.create_task(_copy_page(copier, Progress(NS, state="running"), page[:1]))
+            await asyncio.sleep(0.5)
+            assert not copying.done()
+            await transaction.commit()
+            assert (await copying).skipped == 1
+            # 2. A page's claim and copy are in flight: the delete waits, then deletes the copied row.
+            transaction = conn.transaction()
+            await transaction.start()
+            await conn.execute(
+                'INSERT INTO "prism_tombstones" VALUES ($1, $2, $3, $4)', NS, second, CLAIM, ""
+            )
+            staged = await copier.staged(page[1:2])
+            await conn.execute(copier.insert_if_absent, *staged[0])
+            deleting = asyncio.create_task(store.delete("u00001"))
+            await asyncio.sleep(0.5)
+            assert not deleting.done()
+            await conn.execute('DELETE FROM "prism_tombstones" WHERE "state" = $1', CLAIM)
+            await transaction.commit()
+            assert await deleting
+        finally:
+            await conn.close()
+    assert await rows_on(target, generated, pb2, prism, ["u00000", "u00001"]) == {}

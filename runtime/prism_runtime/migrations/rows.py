@@ -65,7 +65,7 @@ def translator(layout: Layout, source: SqlDialect, target: SqlDialect) -> Callab
     def translate(row: Row) -> tuple[Any, ...]:
         return tuple(v if step is None or v is None else step(v) for step, v in zip(steps, row, strict=True))
 
-    return translate
+    return tuple if all(step is None for step in steps) else translate
 
 
 def _convert(decode: Callable[[Any], Any], encode: Callable[[Any], Any]) -> Callable[[Any], Any]:
