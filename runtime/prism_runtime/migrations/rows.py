@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 from prism_runtime.migrations.tables import KeyNames
@@ -21,10 +22,12 @@ from prism_runtime.pii.keyring import ROOT_REF
 from prism_runtime.pii.vault import vault_for
 from prism_runtime.schema import Abstraction, Column, EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
-from prism_runtime.sql.driver import Row, SqlDriver
+from prism_runtime.sql.driver import Row, SqlDriver, Statement
 from prism_runtime.sql.names import EVENT_ID_COLUMN, row_identity, table_name
 from prism_runtime.sql.statements import keyvalue_statements
 
+MAX_PARAMETERS = 999
+"""The most parameters one statement binds, on every SQL backend (SQLite's limit before 3.32)."""
 # The prism_meta rows that say how keys are used; `audit_head` belongs to each backend's own audit chain.
 _KEY_SETTINGS = ("generation", "min_version")
 
@@ -100,15 +103,18 @@ class RowCopier:
         table = q(table_name(spec))
         columns = ", ".join(q(n) for n in layout.names)
         values = ", ".join(target.dialect.placeholder(i + 1) for i in range(len(layout.names)))
-        self.insert_if_absent = (
-            f"INSERT INTO {table} ({columns}) VALUES ({values}) "
-            f"ON CONFLICT ({', '.join(q(n) for n in self.identity)}) DO NOTHING"
-        )
+        self._insert_head = f"INSERT INTO {table} ({columns})"
+        self._insert_tail = f"ON CONFLICT ({', '.join(q(n) for n in self.identity)}) DO NOTHING"
+        self.insert_if_absent = f"{self._insert_head} VALUES ({values}) {self._insert_tail}"
         self.names = KeyNames(spec, source)
         """How this entity's keys are named in prism_tombstones."""
         self._subject = layout.names.index(spec.subject_column.name)
         self._keys_seeded = not spec.protects_pii
         self._seed_lock = asyncio.Lock()
+
+    def inserts(self, rows: Sequence[Row]) -> list[Statement]:
+        """Return the statements inserting target rows where their identity is absent, many rows a statement."""
+        return many_rows(self.target, self._insert_head, len(self.layout.names), self._insert_tail, rows)
 
     def key_of(self, row: Row) -> tuple[Any, ...]:
         """Return the identity of a stored row, in page order."""
@@ -199,6 +205,25 @@ class RowCopier:
         keys = ", ".join(q(c.name) for c in spec.key_columns)
         sql = f"{pii_tables.insert_sql(self.target, spec)} ON CONFLICT ({keys}) DO NOTHING"
         await self.target.execute_many(sql, rows, namespace=spec.namespace)
+
+
+def many_rows(driver: SqlDriver, head: str, width: int, tail: str, rows: Sequence[Row]) -> list[Statement]:
+    """Return `head VALUES (...), (...) tail` statements for `rows`, as many rows a statement as MAX_PARAMETERS
+    allows, the rest one by one: one statement of N rows is one round trip where N one-row binds are N."""
+    place = driver.dialect.placeholder
+    per = max(1, MAX_PARAMETERS // width)
+    whole = len(rows) - len(rows) % per
+    out: list[Statement] = []
+    if whole:
+        values = ", ".join(
+            "(" + ", ".join(place(r * width + c + 1) for c in range(width)) + ")" for r in range(per)
+        )
+        flat = [list(chain.from_iterable(rows[start : start + per])) for start in range(0, whole, per)]
+        out.append((f"{head} VALUES {values} {tail}", flat))
+    if len(rows) > whole:
+        one = "(" + ", ".join(place(c + 1) for c in range(width)) + ")"
+        out.append((f"{head} VALUES {one} {tail}", list(rows[whole:])))
+    return out
 
 
 def select_sql(driver: SqlDriver, layout: Layout) -> str:

@@ -99,9 +99,12 @@ CHECKPOINTS = _table(
 )
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def key_text(key: Sequence[Any]) -> str:
     """Return a row identity (strings, bytes, integers, datetimes) as text, equal exactly when they are."""
-    return json.dumps([_tagged(part) for part in key], separators=(",", ":"), ensure_ascii=False)
+    return _ENCODE([["s", part] if type(part) is str else _tagged(part) for part in key])
 
 
 def _tagged(part: Any) -> list[Any]:

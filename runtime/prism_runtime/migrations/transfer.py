@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from prism_runtime.config import Migration
 from prism_runtime.errors import ConfigError, Contention
 from prism_runtime.migrations.control import control_driver, now, read_rows, sql_end
-from prism_runtime.migrations.rows import Layout, RowCopier, comparable, select_sql
+from prism_runtime.migrations.rows import Layout, RowCopier, comparable, many_rows, select_sql
 from prism_runtime.migrations.tables import CHECKPOINTS, CLAIM, TOMBSTONES, key_of_text, key_text
 from prism_runtime.pii.catalog import spec_from_json
 from prism_runtime.pii.tables import insert_sql, prepare
@@ -247,12 +247,9 @@ async def _copy_page(copier: RowCopier, state: Progress, rows: Sequence[Row]) ->
     if spec.abstraction is Abstraction.TIME_SERIES:
         # Events are never updated and deletes are not dual-written: insert-if-absent by event identity.
         moved = _advance(state, last, len(rows), 0)
-        await target.execute_many(
-            copier.insert_if_absent,
-            staged,
-            namespace=ns,
-            after=[(_checkpoint_upsert(target), [_checkpoint_row(moved)])],
-        )
+        (sql, first), *more = copier.inserts(staged)
+        checkpoint: Statement = (_checkpoint_upsert(target), [_checkpoint_row(moved)])
+        await target.execute_many(sql, first, namespace=ns, after=[*more, checkpoint])
         return moved
     names = copier.names
     full = await names.of(keys)
@@ -260,7 +257,14 @@ async def _copy_page(copier: RowCopier, state: Progress, rows: Sequence[Row]) ->
     prefixes = await names.of([k[:1] for k in keys]) if len(spec.key_columns) > 1 else full
     claims = [(ns, text, CLAIM, "") for text in dict.fromkeys([*full, *prefixes])]
     q = target.dialect.quote
-    claim_sql = f"{insert_sql(target, TOMBSTONES)} ON CONFLICT ({q('namespace')}, {q('key')}) DO NOTHING"
+    names_sql = ", ".join(q(c.name) for c in TOMBSTONES.columns)
+    (claim_sql, claim_rows), *more_claims = many_rows(
+        target,
+        f"INSERT INTO {q(TOMBSTONES.namespace)} ({names_sql})",
+        len(TOMBSTONES.columns),
+        f"ON CONFLICT ({q('namespace')}, {q('key')}) DO NOTHING",
+        claims,
+    )
     head = (
         f"SELECT {q('key')} FROM {q(TOMBSTONES.namespace)} WHERE {q('namespace')} = {_literal(ns)} "
         f"AND {q('state')} = {_literal(CLAIM)}"
@@ -279,7 +283,7 @@ async def _copy_page(copier: RowCopier, state: Progress, rows: Sequence[Row]) ->
         after = _advance(state, last, len(keep), len(rows) - len(keep))
         done.append(after)
         return [
-            (copier.insert_if_absent, keep),
+            *copier.inserts(keep),
             (release, [(ns, CLAIM)]),
             (_checkpoint_upsert(target), [_checkpoint_row(after)]),
         ]
@@ -287,7 +291,9 @@ async def _copy_page(copier: RowCopier, state: Progress, rows: Sequence[Row]) ->
     for attempt in range(_ATTEMPTS):
         done.clear()
         try:
-            await target.execute_many(claim_sql, claims, namespace=ns, after=[Chained(None, head, build)])
+            await target.execute_many(
+                claim_sql, claim_rows, namespace=ns, after=[*more_claims, Chained(None, head, build)]
+            )
             return done[-1]
         except Contention:
             if attempt == _ATTEMPTS - 1:
