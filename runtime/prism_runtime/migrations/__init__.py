@@ -28,7 +28,8 @@ from prism_runtime.migrations.control import (
     update_phase_sql,
 )
 from prism_runtime.migrations.transfer import Differences, Progress, backfill, migration_of, progress, verify
-from prism_runtime.pii.audit import AuditEvent, actor
+from prism_runtime.pii.audit import AuditEvent
+from prism_runtime.pii.audit import actor as acting
 from prism_runtime.pii.vault import vault_for
 from prism_runtime.sql.driver import After
 
@@ -84,8 +85,8 @@ async def status(db: Database, namespace: str) -> MigrationStatus:
     )
 
 
-async def set_phase(db: Database, namespace: str, phase: str, actor_name: str) -> MigrationStatus:
-    """Move a namespace's migration to `phase`, as `actor_name`; return the new status.
+async def set_phase(db: Database, namespace: str, phase: str, actor: str) -> MigrationStatus:
+    """Move a namespace's migration to `phase`, as `actor` (who, for the audit log); return the new status.
 
     The change and its audit entry (action "migrate", on the control backend's audit chain) are one
     transaction. At `done` the target's tombstones of the namespace are dropped.
@@ -95,7 +96,7 @@ async def set_phase(db: Database, namespace: str, phase: str, actor_name: str) -
     current = (await ensure_row(driver, migration)).phase
     check_transition(namespace, current, phase)
     if phase != current:
-        sql, args = update_phase_sql(driver, namespace, phase, actor_name)
+        sql, args = update_phase_sql(driver, namespace, phase, actor)
         event = AuditEvent(
             action="migrate",
             message=namespace,
@@ -108,7 +109,7 @@ async def set_phase(db: Database, namespace: str, phase: str, actor_name: str) -
         async def write(after: Sequence[After]) -> None:
             await driver.execute_many(sql, [args], namespace=namespace, after=list(after))
 
-        with actor(actor_name, "migration phase"):
+        with acting(actor, "migration phase"):
             await vault_for(driver).audit.append_with([event], write)
         if phase == "done":
             await drop_tombstones(sql_end(db, migration.target, namespace), namespace)
