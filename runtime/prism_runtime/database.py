@@ -135,6 +135,10 @@ class Database:
             )
         return self._named(spec, self.kind_for(spec))
 
+    def serving(self, spec: EntitySpec, name: str) -> Backend:
+        """Return the open backend `name`, checked to serve `spec`'s abstraction (a migration's end)."""
+        return self._named(spec, name)
+
     def _named(self, spec: EntitySpec, name: str) -> Backend:
         backend = self._backends[name]
         _check_serves(spec, self.config.backends[name].kind)

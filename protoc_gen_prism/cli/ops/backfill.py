@@ -4,6 +4,7 @@ compare the two (`--verify`)."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
 from typing import TextIO
@@ -25,6 +26,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--page-size", type=int, default=500, help="rows per page (default 500)")
     parser.add_argument("--restart", action="store_true", help="start again from the first key")
     parser.add_argument(
+        "--module",
+        action="append",
+        default=[],
+        help="a generated module to import (a series moving to a stream needs its messages), e.g. acme.events.v1.events_prism",
+    )
+    parser.add_argument(
         "--verify", action="store_true", help="compare source and target; exit 1 on any difference"
     )
     parser.set_defaults(run=run_backfill)
@@ -34,6 +41,8 @@ def run_backfill(args: argparse.Namespace) -> int:
     """Run the backfill or the verification."""
 
     async def work() -> int:
+        for module in args.module:
+            importlib.import_module(module)
         async with prism_runtime.connect(config=args.config) as db:
             if args.verify:
                 found = await verify(db, args.namespace, page_size=args.page_size)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from google.protobuf.message import Message
 
+from prism_runtime.backends.contract import ServesTimeSeries
+from prism_runtime.backends.registry import runs_sql
+from prism_runtime.errors import ConfigError
 from prism_runtime.migrations.control import PhaseCell, control_driver, ensure_row, sql_end
 from prism_runtime.migrations.mirror import Routing
 from prism_runtime.migrations.rows import RowCopier
@@ -15,7 +18,7 @@ from prism_runtime.pii.catalog import spec_to_json
 from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.driver import SqlDriver
 from prism_runtime.sql.timeseries import SqlTimeSeries
-from prism_runtime.timeseries import Event, Follower
+from prism_runtime.timeseries import Event, Follower, TimeSeriesBackend
 
 if TYPE_CHECKING:
     from prism_runtime.database import Database
@@ -32,26 +35,39 @@ class MirroredTimeSeries(Routing, Generic[M]):
     """
 
     def __init__(
-        self, cell: PhaseCell, source: SqlTimeSeries[M], target: SqlTimeSeries[M], control: SqlDriver
+        self,
+        cell: PhaseCell,
+        source: SqlTimeSeries[M],
+        target: SqlTimeSeries[M] | TimeSeriesBackend[M],
+        control: SqlDriver,
     ) -> None:
         super().__init__(cell, source.spec, control)
         self.source = source
         self.target = target
         # An encrypted series is written to the second side as the first side sealed it (as the KeyValue
-        # layer does), so both hold the same ciphertext under the same keys.
+        # layer does), so both hold the same ciphertext under the same keys: between SQL backends only.
         pii = self.spec.protects_pii
-        self._forward = RowCopier(self.spec, source.driver, target.driver) if pii else None
-        self._backward = RowCopier(self.spec, target.driver, source.driver) if pii else None
+        if pii and not isinstance(target, SqlTimeSeries):
+            raise ConfigError(
+                f"migration {self._ns!r}: an encrypted series moves between SQL backends only (its ciphertext "
+                "and keys are copied as stored); a stream target is not supported for it yet"
+            )
+        sql_target = target if isinstance(target, SqlTimeSeries) else None
+        self._forward = RowCopier(self.spec, source.driver, sql_target.driver) if pii and sql_target else None
+        self._backward = (
+            RowCopier(self.spec, sql_target.driver, source.driver) if pii and sql_target else None
+        )
 
     async def _record(self) -> None:
         if self._forward is not None:
             await self._forward.seed_keys()  # before the target opens its keyring, which would make a root
         await self.source.prepare()
-        await self.target.prepare()
+        if isinstance(self.target, SqlTimeSeries):
+            await self.target.prepare()
         await ensure_row(self._control, self.cell.migration, spec_to_json(self.spec))
         self._recorded = True
 
-    def _primary(self) -> SqlTimeSeries[M]:
+    def _primary(self) -> SqlTimeSeries[M] | TimeSeriesBackend[M]:
         return self.source if self.reads_from_source() else self.target
 
     async def append(self, events: Sequence[Event[M]]) -> None:
@@ -64,7 +80,7 @@ class MirroredTimeSeries(Routing, Generic[M]):
         if phase == "done":
             return
         copier = self._forward if first is self.source else self._backward
-        if copier is None:
+        if copier is None or not isinstance(first, SqlTimeSeries):
             await self._second(second.append(events), "append")
         else:
             encode = first.codec.encode
@@ -110,12 +126,15 @@ async def _listed(items: AsyncIterator[T]) -> list[T]:
 def mirrored_timeseries(
     db: Database, cell: PhaseCell, spec: EntitySpec, message: type[M]
 ) -> MirroredTimeSeries[M]:
-    """Return the routing layer of a migrating TimeSeries namespace, over both ends' SQL backends."""
+    """Return the routing layer of a migrating TimeSeries namespace: an SQL source, an SQL or stream target."""
     migration = cell.migration
-    source, target = (sql_end(db, name, spec.namespace) for name in (migration.source, migration.target))
+    source = sql_end(db, migration.source, spec.namespace)
+    backend = db.named_backend(migration.target)
+    target: SqlTimeSeries[M] | TimeSeriesBackend[M]
+    if runs_sql(backend):
+        target = SqlTimeSeries(spec, message, backend)
+    else:
+        target = cast(ServesTimeSeries, db.serving(spec, migration.target)).timeseries(spec, message)
     return MirroredTimeSeries(
-        cell,
-        SqlTimeSeries(spec, message, source),
-        SqlTimeSeries(spec, message, target),
-        control_driver(db, migration),
+        cell, SqlTimeSeries(spec, message, source), target, control_driver(db, migration)
     )

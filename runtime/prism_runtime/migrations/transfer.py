@@ -21,20 +21,24 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from prism_runtime.backends.contract import ServesTimeSeries
+from prism_runtime.backends.registry import runs_sql
 from prism_runtime.config import Migration
 from prism_runtime.errors import ConfigError, Contention
 from prism_runtime.migrations.control import control_driver, now, read_rows, sql_end
-from prism_runtime.migrations.rows import Layout, RowCopier, comparable, many_rows, select_sql
+from prism_runtime.migrations.rows import Layout, RowCopier, comparable, layout_of, many_rows, select_sql
 from prism_runtime.migrations.tables import CHECKPOINTS, CLAIM, TOMBSTONES, key_of_text, key_text
 from prism_runtime.pii.catalog import spec_from_json
 from prism_runtime.pii.tables import insert_sql, prepare
 from prism_runtime.schema import Abstraction, EntitySpec, registered
 from prism_runtime.sql.driver import Chained, Row, SqlDriver, Statement
+from prism_runtime.sql.names import table_name
 from prism_runtime.telemetry import migration_event
+from prism_runtime.timeseries import TimeSeriesBackend
 
 if TYPE_CHECKING:
     from prism_runtime.database import Database
@@ -91,8 +95,16 @@ class Ends:
     migration: Migration
     spec: EntitySpec
     source: SqlDriver
-    target: SqlDriver
+    target: SqlDriver | None
+    """The target when it runs SQL; None for a stream (Kafka, NATS)."""
     phase: str
+    stream: TimeSeriesBackend[Any] | None = None
+    """A stream target's series, when the target is one."""
+
+    @property
+    def checkpoints(self) -> SqlDriver:
+        """Return the backend holding the backfill's checkpoint: the target, else (a stream) the source."""
+        return self.target if self.target is not None else self.source
 
 
 async def ends_of(db: Database, namespace: str) -> Ends:
@@ -106,8 +118,14 @@ async def ends_of(db: Database, namespace: str) -> Ends:
             f"migration {namespace!r}: no entity spec yet; it is recorded by the service's first write in "
             "phase dual_write (start the service first)"
         )
-    source, target = (sql_end(db, name, namespace) for name in (migration.source, migration.target))
-    return Ends(migration, spec, source, target, row.phase)
+    source = sql_end(db, migration.source, namespace)
+    backend = db.serving(spec, migration.target)
+    if runs_sql(backend):
+        return Ends(migration, spec, source, backend, row.phase)
+    from prism_runtime.migrations.streams import message_class
+
+    series = cast(ServesTimeSeries, backend).timeseries(spec, message_class(spec))
+    return Ends(migration, spec, source, None, row.phase, series)
 
 
 def migration_of(db: Database, namespace: str) -> Migration:
@@ -141,7 +159,8 @@ async def read_page(
 async def progress(db: Database, namespace: str) -> Progress:
     """Return the checkpoint of a namespace's backfill (an empty Progress when none has run)."""
     migration = migration_of(db, namespace)
-    return await read_checkpoint(sql_end(db, migration.target, namespace), namespace)
+    target = db.named_backend(migration.target)
+    return await read_checkpoint(target if runs_sql(target) else control_driver(db, migration), namespace)
 
 
 async def read_checkpoint(target: SqlDriver, namespace: str) -> Progress:
@@ -191,14 +210,34 @@ async def backfill(
             "(before that, writes made during the copy would not reach the target)"
         )
     spec, source, target = ends.spec, ends.source, ends.target
-    copier = RowCopier(spec, source, target)
-    await target.prepare_table(spec, spec.ddl_for(target.dialect.name))
-    for table in (CHECKPOINTS, TOMBSTONES):
-        await prepare(target, table)
-    state = await read_checkpoint(target, namespace)
+    layout = layout_of(spec)
+    copy_page: Callable[[Progress, Sequence[Row]], Awaitable[Progress]]
+    if target is not None:
+        copier = RowCopier(spec, source, target)
+        await target.prepare_table(spec, spec.ddl_for(target.dialect.name))
+        for table in (CHECKPOINTS, TOMBSTONES):
+            await prepare(target, table)
+
+        async def copy_page(state: Progress, rows: Sequence[Row]) -> Progress:
+            return await _copy_page(copier, state, rows)
+
+    else:
+        from prism_runtime.migrations.streams import StreamCopy
+
+        assert ends.stream is not None
+        stream = StreamCopy.of(spec, source, ends.stream)
+
+        async def copy_page(state: Progress, rows: Sequence[Row]) -> Progress:
+            await stream.append(rows)
+            moved = _advance(state, key_text(layout_key(layout, rows[-1])), len(rows), 0)
+            await source.execute(_checkpoint_upsert(source), _checkpoint_row(moved), namespace=namespace)
+            return moved
+
+    checkpoints = ends.checkpoints
+    state = await read_checkpoint(checkpoints, namespace)
     if restart or not state.state:
         count = await source.fetch(
-            f"SELECT COUNT(*) FROM {source.dialect.quote(spec.namespace)}", (), namespace=namespace
+            f"SELECT COUNT(*) FROM {source.dialect.quote(table_name(spec))}", (), namespace=namespace
         )
         state = Progress(
             namespace, total=int(count[0][0]), state="running", started_at=now(), updated_at=now()
@@ -208,14 +247,16 @@ async def backfill(
     after = key_of_text(state.after) if state.after else None
     started, read_here = time.monotonic(), 0
     while True:
-        rows = await read_page(copier.layout, source, after, page_size)
+        rows = await read_page(layout, source, after, page_size)
         if not rows:
             # The last key is not kept once done: it may name a data subject.
             state = replace(state, after="", state="done", updated_at=now())
-            await target.execute(_checkpoint_upsert(target), _checkpoint_row(state), namespace=namespace)
+            await checkpoints.execute(
+                _checkpoint_upsert(checkpoints), _checkpoint_row(state), namespace=namespace
+            )
             return state
-        state = await _copy_page(copier, state, rows)
-        after = copier.key_of(rows[-1])
+        state = await copy_page(state, rows)
+        after = layout_key(layout, rows[-1])
         read_here += len(rows)
         migration_event("backfill_rows", namespace, len(rows))
         elapsed = time.monotonic() - started
@@ -308,6 +349,12 @@ async def verify(
     """Compare every row of the source with the target, in pages; keys are listed only without PII."""
     ends = await ends_of(db, namespace)
     spec = ends.spec
+    if ends.target is None:
+        from prism_runtime.migrations.streams import StreamCopy, compare
+
+        assert ends.stream is not None
+        compared, listed, counted = await compare(StreamCopy.of(spec, ends.source, ends.stream), max_keys)
+        return Differences(namespace, compared, counted["missing"], counted["extra"], 0, listed)
     copier = RowCopier(spec, ends.source, ends.target)
     back = RowCopier(spec, ends.target, ends.source)
     layout = copier.layout
@@ -347,6 +394,11 @@ async def verify(
     return Differences(
         namespace, compared, counts["missing"], counts["extra"], counts["different"], found if show else {}
     )
+
+
+def layout_key(layout: Layout, row: Row) -> tuple[Any, ...]:
+    """Return the identity of a stored row, in page order."""
+    return tuple(row[i] for i in layout.order)
 
 
 def _identity_of(layout: Layout) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
