@@ -587,3 +587,56 @@ async def test_a_time_series_moves_from_sqlite_to_a_stream(
         assert [e async for e in series.query(users[1])] == [*expected, click(160)]
         await migrations.set_phase(db, ns, "dual_write", "tester")  # a rollback: the source got it too
         assert [e async for e in series.query(users[1])] == [*expected, click(160)]
+
+
+async def test_a_sorted_map_moves_and_a_deleted_prefix_stays_deleted(
+    tmp_path: Path, generated: Path, postgres_dsn: str
+) -> None:
+    from prism_runtime.migrations.rows import RowCopier
+    from prism_runtime.migrations.tables import CHECKPOINTS, TOMBSTONES
+    from prism_runtime.migrations.transfer import Progress, _copy_page, ends_of, read_page
+    from prism_runtime.pii.tables import prepare
+
+    pb2 = importlib.import_module("acme.orders.v1.orders_pb2")
+    prism = importlib.import_module("acme.orders.v1.orders_prism")
+    ns = "acme_orders_v1_order"
+    source, target = await ends("postgres->postgres", tmp_path, generated, postgres_dsn)
+
+    def order(c: int, o: int, cents: int = 100) -> Any:
+        return pb2.Order(
+            customer_id=f"c{c}", order_ref=f"o{o}", total_cents=cents, status=pb2.Order.STATUS_PLACED
+        )
+
+    async with prism_runtime.connect(source) as db:
+        await prism.OrderStore(db).put_many([order(c, o) for c in range(10) for o in range(5)])
+    path = tmp_path / "prism.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "backends": {"sqlite": f"sqlite:///{tmp_path / 'default.db'}", "old": source, "new": target},
+                "migrations": {ns: {"source": "old", "target": "new", "phase": "dual_write"}},
+            }
+        )
+    )
+    async with prism_runtime.connect(config=path) as db:
+        store = prism.OrderStore(db)
+        await store.put(order(9, 9))  # the service's first write records the spec
+        found = await ends_of(db, ns)
+        copier = RowCopier(found.spec, found.source, found.target)
+        for table in (CHECKPOINTS, TOMBSTONES):
+            await prepare(found.target, table)
+        page = await read_page(copier.layout, found.source, None, 100)  # read before the writes below
+        assert await store.delete_all("c1") == 5  # a prefix tombstone
+        await store.put(order(1, 9, cents=7))  # written again under the deleted prefix
+        assert await store.delete("c2", "o3")  # a key tombstone
+        await store.put(order(3, 0, cents=5))  # newer than the page's copy
+        state = await _copy_page(copier, Progress(ns, state="running"), page)
+        assert (state.skipped, state.copied) == (6, 45)
+        assert (await migrations.backfill(db, ns)).state == "done"
+        differences = await migrations.verify(db, ns)
+        assert differences.total == 0, differences
+        await migrations.set_phase(db, ns, "promoted", "tester")
+        assert [o.order_ref async for o in store.scan("c1")] == ["o9"]
+        assert (await store.get("c1", "o9")).total_cents == 7
+        assert await store.get("c2", "o3") is None
+        assert (await store.get("c3", "o0")).total_cents == 5
