@@ -640,3 +640,17 @@ async def test_a_sorted_map_moves_and_a_deleted_prefix_stays_deleted(
         assert (await store.get("c1", "o9")).total_cents == 7
         assert await store.get("c2", "o3") is None
         assert (await store.get("c3", "o0")).total_cents == 5
+
+
+def test_the_progress_line_gives_rows_rate_and_eta() -> None:
+    import io
+
+    from prism_runtime.migrations import Progress
+    from protoc_gen_prism.cli.ops.backfill import ProgressBar
+
+    out = io.StringIO()
+    bar = ProgressBar(out, every=0.0)
+    bar.update(Progress(NS, copied=48, skipped=2, total=200, state="running"), 25.0)
+    assert out.getvalue() == (
+        f"backfill {NS}: 50/200 rows (25%), 25 rows/s, ETA 00:00:06 (skipped as deleted: 2)\n"
+    )
