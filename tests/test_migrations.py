@@ -385,6 +385,9 @@ async def test_a_running_service_follows_a_phase_changed_from_the_command_line(
             await asyncio.sleep(0.05)
         refused = await asyncio.to_thread(run_cli, "migration", "phase", NS, "done", "--config", str(path))
         assert refused.returncode == 1 and "done only after promoted" in refused.stderr
+        assert [(m.namespace, m.phase, m.updated_by) for m in await migrations.statuses(db)] == [
+            (NS, "shadow_read", "ops-1")
+        ]
         shown = await asyncio.to_thread(run_cli, "migration", "status", NS, "--config", str(path))
         assert "old -> new, phase shadow_read" in shown.stdout and "backfill: not started" in shown.stdout
 

@@ -2,7 +2,8 @@
 
 The functions here are what tools call (the `prism migration` and `prism backfill` commands, the admin UI):
 
-- `status(db, namespace)`: the migration's configured ends, current phase, who set it, and backfill progress;
+- `status(db, namespace)`: the migration's configured ends, current phase, who set it, and backfill progress
+  (`statuses(db)`: every migration's);
 - `set_phase(db, namespace, phase, actor)`: change the phase (audited; services follow within
   `phase_poll_seconds`);
 - `progress(db, namespace)`: the backfill checkpoint alone;
@@ -45,6 +46,7 @@ __all__ = [
     "progress",
     "set_phase",
     "status",
+    "statuses",
     "verify",
 ]
 
@@ -83,6 +85,11 @@ async def status(db: Database, namespace: str) -> MigrationStatus:
         cell.phase if cell is not None else None,
         await progress(db, namespace),
     )
+
+
+async def statuses(db: Database) -> list[MigrationStatus]:
+    """Return the state of every migration in the database's config, by namespace."""
+    return [await status(db, namespace) for namespace in sorted(db.config.migrations)]
 
 
 async def set_phase(db: Database, namespace: str, phase: str, actor: str) -> MigrationStatus:
