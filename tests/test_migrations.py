@@ -657,3 +657,66 @@ def test_the_progress_line_gives_rows_rate_and_eta() -> None:
     assert out.getvalue() == (
         f"backfill {NS}: 50/200 rows (25%), 25 rows/s, ETA 00:00:06 (skipped as deleted: 2)\n"
     )
+
+
+async def test_a_series_backfill_to_nats_killed_and_resumed_appends_every_event_once(
+    nats_url: str, tmp_path: Path, generated: Path
+) -> None:
+    import datetime
+
+    pb2 = importlib.import_module("acme.events.v1.events_pb2")
+    prism = importlib.import_module("acme.events.v1.events_prism")
+    ns = "acme_events_v1_click_event"
+    source = f"sqlite:///{tmp_path / 'source.db'}"
+    users = [f"k-{uuid.uuid4().hex[:10]}-{i}" for i in range(4)]
+
+    def click(i: int) -> Any:
+        event = pb2.ClickEvent(user_id=users[i % 4], page=f"/p/{i}")
+        event.at.FromDatetime(
+            datetime.datetime(2026, 11, 1, tzinfo=datetime.UTC) + datetime.timedelta(seconds=i)
+        )
+        return event
+
+    async with prism_runtime.connect(source) as db:
+        await prism.ClickEventSeries(db).append_many([click(i) for i in range(2000)])
+    path = tmp_path / "prism.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "backends": {
+                    "sqlite": f"sqlite:///{tmp_path / 'default.db'}",
+                    "old": source,
+                    "new": nats_url,
+                },
+                "migrations": {ns: {"source": "old", "target": "new", "phase": "dual_write"}},
+            }
+        )
+    )
+    env = {**os.environ, "PYTHONPATH": str(generated)}
+    command = [*CLI, "backfill", ns, "--config", str(path), "--module", "acme.events.v1.events_prism"]
+    async with prism_runtime.connect(config=path) as db:
+        await prism.ClickEventSeries(db).append(click(2000))  # the service records the spec
+        first = subprocess.Popen(
+            [*command, "--rate", "1500", "--page-size", "50"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 60
+        while (await migrations.progress(db, ns)).rows < 500:
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            await asyncio.sleep(0.05)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+        assert (await migrations.progress(db, ns)).state == "running"
+        resumed = await asyncio.to_thread(
+            subprocess.run, command, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert resumed.returncode == 0, resumed.stderr
+        verified = await asyncio.to_thread(
+            subprocess.run, [*command, "--verify"], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert "2001 source rows compared; missing 0, extra 0" in verified.stdout
+        await migrations.set_phase(db, ns, "promoted", "tester")
+        assert len([e async for e in prism.ClickEventSeries(db).query(users[2])]) == 500
