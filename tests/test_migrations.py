@@ -426,6 +426,9 @@ async def test_a_graph_moves_with_its_nodes(tmp_path: Path, generated: Path, pos
             assert (await migrations.verify(db, namespace)).total == 0
         before = await graph.bfs("p000", 3)
         for namespace in (nodes, edges):
+            await migrations.set_phase(db, namespace, "shadow_read", "tester")
+        assert await graph.bfs("p000", 3) == before  # each hop also read from the target and compared
+        for namespace in (nodes, edges):
             await migrations.set_phase(db, namespace, "promoted", "tester")
         assert await graph.bfs("p000", 3) == before
         assert await graph.get_edge("p000", "p001") is None

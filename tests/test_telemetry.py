@@ -489,6 +489,9 @@ async def test_a_migration_counts_mismatches_dual_write_failures_and_backfill_ro
         with sqlite3.connect(new) as conn:
             conn.execute(f'UPDATE "{ns}" SET "display_name" = \'changed\'')
         assert (await store.get("m1")).display_name == "A"  # the source's answer
+        counted = sdk.total("prism.migration.mismatches")
+        assert [m.display_name async for m in store.scan()] == ["A"]  # scans are compared too
+        assert sdk.total("prism.migration.mismatches") == counted + 1
         with sqlite3.connect(new) as conn:
             conn.execute(f'DROP TABLE "{ns}"')
         await store.put(pb2.UserProfile(user_id="m2", email=EMAIL))  # the target's refusal does not fail it

@@ -66,7 +66,7 @@ class Routing:
         """Return whether the source serves reads (dual_write, shadow_read); else the target does."""
         return self.cell.phase in ("dual_write", "shadow_read")
 
-    def _shadows(self) -> bool:
+    def shadows(self) -> bool:
         """Return whether this read is compared with the target (shadow_read, sampled)."""
         return self.cell.phase == "shadow_read" and (self._sample >= 1.0 or random.random() < self._sample)
 
@@ -185,20 +185,21 @@ class MirroredKeyValue(Routing, Generic[M]):
 
     def get(self, key: tuple[Any, ...]) -> Coroutine[Any, Any, M | None]:
         """Return the item at a full key from the phase's read side (compared with the target, sampled)."""
-        if self._shadows():
-            return self._shadow(self.source.get(key), self.target.get(key), key)
+        if self.shadows():
+            return self.shadow(self.source.get(key), self.target.get(key), key)
         return self._primary().get(key)
 
     async def get_many(self, keys: Sequence[tuple[Any, ...]]) -> list[M | None]:
         """Return the items at full keys from the phase's read side (compared with the target, sampled)."""
-        if self._shadows():
-            return await self._shadow(self.source.get_many(keys), self.target.get_many(keys), None)
+        if self.shadows():
+            return await self.shadow(self.source.get_many(keys), self.target.get_many(keys), None)
         return await self._primary().get_many(keys)
 
-    async def _shadow(self, answer: Awaitable[T], shadow: Awaitable[T], key: tuple[Any, ...] | None) -> T:
+    async def shadow(self, answer: Awaitable[T], target: Awaitable[T], key: tuple[Any, ...] | None) -> T:
+        """Return `answer` (the source's), having compared it with the target's read `target`, run at once."""
         if not self._recorded:
             await self._record()
-        got, other = await asyncio.gather(answer, self._quiet(shadow))
+        got, other = await asyncio.gather(answer, self._quiet(target))
         self._compare(got, other, key)
         return got
 
@@ -213,19 +214,29 @@ class MirroredKeyValue(Routing, Generic[M]):
         limit: int,
         keep_corrupt: bool = False,
     ) -> Sequence[M | CorruptRow]:
-        """Return one page of items from the phase's read side."""
-        return await self._primary().scan_page(
-            prefix,
-            after=after,
-            inclusive=inclusive,
-            end=end,
-            reverse=reverse,
-            limit=limit,
-            keep_corrupt=keep_corrupt,
-        )
+        """Return one page of items from the phase's read side (compared with the target, sampled)."""
+
+        def page(side: SqlKeyValue[M]) -> Awaitable[Sequence[M | CorruptRow]]:
+            return side.scan_page(
+                prefix,
+                after=after,
+                inclusive=inclusive,
+                end=end,
+                reverse=reverse,
+                limit=limit,
+                keep_corrupt=keep_corrupt,
+            )
+
+        if self.shadows():
+            return await self.shadow(page(self.source), page(self.target), prefix or None)
+        return await page(self._primary())
 
     async def find_by(self, field: str, value: str | bytes) -> list[M]:
-        """Return the items whose searchable `field` equals `value`, from the phase's read side."""
+        """Return the items whose searchable `field` equals `value`, from the phase's read side (compared)."""
+        if self.shadows():
+            return await self.shadow(
+                self.source.find_by(field, value), self.target.find_by(field, value), None
+            )
         return await self._primary().find_by(field, value)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from google.protobuf.message import Message
@@ -59,16 +59,28 @@ class MirroredGraph(Generic[M]):
         node_filter: Mapping[str, Any],
         fanout: int | None,
     ) -> list[tuple[Any, Any]]:
-        """Return one hop from the phase's read side."""
-        return await self._primary().expand(
-            frontier, direction=direction, edge_filter=edge_filter, node_filter=node_filter, fanout=fanout
-        )
+        """Return one hop from the phase's read side (compared with the target, sampled)."""
+
+        def hop(side: SqlGraph[M]) -> Awaitable[list[tuple[Any, Any]]]:
+            return side.expand(
+                frontier, direction=direction, edge_filter=edge_filter, node_filter=node_filter, fanout=fanout
+            )
+
+        if self.edges_kv.shadows():
+            return await self.edges_kv.shadow(hop(self.source), hop(self.target), None)
+        return await hop(self._primary())
 
     async def edges(
         self, node: Any, *, direction: Direction, edge_filter: Mapping[str, Any], limit: int | None
     ) -> list[M]:
-        """Return the edges at `node` from the phase's read side."""
-        return await self._primary().edges(node, direction=direction, edge_filter=edge_filter, limit=limit)
+        """Return the edges at `node` from the phase's read side (compared with the target, sampled)."""
+
+        def at(side: SqlGraph[M]) -> Awaitable[list[M]]:
+            return side.edges(node, direction=direction, edge_filter=edge_filter, limit=limit)
+
+        if self.edges_kv.shadows():
+            return await self.edges_kv.shadow(at(self.source), at(self.target), None)
+        return await at(self._primary())
 
 
 def mirrored_graph(

@@ -97,7 +97,7 @@ class MirroredTimeSeries(Routing, Generic[M]):
         self, key: Any, start_ns: int | None, end_ns: int | None, limit: int | None
     ) -> AsyncIterator[M]:
         """Yield a key's events from the phase's read side (compared with the target, sampled)."""
-        if self._shadows():
+        if self.shadows():
             return self._shadow_query(key, start_ns, end_ns, limit)
         return self._primary().query(key, start_ns, end_ns, limit)
 
