@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import yaml
 
 import prism_runtime
+from prism_runtime import migrations
 from prism_runtime.pii.audit import actor
 from prism_runtime.pii.wrappers import LocalKeyWrapper
 from protoc_gen_prism.cli import main as prism
@@ -63,7 +64,13 @@ class Seeded:
     database: str
 
 
-def seed(directory: Path, *, nats_url: str | None = None, metrics_url: str | None = None) -> Seeded:
+MIGRATING = "prismtest_pii_v1_subscription"
+"""The namespace a seeded deployment moves to a second SQLite database (with `migration=True`)."""
+
+
+def seed(
+    directory: Path, *, nats_url: str | None = None, metrics_url: str | None = None, migration: bool = False
+) -> Seeded:
     """Write a deployment of the PII test schema, provision it and run a PII workload through its stores.
 
     The admin compiles the copied .proto directory itself; the workload uses the session's generated code.
@@ -73,6 +80,10 @@ def seed(directory: Path, *, nats_url: str | None = None, metrics_url: str | Non
     shutil.copy(PROTOS / PII_PROTO, protos / PII_PROTO)
     database = f"sqlite:///{directory / 'prism.db'}"
     backends = {"sqlite": database, **({"nats": nats_url} if nats_url else {})}
+    migrations: dict[str, Any] = {}
+    if migration:
+        backends["sqlite_new"] = f"sqlite:///{directory / 'new.db'}"
+        migrations[MIGRATING] = {"source": "sqlite", "target": "sqlite_new", "phase": "dual_write"}
     # With a NATS server the deployment is generated for one (the local profile: one replica) and its streams
     # provisioned; without one, the admin compiles the .proto directory and only the SQL is provisioned.
     source = directory / "gen" if nats_url else protos
@@ -80,7 +91,10 @@ def seed(directory: Path, *, nats_url: str | None = None, metrics_url: str | Non
     if metrics_url:
         admin["metrics_url"] = metrics_url
     config = directory / "prism.yaml"
-    config.write_text(yaml.safe_dump({"backends": backends, "admin": admin}))
+    body: dict[str, Any] = {"backends": backends, "admin": admin}
+    if migrations:
+        body["migrations"] = migrations
+    config.write_text(yaml.safe_dump(body))
     if nats_url:
         assert (
             prism(["generate", str(protos), "-o", str(source), "--opt", "profile=local", "--no-python"]) == 0
@@ -89,15 +103,22 @@ def seed(directory: Path, *, nats_url: str | None = None, metrics_url: str | Non
     else:
         assert prism(["provision", str(protos), "--url", database]) == 0
     key_file = directory / "master.key"
-    asyncio.run(_workload(backends, key_file, streams=nats_url is not None))
+    if migration:  # the target's tables, as the runbook's first step says
+        assert prism(["provision", str(protos), "--url", backends["sqlite_new"]]) == 0
+    asyncio.run(
+        _workload({"backends": backends, "migrations": migrations}, key_file, streams=nats_url is not None)
+    )
     return Seeded(directory, config, key_file, database)
 
 
-async def _workload(backends: dict[str, str], key_file: Path, *, streams: bool) -> None:
+async def _workload(config: dict[str, Any], key_file: Path, *, streams: bool) -> None:
     wrapper = LocalKeyWrapper(key_file)
     with actor("clinic-portal", "patient care"):
-        async with prism_runtime.connect(config={"backends": backends}, key_wrapper=wrapper) as db:
+        async with prism_runtime.connect(config=config, key_wrapper=wrapper) as db:
             await _use(db, streams)
+            if config["migrations"]:
+                # Its checkpoint is the progress the Shadow migrations page shows.
+                await migrations.backfill(db, MIGRATING)
 
 
 async def _use(db: prism_runtime.Database, streams: bool) -> None:

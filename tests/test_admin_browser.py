@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import pytest
-from admin_support import ACTOR, Seeded, admin_server, example_service, seed
+from admin_support import ACTOR, MIGRATING, Seeded, admin_server, example_service, seed
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from protoc_gen_prism.admin.app import PAGES
@@ -37,7 +37,7 @@ SCREENSHOTS_ENV = "PRISM_ADMIN_SCREENSHOTS"
 def base(generated: Path, nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with example_service(generated, tmp_path_factory.mktemp("admin-browser-service")) as metrics:
         seeded: Seeded = seed(
-            tmp_path_factory.mktemp("admin-browser"), nats_url=nats_url, metrics_url=metrics
+            tmp_path_factory.mktemp("admin-browser"), nats_url=nats_url, metrics_url=metrics, migration=True
         )
         with admin_server(seeded) as url:
             yield url
@@ -116,8 +116,9 @@ def test_what_a_person_sees_on_the_main_pages(page: Page, base: str) -> None:
     screenshot(page, "namespaces")
 
     page.goto(base + "/schema")
-    expect(page.get_by_text("Nothing pending: every generated file is applied.")).to_be_visible()
-    expect(page.get_by_role("cell", name="sql/sqlite/prismtest/pii/v1/pii.sql")).to_be_visible()
+    main_db = page.locator("section").first  # the deployment's own database; the migration's target follows
+    expect(main_db.get_by_text("Nothing pending: every generated file is applied.")).to_be_visible()
+    expect(main_db.get_by_role("cell", name="sql/sqlite/prismtest/pii/v1/pii.sql")).to_be_visible()
     screenshot(page, "schema")
 
     page.goto(base + "/streams")
@@ -127,21 +128,20 @@ def test_what_a_person_sees_on_the_main_pages(page: Page, base: str) -> None:
     screenshot(page, "streams")
 
     page.goto(base + "/audit")
-    expect(page.get_by_text(re.compile(r"Chain verified: \d+ entries"))).to_be_visible()
-    expect(page.get_by_role("cell", name=re.compile(r"^s_[0-9a-f]{32}$")).first).to_be_visible()
+    main_db = page.locator("section").first
+    expect(main_db.get_by_text(re.compile(r"Chain verified: \d+ entries"))).to_be_visible()
+    expect(main_db.get_by_role("cell", name=re.compile(r"^s_[0-9a-f]{32}$")).first).to_be_visible()
     screenshot(page, "audit")
-
-    page.goto(base + "/migrations")
-    expect(page.get_by_text("not configured")).to_be_visible()
 
 
 def test_a_key_rotation_is_confirmed_done_and_audited_under_the_admins_name(page: Page, base: str) -> None:
     page.goto(base + "/keys")
-    generation = int(page.locator("dt:text-is('data key generation') + dd").inner_text())
-    expect(page.locator("dd.forgotten")).to_have_text("1")
+    main_db = page.locator("section").first
+    generation = int(main_db.locator("dt:text-is('data key generation') + dd").inner_text())
+    expect(main_db.locator("dd.forgotten")).to_have_text("1")
     screenshot(page, "keys")
 
-    page.get_by_role("button", name="Rotate keys…").click()
+    main_db.get_by_role("button", name="Rotate keys…").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Confirm")
     expect(page.get_by_text("Start a new data key generation on this database?")).to_be_visible()
     page.get_by_role("button", name="Confirm").click()
@@ -149,12 +149,40 @@ def test_a_key_rotation_is_confirmed_done_and_audited_under_the_admins_name(page
     expect(page.get_by_text(f"by {ACTOR}")).to_be_visible()
 
     page.get_by_role("link", name="Back").click()
-    expect(page.locator("dt:text-is('data key generation') + dd")).to_have_text(str(generation + 1))
+    main_db = page.locator("section").first
+    expect(main_db.locator("dt:text-is('data key generation') + dd")).to_have_text(str(generation + 1))
     page.get_by_role("navigation").get_by_role("link", name="Audit").click()
-    newest = page.locator("tbody tr").first
+    main_db = page.locator("section").first
+    newest = main_db.locator("tbody tr").first
     expect(newest).to_contain_text(ACTOR)
     expect(newest).to_contain_text("admin.rotate-keys")
-    expect(page.get_by_text(re.compile(r"Chain verified"))).to_be_visible()
+    expect(main_db.get_by_text(re.compile(r"Chain verified"))).to_be_visible()
+
+
+def test_a_phase_change_is_confirmed_done_and_audited(page: Page, base: str) -> None:
+    page.goto(base + "/migrations")
+    row = page.get_by_role("row").filter(has_text=MIGRATING)
+    expect(row).to_contain_text("sqlite → sqlite_new")
+    expect(row).to_contain_text("dual_write")
+    expect(row).to_contain_text("1 of 1 rows (done)")
+    expect(row.locator("progress")).to_have_attribute("value", "1.0")
+    screenshot(page, "migrations")
+
+    row.get_by_role("button", name="Advance to shadow_read…").click()
+    expect(page.get_by_text(f"Move the migration of {MIGRATING} to phase shadow_read?")).to_be_visible()
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.get_by_text(f"{MIGRATING} is in phase shadow_read, set by {ACTOR}")).to_be_visible()
+    page.get_by_role("link", name="Back").click()
+    row = page.get_by_role("row").filter(has_text=MIGRATING)
+    expect(row).to_contain_text("shadow_read")
+    expect(row).to_contain_text(f"by {ACTOR}")
+    expect(row.get_by_role("button", name="Advance to promoted…")).to_be_visible()
+
+    page.get_by_role("navigation").get_by_role("link", name="Audit").click()
+    newest = page.locator("section").first.locator("tbody tr").first
+    expect(newest).to_contain_text(ACTOR)
+    expect(newest).to_contain_text("migrate")
+    expect(newest).to_contain_text("migration phase")
 
 
 def test_the_metrics_page_draws_charts_and_redraws_them_live(page: Page, base: str) -> None:

@@ -148,7 +148,7 @@ def test_a_state_change_needs_csrf_and_a_confirmation_and_is_audited(loopback: s
     assert newest.groups() == (ACTOR, "rotate keys", "admin.rotate-keys")
 
 
-def test_a_phase_change_without_shadow_migrations_says_not_configured(loopback: str) -> None:
+def test_a_phase_change_of_a_namespace_without_a_migration_is_refused(loopback: str) -> None:
     page = call("GET", loopback + "/migrations")
     assert "not configured" in page.text
     csrf = page.cookies()["prism_admin_csrf"]
@@ -161,7 +161,7 @@ def test_a_phase_change_without_shadow_migrations_says_not_configured(loopback: 
         headers={"Cookie": f"prism_admin_csrf={csrf}"},
         body=body,
     )
-    assert answer.status == 409 and "not configured" in answer.text
+    assert answer.status == 409 and "has no migration in the config" in answer.text
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from admin_support import Seeded, admin_server, call, example_service, seed
 
-from protoc_gen_prism.admin.sources.metrics import Histogram, Snapshot, Window, parse
+from protoc_gen_prism.admin.sources.metrics import MISMATCHES, Histogram, Snapshot, Window, parse, read
 
 ROOT = Path(__file__).resolve().parents[1]
 INF = float("inf")
@@ -89,3 +89,20 @@ def test_the_metrics_page_charts_a_running_services_rate_and_latency(seeded: See
     assert 1.0 < ops <= 21.0
     assert 0 < p50 <= p99 < 10_000
     assert 'class="p50"' in live and 'class="p99"' in live and 'class="ops"' in live
+
+
+def test_the_mismatch_rate_is_a_counters_increase_per_second() -> None:
+    def exposition(value: float) -> str:
+        return (
+            "# HELP prism_migration_mismatches_total Shadow reads whose target answer differed\n"
+            "# TYPE prism_migration_mismatches_total counter\n"
+            f'prism_migration_mismatches_total{{db_collection_name="a",otel_scope_name="prism_runtime"}} {value}\n'
+        )
+
+    window = Window(600)
+    assert window.rate(MISMATCHES, "a") is None, "no rate before two scrapes"
+    for at, value in ((0.0, 3.0), (2.0, 9.0)):
+        histograms, counters = read(exposition(value))
+        window.add(Snapshot(at, at, histograms, counters))
+    assert window.rate(MISMATCHES, "a") == pytest.approx(3.0)
+    assert window.rate(MISMATCHES, "b") == 0.0, "a namespace never counted has had no mismatch"

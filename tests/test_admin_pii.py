@@ -72,7 +72,7 @@ def crawl(base: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def seeded(generated: Path, nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> Seeded:
-    return seed(tmp_path_factory.mktemp("admin-pii"), nats_url=nats_url)
+    return seed(tmp_path_factory.mktemp("admin-pii"), nats_url=nats_url, migration=True)
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +86,7 @@ def test_no_page_shows_a_pii_value(base: str) -> None:
     assert {p.path for p in PAGES} <= set(pages), sorted(pages)
     assert "/audit/export?db=0" in pages and "/static/admin.js" in pages
     assert any(key.startswith("POST /actions/rotate-keys") for key in pages)
+    assert any(key.startswith("POST /actions/advance-migration") for key in pages)
     for where, text in pages.items():
         for value in PII_VALUES:
             assert value.lower() not in text.lower(), f"{value!r} on {where}"

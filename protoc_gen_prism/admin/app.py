@@ -84,8 +84,8 @@ async def _rotate(deployment: Deployment, form: dict[str, str]) -> Done:
 async def _advance(deployment: Deployment, form: dict[str, str]) -> Done:
     namespace, phase = form.get("namespace", ""), form.get("phase", "")
     message = await migrations.advance(deployment, namespace, phase)
-    home = deployment.sql_urls[0] if deployment.sql_urls else None
-    return Done(message, home, f"advance the migration of {namespace} to {phase}")
+    # set_phase writes its own audit entry, in the transaction that changes the phase.
+    return Done(message, None, f"advance the migration of {namespace} to {phase}")
 
 
 ACTIONS = {
@@ -175,11 +175,11 @@ def create_app(settings: AdminSettings) -> Starlette:
         return render(request, "keys.html", views=await keys.keys(deployment_of(request)))
 
     async def migrations_page(request: Request) -> Response:
-        view = await migrations.migrations(deployment_of(request))
+        view = await migrations.migrations(deployment_of(request), request.app.state.scraper)
         return render(request, "migrations.html", view=view, every=settings.scrape_seconds)
 
     async def migrations_live(request: Request) -> Response:
-        view = await migrations.migrations(deployment_of(request))
+        view = await migrations.migrations(deployment_of(request), request.app.state.scraper)
         return render(request, "migrations_live.html", view=view)
 
     def metrics_context(request: Request) -> dict[str, Any]:

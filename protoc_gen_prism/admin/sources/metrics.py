@@ -12,7 +12,7 @@ import math
 import time
 import urllib.request
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -21,6 +21,9 @@ HISTOGRAMS = {
     "messaging_client_operation_duration_seconds": "messaging_destination_name",
 }
 """Each histogram Prism records, with the label that names the namespace."""
+MISMATCHES = "prism_migration_mismatches"
+COUNTERS = {MISMATCHES: "db_collection_name"}
+"""Each per-namespace counter the pages read, with the label that names the namespace."""
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,22 @@ class Histogram:
 
 def parse(text: str) -> dict[str, Histogram]:
     """Return the histogram of each namespace found in a Prometheus text exposition."""
+    return read(text)[0]
+
+
+def read(text: str) -> tuple[dict[str, Histogram], dict[str, dict[str, float]]]:
+    """Return the histogram of each namespace, and each counter's value per namespace, of an exposition."""
     sums: dict[str, dict[float, float]] = {}
+    counters: dict[str, dict[str, float]] = {}
     for family in text_string_to_metric_families(text):
+        counter = COUNTERS.get(family.name.removesuffix("_total"))
+        if counter is not None:
+            values = counters.setdefault(family.name.removesuffix("_total"), {})
+            for sample in family.samples:
+                if sample.name.endswith("_total") and counter in sample.labels:
+                    ns = sample.labels[counter]
+                    values[ns] = values.get(ns, 0.0) + float(sample.value)
+            continue
         label = HISTOGRAMS.get(family.name)
         if label is None:
             continue
@@ -72,7 +89,7 @@ def parse(text: str) -> dict[str, Histogram]:
             buckets = sums.setdefault(sample.labels[label], {})
             le = float(sample.labels["le"])
             buckets[le] = buckets.get(le, 0.0) + float(sample.value)
-    return {ns: Histogram(tuple(sorted(b.items()))) for ns, b in sums.items()}
+    return {ns: Histogram(tuple(sorted(b.items()))) for ns, b in sums.items()}, counters
 
 
 @dataclass(frozen=True)
@@ -82,6 +99,7 @@ class Snapshot:
     at: float
     wall: float
     histograms: dict[str, Histogram]
+    counters: dict[str, dict[str, float]] = field(default_factory=dict)  # counter -> namespace -> value
 
 
 @dataclass(frozen=True)
@@ -126,6 +144,18 @@ class Window:
         pairs = zip(self.snapshots, list(self.snapshots)[1:], strict=False)
         return [p for older, newer in pairs if (p := between(older, newer, namespace)) is not None]
 
+    def rate(self, counter: str, namespace: str) -> float | None:
+        """Return a counter's increase per second over the window (None before two scrapes saw it)."""
+        seen = [s for s in self.snapshots if namespace in s.counters.get(counter, {})]
+        if len(self.snapshots) < 2:
+            return None
+        first, last = self.snapshots[0], self.snapshots[-1]
+        if not seen:
+            return 0.0  # never counted: no mismatch yet
+        start = first.counters.get(counter, {}).get(namespace, 0.0)
+        increase = last.counters.get(counter, {}).get(namespace, 0.0) - start
+        return max(increase, 0.0) / (last.at - first.at) if last.at > first.at else None
+
     def overall(self, namespace: str) -> Point | None:
         """Return the namespace's rate and quantiles over the whole window."""
         if len(self.snapshots) < 2:
@@ -152,7 +182,8 @@ class Scraper:
         """Scrape once; keep the error to show on the page when it fails."""
         try:
             text = await asyncio.to_thread(self._fetch)
-            snapshot = Snapshot(time.monotonic(), time.time(), parse(text))
+            histograms, counters = read(text)
+            snapshot = Snapshot(time.monotonic(), time.time(), histograms, counters)
         except (OSError, ValueError) as error:
             self.error = f"cannot scrape {self.url}: {error}"
             return
