@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
+import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from admin_support import Seeded, admin_server, call, example_service, seed
+from admin_support import MIGRATING, Seeded, admin_server, call, example_service, free_port, prism, seed
 
 from protoc_gen_prism.admin.sources.metrics import MISMATCHES, Histogram, Snapshot, Window, parse, read
 
@@ -106,3 +110,69 @@ def test_the_mismatch_rate_is_a_counters_increase_per_second() -> None:
         window.add(Snapshot(at, at, histograms, counters))
     assert window.rate(MISMATCHES, "a") == pytest.approx(3.0)
     assert window.rate(MISMATCHES, "b") == 0.0, "a namespace never counted has had no mismatch"
+
+
+SERVICE = """
+import asyncio, importlib, sys
+from opentelemetry import metrics
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import MeterProvider
+from prometheus_client import start_http_server
+import prism_runtime
+
+start_http_server(int(sys.argv[2]), addr="127.0.0.1")
+metrics.set_meter_provider(MeterProvider(metric_readers=[PrometheusMetricReader()]))
+
+
+async def main():
+    stores = importlib.import_module("prismtest.pii.v1.pii_prism")
+    async with prism_runtime.connect(config=sys.argv[1]) as db:
+        subscriptions = stores.SubscriptionStore(db)
+        while True:
+            await subscriptions.get(7)
+            await asyncio.sleep(0.1)
+
+
+asyncio.run(main())
+"""
+
+
+def test_the_migrations_page_shows_the_mismatch_rate_a_service_reports(
+    generated: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = free_port()
+    seeded = seed(
+        tmp_path_factory.mktemp("admin-mismatch"),
+        metrics_url=f"http://127.0.0.1:{port}/metrics",
+        migration=True,
+    )
+    monkeypatch.setenv("PRISM_MASTER_KEY_FILE", str(seeded.key_file))
+    assert prism(["migration", "phase", MIGRATING, "shadow_read", "--config", str(seeded.config)]) == 0
+    # The target's copy of the one subscription differs: every shadow read of it is a mismatch.
+    with sqlite3.connect(seeded.directory / "new.db") as target:
+        assert target.execute(f"UPDATE {MIGRATING} SET weekly = 0 WHERE account_id = 7").rowcount == 1
+    env = {**os.environ, "PYTHONPATH": str(generated), "PRISM_MASTER_KEY_FILE": str(seeded.key_file)}
+    service = subprocess.Popen(
+        [sys.executable, "-c", SERVICE, str(seeded.config), str(port)],
+        env=env,
+        cwd=seeded.directory,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        with admin_server(seeded) as base:
+            deadline = time.monotonic() + 60
+            while True:
+                assert service.poll() is None, service.communicate()[1]
+                live = call("GET", base + "/migrations/live").text
+                found = re.search(r"<td>([\d.]+)/s</td>", live)
+                if found and float(found.group(1)) > 0:
+                    break
+                assert time.monotonic() < deadline, live[-2000:]
+                time.sleep(1)
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+    assert "shadow_read" in live
+    # One read every 100 ms, each compared: up to 10 mismatches a second, fewer on a busy machine.
+    assert 0 < float(found.group(1)) <= 11
