@@ -6,12 +6,14 @@ import os
 import re
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from admin_support import ACTOR, PRISM, Seeded, admin_server, call, seed
+import yaml
+from admin_support import ACTOR, PRISM, Seeded, admin_server, call, free_port, seed
 
 TOKEN = "t0ken-for-the-admin-tests-7f3a9c"
 
@@ -194,3 +196,22 @@ def test_a_short_token_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         load_settings(config, environ={"PRISM_ADMIN_TOKEN": "short"})
     settings = load_settings(config, host="0.0.0.0", environ={"PRISM_ADMIN_TOKEN": TOKEN})
     assert TOKEN not in repr(settings) and "token=set" in repr(settings)
+
+
+def test_brokers_that_do_not_answer_are_a_line_on_the_page_not_a_failed_page(
+    generated: Path, tmp_path: Path
+) -> None:
+    seeded = seed(tmp_path)
+    closed = free_port()  # nothing listens there
+    config = yaml.safe_load(seeded.config.read_text())
+    config["backends"] |= {"nats": f"nats://127.0.0.1:{closed}", "kafka": f"kafka://127.0.0.1:{closed}"}
+    seeded.config.write_text(yaml.safe_dump(config))
+    with admin_server(seeded) as base:
+        started = time.monotonic()
+        streams = call("GET", base + "/streams")
+        namespaces = call("GET", base + "/namespaces")
+        took = time.monotonic() - started
+    assert streams.status == namespaces.status == 200
+    assert "cannot reach the server" in streams.text or "did not answer" in streams.text
+    assert 'class="problem"' in namespaces.text and "prismtest_pii_v1_patient" in namespaces.text
+    assert took < 40, "each page waits for the brokers at most BROKER_SECONDS"

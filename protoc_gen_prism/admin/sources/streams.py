@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from prism_runtime.provision_streams import survey_streams
 from protoc_gen_prism.admin.deployment import Deployment
 from protoc_gen_prism.admin.sources.databases import problem
 from protoc_gen_prism.cli.compile.plan import summary
+
+
+BROKER_SECONDS = 15.0
+"""How long a page waits for the brokers before saying they did not answer."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,9 @@ async def streams(deployment: Deployment) -> StreamsView:
     settings = {e["namespace"]: summary(e["settings"]) for e in plan.document["entities"]}
     namespace_of = {s.settings.name: s.namespace for s in plan.streams}
     try:
-        surveyed = await survey_streams(plan.streams, deployment.config)
+        surveyed = await asyncio.wait_for(survey_streams(plan.streams, deployment.config), BROKER_SECONDS)
+    except TimeoutError:
+        return StreamsView([], f"the brokers did not answer within {BROKER_SECONDS:g} s")
     except Exception as error:
         return StreamsView([], problem(error))
     rows = []
