@@ -145,16 +145,18 @@ class Window:
         return [p for older, newer in pairs if (p := between(older, newer, namespace)) is not None]
 
     def rate(self, counter: str, namespace: str) -> float | None:
-        """Return a counter's increase per second over the window (None before two scrapes saw it)."""
-        seen = [s for s in self.snapshots if namespace in s.counters.get(counter, {})]
+        """Return a counter's increase per second over the window (None before two scrapes).
+
+        A namespace the counter never named has had no event: its rate is 0.
+        """
         if len(self.snapshots) < 2:
             return None
         first, last = self.snapshots[0], self.snapshots[-1]
-        if not seen:
-            return 0.0  # never counted: no mismatch yet
+        if last.at <= first.at:
+            return None
         start = first.counters.get(counter, {}).get(namespace, 0.0)
-        increase = last.counters.get(counter, {}).get(namespace, 0.0) - start
-        return max(increase, 0.0) / (last.at - first.at) if last.at > first.at else None
+        end = last.counters.get(counter, {}).get(namespace, 0.0)
+        return max(end - start, 0.0) / (last.at - first.at)
 
     def overall(self, namespace: str) -> Point | None:
         """Return the namespace's rate and quantiles over the whole window."""
