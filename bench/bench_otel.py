@@ -148,17 +148,25 @@ async def main():
             out["floor"] = await timed(passes, floor)
             out["prism_empty"] = await timed(passes, prism_empty)
 
-        # Noise-free: the Python and C calls a get makes on this (event loop) thread, counted over 200 gets.
+        # Noise-free: the Python and C calls a get (and the floor, and prism(empty)) makes on this (event loop)
+        # thread, counted over 200 operations.
         calls = 0
         def count(frame, event, arg):
             nonlocal calls
             if event in ("call", "c_call"):
                 calls += 1
-        sys.setprofile(count)
-        for k in keys[:200]:
-            await store.get(k)
-        sys.setprofile(None)
-        out["calls"] = calls / 200
+        async def counted(once):
+            nonlocal calls, keys
+            every, keys, calls = keys, keys[:200], 0
+            sys.setprofile(count)
+            await once()
+            sys.setprofile(None)
+            keys = every
+            return (calls - 1) / 200  # less the call of `once` itself
+        out["calls"] = await counted(gets)
+        if "floor" in out:
+            out["floor"]["calls"] = await counted(floor)
+            out["prism_empty"]["calls"] = await counted(prism_empty)
         print(json.dumps(out))
 
 asyncio.run(main())
@@ -230,7 +238,8 @@ def main() -> None:
     if recording:
         print("  the floor (SDK calls alone around an empty coroutine) and Prism's recorder on the same:")
         print(
-            f"  {'config':9} {'get - none':>10} {'floor':>7} {'prism(empty)':>13} {'prism own':>10} {'exported':>9}"
+            f"  {'config':9} {'get - none':>10} {'floor':>7} {'prism(empty)':>13} {'prism own':>10} "
+            f"{'exported':>9} {'calls: floor':>12} {'prism(empty)':>13}"
         )
         bare = median("none", "get") if "none" in modes else first
         for mode in recording:
@@ -238,7 +247,8 @@ def main() -> None:
             exported = statistics.median(_figure(o, "get", "exported") for o in outs[mode])
             print(
                 f"  {mode:9} {median(mode, 'get') - bare:10.2f} {floor:7.2f} {empty:13.2f} "
-                f"{empty - floor:10.2f} {exported:9.0%}"
+                f"{empty - floor:10.2f} {exported:9.0%} {_figure(outs[mode][-1], 'floor', 'calls'):12.1f} "
+                f"{_figure(outs[mode][-1], 'prism_empty', 'calls'):13.1f}"
             )
 
 

@@ -202,7 +202,8 @@ class Recorder:
             raise
         ended = time.time_ns()
         span.end(ended)
-        self.histogram.record(_seconds(begun, ended), o.attributes)
+        # `_seconds`, written out: one call less on the hot path.
+        self.histogram.record((ended - begun) / 1e9 if ended > begun else 0.0, o.attributes)
         return result
 
     async def run_current(self, op: str, size: int, work: Callable[[], Awaitable[T]]) -> T:
