@@ -10,7 +10,6 @@ from protoc_gen_prism.admin.deployment import Deployment
 from protoc_gen_prism.admin.sources.databases import problem
 from protoc_gen_prism.cli.compile.plan import summary
 
-
 BROKER_SECONDS = 15.0
 """How long a page waits for the brokers before saying they did not answer."""
 
