@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import os
 import re
 import socket
@@ -14,6 +16,9 @@ from urllib.parse import urlencode
 import pytest
 import yaml
 from admin_support import ACTOR, PRISM, Seeded, admin_server, call, free_port, seed
+
+import prism_runtime
+from prism_runtime.pii.wrappers import LocalKeyWrapper
 
 TOKEN = "t0ken-for-the-admin-tests-7f3a9c"
 
@@ -215,3 +220,28 @@ def test_brokers_that_do_not_answer_are_a_line_on_the_page_not_a_failed_page(
     assert "cannot reach the server" in streams.text or "did not answer" in streams.text
     assert 'class="problem"' in namespaces.text and "prismtest_pii_v1_patient" in namespaces.text
     assert took < 40, "each page waits for the brokers at most BROKER_SECONDS"
+
+
+def test_the_audit_pages_back_through_the_entries_newest_first(seeded: Seeded, loopback: str) -> None:
+    async def reads() -> None:
+        stores = importlib.import_module("prismtest.pii.v1.pii_prism")
+        wrapper = LocalKeyWrapper(seeded.key_file)
+        async with prism_runtime.connect(seeded.database, key_wrapper=wrapper) as db:
+            for _ in range(30):  # each read of the audited ssn appends an entry
+                await stores.PatientStore(db).get("p-secret-1")
+
+    asyncio.run(reads())
+    newest = call("GET", loopback + "/audit").text
+    assert "Chain verified" in newest
+    seqs = [int(s) for s in re.findall(r'<tr><td class="num">(\d+)</td>', newest)]
+    assert len(seqs) == 25 and seqs == sorted(seqs, reverse=True)
+    older = re.search(r'<a href="/audit\?before=(\d+)">older</a>', newest)
+    assert older and "newer</a>" not in newest
+    page = call("GET", loopback + f"/audit?before={older.group(1)}").text
+    assert "Chain verified" not in page and "verification is on the" in page
+    back = [int(s) for s in re.findall(r'<tr><td class="num">(\d+)</td>', page)]
+    assert back and back[0] == seqs[-1] - 1 and back == sorted(back, reverse=True)
+    newer = re.search(r'<a href="/audit\?before=(\d+)">newer</a>', page)
+    assert newer
+    again = call("GET", loopback + f"/audit?before={newer.group(1)}").text
+    assert [int(s) for s in re.findall(r'<tr><td class="num">(\d+)</td>', again)][-1] == seqs[-1]
