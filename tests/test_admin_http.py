@@ -7,6 +7,7 @@ import importlib
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from urllib.parse import urlencode
 
 import pytest
 import yaml
-from admin_support import ACTOR, PRISM, Seeded, admin_server, call, free_port, seed
+from admin_support import ACTOR, PRISM, Seeded, admin_server, call, free_port, prism, seed
 
 import prism_runtime
 from prism_runtime.pii.wrappers import LocalKeyWrapper
@@ -245,3 +246,24 @@ def test_the_audit_pages_back_through_the_entries_newest_first(seeded: Seeded, l
     assert newer
     again = call("GET", loopback + f"/audit?before={newer.group(1)}").text
     assert [int(s) for s in re.findall(r'<tr><td class="num">(\d+)</td>', again)][-1] == seqs[-1]
+
+
+def test_the_schema_page_lists_what_provisioning_would_apply_and_applies_nothing(
+    generated: Path, tmp_path: Path
+) -> None:
+    seeded = seed(tmp_path)
+    gen = tmp_path / "gen"
+    assert prism(["generate", str(tmp_path / "protos"), "-o", str(gen), "--no-python"]) == 0
+    extra = gen / "sql" / "sqlite" / "extra" / "v1" / "extra.sql"
+    extra.parent.mkdir(parents=True)
+    extra.write_text('CREATE TABLE IF NOT EXISTS "extra_notes" ("id" TEXT NOT NULL PRIMARY KEY);\n')
+    config = yaml.safe_load(seeded.config.read_text())
+    config["admin"]["source"] = str(gen)
+    seeded.config.write_text(yaml.safe_dump(config))
+    with admin_server(seeded) as base:
+        page = call("GET", base + "/schema").text
+    assert "Migrations: none. Files: sql/sqlite/extra/v1/extra.sql." in page
+    assert "sql/sqlite/extra/v1/extra.sql: table extra_notes would be created" in page
+    assert "sql/sqlite/prismtest/pii/v1/pii.sql: unchanged" in page
+    with sqlite3.connect(tmp_path / "prism.db") as db:
+        assert not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'extra_notes'").fetchall()
