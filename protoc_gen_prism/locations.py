@@ -36,14 +36,18 @@ class SourceIndex:
         self.file_name = file.name
         self._spans: dict[Path, tuple[int, int]] = {}
         self._comments: dict[Path, str] = {}
+        spans, comments = self._spans, self._comments
         for loc in file.source_code_info.location:
-            path = tuple(loc.path)
+            # A slice copies the repeated field in one call; tuple() over it would fetch item by item.
+            path = tuple(loc.path[:])
             # The first location of a path is the element itself; later ones are pieces of it.
-            if path not in self._spans and len(loc.span) >= 2:
-                self._spans[path] = (loc.span[0] + 1, loc.span[1] + 1)
-            if (loc.leading_comments or loc.trailing_comments) and path not in self._comments:
+            if path not in spans:
+                span = loc.span[:]
+                if len(span) >= 2:
+                    spans[path] = (span[0] + 1, span[1] + 1)
+            if (loc.leading_comments or loc.trailing_comments) and path not in comments:
                 # Leading first, then trailing (`int32 n = 1; // like this`): both are the element's comment.
-                self._comments[path] = loc.leading_comments + "\n" + loc.trailing_comments
+                comments[path] = loc.leading_comments + "\n" + loc.trailing_comments
 
     def locate(self, *paths: Path) -> Location:
         """Return the position of the first of `paths` that is known, else just the file."""
@@ -61,5 +65,8 @@ class SourceIndex:
 
     def comment(self, path: Path) -> str:
         """Return the cleaned comment of the element at `path`: its leading comment, then its trailing one."""
-        lines = [line.strip() for line in self._comments.get(path, "").strip().splitlines()]
+        written = self._comments.get(path)
+        if written is None:
+            return ""  # most elements have no comment
+        lines = [line.strip() for line in written.strip().splitlines()]
         return " ".join(line for line in lines if line)
