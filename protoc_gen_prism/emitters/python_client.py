@@ -171,8 +171,9 @@ def _ddl_argument(name: str, ddl: Mapping[str, tuple[str, ...]]) -> str:
 
 def _generated_spec(entity: Entity, planned: str) -> EntitySpec:
     """Return the spec the generated module holds: the model's, with the planned backend and the SQLite DDL."""
-    spec = dataclasses.replace(entity.spec, planned_backend=planned)
-    return dataclasses.replace(spec, ddl={"sqlite": tuple(ddl_statements(spec, _SQLITE))})
+    # One replace: the DDL does not depend on the planned backend, so it is rendered from the model's spec.
+    ddl = {"sqlite": tuple(ddl_statements(entity.spec, _SQLITE))}
+    return dataclasses.replace(entity.spec, planned_backend=planned, ddl=ddl)
 
 
 _SQLITE = SqliteDdl()
