@@ -356,7 +356,9 @@ class _Builder:
             option_locations=tuple(
                 (option, self._option_location(path, loc.FIELD_OPTIONS, value.number))
                 for option, value in sorted(options.items())
-            ),
+            )
+            if options
+            else (),
         )
 
     def _field_options(
