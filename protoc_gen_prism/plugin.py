@@ -49,9 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     if args:
         print(f"protoc-gen-prism: unexpected arguments {args}; it is run by protoc or buf", file=sys.stderr)
         return 2
-    # What the imports made lives as long as the process: freezing it spares each garbage collection (the
-    # model and emitters make many objects) from walking it again.
+    # The model and the emitters make many objects and almost no cyclic garbage, and the process is short:
+    # collections every 700 allocations (the default) cost half the time of a 10,000-message request, with
+    # the same peak memory as collections every 200,000. What the imports made lives as long as the
+    # process: frozen, no collection walks it.
     gc.freeze()
+    gc.set_threshold(200_000, 30, 30)
     with plugin_io() as (request, out):
         out.append(respond(request))
     return 0
