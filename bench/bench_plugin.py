@@ -123,7 +123,10 @@ def phases(request: bytes) -> list[tuple[str, float]]:
 
     from protoc_gen_prism.generator import EMITTERS, plan
     from protoc_gen_prism.model_builder import build_model, validated
+    from protoc_gen_prism.plugin import configure_gc
     from protoc_gen_prism.settings import parse_parameter
+
+    configure_gc()  # as the plugin process does
 
     start = time.process_time()
     parsed = plugin_pb2.CodeGeneratorRequest.FromString(request)
