@@ -29,6 +29,7 @@ class _Store:
 
     entity: Entity
     class_name: str
+    sync_class_name: str
     base: str
     type_args: str
     spec_name: str
@@ -42,6 +43,7 @@ class _GraphClass:
 
     entity: Entity
     class_name: str
+    sync_class_name: str
     base: str
     type_args: str
     init_args: str
@@ -93,7 +95,9 @@ def _module(file: ProtoFile, planned: dict[str, str]) -> GeneratedFile:
         pb2_module=module,
         stores=stores,
         graph_classes=graph,
-        graph_exports=sorted(name for g in graph for name in (g.filter_name, g.class_name)),
+        graph_exports=sorted(
+            name for g in graph for name in (g.filter_name, g.class_name, g.sync_class_name)
+        ),
         masked=[e.python_name for e in file.entities if _may_hold_masked(e)],
         spec_literal=lambda name, entity: spec_literal(
             name, _generated_spec(entity, planned.get(entity.namespace, ""))
@@ -246,6 +250,7 @@ def _store(entity: Entity, pb2: str) -> _Store:
     return _Store(
         entity=entity,
         class_name=_class_name(entity, "Store"),
+        sync_class_name=_class_name(entity, "SyncStore"),
         base=base,
         type_args=type_args,
         spec_name=_spec_name(entity),
@@ -261,6 +266,7 @@ def _series(entity: Entity, pb2: str) -> _Store:
     return _Store(
         entity=entity,
         class_name=_class_name(entity, "Series"),
+        sync_class_name=_class_name(entity, "SyncSeries"),
         base="TimeSeries",
         type_args=f"{pb2}.{entity.python_name}, {key.python_key_type}",
         spec_name=_spec_name(entity),
@@ -279,6 +285,7 @@ def _node(entity: Entity, file: ProtoFile, pb2: str) -> _GraphClass:
     return _GraphClass(
         entity=entity,
         class_name=_class_name(entity, "Nodes"),
+        sync_class_name=_class_name(entity, "SyncNodes"),
         base="NodeStore",
         type_args=f"{pb2}.{entity.python_name}, {key.python_key_type}",
         init_args=f"{_spec_name(entity)}, {pb2}.{entity.python_name}",
@@ -317,6 +324,7 @@ def _edge(entity: Entity, file: ProtoFile, pb2: str) -> _GraphClass:
     return _GraphClass(
         entity=entity,
         class_name=_class_name(entity, "Graph" if base == "Graph" else "Edges"),
+        sync_class_name=_class_name(entity, "SyncGraph" if base == "Graph" else "SyncEdges"),
         base=base,
         type_args=type_args,
         init_args=init_args,

@@ -1,0 +1,144 @@
+"""Running the async abstractions from blocking code, without a second copy of them.
+
+The KeyValue, TimeSeries and Graph logic (statements, paging, traversals, PII sealing and audit) is written
+once, as coroutines that await a driver. A blocking driver (`prism_runtime.backends.sqlite_sync`,
+`postgres_sync`) does its I/O inside its `async def` methods and returns without ever suspending, so the
+whole coroutine runs to its end in one `send(None)` on the caller's thread: that is `drive`. Only the
+execute step differs between the two styles, as in a sans-I/O library; the coroutine protocol is the
+generator that yields statements and receives rows.
+
+Code on that path that would otherwise need an event loop (a lock held across awaits, a back-off pause,
+work handed to a thread) uses the primitives here, which block instead while `drive` runs on this thread.
+Backends with no blocking driver (Kafka, NATS) run on a `LoopThread` the sync database owns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from concurrent.futures import Future
+from types import TracebackType
+from typing import Any, TypeVar, cast
+
+T = TypeVar("T")
+
+_state = threading.local()
+
+
+def driving() -> bool:
+    """Return whether this thread is inside `drive` (blocking style) rather than under an event loop."""
+    return getattr(_state, "driving", False)
+
+
+def drive(work: Awaitable[T]) -> T:
+    """Run `work`, a coroutine of blocking drivers, to its end on this thread and return its result.
+
+    A coroutine that suspends on a future needs an event loop: that is a bug in a blocking driver, raised as
+    RuntimeError. A bare yield (`asyncio.sleep(0)`) only gives way, so it continues at once.
+    """
+    step = cast(Coroutine[Any, None, T], work)
+    outer = getattr(_state, "driving", False)
+    _state.driving = True
+    try:
+        while True:
+            if step.send(None) is not None:
+                step.close()
+                raise RuntimeError(
+                    "a blocking Prism call waited on an event loop; its driver must not suspend"
+                )
+    except StopIteration as done:
+        return cast(T, done.value)
+    finally:
+        _state.driving = outer
+
+
+def drive_iter(items: AsyncIterator[T]) -> Iterator[T]:
+    """Iterate over an async iterator of blocking drivers, driving each step on the caller's thread."""
+    while True:
+        try:
+            item = drive(items.__anext__())
+        except StopAsyncIteration:
+            return
+        yield item
+
+
+class LoopThread:
+    """A private event loop on a daemon thread, for backends whose only client is async (Kafka, NATS)."""
+
+    def __init__(self, name: str = "prism-sync-loop") -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def run(self, work: Awaitable[T]) -> T:
+        """Run `work` on the loop and block until it is done; its exception is raised here."""
+        if threading.get_ident() == self._thread.ident:
+            raise RuntimeError("a sync Prism call was made from its own loop thread")
+        done: Future[T] = asyncio.run_coroutine_threadsafe(_awaited(work), self._loop)
+        return done.result()
+
+    def iterate(self, items: AsyncIterator[T]) -> Iterator[T]:
+        """Iterate over an async iterator living on the loop."""
+        while True:
+            try:
+                item = self.run(items.__anext__())
+            except StopAsyncIteration:
+                return
+            yield item
+
+    def stop(self) -> None:
+        """Stop the loop and its thread."""
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+        self._loop.close()
+
+
+async def _awaited(work: Awaitable[T]) -> T:
+    return await work
+
+
+class SetupLock:
+    """A lock held across awaits (one-time setup, a key cache fill) that works in both styles.
+
+    Under an event loop it is an asyncio.Lock; while `drive` runs it is a thread lock, since blocking
+    callers share a store across the threads of a pool. One object serves both, each style on its own lock.
+    """
+
+    __slots__ = ("_aio", "_thread")
+
+    def __init__(self) -> None:
+        self._aio = asyncio.Lock()
+        self._thread = threading.Lock()
+
+    async def __aenter__(self) -> None:
+        # The style cannot change inside the block: a driven coroutine never leaves its thread's `drive`.
+        if driving():
+            self._thread.acquire()
+        else:
+            await self._aio.acquire()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if driving():
+            self._thread.release()
+        else:
+            self._aio.release()
+
+
+async def pause(seconds: float) -> None:
+    """Wait `seconds`: asyncio.sleep under a loop, time.sleep while driven."""
+    if driving():
+        time.sleep(seconds)
+    else:
+        await asyncio.sleep(seconds)
+
+
+async def offload(call: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """Run a blocking `call`: on a worker thread under a loop, on this thread while driven."""
+    if driving():
+        return call(*args, **kwargs)
+    return await asyncio.to_thread(call, *args, **kwargs)

@@ -1,0 +1,143 @@
+"""`connect_sync()`: the database handle of a program with no event loop (scripts, WSGI apps, thread pools).
+
+It is a Database (same config, bindings, PII keys) that opens each backend kind's blocking driver, and runs
+every call through one of two runners: `drive` on the caller's thread for SQLite and Postgres, whose
+blocking drivers never suspend; a private event loop thread (LoopThread) for Kafka and NATS, whose clients
+are async only. The thread is started only when a stream backend is configured. See docs/sync.md.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from prism_runtime.backends import registry
+from prism_runtime.database import Database
+from prism_runtime.drive import LoopThread, drive, drive_iter
+from prism_runtime.schema import EntitySpec
+
+if TYPE_CHECKING:
+    from prism_runtime.pii.forget import ForgetReceipt
+    from prism_runtime.pii.wrappers import KeyWrapper
+
+T = TypeVar("T")
+
+
+class Runner(Protocol):
+    """How a blocking client runs the async abstraction's coroutines and iterators."""
+
+    def run(self, work: Awaitable[T]) -> T:
+        """Run `work` to its end and return its result."""
+        ...
+
+    def iterate(self, items: AsyncIterator[T]) -> Iterator[T]:
+        """Iterate over `items`, blocking for each."""
+        ...
+
+
+class _Driven:
+    """The runner of backends with a blocking driver: the coroutine runs on the caller's thread."""
+
+    run = staticmethod(drive)
+    iterate = staticmethod(drive_iter)
+
+
+_DRIVEN = _Driven()
+
+
+class _BlockingDatabase(Database):
+    blocking = True
+
+
+class SyncDatabase:
+    """The backends of one program for blocking code; use as `with prism_runtime.connect_sync() as db`.
+
+    Safe to share across threads: SQLite gives each thread its own connection, Postgres its own pooled one
+    (docs/sync.md).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+        key_wrapper: KeyWrapper | None = None,
+    ) -> None:
+        self.aio: Database = _BlockingDatabase(url, config=config, key_wrapper=key_wrapper)
+        """The Database the blocking clients run on; its backends are the blocking drivers."""
+        self.config = self.aio.config
+        self.url = self.aio.url
+        self._loop: LoopThread | None = None
+        self._lock = threading.Lock()
+
+    def open(self) -> SyncDatabase:
+        """Connect to every configured backend and check the explicit bindings; return self."""
+        with self._lock:
+            needs_loop = any(registry.entry(u.kind).blocking is None for u in self.config.backends.values())
+            if needs_loop and self._loop is None:
+                self._loop = LoopThread()
+            try:
+                self._call(self.aio.open())
+            except BaseException:
+                self._stop_loop()
+                raise
+        return self
+
+    def close(self) -> None:
+        """Disconnect every backend (every thread's connections) and stop the loop thread; it can be reopened."""
+        with self._lock:
+            try:
+                self._call(self.aio.close())
+            finally:
+                self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        if self._loop is not None:
+            loop, self._loop = self._loop, None
+            loop.stop()
+
+    def _call(self, work: Awaitable[T]) -> T:
+        # Database-wide work touches every backend: on the loop thread when there is one, since stream
+        # clients live there; blocking drivers run wherever they are called.
+        return self._loop.run(work) if self._loop is not None else drive(work)
+
+    def __enter__(self) -> SyncDatabase:
+        return self.open()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return repr(self.aio).replace("prism_runtime.Database", "prism_runtime.SyncDatabase", 1)
+
+    def runner(self, spec: EntitySpec) -> Runner:
+        """Return how the clients of `spec`'s namespace run: on the caller's thread, or on the loop thread."""
+        kind = self.aio.kind_for(spec)
+        if registry.entry(kind).blocking is not None or self._loop is None:
+            return _DRIVEN
+        return self._loop
+
+    def forget(self, subject: str | int | bytes) -> ForgetReceipt:
+        """Erase every trace of a data subject, as `prism_runtime.forget` does (see docs/pii.md)."""
+        from prism_runtime.pii.forget import forget
+
+        return self._call(forget(self.aio, subject))
+
+
+def connect_sync(
+    url: str | None = None,
+    *,
+    config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    key_wrapper: KeyWrapper | None = None,
+) -> SyncDatabase:
+    """Return a blocking database handle: the same URLs, config and keys as `prism_runtime.connect`.
+
+    Use `with prism_runtime.connect_sync(url) as db:` and the generated `<Message>SyncStore(db)`,
+    `<Message>SyncSeries(db)`, `<Edge>SyncGraph(db)` classes; their methods block and return results.
+    """
+    return SyncDatabase(url, config=config, key_wrapper=key_wrapper)

@@ -1,0 +1,210 @@
+"""Blocking clients (`connect_sync`): plain code with no event loop, thread pools, and parity with async.
+
+The KeyValue and PII behaviour suites (test_keyvalue.py, test_pii.py) run on both styles through
+tests/styles.py; the tests here are the ones only a blocking program can write.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sqlite3
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from backends import BACKENDS, drop_schema, url_for
+
+import prism_runtime
+from prism_runtime import sync_clients
+from prism_runtime.drive import drive
+from prism_runtime.errors import NotOpen
+from protoc_gen_prism.pytest_plugin import provisioned
+
+
+def load(module: str) -> ModuleType:
+    return importlib.import_module(module)
+
+
+@pytest.fixture
+def users(generated: Path) -> tuple[ModuleType, ModuleType]:
+    return load("acme.users.v1.users_pb2"), load("acme.users.v1.users_prism")
+
+
+@pytest.fixture(params=BACKENDS)
+async def url(request: pytest.FixtureRequest, tmp_path: Path, generated: Path) -> Any:
+    """An empty, provisioned database on each SQL backend (provisioned once, by the async path)."""
+    address = await url_for(request, request.param, tmp_path)
+    async with provisioned(address, generated):
+        pass
+    yield address
+    if request.param == "postgres":
+        await drop_schema(address)
+
+
+@pytest.fixture
+def sync_db(url: str) -> Iterator[prism_runtime.SyncDatabase]:
+    with prism_runtime.connect_sync(url) as db:
+        yield db
+
+
+def test_plain_code_puts_gets_scans_and_deletes(sync_db: prism_runtime.SyncDatabase, users: Any) -> None:
+    pb2, prism = users
+    store = prism.UserProfileSyncStore(sync_db)
+    assert store.get("u1") is None
+    store.put(pb2.UserProfile(user_id="u1", email="a@example.com", display_name="A"))
+    store.put_many(pb2.UserProfile(user_id=f"u{i}", display_name=str(i)) for i in range(2, 40))
+    got = store.get("u1")
+    assert got == pb2.UserProfile(user_id="u1", email="a@example.com", display_name="A")
+    assert [m.user_id if m else None for m in store.get_many(["u3", "nope", "u1"])] == ["u3", None, "u1"]
+    scanned = [m.user_id for m in store.scan(page_size=7)]
+    assert scanned == sorted(["u1", *(f"u{i}" for i in range(2, 40))])
+    assert [m.user_id for m in store.scan(after="u35", limit=3)] == ["u36", "u37", "u38"]
+    assert store.delete("u1") is True
+    assert store.delete("u1") is False
+    assert store.get("u1") is None
+
+
+def test_sync_and_async_clients_see_each_others_writes(url: str, users: Any) -> None:
+    pb2, prism = users
+    with prism_runtime.connect_sync(url) as db:
+        prism.UserProfileSyncStore(db).put(pb2.UserProfile(user_id="s1", display_name="sync"))
+
+    async def from_async() -> Any:
+        async with prism_runtime.connect(url) as adb:
+            store = prism.UserProfileStore(adb)
+            await store.put(pb2.UserProfile(user_id="a1", display_name="async"))
+            return await store.get("s1")
+
+    import asyncio
+
+    assert asyncio.run(from_async()).display_name == "sync"
+    with prism_runtime.connect_sync(url) as db:
+        assert prism.UserProfileSyncStore(db).get("a1").display_name == "async"
+
+
+def test_a_thread_pool_shares_one_database_and_one_store(
+    sync_db: prism_runtime.SyncDatabase, users: Any
+) -> None:
+    pb2, prism = users
+    store = prism.UserProfileSyncStore(sync_db)  # one store, prepared by whichever thread comes first
+    threads: set[int] = set()
+
+    def work(i: int) -> str:
+        threads.add(threading.get_ident())
+        store.put(pb2.UserProfile(user_id=f"t{i:03d}", display_name=str(i)))
+        got = store.get(f"t{i:03d}")
+        assert got is not None
+        return got.display_name
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        names = list(pool.map(work, range(200)))
+    assert names == [str(i) for i in range(200)]
+    assert len(threads) > 1, "the pool ran the calls on several threads"
+    assert len(list(store.scan())) == 200
+
+
+def test_sqlite_gives_each_thread_its_own_connection_with_the_async_settings(
+    tmp_path: Path, generated: Path, users: Any
+) -> None:
+    pb2, prism = users
+    url = f"sqlite:///{tmp_path / 'threads.db'}"
+    with prism_runtime.connect_sync(url) as db:
+        prism.UserProfileSyncStore(db).put(pb2.UserProfile(user_id="x"))
+        driver: Any = db.aio.backend
+        seen: list[tuple[int, str, int, int]] = []
+
+        def settings() -> None:
+            conn = driver.conn
+            seen.append(
+                (
+                    id(conn),
+                    conn.execute("PRAGMA journal_mode").fetchone()[0],
+                    conn.execute("PRAGMA synchronous").fetchone()[0],
+                    conn.execute("PRAGMA busy_timeout").fetchone()[0],
+                )
+            )
+
+        threads = [threading.Thread(target=settings) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len({s[0] for s in seen}) == 3, "one connection per thread"
+        assert {s[1:] for s in seen} == {("wal", 1, 5000)}, "WAL, synchronous=NORMAL, the busy timeout"
+    with pytest.raises(NotOpen):
+        prism.UserProfileSyncStore(db)
+
+
+def test_in_memory_sqlite_is_one_database_for_every_thread(generated: Path, users: Any) -> None:
+    pb2, prism = users
+    with prism_runtime.connect_sync("sqlite://") as db:
+        store = prism.UserProfileSyncStore(db)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(lambda i: store.put(pb2.UserProfile(user_id=f"m{i}")), range(20)))
+        assert len(list(store.scan())) == 20
+
+
+def test_a_blocking_call_never_needs_an_event_loop(tmp_path: Path, generated: Path, users: Any) -> None:
+    pb2, prism = users
+    with prism_runtime.connect_sync(f"sqlite:///{tmp_path / 'noloop.db'}") as db:
+        store = prism.UserProfileSyncStore(db)
+        store.put(pb2.UserProfile(user_id="n1"))
+        assert store.get("n1") is not None
+        with pytest.raises(RuntimeError):
+            import asyncio
+
+            asyncio.get_running_loop()
+
+
+def test_drive_refuses_a_coroutine_that_waits_on_a_loop() -> None:
+    import asyncio
+
+    async def waits() -> None:
+        await asyncio.Future()
+
+    with pytest.raises(RuntimeError):
+        drive(waits())
+
+
+PAIRS = [
+    (prism_runtime.KeyValueStore, sync_clients.SyncKeyValueStore),
+    (prism_runtime.SortedKeyValueStore, sync_clients.SyncSortedKeyValueStore),
+    (prism_runtime.TimeSeries, sync_clients.SyncTimeSeries),
+    (prism_runtime.NodeStore, sync_clients.SyncNodeStore),
+    (prism_runtime.EdgeStore, sync_clients.SyncEdgeStore),
+    (prism_runtime.Graph, sync_clients.SyncGraph),
+]
+
+
+@pytest.mark.parametrize(("aio", "blocking"), PAIRS, ids=[b.__name__ for _, b in PAIRS])
+def test_every_async_method_has_a_blocking_twin_with_its_parameters(aio: type, blocking: type) -> None:
+    def public(cls: type) -> dict[str, inspect.Signature]:
+        return {
+            name: inspect.signature(value)
+            for name, value in inspect.getmembers(cls, inspect.isfunction)
+            if not name.startswith("_")
+        }
+
+    wanted, have = public(aio), public(blocking)
+    assert sorted(wanted) == sorted(name for name in have if name != "__init__")
+    for name, signature in wanted.items():
+        assert list(signature.parameters) == list(have[name].parameters), name
+        assert not inspect.iscoroutinefunction(getattr(blocking, name)), name
+
+
+def test_sync_store_reads_what_sqlite3_wrote(tmp_path: Path, generated: Path, users: Any) -> None:
+    pb2, prism = users
+    path = tmp_path / "raw.db"
+    with prism_runtime.connect_sync(f"sqlite:///{path}") as db:
+        store = prism.UserProfileSyncStore(db)
+        store.put(pb2.UserProfile(user_id="r1", display_name="before"))
+        raw = sqlite3.connect(path, isolation_level=None)
+        raw.execute(f'UPDATE "{store.namespace}" SET display_name = ? WHERE user_id = ?', ("after", "r1"))
+        raw.close()
+        got = store.get("r1")
+        assert got is not None and got.display_name == "after"
