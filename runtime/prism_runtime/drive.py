@@ -20,48 +20,58 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-_state = threading.local()
-
 
 def driving() -> bool:
-    """Return whether this thread is inside `drive` (blocking style) rather than under an event loop."""
-    return getattr(_state, "driving", False)
+    """Return whether code on this thread runs in the blocking style: no event loop runs here.
+
+    Async code always runs under a loop, and a loop thread's blocking calls (`LoopThread`) run under that
+    loop; so the only coroutines that run on a thread without one are those `drive` runs.
+    """
+    return asyncio._get_running_loop() is None
 
 
-def drive(work: Awaitable[T]) -> T:
+def drive(work: Coroutine[Any, Any, T]) -> T:
     """Run `work`, a coroutine of blocking drivers, to its end on this thread and return its result.
 
-    A coroutine that suspends on a future needs an event loop: that is a bug in a blocking driver, raised as
-    RuntimeError. A bare yield (`asyncio.sleep(0)`) only gives way, so it continues at once.
+    A coroutine that suspends on a future needs an event loop: that is a bug in a blocking driver (or a call
+    made from inside a coroutine, where the async client belongs), raised as RuntimeError. A bare yield
+    (`asyncio.sleep(0)`) only gives way, so it continues at once.
     """
-    step = cast(Coroutine[Any, None, T], work)
-    outer = getattr(_state, "driving", False)
-    _state.driving = True
     try:
-        while True:
-            if step.send(None) is not None:
-                step.close()
-                raise RuntimeError(
-                    "a blocking Prism call waited on an event loop; its driver must not suspend"
-                )
+        while work.send(None) is None:
+            pass
     except StopIteration as done:
-        return cast(T, done.value)
-    finally:
-        _state.driving = outer
+        value: T = done.value
+        return value
+    work.close()
+    raise RuntimeError(
+        "a blocking Prism call waited on an event loop: call the Sync clients from plain threads, "
+        "and the async clients from coroutines"
+    )
 
 
 def drive_iter(items: AsyncIterator[T]) -> Iterator[T]:
     """Iterate over an async iterator of blocking drivers, driving each step on the caller's thread."""
-    while True:
-        try:
-            item = drive(items.__anext__())
-        except StopAsyncIteration:
-            return
-        yield item
+    return _iterate(items, drive)
+
+
+def _iterate(items: AsyncIterator[T], run: Callable[[Coroutine[Any, Any, Any]], Any]) -> Iterator[T]:
+    try:
+        while True:
+            try:
+                item: T = run(_awaited(items.__anext__()))
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        # Left early (break, an exception): close the async generator where it stands, as `async for` would.
+        close = getattr(items, "aclose", None)
+        if close is not None:
+            run(close())
 
 
 class LoopThread:
@@ -72,21 +82,16 @@ class LoopThread:
         self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
         self._thread.start()
 
-    def run(self, work: Awaitable[T]) -> T:
+    def run(self, work: Coroutine[Any, Any, T]) -> T:
         """Run `work` on the loop and block until it is done; its exception is raised here."""
         if threading.get_ident() == self._thread.ident:
             raise RuntimeError("a sync Prism call was made from its own loop thread")
-        done: Future[T] = asyncio.run_coroutine_threadsafe(_awaited(work), self._loop)
+        done: Future[T] = asyncio.run_coroutine_threadsafe(work, self._loop)
         return done.result()
 
     def iterate(self, items: AsyncIterator[T]) -> Iterator[T]:
         """Iterate over an async iterator living on the loop."""
-        while True:
-            try:
-                item = self.run(items.__anext__())
-            except StopAsyncIteration:
-                return
-            yield item
+        return _iterate(items, self.run)
 
     def stop(self) -> None:
         """Stop the loop and its thread."""
@@ -97,6 +102,7 @@ class LoopThread:
 
 
 async def _awaited(work: Awaitable[T]) -> T:
+    # A coroutine around an awaitable that is not one (an async generator's step), for `drive` and the loop.
     return await work
 
 

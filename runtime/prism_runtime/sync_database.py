@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -29,7 +29,7 @@ T = TypeVar("T")
 class Runner(Protocol):
     """How a blocking client runs the async abstraction's coroutines and iterators."""
 
-    def run(self, work: Awaitable[T]) -> T:
+    def run(self, work: Coroutine[Any, Any, T]) -> T:
         """Run `work` to its end and return its result."""
         ...
 
@@ -99,7 +99,7 @@ class SyncDatabase:
             loop, self._loop = self._loop, None
             loop.stop()
 
-    def _call(self, work: Awaitable[T]) -> T:
+    def _call(self, work: Coroutine[Any, Any, T]) -> T:
         # Database-wide work touches every backend: on the loop thread when there is one, since stream
         # clients live there; blocking drivers run wherever they are called.
         return self._loop.run(work) if self._loop is not None else drive(work)
