@@ -3,6 +3,7 @@
 A test written against the async API takes `prism = styled(module, style, twins)`: in the sync style,
 `prism.PatientStore(db)` is `PatientSyncStore` on a SyncDatabase opened on the same backends and keys as
 `db`, and each of its calls runs on a worker thread (as a thread pool would run it), awaited by the test.
+`prism.forget(db, subject)` and `prism.vault(db)` are the style's own (each handle caches its keys).
 The test's own code is the same for both styles: the behaviour is proven twice, written once.
 """
 
@@ -15,6 +16,8 @@ from types import ModuleType, TracebackType
 from typing import Any
 
 import prism_runtime
+from prism_runtime.pii.forget import ForgetReceipt
+from prism_runtime.pii.vault import Vault, vault_for
 from prism_runtime.sync_clients import SyncTail
 
 STYLES = ["async", "sync"]
@@ -54,6 +57,17 @@ class Styled:
         self._module = module
         self._style = style
         self._twins = twins
+
+    async def forget(self, db: prism_runtime.Database, subject: str | int | bytes) -> ForgetReceipt:
+        """Forget `subject` as this style's program would: `prism_runtime.forget`, or `SyncDatabase.forget`."""
+        if self._style == "async":
+            return await prism_runtime.forget(db, subject)
+        return await asyncio.to_thread(self._twins.of(db).forget, subject)
+
+    def vault(self, db: prism_runtime.Database) -> Vault:
+        """Return the PII vault of the SQL backend this style's clients use (to inspect or break it)."""
+        database = db if self._style == "async" else self._twins.of(db).aio
+        return vault_for(database.backend)  # type: ignore[arg-type]
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._module, name)
