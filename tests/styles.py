@@ -39,7 +39,9 @@ class Twins:
                 "backends": {kind: url.url for kind, url in db.config.backends.items()},
                 "namespaces": dict(db.config.bindings),
             }
-            twin = prism_runtime.connect_sync(db.url.url, config=config, key_wrapper=db._key_wrapper).open()
+            twin = prism_runtime.connect_sync(db.url.url, config=config, key_wrapper=db._key_wrapper)
+            if _is_open(db):
+                twin.open()
             found = self._twins[id(db)] = (db, twin)
         return found[1]
 
@@ -77,6 +79,14 @@ class Styled:
         return lambda db: Awaiting(sync_class(self._twins.of(db)))
 
 
+def _is_open(db: prism_runtime.Database) -> bool:
+    try:
+        db.backend  # noqa: B018 (raises NotOpen on a handle not opened yet)
+    except prism_runtime.NotOpen:
+        return False
+    return True
+
+
 def styled(module: ModuleType, style: str, twins: Twins) -> Any:
     """Return `module` as the tests of `style` use it."""
     return Styled(module, style, twins)
@@ -86,15 +96,21 @@ class Awaiting:
     """A blocking client seen through the async API: each call runs on a worker thread and is awaited."""
 
     def __init__(self, client: Any) -> None:
-        self._client = client
+        object.__setattr__(self, "_client", client)
 
     def __getattr__(self, name: str) -> Any:
-        value = getattr(self._client, name)
+        # A test that looks inside a client (`store._backend`) sees the async object the blocking one runs.
+        owner = self._client if not name.startswith("_") else self._client._aio
+        value = getattr(owner, name)
         if isinstance(value, prism_runtime.SyncNodeStore):
             return Awaiting(value)
         if not callable(value):
             return value
         return lambda *args, **kwargs: _Call(value, args, kwargs)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # A test that swaps a part of a client (`store._backend = spy`) swaps it in the async object.
+        setattr(self._client._aio, name, value)
 
 
 class _Call:

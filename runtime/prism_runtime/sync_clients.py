@@ -50,7 +50,8 @@ NF = TypeVar("NF", bound=Mapping[str, Any])
 
 
 class _Client:
-    """What every blocking client holds: its spec and the runner of its namespace."""
+    """What every blocking client holds: its spec, the runner of its namespace, and (as `_aio`, set by each
+    subclass) the async object whose coroutines it runs."""
 
     def __init__(self, db: SyncDatabase, spec: EntitySpec, message: type[Message]) -> None:
         self.spec = spec
@@ -220,6 +221,7 @@ class SyncTimeSeries(_Client, Generic[M, K]):
     def __init__(self, db: SyncDatabase, spec: EntitySpec, message: type[M]) -> None:
         super().__init__(db, spec, message)
         self._series: TimeSeries[M, K] = TimeSeries(db.aio, spec, message)
+        self._aio = self._series
 
     def append(self, event: M) -> None:
         """Append one event; returns once the backend acknowledged it. A retry stores it once."""
@@ -256,6 +258,7 @@ class SyncNodeStore(_Client, Generic[N, NK]):
     ) -> None:
         super().__init__(db, spec, message)
         self._nodes: NodeStore[N, NK] = nodes if nodes is not None else NodeStore(db.aio, spec, message)
+        self._aio: NodeStore[N, NK] = self._nodes
 
     def add_node(self, node: N) -> None:
         """Insert `node`, replacing the node with the same key."""

@@ -16,9 +16,10 @@ POOL_PARAMS = ("pool_size", "pool_min_size")
 DEFAULT_POOL_SIZE = 10
 # Serialisation failure, deadlock, lock not available: the transaction was rolled back and may be run again.
 _CONTENDED = ("40001", "40P01", "55P03")
+NUL_HINT = "a string field holds U+0000, which Postgres text and JSONB cannot store"
 _HINTS = {
-    "22021": "a string field holds U+0000, which Postgres text and JSONB cannot store",
-    "22P05": "a string field holds U+0000, which Postgres text and JSONB cannot store",
+    "22021": NUL_HINT,
+    "22P05": NUL_HINT,
     "42P01": PROVISION_HINT,
     "3D000": "the database named in the URL does not exist: fix the URL, or create it (createdb) first",
 }

@@ -28,6 +28,7 @@ from psycopg.types.string import TextLoader
 from prism_runtime.backends.postgres_states import (
     COLUMNS,
     DEFAULT_POOL_SIZE,
+    NUL_HINT,
     POOL_PARAMS,
     PROVISION_HINT,
     SETUP_LOCK,
@@ -140,6 +141,14 @@ class PostgresSyncDriver(ServesSqlAbstractions):
                 namespace=namespace,
                 backend=self.name,
                 hint=PROVISION_HINT,
+            )
+        if sqlstate is None and isinstance(error, psycopg.DataError):
+            # Refused by psycopg before it was sent: the one value it refuses is text holding U+0000.
+            return BackendError(
+                f"{type(error).__name__}: a value the server cannot store",
+                namespace=namespace,
+                backend=self.name,
+                hint=NUL_HINT,
             )
         if sqlstate is None:
             # No SQLSTATE: the client could not reach the server, or lost its connection.
