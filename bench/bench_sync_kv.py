@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sqlite3
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ import prism_runtime
 from prism_runtime.backends.sqlite import connect_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sqlite_kv import load_generated, percentile  # noqa: E402
+from bench_sqlite_kv import load_generated, percentile
 
 
 def interleaved(sides: dict[str, Callable[[int], Any]], ops: int, rounds: int) -> dict[str, list[float]]:
@@ -113,7 +112,8 @@ def main() -> None:
     for r in records:
         print(f"{r['op']:4} {r['side']:12} {r['ops_per_s']:10.0f} {r['p50_us']:8.1f} {r['p99_us']:8.1f}")
     summary = {
-        op: by[(op, "sync store")]["ops_per_s"] / by[(op, "raw sqlite3")]["ops_per_s"] for op in ("get", "put")
+        op: by[(op, "sync store")]["ops_per_s"] / by[(op, "raw sqlite3")]["ops_per_s"]
+        for op in ("get", "put")
     }
     print(f"sync get / raw: {summary['get']:.2f}x (target >= 0.6x); sync put / raw: {summary['put']:.2f}x")
     if args.json:
