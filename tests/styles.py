@@ -23,6 +23,7 @@ from prism_runtime.sync_clients import SyncTail
 STYLES = ["async", "sync"]
 _CLIENT = re.compile(r"(Store|Series|Nodes|Edges|Graph)$")
 _END = object()
+_ITERATORS = frozenset({"scan", "query", "tail"})
 
 
 class Twins:
@@ -106,6 +107,9 @@ class Awaiting:
             return Awaiting(value)
         if not callable(value):
             return value
+        if name in _ITERATORS:
+            # These do no I/O when called, only their checks (which raise at the call, as the async ones do).
+            return lambda *args, **kwargs: _Call(lambda: value(*args, **kwargs), (), {}, started=True)
         return lambda *args, **kwargs: _Call(value, args, kwargs)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -116,8 +120,19 @@ class Awaiting:
 class _Call:
     """One call of a blocking method: awaited for its result, iterated with `async for`, or entered."""
 
-    def __init__(self, method: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        self._start = lambda: method(*args, **kwargs)
+    def __init__(
+        self,
+        method: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        started: bool = False,
+    ) -> None:
+        if started:
+            result = method()
+            self._start: Callable[[], Any] = lambda: result
+        else:
+            self._start = lambda: method(*args, **kwargs)
         self._items: Iterator[Any] | None = None
 
     def __await__(self) -> Any:
