@@ -10,6 +10,7 @@ import importlib
 import inspect
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -208,3 +209,50 @@ def test_sync_store_reads_what_sqlite3_wrote(tmp_path: Path, generated: Path, us
         raw.close()
         got = store.get("r1")
         assert got is not None and got.display_name == "after"
+
+
+def test_a_stream_backend_runs_on_a_loop_thread_the_database_stops_at_close(
+    nats_url: str, tmp_path: Path, generated: Path
+) -> None:
+    pb2 = load("acme.events.v1.events_pb2")
+    prism = load("acme.events.v1.events_prism")
+    config = {
+        "backends": {"nats": nats_url, "sqlite": f"sqlite:///{tmp_path / 'keys.db'}"},
+        "namespaces": {"acme_events_v1_click_event": "nats"},
+    }
+
+    def loops() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "prism-sync-loop"]
+
+    before = len(loops())
+    with prism_runtime.connect_sync(config=config) as db:
+        assert len(loops()) == before + 1
+        series = prism.ClickEventSyncSeries(db)
+        user = f"loop-{uuid.uuid4().hex[:8]}"
+        clicks = [pb2.ClickEvent(user_id=user, page=f"/{i}") for i in range(3)]
+        for i, click in enumerate(clicks):
+            click.at.FromMilliseconds(1_700_000_000_000 + i)
+        series.append_many(clicks)
+        assert [e.page for e in series.query(user)] == ["/0", "/1", "/2"]
+    assert len(loops()) == before
+
+
+def test_postgres_url_parameters_libpq_does_not_know_become_server_settings() -> None:
+    from prism_runtime.backends.postgres_sync import PostgresSyncDriver
+    from prism_runtime.config import resolve_url
+
+    url = "postgresql://u:pw@h:5432/db?search_path=t_1&lock_timeout=100&sslmode=disable&pool_size=4"
+    driver = PostgresSyncDriver(resolve_url(url))
+    assert driver.pool_size == 4
+    assert driver.conninfo == (
+        "postgresql://u:pw@h:5432/db?sslmode=disable&options=-c%20search_path%3Dt_1%20-c%20lock_timeout%3D100"
+    )
+    assert "pw" not in driver.name
+
+
+def test_a_missing_psycopg_names_the_postgres_sync_extra() -> None:
+    from prism_runtime.extras import missing_extra
+
+    for module in ("psycopg", "psycopg_pool"):
+        missing = missing_extra(ModuleNotFoundError(name=module), "the postgres backend")
+        assert missing is not None and "prism-runtime[postgres-sync]" in str(missing)
