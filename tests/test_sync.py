@@ -256,3 +256,49 @@ def test_a_missing_psycopg_names_the_postgres_sync_extra() -> None:
     for module in ("psycopg", "psycopg_pool"):
         missing = missing_extra(ModuleNotFoundError(name=module), "the postgres backend")
         assert missing is not None and "prism-runtime[postgres-sync]" in str(missing)
+
+
+def test_audited_writes_from_a_thread_pool_keep_one_intact_chain_naming_each_actor(
+    url: str, tmp_path: Path, generated: Path
+) -> None:
+    from prism_runtime.pii import LocalKeyWrapper
+    from prism_runtime.pii.vault import vault_for
+
+    pb2 = load("prismtest.pii.v1.pii_pb2")
+    prism = load("prismtest.pii.v1.pii_prism")
+    with prism_runtime.connect_sync(url, key_wrapper=LocalKeyWrapper(tmp_path / "master.key")) as db:
+        store = prism.PatientSyncStore(db)
+
+        def work(i: int) -> None:
+            with prism_runtime.actor(f"worker-{i % 4}", purpose="sync test"):
+                store.put(pb2.Patient(patient_id=f"t{i:02d}", ssn="078-05-1120", email=f"p{i}@example.com"))
+                got = store.get(f"t{i:02d}")
+                assert got is not None and got.email == f"p{i}@example.com"
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(work, range(40)))
+        vault: Any = vault_for(db.aio.backend)  # type: ignore[arg-type]
+        result = drive(vault.audit.verify())
+        assert result.ok, result.reason
+        actors = {
+            row[0] for row in drive(db.aio.backend.fetch("SELECT actor FROM prism_audit", (), namespace=""))
+        }  # type: ignore[attr-defined]
+        assert actors == {f"worker-{n}" for n in range(4)}
+
+
+def test_the_loop_thread_runs_a_call_in_the_callers_context() -> None:
+    import contextvars
+
+    from prism_runtime.drive import LoopThread
+
+    who: contextvars.ContextVar[str] = contextvars.ContextVar("who", default="nobody")
+
+    async def read() -> str:
+        return who.get()
+
+    loop = LoopThread()
+    try:
+        who.set("caller")
+        assert loop.run(read()) == "caller"
+    finally:
+        loop.stop()

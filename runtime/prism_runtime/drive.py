@@ -15,6 +15,7 @@ Backends with no blocking driver (Kafka, NATS) run on a `LoopThread` the sync da
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
@@ -83,10 +84,22 @@ class LoopThread:
         self._thread.start()
 
     def run(self, work: Coroutine[Any, Any, T]) -> T:
-        """Run `work` on the loop and block until it is done; its exception is raised here."""
+        """Run `work` on the loop and block until it is done; its exception is raised here.
+
+        It runs in a copy of the caller's context, as a driven call does, so context variables set by the
+        caller (`prism_runtime.actor`, the current span) hold inside it.
+        """
         if threading.get_ident() == self._thread.ident:
+            work.close()
             raise RuntimeError("a sync Prism call was made from its own loop thread")
-        done: Future[T] = asyncio.run_coroutine_threadsafe(work, self._loop)
+        context = contextvars.copy_context()
+        done: Future[T] = Future()
+
+        def start() -> None:
+            task = self._loop.create_task(work, context=context)
+            task.add_done_callback(lambda finished: _settle(done, finished))
+
+        self._loop.call_soon_threadsafe(start)
         return done.result()
 
     def iterate(self, items: AsyncIterator[T]) -> Iterator[T]:
@@ -99,6 +112,15 @@ class LoopThread:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
         self._loop.close()
+
+
+def _settle(done: Future[T], task: asyncio.Task[T]) -> None:
+    if task.cancelled():
+        done.cancel()
+    elif task.exception() is not None:
+        done.set_exception(task.exception())
+    else:
+        done.set_result(task.result())
 
 
 async def _awaited(work: Awaitable[T]) -> T:
