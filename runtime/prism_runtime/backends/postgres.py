@@ -20,12 +20,14 @@ from prism_runtime.backends.postgres_states import (
     COLUMNS as _COLUMNS,
 )
 from prism_runtime.backends.postgres_states import (
+    COPY_THRESHOLD,
     DEFAULT_POOL_SIZE,
     POOL_PARAMS,
     PROVISION_HINT,
     SETUP_LOCK,
     UNAVAILABLE_HINT,
     server_error,
+    stage_name,
 )
 from prism_runtime.backends.postgres_states import (
     TAKE_SETUP_LOCK as _TAKE_SETUP_LOCK,
@@ -37,7 +39,6 @@ from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.dialect import ServingDialect
 from prism_runtime.sql.dialects import PostgresDialect
 from prism_runtime.sql.driver import After, Chained, Row, verify_columns
-from prism_runtime.sql.names import short_name
 from prism_runtime.sql.serving import ServesSqlAbstractions
 from prism_runtime.sql.statements import KeyValueStatements
 
@@ -46,9 +47,6 @@ M = TypeVar("M", bound=Message)
 
 _UTC = datetime.UTC
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=_UTC)
-# Batches at least this large go through COPY: below it, executemany's pipelining is as fast.
-COPY_THRESHOLD = 256
-_STAGE = "_prism_stage"
 
 
 class PostgresDriver(ServesSqlAbstractions):
@@ -192,9 +190,7 @@ class PostgresDriver(ServesSqlAbstractions):
             return
         pool = await self.pool(namespace)
         names = [c.name for c in statements.columns]
-        # One staging name per target table: asyncpg caches a COPY's column types by its statement text, so
-        # two tables sharing a staging name (and column names) would reuse the other's types.
-        stage = short_name(_STAGE, statements.table.strip('"'), dialect=self.dialect)
+        stage = stage_name(statements.table)
 
         async def work() -> None:
             # `rows` may encode each row as it is read (see SqlKeyValue.put): asyncpg sends the COPY data in

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from prism_runtime.errors import BackendError, BackendUnavailable, Contention
 from prism_runtime.sql.dialects import PostgresDialect
+from prism_runtime.sql.names import short_name
 
 PROVISION_HINT = "create it with `prism provision <generated dir> --url <this url>`"
 UNAVAILABLE_HINT = "is the server running? `prism stack up` starts a local one"
@@ -28,6 +29,10 @@ _HINTS = {
 _UNAVAILABLE_CLASSES = ("08",)
 _UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
 _AUTHENTICATION_STATES = frozenset({"28P01", "28000"})
+
+# Batches at least this large go through COPY into a staging table: below it, a pipelined executemany is as fast.
+COPY_THRESHOLD = 256
+_STAGE = "_prism_stage"
 
 COLUMNS = PostgresDialect().table_columns()
 TAKE_SETUP_LOCK = "SELECT pg_advisory_xact_lock($1)"
@@ -63,3 +68,12 @@ def server_error(sqlstate: str, error_type: str, *, namespace: str, backend: str
         backend=backend,
         hint=_HINTS.get(sqlstate, ""),
     )
+
+
+def stage_name(table: str) -> str:
+    """Return the temporary staging table of a batch upsert into `table` (quoted), one name per target table.
+
+    asyncpg caches a COPY's column types by its statement text, so two tables sharing a staging name (and
+    column names) would reuse the other's types.
+    """
+    return short_name(_STAGE, table.strip('"'), dialect=PostgresDialect())

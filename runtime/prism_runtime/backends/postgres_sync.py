@@ -27,6 +27,7 @@ from psycopg.types.string import TextLoader
 
 from prism_runtime.backends.postgres_states import (
     COLUMNS,
+    COPY_THRESHOLD,
     DEFAULT_POOL_SIZE,
     NUL_HINT,
     POOL_PARAMS,
@@ -35,6 +36,7 @@ from prism_runtime.backends.postgres_states import (
     TAKE_SETUP_LOCK,
     UNAVAILABLE_HINT,
     server_error,
+    stage_name,
 )
 from prism_runtime.backends.registry import BackendKind
 from prism_runtime.config import BackendUrl
@@ -181,8 +183,19 @@ class PostgresSyncDriver(ServesSqlAbstractions):
         namespace: str,
         after: Sequence[After] = (),
     ) -> None:
-        """Upsert rows with one pipelined executemany in one transaction."""
-        await self.execute_many(statements.upsert, rows, namespace=namespace, after=after)
+        """Upsert rows: pipelined executemany for small batches, COPY into a staging table for large ones."""
+        if len(rows) < COPY_THRESHOLD:
+            await self.execute_many(statements.upsert, rows, namespace=namespace, after=after)
+            return
+        stage = stage_name(statements.table)
+        names = ", ".join(self.dialect.quote(c.name) for c in statements.columns)
+        with self._connection(namespace) as conn, conn.transaction():
+            _execute(conn, f"CREATE TEMP TABLE {stage} (LIKE {statements.table}) ON COMMIT DROP")
+            with conn.cursor() as cur, cur.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            _execute(conn, statements.upsert_from(stage))
+            _run_after(conn, after)
 
     async def execute_script(self, statements: Sequence[str], *, namespace: str) -> None:
         """Run statements in order inside one transaction, under the setup lock (as the async driver does)."""
