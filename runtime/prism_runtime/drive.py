@@ -8,7 +8,7 @@ execute step differs between the two styles, as in a sans-I/O library; the corou
 generator that yields statements and receives rows.
 
 Code on that path that would otherwise need an event loop (a lock held across awaits, a back-off pause,
-work handed to a thread) uses the primitives here, which block instead while `drive` runs on this thread.
+work handed to a thread) uses the primitives here, which block instead on a thread where no loop runs.
 Backends with no blocking driver (Kafka, NATS) run on a `LoopThread` the sync database owns.
 """
 
