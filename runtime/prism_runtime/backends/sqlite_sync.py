@@ -65,18 +65,21 @@ class SqliteSyncDriver(SqliteDriver):
             if not self._is_open:
                 raise BackendUnavailable("the database is closed", backend=self.name)
             if self._shared is not None and self._opened:
-                conn = self._opened[0]
-            else:
-                conn = connect_file(self.path, self.name)
-                self._opened.append(conn)
-        self._local.conn = conn
+                return self._opened[0]  # never this thread's own: fetch_first's fast path must not take it
+            conn = connect_file(self.path, self.name)
+            self._opened.append(conn)
+        if self._shared is None:
+            self._local.conn = conn
         return conn
 
     @property
     def conn(self) -> sqlite3.Connection:
         """Return this thread's connection, opening it on the thread's first statement."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        return conn if conn is not None else self._connect()
+        try:
+            conn: sqlite3.Connection = self._local.conn
+        except AttributeError:
+            return self._connect()
+        return conn
 
     async def _run(self, fn: Callable[[], T], *, namespace: str) -> T:
         try:
@@ -91,11 +94,14 @@ class SqliteSyncDriver(SqliteDriver):
         self, sql: str, args: Row, decode: Callable[[Row], T], *, namespace: str
     ) -> T | None:
         """Run a point query on this thread's connection and return its first row through `decode`, or None."""
-        if self._shared is None:
-            conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        try:
+            conn: sqlite3.Connection = self._local.conn
+        except AttributeError:
+            pass  # this thread's first statement, or the shared in-memory connection: the general path
+        else:
             try:
                 # fetchall: the statement runs to its end, so no read transaction stays open past this line.
-                rows = (conn or self._connect()).execute(sql, args).fetchall()
+                rows = conn.execute(sql, args).fetchall()
             except sqlite3.OperationalError as error:
                 if not str(error).startswith(_NOT_UTF8):
                     raise self.typed(error, namespace) from None
@@ -103,7 +109,7 @@ class SqliteSyncDriver(SqliteDriver):
                 raise self.typed(error, namespace) from None
             else:
                 return decode(rows[0]) if rows else None
-        # Text that is not UTF-8, or the shared in-memory connection: the general path handles both.
+        # Also text that is not UTF-8: the general path reads it as UNREADABLE, for the decoder to name the row.
         found = await self._run(
             lambda: self._readable(lambda c: c.execute(sql, args).fetchall()), namespace=namespace
         )
