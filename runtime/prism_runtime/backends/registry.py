@@ -178,7 +178,7 @@ def load_class(wanted: BackendEntry, needed_for: str, *, blocking: bool = False)
         if missing is None:
             raise
         raise missing from None
-    cls = check_class(getattr(module, class_name, None), wanted)
+    cls = check_class(getattr(module, class_name, None), wanted, f"{module_name}.{class_name}")
     _loaded[(wanted, blocking)] = cls
     return cls
 
