@@ -235,6 +235,10 @@ def test_a_stream_backend_runs_on_a_loop_thread_the_database_stops_at_close(
         series.append_many(clicks)
         assert [e.page for e in series.query(user)] == ["/0", "/1", "/2"]
     assert len(loops()) == before
+    with pytest.raises(NotOpen, match="closed"):
+        series.append(clicks[0])
+    with db:  # reopened: a new loop thread, which the clients made before use
+        assert [e.page for e in series.query(user)] == ["/0", "/1", "/2"]
 
 
 def test_postgres_url_parameters_libpq_does_not_know_become_server_settings() -> None:

@@ -92,6 +92,9 @@ class LoopThread:
         if threading.get_ident() == self._thread.ident:
             work.close()
             raise RuntimeError("a sync Prism call was made from its own loop thread")
+        if self._loop.is_closed():
+            work.close()
+            raise RuntimeError("the loop thread is stopped")
         context = contextvars.copy_context()
         done: Future[T] = Future()
 
@@ -107,11 +110,23 @@ class LoopThread:
         return _iterate(items, self.run)
 
     def stop(self) -> None:
-        """Stop the loop and its thread."""
+        """Cancel what still runs on the loop (a client's background tasks), then stop the loop and its thread.
+
+        The same end as asyncio.run gives its loop: no task is left to be destroyed while pending.
+        """
         if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(_cancel_the_rest(), self._loop).result()
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
+        self._loop.run_until_complete(self._loop.shutdown_asyncgens())
         self._loop.close()
+
+
+async def _cancel_the_rest() -> None:
+    rest = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in rest:
+        task.cancel()
+    await asyncio.gather(*rest, return_exceptions=True)
 
 
 def _settle(done: Future[T], task: asyncio.Task[T]) -> None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from prism_runtime.backends import registry
 from prism_runtime.database import Database
 from prism_runtime.drive import LoopThread, drive, drive_iter
+from prism_runtime.errors import NotOpen
 from prism_runtime.schema import EntitySpec
 
 if TYPE_CHECKING:
@@ -48,6 +49,28 @@ class _Driven:
 _DRIVEN = _Driven()
 
 
+class _OnLoop:
+    """The runner of backends with no blocking driver: the database's loop thread, whichever is current (a
+    reopened database starts a new one)."""
+
+    def __init__(self, db: SyncDatabase) -> None:
+        self._db = db
+
+    def _loop(self, work: object) -> LoopThread:
+        loop = self._db._loop
+        if loop is None:
+            if isinstance(work, Coroutine):
+                work.close()
+            raise NotOpen("the sync database is closed; open it again (`db.open()`) to use its clients")
+        return loop
+
+    def run(self, work: Coroutine[Any, Any, T]) -> T:
+        return self._loop(work).run(work)
+
+    def iterate(self, items: AsyncIterator[T]) -> Iterator[T]:
+        return self._loop(None).iterate(items)
+
+
 class _BlockingDatabase(Database):
     blocking = True
 
@@ -71,6 +94,7 @@ class SyncDatabase:
         self.config = self.aio.config
         self.url = self.aio.url
         self._loop: LoopThread | None = None
+        self._on_loop = _OnLoop(self)
         self._lock = threading.Lock()
 
     def open(self) -> SyncDatabase:
@@ -118,9 +142,7 @@ class SyncDatabase:
     def runner(self, spec: EntitySpec) -> Runner:
         """Return how the clients of `spec`'s namespace run: on the caller's thread, or on the loop thread."""
         kind = self.aio.kind_for(spec)
-        if registry.entry(kind).blocking is not None or self._loop is None:
-            return _DRIVEN
-        return self._loop
+        return _DRIVEN if registry.entry(kind).blocking is not None else self._on_loop
 
     def forget(self, subject: str | int | bytes) -> ForgetReceipt:
         """Erase every trace of a data subject, as `prism_runtime.forget` does (see docs/pii.md)."""
