@@ -316,3 +316,34 @@ def test_every_blocking_driver_meets_its_kinds_contract() -> None:
     for entry in blocking:
         cls = registry.load_class(entry, f"the {entry.kind} backend", blocking=True)
         assert cls.__name__ == entry.blocking[1] and cls.kind == entry.kind  # type: ignore[index]
+
+
+def test_a_migrating_namespace_dual_writes_shadow_reads_and_rolls_back_from_blocking_code(
+    tmp_path: Path, generated: Path, postgres_dsn: str, users: Any
+) -> None:
+    """The shadow routing layer (dual writes, shadow reads compared) runs driven too; phases follow on the loop."""
+    import asyncio
+
+    from test_migrations import NS, config_file, ends, profile, rows_on
+
+    from prism_runtime import migrations
+
+    pb2, prism = users
+    source, target = asyncio.run(ends("sqlite->postgres", tmp_path, generated, postgres_dsn))
+    with prism_runtime.connect_sync(config=config_file(tmp_path, source, target)) as db:
+        store = prism.UserProfileSyncStore(db)
+        store.put(profile(pb2, 1))
+        store.put_many([profile(pb2, 2), profile(pb2, 3)])
+        assert store.delete("u00003")
+        db.run(migrations.set_phase(db.aio, NS, "shadow_read", "tester"))
+        assert store.get("u00002") == profile(pb2, 2)  # read from both sides, compared
+        assert [m.user_id for m in store.scan()] == ["u00001", "u00002"]
+        db.run(migrations.set_phase(db.aio, NS, "promoted", "tester"))
+        store.put(profile(pb2, 4))
+        assert store.delete("u00002")
+        db.run(migrations.set_phase(db.aio, NS, "dual_write", "tester"))
+        keys = ["u00001", "u00002", "u00004"]
+        assert [m.user_id if m else None for m in store.get_many(keys)] == ["u00001", None, "u00004"]
+    expected = {"u00001": profile(pb2, 1), "u00004": profile(pb2, 4)}
+    assert asyncio.run(rows_on(source, generated, pb2, prism, keys)) == expected
+    assert asyncio.run(rows_on(target, generated, pb2, prism, keys)) == expected

@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+S = TypeVar("S")
 
 
 def driving() -> bool:
@@ -170,6 +171,13 @@ class SetupLock:
             self._thread.release()
         else:
             self._aio.release()
+
+
+async def both(first: Awaitable[T], second: Awaitable[S]) -> tuple[T, S]:
+    """Await two reads: at once under a loop (asyncio.gather), one after the other while driven."""
+    if driving():
+        return await first, await second
+    return await asyncio.gather(first, second)
 
 
 async def pause(seconds: float) -> None:

@@ -100,11 +100,14 @@ class SyncDatabase:
     def open(self) -> SyncDatabase:
         """Connect to every configured backend and check the explicit bindings; return self."""
         with self._lock:
-            needs_loop = any(registry.entry(u.kind).blocking is None for u in self.config.backends.values())
+            # A stream backend's client, and the task following migration phases, live on an event loop.
+            needs_loop = bool(self.config.migrations) or any(
+                registry.entry(u.kind).blocking is None for u in self.config.backends.values()
+            )
             if needs_loop and self._loop is None:
                 self._loop = LoopThread()
             try:
-                self._call(self.aio.open())
+                self.run(self.aio.open())
             except BaseException:
                 self._stop_loop()
                 raise
@@ -114,7 +117,7 @@ class SyncDatabase:
         """Disconnect every backend (every thread's connections) and stop the loop thread; it can be reopened."""
         with self._lock:
             try:
-                self._call(self.aio.close())
+                self.run(self.aio.close())
             finally:
                 self._stop_loop()
 
@@ -123,9 +126,13 @@ class SyncDatabase:
             loop, self._loop = self._loop, None
             loop.stop()
 
-    def _call(self, work: Coroutine[Any, Any, T]) -> T:
-        # Database-wide work touches every backend: on the loop thread when there is one, since stream
-        # clients live there; blocking drivers run wherever they are called.
+    def run(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run a database-wide async operation on `db.aio` to its end and return its result.
+
+        For the async APIs that take a Database, e.g. `db.run(migrations.set_phase(db.aio, ns, "promoted",
+        who))`. It runs on the loop thread when there is one (stream clients and the migration watcher live
+        there), else on this thread.
+        """
         return self._loop.run(work) if self._loop is not None else drive(work)
 
     def __enter__(self) -> SyncDatabase:
@@ -141,14 +148,18 @@ class SyncDatabase:
 
     def runner(self, spec: EntitySpec) -> Runner:
         """Return how the clients of `spec`'s namespace run: on the caller's thread, or on the loop thread."""
-        kind = self.aio.kind_for(spec)
-        return _DRIVEN if registry.entry(kind).blocking is not None else self._on_loop
+        names = {self.aio.kind_for(spec)}
+        migration = self.config.migrations.get(spec.namespace)
+        if migration is not None:
+            names |= {migration.source, migration.target}  # a migrating namespace reaches both ends
+        kinds = {self.config.backends[name].kind for name in names}
+        return _DRIVEN if all(registry.entry(k).blocking is not None for k in kinds) else self._on_loop
 
     def forget(self, subject: str | int | bytes) -> ForgetReceipt:
         """Erase every trace of a data subject, as `prism_runtime.forget` does (see docs/pii.md)."""
         from prism_runtime.pii.forget import forget
 
-        return self._call(forget(self.aio, subject))
+        return self.run(forget(self.aio, subject))
 
 
 def connect_sync(
