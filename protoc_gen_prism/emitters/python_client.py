@@ -14,7 +14,7 @@ from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
 from protoc_gen_prism import __version__
 from protoc_gen_prism.emitters import GeneratedFile
 from protoc_gen_prism.model import Entity, Field, ProtoFile, Schema
-from protoc_gen_prism.naming import class_name, python_module, spec_constant
+from protoc_gen_prism.naming import SYNC, class_name, python_module, spec_constant
 from protoc_gen_prism.planner import Plans
 from protoc_gen_prism.settings import Settings
 from protoc_gen_prism.sql.ddl import ddl_statements
@@ -250,7 +250,7 @@ def _store(entity: Entity, pb2: str) -> _Store:
     return _Store(
         entity=entity,
         class_name=_class_name(entity, "Store"),
-        sync_class_name=_class_name(entity, "SyncStore"),
+        sync_class_name=_class_name(entity, SYNC + "Store"),
         base=base,
         type_args=type_args,
         spec_name=_spec_name(entity),
@@ -266,7 +266,7 @@ def _series(entity: Entity, pb2: str) -> _Store:
     return _Store(
         entity=entity,
         class_name=_class_name(entity, "Series"),
-        sync_class_name=_class_name(entity, "SyncSeries"),
+        sync_class_name=_class_name(entity, SYNC + "Series"),
         base="TimeSeries",
         type_args=f"{pb2}.{entity.python_name}, {key.python_key_type}",
         spec_name=_spec_name(entity),
@@ -285,7 +285,7 @@ def _node(entity: Entity, file: ProtoFile, pb2: str) -> _GraphClass:
     return _GraphClass(
         entity=entity,
         class_name=_class_name(entity, "Nodes"),
-        sync_class_name=_class_name(entity, "SyncNodes"),
+        sync_class_name=_class_name(entity, SYNC + "Nodes"),
         base="NodeStore",
         type_args=f"{pb2}.{entity.python_name}, {key.python_key_type}",
         init_args=f"{_spec_name(entity)}, {pb2}.{entity.python_name}",
@@ -324,7 +324,7 @@ def _edge(entity: Entity, file: ProtoFile, pb2: str) -> _GraphClass:
     return _GraphClass(
         entity=entity,
         class_name=_class_name(entity, "Graph" if base == "Graph" else "Edges"),
-        sync_class_name=_class_name(entity, "SyncGraph" if base == "Graph" else "SyncEdges"),
+        sync_class_name=_class_name(entity, SYNC + ("Graph" if base == "Graph" else "Edges")),
         base=base,
         type_args=type_args,
         init_args=init_args,
