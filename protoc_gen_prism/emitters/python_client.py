@@ -16,7 +16,7 @@ from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
 from protoc_gen_prism import __version__
 from protoc_gen_prism.emitters import GeneratedFile
 from protoc_gen_prism.model import Entity, Field, ProtoFile, Schema
-from protoc_gen_prism.naming import class_name, python_module, spec_constant
+from protoc_gen_prism.naming import SYNC, class_name, python_module, spec_constant
 from protoc_gen_prism.planner import Plans
 from protoc_gen_prism.settings import Settings
 from protoc_gen_prism.sql.ddl import ddl_statements
@@ -31,6 +31,7 @@ class _Store:
 
     entity: Entity
     class_name: str
+    sync_class_name: str
     base: str
     type_args: str
     spec_name: str
@@ -44,6 +45,7 @@ class _GraphClass:
 
     entity: Entity
     class_name: str
+    sync_class_name: str
     base: str
     type_args: str
     init_args: str
@@ -95,7 +97,9 @@ def _module(file: ProtoFile, planned: dict[str, str]) -> GeneratedFile:
         pb2_module=module,
         stores=stores,
         graph_classes=graph,
-        graph_exports=sorted(name for g in graph for name in (g.filter_name, g.class_name)),
+        graph_exports=sorted(
+            name for g in graph for name in (g.filter_name, g.class_name, g.sync_class_name)
+        ),
         masked=[e.python_name for e in file.entities if _may_hold_masked(e)],
         spec_literal=lambda name, entity: spec_literal(
             name, _generated_spec(entity, planned.get(entity.namespace, ""))
@@ -261,6 +265,7 @@ def _store(entity: Entity, pb2: str) -> _Store:
     return _Store(
         entity=entity,
         class_name=_class_name(entity, "Store"),
+        sync_class_name=_class_name(entity, SYNC + "Store"),
         base=base,
         type_args=type_args,
         spec_name=_spec_name(entity),
@@ -276,6 +281,7 @@ def _series(entity: Entity, pb2: str) -> _Store:
     return _Store(
         entity=entity,
         class_name=_class_name(entity, "Series"),
+        sync_class_name=_class_name(entity, SYNC + "Series"),
         base="TimeSeries",
         type_args=f"{pb2}.{entity.python_name}, {key.python_key_type}",
         spec_name=_spec_name(entity),
@@ -294,6 +300,7 @@ def _node(entity: Entity, file: ProtoFile, pb2: str) -> _GraphClass:
     return _GraphClass(
         entity=entity,
         class_name=_class_name(entity, "Nodes"),
+        sync_class_name=_class_name(entity, SYNC + "Nodes"),
         base="NodeStore",
         type_args=f"{pb2}.{entity.python_name}, {key.python_key_type}",
         init_args=f"{_spec_name(entity)}, {pb2}.{entity.python_name}",
@@ -332,6 +339,7 @@ def _edge(entity: Entity, file: ProtoFile, pb2: str) -> _GraphClass:
     return _GraphClass(
         entity=entity,
         class_name=_class_name(entity, "Graph" if base == "Graph" else "Edges"),
+        sync_class_name=_class_name(entity, SYNC + ("Graph" if base == "Graph" else "Edges")),
         base=base,
         type_args=type_args,
         init_args=init_args,
