@@ -12,11 +12,12 @@ from enum import Enum
 
 from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
 from protoc_gen_prism import __version__
+from protoc_gen_prism.betterproto_messages import betterproto_class_name
 from protoc_gen_prism.emitters import GeneratedFile
 from protoc_gen_prism.model import Entity, Field, ProtoFile, Schema
 from protoc_gen_prism.naming import class_name, python_module, spec_constant
 from protoc_gen_prism.planner import Plans
-from protoc_gen_prism.settings import Settings
+from protoc_gen_prism.settings import MessageStyle, Settings
 from protoc_gen_prism.sql.ddl import ddl_statements
 from protoc_gen_prism.sql.dialects import SqliteDdl
 from protoc_gen_prism.templating import render
@@ -34,6 +35,18 @@ class _Store:
     spec_name: str
     docstring: str
     finders: list[Field]
+    message: str
+    """The message class callers give and get: the *_pb2 class, or the betterproto dataclass."""
+    init_args: str
+    """What the generated __init__ passes to the base class after the spec."""
+
+    @property
+    def header(self) -> str:
+        """Return the `class ...:` line, split as ruff's formatter splits it when too long."""
+        line = f"class {self.class_name}({self.base}[{self.type_args}]):"
+        if len(line) <= LINE_LENGTH:
+            return line
+        return f"class {self.class_name}(\n    {self.base}[{self.type_args}]\n):"
 
 
 @dataclass(frozen=True)
@@ -69,14 +82,19 @@ def emit(schema: Schema, plans: Plans, settings: Settings) -> list[GeneratedFile
     """Return one client module per file that has entities."""
     # Each spec carries its planned backend kind, so connect(config=...) can bind it without the compiler.
     planned = {p.namespace: str(p.backend) for p in plans}
-    return [_module(f, planned) for f in schema.files if f.entities]
+    betterproto = settings.messages is MessageStyle.BETTERPROTO
+    return [_module(f, planned, betterproto) for f in schema.files if f.entities]
 
 
-def _module(file: ProtoFile, planned: dict[str, str]) -> GeneratedFile:
+def _module(file: ProtoFile, planned: dict[str, str], betterproto: bool) -> GeneratedFile:
     package, _, module = file.python_module.rpartition(".")
     pb2_import = f"from {package} import {module}" if package else f"import {module}"
+    names = (
+        {e.python_name: betterproto_class_name(e.python_name) for e in file.entities} if betterproto else {}
+    )
+    style = _Style(module, BETTERPROTO_MODULE if betterproto else "", names)
     stores = [
-        _series(e, module) if e.abstraction is Abstraction.TIME_SERIES else _store(e, module)
+        _series(e, style) if e.abstraction is Abstraction.TIME_SERIES else _store(e, style)
         for e in file.entities
         if e.abstraction in (Abstraction.KEY_VALUE, Abstraction.TIME_SERIES)
     ]
@@ -91,6 +109,10 @@ def _module(file: ProtoFile, planned: dict[str, str]) -> GeneratedFile:
         pb2_import=pb2_import,
         enum_imports=[f"import {m}" for m in _imported_enum_modules(file)],
         pb2_module=module,
+        betterproto=betterproto,
+        betterproto_import=f"import {file.package} as {BETTERPROTO_MODULE}",
+        betterproto_module=BETTERPROTO_MODULE,
+        betterproto_names=names,
         stores=stores,
         graph_classes=graph,
         graph_exports=sorted(name for g in graph for name in (g.filter_name, g.class_name)),
@@ -232,14 +254,43 @@ def python_string(text: str) -> str:
     return quote + body + quote
 
 
-def _store(entity: Entity, pb2: str) -> _Store:
-    message = f"{pb2}.{entity.python_name}"
+BETTERPROTO_MODULE = "messages"
+"""The name a betterproto-style client imports its proto package's dataclass module as."""
+
+
+@dataclass(frozen=True)
+class _Style:
+    """Which message classes a module's stores take: the *_pb2 module's, or betterproto's dataclasses."""
+
+    pb2: str
+    betterproto: str  # the dataclass module's name in the client, "" for the protobuf style
+    names: Mapping[str, str]  # entity python_name -> dataclass name
+
+    @property
+    def runtime(self) -> str:
+        """Return the module the store base classes come from."""
+        return "prism_runtime.betterproto" if self.betterproto else "prism_runtime"
+
+    def message(self, entity: Entity) -> str:
+        """Return the class callers give and get for `entity`."""
+        if self.betterproto:
+            return f"{self.betterproto}.{self.names[entity.python_name]}"
+        return f"{self.pb2}.{entity.python_name}"
+
+    def init_args(self, entity: Entity) -> str:
+        """Return the base class's arguments after the spec: the message class (and the stored one)."""
+        stored = f"{self.pb2}.{entity.python_name}"
+        return f"{self.message(entity)}, {stored}" if self.betterproto else stored
+
+
+def _store(entity: Entity, style: _Style) -> _Store:
+    message = style.message(entity)
     key, sort_key = entity.key, entity.sort_key
     assert key is not None  # the model builder guarantees a key on every KeyValue entity
     if sort_key is None:
-        base, type_args = "KeyValueStore", f"{message}, {key.python_key_type}"
+        base, type_args = f"{style.runtime}.KeyValueStore", f"{message}, {key.python_key_type}"
     else:
-        base = "SortedKeyValueStore"
+        base = f"{style.runtime}.SortedKeyValueStore"
         type_args = f"{message}, {key.python_key_type}, {sort_key.python_key_type}"
     summary = _docstring_safe(entity.comment) or f"KeyValue store of {entity.full_name}."
     layout = f"keyed by {key.name}" + (f", sorted by {sort_key.name} within a key" if sort_key else "")
@@ -251,24 +302,28 @@ def _store(entity: Entity, pb2: str) -> _Store:
         spec_name=_spec_name(entity),
         docstring=f"{summary.rstrip('.')}.\n\n    Namespace ``{entity.namespace}``, {layout}.",
         finders=[f for f in entity.fields if f.options.searchable],
+        message=message,
+        init_args=style.init_args(entity),
     )
 
 
-def _series(entity: Entity, pb2: str) -> _Store:
+def _series(entity: Entity, style: _Style) -> _Store:
     key, event_time = entity.key, entity.event_time
     assert key is not None and event_time is not None  # the model builder guarantees both on TimeSeries
     summary = _docstring_safe(entity.comment) or f"TimeSeries of {entity.full_name}."
     return _Store(
         entity=entity,
         class_name=_class_name(entity, "Series"),
-        base="TimeSeries",
-        type_args=f"{pb2}.{entity.python_name}, {key.python_key_type}",
+        base=f"{style.runtime}.TimeSeries",
+        type_args=f"{style.message(entity)}, {key.python_key_type}",
         spec_name=_spec_name(entity),
         docstring=(
             f"{summary.rstrip('.')}.\n\n    Namespace ``{entity.namespace}``, a series per {key.name}, "
             f"ordered by {event_time.name}."
         ),
         finders=[],
+        message=style.message(entity),
+        init_args=style.init_args(entity),
     )
 
 

@@ -15,8 +15,14 @@ from prism_runtime.errors import ConfigError
 
 DISTRIBUTIONS = ("prism-runtime", "protoc-gen-prism")
 """The runtime alone (a service), and the compiler with the `prism` CLI: both carry every driver extra."""
-DRIVER_EXTRAS = {"asyncpg": "postgres", "aiokafka": "kafka", "nats": "nats", "boto3": "kms"}
-"""Top-level module of each optional driver -> the extra that installs it."""
+DRIVER_EXTRAS = {
+    "asyncpg": "postgres",
+    "aiokafka": "kafka",
+    "nats": "nats",
+    "boto3": "kms",
+    "betterproto": "betterproto",
+}
+"""Top-level module of each optional driver (or message library) -> the extra that installs it."""
 
 
 class MissingExtra(ConfigError):
