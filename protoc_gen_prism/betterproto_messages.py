@@ -81,7 +81,7 @@ def problems(request: plugin_pb2.CodeGeneratorRequest, schema: Schema) -> list[D
         if file.syntax == "editions":
             found.append(
                 Diagnostic(
-                    index.locate((descriptor_pb2.FileDescriptorProto.EDITION_FIELD_NUMBER,)),
+                    index.locate((locations.SYNTAX,)),
                     name,
                     f"betterproto {BETTERPROTO_VERSION} does not read editions files; use messages=protobuf, "
                     'or syntax = "proto3"',

@@ -71,7 +71,8 @@ class BetterprotoAdapter(Generic[B]):
 
         def wrong(item: Any) -> WrongType:
             return WrongType(
-                f"expected a {name} betterproto message, got {type(item).__name__}", namespace=namespace
+                f"expected a {name} betterproto message, got {type(item).__module__}.{type(item).__qualname__}",
+                namespace=namespace,
             )
 
         def bad_value(item: Any) -> WrongType:
