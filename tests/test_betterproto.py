@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import importlib
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from hypothesis import strategies as st
 from syrupy.assertion import SnapshotAssertion
 
 import prism_runtime
-from protoc_gen_prism.protoc_runner import generate
+from protoc_gen_prism.protoc_runner import generate, plugin_args, protoc_command
 from protoc_gen_prism.pytest_plugin import provisioned
 
 SCHEMA = ROOT / "tests" / "protos_betterproto"
@@ -510,8 +511,6 @@ def _without_betterproto(tmp_path: Path) -> dict[str, str]:
     (shadow / "__init__.py").write_text(
         "raise ModuleNotFoundError(\"No module named 'betterproto'\", name='betterproto')\n"
     )
-    import os
-
     return {**os.environ, "PYTHONPATH": str(shadow.parent)}
 
 
@@ -521,8 +520,6 @@ def test_without_betterproto_generation_says_what_to_install(tmp_path: Path) -> 
         "bpstyle/v1/store.proto",
         (SCHEMA / MODULE.replace(".", "/")).with_suffix(".proto").read_text(),
     )
-    from protoc_gen_prism.protoc_runner import protoc_command, plugin_args
-
     args = protoc_command(
         tmp_path / "proto", [name], plugin_args(tmp_path / "out", parameter="messages=betterproto")
     )
