@@ -1,8 +1,8 @@
 """messages=betterproto against messages=protobuf: encode, decode, the store-edge conversion, get and put.
 
 One schema is generated in both styles (two proto packages, so both import into this process): `Flat` holds
-plain values only (the runtime converts it field by field), `Rich` adds a Timestamp, a nested message and an
-enum (converted through the wire format). Figures are microseconds per call, the median of `--rounds` rounds;
+plain values only, `Rich` adds a Timestamp, a nested message and an enum (both converted field by field), and
+`Boxed` adds a wrapper type and a oneof to `Rich` (converted through the wire format). Figures are microseconds per call, the median of `--rounds` rounds;
 within a round the sides alternate, so drift in a shared machine's speed hits them alike.
 
 - encode / decode: `SerializeToString()` / `FromString()` of the *_pb2 class against `bytes()` / `FromString()`
@@ -36,6 +36,7 @@ from protoc_gen_prism.protoc_runner import generate
 SCHEMA = """syntax = "proto3";
 package PACKAGE.v1;
 import "google/protobuf/timestamp.proto";
+import "google/protobuf/wrappers.proto";
 import "prism/options.proto";
 
 enum Tier {
@@ -71,8 +72,26 @@ message Rich {
   map<string, string> preferences = 7;
   Place home = 8;
 }
+
+message Boxed {
+  option (prism.access_pattern) = "read_heavy";
+  string user_id = 1 [(prism.key) = true];
+  string handle = 2;
+  string display_name = 3;
+  Tier tier = 4;
+  google.protobuf.Timestamp created_at = 5;
+  repeated string tags = 6;
+  map<string, string> preferences = 7;
+  Place home = 8;
+  google.protobuf.Int64Value credit = 9;
+  oneof contact {
+    string phone = 10;
+    string pager = 11;
+  }
+}
 """
 STYLES = {"protobuf": "benchbp_pb", "betterproto": "benchbp_bp"}
+KINDS = ("flat", "rich", "boxed")
 
 
 def generated(root: Path) -> dict[str, tuple[Any, Any, Any]]:
@@ -97,7 +116,16 @@ def generated(root: Path) -> dict[str, tuple[Any, Any, Any]]:
 
 def make(m: Any, kind: str, i: int, *, betterproto: bool) -> Any:
     """Return message `i` of `kind` in the module `m`."""
-    return flat(m, i) if kind == "flat" else rich(m, i, betterproto)
+    if kind == "flat":
+        return flat(m, i)
+    message = rich(m, i, betterproto, getattr(m, kind.capitalize()))
+    if kind == "boxed":
+        message.pager = f"p{i}"
+        if betterproto:
+            message.credit = i
+        else:
+            message.credit.value = i
+    return message
 
 
 def flat(m: Any, i: int) -> Any:
@@ -113,9 +141,9 @@ def flat(m: Any, i: int) -> Any:
     )
 
 
-def rich(m: Any, i: int, betterproto: bool) -> Any:
+def rich(m: Any, i: int, betterproto: bool, kind: Any) -> Any:
     when = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(seconds=i)
-    message = m.Rich(
+    message = kind(
         user_id=f"user-{i:08d}",
         handle=f"handle{i}",
         display_name="Ann Lee",
@@ -154,7 +182,7 @@ def codec_figures(modules: dict[str, tuple[Any, Any, Any]], ops: int, rounds: in
     pb = modules["protobuf"][0]
     samples: dict[str, list[float]] = {}
     pool = 256  # distinct messages per kind, built once
-    for kind in ("flat", "rich"):
+    for kind in KINDS:
         name = kind.capitalize()
         pbs = [make(pb, kind, i, betterproto=False) for i in range(pool)]
         bps = [make(bp, kind, i, betterproto=True) for i in range(pool)]
@@ -197,7 +225,8 @@ async def store_figures(
                 prism_runtime.connect(f"sqlite:///{root / style / 'bench.db'}")
             )
             betterproto = style == "betterproto"
-            for kind, store in (("flat", prism.FlatStore(db)), ("rich", prism.RichStore(db))):
+            for kind in KINDS:
+                store = getattr(prism, f"{kind.capitalize()}Store")(db)
                 items = [make(messages, kind, i, betterproto=betterproto) for i in range(ops)]
                 sides.append((f"{kind} put {style}", store.put, items))
                 sides.append((f"{kind} get {style}", store.get, keys))

@@ -13,6 +13,7 @@ it, which is why the `betterproto` extra pins that version.
 
 from __future__ import annotations
 
+import datetime
 import keyword
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -67,121 +68,163 @@ class BetterprotoAdapter(Generic[B]):
     ) -> None:
         self.message = message
         self.stored = stored
-        self.by_fields = not wire and _field_by_field(message, stored.DESCRIPTOR)
+        namespace, name = spec.namespace, stored.DESCRIPTOR.full_name
+        fields = None if wire else _converters(message, stored, set())
+        self.by_fields = fields is not None
         """Whether the conversion goes field by field; else through the wire format (always, with `wire`, which
         the benchmark and the tests use to compare both)."""
-        namespace, name = spec.namespace, stored.DESCRIPTOR.full_name
+        if fields is None:
+            to_fields: Callable[[Any], Message] = lambda b: stored.FromString(bytes(b))  # noqa: E731
+            from_fields: Callable[[Message], Any] = lambda p: message.FromString(p.SerializeToString())  # type: ignore[attr-defined]  # noqa: E731
+        else:
+            to_fields, from_fields = fields
 
-        def wrong(item: Any) -> WrongType:
-            return WrongType(
-                f"expected a {name} betterproto message, got {type(item).__module__}.{type(item).__qualname__}",
-                namespace=namespace,
-            )
+        def to_stored(item: B) -> Message:
+            if type(item) is not message and not isinstance(item, message):
+                raise WrongType(
+                    f"expected a {name} betterproto message, got {type(item).__module__}.{type(item).__qualname__}",
+                    namespace=namespace,
+                )
+            try:
+                return to_fields(item)
+            except Exception:
+                # Never the cause's text: protobuf's quotes the value, which may be personal data.
+                raise WrongType(
+                    f"a field of this {name} has a value of the wrong type", namespace=namespace
+                ) from None
 
-        def bad_value(item: Any) -> WrongType:
-            # Never the cause's text: protobuf's quotes the value, which may be personal data.
-            return WrongType(f"a field of this {name} has a value of the wrong type", namespace=namespace)
-
-        env: dict[str, Any] = {
-            "_B": message,
-            "_P": stored,
-            "_PH": _PLACEHOLDER,
-            "_new": object.__new__,
-            "_wrong": wrong,
-            "_bad": bad_value,
-        }
-        to_source, from_source = (
-            _field_sources(message, stored.DESCRIPTOR) if self.by_fields else _wire_sources()
-        )
-        exec(compile(to_source + from_source, f"<prism betterproto adapter of {name}>", "exec"), env)
-        self.to_stored: Callable[[B], Message] = env["to_stored"]
+        self.to_stored: Callable[[B], Message] = to_stored
         """Return a dataclass as the stored protobuf class; raise WrongType for another class or a bad value."""
-        self.from_stored: Callable[[Message], B] = env["from_stored"]
+        self.from_stored: Callable[[Message], B] = from_fields
         """Return a stored protobuf message as the dataclass."""
 
 
-def _wire_sources() -> tuple[str, str]:
-    to_stored = (
-        "def to_stored(_b):\n"
-        "    if type(_b) is not _B and not isinstance(_b, _B):\n"
-        "        raise _wrong(_b)\n"
-        "    try:\n"
-        "        return _P.FromString(bytes(_b))\n"
-        "    except Exception:\n"
-        "        raise _bad(_b) from None\n"
-    )
-    from_stored = "def from_stored(_p):\n    return _B.FromString(_p.SerializeToString())\n"
-    return to_stored, from_stored
+_TIMESTAMP = "google.protobuf.Timestamp"
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
-def _field_by_field(message: type[Any], descriptor: Any) -> bool:
-    """Whether every field of the message converts as a plain value (see the module's docstring)."""
-    meta = message._betterproto.meta_by_field_name
-    names = message._betterproto.field_name_by_number
-    for field in descriptor.fields:
-        name = names.get(field.number)
-        if name is None or meta[name].group:
-            return False  # a field betterproto does not know, or a real oneof
-        if _is_map(field):
-            entry = field.message_type
-            if not all(entry.fields_by_name[n].type in _SAME_SCALARS for n in ("key", "value")):
-                return False
-        elif field.type not in _SAME_SCALARS:
-            return False
-        elif field.has_presence and not _repeated(field) and not meta[name].optional:
-            return False  # proto2 presence: betterproto drops a zero value that protobuf would keep
-    return True
+def _to_timestamp(stored: type[Message]) -> Callable[[datetime.datetime], Message]:
+    def convert(when: datetime.datetime) -> Message:
+        # As betterproto's _Timestamp.from_datetime: whole microseconds from an aware datetime (naive raises).
+        offset = when - _EPOCH
+        seconds, micros = divmod(
+            (offset.days * 86_400 + offset.seconds) * 1_000_000 + offset.microseconds, 10**6
+        )
+        return stored(seconds=seconds, nanos=micros * 1000)  # type: ignore[call-arg]
+
+    return convert
 
 
-def _field_sources(message: type[Any], descriptor: Any) -> tuple[str, str]:
-    """Return the source of both conversions of a message of plain values, written out for its fields."""
+def _from_timestamp(value: Any) -> datetime.datetime:
+    # As betterproto's _Timestamp.to_datetime: nanoseconds truncated to microseconds.
+    return _EPOCH + datetime.timedelta(seconds=value.seconds, microseconds=value.nanos // 1000)
+
+
+def _converters(
+    message: type[Any], stored: type[Message], visiting: set[type[Any]]
+) -> tuple[Callable[[Any], Message], Callable[[Message], Any]] | None:
+    """Return both field-by-field conversions of a message, written out for its fields; None when one field has no
+    plain conversion (a oneof, a wrapper or other well-known type but Timestamp, a map of messages or enums,
+    proto2 presence, a recursive type), which then goes through the wire format."""
+    if message in visiting:
+        return None
+    visiting = visiting | {message}
     names = message._betterproto.field_name_by_number
     meta = message._betterproto.meta_by_field_name
+    classes = message._betterproto.cls_by_field
+    # object's own __getattribute__: betterproto's override costs microseconds even for __dict__.
+    env: dict[str, Any] = {
+        "_B": message,
+        "_P": stored,
+        "_PH": _PLACEHOLDER,
+        "_new": object.__new__,
+        "_get": object.__getattribute__,
+    }
     reads: list[str] = []
-    arguments: list[tuple[str, str]] = []  # (protobuf field, expression)
-    entries: list[str] = []  # the dataclass's __dict__ entries
+    arguments: list[tuple[str, str]] = []  # (protobuf field, expression) for the *_pb2 constructor
+    entries: list[str] = []  # (dataclass attribute: expression) of the dataclass's __dict__
+    descriptor: Any = stored.DESCRIPTOR
     for i, field in enumerate(descriptor.fields):
-        attribute = names[field.number]
-        # An unset dataclass field holds betterproto's placeholder: the field's default, unset to protobuf.
+        attribute = names.get(field.number)
+        if attribute is None or meta[attribute].group:
+            return None  # a field betterproto does not know, or a real oneof
+        read = f"_p.{field.name}" if _is_name(field.name) else f"getattr(_p, {field.name!r})"
+        present = f"_p.HasField({field.name!r})"
         reads.append(f"    _x{i} = _d[{attribute!r}]")
-        arguments.append((field.name, f"None if _x{i} is _PH else _x{i}"))
-        value = f"_p.{field.name}" if _is_name(field.name) else f"getattr(_p, {field.name!r})"
+        # An unset dataclass field holds betterproto's placeholder: the field's default, unset to protobuf.
+        to_value = f"None if _x{i} is _PH else _x{i}"
+        kind = field.message_type
         if _is_map(field):
-            value = f"dict({value})"
+            if not all(kind.fields_by_name[n].type in _SAME_SCALARS for n in ("key", "value")):
+                return None
+            from_value = f"dict({read})"
+        elif field.type == _FD.TYPE_ENUM:
+            env[f"_e{i}"] = classes[
+                attribute
+            ].try_value  # what betterproto's parser calls: unknown numbers kept
+            if _repeated(field):
+                from_value = f"[_e{i}(_v) for _v in {read}]"
+            elif meta[attribute].optional:
+                from_value = f"_e{i}({read}) if {present} else None"
+            elif field.has_presence:
+                return None
+            else:
+                from_value = f"_e{i}({read})"
+        elif kind is not None and kind.full_name == _TIMESTAMP and not _repeated(field):
+            env[f"_t{i}"] = _to_timestamp(message_factory.GetMessageClass(kind))
+            env["_ts"] = _from_timestamp
+            to_value = f"None if _x{i} is _PH or _x{i} is None else _t{i}(_x{i})"
+            from_value = f"_ts({read}) if {present} else _PH"
+        elif kind is not None:
+            nested = classes.get(attribute)
+            inner = (
+                None
+                if kind.full_name.startswith("google.protobuf.") or not isinstance(nested, type)
+                else _converters(nested, message_factory.GetMessageClass(kind), visiting)
+            )
+            if inner is None:
+                return None
+            env[f"_t{i}"], env[f"_f{i}"] = inner
+            if _repeated(field):
+                to_value = f"None if _x{i} is _PH else [_t{i}(_v) for _v in _x{i}]"
+                from_value = f"[_f{i}(_v) for _v in {read}]"
+            else:
+                # betterproto writes a nested message only once it was set (it tracks that per instance).
+                to_value = f"None if _x{i} is _PH or not _get(_x{i}, '__dict__')['_serialized_on_wire'] else _t{i}(_x{i})"
+                from_value = f"_f{i}({read}) if {present} else _PH"
+        elif field.type not in _SAME_SCALARS:
+            return None
         elif _repeated(field):
-            value = f"list({value})"
+            from_value = f"list({read})"
         elif meta[attribute].optional:
-            value = f"{value} if _p.HasField({field.name!r}) else None"
-        entries.append(f"{attribute!r}: {value}")
+            from_value = f"{read} if {present} else None"
+        elif field.has_presence:
+            return None  # proto2 presence: betterproto drops a zero value that protobuf would keep
+        else:
+            from_value = read
+        arguments.append((field.name, to_value))
+        entries.append(f"{attribute!r}: {from_value}")
     plain = [f"{name}={value}" for name, value in arguments if _is_name(name)]
     quoted = [f"{name!r}: {value}" for name, value in arguments if not _is_name(name)]
     if quoted:
         plain.append("**{" + ", ".join(quoted) + "}")
-    to_stored = "\n".join(
+    state = "'_serialized_on_wire': True, '_unknown_fields': b'', '_group_current': {}"
+    source = "\n".join(
         [
             "def to_stored(_b):",
-            "    if type(_b) is not _B and not isinstance(_b, _B):",
-            "        raise _wrong(_b)",
-            "    _d = _b.__dict__",
+            "    _d = _get(_b, '__dict__')",
             *reads,
-            "    try:",
-            f"        return _P({', '.join(plain)})",
-            "    except Exception:",
-            "        raise _bad(_b) from None",
+            f"    return _P({', '.join(plain)})",
             "",
-        ]
-    )
-    state = "'_serialized_on_wire': True, '_unknown_fields': b'', '_group_current': {}"
-    from_stored = "\n".join(
-        [
             "def from_stored(_p):",
             "    _m = _new(_B)",
-            f"    _m.__dict__.update({{{', '.join([*entries, state])}}})",
+            f"    _get(_m, '__dict__').update({{{', '.join([*entries, state])}}})",
             "    return _m",
             "",
         ]
     )
-    return to_stored, from_stored
+    exec(compile(source, f"<prism betterproto conversion of {stored.DESCRIPTOR.full_name}>", "exec"), env)
+    return env["to_stored"], env["from_stored"]
 
 
 def _is_map(field: Any) -> bool:
