@@ -2,9 +2,11 @@
 
 The backends store the *_pb2 class generated beside the dataclasses, so a row or payload is the same whichever
 style wrote it; `BetterprotoAdapter` converts at the store's edge (prism_runtime.adapted). Two conversions,
-chosen per message class once: field by field, written out like the row codec, for a message of plain scalars
-(and repeated scalars, maps of scalars, proto3 `optional` scalars), which is most entities; through the wire
-format (`bytes(message)` parsed by the other class) for everything else. docs/betterproto.md has the figures.
+chosen per message class once: field by field, written out like the row codec, for a message of scalars,
+enums, Timestamps and nested messages of the same kinds (repeated, maps of scalars and proto3 `optional`
+included), which is most entities; through the wire format (`bytes(message)` parsed by the other class) for
+the rest (oneofs, wrappers and the other well-known types, maps of messages, proto2 presence). Each follows what
+betterproto's own encoder and parser do; docs/betterproto.md lists where they differ, and has the figures.
 
 The field-by-field path builds a dataclass without its `__init__` (which runs betterproto's `__setattr__` per
 field, the bulk of its cost): it fills the instance's `__dict__` as betterproto 2.0.0b7's `__post_init__` leaves
