@@ -10,6 +10,7 @@ import datetime
 import importlib
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -626,3 +627,42 @@ def test_without_betterproto_the_runtime_says_what_to_install(tmp_path: Path) ->
         in done.stderr
     )
     assert "pip install 'prism-runtime[betterproto]'" in done.stderr
+
+
+BUF_GEN = """version: v2
+inputs:
+  - directory: proto
+plugins:
+  - protoc_builtin: python
+    protoc_path: [python3, -m, grpc_tools.protoc]
+    out: gen
+  - local: protoc-gen-mypy
+    out: gen
+  - local: protoc-gen-prism
+    out: gen
+    strategy: all
+    opt: messages=betterproto
+"""
+
+
+def test_buf_generate_writes_the_same_tree(tmp_path: Path, trees: tuple[Path, Path]) -> None:
+    work = tmp_path / "repo"
+    shutil.copytree(SCHEMA, work / "proto")
+    shutil.copytree(ROOT / "proto" / "prism", work / "proto" / "prism")
+    (work / "buf.yaml").write_text("version: v2\nmodules:\n  - path: proto\n")
+    (work / "buf.gen.yaml").write_text(BUF_GEN)
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    buf = shutil.which("buf", path=env["PATH"])
+    assert buf is not None, "buf-bin is a test dependency"
+    done = subprocess.run([buf, "generate"], cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    ours = {
+        str(p.relative_to(trees[1])): p for p in trees[1].rglob("*") if p.is_file() and p.suffix != ".pyc"
+    }
+    theirs = {str(p.relative_to(work / "gen")): p for p in (work / "gen").rglob("*") if p.is_file()}
+    # buf generates the vendored prism/options.proto too (its *_pb2 only: Prism keeps no module of it).
+    theirs = {name: p for name, p in theirs.items() if not name.startswith("prism/")}
+    assert set(theirs) == set(ours)
+    for name in ("bpstyle/v1/__init__.py", "bpstyle/v1/store_prism.py", "prism.plan.json"):
+        assert theirs[name].read_text() == ours[name].read_text(), name
