@@ -14,6 +14,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -666,3 +667,36 @@ def test_buf_generate_writes_the_same_tree(tmp_path: Path, trees: tuple[Path, Pa
     assert set(theirs) == set(ours)
     for name in ("bpstyle/v1/__init__.py", "bpstyle/v1/store_prism.py", "prism.plan.json"):
         assert theirs[name].read_text() == ours[name].read_text(), name
+
+
+@pytest.mark.parametrize("scheme", ["nats", "kafka"])
+async def test_stream_events_cross_styles(
+    request: pytest.FixtureRequest, scheme: str, trees: tuple[Path, Path], bp: Any, pb2: Any, prism: Any
+) -> None:
+    # Tansu refuses idempotent producers (docs/backends-notes.md).
+    url = (
+        request.getfixturevalue("nats_url")
+        if scheme == "nats"
+        else f"kafka://{request.getfixturevalue('kafka_bootstrap')}?idempotence=false"
+    )
+    ours, theirs = f"bp-{uuid.uuid4().hex[:8]}", f"pb-{uuid.uuid4().hex[:8]}"
+    async with prism_runtime.connect(url) as db:
+        clicks = prism.ClickSeries(db)
+        await clicks.append_many([click(bp, ours, 2), click(bp, ours, 1)])
+        [read] = peer(
+            trees,
+            url,
+            [
+                {
+                    "op": "append",
+                    "store": "ClickSeries",
+                    "message": "Click",
+                    "data": encoded(click(bp, theirs, 5)),
+                },
+                {"op": "query", "store": "ClickSeries", "key": ours},
+            ],
+        )
+        assert [pb2.Click.FromString(bytes.fromhex(h)) for h in read] == [
+            pb2.Click.FromString(bytes(click(bp, ours, m))) for m in (1, 2)
+        ]
+        assert [c async for c in clicks.query(theirs)] == [click(bp, theirs, 5)]
