@@ -24,16 +24,13 @@ from protoc_gen_prism.diagnostics import Diagnostic, Location, SchemaError
 from protoc_gen_prism.emitters import GeneratedFile
 from protoc_gen_prism.emitters.package_markers import INIT
 from protoc_gen_prism.locations import SourceIndex
-from protoc_gen_prism.model import Schema
 from protoc_gen_prism.settings import SettingsError
-from protoc_gen_prism.vocabulary import AccessPattern
 
 BETTERPROTO_VERSION = "2.0.0b7"
 """The betterproto release this plugin runs and the runtime builds dataclasses for (both extras pin it)."""
 INSTALL = "pip install 'protoc-gen-prism[betterproto]'"
 
 _FDP = descriptor_pb2.FieldDescriptorProto
-_GRAPH = (AccessPattern.GRAPH_NODE, AccessPattern.GRAPH_EDGE)
 
 
 class BetterprotoMissing(SettingsError):
@@ -63,16 +60,16 @@ def betterproto_class_name(python_name: str) -> str:
     return str(pythonize_class_name(python_name.replace(".", "_")))
 
 
-def check(request: plugin_pb2.CodeGeneratorRequest, schema: Schema) -> None:
+def check(request: plugin_pb2.CodeGeneratorRequest) -> None:
     """Raise SchemaError with every problem `problems` finds; a missing betterproto raises BetterprotoMissing."""
     _betterproto()
-    found = problems(request, schema)
+    found = problems(request)
     if found:
         raise SchemaError(found)
 
 
-def problems(request: plugin_pb2.CodeGeneratorRequest, schema: Schema) -> list[Diagnostic]:
-    """Return what betterproto cannot generate or Prism cannot serve in this style, each where it is written."""
+def problems(request: plugin_pb2.CodeGeneratorRequest) -> list[Diagnostic]:
+    """Return what betterproto cannot generate faithfully in the files to generate, each where it is written."""
     found: list[Diagnostic] = []
     by_name = {f.name: f for f in request.proto_file}
     for name in request.file_to_generate:
@@ -117,16 +114,6 @@ def problems(request: plugin_pb2.CodeGeneratorRequest, schema: Schema) -> list[D
                         "would read this field differently; remove [default = ...], or use messages=protobuf",
                     )
                 )
-    for entity in schema.entities:
-        if entity.options.access_pattern in _GRAPH:
-            found.append(
-                Diagnostic(
-                    entity.option_location("access_pattern"),
-                    entity.full_name,
-                    "messages=betterproto serves KeyValue and TimeSeries entities; graph entities "
-                    f"({entity.options.access_pattern}) are not supported yet; use messages=protobuf",
-                )
-            )
     return found
 
 

@@ -78,7 +78,7 @@ def compile_files(request: plugin_pb2.CodeGeneratorRequest, settings: Settings) 
     plans = plan(schema, settings.profile)
     if settings.messages is not MessageStyle.BETTERPROTO:
         return emit(schema, plans, settings)
-    betterproto_messages.check(request, schema)
+    betterproto_messages.check(request)
     return betterproto_messages.merged(emit(schema, plans, settings), betterproto_messages.generate(request))
 
 

@@ -2,9 +2,10 @@
 
 Both styles of one schema share its proto package (as they do in a service), so they cannot be imported
 into one process; the test drives this one with JSON on stdin:
-`python betterproto_peer.py TREE URL MODULE` with `[{"op": "put", "store": ..., "message": ..., "data": hex},
-{"op": "get", "store": ..., "key": [...]}, {"op": "query", "store": ..., "key": ...}, ...]`, and reads one
-JSON list of results: the deterministic encoding (hex) of each message read, null where there is none.
+`python betterproto_peer.py TREE URL MODULE` with a list of calls of a store's method: a write
+`{"store": "ProfileStore", "op": "put", "message": "Profile", "data": HEX}` or a read
+`{"store": "ProfileStore", "op": "get", "args": ["u1"]}`, and reads one JSON list with a result per read: the
+deterministic encoding (hex) of the message read (a list of them for `query`), null where there is none.
 """
 
 from __future__ import annotations
@@ -27,18 +28,16 @@ async def run(tree: str, url: str, module: str, commands: list[dict[str, Any]]) 
     async with prism_runtime.connect(url) as db:
         for command in commands:
             store = getattr(prism, command["store"])(db)
-            op = command["op"]
-            if op in ("put", "append"):
-                message = getattr(pb2, command["message"]).FromString(bytes.fromhex(command["data"]))
-                await getattr(store, op)(message)
-            elif op == "get":
-                got = await store.get(*command["key"])
-                results.append(None if got is None else got.SerializeToString(deterministic=True).hex())
-            elif op == "query":
-                found = [m async for m in store.query(command["key"])]
-                results.append([m.SerializeToString(deterministic=True).hex() for m in found])
+            method = getattr(store, command["op"])
+            if "data" in command:  # a write: put, append, add_node, add_edge
+                await method(getattr(pb2, command["message"]).FromString(bytes.fromhex(command["data"])))
+                continue
+            got = method(*command["args"])  # a read: get, get_edge, get_node, query
+            if hasattr(got, "__aiter__"):
+                results.append([m.SerializeToString(deterministic=True).hex() async for m in got])
             else:
-                raise ValueError(f"unknown op {op!r}")
+                found = await got
+                results.append(None if found is None else found.SerializeToString(deterministic=True).hex())
     return results
 
 

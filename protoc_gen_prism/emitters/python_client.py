@@ -42,11 +42,13 @@ class _Store:
 
     @property
     def header(self) -> str:
-        """Return the `class ...:` line, split as ruff's formatter splits it when too long."""
-        line = f"class {self.class_name}({self.base}[{self.type_args}]):"
-        if len(line) <= LINE_LENGTH:
-            return line
-        return f"class {self.class_name}(\n    {self.base}[{self.type_args}]\n):"
+        """Return the `class ...:` line."""
+        return _class_header(self.class_name, self.base, self.type_args)
+
+    @property
+    def init_call(self) -> str:
+        """Return the __init__'s call of the base class's."""
+        return _init_call(self.init_args)
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,36 @@ class _GraphClass:
     filter_name: str
     filter_fields: list[tuple[str, str, str]]  # name, Python type, the field's comment
     docstring: str
+
+    @property
+    def header(self) -> str:
+        """Return the `class ...:` line."""
+        return _class_header(self.class_name, self.base, self.type_args)
+
+    @property
+    def init_call(self) -> str:
+        """Return the __init__'s call of the base class's."""
+        return _init_call(self.init_args)
+
+
+def _init_call(arguments: str) -> str:
+    """Return the generated `super().__init__(db, ...)` call at 8 spaces, split as ruff's formatter splits it."""
+    line = f"        super().__init__(db, {arguments})"
+    if len(line) <= LINE_LENGTH:
+        return line
+    inner = f"            db, {arguments}"
+    if len(inner) <= LINE_LENGTH:
+        return f"        super().__init__(\n{inner}\n        )"
+    each = "".join(f"            {a},\n" for a in ["db", *arguments.split(", ")])
+    return f"        super().__init__(\n{each}        )"
+
+
+def _class_header(name: str, base: str, type_args: str) -> str:
+    """Return a generated `class ...:` line, split as ruff's formatter splits it when too long."""
+    line = f"class {name}({base}[{type_args}]):"
+    if len(line) <= LINE_LENGTH:
+        return line
+    return f"class {name}(\n    {base}[{type_args}]\n):"
 
 
 # Python types of the fields an equality filter accepts; JSON and Timestamp columns are not comparable.
@@ -101,13 +133,13 @@ def _module(file: ProtoFile, planned: dict[str, str], betterproto: bool) -> Gene
     # Nodes first: an edge class names its node's spec and filter when it is created.
     nodes = [e for e in file.entities if e.options.access_pattern is AccessPattern.GRAPH_NODE]
     edges = [e for e in file.entities if e.options.access_pattern is AccessPattern.GRAPH_EDGE]
-    graph = [_node(e, file, module) for e in nodes] + [_edge(e, file, module) for e in edges]
+    graph = [_node(e, file, style) for e in nodes] + [_edge(e, file, style) for e in edges]
     content = render(
         "client.py.jinja",
         version=__version__,
         source=file.name,
         pb2_import=pb2_import,
-        enum_imports=[f"import {m}" for m in _imported_enum_modules(file)],
+        enum_imports=[f"import {m}" for m in _imported_enum_modules(file, betterproto)],
         pb2_module=module,
         betterproto=betterproto,
         betterproto_import=f"import {file.package} as {BETTERPROTO_MODULE}",
@@ -303,7 +335,7 @@ def _store(entity: Entity, style: _Style) -> _Store:
         docstring=f"{summary.rstrip('.')}.\n\n    Namespace ``{entity.namespace}``, {layout}.",
         finders=[f for f in entity.fields if f.options.searchable],
         message=message,
-        init_args=style.init_args(entity),
+        init_args=f"{_spec_name(entity)}, {style.init_args(entity)}",
     )
 
 
@@ -323,34 +355,34 @@ def _series(entity: Entity, style: _Style) -> _Store:
         ),
         finders=[],
         message=style.message(entity),
-        init_args=style.init_args(entity),
+        init_args=f"{_spec_name(entity)}, {style.init_args(entity)}",
     )
 
 
-def _node(entity: Entity, file: ProtoFile, pb2: str) -> _GraphClass:
+def _node(entity: Entity, file: ProtoFile, style: _Style) -> _GraphClass:
     key = entity.key
     assert key is not None  # the model builder guarantees a key on every graph_node
     summary = _docstring_safe(entity.comment) or f"Nodes of {entity.full_name}."
     return _GraphClass(
         entity=entity,
         class_name=_class_name(entity, "Nodes"),
-        base="NodeStore",
-        type_args=f"{pb2}.{entity.python_name}, {key.python_key_type}",
-        init_args=f"{_spec_name(entity)}, {pb2}.{entity.python_name}",
+        base=f"{style.runtime}.NodeStore",
+        type_args=f"{style.message(entity)}, {key.python_key_type}",
+        init_args=f"{_spec_name(entity)}, {style.init_args(entity)}",
         spec_name=_spec_name(entity),
         filter_name=_class_name(entity, "Filter"),
-        filter_fields=_filter_fields(entity, file, pb2),
+        filter_fields=_filter_fields(entity, file, style),
         docstring=f"{summary.rstrip('.')}.\n\n    Graph nodes in namespace ``{entity.namespace}``, keyed by {key.name}.",
     )
 
 
-def _edge(entity: Entity, file: ProtoFile, pb2: str) -> _GraphClass:
+def _edge(entity: Entity, file: ProtoFile, style: _Style) -> _GraphClass:
     source, target = entity.edge_source, entity.edge_target
     source_node = file.entity(entity.options.edge_source_type)
     target_node = file.entity(entity.options.edge_target_type)
     # The model builder guarantees both ends and their node types on every graph_edge.
     assert source is not None and target is not None and source_node is not None and target_node is not None
-    message = f"{pb2}.{entity.python_name}"
+    message = style.message(entity)
     filter_name = _class_name(entity, "Filter")
     summary = _docstring_safe(entity.comment) or f"Edges of {entity.full_name}."
     way = "both ways (bidirectional)" if entity.spec.bidirectional else f"from {source.name} to {target.name}"
@@ -358,26 +390,28 @@ def _edge(entity: Entity, file: ProtoFile, pb2: str) -> _GraphClass:
         f"Graph edges in namespace ``{entity.namespace}``, {source_node.name} to {target_node.name}, {way}."
     )
     if source_node is target_node:
-        node_message = f"{pb2}.{source_node.python_name}"
-        base = "Graph"
+        base = f"{style.runtime}.Graph"
         type_args = (
-            f"{message}, {node_message}, {source.python_key_type}, {filter_name}, "
+            f"{message}, {style.message(source_node)}, {source.python_key_type}, {filter_name}, "
             f"{_class_name(source_node, 'Filter')}"
         )
-        init_args = f"{_spec_name(entity)}, {message}, {_spec_name(source_node)}, {node_message}"
+        init_args = (
+            f"{_spec_name(entity)}, {style.init_args(entity)}, {_spec_name(source_node)}, "
+            f"{style.init_args(source_node)}"
+        )
     else:
-        base = "EdgeStore"
+        base = f"{style.runtime}.EdgeStore"
         type_args = f"{message}, {source.python_key_type}, {target.python_key_type}, {filter_name}"
-        init_args = f"{_spec_name(entity)}, {message}"
+        init_args = f"{_spec_name(entity)}, {style.init_args(entity)}"
     return _GraphClass(
         entity=entity,
-        class_name=_class_name(entity, "Graph" if base == "Graph" else "Edges"),
+        class_name=_class_name(entity, "Graph" if base.endswith(".Graph") else "Edges"),
         base=base,
         type_args=type_args,
         init_args=init_args,
         spec_name=_spec_name(entity),
         filter_name=filter_name,
-        filter_fields=_filter_fields(entity, file, pb2),
+        filter_fields=_filter_fields(entity, file, style),
         docstring=f"{summary.rstrip('.')}.\n\n    {layout}",
     )
 
@@ -393,25 +427,30 @@ def _may_hold_masked(entity: Entity) -> bool:
     )
 
 
-def _filter_fields(entity: Entity, file: ProtoFile, pb2: str) -> list[tuple[str, str, str]]:
+def _filter_fields(entity: Entity, file: ProtoFile, style: _Style) -> list[tuple[str, str, str]]:
     # Arrays are no single value, and encrypted values differ from what a caller holds: no equality on them.
     return [
-        (f.name, _filter_type(f, file, pb2), _docstring_safe(f.comment))
+        (f.name, _filter_type(f, file, style), _docstring_safe(f.comment))
         for f in entity.fields
         if f.column_kind in _FILTER_TYPES and not f.column_repeated and not f.options.encrypt_at_rest
     ]
 
 
-def _filter_type(f: Field, file: ProtoFile, pb2: str) -> str:
-    """Return the Python type a filter takes for a field: an enum's own ValueType, else by column kind."""
-    if f.column_kind is ColumnKind.ENUM and f.type_python_name:
-        module = pb2 if f.type_file == file.name else python_module(f.type_file)
+def _filter_type(f: Field, file: ProtoFile, style: _Style) -> str:
+    """Return the Python type a filter takes for a field: an enum's own ValueType, else by column kind.
+
+    betterproto enums are ints, which is what a filter of the betterproto style takes for them.
+    """
+    if f.column_kind is ColumnKind.ENUM and f.type_python_name and not style.betterproto:
+        module = style.pb2 if f.type_file == file.name else python_module(f.type_file)
         return f"{module}.{f.type_python_name}.ValueType"
     return _FILTER_TYPES[f.column_kind]
 
 
-def _imported_enum_modules(file: ProtoFile) -> list[str]:
+def _imported_enum_modules(file: ProtoFile, betterproto: bool) -> list[str]:
     """Return the *_pb2 modules of other files whose enums type a filter field of this file's graph entities."""
+    if betterproto:
+        return []  # its filters take ints for enums
     graph = (AccessPattern.GRAPH_NODE, AccessPattern.GRAPH_EDGE)
     return sorted(
         {

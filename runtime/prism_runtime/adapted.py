@@ -8,13 +8,14 @@ payload codecs and every backend work on the protobuf class, so both styles writ
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from google.protobuf.message import Message
 
-from prism_runtime import keyvalue, timeseries
+from prism_runtime import graph, keyvalue, timeseries
+from prism_runtime.graph import DEFAULT_FANOUT, Direction, DirectionLike, Visit
 from prism_runtime.keyvalue import DEFAULT_PAGE_BYTES, DEFAULT_PAGE_SIZE, OnCorrupt
 from prism_runtime.schema import EntitySpec
 from prism_runtime.timeseries import TimeBound
@@ -23,8 +24,15 @@ if TYPE_CHECKING:
     from prism_runtime.database import Database
 
 B = TypeVar("B")
+BN = TypeVar("BN")
 K = TypeVar("K")
 S = TypeVar("S")
+# Graph keys and filters, as prism_runtime.graph types them.
+GK = TypeVar("GK", str, bytes, int)
+GS = TypeVar("GS", str, bytes, int)
+GT = TypeVar("GT", str, bytes, int)
+EF = TypeVar("EF", bound=Mapping[str, Any])
+NF = TypeVar("NF", bound=Mapping[str, Any])
 
 
 class MessageAdapter(Protocol[B]):
@@ -235,3 +243,224 @@ class Tail(Generic[B]):
 
     async def __anext__(self) -> B:
         return self._convert(await self._tail.__anext__())
+
+
+class NodeStore(_Adapted[B], Generic[B, GK]):
+    """Graph nodes, for callers of another message class (see prism_runtime.graph.NodeStore)."""
+
+    def __init__(
+        self, db: Database, spec: EntitySpec, adapter: MessageAdapter[B], stored: type[Message]
+    ) -> None:
+        super().__init__(spec, adapter)
+        self._nodes: graph.NodeStore[Message, GK] = graph.NodeStore(db, spec, stored)
+
+    async def add_node(self, node: B) -> None:
+        """Insert or replace one node."""
+        await self._nodes.add_node(self._in(node))
+
+    async def add_nodes(self, nodes: Iterable[B]) -> None:
+        """Insert or replace nodes in one atomic batch."""
+        await self._nodes.add_nodes([self._in(n) for n in nodes])
+
+    async def get_node(self, key: GK) -> B | None:
+        """Return the node at `key`, or None."""
+        return self._out_or_none(await self._nodes.get_node(key))
+
+    async def get_nodes(self, keys: Sequence[GK]) -> list[B | None]:
+        """Return the nodes at `keys` in order, None where missing."""
+        return [self._out_or_none(n) for n in await self._nodes.get_nodes(keys)]
+
+    async def remove_node(self, key: GK) -> bool:
+        """Delete the node at `key` (its edges stay); return whether there was one."""
+        return await self._nodes.remove_node(key)
+
+
+class EdgeStore(_Adapted[B], Generic[B, GS, GT, EF]):
+    """Graph edges, for callers of another message class (see prism_runtime.graph.EdgeStore)."""
+
+    _edges: graph.EdgeStore[Message, GS, GT, EF]
+
+    def __init__(
+        self, db: Database, spec: EntitySpec, adapter: MessageAdapter[B], stored: type[Message]
+    ) -> None:
+        super().__init__(spec, adapter)
+        self._edges = graph.EdgeStore(db, spec, stored)
+
+    async def add_edge(self, edge: B) -> None:
+        """Insert or replace one edge."""
+        await self._edges.add_edge(self._in(edge))
+
+    async def add_edges(self, edges: Iterable[B]) -> None:
+        """Insert or replace edges in one atomic batch."""
+        await self._edges.add_edges([self._in(e) for e in edges])
+
+    async def get_edge(self, source: GS, target: GT) -> B | None:
+        """Return the edge from `source` to `target`, or None."""
+        return self._out_or_none(await self._edges.get_edge(source, target))
+
+    async def remove_edge(self, source: GS, target: GT) -> bool:
+        """Delete the edge from `source` to `target`; return whether there was one."""
+        return await self._edges.remove_edge(source, target)
+
+    async def targets(
+        self, source: GS, *, edge_filter: EF | None = None, limit: int | None = DEFAULT_FANOUT
+    ) -> list[GT]:
+        """Return the targets of `source`'s edges, in key order, at most `limit`."""
+        return await self._edges.targets(source, edge_filter=edge_filter, limit=limit)
+
+    async def sources(
+        self, target: GT, *, edge_filter: EF | None = None, limit: int | None = DEFAULT_FANOUT
+    ) -> list[GS]:
+        """Return the sources of the edges into `target`, in key order, at most `limit`."""
+        return await self._edges.sources(target, edge_filter=edge_filter, limit=limit)
+
+    async def out_edges(
+        self, source: GS, *, edge_filter: EF | None = None, limit: int | None = DEFAULT_FANOUT
+    ) -> list[B]:
+        """Return `source`'s edges, by target key, at most `limit`."""
+        return [
+            self._out(e) for e in await self._edges.out_edges(source, edge_filter=edge_filter, limit=limit)
+        ]
+
+    async def in_edges(
+        self, target: GT, *, edge_filter: EF | None = None, limit: int | None = DEFAULT_FANOUT
+    ) -> list[B]:
+        """Return the edges into `target`, by source key, at most `limit`."""
+        return [
+            self._out(e) for e in await self._edges.in_edges(target, edge_filter=edge_filter, limit=limit)
+        ]
+
+
+class Graph(EdgeStore[B, GK, GK, EF], Generic[B, BN, GK, EF, NF]):
+    """Nodes and the edges between them, for callers of another message class (see prism_runtime.graph.Graph).
+
+    Traversals return keys, never messages: they are the wrapped graph's own.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        spec: EntitySpec,
+        adapter: MessageAdapter[B],
+        stored: type[Message],
+        node_spec: EntitySpec,
+        node_adapter: MessageAdapter[BN],
+        node_stored: type[Message],
+    ) -> None:
+        _Adapted.__init__(self, spec, adapter)
+        self._graph: graph.Graph[Message, Message, GK, EF, NF] = graph.Graph(
+            db, spec, stored, node_spec, node_stored
+        )
+        self._edges = self._graph
+        self.nodes: NodeStore[BN, GK] = NodeStore(db, node_spec, node_adapter, node_stored)
+
+    async def add_node(self, node: BN) -> None:
+        """Insert or replace one node."""
+        await self.nodes.add_node(node)
+
+    async def add_nodes(self, nodes: Iterable[BN]) -> None:
+        """Insert or replace nodes in one atomic batch."""
+        await self.nodes.add_nodes(nodes)
+
+    async def get_node(self, key: GK) -> BN | None:
+        """Return the node at `key`, or None."""
+        return await self.nodes.get_node(key)
+
+    async def get_nodes(self, keys: Sequence[GK]) -> list[BN | None]:
+        """Return the nodes at `keys` in order, None where missing."""
+        return await self.nodes.get_nodes(keys)
+
+    async def remove_node(self, key: GK) -> bool:
+        """Delete the node at `key` (its edges stay); return whether there was one."""
+        return await self.nodes.remove_node(key)
+
+    async def neighbors(
+        self,
+        node: GK,
+        direction: DirectionLike = Direction.OUT,
+        *,
+        edge_filter: EF | None = None,
+        node_filter: NF | None = None,
+        limit: int | None = DEFAULT_FANOUT,
+    ) -> list[GK]:
+        """Return the keys one hop from `node`, as prism_runtime.Graph.neighbors does."""
+        return await self._graph.neighbors(
+            node, direction, edge_filter=edge_filter, node_filter=node_filter, limit=limit
+        )
+
+    async def bfs(
+        self,
+        start: GK,
+        max_depth: int,
+        *,
+        direction: DirectionLike = Direction.OUT,
+        edge_filter: EF | None = None,
+        node_filter: NF | None = None,
+        fanout: int | None = DEFAULT_FANOUT,
+    ) -> list[Visit[GK]]:
+        """Return the nodes within `max_depth` hops in breadth-first order, as prism_runtime.Graph.bfs does."""
+        return await self._graph.bfs(
+            start,
+            max_depth,
+            direction=direction,
+            edge_filter=edge_filter,
+            node_filter=node_filter,
+            fanout=fanout,
+        )
+
+    async def dfs(
+        self,
+        start: GK,
+        max_depth: int,
+        *,
+        direction: DirectionLike = Direction.OUT,
+        edge_filter: EF | None = None,
+        node_filter: NF | None = None,
+        fanout: int | None = DEFAULT_FANOUT,
+    ) -> list[Visit[GK]]:
+        """Return the nodes within `max_depth` hops in depth-first order, as prism_runtime.Graph.dfs does."""
+        return await self._graph.dfs(
+            start,
+            max_depth,
+            direction=direction,
+            edge_filter=edge_filter,
+            node_filter=node_filter,
+            fanout=fanout,
+        )
+
+    async def shortest_path(
+        self,
+        source: GK,
+        target: GK,
+        max_depth: int,
+        *,
+        direction: DirectionLike = Direction.OUT,
+        edge_filter: EF | None = None,
+        node_filter: NF | None = None,
+        fanout: int | None = DEFAULT_FANOUT,
+    ) -> list[GK] | None:
+        """Return a shortest path of keys, as prism_runtime.Graph.shortest_path does."""
+        return await self._graph.shortest_path(
+            source,
+            target,
+            max_depth,
+            direction=direction,
+            edge_filter=edge_filter,
+            node_filter=node_filter,
+            fanout=fanout,
+        )
+
+    async def k_hop_count(
+        self,
+        start: GK,
+        k: int,
+        *,
+        direction: DirectionLike = Direction.OUT,
+        edge_filter: EF | None = None,
+        node_filter: NF | None = None,
+        fanout: int | None = DEFAULT_FANOUT,
+    ) -> int:
+        """Return how many distinct nodes other than `start` are within `k` hops of it."""
+        return await self._graph.k_hop_count(
+            start, k, direction=direction, edge_filter=edge_filter, node_filter=node_filter, fanout=fanout
+        )

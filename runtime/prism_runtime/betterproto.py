@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime
 import keyword
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from google.protobuf import message_factory
@@ -37,8 +37,14 @@ _betterproto: Any = require("betterproto", "a client generated with messages=bet
 _PLACEHOLDER = _betterproto.PLACEHOLDER
 
 B = TypeVar("B")
+BN = TypeVar("BN")
 K = TypeVar("K")
 S = TypeVar("S")
+GK = TypeVar("GK", str, bytes, int)
+GS = TypeVar("GS", str, bytes, int)
+GT = TypeVar("GT", str, bytes, int)
+EF = TypeVar("EF", bound=Mapping[str, Any])
+NF = TypeVar("NF", bound=Mapping[str, Any])
 _FD = FieldDescriptor
 # Scalars whose Python value is the same in both classes (enums are IntEnums in betterproto, ints in protobuf).
 _SAME_SCALARS = frozenset(
@@ -262,6 +268,44 @@ class TimeSeries(adapted.TimeSeries[B, K]):
 
     def __init__(self, db: Database, spec: EntitySpec, message: type[B], stored: type[Message]) -> None:
         super().__init__(db, spec, BetterprotoAdapter(spec, message, stored), stored)
+
+
+class NodeStore(adapted.NodeStore[B, GK]):
+    """Graph nodes as betterproto messages (generated `<Node>Nodes` classes subclass it)."""
+
+    def __init__(self, db: Database, spec: EntitySpec, message: type[B], stored: type[Message]) -> None:
+        super().__init__(db, spec, BetterprotoAdapter(spec, message, stored), stored)
+
+
+class EdgeStore(adapted.EdgeStore[B, GS, GT, EF]):
+    """Graph edges as betterproto messages (generated `<Edge>Edges` classes subclass it)."""
+
+    def __init__(self, db: Database, spec: EntitySpec, message: type[B], stored: type[Message]) -> None:
+        super().__init__(db, spec, BetterprotoAdapter(spec, message, stored), stored)
+
+
+class Graph(adapted.Graph[B, BN, GK, EF, NF]):
+    """Nodes and edges as betterproto messages (generated `<Edge>Graph` classes subclass it)."""
+
+    def __init__(
+        self,
+        db: Database,
+        spec: EntitySpec,
+        message: type[B],
+        stored: type[Message],
+        node_spec: EntitySpec,
+        node_message: type[BN],
+        node_stored: type[Message],
+    ) -> None:
+        super().__init__(
+            db,
+            spec,
+            BetterprotoAdapter(spec, message, stored),
+            stored,
+            node_spec,
+            BetterprotoAdapter(node_spec, node_message, node_stored),
+            node_stored,
+        )
 
 
 # -- masking ---------------------------------------------------------------------------------------
