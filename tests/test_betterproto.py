@@ -21,6 +21,7 @@ from types import ModuleType
 from typing import Any
 
 import asyncpg
+import betterproto
 import pytest
 from backends import BACKENDS, drop_schema, url_for
 from conftest import ROOT, run_protoc, write_proto
@@ -147,6 +148,14 @@ def member(bp: ModuleType, member_id: str) -> Any:
     )
 
 
+def archive(bp: ModuleType, archive_id: str) -> Any:
+    return bp.Archive(
+        archive_id=archive_id,
+        places={"home": bp.Address(street="1 Main St", city="Paris"), "empty": bp.Address()},
+        kept=datetime.timedelta(days=3, microseconds=5),
+    )
+
+
 def reading(bp: ModuleType, sensor: str, at: int) -> Any:
     return bp.Reading(sensor=sensor, at=at, value=at / 3)
 
@@ -165,11 +174,13 @@ async def test_betterproto_writes_read_back_identically_in_the_protobuf_style(
         "Profile": profile(bp, "u1"),
         "Account": account(bp, "a1"),
         "Member": member(bp, "m1"),
+        "Archive": archive(bp, "r1"),
         "Reading": reading(bp, "s1", 7),
     }
     await prism.ProfileStore(db).put(written["Profile"])
     await prism.AccountStore(db).put(written["Account"])
     await prism.MemberStore(db).put(written["Member"])
+    await prism.ArchiveStore(db).put(written["Archive"])
     await prism.ReadingStore(db).put(written["Reading"])
     await prism.ClickSeries(db).append_many([click(bp, "u1", 2), click(bp, "u1", 1)])
     got = peer(
@@ -179,14 +190,15 @@ async def test_betterproto_writes_read_back_identically_in_the_protobuf_style(
             {"op": "get", "store": "ProfileStore", "args": ["u1"]},
             {"op": "get", "store": "AccountStore", "args": ["a1"]},
             {"op": "get", "store": "MemberStore", "args": ["m1"]},
+            {"op": "get", "store": "ArchiveStore", "args": ["r1"]},
             {"op": "get", "store": "ReadingStore", "args": ["s1", 7]},
             {"op": "query", "store": "ClickSeries", "args": ["u1"]},
         ],
     )
-    for name, hex_message in zip(written, got[:4], strict=True):
+    for name, hex_message in zip(written, got[:5], strict=True):
         stored = getattr(pb2, name).FromString(bytes.fromhex(hex_message))
         assert stored == getattr(pb2, name).FromString(bytes(written[name])), name
-    assert [pb2.Click.FromString(bytes.fromhex(h)).page for h in got[4]] == ["/p1", "/p2"]
+    assert [pb2.Click.FromString(bytes.fromhex(h)).page for h in got[5]] == ["/p1", "/p2"]
 
 
 async def test_protobuf_writes_read_back_identically_in_the_betterproto_style(
@@ -200,6 +212,7 @@ async def test_protobuf_writes_read_back_identically_in_the_betterproto_style(
             {"op": "put", "store": "ProfileStore", "message": "Profile", "data": encoded(profile(bp, "u2"))},
             {"op": "put", "store": "AccountStore", "message": "Account", "data": encoded(account(bp, "a2"))},
             {"op": "put", "store": "MemberStore", "message": "Member", "data": encoded(member(bp, "m2"))},
+            {"op": "put", "store": "ArchiveStore", "message": "Archive", "data": encoded(archive(bp, "r2"))},
             {
                 "op": "put",
                 "store": "ReadingStore",
@@ -212,6 +225,7 @@ async def test_protobuf_writes_read_back_identically_in_the_betterproto_style(
     assert await prism.ProfileStore(db).get("u2") == profile(bp, "u2")
     assert await prism.AccountStore(db).get("a2") == account(bp, "a2")
     assert await prism.MemberStore(db).get("m2") == member(bp, "m2")
+    assert await prism.ArchiveStore(db).get("r2") == archive(bp, "r2")
     assert await prism.ReadingStore(db).get("s2", 9) == reading(bp, "s2", 9)
     assert [c async for c in prism.ClickSeries(db).query("u2")] == [click(bp, "u2", 3)]
     # The searchable encrypted field finds the row the other style wrote.
@@ -225,10 +239,12 @@ async def test_both_styles_write_the_same_row(
     await prism.ProfileStore(db).put(profile(bp, "same"))
     await prism.AccountStore(db).put(account(bp, "same"))
     await prism.MemberStore(db).put(member(bp, "same"))
+    await prism.ArchiveStore(db).put(archive(bp, "same"))
     # The peer writes the same messages under other keys: every column but the key and the ciphertexts (a
     # fresh nonce each time) must be equal.
     other_profile, other_account, other_member = profile(bp, "same"), account(bp, "same"), member(bp, "same")
     other_profile.user_id, other_account.account_id, other_member.member_id = "other", "other", "other"
+    other_archive = archive(bp, "other")
     peer(
         trees,
         url,
@@ -236,12 +252,14 @@ async def test_both_styles_write_the_same_row(
             {"op": "put", "store": "ProfileStore", "message": "Profile", "data": encoded(other_profile)},
             {"op": "put", "store": "AccountStore", "message": "Account", "data": encoded(other_account)},
             {"op": "put", "store": "MemberStore", "message": "Member", "data": encoded(other_member)},
+            {"op": "put", "store": "ArchiveStore", "message": "Archive", "data": encoded(other_archive)},
         ],
     )
     for table, key, encrypted in (
         ("bpstyle_profiles", "user_id", {"email"}),
         ("bpstyle_accounts", "account_id", {"owner"}),
         ("bpstyle_members", "member_id", set()),
+        ("bpstyle_archives", "archive_id", set()),
     ):
         rows = await raw_rows(url, table, key, ["same", "other"])
         assert set(rows) == {"same", "other"}
@@ -335,7 +353,8 @@ def test_conversion_paths(bp: Any, pb2: Any, prism: Any) -> None:
 
     spec = prism._PROFILE_SPEC
     assert BetterprotoAdapter(spec, bp.Profile, pb2.Profile).by_fields
-    assert not BetterprotoAdapter(prism._ACCOUNT_SPEC, bp.Account, pb2.Account).by_fields
+    assert BetterprotoAdapter(prism._ACCOUNT_SPEC, bp.Account, pb2.Account).by_fields
+    assert not BetterprotoAdapter(prism._ARCHIVE_SPEC, bp.Archive, pb2.Archive).by_fields
     assert BetterprotoAdapter(prism._READING_SPEC, bp.Reading, pb2.Reading).by_fields
     assert BetterprotoAdapter(prism._MEMBER_SPEC, bp.Member, pb2.Member).by_fields
     assert BetterprotoAdapter(prism._CLICK_SPEC, bp.Click, pb2.Click).by_fields
@@ -429,6 +448,39 @@ def test_nested_enums_and_timestamps_match_the_wire_format(trees: Any, **values:
     assert back == wire.from_stored(stored)
     assert bytes(back) == bytes(wire.from_stored(stored))
     assert repr(back) == repr(wire.from_stored(stored))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    contact=st.sampled_from(["phone", "pager", None]),
+    contact_value=st.text(max_size=3),
+    credit_limit=st.none() | _INT64,
+    tier=_TIER,
+    reset_to=st.sampled_from(["phone", "pager", None]),
+)
+def test_oneofs_and_wrappers_match_the_wire_format(trees: Any, **values: Any) -> None:
+    from prism_runtime.betterproto import BetterprotoAdapter
+
+    bp, pb2, prism = (importlib.import_module(m) for m in ("bpstyle.v1", f"{MODULE}_pb2", f"{MODULE}_prism"))
+    fields = BetterprotoAdapter(prism._ACCOUNT_SPEC, bp.Account, pb2.Account)
+    wire = BetterprotoAdapter(prism._ACCOUNT_SPEC, bp.Account, pb2.Account, wire=True)
+    arguments: dict[str, Any] = {"account_id": "a", "tier": bp.Tier.try_value(values["tier"])}
+    if values["contact"] is not None:
+        arguments[values["contact"]] = values["contact_value"]
+    if values["credit_limit"] is not None:
+        arguments["credit_limit"] = values["credit_limit"]
+    message = bp.Account(**arguments)
+    if values["reset_to"] is not None:
+        setattr(message, values["reset_to"], "x")  # betterproto moves the oneof to the member set last
+    stored = fields.to_stored(message)
+    assert stored == wire.to_stored(message)
+    assert stored.WhichOneof("contact") == wire.to_stored(message).WhichOneof("contact")
+    back = fields.from_stored(stored)
+    assert back == wire.from_stored(stored)
+    assert bytes(back) == bytes(wire.from_stored(stored))
+    assert betterproto.which_one_of(back, "contact") == betterproto.which_one_of(
+        wire.from_stored(stored), "contact"
+    )
 
 
 def test_generated_betterproto_client(trees: tuple[Path, Path], snapshot: SnapshotAssertion) -> None:

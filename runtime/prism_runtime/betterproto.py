@@ -3,10 +3,11 @@
 The backends store the *_pb2 class generated beside the dataclasses, so a row or payload is the same whichever
 style wrote it; `BetterprotoAdapter` converts at the store's edge (prism_runtime.adapted). Two conversions,
 chosen per message class once: field by field, written out like the row codec, for a message of scalars,
-enums, Timestamps and nested messages of the same kinds (repeated, maps of scalars and proto3 `optional`
-included), which is most entities; through the wire format (`bytes(message)` parsed by the other class) for
-the rest (oneofs, wrappers and the other well-known types, maps of messages, proto2 presence). Each follows what
-betterproto's own encoder and parser do; docs/betterproto.md lists where they differ, and has the figures.
+enums, Timestamps, wrappers, oneofs of scalars and nested messages of the same kinds (repeated, maps of scalars
+and proto3 `optional` included), which is most entities; through the wire format (`bytes(message)` parsed by the
+other class) for the rest (the other well-known types, maps of messages, proto2 presence, recursive types).
+Each follows what betterproto's own encoder and parser do; docs/betterproto.md lists where they differ, and has
+the figures.
 
 The field-by-field path builds a dataclass without its `__init__` (which runs betterproto's `__setattr__` per
 field, the bulk of its cost): it fills the instance's `__dict__` as betterproto 2.0.0b7's `__post_init__` leaves
@@ -108,6 +109,11 @@ class BetterprotoAdapter(Generic[B]):
 
 
 _TIMESTAMP = "google.protobuf.Timestamp"
+# The wrapper types, which betterproto reads and writes as an Optional of the wrapped scalar.
+_WRAPPERS = frozenset(
+    f"google.protobuf.{name}Value"
+    for name in ("Double", "Float", "Int64", "UInt64", "Int32", "UInt32", "Bool", "String", "Bytes")
+)
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
@@ -132,8 +138,8 @@ def _converters(
     message: type[Any], stored: type[Message], visiting: set[type[Any]]
 ) -> tuple[Callable[[Any], Message], Callable[[Message], Any]] | None:
     """Return both field-by-field conversions of a message, written out for its fields; None when one field has no
-    plain conversion (a oneof, a wrapper or other well-known type but Timestamp, a map of messages or enums,
-    proto2 presence, a recursive type), which then goes through the wire format."""
+    plain conversion (a well-known type but Timestamp and the wrappers, a oneof member that is a message, a map
+    of messages or enums, proto2 presence, a recursive type), which then goes through the wire format."""
     if message in visiting:
         return None
     visiting = visiting | {message}
@@ -151,18 +157,39 @@ def _converters(
     reads: list[str] = []
     arguments: list[tuple[str, str]] = []  # (protobuf field, expression) for the *_pb2 constructor
     entries: list[str] = []  # (dataclass attribute: expression) of the dataclass's __dict__
+    oneofs: dict[
+        str, tuple[int, str, dict[str, str]]
+    ] = {}  # oneof -> (its number here, group, member -> attribute)
     descriptor: Any = stored.DESCRIPTOR
     for i, field in enumerate(descriptor.fields):
         attribute = names.get(field.number)
-        if attribute is None or meta[attribute].group:
-            return None  # a field betterproto does not know, or a real oneof
+        if attribute is None:
+            return None  # a field betterproto does not know
         read = f"_p.{field.name}" if _is_name(field.name) else f"getattr(_p, {field.name!r})"
         present = f"_p.HasField({field.name!r})"
         reads.append(f"    _x{i} = _d[{attribute!r}]")
         # An unset dataclass field holds betterproto's placeholder: the field's default, unset to protobuf.
         to_value = f"None if _x{i} is _PH else _x{i}"
         kind = field.message_type
-        if _is_map(field):
+        group = meta[attribute].group
+        if group:
+            # A oneof member: betterproto writes the member its `_group_current` names, even at its default.
+            if _repeated(field) or (field.type not in _SAME_SCALARS and field.type != _FD.TYPE_ENUM):
+                return None
+            oneof = field.containing_oneof.name
+            k = oneofs.setdefault(oneof, (len(oneofs), group, {}))[0]
+            oneofs[oneof][2][field.name] = attribute
+            to_value = f"_x{i} if _gc[{group!r}] == {attribute!r} and _x{i} is not _PH else None"
+            value = read
+            if field.type == _FD.TYPE_ENUM:
+                env[f"_e{i}"] = classes[attribute].try_value
+                value = f"_e{i}({read})"
+            from_value = f"{value} if _w{k} == {field.name!r} else _PH"
+        elif kind is not None and kind.full_name in _WRAPPERS and not _repeated(field):
+            env[f"_t{i}"] = message_factory.GetMessageClass(kind)
+            to_value = f"None if _x{i} is _PH or _x{i} is None else _t{i}(value=_x{i})"
+            from_value = f"{read}.value if {present} else _PH"
+        elif _is_map(field):
             if not all(kind.fields_by_name[n].type in _SAME_SCALARS for n in ("key", "value")):
                 return None
             from_value = f"dict({read})"
@@ -216,15 +243,22 @@ def _converters(
     quoted = [f"{name!r}: {value}" for name, value in arguments if not _is_name(name)]
     if quoted:
         plain.append("**{" + ", ".join(quoted) + "}")
-    state = "'_serialized_on_wire': True, '_unknown_fields': b'', '_group_current': {}"
+    current = ", ".join(f"{group!r}: _o{k}.get(_w{k})" for k, group, _ in oneofs.values())
+    state = f"'_serialized_on_wire': True, '_unknown_fields': b'', '_group_current': {{{current}}}"
+    which: list[str] = []
+    for oneof, (k, _, members) in oneofs.items():
+        env[f"_o{k}"] = members
+        which.append(f"    _w{k} = _p.WhichOneof({oneof!r})")
     source = "\n".join(
         [
             "def to_stored(_b):",
             "    _d = _get(_b, '__dict__')",
+            *(["    _gc = _d['_group_current']"] if oneofs else []),
             *reads,
             f"    return _P({', '.join(plain)})",
             "",
             "def from_stored(_p):",
+            *which,
             "    _m = _new(_B)",
             f"    _get(_m, '__dict__').update({{{', '.join([*entries, state])}}})",
             "    return _m",
