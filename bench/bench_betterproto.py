@@ -1,8 +1,9 @@
 """messages=betterproto against messages=protobuf: encode, decode, the store-edge conversion, get and put.
 
 One schema is generated in both styles (two proto packages, so both import into this process): `Flat` holds
-plain values only, `Rich` adds a Timestamp, a nested message and an enum (both converted field by field), and
-`Boxed` adds a wrapper type and a oneof to `Rich` (converted through the wire format). Figures are microseconds per call, the median of `--rounds` rounds;
+plain values only; `Rich` adds an enum, a Timestamp, a nested message, a wrapper and a oneof (both converted
+field by field); `Mapped` has `Rich`'s plain fields, enum, Timestamp and nested message and a map of messages,
+which sends it through the wire format. Figures are microseconds per call, the median of `--rounds` rounds;
 within a round the sides alternate, so drift in a shared machine's speed hits them alike.
 
 - encode / decode: `SerializeToString()` / `FromString()` of the *_pb2 class against `bytes()` / `FromString()`
@@ -71,9 +72,14 @@ message Rich {
   repeated string tags = 6;
   map<string, string> preferences = 7;
   Place home = 8;
+  google.protobuf.Int64Value credit = 9;
+  oneof contact {
+    string phone = 10;
+    string pager = 11;
+  }
 }
 
-message Boxed {
+message Mapped {
   option (prism.access_pattern) = "read_heavy";
   string user_id = 1 [(prism.key) = true];
   string handle = 2;
@@ -83,15 +89,11 @@ message Boxed {
   repeated string tags = 6;
   map<string, string> preferences = 7;
   Place home = 8;
-  google.protobuf.Int64Value credit = 9;
-  oneof contact {
-    string phone = 10;
-    string pager = 11;
-  }
+  map<string, Place> visited = 9;
 }
 """
 STYLES = {"protobuf": "benchbp_pb", "betterproto": "benchbp_bp"}
-KINDS = ("flat", "rich", "boxed")
+KINDS = ("flat", "rich", "mapped")
 
 
 def generated(root: Path) -> dict[str, tuple[Any, Any, Any]]:
@@ -119,12 +121,16 @@ def make(m: Any, kind: str, i: int, *, betterproto: bool) -> Any:
     if kind == "flat":
         return flat(m, i)
     message = rich(m, i, betterproto, getattr(m, kind.capitalize()))
-    if kind == "boxed":
+    if kind == "rich":
         message.pager = f"p{i}"
         if betterproto:
             message.credit = i
         else:
             message.credit.value = i
+    elif betterproto:
+        message.visited = {"lyon": m.Place(city="Lyon")}
+    else:
+        message.visited["lyon"].city = "Lyon"
     return message
 
 
