@@ -82,11 +82,7 @@ class BetterprotoAdapter(Generic[B]):
         self.by_fields = fields is not None
         """Whether the conversion goes field by field; else through the wire format (always, with `wire`, which
         the benchmark and the tests use to compare both)."""
-        if fields is None:
-            to_fields: Callable[[Any], Message] = lambda b: stored.FromString(bytes(b))  # noqa: E731
-            from_fields: Callable[[Message], Any] = lambda p: message.FromString(p.SerializeToString())  # type: ignore[attr-defined]  # noqa: E731
-        else:
-            to_fields, from_fields = fields
+        to_fields, from_fields = fields or _wire(message, stored)
 
         def to_stored(item: B) -> Message:
             if type(item) is not message and not isinstance(item, message):
@@ -106,6 +102,20 @@ class BetterprotoAdapter(Generic[B]):
         """Return a dataclass as the stored protobuf class; raise WrongType for another class or a bad value."""
         self.from_stored: Callable[[Message], B] = from_fields
         """Return a stored protobuf message as the dataclass."""
+
+
+def _wire(
+    message: type[Any], stored: type[Message]
+) -> tuple[Callable[[Any], Message], Callable[[Message], Any]]:
+    """Return both conversions through the wire format: each class's own encoder and parser."""
+
+    def to_stored(item: Any) -> Message:
+        return stored.FromString(bytes(item))
+
+    def from_stored(item: Message) -> Any:
+        return message.FromString(item.SerializeToString())
+
+    return to_stored, from_stored
 
 
 _TIMESTAMP = "google.protobuf.Timestamp"
