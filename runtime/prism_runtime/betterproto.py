@@ -3,9 +3,9 @@
 The backends store the *_pb2 class generated beside the dataclasses, so a row or payload is the same whichever
 style wrote it; `BetterprotoAdapter` converts at the store's edge (prism_runtime.adapted). Two conversions,
 chosen per message class once: field by field, written out like the row codec, for a message of scalars,
-enums, Timestamps, wrappers, oneofs of scalars and nested messages of the same kinds (repeated, maps of scalars
-and proto3 `optional` included), which is most entities; through the wire format (`bytes(message)` parsed by the
-other class) for the rest (the other well-known types, maps of messages, proto2 presence, recursive types).
+enums, Timestamps, wrappers, oneofs of scalars and nested messages of the same kinds (repeated, in maps and
+proto3 `optional` included), which is most entities; through the wire format (`bytes(message)` parsed by the
+other class) for the rest (the other well-known types, proto2 presence, recursive types).
 Each follows what betterproto's own encoder and parser do; docs/betterproto.md lists where they differ, and has
 the figures.
 
@@ -148,8 +148,8 @@ def _converters(
     message: type[Any], stored: type[Message], visiting: set[type[Any]]
 ) -> tuple[Callable[[Any], Message], Callable[[Message], Any]] | None:
     """Return both field-by-field conversions of a message, written out for its fields; None when one field has no
-    plain conversion (a well-known type but Timestamp and the wrappers, a oneof member that is a message, a map
-    of messages or enums, proto2 presence, a recursive type), which then goes through the wire format."""
+    plain conversion (a well-known type but Timestamp and the wrappers, a oneof member that is a message, proto2
+    presence, a recursive type), which then goes through the wire format."""
     if message in visiting:
         return None
     visiting = visiting | {message}
@@ -200,9 +200,30 @@ def _converters(
             to_value = f"None if _x{i} is _PH or _x{i} is None else _t{i}(value=_x{i})"
             from_value = f"{read}.value if {present} else _PH"
         elif _is_map(field):
-            if not all(kind.fields_by_name[n].type in _SAME_SCALARS for n in ("key", "value")):
+            value_field = kind.fields_by_name["value"]
+            if kind.fields_by_name["key"].type not in _SAME_SCALARS:
                 return None
-            from_value = f"dict({read})"
+            if value_field.type in _SAME_SCALARS:
+                from_value = f"dict({read})"
+            elif value_field.type == _FD.TYPE_ENUM:
+                env[f"_e{i}"] = classes[f"{attribute}.value"].try_value
+                from_value = f"{{_k: _e{i}(_v) for _k, _v in {read}.items()}}"
+            else:
+                nested = classes.get(f"{attribute}.value")
+                inner = (
+                    None
+                    if value_field.message_type.full_name.startswith("google.protobuf.")
+                    or not isinstance(nested, type)
+                    else _converters(
+                        nested, message_factory.GetMessageClass(value_field.message_type), visiting
+                    )
+                )
+                if inner is None:
+                    return None
+                env[f"_t{i}"], env[f"_f{i}"] = inner
+                # Every entry is written: a map value has no presence of its own.
+                to_value = f"None if _x{i} is _PH else {{_k: _t{i}(_v) for _k, _v in _x{i}.items()}}"
+                from_value = f"{{_k: _f{i}(_v) for _k, _v in {read}.items()}}"
         elif field.type == _FD.TYPE_ENUM:
             env[f"_e{i}"] = classes[
                 attribute
