@@ -174,7 +174,8 @@ class Entity:
             target_type=self.options.edge_target_type,
             bidirectional=self.options.edge_direction is EdgeDirection.BIDIRECTIONAL,
             subject=next((f.name for f in self.fields if f.options.subject), None),
-            columns=tuple(c for f in self.fields for c in _columns(f, primary=f in (key, sort_key))),
+            # `is`, not `in`: a field is one of the keys only as itself, and == compares every attribute.
+            columns=tuple(c for f in self.fields for c in _columns(f, primary=f is key or f is sort_key)),
         )
 
 
