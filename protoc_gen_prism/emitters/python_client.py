@@ -17,7 +17,7 @@ from protoc_gen_prism import __version__
 from protoc_gen_prism.betterproto_messages import betterproto_class_name
 from protoc_gen_prism.emitters import GeneratedFile
 from protoc_gen_prism.model import Entity, Field, ProtoFile, Schema
-from protoc_gen_prism.naming import class_name, python_module, spec_constant
+from protoc_gen_prism.naming import SYNC, class_name, python_module, spec_constant
 from protoc_gen_prism.planner import Plans
 from protoc_gen_prism.settings import MessageStyle, Settings
 from protoc_gen_prism.sql.ddl import ddl_statements
@@ -32,6 +32,7 @@ class _Store:
 
     entity: Entity
     class_name: str
+    sync_class_name: str
     base: str
     type_args: str
     spec_name: str
@@ -52,6 +53,11 @@ class _Store:
         """Return the __init__'s call of the base class's."""
         return _init_call(self.init_args)
 
+    @property
+    def sync_header(self) -> str:
+        """Return the `class ...:` line of the blocking twin (protobuf style only: docs/betterproto.md)."""
+        return _class_header(self.sync_class_name, _sync_base(self.base), self.type_args)
+
 
 @dataclass(frozen=True)
 class _GraphClass:
@@ -59,6 +65,7 @@ class _GraphClass:
 
     entity: Entity
     class_name: str
+    sync_class_name: str
     base: str
     type_args: str
     init_args: str
@@ -77,6 +84,11 @@ class _GraphClass:
         """Return the __init__'s call of the base class's."""
         return _init_call(self.init_args)
 
+    @property
+    def sync_header(self) -> str:
+        """Return the `class ...:` line of the blocking twin (protobuf style only: docs/betterproto.md)."""
+        return _class_header(self.sync_class_name, _sync_base(self.base), self.type_args)
+
 
 def _init_call(arguments: str) -> str:
     """Return the generated `super().__init__(db, ...)` call at 8 spaces, split as ruff's formatter splits it."""
@@ -88,6 +100,12 @@ def _init_call(arguments: str) -> str:
         return f"        super().__init__(\n{inner}\n        )"
     each = "".join(f"            {a},\n" for a in ["db", *arguments.split(", ")])
     return f"        super().__init__(\n{each}        )"
+
+
+def _sync_base(base: str) -> str:
+    """Return the blocking twin of a base class: prism_runtime.KeyValueStore -> prism_runtime.SyncKeyValueStore."""
+    module, _, name = base.rpartition(".")
+    return f"{module}.{SYNC}{name}"
 
 
 def _class_header(name: str, base: str, type_args: str) -> str:
@@ -149,7 +167,12 @@ def _module(file: ProtoFile, planned: dict[str, str], betterproto: bool) -> Gene
         betterproto_names=names,
         stores=stores,
         graph_classes=graph,
-        graph_exports=sorted(name for g in graph for name in (g.filter_name, g.class_name)),
+        graph_exports=sorted(
+            name
+            for g in graph
+            # Blocking twins come in the protobuf style only (docs/betterproto.md).
+            for name in (g.filter_name, g.class_name, *(() if betterproto else (g.sync_class_name,)))
+        ),
         masked=[e.python_name for e in file.entities if _may_hold_masked(e)],
         spec_literal=lambda name, entity: spec_literal(
             name, _generated_spec(entity, planned.get(entity.namespace, ""))
@@ -344,6 +367,7 @@ def _store(entity: Entity, style: _Style) -> _Store:
     return _Store(
         entity=entity,
         class_name=_class_name(entity, "Store"),
+        sync_class_name=_class_name(entity, SYNC + "Store"),
         base=base,
         type_args=type_args,
         spec_name=_spec_name(entity),
@@ -361,6 +385,7 @@ def _series(entity: Entity, style: _Style) -> _Store:
     return _Store(
         entity=entity,
         class_name=_class_name(entity, "Series"),
+        sync_class_name=_class_name(entity, SYNC + "Series"),
         base=f"{style.runtime}.TimeSeries",
         type_args=f"{style.message(entity)}, {key.python_key_type}",
         spec_name=_spec_name(entity),
@@ -381,6 +406,7 @@ def _node(entity: Entity, file: ProtoFile, style: _Style) -> _GraphClass:
     return _GraphClass(
         entity=entity,
         class_name=_class_name(entity, "Nodes"),
+        sync_class_name=_class_name(entity, SYNC + "Nodes"),
         base=f"{style.runtime}.NodeStore",
         type_args=f"{style.message(entity)}, {key.python_key_type}",
         init_args=f"{_spec_name(entity)}, {style.init_args(entity)}",
@@ -421,6 +447,7 @@ def _edge(entity: Entity, file: ProtoFile, style: _Style) -> _GraphClass:
     return _GraphClass(
         entity=entity,
         class_name=_class_name(entity, "Graph" if base.endswith(".Graph") else "Edges"),
+        sync_class_name=_class_name(entity, SYNC + ("Graph" if base.endswith(".Graph") else "Edges")),
         base=base,
         type_args=type_args,
         init_args=init_args,

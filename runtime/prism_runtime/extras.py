@@ -17,6 +17,8 @@ DISTRIBUTIONS = ("prism-runtime", "protoc-gen-prism")
 """The runtime alone (a service), and the compiler with the `prism` CLI: both carry every driver extra."""
 DRIVER_EXTRAS = {
     "asyncpg": "postgres",
+    "psycopg": "postgres-sync",
+    "psycopg_pool": "postgres-sync",
     "aiokafka": "kafka",
     "nats": "nats",
     "boto3": "kms",

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any, Generic, TypeVar, overload
 
 from google.protobuf.message import Message
 
+from prism_runtime.drive import SetupLock
 from prism_runtime.errors import CorruptRow
 from prism_runtime.pii.sealer import ProtectedRows
 from prism_runtime.pii.vault import vault_for
@@ -57,7 +57,7 @@ class SqlKeyValue(Generic[M]):
         self.sql = keyvalue_statements(spec, driver.dialect)
         self._get = self.sql.get()
         self._ready = False
-        self._ready_lock = asyncio.Lock()
+        self._ready_lock = SetupLock()
         self._ns = spec.namespace
         # Encryption, blind indexes and audit happen here, once for every SQL backend.
         self._pii = (
