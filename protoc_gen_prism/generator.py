@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from google.protobuf.compiler import plugin_pb2
 
+from protoc_gen_prism import betterproto_messages
 from protoc_gen_prism.diagnostics import SchemaError
 from protoc_gen_prism.emitters import (
     GeneratedFile,
@@ -29,7 +30,7 @@ from protoc_gen_prism.model import Schema
 from protoc_gen_prism.model_builder import build_model, validated
 from protoc_gen_prism.planner import Plans, plan_schema
 from protoc_gen_prism.request_check import MAX_EDITION, MIN_EDITION
-from protoc_gen_prism.settings import Profile, Settings, SettingsError, parse_parameter
+from protoc_gen_prism.settings import MessageStyle, Profile, Settings, SettingsError, parse_parameter
 from protoc_gen_prism.validate import check_plans
 
 Emitter = Callable[[Schema, Plans, Settings], list[GeneratedFile]]
@@ -75,7 +76,10 @@ def compile_files(request: plugin_pb2.CodeGeneratorRequest, settings: Settings) 
     model = build_model(request.proto_file, request.file_to_generate, request.source_file_descriptors)
     schema = validated(model)
     plans = plan(schema, settings.profile)
-    return emit(schema, plans, settings)
+    if settings.messages is not MessageStyle.BETTERPROTO:
+        return emit(schema, plans, settings)
+    betterproto_messages.check(request)
+    return betterproto_messages.merged(emit(schema, plans, settings), betterproto_messages.generate(request))
 
 
 def emit(schema: Schema, plans: Plans, settings: Settings) -> list[GeneratedFile]:

@@ -13,7 +13,10 @@ from protoc_gen_prism.diagnostics import allowed_values
 class MessageStyle(StrEnum):
     """Which message classes generated clients take and return."""
 
-    PROTOBUF = "protobuf"
+    PROTOBUF = "protobuf"  # the *_pb2 classes (protoc's python_out), typed by mypy-protobuf
+    BETTERPROTO = (
+        "betterproto"  # betterproto 2.x dataclasses, stored through the *_pb2 classes (docs/betterproto.md)
+    )
 
 
 class Profile(StrEnum):

@@ -69,7 +69,9 @@ def test_unknown_parameter_is_an_error(tmp_path: Path) -> None:
 
 def test_parameter_value_is_checked(tmp_path: Path) -> None:
     run = run_protoc(EXAMPLES, EXAMPLE_FILES, tmp_path, parameter="messages=dataclasses")
-    assert run.errors == "--prism_out: messages='dataclasses' is not supported; allowed: protobuf"
+    assert (
+        run.errors == "--prism_out: messages='dataclasses' is not supported; allowed: protobuf, betterproto"
+    )
 
 
 def test_editions_file(tmp_path: Path) -> None:

@@ -14,11 +14,12 @@ from enum import Enum
 
 from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
 from protoc_gen_prism import __version__
+from protoc_gen_prism.betterproto_messages import betterproto_class_name
 from protoc_gen_prism.emitters import GeneratedFile
 from protoc_gen_prism.model import Entity, Field, ProtoFile, Schema
 from protoc_gen_prism.naming import SYNC, class_name, python_module, spec_constant
 from protoc_gen_prism.planner import Plans
-from protoc_gen_prism.settings import Settings
+from protoc_gen_prism.settings import MessageStyle, Settings
 from protoc_gen_prism.sql.ddl import ddl_statements
 from protoc_gen_prism.sql.dialects import SqliteDdl
 from protoc_gen_prism.templating import render
@@ -37,6 +38,25 @@ class _Store:
     spec_name: str
     docstring: str
     finders: list[Field]
+    message: str
+    """The message class callers give and get: the *_pb2 class, or the betterproto dataclass."""
+    init_args: str
+    """What the generated __init__ passes to the base class after the spec."""
+
+    @property
+    def header(self) -> str:
+        """Return the `class ...:` line."""
+        return _class_header(self.class_name, self.base, self.type_args)
+
+    @property
+    def init_call(self) -> str:
+        """Return the __init__'s call of the base class's."""
+        return _init_call(self.init_args)
+
+    @property
+    def sync_header(self) -> str:
+        """Return the `class ...:` line of the blocking twin (protobuf style only: docs/betterproto.md)."""
+        return _class_header(self.sync_class_name, _sync_base(self.base), self.type_args)
 
 
 @dataclass(frozen=True)
@@ -53,6 +73,47 @@ class _GraphClass:
     filter_name: str
     filter_fields: list[tuple[str, str, str]]  # name, Python type, the field's comment
     docstring: str
+
+    @property
+    def header(self) -> str:
+        """Return the `class ...:` line."""
+        return _class_header(self.class_name, self.base, self.type_args)
+
+    @property
+    def init_call(self) -> str:
+        """Return the __init__'s call of the base class's."""
+        return _init_call(self.init_args)
+
+    @property
+    def sync_header(self) -> str:
+        """Return the `class ...:` line of the blocking twin (protobuf style only: docs/betterproto.md)."""
+        return _class_header(self.sync_class_name, _sync_base(self.base), self.type_args)
+
+
+def _init_call(arguments: str) -> str:
+    """Return the generated `super().__init__(db, ...)` call at 8 spaces, split as ruff's formatter splits it."""
+    line = f"        super().__init__(db, {arguments})"
+    if len(line) <= LINE_LENGTH:
+        return line
+    inner = f"            db, {arguments}"
+    if len(inner) <= LINE_LENGTH:
+        return f"        super().__init__(\n{inner}\n        )"
+    each = "".join(f"            {a},\n" for a in ["db", *arguments.split(", ")])
+    return f"        super().__init__(\n{each}        )"
+
+
+def _sync_base(base: str) -> str:
+    """Return the blocking twin of a base class: prism_runtime.KeyValueStore -> prism_runtime.SyncKeyValueStore."""
+    module, _, name = base.rpartition(".")
+    return f"{module}.{SYNC}{name}"
+
+
+def _class_header(name: str, base: str, type_args: str) -> str:
+    """Return a generated `class ...:` line, split as ruff's formatter splits it when too long."""
+    line = f"class {name}({base}[{type_args}]):"
+    if len(line) <= LINE_LENGTH:
+        return line
+    return f"class {name}(\n    {base}[{type_args}]\n):"
 
 
 # Python types of the fields an equality filter accepts; JSON and Timestamp columns are not comparable.
@@ -73,32 +134,44 @@ def emit(schema: Schema, plans: Plans, settings: Settings) -> list[GeneratedFile
     """Return one client module per file that has entities."""
     # Each spec carries its planned backend kind, so connect(config=...) can bind it without the compiler.
     planned = {p.namespace: str(p.backend) for p in plans}
-    return [_module(f, planned) for f in schema.files if f.entities]
+    betterproto = settings.messages is MessageStyle.BETTERPROTO
+    return [_module(f, planned, betterproto) for f in schema.files if f.entities]
 
 
-def _module(file: ProtoFile, planned: dict[str, str]) -> GeneratedFile:
+def _module(file: ProtoFile, planned: dict[str, str], betterproto: bool) -> GeneratedFile:
     package, _, module = file.python_module.rpartition(".")
     pb2_import = f"from {package} import {module}" if package else f"import {module}"
+    names = (
+        {e.python_name: betterproto_class_name(e.python_name) for e in file.entities} if betterproto else {}
+    )
+    style = _Style(module, BETTERPROTO_MODULE if betterproto else "", names)
     stores = [
-        _series(e, module) if e.abstraction is Abstraction.TIME_SERIES else _store(e, module)
+        _series(e, style) if e.abstraction is Abstraction.TIME_SERIES else _store(e, style)
         for e in file.entities
         if e.abstraction in (Abstraction.KEY_VALUE, Abstraction.TIME_SERIES)
     ]
     # Nodes first: an edge class names its node's spec and filter when it is created.
     nodes = [e for e in file.entities if e.options.access_pattern is AccessPattern.GRAPH_NODE]
     edges = [e for e in file.entities if e.options.access_pattern is AccessPattern.GRAPH_EDGE]
-    graph = [_node(e, file, module) for e in nodes] + [_edge(e, file, module) for e in edges]
+    graph = [_node(e, file, style) for e in nodes] + [_edge(e, file, style) for e in edges]
     content = render(
         "client.py.jinja",
         version=__version__,
         source=file.name,
         pb2_import=pb2_import,
-        enum_imports=[f"import {m}" for m in _imported_enum_modules(file)],
+        enum_imports=[f"import {m}" for m in _imported_enum_modules(file, betterproto)],
         pb2_module=module,
+        betterproto=betterproto,
+        betterproto_import=f"import {file.package} as {BETTERPROTO_MODULE}",
+        betterproto_module=BETTERPROTO_MODULE,
+        betterproto_names=names,
         stores=stores,
         graph_classes=graph,
         graph_exports=sorted(
-            name for g in graph for name in (g.filter_name, g.class_name, g.sync_class_name)
+            name
+            for g in graph
+            # Blocking twins come in the protobuf style only (docs/betterproto.md).
+            for name in (g.filter_name, g.class_name, *(() if betterproto else (g.sync_class_name,)))
         ),
         masked=[e.python_name for e in file.entities if _may_hold_masked(e)],
         spec_literal=lambda name, entity: spec_literal(
@@ -251,14 +324,43 @@ def python_string(text: str) -> str:
     return quote + body + quote
 
 
-def _store(entity: Entity, pb2: str) -> _Store:
-    message = f"{pb2}.{entity.python_name}"
+BETTERPROTO_MODULE = "messages"
+"""The name a betterproto-style client imports its proto package's dataclass module as."""
+
+
+@dataclass(frozen=True)
+class _Style:
+    """Which message classes a module's stores take: the *_pb2 module's, or betterproto's dataclasses."""
+
+    pb2: str
+    betterproto: str  # the dataclass module's name in the client, "" for the protobuf style
+    names: Mapping[str, str]  # entity python_name -> dataclass name
+
+    @property
+    def runtime(self) -> str:
+        """Return the module the store base classes come from."""
+        return "prism_runtime.betterproto" if self.betterproto else "prism_runtime"
+
+    def message(self, entity: Entity) -> str:
+        """Return the class callers give and get for `entity`."""
+        if self.betterproto:
+            return f"{self.betterproto}.{self.names[entity.python_name]}"
+        return f"{self.pb2}.{entity.python_name}"
+
+    def init_args(self, entity: Entity) -> str:
+        """Return the base class's arguments after the spec: the message class (and the stored one)."""
+        stored = f"{self.pb2}.{entity.python_name}"
+        return f"{self.message(entity)}, {stored}" if self.betterproto else stored
+
+
+def _store(entity: Entity, style: _Style) -> _Store:
+    message = style.message(entity)
     key, sort_key = entity.key, entity.sort_key
     assert key is not None  # the model builder guarantees a key on every KeyValue entity
     if sort_key is None:
-        base, type_args = "KeyValueStore", f"{message}, {key.python_key_type}"
+        base, type_args = f"{style.runtime}.KeyValueStore", f"{message}, {key.python_key_type}"
     else:
-        base = "SortedKeyValueStore"
+        base = f"{style.runtime}.SortedKeyValueStore"
         type_args = f"{message}, {key.python_key_type}, {sort_key.python_key_type}"
     summary = _docstring_safe(entity.comment) or f"KeyValue store of {entity.full_name}."
     layout = f"keyed by {key.name}" + (f", sorted by {sort_key.name} within a key" if sort_key else "")
@@ -271,10 +373,12 @@ def _store(entity: Entity, pb2: str) -> _Store:
         spec_name=_spec_name(entity),
         docstring=f"{summary.rstrip('.')}.\n\n    Namespace ``{entity.namespace}``, {layout}.",
         finders=[f for f in entity.fields if f.options.searchable],
+        message=message,
+        init_args=f"{_spec_name(entity)}, {style.init_args(entity)}",
     )
 
 
-def _series(entity: Entity, pb2: str) -> _Store:
+def _series(entity: Entity, style: _Style) -> _Store:
     key, event_time = entity.key, entity.event_time
     assert key is not None and event_time is not None  # the model builder guarantees both on TimeSeries
     summary = _docstring_safe(entity.comment) or f"TimeSeries of {entity.full_name}."
@@ -282,18 +386,20 @@ def _series(entity: Entity, pb2: str) -> _Store:
         entity=entity,
         class_name=_class_name(entity, "Series"),
         sync_class_name=_class_name(entity, SYNC + "Series"),
-        base="TimeSeries",
-        type_args=f"{pb2}.{entity.python_name}, {key.python_key_type}",
+        base=f"{style.runtime}.TimeSeries",
+        type_args=f"{style.message(entity)}, {key.python_key_type}",
         spec_name=_spec_name(entity),
         docstring=(
             f"{summary.rstrip('.')}.\n\n    Namespace ``{entity.namespace}``, a series per {key.name}, "
             f"ordered by {event_time.name}."
         ),
         finders=[],
+        message=style.message(entity),
+        init_args=f"{_spec_name(entity)}, {style.init_args(entity)}",
     )
 
 
-def _node(entity: Entity, file: ProtoFile, pb2: str) -> _GraphClass:
+def _node(entity: Entity, file: ProtoFile, style: _Style) -> _GraphClass:
     key = entity.key
     assert key is not None  # the model builder guarantees a key on every graph_node
     summary = _docstring_safe(entity.comment) or f"Nodes of {entity.full_name}."
@@ -301,23 +407,23 @@ def _node(entity: Entity, file: ProtoFile, pb2: str) -> _GraphClass:
         entity=entity,
         class_name=_class_name(entity, "Nodes"),
         sync_class_name=_class_name(entity, SYNC + "Nodes"),
-        base="NodeStore",
-        type_args=f"{pb2}.{entity.python_name}, {key.python_key_type}",
-        init_args=f"{_spec_name(entity)}, {pb2}.{entity.python_name}",
+        base=f"{style.runtime}.NodeStore",
+        type_args=f"{style.message(entity)}, {key.python_key_type}",
+        init_args=f"{_spec_name(entity)}, {style.init_args(entity)}",
         spec_name=_spec_name(entity),
         filter_name=_class_name(entity, "Filter"),
-        filter_fields=_filter_fields(entity, file, pb2),
+        filter_fields=_filter_fields(entity, file, style),
         docstring=f"{summary.rstrip('.')}.\n\n    Graph nodes in namespace ``{entity.namespace}``, keyed by {key.name}.",
     )
 
 
-def _edge(entity: Entity, file: ProtoFile, pb2: str) -> _GraphClass:
+def _edge(entity: Entity, file: ProtoFile, style: _Style) -> _GraphClass:
     source, target = entity.edge_source, entity.edge_target
     source_node = file.entity(entity.options.edge_source_type)
     target_node = file.entity(entity.options.edge_target_type)
     # The model builder guarantees both ends and their node types on every graph_edge.
     assert source is not None and target is not None and source_node is not None and target_node is not None
-    message = f"{pb2}.{entity.python_name}"
+    message = style.message(entity)
     filter_name = _class_name(entity, "Filter")
     summary = _docstring_safe(entity.comment) or f"Edges of {entity.full_name}."
     way = "both ways (bidirectional)" if entity.spec.bidirectional else f"from {source.name} to {target.name}"
@@ -325,27 +431,29 @@ def _edge(entity: Entity, file: ProtoFile, pb2: str) -> _GraphClass:
         f"Graph edges in namespace ``{entity.namespace}``, {source_node.name} to {target_node.name}, {way}."
     )
     if source_node is target_node:
-        node_message = f"{pb2}.{source_node.python_name}"
-        base = "Graph"
+        base = f"{style.runtime}.Graph"
         type_args = (
-            f"{message}, {node_message}, {source.python_key_type}, {filter_name}, "
+            f"{message}, {style.message(source_node)}, {source.python_key_type}, {filter_name}, "
             f"{_class_name(source_node, 'Filter')}"
         )
-        init_args = f"{_spec_name(entity)}, {message}, {_spec_name(source_node)}, {node_message}"
+        init_args = (
+            f"{_spec_name(entity)}, {style.init_args(entity)}, {_spec_name(source_node)}, "
+            f"{style.init_args(source_node)}"
+        )
     else:
-        base = "EdgeStore"
+        base = f"{style.runtime}.EdgeStore"
         type_args = f"{message}, {source.python_key_type}, {target.python_key_type}, {filter_name}"
-        init_args = f"{_spec_name(entity)}, {message}"
+        init_args = f"{_spec_name(entity)}, {style.init_args(entity)}"
     return _GraphClass(
         entity=entity,
-        class_name=_class_name(entity, "Graph" if base == "Graph" else "Edges"),
-        sync_class_name=_class_name(entity, SYNC + ("Graph" if base == "Graph" else "Edges")),
+        class_name=_class_name(entity, "Graph" if base.endswith(".Graph") else "Edges"),
+        sync_class_name=_class_name(entity, SYNC + ("Graph" if base.endswith(".Graph") else "Edges")),
         base=base,
         type_args=type_args,
         init_args=init_args,
         spec_name=_spec_name(entity),
         filter_name=filter_name,
-        filter_fields=_filter_fields(entity, file, pb2),
+        filter_fields=_filter_fields(entity, file, style),
         docstring=f"{summary.rstrip('.')}.\n\n    {layout}",
     )
 
@@ -361,25 +469,30 @@ def _may_hold_masked(entity: Entity) -> bool:
     )
 
 
-def _filter_fields(entity: Entity, file: ProtoFile, pb2: str) -> list[tuple[str, str, str]]:
+def _filter_fields(entity: Entity, file: ProtoFile, style: _Style) -> list[tuple[str, str, str]]:
     # Arrays are no single value, and encrypted values differ from what a caller holds: no equality on them.
     return [
-        (f.name, _filter_type(f, file, pb2), _docstring_safe(f.comment))
+        (f.name, _filter_type(f, file, style), _docstring_safe(f.comment))
         for f in entity.fields
         if f.column_kind in _FILTER_TYPES and not f.column_repeated and not f.options.encrypt_at_rest
     ]
 
 
-def _filter_type(f: Field, file: ProtoFile, pb2: str) -> str:
-    """Return the Python type a filter takes for a field: an enum's own ValueType, else by column kind."""
-    if f.column_kind is ColumnKind.ENUM and f.type_python_name:
-        module = pb2 if f.type_file == file.name else python_module(f.type_file)
+def _filter_type(f: Field, file: ProtoFile, style: _Style) -> str:
+    """Return the Python type a filter takes for a field: an enum's own ValueType, else by column kind.
+
+    betterproto enums are ints, which is what a filter of the betterproto style takes for them.
+    """
+    if f.column_kind is ColumnKind.ENUM and f.type_python_name and not style.betterproto:
+        module = style.pb2 if f.type_file == file.name else python_module(f.type_file)
         return f"{module}.{f.type_python_name}.ValueType"
     return _FILTER_TYPES[f.column_kind]
 
 
-def _imported_enum_modules(file: ProtoFile) -> list[str]:
+def _imported_enum_modules(file: ProtoFile, betterproto: bool) -> list[str]:
     """Return the *_pb2 modules of other files whose enums type a filter field of this file's graph entities."""
+    if betterproto:
+        return []  # its filters take ints for enums
     graph = (AccessPattern.GRAPH_NODE, AccessPattern.GRAPH_EDGE)
     return sorted(
         {

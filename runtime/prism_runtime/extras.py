@@ -22,8 +22,9 @@ DRIVER_EXTRAS = {
     "aiokafka": "kafka",
     "nats": "nats",
     "boto3": "kms",
+    "betterproto": "betterproto",
 }
-"""Top-level module of each optional driver -> the extra that installs it."""
+"""Top-level module of each optional driver (or message library) -> the extra that installs it."""
 
 
 class MissingExtra(ConfigError):
