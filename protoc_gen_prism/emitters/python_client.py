@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
+from prism_runtime.keyvalue import DEFAULT_FIND_LIMIT
 from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
 from protoc_gen_prism import __version__
 from protoc_gen_prism.emitters import GeneratedFile
@@ -33,7 +34,18 @@ class _Store:
     type_args: str
     spec_name: str
     docstring: str
-    finders: list[Field]
+    finders: list[Field]  # encrypted, searchable fields: found through their blind index
+    index_finders: list[_IndexFinder] = dataclasses.field(default_factory=list)
+    ttl_seconds: int = 0  # a KeyValue entity with a TTL: its put and put_many take `ttl`
+    put_signatures: tuple[str, str] = ("", "")  # then the `def` lines of put and put_many
+
+
+@dataclass(frozen=True)
+class _IndexFinder:
+    """One `find_by_<field>` of an indexed field, its signature laid out as ruff formats it."""
+
+    field: Field
+    signature: str
 
 
 @dataclass(frozen=True)
@@ -76,7 +88,7 @@ def _module(file: ProtoFile, planned: dict[str, str]) -> GeneratedFile:
     package, _, module = file.python_module.rpartition(".")
     pb2_import = f"from {package} import {module}" if package else f"import {module}"
     stores = [
-        _series(e, module) if e.abstraction is Abstraction.TIME_SERIES else _store(e, module)
+        _series(e, module) if e.abstraction is Abstraction.TIME_SERIES else _store(e, file, module)
         for e in file.entities
         if e.abstraction in (Abstraction.KEY_VALUE, Abstraction.TIME_SERIES)
     ]
@@ -92,6 +104,7 @@ def _module(file: ProtoFile, planned: dict[str, str]) -> GeneratedFile:
         enum_imports=[f"import {m}" for m in _imported_enum_modules(file)],
         pb2_module=module,
         stores=stores,
+        expiring=any(s.ttl_seconds for s in stores),
         graph_classes=graph,
         graph_exports=sorted(name for g in graph for name in (g.filter_name, g.class_name)),
         masked=[e.python_name for e in file.entities if _may_hold_masked(e)],
@@ -211,6 +224,7 @@ _COLUMN_ORDER = (
     "audited",
     "searchable",
     "blind_index_of",
+    "expiry",
 )
 
 
@@ -232,10 +246,13 @@ def python_string(text: str) -> str:
     return quote + body + quote
 
 
-def _store(entity: Entity, pb2: str) -> _Store:
+def _store(entity: Entity, file: ProtoFile, pb2: str) -> _Store:
     message = f"{pb2}.{entity.python_name}"
     key, sort_key = entity.key, entity.sort_key
     assert key is not None  # the model builder guarantees a key on every KeyValue entity
+    after_pair = (
+        "" if sort_key is None else f"tuple[{key.python_key_type}, {sort_key.python_key_type}] | None"
+    )
     if sort_key is None:
         base, type_args = "KeyValueStore", f"{message}, {key.python_key_type}"
     else:
@@ -251,7 +268,49 @@ def _store(entity: Entity, pb2: str) -> _Store:
         spec_name=_spec_name(entity),
         docstring=f"{summary.rstrip('.')}.\n\n    Namespace ``{entity.namespace}``, {layout}.",
         finders=[f for f in entity.fields if f.options.searchable],
+        index_finders=[
+            _index_finder(
+                f, message, f"{key.python_key_type} | None" if sort_key is None else after_pair, file, pb2
+            )
+            for f in entity.fields
+            if f.options.index and not f.options.encrypt_at_rest
+        ],
+        ttl_seconds=entity.options.ttl_seconds,
+        put_signatures=(
+            def_lines("async def put", ["self", f"item: {message}", "*", _TTL], "None"),
+            def_lines("async def put_many", ["self", f"items: Iterable[{message}]", "*", _TTL], "None"),
+        ),
     )
+
+
+_TTL = "ttl: timedelta | None = None"
+
+
+def _index_finder(f: Field, message: str, after: str, file: ProtoFile, pb2: str) -> _IndexFinder:
+    """Return the finder of an indexed field: typed by the field (an enum by its ValueType), keyset-paged."""
+    parameters = [
+        "self",
+        f"value: {_filter_type(f, file, pb2)}",
+        "*",
+        f"limit: int = {DEFAULT_FIND_LIMIT}",
+        f"after: {after} = None",
+    ]
+    return _IndexFinder(f, def_lines(f"async def find_by_{f.name}", parameters, f"list[{message}]"))
+
+
+def def_lines(head: str, parameters: list[str], returns: str, indent: int = 4) -> str:
+    """Return a `def` line at `indent` as ruff formats it: on one line, with the parameters on one line of their
+    own, or one parameter a line (with a trailing comma) when even that is too long."""
+    pad = " " * indent
+    joined = ", ".join(parameters)
+    one = f"{pad}{head}({joined}) -> {returns}:"
+    if _width(one) <= LINE_LENGTH:
+        return one
+    inner = f"{pad}    {joined}"
+    if _width(inner) <= LINE_LENGTH:
+        return f"{pad}{head}(\n{inner}\n{pad}) -> {returns}:"
+    body = "".join(f"{pad}    {p},\n" for p in parameters)
+    return f"{pad}{head}(\n{body}{pad}) -> {returns}:"
 
 
 def _series(entity: Entity, pb2: str) -> _Store:
@@ -356,15 +415,20 @@ def _filter_type(f: Field, file: ProtoFile, pb2: str) -> str:
 
 
 def _imported_enum_modules(file: ProtoFile) -> list[str]:
-    """Return the *_pb2 modules of other files whose enums type a filter field of this file's graph entities."""
+    """Return the *_pb2 modules of other files whose enums type a graph filter field or a KeyValue finder."""
     graph = (AccessPattern.GRAPH_NODE, AccessPattern.GRAPH_EDGE)
     return sorted(
         {
             python_module(f.type_file)
             for e in file.entities
-            if e.options.access_pattern in graph
             for f in e.fields
-            if f.column_kind is ColumnKind.ENUM and f.type_file and f.type_file != file.name
+            if (
+                e.options.access_pattern in graph
+                or (e.abstraction is Abstraction.KEY_VALUE and f.options.index)
+            )
+            and f.column_kind is ColumnKind.ENUM
+            and f.type_file
+            and f.type_file != file.name
         }
     )
 
