@@ -346,10 +346,10 @@ def estimate_message_bytes(fields: tuple[Field, ...]) -> int:
 
 
 def _human_seconds(n: int) -> str:
-    for unit, size in (("days", 86_400), ("hours", 3600), ("minutes", 60)):
-        if n >= size and n % size == 0:
-            return f"{n // size} {unit}"
-    return f"{n} seconds"
+    for unit, size in (("day", 86_400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        if n % size == 0:
+            return f"{n // size} {unit}{'' if n == size else 's'}"
+    raise AssertionError("every count of seconds is whole seconds")
 
 
 def _human_bytes(n: int) -> str:

@@ -348,14 +348,14 @@ def _indexes(report: Report, trail: Trail, entity: Entity) -> None:
                 f"(prism.index) gives find_by_{f.name} an equality lookup, which {describe(f)} cannot have "
                 f"(it is stored as {'JSON' if f.column_kind is ColumnKind.JSON else f.column_kind}); allowed: "
                 f"singular scalar, enum and google.protobuf.*Value wrapper fields",
-                trail.at("index"),
+                at.at("index"),
             )
         elif o.encrypt_at_rest and not o.searchable:
             report.error(
                 at,
                 "(prism.index) on an encrypt_at_rest field would index ciphertext, which no value equals; "
                 "allowed: (prism.searchable) = true for a lookup through a blind index, or no (prism.index)",
-                trail.at("index"),
+                at.at("index"),
             )
 
 
