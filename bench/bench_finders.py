@@ -1,0 +1,124 @@
+"""Finders and TTL reads on SQLite and Postgres: what the (field, key) index and the expiry predicate cost.
+
+Figures, each a ratio within one run with the two sides interleaved:
+- a finder page (limit 100) deep in the key order of a value held by a third of N rows: the (tier, id) index
+  Prism writes against a one-column (tier) index, as a database provisioned before it has;
+- a get of an entity with a TTL (the expiry predicate bound to now) against one without.
+Run: python bench/bench_finders.py [--rows 100000] [--ops 300] [--url postgresql://...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import prism_runtime
+import prism_stack as stack
+from protoc_gen_prism.protoc_runner import generate
+from protoc_gen_prism.sql.provision import provision
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+async def interleaved(ops: tuple[Callable[[int], Awaitable[Any]], ...], count: int) -> list[float]:
+    """Return the median latency in ms of each op, run `count` times in turn."""
+    out: list[list[float]] = [[] for _ in ops]
+    for i in range(count):
+        for op, samples in zip(ops, out, strict=True):
+            start = time.perf_counter()
+            await op(i)
+            samples.append(time.perf_counter() - start)
+    return [statistics.median(s) * 1000 for s in out]
+
+
+async def run(url: str, rows: int, ops: int) -> list[tuple[str, float, float]]:
+    pb2 = importlib.import_module("benchfind.v1.find_pb2")
+    prism = importlib.import_module("benchfind.v1.find_prism")
+    async with prism_runtime.connect(url) as db:
+        if not url.startswith("sqlite"):
+            await provision(db, GEN, echo=lambda line: None)
+        composite, single, expiring = prism.CompositeStore(db), prism.SingleStore(db), prism.ExpiringStore(db)
+        plain = composite
+        for store, message in ((composite, pb2.Composite), (single, pb2.Single), (expiring, pb2.Expiring)):
+            for start in range(0, rows, 10_000):
+                await store.put_many(
+                    message(id=f"u{i:08d}", tier=i % 3, name="x")
+                    for i in range(start, min(rows, start + 10_000))
+                )
+        driver: Any = db.backend
+        table = "benchfind_v1_single"
+        await driver.execute_script(
+            [
+                f'DROP INDEX IF EXISTS "{table}__tier__idx"',
+                f'CREATE INDEX "{table}__tier__idx" ON "{table}" ("tier")',
+            ],
+            namespace=table,
+        )
+        analyze = (
+            ["ANALYZE"]
+            if url.startswith("sqlite")
+            else [f'ANALYZE "{t}"' for t in ("benchfind_v1_composite", table)]
+        )
+        await driver.execute_script(analyze, namespace=table)
+
+        def page(store: Any) -> Callable[[int], Awaitable[Any]]:
+            async def op(i: int) -> None:
+                after = f"u{(rows // 2 + i * 7) % rows:08d}"
+                found = await store.find_by_tier(pb2.TIER_PRO, limit=100, after=after)
+                assert len(found) == 100 or after > f"u{rows - 400:08d}"
+
+            return op
+
+        def get(store: Any) -> Callable[[int], Awaitable[Any]]:
+            async def op(i: int) -> None:
+                assert await store.get(f"u{(i * 7919) % rows:08d}") is not None
+
+            return op
+
+        finder = await interleaved((page(composite), page(single)), ops)
+        gets = await interleaved((get(expiring), get(plain)), ops * 10)
+    return [
+        ("finder page, ms", finder[0], finder[1]),
+        ("get, ms", gets[0], gets[1]),
+    ]
+
+
+GEN = Path()
+
+
+async def main() -> None:
+    global GEN
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--ops", type=int, default=300)
+    parser.add_argument("--url", default=None, help="a Postgres URL (default: a throwaway embedded server)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        GEN = Path(tmp) / "gen"
+        assert generate(ROOT / "bench" / "proto", GEN).returncode == 0
+        sys.path.insert(0, str(GEN))
+        server = None if args.url else await asyncio.to_thread(stack.start_postgres, Path(tmp) / "pg")
+        try:
+            for name, url in (("sqlite", f"sqlite:///{tmp}/find.db"), ("postgres", args.url or server.url)):
+                print(
+                    f"{name}: {args.rows} rows a table, {args.ops} finder pages and {args.ops * 10} gets a side"
+                )
+                print(f"  {'figure':18}{'prism':>10}{'baseline':>10}{'ratio':>8}")
+                for figure, ours, base in await run(url, args.rows, args.ops):
+                    print(f"  {figure:18}{ours:10.3f}{base:10.3f}{ours / base:8.2f}x")
+                print("  (finder: (tier, id) index vs (tier) alone; get: with a TTL vs without)")
+        finally:
+            if server is not None:
+                await asyncio.to_thread(stack.stop, server)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
