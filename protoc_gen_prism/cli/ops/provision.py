@@ -154,7 +154,9 @@ async def _provision(
             report = await provision(db, generated, dry_run=dry_run, migrations=migrations)
             verb = "would apply" if dry_run else "applied"
             print(f"{url.kind}: {verb} {len(report.applied)} file(s), {len(report.unchanged)} unchanged")
-            if purge and not dry_run:
+            if purge and dry_run:
+                print(f"{url.kind}: would purge the expired items of {len(source.expiring or ())} table(s)")
+            elif purge:
                 for table, count in await purge_expired(db, source.expiring or ()):
                     print(f"{url.kind}: purged {count} expired item(s) from {table}")
     if streams:  # a config says where streams live; the plan must find every kind it needs there
