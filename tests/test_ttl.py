@@ -21,6 +21,8 @@ from conftest import run_protoc, write_proto
 
 import prism_runtime
 from prism_runtime.sql import keyvalue as sql_keyvalue
+from protoc_gen_prism.images import compile_image
+from protoc_gen_prism.migrations import plan_migration, render
 from protoc_gen_prism.pytest_plugin import provisioned
 
 SESSIONS = "prismtest_expiry_v1_session"
@@ -212,3 +214,28 @@ def test_check_flags_a_ttl_with_retention_days(tmp_path: Path) -> None:
     run = prism("check", write_schema(tmp_path / "proto", body), "--format", "json")
     assert run.findings() == [("LINT_TTL_WITH_RETENTION", "acme/app/v1/app.proto:8:3")]
     assert run.returncode == 1
+
+
+def test_migrating_to_a_ttl_adds_the_expiry_column_and_its_index(tmp_path: Path) -> None:
+    before = (
+        'message M {\n  option (prism.access_pattern) = "key_value";\n  option (prism.namespace) = "m";\n'
+    )
+    after = before + '  option (prism.ttl_seconds) = "60";\n'
+    field = "  string id = 1 [(prism.key) = true];\n}"
+    old, new = (
+        compile_image(write_schema(tmp_path / n, b + field)).schema()
+        for n, b in (("a", before), ("b", after))
+    )
+    plan = plan_migration(old, new)
+    assert render(plan.steps, "postgres", "t").splitlines()[3:] == [
+        "-- add column m.prism_expires_at",
+        'ALTER TABLE IF EXISTS "m" ADD COLUMN IF NOT EXISTS "prism_expires_at" BIGINT;',
+        "",
+        "-- create index on m.prism_expires_at",
+        'CREATE INDEX CONCURRENTLY IF NOT EXISTS "m__prism_expires_at__idx" ON "m"("prism_expires_at");',
+    ]
+    removed = plan_migration(new, old)
+    assert removed.withheld == (
+        "m.prism_expires_at: the expiry column of (prism.ttl_seconds) was removed; --allow-destructive writes the "
+        "expand step now and the DROP COLUMN contract step for later",
+    )
