@@ -101,7 +101,8 @@ class SqlKeyValue(Generic[M]):
             expires = now_ms() + (self._ttl_ms if ttl is None else _milliseconds(ttl))
             expiring = self.codec.encode_expiring
             encode = lambda item: expiring(item, expires)  # noqa: E731 -- bound to this put's expiry
-            self._purge_soon()
+            if time.monotonic() >= self._next_purge:
+                await self._purge_in_background()
         elif ttl is not None:
             raise TypeError(f"namespace {self._ns!r} has no (prism.ttl_seconds): its items cannot expire")
         if self._pii is None:
@@ -252,13 +253,20 @@ class SqlKeyValue(Generic[M]):
         """Return the bind value of the `live` predicate: now, on an entity with a TTL; else nothing."""
         return (now_ms(),) if self._ttl_ms else ()
 
-    def _purge_soon(self) -> None:
-        """Start one background purge batch when the interval has passed and none is running."""
-        now = time.monotonic()
-        if now < self._next_purge or (self._purging is not None and not self._purging.done()):
+    async def _purge_in_background(self) -> None:
+        """Start one purge batch as a task of its own (unless one still runs), and come back for the next after
+        the interval."""
+        self._next_purge = time.monotonic() + PURGE_INTERVAL_S
+        if self._purging is not None and not self._purging.done():
             return
-        self._next_purge = now + PURGE_INTERVAL_S
-        self._purging = asyncio.get_running_loop().create_task(self._purge_quietly())
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            # No event loop: a blocking driver runs this coroutine to its end (prism_runtime's sync clients), so
+            # there is nothing to hand the batch to; it runs here, bounded by PURGE_BATCH rows.
+            await self._purge_quietly()
+            return
+        self._purging = loop.create_task(self._purge_quietly())
 
     async def _purge_quietly(self) -> int:
         try:
