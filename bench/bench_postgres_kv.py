@@ -71,7 +71,9 @@ async def throughput(
     return tuple(count / t for t in spent)
 
 
-async def run(url: str, ops: int, gen: Path, profile: bool = False) -> list[tuple[str, float, float, str]]:
+async def run(
+    url: str, ops: int, gen: Path, profile: bool = False, *, batch_rounds: int = 9, only_batches: bool = False
+) -> list[tuple[str, float, float, str]]:
     """Measure both ways; return rows of (figure, generated, raw, unit)."""
     sys.path.insert(0, str(gen))
     from benchkv.v1 import kv_pb2, kv_prism
@@ -109,7 +111,8 @@ async def run(url: str, ops: int, gen: Path, profile: bool = False) -> list[tupl
         async def raw_get(i: int) -> None:
             await pool.fetch(get_sql, users[i].user_id)
 
-        for name, gen_op, raw_op in (("put", gen_put, raw_put), ("get", gen_get, raw_get)):
+        point = () if only_batches else (("put", gen_put, raw_put), ("get", gen_get, raw_get))
+        for name, gen_op, raw_op in point:
             await latencies((gen_op, raw_op), 200)  # warm the statement caches of every pooled connection
             g, r = await latencies((gen_op, raw_op), ops)
             rows.append((f"{name} p50", percentile(g, 0.5) * 1e3, percentile(r, 0.5) * 1e3, "ms"))
@@ -126,7 +129,7 @@ async def run(url: str, ops: int, gen: Path, profile: bool = False) -> list[tupl
         gen_times: list[float] = []
         hand_times: list[float] = []
         encode_times: list[float] = []
-        for _ in range(5):  # alternating rounds; medians
+        for _ in range(batch_rounds):  # alternating rounds; medians
             await pool.execute(f"TRUNCATE {backend.sql.table}")
             start = time.perf_counter()
             await store.put_many(batch)
@@ -165,6 +168,8 @@ async def main() -> None:
     parser.add_argument("--url", default=None)
     parser.add_argument("--profile", action="store_true", help="print a cProfile of one put_many")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here, for bench/plot.py")
+    parser.add_argument("--batch-rounds", type=int, default=9, help="alternating rounds of put_many")
+    parser.add_argument("--only-batches", action="store_true", help="measure put_many only")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         gen = Path(tmp) / "gen"
@@ -172,7 +177,14 @@ async def main() -> None:
         server = None if args.url else await asyncio.to_thread(stack.start_postgres, Path(tmp) / "pg")
         url = args.url or (server.url if server else "")
         try:
-            rows = await run(url, args.ops, gen, args.profile)
+            rows = await run(
+                url,
+                args.ops,
+                gen,
+                args.profile,
+                batch_rounds=args.batch_rounds,
+                only_batches=args.only_batches,
+            )
         finally:
             if server is not None:
                 await asyncio.to_thread(stack.stop, server)

@@ -7,6 +7,7 @@ columns, which the servers rewrite (JSONB reorders keys), go through real SQLite
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import AsyncIterator
 from typing import Any, cast
@@ -29,7 +30,7 @@ from prism_runtime.errors import CorruptRow, InvalidKey
 from prism_runtime.inputs import message_check
 from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
 from prism_runtime.sql.codec import RowCodec
-from prism_runtime.sql.dialect import SqlDialect
+from prism_runtime.sql.dialect import SqlDialect, json_array_encoder
 from prism_runtime.sql.dialects import PostgresDialect, SqliteDialect
 from prism_runtime.sql.driver import SqlDriver
 from prism_runtime.sql.keyvalue import SqlKeyValue
@@ -114,6 +115,21 @@ def test_the_input_check_reads_a_key_field_named_like_a_keyword() -> None:
     admit(cls(**{"from": "k"}))
     with pytest.raises(InvalidKey, match="key field from is empty"):
         admit(cls())
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.text(st.characters(blacklist_categories=["Cs"]))), odd=st.lists(st.text()))
+def test_sqlite_stores_a_string_list_as_json_dumps_writes_it(values: list[str], odd: list[str]) -> None:
+    """SQLite's string list is joined by hand, not by json.dumps; the text must still be json.dumps's exactly."""
+    cls = keyword_message()
+    codec = RowCodec(KEYWORD_SPEC, cls, SqliteDialect())
+    row = codec.encode(cls(**{"from": "k", "in": values}))
+    assert row[codec.column_index("in")] == json.dumps(values, separators=(",", ":"), ensure_ascii=False)
+    # Strings protobuf refuses (lone surrogates) too: the encoder is the dialect's for any list.
+    assert json_array_encoder(ColumnKind.STRING)(odd) == json.dumps(
+        odd, separators=(",", ":"), ensure_ascii=False
+    )
+    assert codec.decode(row) == cls(**{"from": "k", "in": values})
 
 
 # -- JSON columns: every field type through a real SQLite and Postgres, against ParseDict -------------------

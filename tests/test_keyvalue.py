@@ -310,6 +310,31 @@ async def test_a_batch_failing_at_its_last_row_stores_none_of_it(
     assert (await store.get("after")) is not None
 
 
+@pytest.mark.parametrize("bad", ["in a statement of many rows", "in the rows after them"])
+async def test_a_sqlite_batch_failing_at_one_row_stores_none_of_it(
+    tmp_path: Path, users: Any, bad: str
+) -> None:
+    """SQLite upserts a batch many rows per statement, then the rest one by one: all in one transaction."""
+    from prism_runtime.backends.sqlite import MAX_VARIABLES
+    from prism_runtime.errors import BackendError
+
+    pb2, prism = users
+    async with prism_runtime.connect(f"sqlite:///{tmp_path / 'atomic.db'}") as db:
+        store = prism.UserProfileStore(db)
+        await store.put(pb2.UserProfile(user_id="before"))
+        kv = store._backend
+        per = MAX_VARIABLES // len(kv.sql.columns)
+        count = per * 5 + per // 2  # five statements of `per` rows, then the rest by executemany
+        rows = [list(kv.codec.encode(pb2.UserProfile(user_id=f"a{i:04d}"))) for i in range(count)]
+        rows[per * 4 + 1 if bad.startswith("in a") else count - 1][1] = object()  # no SQLite type binds it
+        with pytest.raises(BackendError, match=r"InterfaceError|ProgrammingError"):
+            await kv.driver.upsert_many(kv.sql, rows, namespace=kv.spec.namespace)
+        keys = [f"a{i:04d}" for i in (0, per, per * 4, count - 2)]
+        assert await store.get_many(keys) == [None] * len(keys)
+        await store.put_many(pb2.UserProfile(user_id=f"a{i:04d}") for i in range(count))  # usable again
+        assert len([m async for m in store.scan()]) == count + 1
+
+
 @pytest.mark.parametrize("count", [3, 600, 4500])
 async def test_put_many_of_plain_messages_keeps_the_last_write_of_a_key(
     db: prism_runtime.Database, types: Any, count: int

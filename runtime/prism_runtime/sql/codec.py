@@ -23,7 +23,6 @@ from prism_runtime.schema import Column, ColumnKind, EntitySpec
 from prism_runtime.sql.dialect import SqlDialect, identity
 
 M = TypeVar("M", bound=Message)
-FieldEncoder = Callable[[Any], Any]
 _FD = FieldDescriptor
 
 
@@ -75,99 +74,68 @@ def _row_encoder(
 ) -> Callable[..., tuple[Any, ...]]:
     """Return the function giving the bind values of one message, written out for these columns.
 
-    One tuple display instead of a generator over per-column functions: a plain field (no presence, no
-    conversion) is read in place, a field with presence and no conversion is read behind HasField; every
-    other column calls its `_field_encoder`.
+    One tuple display, each column's expression written in place (`_column_value`): no call per column
+    unless its value needs converting, and none for an unset or empty field.
     """
     env: dict[str, Any] = {}
-    values: list[str] = []
-    for i, column in enumerate(columns):
-        if column.blind_index_of:
-            # No field: the PII layer fills the blind index in (prism_runtime.pii.sealer).
-            values.append("None")
-            continue
-        if column.expiry:
-            values.append("_x")  # no field: the store says when the row expires
-            continue
-        name = column.name
-        plain = (
-            column.kind not in (ColumnKind.JSON, ColumnKind.TIMESTAMP)
-            and not column.repeated
-            and not column.wrapped
-            and dialect.encoder(column) is identity
-        )
-        if plain and not column.nullable:
-            values.append(_field(name))
-        elif plain:
-            values.append(f"{_field(name)} if _m.HasField({name!r}) else None")
-        elif column.repeated and dialect.supports_arrays and dialect.scalar_encoder(column.kind) is identity:
-            values.append(f"list({_field(name)})")  # an array of the values as they are
-        else:
-            env[f"_e{i}"] = _field_encoder(column, dialect, fields[name])
-            values.append(f"_e{i}(_m)")
-    source = f"def encode(_m, _x=None):\n    return ({''.join(f'{value}, ' for value in values)})\n"
+    values = [_column_value(i, column, dialect, fields, env) for i, column in enumerate(columns)]
+    source = f"def encode(_m, _expires=None):\n    return ({''.join(f'{value}, ' for value in values)})\n"
     exec(compile(source, "<prism row encoder>", "exec"), env)
     encoder: Callable[..., tuple[Any, ...]] = env["encode"]
     return encoder
 
 
-def _field_encoder(column: Column, dialect: SqlDialect, field: Any) -> FieldEncoder:
-    name, nullable = column.name, column.nullable
+def _column_value(i: int, column: Column, dialect: SqlDialect, fields: Any, env: dict[str, Any]) -> str:
+    """Return the expression of column `i`'s bind value in the row encoder's source, adding what it calls to `env`.
+
+    Presence is tested in line (HasField, or len() of a map or list), so an unset or empty field costs no
+    call; a repeated field is read with a slice, which copies a protobuf container into a list in one step.
+    """
+    if column.blind_index_of:
+        return "None"  # no field: the PII layer fills the blind index in (prism_runtime.pii.sealer)
+    if column.expiry:
+        return "_expires"  # no field: the store says when the row expires (RowCodec.encode_expiring)
+    name = column.name
+    read = _field(name)
+    has = f"_m.HasField({name!r})"
     encode = dialect.encoder(column)
     if column.kind is ColumnKind.JSON:
-        to_json = json_field(field)
-        # An empty repeated or map field and an unset message field both store as null JSON.
-        empty = None if nullable else encode(None)
-
-        def json_value(message: Any) -> Any:
-            value = to_json(message)
-            return empty if value is None else encode(value)
-
-        return json_value
+        # An empty repeated or map field and an unset message field all store as null JSON.
+        env[f"_z{i}"] = None if column.nullable else encode(None)
+        env[f"_e{i}"], present = _json_encoder(fields[name], encode)
+        if present == "len":
+            return f"(_e{i}(_x) if len(_x := {read}) else _z{i})"
+        return f"(_e{i}({read}) if {has} else _z{i})"
     if column.repeated:
-        return lambda message: encode(getattr(message, name))  # every array encoder takes any iterable
+        if dialect.supports_arrays and dialect.scalar_encoder(column.kind) is identity:
+            return f"{read}[:]"  # an array of the values as they are
+        env[f"_e{i}"] = encode  # every array encoder takes a list
+        return f"_e{i}({read}[:])"
     if column.kind is ColumnKind.TIMESTAMP:
-        zero = None if nullable else encode((0, 0))
-
-        def timestamp_value(message: Any) -> Any:
-            if not message.HasField(name):
-                return zero
-            ts = getattr(message, name)
-            return encode((ts.seconds, ts.nanos))
-
-        return timestamp_value
+        env[f"_e{i}"] = lambda ts: encode((ts.seconds, ts.nanos))
+        env[f"_z{i}"] = None if column.nullable else encode((0, 0))
+        return f"(_e{i}({read}) if {has} else _z{i})"
     if column.wrapped:
-        return lambda message: encode(getattr(message, name).value) if message.HasField(name) else None
-    if nullable:
-        return lambda message: encode(getattr(message, name)) if message.HasField(name) else None
-    return lambda message: encode(getattr(message, name))
+        read = f"{read}.value"
+    if encode is not identity:
+        env[f"_e{i}"] = encode
+        read = f"_e{i}({read})"
+    return f"({read} if {has} else None)" if column.nullable or column.wrapped else read
 
 
-def json_field(field: Any) -> Callable[[Any], Any]:
-    """Return a function giving one field of a message in protobuf's JSON mapping, or None when empty or unset.
-
-    Field by field rather than MessageToDict of the whole message, which would walk every scalar column too.
-    """
-    name = field.name
+def _json_encoder(field: Any, encode: Callable[[Any], Any]) -> tuple[Callable[[Any], Any], str]:
+    """Return the JSON text of a present field's value, and how presence is told: "len" (a map or list) or "has"."""
     if field.message_type is not None and field.message_type.GetOptions().map_entry:
         key_field = field.message_type.fields_by_name["key"]
         value_field = field.message_type.fields_by_name["value"]
-        key_of = _map_key(key_field)
-        value_of = _json_scalar(value_field)
         if key_field.type == _FD.TYPE_STRING and value_field.type in _AS_IS:
-            # The same dict without a call per entry; an empty map (the usual case) costs only its len().
-            return lambda m: dict(entries.items()) if len(entries := getattr(m, name)) else None
-
-        def convert(m: Any) -> Any:
-            entries = getattr(m, name)
-            return {key_of(k): value_of(v) for k, v in entries.items()} if len(entries) else None
-
-        return convert
+            return (lambda entries: encode(dict(entries.items()))), "len"
+        key_of, value_of = _map_key(key_field), _json_scalar(value_field)
+        return (lambda entries: encode({key_of(k): value_of(v) for k, v in entries.items()})), "len"
+    element = _json_scalar(field)
     if _is_repeated(field):
-        element = _json_scalar(field)
-        return lambda m: [element(v) for v in getattr(m, name)] or None
-    as_dict = _json_scalar(field)
-    return lambda m: as_dict(getattr(m, name)) if m.HasField(name) else None
+        return (lambda values: encode([element(v) for v in values])), "len"
+    return (lambda value: encode(element(value))), "has"
 
 
 # The integer field types; with bool, string and enum, the scalars whose Python value is already their JSON

@@ -40,6 +40,15 @@ class KeyValueStatements:
             f"{self.upsert_tail}"
         )
 
+    def upsert_rows(self, count: int) -> str:
+        """Return the upsert of `count` rows in one statement: one VALUES list per row, parameters row by row."""
+        width = len(self.columns)
+        place = self.dialect.placeholder
+        rows = ", ".join(
+            "(" + ", ".join(place(r * width + c + 1) for c in range(width)) + ")" for r in range(count)
+        )
+        return f"INSERT INTO {self.table} ({self.select_columns}) VALUES {rows} {self.upsert_tail}"
+
     def get(self) -> str:
         """Return the point lookup by full primary key."""
         width = len(self._keys)
