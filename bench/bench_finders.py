@@ -4,7 +4,8 @@ Figures, each a ratio within one run with the two sides interleaved:
 - a finder page (limit 100) from a key in the first half, for a value held by half the rows and for one held
   by 1 row in 100: the (tier, id) index Prism writes against a one-column (tier) index, as a database
   provisioned before it has;
-- a get of an entity with a TTL (the expiry predicate bound to now) against one without.
+- a get, and a put_many of 10 000 items, of an entity with a TTL (the expiry predicate bound to now, the
+  expiry written) against one without.
 Run: python bench/bench_finders.py [--rows 100000] [--ops 300] [--url postgresql://...]
 """
 
@@ -92,10 +93,19 @@ async def run(url: str, rows: int, ops: int) -> list[tuple[str, float, float]]:
         common = await interleaved((page(composite, pb2.TIER_FREE), page(single, pb2.TIER_FREE)), ops)
         rare = await interleaved((page(composite, pb2.TIER_PRO), page(single, pb2.TIER_PRO)), ops)
         gets = await interleaved((get(expiring), get(plain)), ops * 10)
+
+        def put_many(store: Any, message: Any) -> Callable[[int], Awaitable[Any]]:
+            async def op(i: int) -> None:
+                await store.put_many(message(id=f"u{k:08d}", tier=tier(k), name="y") for k in range(10_000))
+
+            return op
+
+        puts = await interleaved((put_many(expiring, pb2.Expiring), put_many(plain, pb2.Composite)), 10)
     return [
         ("page, 1/2 match, ms", common[0], common[1]),
         ("page, 1/100 match, ms", rare[0], rare[1]),
         ("get, ms", gets[0], gets[1]),
+        ("put_many 10k, ms", puts[0], puts[1]),
     ]
 
 
@@ -127,7 +137,7 @@ async def main() -> None:
                 print(f"  {'figure':24}{'prism':>10}{'baseline':>10}{'ratio':>8}")
                 for figure, ours, base in await run(url, args.rows, args.ops):
                     print(f"  {figure:24}{ours:10.3f}{base:10.3f}{ours / base:8.2f}x")
-                print("  (finder: (tier, id) index vs (tier) alone; get: with a TTL vs without)")
+                print("  (pages: (tier, id) index vs (tier) alone; get, put_many: with a TTL vs without)")
         finally:
             if server is not None:
                 await asyncio.to_thread(stack.stop, server)
