@@ -50,6 +50,11 @@ async def test_finder_pages_in_key_order(db: prism_runtime.Database, expiry: Any
     assert await store.find_by_user_id("nobody") == []
     with pytest.raises(ValueError, match="limit must be at least 1"):
         await store.find_by_user_id("ann", limit=0)
+    untyped: Any = store
+    with pytest.raises(prism_runtime.WrongType, match="find_by_user_id takes str, got int"):
+        await untyped.find_by_user_id(7)
+    with pytest.raises(prism_runtime.WrongType, match="find_by_device takes int, got bool"):
+        await untyped.find_by_device(True)
 
 
 async def test_finders_take_the_field_type(db: prism_runtime.Database, expiry: Any) -> None:

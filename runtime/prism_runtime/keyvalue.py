@@ -14,7 +14,7 @@ from google.protobuf.message import Message
 
 from prism_runtime import telemetry
 from prism_runtime.errors import CorruptRow
-from prism_runtime.inputs import admit_all, key_check, message_check
+from prism_runtime.inputs import admit_all, key_check, message_check, value_check
 from prism_runtime.schema import EntitySpec
 
 if TYPE_CHECKING:
@@ -109,6 +109,7 @@ class _Store(Generic[M]):
         """Return up to `limit` items whose indexed `field` equals `value`, in key order after the key `after`."""
         if limit < 1:
             raise ValueError("limit must be at least 1")
+        value = value_check(self.spec.namespace, self.spec.column(field))(value)
         found: list[M] = []
         while True:
             # A page may come back short of rows it read (a forgotten subject's): read on from its last key.
