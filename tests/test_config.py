@@ -103,17 +103,23 @@ async def test_a_default_that_cannot_serve_is_a_config_error_at_first_use(module
 @pytest.mark.parametrize(
     ("config", "expected"),
     [
-        ({"backend": {}}, "config: unknown key 'backend'; allowed: backends, namespaces"),
+        ({"backend": {}}, "config: unknown key 'backend'; allowed: backends, namespaces, migrations"),
         (
             {"backends": {"mysql": "mysql://x"}},
-            "config: backends: unknown kind 'mysql'; allowed: kafka, nats, postgres, sqlite",
+            "config: backends.mysql: unsupported URL scheme 'mysql' in 'mysql://x'; "
+            "allowed: sqlite://, postgresql://, postgres://, kafka://, nats://",
+        ),
+        (
+            {"backends": {"my-db": "sqlite://"}},
+            "config: backends: 'my-db' is neither a kind (kafka, nats, postgres, sqlite) nor a name "
+            "(letters, digits, underscores)",
         ),
         ({"backends": {"kafka": "nats://h:1"}}, "config: backends.kafka is a nats URL (nats://h:1)"),
         (
             {"namespaces": {"ns": "kafka"}},
             "config: namespaces.ns is bound to 'kafka', which has no URL; allowed: sqlite (add it under backends)",
         ),
-        ([1, 2], "config: expected a mapping with keys backends, namespaces"),
+        ([1, 2], "config: expected a mapping with keys backends, namespaces, migrations"),
     ],
 )
 def test_a_wrong_config_names_what_is_allowed(config: Any, expected: str) -> None:

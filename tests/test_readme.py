@@ -59,7 +59,9 @@ def test_the_prism_yaml_of_the_readme_is_what_the_runtime_and_prism_check_read(t
     path = tmp_path / "prism.yaml"
     path.write_text(body)
     config = load_config(config=path)
-    assert sorted(config.backends) == ["kafka", "nats", "postgres", "sqlite"]
+    assert sorted(config.backends) == ["kafka", "nats", "postgres", "postgres_new", "sqlite"]
+    assert config.backends["postgres_new"].kind == "postgres"
+    assert config.migrations["example_v1_note"].target == "postgres_new"
     assert config.kind_for("example_v1_note", "sqlite") == "postgres"
     assert config.kind_for("other_v1_thing", "sqlite") == "sqlite"
     assert runner.lint_image  # importing the runner registers every rule, as `prism check` does

@@ -464,3 +464,41 @@ def test_backend_facts_come_from_the_url_without_its_credentials(url: str, kind:
     facts = telemetry.facts_of(BackendUrl(url, kind))
     assert (facts.system, facts.database, facts.address, facts.port) == expected
     assert "secret" not in repr(facts) and "user" not in repr(facts)
+
+
+async def test_a_migration_counts_mismatches_dual_write_failures_and_backfill_rows(
+    generated: Path, tmp_path: Path, sdk: Sdk
+) -> None:
+    from prism_runtime import migrations
+
+    pb2 = importlib.import_module("acme.users.v1.users_pb2")
+    prism = importlib.import_module("acme.users.v1.users_prism")
+    ns = "acme_users_v1_user_profile"
+    before = {
+        n: sdk.total(f"prism.migration.{n}") for n in ("mismatches", "dual_write_failures", "backfill_rows")
+    }
+    old, new = tmp_path / "old.db", tmp_path / "new.db"
+    config = {
+        "backends": {"sqlite": f"sqlite:///{old}", "new": f"sqlite:///{new}"},
+        "migrations": {ns: {"source": "sqlite", "target": "new", "phase": "shadow_read"}},
+    }
+    async with prism_runtime.connect(config=config) as db:
+        store = prism.UserProfileStore(db)
+        await store.put(pb2.UserProfile(user_id="m1", email=EMAIL, display_name="A"))
+        assert (await migrations.backfill(db, ns)).rows == 1
+        with sqlite3.connect(new) as conn:
+            conn.execute(f'UPDATE "{ns}" SET "display_name" = \'changed\'')
+        assert (await store.get("m1")).display_name == "A"  # the source's answer
+        counted = sdk.total("prism.migration.mismatches")
+        assert [m.display_name async for m in store.scan()] == ["A"]  # scans are compared too
+        assert sdk.total("prism.migration.mismatches") == counted + 1
+        with sqlite3.connect(new) as conn:
+            conn.execute(f'DROP TABLE "{ns}"')
+        await store.put(pb2.UserProfile(user_id="m2", email=EMAIL))  # the target's refusal does not fail it
+        assert await store.get("m2") is not None
+    after = {n: sdk.total(f"prism.migration.{n}") for n in before}
+    assert after["backfill_rows"] - before["backfill_rows"] == 1
+    assert after["mismatches"] - before["mismatches"] >= 1
+    assert after["dual_write_failures"] - before["dual_write_failures"] == 1
+    assert EMAIL not in sdk.exported_text()
+    assert {p.attributes["db.collection.name"] for p in sdk.points("prism.migration.mismatches")} == {ns}

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backends import BACKENDS, drop_schema, fresh_database, url_for
+import yaml
+from backends import BACKENDS, drop_schema, fresh_database, new_schema, url_for
 from checks_support import prism, write_schema
 from conftest import run_protoc, write_proto
 
@@ -239,3 +240,50 @@ def test_migrating_to_a_ttl_adds_the_expiry_column_and_its_index(tmp_path: Path)
         "m.prism_expires_at: the expiry column of (prism.ttl_seconds) was removed; --allow-destructive writes the "
         "expand step now and the DROP COLUMN contract step for later",
     )
+
+
+async def test_a_migrating_namespace_keeps_expiries_and_finders_on_both_sides(
+    tmp_path: Path, generated: Path, postgres_dsn: str, expiry: Any, clock: Clock
+) -> None:
+    pb2, prism_module = expiry
+    source = f"sqlite:///{tmp_path / 'source.db'}"
+    target = await new_schema(postgres_dsn)
+    async with provisioned(target, generated):
+        pass
+    contacts = "prismtest_expiry_v1_contact"
+    moving = {"source": "old", "target": "new", "phase": "shadow_read", "phase_poll_seconds": 0.1}
+    config = tmp_path / "prism.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "backends": {"sqlite": f"sqlite:///{tmp_path / 'default.db'}", "old": source, "new": target},
+                "namespaces": {SESSIONS: "old", contacts: "old"},
+                "migrations": {SESSIONS: moving, contacts: moving},
+            }
+        )
+    )
+    try:
+        async with prism_runtime.connect(config=config) as db:
+            sessions, people = prism_module.SessionStore(db), prism_module.ContactStore(db)
+            await sessions.put_many(pb2.Session(session_id=f"s{i}", user_id="ann") for i in range(3))
+            await sessions.put(pb2.Session(session_id="long", user_id="ann"), ttl=timedelta(hours=1))
+            await people.put(pb2.Contact(contact_id="c1", country="NZ", email="p@example.com"))
+            assert [s.session_id for s in await sessions.find_by_user_id("ann", limit=2)] == ["long", "s0"]
+            clock.advance(hours=2)  # past both TTLs (60 s and 3600 s) and the hour of "long"
+            assert await sessions.find_by_user_id("ann") == []
+            assert await people.get("c1") is None
+            clock.advance(hours=-1, minutes=-1)  # back before "long" expires: the others are still gone
+            assert [s.session_id for s in await sessions.find_by_user_id("ann")] == ["long"]
+        # Each side alone says the same, a minute before and a minute after the hour: the expiries were copied
+        # (the contact's as part of its ciphertext row).
+        for url in (source, target):
+            async with prism_runtime.connect(url) as db:
+                assert [s.session_id async for s in prism_module.SessionStore(db).scan()] == ["long"]
+                assert await prism_module.ContactStore(db).get("c1") is not None
+        clock.advance(minutes=2)
+        for url in (source, target):
+            async with prism_runtime.connect(url) as db:
+                assert [s.session_id async for s in prism_module.SessionStore(db).scan()] == []
+                assert await prism_module.ContactStore(db).get("c1") is None
+    finally:
+        await drop_schema(target)

@@ -17,7 +17,7 @@ import sys
 from protoc_gen_prism import __version__
 
 COMPILE_COMMANDS = ("init", "include", "generate", "plan", "check", "breaking", "migrate", "snapshot")
-OPS_COMMANDS = ("provision", "stack", "audit", "forget", "keys")
+OPS_COMMANDS = ("provision", "stack", "audit", "forget", "keys", "migration", "backfill")
 COMMANDS = [*COMPILE_COMMANDS, *OPS_COMMANDS]
 
 

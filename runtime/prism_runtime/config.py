@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -61,18 +61,36 @@ def sqlite_path(url: str) -> str:
 
 # -- namespace binding (prism.yaml) ---------------------------------------------------------------------
 
-CONFIG_KEYS = ("backends", "namespaces")
+CONFIG_KEYS = ("backends", "namespaces", "migrations")
 # Sections of the same file that other tools read: `checks` (prism check, prism breaking). The runtime skips them.
 OTHER_SECTIONS = ("checks",)
 
 
+PHASES = ("dual_write", "shadow_read", "promoted", "done")
+"""The phases of a migration between backends, in order (docs/migrations-between-backends.md)."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """A namespace moving from one named backend to another, and the phase it starts in."""
+
+    namespace: str
+    source: str
+    target: str
+    phase: str = "dual_write"
+    shadow_read_sample: float = 1.0
+    strict: bool = False
+    phase_poll_seconds: float = 1.0
+
+
 @dataclass(frozen=True)
 class Config:
-    """Backend URLs by kind, explicit namespace bindings, and the default for everything else.
+    """Backend URLs by name, explicit namespace bindings, migrations, and the default for everything else.
 
-    A namespace goes to its explicit binding, else to its plan's backend kind when that kind has a URL,
-    else to the default (the URL passed to connect(), else `backends.sqlite`, else $PRISM_URL or
-    ./prism.db).
+    A backend's name is its kind (`postgres: postgresql://...`), or any other name whose URL's scheme says
+    the kind (`postgres_new: postgresql://...`): two backends of one kind need two names. A namespace goes to
+    its explicit binding, else to its plan's backend kind when that kind has a URL, else to the default (the
+    URL passed to connect(), else `backends.sqlite`, else $PRISM_URL or ./prism.db).
     """
 
     backends: dict[str, BackendUrl]
@@ -80,9 +98,11 @@ class Config:
     bindings: dict[str, str]
     # The kinds named by the caller (under `backends:`, or by the URL), not filled in as the default.
     named: frozenset[str] = frozenset()
+    migrations: dict[str, Migration] = field(default_factory=dict)
 
     def kind_for(self, namespace: str, planned: str) -> str:
-        """Return the backend kind that serves a namespace whose plan chose `planned`."""
+        """Return the name of the backend (its kind, unless named otherwise) serving a namespace whose plan
+        chose `planned`."""
         bound = self.bindings.get(namespace)
         if bound is not None:
             return bound
@@ -117,13 +137,20 @@ def load_config(
         raise ConfigError(f"{source}: unknown key {unknown[0]!r}; allowed: {', '.join(CONFIG_KEYS)}")
     kinds = sorted(registry.kinds())
     backends: dict[str, BackendUrl] = {}
-    for kind, text in dict(data.get("backends") or {}).items():
-        if kind not in kinds:
-            raise ConfigError(f"{source}: backends: unknown kind {kind!r}; allowed: {', '.join(kinds)}")
-        parsed = resolve_url(str(text))
-        if parsed.kind != kind:
-            raise ConfigError(f"{source}: backends.{kind} is a {parsed.kind} URL ({parsed.redacted})")
-        backends[kind] = parsed
+    for name, text in dict(data.get("backends") or {}).items():
+        name = str(name)
+        try:
+            parsed = resolve_url(str(text))
+        except ConfigError as error:
+            raise ConfigError(f"{source}: backends.{name}: {error}") from None
+        if name in kinds and parsed.kind != name:
+            raise ConfigError(f"{source}: backends.{name} is a {parsed.kind} URL ({parsed.redacted})")
+        if name not in kinds and not name.isidentifier():
+            raise ConfigError(
+                f"{source}: backends: {name!r} is neither a kind ({', '.join(kinds)}) nor a name "
+                "(letters, digits, underscores)"
+            )
+        backends[name] = parsed
     named = frozenset(backends) | ({resolve_url(url).kind} if url else set())
     default = resolve_url(url) if url else backends.get("sqlite") or resolve_url(None)
     backends[default.kind] = default
@@ -135,4 +162,43 @@ def load_config(
                 f"allowed: {', '.join(sorted(backends))} (add it under backends)"
             )
         bindings[str(namespace)] = str(kind)
-    return Config(backends, default, bindings, named)
+    migrations = {
+        str(namespace): _migration(source, str(namespace), body, backends)
+        for namespace, body in dict(data.get("migrations") or {}).items()
+    }
+    return Config(backends, default, bindings, named, migrations)
+
+
+_MIGRATION_KEYS = ("source", "target", "phase", "shadow_read_sample", "strict", "phase_poll_seconds")
+
+
+def _migration(source: str, namespace: str, body: Any, backends: dict[str, BackendUrl]) -> Migration:
+    where = f"{source}: migrations.{namespace}"
+    if not isinstance(body, Mapping):
+        raise ConfigError(f"{where}: expected a mapping with keys {', '.join(_MIGRATION_KEYS)}")
+    unknown = sorted(set(body) - set(_MIGRATION_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(_MIGRATION_KEYS)}")
+    ends = {end: str(body.get(end, "")) for end in ("source", "target")}
+    for end, name in ends.items():
+        if name not in backends:
+            raise ConfigError(
+                f"{where}.{end} is {name!r}, which has no URL; allowed: {', '.join(sorted(backends))} "
+                "(add it under backends)"
+            )
+    if ends["source"] == ends["target"]:
+        raise ConfigError(f"{where}: source and target are both {ends['source']!r}; name two backends")
+    phase = str(body.get("phase", "dual_write"))
+    if phase not in PHASES:
+        raise ConfigError(f"{where}.phase is {phase!r}; allowed: {', '.join(PHASES)}")
+    try:
+        sample = float(body.get("shadow_read_sample", 1.0))
+        poll = float(body.get("phase_poll_seconds", 1.0))
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: shadow_read_sample and phase_poll_seconds are numbers") from None
+    if not 0.0 <= sample <= 1.0 or poll <= 0:
+        raise ConfigError(f"{where}: shadow_read_sample is 0.0..1.0 and phase_poll_seconds above 0")
+    strict = body.get("strict", False)
+    if not isinstance(strict, bool):
+        raise ConfigError(f"{where}.strict is {strict!r}; allowed: true, false")
+    return Migration(namespace, ends["source"], ends["target"], phase, sample, strict, poll)

@@ -19,6 +19,7 @@ from prism_runtime.schema import EntitySpec, registered
 from prism_runtime.timeseries import TimeSeriesBackend
 
 if TYPE_CHECKING:
+    from prism_runtime.migrations.control import Watcher
     from prism_runtime.pii.wrappers import KeyWrapper
 
 M = TypeVar("M", bound=Message)
@@ -38,6 +39,7 @@ class Database:
         self.url = self.config.default
         self._backends: dict[str, Backend] = {}
         self._key_wrapper = key_wrapper
+        self._watcher: Watcher | None = None
 
     async def open(self) -> Database:
         """Connect to every configured backend and check the explicit bindings; return self."""
@@ -55,6 +57,16 @@ class Database:
                 raise
             self._backends = opened
             self._attach_keys(opened)
+            if self.config.migrations:
+                from prism_runtime.migrations.control import Watcher
+
+                watcher = Watcher(self)
+                try:
+                    await watcher.start()
+                except BaseException:
+                    await self.close()
+                    raise
+                self._watcher = watcher
         return self
 
     def _attach_keys(self, backends: dict[str, Backend]) -> None:
@@ -75,13 +87,21 @@ class Database:
         # Generated modules imported so far registered their specs: a namespace bound to a backend kind
         # that cannot serve its abstraction fails here, at connect time, not at its first use.
         known = registered()
-        for namespace, kind in self.config.bindings.items():
+        for namespace, name in self.config.bindings.items():
             spec = known.get(namespace)
             if spec is not None:
-                _check_serves(spec, kind)
+                _check_serves(spec, self.config.backends[name].kind)
+        for namespace, migration in self.config.migrations.items():
+            spec = known.get(namespace)
+            if spec is not None:
+                for name in (migration.source, migration.target):
+                    _check_serves(spec, self.config.backends[name].kind)
 
     async def close(self) -> None:
         """Disconnect; the handle can be opened again."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            await watcher.stop()
         backends, self._backends = self._backends, {}
         for backend in backends.values():
             await backend.close()
@@ -113,10 +133,30 @@ class Database:
                 f"namespace {spec.namespace!r}: the database is not open; "
                 "use `async with prism_runtime.connect() as db` or `db = await prism_runtime.connect()`"
             )
-        kind = self.kind_for(spec)
-        backend = self._backends[kind]
-        _check_serves(spec, kind)
+        return self._named(spec, self.kind_for(spec))
+
+    def serving(self, spec: EntitySpec, name: str) -> Backend:
+        """Return the open backend `name`, checked to serve `spec`'s abstraction (a migration's end)."""
+        return self._named(spec, name)
+
+    def _named(self, spec: EntitySpec, name: str) -> Backend:
+        backend = self._backends[name]
+        _check_serves(spec, self.config.backends[name].kind)
         return backend
+
+    def named_backend(self, name: str) -> Backend:
+        """Return the open backend configured under `name` (its kind, or the name given under `backends:`)."""
+        if not self._backends:
+            raise NotOpen(f"{self.url.redacted}: the database is not open")
+        found = self._backends.get(name)
+        if found is None:
+            raise ConfigError(f"no backend named {name!r}; allowed: {', '.join(sorted(self._backends))}")
+        return found
+
+    @property
+    def watcher(self) -> Watcher | None:
+        """Return the task following the phases of this database's migrations (None without migrations)."""
+        return self._watcher
 
     def backends(self) -> list[Backend]:
         """Return every open backend (for operations across namespaces, such as forget)."""
@@ -130,17 +170,29 @@ class Database:
         return self._backends[self.url.kind]
 
     def keyvalue(self, spec: EntitySpec, message: type[M]) -> KeyValueBackend[M]:
-        """Return the KeyValue backend serving `spec`."""
+        """Return the KeyValue backend serving `spec` (the routing layer while its namespace migrates)."""
+        if self._watcher is not None and spec.namespace in self._watcher.cells:
+            from prism_runtime.migrations.mirror import mirrored_keyvalue
+
+            return mirrored_keyvalue(self, self._watcher.cells[spec.namespace], spec, message)
         return cast(ServesKeyValue, self.backend_for(spec)).keyvalue(spec, message)
 
     def timeseries(self, spec: EntitySpec, message: type[M]) -> TimeSeriesBackend[M]:
-        """Return the TimeSeries backend serving `spec`."""
+        """Return the TimeSeries backend serving `spec` (the routing layer while its namespace migrates)."""
+        if self._watcher is not None and spec.namespace in self._watcher.cells:
+            from prism_runtime.migrations.mirror_series import mirrored_timeseries
+
+            return mirrored_timeseries(self, self._watcher.cells[spec.namespace], spec, message)
         return cast(ServesTimeSeries, self.backend_for(spec)).timeseries(spec, message)
 
     def graph(
         self, spec: EntitySpec, message: type[M], node_spec: EntitySpec | None = None
     ) -> GraphBackend[M]:
-        """Return the Graph backend serving the edge type `spec`."""
+        """Return the Graph backend serving the edge type `spec` (the routing layer while it migrates)."""
+        if self._watcher is not None and spec.namespace in self._watcher.cells:
+            from prism_runtime.migrations.mirror_graph import mirrored_graph
+
+            return mirrored_graph(self, self._watcher.cells[spec.namespace], spec, message, node_spec)
         return cast(ServesGraph, self.backend_for(spec)).graph(spec, message, node_spec)
 
 

@@ -48,6 +48,15 @@ PII_COUNTERS = {
     "audit_entries": ("prism.pii.audit_entries", "{entry}", "Audit entries written"),
     "subjects_forgotten": ("prism.pii.subjects_forgotten", "{subject}", "Subjects forgotten"),
 }
+MIGRATION_COUNTERS = {
+    "mismatches": ("prism.migration.mismatches", "{read}", "Shadow reads whose target answer differed"),
+    "dual_write_failures": (
+        "prism.migration.dual_write_failures",
+        "{write}",
+        "Writes the mirror side refused",
+    ),
+    "backfill_rows": ("prism.migration.backfill_rows", "{row}", "Rows a backfill read from the source"),
+}
 # Provider classes that record nothing: the API's defaults before a service sets its own.
 _NO_OP = frozenset({"ProxyTracerProvider", "NoOpTracerProvider", "_ProxyMeterProvider", "NoOpMeterProvider"})
 _SYSTEMS = {"sqlite": "sqlite", "postgres": "postgresql", "kafka": "kafka", "nats": "nats"}
@@ -287,6 +296,17 @@ def _histogram(meter: Any, name: str, buckets: tuple[float, ...], what: str) -> 
 
 def pii_event(event: str, count: int = 1) -> None:
     """Count PII events (`decryptions`, `audit_entries`, `subjects_forgotten`): a number, never a value."""
+    _count(PII_COUNTERS, event, count, None)
+
+
+def migration_event(event: str, namespace: str, count: int = 1) -> None:
+    """Count migration events (`mismatches`, `dual_write_failures`, `backfill_rows`) of one namespace."""
+    _count(MIGRATION_COUNTERS, event, count, {"db.collection.name": namespace})
+
+
+def _count(
+    counters: Mapping[str, tuple[str, str, str]], event: str, count: int, attrs: dict[str, str] | None
+) -> None:
     if not AVAILABLE or count <= 0:
         return
     provider = otel_metrics.get_meter_provider()
@@ -295,10 +315,10 @@ def pii_event(event: str, count: int = 1) -> None:
     key = (id(provider), event)
     counter = _INSTRUMENTS.get(key)
     if counter is None:
-        name, unit, description = PII_COUNTERS[event]
+        name, unit, description = counters[event]
         counter = otel_metrics.get_meter(SCOPE).create_counter(name, unit=unit, description=description)
         _INSTRUMENTS[key] = counter
-    counter.add(count)
+    counter.add(count, attrs)
 
 
 def trace_headers() -> dict[str, str]:

@@ -14,6 +14,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("subject", help="the subject's id, as stored in its key or (prism.subject) field")
     parser.add_argument("--int", dest="as_int", action="store_true", help="the subject id is an integer")
     add_url(parser)
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="a prism.yaml: forget on every SQL backend it names (both sides of a migration), instead of --url",
+    )
     parser.set_defaults(run=run_forget)
 
 
@@ -22,8 +27,12 @@ def run_forget(args: argparse.Namespace) -> int:
 
     async def work() -> int:
         subject: str | int = int(args.subject) if args.as_int else args.subject
-        async with open_vault(args.url) as (db, _):
-            receipt = await prism_runtime.forget(db, subject)
+        if args.config is not None:
+            async with prism_runtime.connect(config=args.config) as db:
+                receipt = await prism_runtime.forget(db, subject)
+        else:
+            async with open_vault(args.url) as (db, _):
+                receipt = await prism_runtime.forget(db, subject)
         print("\n".join(receipt.lines()))
         return 0
 

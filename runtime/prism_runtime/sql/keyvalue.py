@@ -92,6 +92,11 @@ class SqlKeyValue(Generic[M]):
                     await vault_for(self.driver).catalog.register(self.spec)
                 self._ready = True
 
+    async def ready(self) -> None:
+        """Make the table usable (created on an embedded backend, checked on a server), once."""
+        if not self._ready:
+            await self._prepare()
+
     async def put(self, items: Sequence[M], ttl: timedelta | None = None) -> None:
         """Insert or replace `items`, atomically; on an entity with a TTL, they expire after `ttl` (else its TTL)."""
         if not self._ready:
