@@ -31,7 +31,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
 import prism_runtime
 from prism_runtime import telemetry
@@ -229,6 +229,71 @@ async def test_a_failed_operation_records_its_error_type(
     assert not span.events, "no exception event: its message and traceback are not telemetry's to keep"
     failed = [p for p in sdk.points(telemetry.DB_DURATION) if p.attributes.get("error.type")]
     assert any(p.attributes["db.collection.name"] == "prismtest_pii_v1_subscription" for p in failed)
+
+
+async def test_a_get_is_a_child_of_the_callers_span_and_its_duration_point_is_the_spans_duration(
+    generated: Path, tmp_path: Path, pii: Any, sdk: Sdk
+) -> None:
+    """The span of a get is not made current (no context attached) yet has the caller's span as parent; one
+    clock gives the span its start and end and the histogram its point; the attributes made once per
+    operation are reused, never changed by a batch."""
+    pb2, prism = pii
+    path = tmp_path / "parent.db"  # its own db.namespace: this test's points are told from the module's
+    async with prism_runtime.connect(f"sqlite:///{path}") as db:
+        await provision(db, generated, echo=lambda line: None)
+        store = prism.SubscriptionStore(db)
+        await store.put(pb2.Subscription(account_id=1, email="x@example.com"))
+        recorder = store._backend._recorder
+        made = recorder.operation("get")
+        with trace.get_tracer("test").start_as_current_span("GET /subscriptions/{id}") as request:
+            assert (await store.get(1)).email == "x@example.com"
+            assert trace.get_current_span() is request
+        await store.get_many([1, 2])
+    assert recorder.operation("get") is made
+    assert made.attributes == {
+        "db.system.name": "sqlite",
+        "db.collection.name": "prismtest_pii_v1_subscription",
+        "db.namespace": str(path),
+        "db.operation.name": "get",
+    }
+    assert "db.operation.batch.size" not in recorder.operation("get_many").attributes
+
+    [get] = [s for s in sdk.finished() if s.name == "get prismtest_pii_v1_subscription"]
+    assert get.parent is not None and get.parent.span_id == request.get_span_context().span_id
+    assert get.context.trace_id == request.get_span_context().trace_id
+    [point] = [
+        p
+        for p in sdk.points(telemetry.DB_DURATION)
+        if p.attributes.get("db.namespace") == str(path) and p.attributes["db.operation.name"] == "get"
+    ]
+    assert get.start_time is not None and get.end_time is not None
+    assert point.count == 1 and point.sum == (get.end_time - get.start_time) / 1e9 > 0
+
+
+async def test_a_get_under_an_unsampled_caller_exports_no_span_and_still_records_its_duration(
+    generated: Path, tmp_path: Path, pii: Any, sdk: Sdk
+) -> None:
+    """A sampler (ParentBased, the SDK's default) drops the span of an unsampled trace; the metric counts all."""
+    pb2, prism = pii
+    path = tmp_path / "unsampled.db"
+    unsampled = NonRecordingSpan(
+        SpanContext(0x1F, 0x2F, is_remote=True, trace_flags=TraceFlags(TraceFlags.DEFAULT))
+    )
+    async with prism_runtime.connect(f"sqlite:///{path}") as db:
+        await provision(db, generated, echo=lambda line: None)
+        store = prism.SubscriptionStore(db)
+        await store.put(pb2.Subscription(account_id=1, email="x@example.com"))
+        sdk.spans.clear()
+        with trace.use_span(unsampled):
+            for _ in range(3):
+                assert (await store.get(1)).email == "x@example.com"
+    assert not [s for s in sdk.finished() if s.name.startswith("get ")]
+    [point] = [
+        p
+        for p in sdk.points(telemetry.DB_DURATION)
+        if p.attributes.get("db.namespace") == str(path) and p.attributes["db.operation.name"] == "get"
+    ]
+    assert point.count == 3 and point.sum > 0
 
 
 async def pii_workload_sql(db: prism_runtime.Database, pb2: Any, prism: Any) -> None:
