@@ -58,13 +58,15 @@ def build_pool(files: Iterable[descriptor_pb2.FileDescriptorProto]) -> descripto
     return pool
 
 
-def _extensions(pool: descriptor_pool.DescriptorPool, names: tuple[str, ...]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
+def _extensions(pool: descriptor_pool.DescriptorPool, names: tuple[str, ...]) -> dict[str, tuple[str, int]]:
+    """Return (option name, extension number) by the extension's full name, for the options the pool has."""
+    found: dict[str, tuple[str, int]] = {}
     for name in names:
         try:
-            found[name] = pool.FindExtensionByName(f"prism.{name}")
+            ext = pool.FindExtensionByName(f"prism.{name}")
         except KeyError:
             continue  # an older options.proto without this option: it simply cannot be set
+        found[ext.full_name] = (name, ext.number)
     return found
 
 
@@ -75,17 +77,20 @@ def _options_class(pool: descriptor_pool.DescriptorPool, full_name: str) -> Any:
         return None  # descriptor.proto is not in the request, so no file can carry prism options
 
 
-def _read(options_cls: Any, extensions: dict[str, Any], options: Any) -> OptionMap:
+def _read(options_cls: Any, extensions: dict[str, tuple[str, int]], options: Any) -> OptionMap:
     if options_cls is None or not extensions or not options.ByteSize():
         return {}
     try:
         parsed = options_cls.FromString(options.SerializeToString())
     except (DecodeError, ValueError) as error:  # pure Python raises UnicodeDecodeError for bad UTF-8
         raise OptionsUnreadable(" ".join(str(error).split())) from None
+    # ListFields gives only what is set (an extension has presence: one set to false too), by field number,
+    # which is options.proto's declaration order; a few fields instead of a HasExtension per prism option.
     found: OptionMap = {}
-    for name, ext in extensions.items():
-        if parsed.HasExtension(ext):
-            found[name] = OptionValue(parsed.Extensions[ext], ext.number)
+    for field, value in parsed.ListFields():
+        known = extensions.get(field.full_name) if field.is_extension else None
+        if known is not None:
+            found[known[0]] = OptionValue(value, known[1])
     return found
 
 

@@ -3,22 +3,82 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True, order=True)
+@functools.total_ordering
 class Location:
-    """A 1-based position in a .proto file."""
+    """A 1-based position in a .proto file (line 0: the file as a whole), immutable, ordered by file, line, col.
 
-    file: str
-    line: int = 0
-    col: int = 0
+    The model builder gives every element and option a location, yet a compile that succeeds reads none of
+    them, and finding positions means indexing all of a file's SourceCodeInfo. So a location may be
+    `deferred`: its line and column are found the first time either is read.
+    """
+
+    __slots__ = ("_file", "_find", "_position")
+
+    def __init__(self, file: str, line: int = 0, col: int = 0) -> None:
+        self._file = file
+        self._position: tuple[int, int] | None = (line, col)
+        self._find: Callable[[], tuple[int, int]] | None = None
+
+    @classmethod
+    def deferred(cls, file: str, find: Callable[[], tuple[int, int]]) -> Location:
+        """Return the location in `file` whose (line, col) `find` returns when first needed."""
+        location = cls.__new__(cls)
+        location._file = file
+        location._position = None
+        location._find = find
+        return location
+
+    @property
+    def file(self) -> str:
+        """The .proto file's name."""
+        return self._file
+
+    @property
+    def line(self) -> int:
+        """The 1-based line, 0 when only the file is known."""
+        return self._where()[0]
+
+    @property
+    def col(self) -> int:
+        """The 1-based column, 0 when only the file is known."""
+        return self._where()[1]
+
+    def _where(self) -> tuple[int, int]:
+        if self._position is None:
+            assert self._find is not None
+            self._position, self._find = self._find(), None
+        return self._position
+
+    def _key(self) -> tuple[str, int, int]:
+        return (self._file, *self._where())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Location):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Location):
+            return NotImplemented
+        return self._key() < other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        line, col = self._where()
+        return f"Location(file={self._file!r}, line={line!r}, col={col!r})"
 
     def __str__(self) -> str:
-        if self.line <= 0:
-            return self.file
-        return f"{self.file}:{self.line}:{self.col}"
+        line, col = self._where()
+        if line <= 0:
+            return self._file
+        return f"{self._file}:{line}:{col}"
 
 
 @dataclass(frozen=True)

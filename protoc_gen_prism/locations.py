@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from google.protobuf import descriptor_pb2
 
 from protoc_gen_prism.diagnostics import Location
@@ -30,36 +32,56 @@ Path = tuple[int, ...]
 
 
 class SourceIndex:
-    """Every located element of one file, keyed by its path; built once per file."""
+    """Every located element of one file, keyed by its path; built once per file.
+
+    Comments are read at once (generated code shows them); positions only when a location is first read,
+    which a compile without problems never does (see `Location.deferred`).
+    """
 
     def __init__(self, file: descriptor_pb2.FileDescriptorProto) -> None:
         self.file_name = file.name
-        self._spans: dict[Path, tuple[int, int]] = {}
+        self._file = file
+        self._spans: dict[Path, tuple[int, int]] | None = None
         self._comments: dict[Path, str] = {}
         for loc in file.source_code_info.location:
-            path = tuple(loc.path)
-            # The first location of a path is the element itself; later ones are pieces of it.
-            if path not in self._spans and len(loc.span) >= 2:
-                self._spans[path] = (loc.span[0] + 1, loc.span[1] + 1)
-            if (loc.leading_comments or loc.trailing_comments) and path not in self._comments:
+            if (loc.leading_comments or loc.trailing_comments) and (
+                path := tuple(loc.path)
+            ) not in self._comments:
                 # Leading first, then trailing (`int32 n = 1; // like this`): both are the element's comment.
                 self._comments[path] = loc.leading_comments + "\n" + loc.trailing_comments
 
     def locate(self, *paths: Path) -> Location:
         """Return the position of the first of `paths` that is known, else just the file."""
+        return Location.deferred(self.file_name, partial(self._position, paths))
+
+    def _position(self, paths: tuple[Path, ...]) -> tuple[int, int]:
+        spans = self._span_index()
         for path in paths:
-            span = self._spans.get(path)
+            span = spans.get(path)
             if span is not None:
-                return Location(self.file_name, span[0], span[1])
+                return span
         # Fall back to the nearest enclosing element that has a position.
         for path in paths:
             for end in range(len(path) - 1, 0, -1):
-                span = self._spans.get(path[:end])
+                span = spans.get(path[:end])
                 if span is not None:
-                    return Location(self.file_name, span[0], span[1])
-        return Location(self.file_name)
+                    return span
+        return (0, 0)
+
+    def _span_index(self) -> dict[Path, tuple[int, int]]:
+        if self._spans is None:
+            self._spans = {}
+            for loc in self._file.source_code_info.location:
+                path = tuple(loc.path)
+                # The first location of a path is the element itself; later ones are pieces of it.
+                if path not in self._spans and len(loc.span) >= 2:
+                    self._spans[path] = (loc.span[0] + 1, loc.span[1] + 1)
+        return self._spans
 
     def comment(self, path: Path) -> str:
         """Return the cleaned comment of the element at `path`: its leading comment, then its trailing one."""
-        lines = [line.strip() for line in self._comments.get(path, "").strip().splitlines()]
+        written = self._comments.get(path)
+        if written is None:
+            return ""  # most elements have no comment
+        lines = [line.strip() for line in written.strip().splitlines()]
         return " ".join(line for line in lines if line)

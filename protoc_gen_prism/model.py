@@ -176,8 +176,9 @@ class Entity:
             bidirectional=self.options.edge_direction is EdgeDirection.BIDIRECTIONAL,
             subject=next((f.name for f in self.fields if f.options.subject), None),
             ttl_seconds=self.options.ttl_seconds,
+            # `is`, not `in`: a field is one of the keys only as itself, and == compares every attribute.
             columns=(
-                *(c for f in self.fields for c in _columns(f, primary=f in (key, sort_key))),
+                *(c for f in self.fields for c in _columns(f, primary=f is key or f is sort_key)),
                 *((expiry_column(),) if self.options.ttl_seconds else ()),
             ),
         )

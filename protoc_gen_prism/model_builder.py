@@ -316,18 +316,19 @@ class _Builder:
         proto: descriptor_pb2.FieldDescriptorProto,
         options: OptionMap,
     ) -> Field:
-        desc = place.desc.fields_by_name[proto.name]
+        desc = place.desc.fields[index]  # the pool's fields are the proto's, in the same order
         path = (*place.path, loc.FIELD, index)
-        element = f"{place.desc.full_name}.{proto.name}"
         proto_type = PROTO_TYPE_NAMES[desc.type]
         type_name = type_file = type_python_name = ""
-        declared = desc.message_type if desc.message_type is not None else desc.enum_type
+        message_type = desc.message_type
+        declared = message_type if message_type is not None else desc.enum_type
         if declared is not None:
             type_name = declared.full_name
-            type_file = declared.file.name
-            package = declared.file.package
+            declared_file = declared.file
+            package = declared_file.package
+            type_file = declared_file.name
             type_python_name = type_name.removeprefix(f"{package}.") if package else type_name
-        is_map = desc.message_type is not None and is_map_entry(desc.message_type)
+        is_map = message_type is not None and is_map_entry(message_type)
         # is_repeated arrived in protobuf 5.x/6.x; older runtimes only have label.
         repeated = bool(
             getattr(desc, "is_repeated", None) or getattr(desc, "label", 0) == desc.LABEL_REPEATED
@@ -335,31 +336,7 @@ class _Builder:
         oneof = None
         if proto.HasField("oneof_index") and not proto.proto3_optional:
             oneof = place.proto.oneof_decl[proto.oneof_index].name
-
-        def where(option: str) -> Location:
-            return self._option_location(path, loc.FIELD_OPTIONS, options[option].number)
-
-        pii: PiiKind | None = None
-        if "pii" in options:
-            value = str(options["pii"].value)
-            try:
-                pii = PiiKind(value)
-            except ValueError:
-                self.error(
-                    where("pii"),
-                    element,
-                    f"unknown pii kind {value!r}; {allowed_values(value, list(PiiKind))}",
-                )
-        flags = {
-            name: bool(options[name].value) for name in options if name not in ("pii", "plaintext_reason")
-        }
         kind, as_array, wrapped = column_kind(proto_type, type_name, repeated, is_map)
-        field_options = FieldOptions(
-            pii=pii,
-            mask_in_logs=masked_in_logs(pii.value if pii else "", flags.get("mask_in_logs")),
-            plaintext_reason=str(options["plaintext_reason"].value) if "plaintext_reason" in options else "",
-            **{name: value for name, value in flags.items() if name != "mask_in_logs"},
-        )
         return Field(
             name=proto.name,
             number=proto.number,
@@ -372,7 +349,7 @@ class _Builder:
             column_kind=kind,
             column_repeated=as_array,
             column_wrapped=wrapped,
-            options=field_options,
+            options=self._field_options(place, proto, path, options) if options else _NO_FIELD_OPTIONS,
             location=self.src.locate(path),
             comment=self.src.comment(path),
             type_file=type_file,
@@ -380,12 +357,45 @@ class _Builder:
             option_locations=tuple(
                 (option, self._option_location(path, loc.FIELD_OPTIONS, value.number))
                 for option, value in sorted(options.items())
-            ),
+            )
+            if options
+            else (),
+        )
+
+    def _field_options(
+        self, place: _Place, proto: descriptor_pb2.FieldDescriptorProto, path: loc.Path, options: OptionMap
+    ) -> FieldOptions:
+        pii: PiiKind | None = None
+        if "pii" in options:
+            value = str(options["pii"].value)
+            try:
+                pii = PiiKind(value)
+            except ValueError:
+                self.error(
+                    self._option_location(path, loc.FIELD_OPTIONS, options["pii"].number),
+                    f"{place.desc.full_name}.{proto.name}",
+                    f"unknown pii kind {value!r}; {allowed_values(value, list(PiiKind))}",
+                )
+        flags = {
+            name: bool(value.value)
+            for name, value in options.items()
+            if name not in ("pii", "plaintext_reason", "mask_in_logs")
+        }
+        mask = options.get("mask_in_logs")
+        return FieldOptions(
+            pii=pii,
+            mask_in_logs=masked_in_logs(pii.value if pii else "", None if mask is None else bool(mask.value)),
+            plaintext_reason=str(options["plaintext_reason"].value) if "plaintext_reason" in options else "",
+            **flags,
         )
 
     def _option_location(self, element: loc.Path, options_field: int, number: int) -> Location:
         # protoc locates `option (x) = v;` at (..., options, extension number); fall back to the element.
         return self.src.locate((*element, options_field, number), element)
+
+
+_NO_FIELD_OPTIONS = FieldOptions()
+"""The options of a field without prism options (most fields): every default, one shared frozen value."""
 
 
 def _unreadable(error: OptionsUnreadable) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import traceback
@@ -48,9 +49,22 @@ def main(argv: list[str] | None = None) -> int:
     if args:
         print(f"protoc-gen-prism: unexpected arguments {args}; it is run by protoc or buf", file=sys.stderr)
         return 2
+    configure_gc()
     with plugin_io() as (request, out):
         out.append(respond(request))
     return 0
+
+
+def configure_gc() -> None:
+    """Set the garbage collector up for one compile in a short-lived process.
+
+    The model and the emitters make many objects and almost no cyclic garbage: collections every 700
+    allocations (the default) cost half the CPU time of a 10,000-message request, with the same peak memory
+    as collections every 200,000. What the imports made lives as long as the process: frozen, no
+    collection walks it again.
+    """
+    gc.freeze()
+    gc.set_threshold(200_000, 30, 30)
 
 
 def respond(request: plugin_pb2.CodeGeneratorRequest) -> plugin_pb2.CodeGeneratorResponse:

@@ -335,8 +335,10 @@ def _check_source(
         yield Diagnostic(
             where, "source_file_descriptors", f"this file is not among the request's proto_file; {_REPLAY}"
         )
-    elif source == sent:
-        return  # the usual case: no option of the file has source retention
+    elif source.SerializeToString() == sent.SerializeToString():
+        # The usual case: no option of the file has source retention. Equal bytes are equal messages, and
+        # comparing them is cheaper than message equality; anything else is judged by its shape below.
+        return
     elif source.package != sent.package or _shape(source) != _shape(sent):
         yield Diagnostic(
             where,

@@ -1,0 +1,112 @@
+"""The plugin's fast paths give what the general ones give: deferred locations, escaping, option reading.
+
+The speed itself is bench/bench_plugin.py's (docs/performance.md); these check the behaviour the fast
+paths must keep.
+"""
+
+from __future__ import annotations
+
+import ast
+import unicodedata
+
+import pytest
+from conftest import EXAMPLES
+from google.protobuf import descriptor_pb2
+from google.protobuf.compiler import plugin_pb2
+from hypothesis import given
+from hypothesis import strategies as st
+from plugin_requests import answer, capture_request
+
+from protoc_gen_prism import locations
+from protoc_gen_prism.diagnostics import Location
+from protoc_gen_prism.emitters.python_client import _width, python_string
+from protoc_gen_prism.locations import SourceIndex
+
+EXAMPLE_FILES = sorted(str(p.relative_to(EXAMPLES)) for p in EXAMPLES.rglob("*.proto"))
+
+
+def _file_with_locations() -> descriptor_pb2.FileDescriptorProto:
+    file = descriptor_pb2.FileDescriptorProto(name="a/b.proto")
+    for path, span, leading in (
+        ((4, 0), (2, 0, 6, 1), " The entity.\n"),
+        ((4, 0, 2, 0), (3, 2, 20), ""),
+        ((4, 0, 2, 0), (9, 9, 9), " a later piece of the same element\n"),
+        ((4, 0, 2, 0, 1), (3, 9, 11), ""),
+    ):
+        location = file.source_code_info.location.add(path=path, span=span)
+        location.leading_comments = leading
+    return file
+
+
+def test_deferred_locations_equal_order_and_print_as_plain_ones() -> None:
+    index = SourceIndex(_file_with_locations())
+    message = index.locate((4, 0))
+    field = index.locate((4, 0, 2, 0))
+    # An option not located itself falls back to its element, then to the nearest enclosing element.
+    option = index.locate((4, 0, 2, 0, 8, 51250), (4, 0, 2, 0))
+    nested = index.locate((4, 0, 3, 7))
+    unknown = index.locate((4, 5))
+    assert message == Location("a/b.proto", 3, 1)
+    assert field == Location("a/b.proto", 4, 3)
+    assert option == field
+    assert nested == message
+    assert unknown == Location("a/b.proto")
+    assert (str(message), str(unknown)) == ("a/b.proto:3:1", "a/b.proto")
+    assert repr(field) == "Location(file='a/b.proto', line=4, col=3)"
+    assert hash(field) == hash(Location("a/b.proto", 4, 3))
+    assert len({field, Location("a/b.proto", 4, 3), message}) == 2
+    ordered = sorted([field, Location("a/b.proto", 4, 0), message, Location("a/a.proto", 99, 9), unknown])
+    assert [(x.file, x.line, x.col) for x in ordered] == [
+        ("a/a.proto", 99, 9),
+        ("a/b.proto", 0, 0),
+        ("a/b.proto", 3, 1),
+        ("a/b.proto", 4, 0),
+        ("a/b.proto", 4, 3),
+    ]
+    assert message != "a/b.proto:3:1"
+    assert index.comment((4, 0)) == "The entity."
+    assert index.comment((4, 0, 2, 0)) == "a later piece of the same element"
+    assert index.comment((4, 1)) == ""
+
+
+@pytest.fixture(scope="module")
+def examples_request(tmp_path_factory: pytest.TempPathFactory) -> plugin_pb2.CodeGeneratorRequest:
+    return capture_request(EXAMPLES, EXAMPLE_FILES, tmp_path_factory.mktemp("request"))
+
+
+def test_a_compile_without_problems_indexes_no_position(
+    examples_request: plugin_pb2.CodeGeneratorRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[str] = []
+    index_spans = SourceIndex._span_index
+
+    def counted(self: SourceIndex) -> dict[tuple[int, ...], tuple[int, int]]:
+        built.append(self.file_name)
+        return index_spans(self)
+
+    monkeypatch.setattr(locations.SourceIndex, "_span_index", counted)
+    response = answer(examples_request)
+    assert not response.error and response.file
+    assert built == []
+    # A problem's location is found when the error is written: line and column, not just the file.
+    broken = plugin_pb2.CodeGeneratorRequest()
+    broken.CopyFrom(examples_request)
+    target = next(f for f in broken.source_file_descriptors if f.name == "acme/users/v1/users.proto")
+    target.message_type[0].field[0].options.Clear()  # the key's (prism.key) removed
+    error = answer(broken).error
+    assert built and "acme/users/v1/users.proto:" in error
+    line = next(x for x in error.splitlines() if x.startswith("acme/users/v1/users.proto:"))
+    assert line.split(":")[1].isdigit() and int(line.split(":")[1]) > 1
+
+
+@given(st.text())
+def test_python_string_is_the_text_as_a_literal(text: str) -> None:
+    literal = python_string(text)
+    assert ast.literal_eval(literal) == text
+    assert literal[0] == ("'" if text.count('"') > text.count("'") else '"')
+    assert all(ch.isprintable() for ch in literal)
+
+
+@given(st.text())
+def test_width_counts_wide_characters_twice(text: str) -> None:
+    assert _width(text) == sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
