@@ -26,6 +26,10 @@ def spec_constant(python_name: str) -> str:
     return f"_{snake_case(python_name).upper()}_SPEC"
 
 
+SYNC = "Sync"
+"""What a blocking twin's class name adds before its suffix: NoteStore and NoteSyncStore (docs/sync.md)."""
+
+
 def class_name(python_name: str, suffix: str) -> str:
     """Return a generated class name: the message's class path without dots, then `suffix` (OuterInnerStore)."""
     return python_name.replace(".", "") + suffix

@@ -145,6 +145,20 @@ async def prism_db(tmp_path: Path, prism_generated: Path) -> AsyncIterator[prism
         yield db
 
 
+@pytest.fixture
+def prism_sync_db(tmp_path: Path, prism_generated: Path) -> Iterator[prism_runtime.SyncDatabase]:
+    """A SyncDatabase (`connect_sync`, blocking) on a fresh SQLite file (in tmp_path) with the generated SQL applied.
+
+    Provisioned through the blocking driver itself: no event loop, so it needs no pytest-asyncio.
+    """
+    from prism_runtime.drive import drive
+    from protoc_gen_prism.sql.provision import provision
+
+    with prism_runtime.connect_sync(f"sqlite:///{tmp_path / 'prism.db'}") as db:
+        drive(provision(db.aio, prism_generated, echo=lambda line: None))
+        yield db
+
+
 @_async_fixture
 async def prism_postgres(
     prism_postgres_server: str, prism_generated: Path

@@ -29,7 +29,7 @@ from protoc_gen_prism.limits import (
     SQL_MAX_RETENTION_DAYS,
 )
 from protoc_gen_prism.model import Entity, Field, ProtoFile, Schema, ValueType, blind_index_column
-from protoc_gen_prism.naming import k8s_name, spec_constant
+from protoc_gen_prism.naming import SYNC, class_name, k8s_name, spec_constant
 from protoc_gen_prism.planner import HEADROOM, MS_PER_DAY, NS_PER_DAY, Plan
 from protoc_gen_prism.storage import KEY_TYPES, TIMESTAMP, key_types_stored_as
 from protoc_gen_prism.vocabulary import AccessPattern, BackendKind, EdgeDirection
@@ -469,7 +469,8 @@ def _python_module(report: Report, file: ProtoFile) -> None:
 
 
 def _generated_names(report: Report, file: ProtoFile) -> None:
-    """The names a generated client gives its entities' specs do not clash (HTTPRequest and HttpRequest)."""
+    """The names a generated client gives its entities' specs and classes do not clash (HTTPRequest and
+    HttpRequest; Note's blocking twin NoteSyncStore and a message NoteSync's NoteSyncStore)."""
     seen: dict[str, Entity] = {}
     for entity in file.entities:
         name = spec_constant(entity.python_name)
@@ -479,6 +480,17 @@ def _generated_names(report: Report, file: ProtoFile) -> None:
                 Trail.of_entity(entity),
                 f"the generated client names this message's spec {name!r}, as it names {first.full_name}'s; "
                 f"allowed: message names that differ in more than letter case and '_'",
+            )
+    stems = {(class_name(e.python_name, ""), e.abstraction): e for e in file.entities}
+    for entity in file.entities:
+        stem = class_name(entity.python_name, "")
+        twin_of = stems.get((stem.removesuffix(SYNC), entity.abstraction)) if stem.endswith(SYNC) else None
+        if twin_of is not None and twin_of is not entity:
+            report.error(
+                Trail.of_entity(entity),
+                f"the generated client would name this message's class as it names {twin_of.full_name}'s "
+                f"blocking twin ({stem}...); allowed: a name that is not another {entity.abstraction} "
+                f"message's name followed by {SYNC!r}",
             )
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from backends import BACKENDS, fresh_database
+from styles import STYLES, Twins, styled
 
 import prism_runtime
 
@@ -21,12 +22,15 @@ async def db(
         yield handle
 
 
-@pytest.fixture
-def expiry(generated: Path) -> tuple[Any, Any]:
-    return (
+@pytest.fixture(params=STYLES)
+def expiry(request: pytest.FixtureRequest, generated: Path) -> Iterator[tuple[Any, Any]]:
+    """The generated module as each client style uses it (tests/styles.py)."""
+    twins = Twins()
+    yield (
         importlib.import_module("prismtest.expiry.v1.expiry_pb2"),
-        importlib.import_module("prismtest.expiry.v1.expiry_prism"),
+        styled(importlib.import_module("prismtest.expiry.v1.expiry_prism"), request.param, twins),
     )
+    twins.close()
 
 
 async def test_finder_pages_in_key_order(db: prism_runtime.Database, expiry: Any) -> None:
@@ -114,6 +118,6 @@ async def test_finder_on_an_entity_with_encrypted_fields_decrypts_and_skips_forg
     assert [(c.contact_id, c.email) for c in found] == [(f"c{i}", f"p{i}@example.com") for i in range(3)]
     # A forgotten subject's rows are skipped; a page short of them is filled from the rows after it.
     for subject in ("c0", "c1", "c2"):
-        await prism_runtime.pii.forget(db, subject)
+        await prism.forget(db, subject)
     assert [c.contact_id for c in await store.find_by_country("NZ", limit=2)] == ["c3", "c4"]
     assert [c.contact_id for c in await store.find_by_email("p4@example.com")] == ["c4"]

@@ -8,7 +8,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from backends import BACKENDS, fresh_database
 from conftest import ROOT
+from styles import STYLES, Twins, styled
 
 import prism_runtime
 from prism_runtime import Direction, Visit
@@ -29,11 +30,15 @@ async def db(
         yield handle
 
 
-@pytest.fixture
-def social(generated: Path) -> tuple[ModuleType, ModuleType]:
-    return importlib.import_module("acme.social.v1.social_pb2"), importlib.import_module(
-        "acme.social.v1.social_prism"
+@pytest.fixture(params=STYLES)
+def social(request: pytest.FixtureRequest, generated: Path) -> Iterator[tuple[ModuleType, Any]]:
+    """The generated module in each client style (tests/styles.py): one suite proves async and blocking."""
+    twins = Twins()
+    yield (
+        importlib.import_module("acme.social.v1.social_pb2"),
+        styled(importlib.import_module("acme.social.v1.social_prism"), request.param, twins),
     )
+    twins.close()
 
 
 async def follows(db: prism_runtime.Database, social: Any, pairs: str, prefix: str) -> Any:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 from backends import BACKENDS, fresh_database
+from styles import STYLES, Twins, styled
 
 import prism_runtime
 
@@ -27,14 +28,22 @@ def load(module: str) -> ModuleType:
     return importlib.import_module(module)
 
 
-@pytest.fixture
-def users(generated: Path) -> tuple[ModuleType, ModuleType]:
-    return load("acme.users.v1.users_pb2"), load("acme.users.v1.users_prism")
+@pytest.fixture(params=STYLES)
+def style(request: pytest.FixtureRequest) -> Iterator[tuple[str, Twins]]:
+    """Each client style (tests/styles.py): the same contract, proven on the async and the blocking clients."""
+    twins = Twins()
+    yield request.param, twins
+    twins.close()
 
 
 @pytest.fixture
-def types(generated: Path) -> tuple[ModuleType, ModuleType]:
-    return load("prismtest.types.v1.types_pb2"), load("prismtest.types.v1.types_prism")
+def users(generated: Path, style: tuple[str, Twins]) -> tuple[ModuleType, Any]:
+    return load("acme.users.v1.users_pb2"), styled(load("acme.users.v1.users_prism"), *style)
+
+
+@pytest.fixture
+def types(generated: Path, style: tuple[str, Twins]) -> tuple[ModuleType, Any]:
+    return load("prismtest.types.v1.types_pb2"), styled(load("prismtest.types.v1.types_prism"), *style)
 
 
 async def test_put_get_overwrite_delete(db: prism_runtime.Database, users: Any) -> None:

@@ -20,7 +20,7 @@ import re
 import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import MappingProxyType, ModuleType
 from typing import Any
@@ -31,6 +31,7 @@ from backends import BACKENDS, drop_schema, new_schema, url_for, with_query
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from styles import STYLES, Twins, styled
 
 import prism_runtime
 import prism_stack as stack
@@ -48,12 +49,15 @@ SSN, EMAIL, PHONE = "078-05-1120", "Jane.Roe@example.com", "+1 415 555 0134"
 PATIENT_NS, VISIT_NS = "prismtest_pii_v1_patient", "prismtest_pii_v1_visit"
 
 
-@pytest.fixture
-def pii(generated: Path) -> tuple[ModuleType, ModuleType]:
-    return (
+@pytest.fixture(params=STYLES)
+def pii(request: pytest.FixtureRequest, generated: Path) -> Iterator[tuple[ModuleType, Any]]:
+    """The generated module as each client style uses it (tests/styles.py): one suite proves both."""
+    twins = Twins()
+    yield (
         importlib.import_module("prismtest.pii.v1.pii_pb2"),
-        importlib.import_module("prismtest.pii.v1.pii_prism"),
+        styled(importlib.import_module("prismtest.pii.v1.pii_prism"), request.param, twins),
     )
+    twins.close()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -187,7 +191,7 @@ async def test_batches_mixing_set_empty_and_bare_rows_round_trip(
         ("219-09-9999", EMAIL, PHONE),
         None,
     ]
-    vault = vault_for(db.backend)  # type: ignore[arg-type]
+    vault = prism.vault(db)
     made = "SELECT COUNT(*) FROM prism_keys WHERE subject_ref = ?"
     assert await raw(url, made, (vault.keyring.subject_ref("m3"),)) == [(0,)]
     assert await raw(url, made, (vault.keyring.subject_ref("m4"),)) == [(1,)]
@@ -320,7 +324,7 @@ async def test_forget_shreds_keys_deletes_rows_and_leaves_nothing_readable(
     )
     backup = (await raw(url, f"SELECT * FROM {PATIENT_NS} WHERE patient_id = 'p1'"))[0]
 
-    receipt = await prism_runtime.forget(db, "p1")
+    receipt = await prism.forget(db, "p1")
 
     assert receipt.keys_destroyed == 1 and "p1" not in receipt.subject_ref
     assert {(e.namespace, e.rows_deleted) for e in receipt.erasures} == {(PATIENT_NS, 1), (VISIT_NS, 3)}
@@ -375,7 +379,7 @@ async def test_forget_erases_plaintext_pii_and_its_receipt_lists_every_table(
     catalogued = {r[0] for r in await raw(url, "SELECT namespace FROM prism_entities")}
     assert catalogued == {USER_EVENT_NS, SUBSCRIPTION_NS, PATIENT_NS}, "clear and encrypted pii alike"
 
-    receipt = await prism_runtime.forget(db, "u1")
+    receipt = await prism.forget(db, "u1")
 
     # The integer-keyed table is visited too: "u1" names no row there (and is no error on Postgres).
     assert {(e.namespace, e.rows_deleted) for e in receipt.erasures} == {
@@ -399,7 +403,7 @@ async def test_forget_erases_plaintext_pii_and_its_receipt_lists_every_table(
         stored = b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
         assert b"u1.mail@example.org" not in stored and b"u2.mail@example.org" in stored
 
-    by_number = await prism_runtime.forget(db, 7)
+    by_number = await prism.forget(db, 7)
     assert {(e.namespace, e.rows_deleted) for e in by_number.erasures} == {
         (USER_EVENT_NS, 0),
         (SUBSCRIPTION_NS, 1),
@@ -446,7 +450,7 @@ async def test_find_by_blind_index(db: prism_runtime.Database, url: str, pii: An
     assert await store.find_by_email("nobody@example.com") == []
     indexes = {r[0] for r in await raw(url, f"SELECT email__bidx FROM {PATIENT_NS}")}
     assert all(len(i) == 2 for i in indexes)
-    await prism_runtime.forget(db, "px")
+    await prism.forget(db, "px")
     assert await store.find_by_email(EMAIL) == []
 
 
@@ -769,7 +773,7 @@ async def test_pseudonyms_are_the_hmac_of_the_canonical_subject(db: prism_runtim
     truncated to 16 bytes of hex: stored key rows, audit records and receipts name subjects by them."""
     pb2, prism = pii
     await prism.PatientStore(db).put(patient(pb2, "p0"))
-    ring = vault_for(db.backend).keyring  # type: ignore[arg-type]
+    ring = prism.vault(db).keyring  # type: ignore[arg-type]
     key = ring.derive(b"prism subject pseudonym")
     for subject in ("p0", "", "Zoë", 42, b"\x00raw", None, True):
         expected = "s_" + hmac.digest(key, crypto.canonical((subject,)), "sha256").hex()[:32]
@@ -787,7 +791,7 @@ async def test_a_key_whose_insert_failed_is_never_used(
     pb2, prism = pii
     store = prism.PatientStore(db)
     await store.put(patient(pb2, "p0"))  # tables and index root made
-    driver = vault_for(db.backend).keyring.driver  # type: ignore[arg-type]
+    driver = prism.vault(db).keyring.driver  # type: ignore[arg-type]
     real = driver.execute_many
 
     async def failing(sql: str, rows: Any, *, namespace: str) -> None:
@@ -1161,7 +1165,7 @@ async def test_time_series_encrypts_events_and_forget_erases_them(
     )
     assert actions == [("write", "svc-portal")] * 6 + [("decrypt", "svc-portal")] * 3
 
-    receipt = await prism_runtime.forget(db, "p1")
+    receipt = await prism.forget(db, "p1")
     assert (SIGNIN_NS, 3) in {(e.namespace, e.rows_deleted) for e in receipt.erasures}
     assert [e.ip async for e in series.query("p1")] == []
     assert [e.ip async for e in series.query("p2")] == addresses[0::2]
@@ -1260,7 +1264,7 @@ async def test_stream_time_series_seals_payloads_and_forget_shreds_them(
         assert all(ip.encode() not in p for p in payloads for ip in addresses)
         assert all(b"tablet" in p for p in payloads), "fields without encrypt_at_rest stay readable"
 
-        receipt = await prism_runtime.forget(db, patient_id)
+        receipt = await prism.forget(db, patient_id)
         assert receipt.keys_destroyed == 1
         # The log keeps the records (Kafka and NATS cannot delete one), but nothing reads them: a query
         # skips them, as on SQL, and opening one directly raises the typed error.
@@ -1292,7 +1296,7 @@ async def test_forget_lists_stream_namespaces_and_what_they_keep(
     ) as db:
         await prism.ChatLineSeries(db).append(pb2.ChatLine(user_id=user, at_ms=1, nickname="Jay", text="hi"))
         await prism.SignInSeries(db).append(pb2.SignIn(patient_id=user, at_ms=1, ip="192.0.2.9"))
-        receipt = await prism_runtime.forget(db, user)
+        receipt = await prism.forget(db, user)
 
     assert receipt.erasures == ()
     assert {(k.namespace, k.backend, k.plaintext_fields, k.reason) for k in receipt.kept} == {

@@ -63,6 +63,6 @@ def test_the_documented_example_passes_on_sqlite_and_an_embedded_postgres(tmp_pa
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "5 passed" in done.stdout, done.stdout
+    assert "6 passed" in done.stdout, done.stdout
     # Every database the plugin made is gone with the session's server, and nothing is left in the project.
     assert not (project / "prism.db").exists()

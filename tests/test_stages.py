@@ -312,3 +312,25 @@ message {name} {{
         "names this message's spec '_HTTP_REQUEST_SPEC', as it names stagestest.stages.v1.HTTPRequest's; "
         "allowed: message names that differ in more than letter case and '_'"
     )
+
+
+def test_a_message_named_as_another_ones_blocking_twin_is_a_located_error(tmp_path: Path) -> None:
+    root = tmp_path / "proto"
+    text = HEADER + "".join(
+        f"""
+message {name} {{
+  option (prism.access_pattern) = "key_value";
+  option (prism.namespace) = "twin_{n}";
+  string id = 1 [(prism.key) = true];
+}}
+"""
+        for n, name in enumerate(("Note", "NoteSync"))
+    )
+    write_proto(root, "stagestest/stages/v1/twins.proto", text)
+    run = run_protoc(root, ["stagestest/stages/v1/twins.proto"], tmp_path / "gen")
+    assert run.returncode == 1
+    assert run.errors == (
+        "--prism_out: stagestest/stages/v1/twins.proto:11:1: stagestest.stages.v1.NoteSync: the generated client "
+        "would name this message's class as it names stagestest.stages.v1.Note's blocking twin (NoteSync...); "
+        "allowed: a name that is not another key_value message's name followed by 'Sync'"
+    )

@@ -32,6 +32,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+from styles import STYLES, Twins, styled
 
 import prism_runtime
 from prism_runtime import telemetry
@@ -119,12 +120,15 @@ def sdk(providers: Sdk) -> Sdk:
     return providers
 
 
-@pytest.fixture
-def pii(generated: Path) -> tuple[Any, Any]:
-    return (
+@pytest.fixture(params=STYLES)
+def pii(request: pytest.FixtureRequest, generated: Path) -> Iterator[tuple[Any, Any]]:
+    """The generated module in each client style (tests/styles.py): blocking calls make the same spans."""
+    twins = Twins()
+    yield (
         importlib.import_module("prismtest.pii.v1.pii_pb2"),
-        importlib.import_module("prismtest.pii.v1.pii_prism"),
+        styled(importlib.import_module("prismtest.pii.v1.pii_prism"), request.param, twins),
     )
+    twins.close()
 
 
 @pytest.fixture(params=SQL_BACKENDS)

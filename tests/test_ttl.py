@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ import yaml
 from backends import BACKENDS, drop_schema, fresh_database, new_schema, url_for
 from checks_support import prism, write_schema
 from conftest import run_protoc, write_proto
+from styles import STYLES, Twins, styled
 
 import prism_runtime
 from prism_runtime.sql import keyvalue as sql_keyvalue
@@ -43,6 +44,17 @@ def expiry(generated: Path) -> tuple[Any, Any]:
         importlib.import_module("prismtest.expiry.v1.expiry_pb2"),
         importlib.import_module("prismtest.expiry.v1.expiry_prism"),
     )
+
+
+@pytest.fixture(params=STYLES)
+def styled_expiry(request: pytest.FixtureRequest, generated: Path) -> Iterator[tuple[Any, Any]]:
+    """The generated module as each client style uses it (tests/styles.py)."""
+    twins = Twins()
+    yield (
+        importlib.import_module("prismtest.expiry.v1.expiry_pb2"),
+        styled(importlib.import_module("prismtest.expiry.v1.expiry_prism"), request.param, twins),
+    )
+    twins.close()
 
 
 class Clock:
@@ -71,8 +83,10 @@ async def rows(db: prism_runtime.Database, table: str) -> int:
     return int(found[0][0])
 
 
-async def test_an_expired_item_is_never_read(db: prism_runtime.Database, expiry: Any, clock: Clock) -> None:
-    pb2, prism_module = expiry
+async def test_an_expired_item_is_never_read(
+    db: prism_runtime.Database, styled_expiry: Any, clock: Clock
+) -> None:
+    pb2, prism_module = styled_expiry
     store = prism_module.SessionStore(db)
     await store.put(pb2.Session(session_id="short", user_id="ann"))  # the entity's TTL: 60 s
     await store.put_many([pb2.Session(session_id="long", user_id="ann")], ttl=timedelta(hours=1))
@@ -96,9 +110,9 @@ async def test_an_expired_item_is_never_read(db: prism_runtime.Database, expiry:
 
 
 async def test_expiry_on_a_sorted_store_and_an_encrypted_one(
-    db: prism_runtime.Database, expiry: Any, clock: Clock
+    db: prism_runtime.Database, styled_expiry: Any, clock: Clock
 ) -> None:
-    pb2, prism_module = expiry
+    pb2, prism_module = styled_expiry
     reminders = prism_module.ReminderStore(db)
     await reminders.put_many(pb2.Reminder(owner="amy", due_ms=d) for d in range(4))
     await reminders.put(pb2.Reminder(owner="amy", due_ms=9), ttl=timedelta(days=3))
@@ -124,8 +138,8 @@ async def test_a_ttl_must_be_positive_and_needs_the_option(db: prism_runtime.Dat
         await flags._put_expiring([pb2.Flag(flag_id=1)], timedelta(seconds=1))
 
 
-async def test_items_expire_by_the_wall_clock(db: prism_runtime.Database, expiry: Any) -> None:
-    pb2, prism_module = expiry
+async def test_items_expire_by_the_wall_clock(db: prism_runtime.Database, styled_expiry: Any) -> None:
+    pb2, prism_module = styled_expiry
     store = prism_module.SessionStore(db)
     await store.put(pb2.Session(session_id="s", user_id="ann"), ttl=timedelta(milliseconds=300))
     await store.put(pb2.Session(session_id="t", user_id="ann"))
@@ -135,9 +149,9 @@ async def test_items_expire_by_the_wall_clock(db: prism_runtime.Database, expiry
 
 
 async def test_a_put_purges_expired_rows_in_the_background(
-    db: prism_runtime.Database, expiry: Any, clock: Clock
+    db: prism_runtime.Database, styled_expiry: Any, clock: Clock
 ) -> None:
-    pb2, prism_module = expiry
+    pb2, prism_module = styled_expiry
     await prism_module.SessionStore(db).put_many(pb2.Session(session_id=f"s{i}") for i in range(5))
     clock.advance(minutes=2)
     # A new store has purged nothing yet: its first put starts a purge without waiting for it.

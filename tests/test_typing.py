@@ -56,6 +56,27 @@ async def main() -> None:
         async with clicks.tail(from_=start) as tail:
             async for new in tail:
                 print(new.referrer)
+
+
+def blocking() -> None:
+    with prism_runtime.connect_sync() as db:
+        users = users_prism.UserProfileSyncStore(db)
+        users.put(users_pb2.UserProfile(user_id="u1", email="a@b.c"))
+        got: users_pb2.UserProfile | None = users.get("u1")
+        many: list[users_pb2.UserProfile | None] = users.get_many(["u1", "u2"])
+        for u in users.scan(limit=100):
+            print(u.display_name, got, many)
+        deleted: bool = users.delete("u1")
+        orders = orders_prism.OrderSyncStore(db)
+        for o in orders.scan("c1", start="r0", reverse=True):
+            print(o.total_cents + 1, deleted, orders.get("c1", "r1"))
+        clicks = events_prism.ClickEventSyncSeries(db)
+        clicks.append(events_pb2.ClickEvent(user_id="u1", page="/"))
+        for click in clicks.query("u1", limit=10):
+            print(click.page.upper())
+        with clicks.tail() as tail:
+            for new in tail:
+                print(new.referrer)
 """
 
 WRONG_PROGRAM = """
@@ -66,6 +87,10 @@ from acme.users.v1 import users_prism
 async def main(db: prism_runtime.Database) -> None:
     users = users_prism.UserProfileStore(db)
     await users.get(42)
+
+
+def blocking(db: prism_runtime.SyncDatabase) -> None:
+    users_prism.UserProfileSyncStore(db).get(42)
 """
 
 
@@ -127,6 +152,10 @@ def test_mypy_catches_a_wrong_key_type(generated: Path) -> None:
     program.unlink()
     assert done.returncode == 1
     assert 'Argument 1 to "get" of "KeyValueStore" has incompatible type "int"; expected "str"' in done.stdout
+    assert (
+        'Argument 1 to "get" of "SyncKeyValueStore" has incompatible type "int"; expected "str"'
+        in done.stdout
+    )
 
 
 def test_mypy_catches_a_wrong_finder_value_and_a_ttl_without_the_option(generated: Path) -> None:

@@ -17,7 +17,7 @@ from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
 from protoc_gen_prism import __version__
 from protoc_gen_prism.emitters import GeneratedFile
 from protoc_gen_prism.model import Entity, Field, ProtoFile, Schema
-from protoc_gen_prism.naming import class_name, python_module, spec_constant
+from protoc_gen_prism.naming import SYNC, class_name, python_module, spec_constant
 from protoc_gen_prism.planner import Plans
 from protoc_gen_prism.settings import Settings
 from protoc_gen_prism.sql.ddl import ddl_statements
@@ -32,6 +32,7 @@ class _Store:
 
     entity: Entity
     class_name: str
+    sync_class_name: str
     base: str
     type_args: str
     spec_name: str
@@ -39,15 +40,16 @@ class _Store:
     finders: list[Field]  # encrypted, searchable fields: found through their blind index
     index_finders: list[_IndexFinder] = dataclasses.field(default_factory=list)
     ttl_seconds: int = 0  # a KeyValue entity with a TTL: its put and put_many take `ttl`
-    put_signatures: tuple[str, str] = ("", "")  # then the `def` lines of put and put_many
+    # Then the `def` lines of put and put_many, by client style ("async", "sync").
+    put_signatures: Mapping[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class _IndexFinder:
-    """One `find_by_<field>` of an indexed field, its signature laid out as ruff formats it."""
+    """One `find_by_<field>` of an indexed field, its signature laid out as ruff formats it, by client style."""
 
     field: Field
-    signature: str
+    signatures: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class _GraphClass:
 
     entity: Entity
     class_name: str
+    sync_class_name: str
     base: str
     type_args: str
     init_args: str
@@ -108,7 +111,9 @@ def _module(file: ProtoFile, planned: dict[str, str]) -> GeneratedFile:
         stores=stores,
         expiring=any(s.ttl_seconds for s in stores),
         graph_classes=graph,
-        graph_exports=sorted(name for g in graph for name in (g.filter_name, g.class_name)),
+        graph_exports=sorted(
+            name for g in graph for name in (g.filter_name, g.class_name, g.sync_class_name)
+        ),
         masked=[e.python_name for e in file.entities if _may_hold_masked(e)],
         spec_literal=lambda name, entity: spec_literal(
             name, _generated_spec(entity, planned.get(entity.namespace, ""))
@@ -278,6 +283,7 @@ def _store(entity: Entity, file: ProtoFile, pb2: str) -> _Store:
     return _Store(
         entity=entity,
         class_name=_class_name(entity, "Store"),
+        sync_class_name=_class_name(entity, SYNC + "Store"),
         base=base,
         type_args=type_args,
         spec_name=_spec_name(entity),
@@ -291,14 +297,21 @@ def _store(entity: Entity, file: ProtoFile, pb2: str) -> _Store:
             if f.options.index and not f.options.encrypt_at_rest
         ],
         ttl_seconds=entity.options.ttl_seconds,
-        put_signatures=(
-            def_lines("async def put", ["self", f"item: {message}", "*", _TTL], "None"),
-            def_lines("async def put_many", ["self", f"items: Iterable[{message}]", "*", _TTL], "None"),
-        ),
+        put_signatures={
+            style: (
+                def_lines(f"{prefix}def put", ["self", f"item: {message}", "*", _TTL], "None"),
+                def_lines(
+                    f"{prefix}def put_many", ["self", f"items: Iterable[{message}]", "*", _TTL], "None"
+                ),
+            )
+            for style, prefix in _STYLES.items()
+        },
     )
 
 
 _TTL = "ttl: timedelta | None = None"
+# The two client styles of a store, and how their methods are declared.
+_STYLES = {"async": "async ", "sync": ""}
 
 
 def _index_finder(f: Field, message: str, after: str, file: ProtoFile, pb2: str) -> _IndexFinder:
@@ -310,7 +323,13 @@ def _index_finder(f: Field, message: str, after: str, file: ProtoFile, pb2: str)
         f"limit: int = {DEFAULT_FIND_LIMIT}",
         f"after: {after} = None",
     ]
-    return _IndexFinder(f, def_lines(f"async def find_by_{f.name}", parameters, f"list[{message}]"))
+    return _IndexFinder(
+        f,
+        {
+            style: def_lines(f"{prefix}def find_by_{f.name}", parameters, f"list[{message}]")
+            for style, prefix in _STYLES.items()
+        },
+    )
 
 
 def def_lines(head: str, parameters: list[str], returns: str, indent: int = 4) -> str:
@@ -335,6 +354,7 @@ def _series(entity: Entity, pb2: str) -> _Store:
     return _Store(
         entity=entity,
         class_name=_class_name(entity, "Series"),
+        sync_class_name=_class_name(entity, SYNC + "Series"),
         base="TimeSeries",
         type_args=f"{pb2}.{entity.python_name}, {key.python_key_type}",
         spec_name=_spec_name(entity),
@@ -353,6 +373,7 @@ def _node(entity: Entity, file: ProtoFile, pb2: str) -> _GraphClass:
     return _GraphClass(
         entity=entity,
         class_name=_class_name(entity, "Nodes"),
+        sync_class_name=_class_name(entity, SYNC + "Nodes"),
         base="NodeStore",
         type_args=f"{pb2}.{entity.python_name}, {key.python_key_type}",
         init_args=f"{_spec_name(entity)}, {pb2}.{entity.python_name}",
@@ -391,6 +412,7 @@ def _edge(entity: Entity, file: ProtoFile, pb2: str) -> _GraphClass:
     return _GraphClass(
         entity=entity,
         class_name=_class_name(entity, "Graph" if base == "Graph" else "Edges"),
+        sync_class_name=_class_name(entity, SYNC + ("Graph" if base == "Graph" else "Edges")),
         base=base,
         type_args=type_args,
         init_args=init_args,

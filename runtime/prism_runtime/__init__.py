@@ -94,6 +94,15 @@ if TYPE_CHECKING:
     )
     from prism_runtime.pii.forget import forget as forget  # not via pii: mypy may see the submodule there
     from prism_runtime.schema import register as register
+    from prism_runtime.sync_clients import SyncEdgeStore as SyncEdgeStore
+    from prism_runtime.sync_clients import SyncGraph as SyncGraph
+    from prism_runtime.sync_clients import SyncKeyValueStore as SyncKeyValueStore
+    from prism_runtime.sync_clients import SyncNodeStore as SyncNodeStore
+    from prism_runtime.sync_clients import SyncSortedKeyValueStore as SyncSortedKeyValueStore
+    from prism_runtime.sync_clients import SyncTail as SyncTail
+    from prism_runtime.sync_clients import SyncTimeSeries as SyncTimeSeries
+    from prism_runtime.sync_database import SyncDatabase as SyncDatabase
+    from prism_runtime.sync_database import connect_sync as connect_sync
     from prism_runtime.timeseries import Tail as Tail
     from prism_runtime.timeseries import TimeSeries as TimeSeries
 

@@ -28,6 +28,9 @@ M = TypeVar("M", bound=Message)
 class Database:
     """The backends of one program; use as `async with prism_runtime.connect() as db`."""
 
+    blocking = False
+    """Whether it opens each kind's blocking driver where there is one (a sync database's, see sync.py)."""
+
     def __init__(
         self,
         url: str | None = None,
@@ -47,7 +50,7 @@ class Database:
             opened: dict[str, Backend] = {}
             try:
                 for kind, url in self.config.backends.items():
-                    backend = registry.open_backend(url)
+                    backend = registry.open_backend(url, blocking=self.blocking)
                     opened[kind] = backend
                     await backend.open()
                 self._check_bindings(opened)

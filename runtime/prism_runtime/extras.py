@@ -15,7 +15,14 @@ from prism_runtime.errors import ConfigError
 
 DISTRIBUTIONS = ("prism-runtime", "protoc-gen-prism")
 """The runtime alone (a service), and the compiler with the `prism` CLI: both carry every driver extra."""
-DRIVER_EXTRAS = {"asyncpg": "postgres", "aiokafka": "kafka", "nats": "nats", "boto3": "kms"}
+DRIVER_EXTRAS = {
+    "asyncpg": "postgres",
+    "psycopg": "postgres-sync",
+    "psycopg_pool": "postgres-sync",
+    "aiokafka": "kafka",
+    "nats": "nats",
+    "boto3": "kms",
+}
 """Top-level module of each optional driver -> the extra that installs it."""
 
 

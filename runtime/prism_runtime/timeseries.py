@@ -8,7 +8,6 @@ event twice (a retry) stores it once, and readers drop any duplicate a backend c
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import hashlib
 from collections import OrderedDict
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from google.protobuf.message import Message
 
 from prism_runtime import telemetry
+from prism_runtime.drive import SetupLock
 from prism_runtime.inputs import admit_all, key_check, message_check
 from prism_runtime.schema import ColumnKind, EntitySpec
 
@@ -162,7 +162,7 @@ class Tail(Generic[M]):
         self._buffer: list[M] = []
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._started = False
-        self._lock = asyncio.Lock()
+        self._lock = SetupLock()
 
     async def start(self) -> Tail[M]:
         """Fix the start position; return self."""

@@ -114,10 +114,10 @@ CAPABLE: dict[Capability, type[Any]] = {
 _INSTANCE_MEMBERS = frozenset({"name"})
 
 
-def check_class(cls: object, entry: BackendEntry) -> type[Backend]:
+def check_class(cls: object, entry: BackendEntry, where: str = "") -> type[Backend]:
     """Return `cls` when it meets the contract `entry` declares; else raise BackendContractError naming
-    every way it does not."""
-    where = f"{entry.module}.{entry.class_name}"
+    every way it does not. `where` names the class (default: the entry's async class)."""
+    where = where or f"{entry.module}.{entry.class_name}"
     if not isinstance(cls, type):
         raise BackendContractError(f"{where}: no such class (the registry entry of {entry.kind} names it)")
     problems: list[str] = []

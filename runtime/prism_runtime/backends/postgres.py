@@ -16,14 +16,29 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from google.protobuf.message import Message
 
+from prism_runtime.backends.postgres_states import (
+    COLUMNS as _COLUMNS,
+)
+from prism_runtime.backends.postgres_states import (
+    COPY_THRESHOLD,
+    DEFAULT_POOL_SIZE,
+    POOL_PARAMS,
+    PROVISION_HINT,
+    SETUP_LOCK,
+    UNAVAILABLE_HINT,
+    server_error,
+    stage_name,
+)
+from prism_runtime.backends.postgres_states import (
+    TAKE_SETUP_LOCK as _TAKE_SETUP_LOCK,
+)
 from prism_runtime.backends.registry import BackendKind
 from prism_runtime.config import BackendUrl
-from prism_runtime.errors import BackendError, BackendUnavailable, ConfigError, Contention, SchemaMismatch
+from prism_runtime.errors import BackendError, BackendUnavailable, ConfigError, SchemaMismatch
 from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.dialect import ServingDialect
 from prism_runtime.sql.dialects import PostgresDialect
 from prism_runtime.sql.driver import After, Chained, Row, verify_columns
-from prism_runtime.sql.names import short_name
 from prism_runtime.sql.serving import ServesSqlAbstractions
 from prism_runtime.sql.statements import KeyValueStatements
 
@@ -32,31 +47,6 @@ M = TypeVar("M", bound=Message)
 
 _UTC = datetime.UTC
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=_UTC)
-# Our own URL parameters; everything else in the URL goes to asyncpg untouched.
-_POOL_PARAMS = ("pool_size", "pool_min_size")
-DEFAULT_POOL_SIZE = 10
-# Batches at least this large go through COPY: below it, executemany's pipelining is as fast.
-COPY_THRESHOLD = 256
-_STAGE = "_prism_stage"
-PROVISION_HINT = "create it with `prism provision <generated dir> --url <this url>`"
-# Serialisation failure, deadlock, lock not available: the transaction was rolled back and may be run again.
-_CONTENDED = ("40001", "40P01", "55P03")
-_HINTS = {
-    "22021": "a string field holds U+0000, which Postgres text and JSONB cannot store",
-    "22P05": "a string field holds U+0000, which Postgres text and JSONB cannot store",
-    "42P01": PROVISION_HINT,
-    "3D000": "the database named in the URL does not exist: fix the URL, or create it (createdb) first",
-}
-# SQLSTATEs that say the server cannot serve now rather than that the statement is wrong: connection
-# exceptions (class 08), shutdown or start-up in progress (57P01-57P03), no connection slot free.
-_UNAVAILABLE_CLASSES = ("08",)
-_UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
-UNAVAILABLE_HINT = "is the server running? `prism stack up` starts a local one"
-
-
-def is_unavailable(sqlstate: str) -> bool:
-    """Return whether an SQLSTATE means the server is down, restarting or out of connections."""
-    return sqlstate.startswith(_UNAVAILABLE_CLASSES) or sqlstate in _UNAVAILABLE_STATES
 
 
 class PostgresDriver(ServesSqlAbstractions):
@@ -77,8 +67,8 @@ class PostgresDriver(ServesSqlAbstractions):
         parts = urlsplit(url.url)
         query = dict(parse_qsl(parts.query))
         try:
-            self.pool_size = int(query.pop("pool_size", DEFAULT_POOL_SIZE))
-            self.pool_min_size = int(query.pop("pool_min_size", min(2, self.pool_size)))
+            self.pool_size = int(query.pop(POOL_PARAMS[0], DEFAULT_POOL_SIZE))
+            self.pool_min_size = int(query.pop(POOL_PARAMS[1], min(2, self.pool_size)))
         except ValueError:
             raise ConfigError(f"{url.redacted}: pool_size and pool_min_size must be whole numbers") from None
         if not 1 <= self.pool_min_size <= self.pool_size:
@@ -151,19 +141,8 @@ class PostgresDriver(ServesSqlAbstractions):
                 hint=PROVISION_HINT,
             )
         if isinstance(error, asyncpg.PostgresError):
-            if is_unavailable(str(error.sqlstate)):
-                return BackendUnavailable(
-                    f"the server cannot serve now: {type(error).__name__} (SQLSTATE {error.sqlstate})",
-                    namespace=namespace,
-                    backend=self.name,
-                    hint=UNAVAILABLE_HINT,
-                )
-            kind = Contention if error.sqlstate in _CONTENDED else BackendError
-            return kind(
-                f"{type(error).__name__} (SQLSTATE {error.sqlstate})",
-                namespace=namespace,
-                backend=self.name,
-                hint=_HINTS.get(str(error.sqlstate), ""),
+            return server_error(
+                str(error.sqlstate), type(error).__name__, namespace=namespace, backend=self.name
             )
         # InterfaceError, InternalClientError: the client lost its connection (or its state with it).
         return BackendUnavailable(
@@ -211,9 +190,7 @@ class PostgresDriver(ServesSqlAbstractions):
             return
         pool = await self.pool(namespace)
         names = [c.name for c in statements.columns]
-        # One staging name per target table: asyncpg caches a COPY's column types by its statement text, so
-        # two tables sharing a staging name (and column names) would reuse the other's types.
-        stage = short_name(_STAGE, statements.table.strip('"'), dialect=self.dialect)
+        stage = stage_name(statements.table)
 
         async def work() -> None:
             # `rows` may encode each row as it is read (see SqlKeyValue.put): asyncpg sends the COPY data in
@@ -290,12 +267,6 @@ class PostgresDriver(ServesSqlAbstractions):
                     await conn.execute(statement)
 
         await self._guard(work, spec.namespace)
-
-
-_COLUMNS = PostgresDialect().table_columns()
-_TAKE_SETUP_LOCK = "SELECT pg_advisory_xact_lock($1)"
-SETUP_LOCK = int.from_bytes(b"prism/setup", "big") & ((1 << 63) - 1)
-"""The advisory lock key every Prism process holds while it runs setup DDL on a Postgres database."""
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:

@@ -53,6 +53,9 @@ class BackendEntry:
     capabilities: frozenset[Capability]
     module: str
     class_name: str
+    blocking: tuple[str, str] | None = None
+    """Module and class of its blocking driver, which a sync database (`connect_sync`) opens; None: the sync
+    database runs the async class on a private event loop thread (prism_runtime.drive.LoopThread)."""
 
     def can(self, capability: Capability) -> bool:
         """Return whether the backend has `capability`."""
@@ -68,6 +71,7 @@ _ENTRIES = (
         frozenset({Capability.SQL}),
         "prism_runtime.backends.sqlite",
         "SqliteDriver",
+        ("prism_runtime.backends.sqlite_sync", "SqliteSyncDriver"),
     ),
     BackendEntry(
         BackendKind.POSTGRES,
@@ -76,6 +80,7 @@ _ENTRIES = (
         frozenset({Capability.SQL}),
         "prism_runtime.backends.postgres",
         "PostgresDriver",
+        ("prism_runtime.backends.postgres_sync", "PostgresSyncDriver"),
     ),
     BackendEntry(
         BackendKind.KAFKA,
@@ -141,7 +146,7 @@ def runs_sql(backend: Backend) -> TypeGuard[SqlDriver]:
     return entry(backend.kind).can(Capability.SQL)
 
 
-_loaded: dict[BackendEntry, type[Backend]] = {}
+_loaded: dict[tuple[BackendEntry, bool], type[Backend]] = {}
 
 
 def backend_class(kind: str, needed_for: str = "") -> type[Backend]:
@@ -153,26 +158,36 @@ def backend_class(kind: str, needed_for: str = "") -> type[Backend]:
     return load_class(entry(kind), needed_for or f"the {kind} backend")
 
 
-def load_class(wanted: BackendEntry, needed_for: str) -> type[Backend]:
-    """Import the class `wanted` names and check it against the contract the entry declares (once)."""
-    known = _loaded.get(wanted)
+def load_class(wanted: BackendEntry, needed_for: str, *, blocking: bool = False) -> type[Backend]:
+    """Import the class `wanted` names (its blocking driver, with `blocking`) and check it against the contract
+    the entry declares (once)."""
+    known = _loaded.get((wanted, blocking))
     if known is not None:
         return known
+    module_name, class_name = wanted.module, wanted.class_name
+    if blocking:
+        assert wanted.blocking is not None, "callers ask for a blocking class only where the entry has one"
+        module_name, class_name = wanted.blocking
     from prism_runtime.backends.contract import check_class
     from prism_runtime.extras import missing_extra
 
     try:
-        module = importlib.import_module(wanted.module)
+        module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
         missing = missing_extra(error, needed_for)
         if missing is None:
             raise
         raise missing from None
-    cls = check_class(getattr(module, wanted.class_name, None), wanted)
-    _loaded[wanted] = cls
+    cls = check_class(getattr(module, class_name, None), wanted, f"{module_name}.{class_name}")
+    _loaded[(wanted, blocking)] = cls
     return cls
 
 
-def open_backend(url: BackendUrl) -> Backend:
-    """Return the backend of `url`, not yet opened (its class loaded and checked first)."""
-    return backend_class(url.kind, f"the {url.kind} backend ({url.redacted})")(url)
+def open_backend(url: BackendUrl, *, blocking: bool = False) -> Backend:
+    """Return the backend of `url`, not yet opened (its class loaded and checked first).
+
+    With `blocking`, the kind's blocking driver where it has one (see BackendEntry.blocking).
+    """
+    wanted = entry(url.kind)
+    needed_for = f"the {url.kind} backend ({url.redacted})"
+    return load_class(wanted, needed_for, blocking=blocking and wanted.blocking is not None)(url)

@@ -48,9 +48,11 @@ _NOT_UTF8 = "Could not decode to UTF-8"
 # progress handler that checks it runs every _PROGRESS_STEPS virtual machine steps (a point read takes fewer
 # than a hundred, so it never runs for one).
 LOOP_READ_BUDGET = 0.0005
+_PROGRESS_STEPS = 1000
+# How long a write waits for another connection's write lock before it fails with Contention.
+BUSY_TIMEOUT_MS = 5000
 MAX_VARIABLES = 999
 """The most parameters one statement binds: SQLite's limit before 3.32 (later builds allow 32,766)."""
-_PROGRESS_STEPS = 1000
 
 
 class SqliteDriver(ServesSqlAbstractions):
@@ -101,17 +103,7 @@ class SqliteDriver(ServesSqlAbstractions):
         return perf_counter() > self._deadline
 
     def _open_sync(self) -> None:
-        if self.path != ":memory:" and not Path(self.path).parent.exists():
-            raise BackendUnavailable(
-                f"directory {str(Path(self.path).parent)!r} does not exist", backend=self.name
-            )
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        # WAL lets readers run during a write; NORMAL syncs at checkpoints, which WAL keeps consistent.
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=5000")
-        _forbid_string_identifiers(conn)
-        self._conn = conn
+        self._conn = connect_file(self.path, self.name)
 
     async def close(self) -> None:
         """Close the connections and stop the worker thread."""
@@ -127,12 +119,15 @@ class SqliteDriver(ServesSqlAbstractions):
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, fn)
-        except sqlite3.OperationalError as error:
-            # Busy or locked past the busy timeout: another connection held the write lock all along.
-            kind = Contention if error.sqlite_errorcode & 0xFF in _CONTENDED else BackendError
-            raise kind(_safe(error), namespace=namespace, backend=self.name) from None
         except sqlite3.DatabaseError as error:
-            raise BackendError(_safe(error), namespace=namespace, backend=self.name) from None
+            raise self.typed(error, namespace) from None
+
+    def typed(self, error: sqlite3.DatabaseError, namespace: str) -> BackendError:
+        """Return the typed error of an sqlite3 error (its message names no bound value)."""
+        if isinstance(error, sqlite3.OperationalError) and error.sqlite_errorcode & 0xFF in _CONTENDED:
+            # Busy or locked past the busy timeout: another connection held the write lock all along.
+            return Contention(_safe(error), namespace=namespace, backend=self.name)
+        return BackendError(_safe(error), namespace=namespace, backend=self.name)
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -290,6 +285,26 @@ class SqliteDriver(ServesSqlAbstractions):
 
     def _columns(self, conn: sqlite3.Connection, table: str) -> set[str]:
         return {row[0] for row in conn.execute(self.dialect.table_columns(), (table,))}
+
+
+def connect_file(path: str, name: str) -> sqlite3.Connection:
+    """Open a read-write connection to the file at `path` (creating the file, not its directory) in WAL mode.
+
+    The one place the settings of a writing connection live, for the async driver and the blocking one.
+    """
+    if path != ":memory:" and not Path(path).parent.exists():
+        raise BackendUnavailable(f"directory {str(Path(path).parent)!r} does not exist", backend=name)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        # WAL lets readers run during a write; NORMAL syncs at checkpoints, which WAL keeps consistent.
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        _forbid_string_identifiers(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def _forbid_string_identifiers(conn: sqlite3.Connection) -> None:

@@ -21,7 +21,6 @@ ciphertext with their subjects' wrapped keys (prism_runtime.migrations.rows).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Coroutine, Sequence
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from google.protobuf.message import Message
 
+from prism_runtime.drive import both
 from prism_runtime.errors import CorruptRow
 from prism_runtime.migrations.control import PhaseCell, control_driver, ensure_row, now, sql_end
 from prism_runtime.migrations.rows import RowCopier
@@ -201,7 +201,7 @@ class MirroredKeyValue(Routing, Generic[M]):
         """Return `answer` (the source's), having compared it with the target's read `target`, run at once."""
         if not self._recorded:
             await self._record()
-        got, other = await asyncio.gather(answer, self._quiet(target))
+        got, other = await both(answer, self._quiet(target))
         self._compare(got, other, key)
         return got
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
@@ -10,6 +9,7 @@ from google.protobuf.message import Message
 
 from prism_runtime.backends.contract import ServesTimeSeries
 from prism_runtime.backends.registry import runs_sql
+from prism_runtime.drive import both
 from prism_runtime.errors import ConfigError
 from prism_runtime.migrations.control import PhaseCell, control_driver, ensure_row, sql_end
 from prism_runtime.migrations.mirror import Routing
@@ -106,7 +106,7 @@ class MirroredTimeSeries(Routing, Generic[M]):
     ) -> AsyncIterator[M]:
         if not self._recorded:
             await self._record()
-        got, other = await asyncio.gather(
+        got, other = await both(
             _listed(self.source.query(key, start_ns, end_ns, limit)),
             self._quiet(_listed(self.target.query(key, start_ns, end_ns, limit))),
         )

@@ -9,12 +9,12 @@ wrapped data keys, insert-if-absent, so a key destroyed by `forget` on the targe
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
+from prism_runtime.drive import SetupLock
 from prism_runtime.migrations.tables import KeyNames
 from prism_runtime.pii import tables as pii_tables
 from prism_runtime.pii.errors import PiiError
@@ -110,7 +110,7 @@ class RowCopier:
         """How this entity's keys are named in prism_tombstones."""
         self._subject = layout.names.index(spec.subject_column.name)
         self._keys_seeded = not spec.protects_pii
-        self._seed_lock = asyncio.Lock()
+        self._seed_lock = SetupLock()
 
     def inserts(self, rows: Sequence[Row]) -> list[Statement]:
         """Return the statements inserting target rows where their identity is absent, many rows a statement."""

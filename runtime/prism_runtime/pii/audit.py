@@ -13,7 +13,6 @@ number of processes never build on the same head.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import datetime
@@ -27,6 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from prism_runtime.drive import pause
 from prism_runtime.errors import Contention
 from prism_runtime.pii import tables
 from prism_runtime.pii.errors import AuditTampered
@@ -280,7 +280,7 @@ class AuditLog:
             except Contention:
                 if attempt == _ATTEMPTS - 1:
                     raise
-                await asyncio.sleep(random.uniform(0, _PAUSE * 2**attempt))
+                await pause(random.uniform(0, _PAUSE * 2**attempt))
                 continue
             pii_event("audit_entries", len(made))
             return list(made)

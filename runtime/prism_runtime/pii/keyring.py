@@ -7,7 +7,6 @@ write. A ciphertext names its key by id, so any generation still stored decrypts
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import hmac
 import os
@@ -22,6 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from prism_runtime.drive import SetupLock
 from prism_runtime.pii import crypto, tables
 from prism_runtime.pii.errors import DecryptionError, KeyRetired, PiiError, SubjectForgotten
 from prism_runtime.pii.key_cache import KeyCache, KeyLimits
@@ -82,7 +82,7 @@ class Keyring:
         limits = limits or KeyLimits()
         self._cache: KeyCache[tuple[str, int], DataKey] = KeyCache(limits)  # by (ref, key id): to decrypt
         self._primaries: KeyCache[str, DataKey] = KeyCache(limits)  # by subject ref: to encrypt
-        self._lock = asyncio.Lock()
+        self._lock = SetupLock()
         self._root: bytes | None = None
         self._pseudonym_key = b""
         self._pseudonym = hmac.new(self._pseudonym_key, digestmod="sha256")

@@ -6,10 +6,10 @@ the compiler renders for the same spec.
 
 from __future__ import annotations
 
-import asyncio
 import weakref
 from collections.abc import Sequence
 
+from prism_runtime.drive import SetupLock
 from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
 from prism_runtime.sql.driver import SqlDriver
 
@@ -151,7 +151,7 @@ async def prepare(driver: SqlDriver, spec: EntitySpec, extra: Sequence[str] = ()
         return
     lock = _setup_locks.get(driver)
     if lock is None:
-        lock = _setup_locks[driver] = asyncio.Lock()
+        lock = _setup_locks.setdefault(driver, SetupLock())
     async with lock:
         done = _prepared.setdefault(driver, set())
         if spec.namespace not in done:
@@ -160,7 +160,7 @@ async def prepare(driver: SqlDriver, spec: EntitySpec, extra: Sequence[str] = ()
 
 
 _prepared: weakref.WeakKeyDictionary[SqlDriver, set[str]] = weakref.WeakKeyDictionary()
-_setup_locks: weakref.WeakKeyDictionary[SqlDriver, asyncio.Lock] = weakref.WeakKeyDictionary()
+_setup_locks: weakref.WeakKeyDictionary[SqlDriver, SetupLock] = weakref.WeakKeyDictionary()
 
 
 def insert_sql(driver: SqlDriver, spec: EntitySpec) -> str:

@@ -7,7 +7,6 @@ same to unwrap.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import importlib
 import json
@@ -18,6 +17,7 @@ from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from prism_runtime.drive import offload
 from prism_runtime.pii import crypto
 from prism_runtime.pii.errors import KeyWrapperUnavailable
 
@@ -234,7 +234,7 @@ class KmsKeyWrapper:
 
     async def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         try:
-            result: dict[str, Any] = await asyncio.to_thread(getattr(self.client, operation), **kwargs)
+            result: dict[str, Any] = await offload(getattr(self.client, operation), **kwargs)
         except KeyWrapperUnavailable:
             raise
         except Exception as error:  # botocore raises many unrelated types; none carries key material

@@ -7,12 +7,12 @@ ROW_NUMBER() window partitioned by the node, so no node's neighbors crowd out an
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any, Generic, TypeVar, cast
 
 from google.protobuf.message import Message
 
+from prism_runtime.drive import SetupLock
 from prism_runtime.graph import Direction
 from prism_runtime.schema import ColumnKind, EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
@@ -98,7 +98,7 @@ class SqlGraph(Generic[M]):
         self._node_key = q(node_spec.key) if node_spec is not None else ""
         self._ns = spec.namespace
         self._ready = False
-        self._ready_lock = asyncio.Lock()
+        self._ready_lock = SetupLock()
 
     async def _prepare(self) -> None:
         async with self._ready_lock:

@@ -11,6 +11,7 @@ from typing import Any, Generic, TypeVar, overload
 
 from google.protobuf.message import Message
 
+from prism_runtime.drive import SetupLock, driving
 from prism_runtime.errors import CorruptRow
 from prism_runtime.pii.sealer import ProtectedRows
 from prism_runtime.pii.vault import vault_for
@@ -71,7 +72,7 @@ class SqlKeyValue(Generic[M]):
         self.sql = keyvalue_statements(spec, driver.dialect)
         self._get = self.sql.get()
         self._ready = False
-        self._ready_lock = asyncio.Lock()
+        self._ready_lock = SetupLock()
         self._ns = spec.namespace
         self._ttl_ms = spec.ttl_seconds * 1000 if spec.expires else 0
         self._next_purge = 0.0  # time.monotonic() of the next background purge
@@ -264,14 +265,12 @@ class SqlKeyValue(Generic[M]):
         self._next_purge = time.monotonic() + PURGE_INTERVAL_S
         if self._purging is not None and not self._purging.done():
             return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            # No event loop: a blocking driver runs this coroutine to its end (prism_runtime's sync clients), so
-            # there is nothing to hand the batch to; it runs here, bounded by PURGE_BATCH rows.
+        if driving():
+            # A blocking driver runs this coroutine to its end (the sync clients): there is no loop to hand the
+            # batch to, so it runs here, bounded by PURGE_BATCH rows, once an interval.
             await self._purge_quietly()
             return
-        self._purging = loop.create_task(self._purge_quietly())
+        self._purging = asyncio.get_running_loop().create_task(self._purge_quietly())
 
     async def _purge_quietly(self) -> int:
         try:

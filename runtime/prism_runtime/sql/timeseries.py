@@ -7,7 +7,6 @@ The table (protoc_gen_prism.sql.ddl.create_series_table) holds the entity's colu
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -15,6 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import Message
 
+from prism_runtime.drive import SetupLock, pause
 from prism_runtime.pii.sealer import ProtectedRows
 from prism_runtime.pii.vault import vault_for
 from prism_runtime.schema import ColumnKind, EntitySpec
@@ -111,7 +111,7 @@ class SqlTimeSeries(Generic[M]):
         self._time_index = self.codec.column_index(spec.event_time)
         self._width = len(spec.columns)
         self._ready = False
-        self._ready_lock = asyncio.Lock()
+        self._ready_lock = SetupLock()
         self._maintain_due = 0.0 if driver.dialect.partitions_series else math.inf
         self._ns = spec.namespace
         # Encryption and audit of PII columns: the same row sealer as the KeyValue store.
@@ -226,7 +226,7 @@ class SqlFollower(Generic[M]):
             self.sql, [self.last_seq, *self.args, PAGE_SIZE], namespace=s.spec.namespace
         )
         if not rows:
-            await asyncio.sleep(POLL_SECONDS)
+            await pause(POLL_SECONDS)
             return []
         self.last_seq = int(rows[-1][-1])
         return await s.decode_rows(rows)
