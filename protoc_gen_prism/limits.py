@@ -24,5 +24,7 @@ COUNT_RANGES: dict[str, tuple[int, int]] = {
     "retention_days": (0, INT64_MAX),
     "estimated_message_bytes": (1, INT64_MAX),
     "consumer_parallelism": (0, INT64_MAX),
+    # Expiry is stored in epoch milliseconds, a 64-bit integer: now plus the TTL must fit.
+    "ttl_seconds": (1, INT64_MAX // 1000 - 4_102_444_800),
 }
 """What each numeric message option may hold before the planner sees which backend it lands on."""

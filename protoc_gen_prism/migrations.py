@@ -21,6 +21,7 @@ from protoc_gen_prism.checks.compare import pair_entities
 from protoc_gen_prism.checks.storage import columns_by_key, sql_types
 from protoc_gen_prism.model import Entity, Schema
 from protoc_gen_prism.sql import alter
+from protoc_gen_prism.sql.ddl import index_columns
 from protoc_gen_prism.sql.dialects import DdlDialect, ddl_dialect_for
 
 DIALECTS = ("postgres", "sqlite")
@@ -168,7 +169,7 @@ def _table_steps(
                 )
             )
         if current.indexed and (index_moved or not column.indexed):
-            steps.append(_create_index(table, current, series))
+            steps.append(_create_index(new, current, series))
     for key, column in now.items():
         if key in was:
             continue
@@ -180,18 +181,21 @@ def _table_steps(
             )
         )
         if column.indexed:
-            steps.append(_create_index(table, column, series))
+            steps.append(_create_index(new, column, series))
 
 
-def _create_index(table: str, column: Column, series: bool) -> Step:
+def _create_index(spec: EntitySpec, column: Column, series: bool) -> Step:
+    table = spec.namespace
     return _step(
         "create_index",
         f"create index on {table}.{column.name}",
-        _call(alter.create_index, table, column.name, series=series),
+        _call(alter.create_index, table, column.name, series=series, columns=index_columns(spec, column)),
     )
 
 
 def _what(column: Column) -> str:
+    if column.expiry:
+        return "the expiry column of (prism.ttl_seconds)"
     return (
         f"the blind index of {column.blind_index_of}" if column.blind_index_of else f"field {column.number}"
     )

@@ -6,7 +6,7 @@ import keyword
 from dataclasses import dataclass
 from functools import cached_property
 
-from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
+from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec, expiry_column
 from protoc_gen_prism.diagnostics import Location
 from protoc_gen_prism.naming import python_module
 from protoc_gen_prism.vocabulary import AccessPattern, BackendKind, EdgeDirection, PiiKind
@@ -86,6 +86,7 @@ class EntityOptions:
     edge_source_type: str = ""
     edge_target_type: str = ""
     edge_direction: EdgeDirection = EdgeDirection.UNIDIRECTIONAL
+    ttl_seconds: int = 0  # 0: items never expire
 
 
 @dataclass(frozen=True)
@@ -174,8 +175,12 @@ class Entity:
             target_type=self.options.edge_target_type,
             bidirectional=self.options.edge_direction is EdgeDirection.BIDIRECTIONAL,
             subject=next((f.name for f in self.fields if f.options.subject), None),
+            ttl_seconds=self.options.ttl_seconds,
             # `is`, not `in`: a field is one of the keys only as itself, and == compares every attribute.
-            columns=tuple(c for f in self.fields for c in _columns(f, primary=f is key or f is sort_key)),
+            columns=(
+                *(c for f in self.fields for c in _columns(f, primary=f is key or f is sort_key)),
+                *((expiry_column(),) if self.options.ttl_seconds else ()),
+            ),
         )
 
 

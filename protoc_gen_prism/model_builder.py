@@ -301,6 +301,7 @@ class _Builder:
             backend=BackendKind(backend) if backend else None,
             estimated_message_bytes=count("estimated_message_bytes"),
             consumer_parallelism=count("consumer_parallelism"),
+            ttl_seconds=count("ttl_seconds") or 0,
             edge_source_type=str(options["edge_source_type"].value) if "edge_source_type" in options else "",
             edge_target_type=str(options["edge_target_type"].value) if "edge_target_type" in options else "",
             edge_direction=EdgeDirection(direction) if direction else EdgeDirection.UNIDIRECTIONAL,

@@ -93,6 +93,7 @@ class SqlTablePlan:
     table: str
     partition_by: str = ""
     drop_after_days: int = 0
+    ttl_seconds: int = 0  # KeyValue: items expire this long after their last put; 0: never
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,8 @@ class Plan:
         out: dict[str, object] = {"table": self.sql.table}
         if self.sql.partition_by:
             out |= {"partition_by": self.sql.partition_by, "drop_after_days": self.sql.drop_after_days}
+        if self.sql.ttl_seconds:
+            out["ttl_seconds"] = self.sql.ttl_seconds
         return out
 
     def stream(self) -> PlannedStream | None:
@@ -212,7 +215,12 @@ def plan_entity(entity: Entity, profile: Profile) -> Plan:
             f"retention {opts.retention_days} days: daily partitions, dropped after {opts.retention_days} days"
         )
     else:
-        sql = SqlTablePlan(table=entity.namespace)
+        sql = SqlTablePlan(table=entity.namespace, ttl_seconds=opts.ttl_seconds)
+        if opts.ttl_seconds:
+            why.append(
+                f"ttl {opts.ttl_seconds} s ({_human_seconds(opts.ttl_seconds)}): expired items are never read; "
+                f"they are purged in batches in the background and by prism provision --purge-expired"
+            )
     return Plan(
         namespace=entity.namespace,
         message=entity.full_name,
@@ -335,6 +343,13 @@ def estimate_message_bytes(fields: tuple[Field, ...]) -> int:
         items = _REPEATED_ITEMS if f.repeated or f.is_map else 1
         total += (tag + value) * items
     return max(total, 1)
+
+
+def _human_seconds(n: int) -> str:
+    for unit, size in (("day", 86_400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        if n % size == 0:
+            return f"{n // size} {unit}{'' if n == size else 's'}"
+    raise AssertionError("every count of seconds is whole seconds")
 
 
 def _human_bytes(n: int) -> str:

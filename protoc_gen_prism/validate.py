@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from prism_runtime.backends.registry import serving
-from prism_runtime.schema import Abstraction
+from prism_runtime.schema import EXPIRES_AT_COLUMN, Abstraction, ColumnKind
 from prism_runtime.sql.names import EVENT_ID_COLUMN, SEQUENCE_COLUMN
 from protoc_gen_prism.diagnostics import Diagnostic, Location, allowed_values
 from protoc_gen_prism.limits import (
@@ -150,6 +150,15 @@ def _entity(report: Report, entity: Entity) -> None:
     _roles(report, trail, entity)
     _pii(report, trail, entity)
     _columns(report, trail, entity)
+    _indexes(report, trail, entity)
+    if entity.options.ttl_seconds and entity.abstraction is not Abstraction.KEY_VALUE:
+        report.error(
+            trail,
+            f"(prism.ttl_seconds) expires items of KeyValue stores; {entity.full_name} is "
+            f"{entity.options.access_pattern}; allowed: key_value, read_heavy, write_heavy (a TimeSeries keeps "
+            f"events for (prism.retention_days))",
+            trail.at("ttl_seconds"),
+        )
     for part in entity.python_name.split("."):
         if keyword.iskeyword(part):
             report.error(
@@ -326,12 +335,38 @@ def _pii(report: Report, trail: Trail, entity: Entity) -> None:
             )
 
 
+def _indexes(report: Report, trail: Trail, entity: Entity) -> None:
+    """An index serves equality lookups (find_by_<field>): its field holds one comparable value in clear."""
+    for f in entity.fields:
+        o = f.options
+        if not o.index:
+            continue
+        at = trail.field(f)
+        if f.repeated or f.is_map or (f.proto_type == "message" and not f.column_wrapped):
+            report.error(
+                at,
+                f"(prism.index) gives find_by_{f.name} an equality lookup, which {describe(f)} cannot have "
+                f"(it is stored as {'JSON' if f.column_kind is ColumnKind.JSON else f.column_kind}); allowed: "
+                f"singular scalar, enum and google.protobuf.*Value wrapper fields",
+                at.at("index"),
+            )
+        elif o.encrypt_at_rest and not o.searchable:
+            report.error(
+                at,
+                "(prism.index) on an encrypt_at_rest field would index ciphertext, which no value equals; "
+                "allowed: (prism.searchable) = true for a lookup through a blind index, or no (prism.index)",
+                at.at("index"),
+            )
+
+
 def _columns(report: Report, trail: Trail, entity: Entity) -> None:
     """Every column of the entity's table, derived ones included, has a name no other column has."""
     owners: dict[str, tuple[str, str]] = {}
     if entity.abstraction is Abstraction.TIME_SERIES:
         for column in (EVENT_ID_COLUMN, SEQUENCE_COLUMN):
             owners[column] = (column, "Prism's own column of a TimeSeries table")
+    if entity.options.ttl_seconds:
+        owners[EXPIRES_AT_COLUMN] = (EXPIRES_AT_COLUMN, "Prism's expiry column of an entity with a TTL")
     for f in entity.fields:
         columns = [(f.name, "column")]
         if f.options.searchable:

@@ -23,6 +23,9 @@ KV = 'option (prism.access_pattern) = "key_value";'
 ID = "string id = 1 [(prism.key) = true];"
 
 
+TTL = 'option (prism.ttl_seconds) = "60";'
+
+
 def kv(*fields: str, options: str = "") -> str:
     """Return a key_value message M keyed by `id` with more fields (and message options)."""
     lines = ["message M {", f"  {KV}", *(f"  {o}" for o in options.splitlines() if o), f"  {ID}"]
@@ -81,6 +84,9 @@ PAIRS: list[tuple[str, str | dict[str, str], str | dict[str, str], list[tuple[st
     ),
     ("same_rank_pii_kind", kv(EMAIL), kv(EMAIL.replace('"email"', '"phone"')), []),
     ("add_index", kv("string nick = 2;"), kv("string nick = 2 [(prism.index) = true];"), []),
+    ("change_ttl", kv(options=TTL), kv(options=TTL.replace("60", "120")), []),
+    ("add_ttl", kv(), kv(options=TTL), [("STORAGE_TTL_ADDED", "7:3")]),
+    ("remove_ttl", kv(options=TTL), kv(), [("STORAGE_TTL_REMOVED", "5:1")]),
     ("same_abstraction", kv(), kv().replace("key_value", "read_heavy"), []),
     ("add_audit", kv(EMAIL), kv(EMAIL.replace("true]", "true, (prism.access_audit) = true]")), []),
     # -- renames are recognised by number ----------------------------------------------------------

@@ -97,7 +97,7 @@ def test_plan_is_the_expected_sql(versions: list[Version]) -> None:
         'ALTER TABLE IF EXISTS "accounts" ADD COLUMN IF NOT EXISTS "tags" TEXT[] NOT NULL DEFAULT \'{}\';',
         "",
         "-- create index on accounts.country",
-        'CREATE INDEX CONCURRENTLY IF NOT EXISTS "accounts__country__idx" ON "accounts"("country");',
+        'CREATE INDEX CONCURRENTLY IF NOT EXISTS "accounts__country__idx" ON "accounts"("country", "id");',
     ]
     second = plan_migration(v2, v3)
     assert not second.contract and second.withheld == (

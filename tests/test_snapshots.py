@@ -16,6 +16,7 @@ SCHEMAS = [
     (PROTOS, "prismtest/pii/v1/pii.proto"),
     (EXAMPLES, "acme/social/v1/social.proto"),
     (PROTOS, "prismtest/graph/v1/graph.proto"),
+    (PROTOS, "prismtest/expiry/v1/expiry.proto"),
 ]
 
 

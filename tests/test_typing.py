@@ -21,6 +21,7 @@ import prism_runtime
 from acme.events.v1 import events_pb2, events_prism
 from acme.orders.v1 import orders_pb2, orders_prism
 from acme.users.v1 import users_pb2, users_prism
+from prismtest.expiry.v1 import expiry_pb2, expiry_prism
 
 
 async def main() -> None:
@@ -35,6 +36,13 @@ async def main() -> None:
         async for u in users.scan(limit=100):
             print(u.display_name)
         deleted: bool = await users.delete("u1")
+        pros: list[users_pb2.UserProfile] = await users.find_by_tier(users_pb2.TIER_PRO, limit=10, after="u1")
+        sessions = expiry_prism.SessionStore(db)
+        await sessions.put(expiry_pb2.Session(session_id="s"), ttl=datetime.timedelta(minutes=5))
+        await sessions.put_many([expiry_pb2.Session(session_id="t")])
+        reminders = expiry_prism.ReminderStore(db)
+        due = await reminders.find_by_channel(expiry_pb2.CHANNEL_SMS, after=("amy", 3))
+        print(pros, due[0].text.upper())
         orders = orders_prism.OrderStore(db)
         order = await orders.get("c1", "r1")
         async for o in orders.scan("c1", start="r0", reverse=True):
@@ -86,6 +94,20 @@ def blocking(db: prism_runtime.SyncDatabase) -> None:
 """
 
 
+WRONG_FINDERS = """
+import datetime
+
+import prism_runtime
+from acme.users.v1 import users_pb2, users_prism
+
+
+async def main(db: prism_runtime.Database) -> None:
+    users = users_prism.UserProfileStore(db)
+    await users.find_by_tier("pro")
+    await users.put(users_pb2.UserProfile(), ttl=datetime.timedelta(minutes=5))
+"""
+
+
 def mypy(*paths: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
@@ -134,6 +156,16 @@ def test_mypy_catches_a_wrong_key_type(generated: Path) -> None:
         'Argument 1 to "get" of "SyncKeyValueStore" has incompatible type "int"; expected "str"'
         in done.stdout
     )
+
+
+def test_mypy_catches_a_wrong_finder_value_and_a_ttl_without_the_option(generated: Path) -> None:
+    program = generated / "wrong_finders.py"
+    program.write_text(WRONG_FINDERS)
+    done = mypy(program, cwd=generated)
+    program.unlink()
+    assert done.returncode == 1
+    assert 'Argument 1 to "find_by_tier" of "UserProfileStore" has incompatible type "str"' in done.stdout
+    assert 'Unexpected keyword argument "ttl" for "put" of "_Store"' in done.stdout
 
 
 def test_runtime_and_compiler_pass_mypy_strict() -> None:

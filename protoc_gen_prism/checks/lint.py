@@ -169,6 +169,31 @@ def append_without_retention(schema: Schema) -> Iterator[Hit]:
 
 
 @rule(
+    "LINT_TTL_WITH_RETENTION",
+    Category.LINT,
+    Severity.ERROR,
+    "a KeyValue message sets both ttl_seconds and retention_days: two lifetimes, and only the TTL expires items",
+    """
+message Session {
+  option (prism.access_pattern) = "key_value";
+  option (prism.ttl_seconds) = "86400";
+  option (prism.retention_days) = "30";
+  string id = 1 [(prism.key) = true];
+}""",
+)
+def ttl_with_retention(schema: Schema) -> Iterator[Hit]:
+    """Find entities with a TTL that also set a retention."""
+    for entity in schema.entities:
+        opts = entity.options
+        if opts.ttl_seconds and opts.retention_days:
+            yield Hit(
+                entity.option_location("retention_days"),
+                f"{entity.full_name}: ttl_seconds {opts.ttl_seconds} expires items, so retention_days "
+                f"{opts.retention_days} has no effect on a KeyValue store; keep (prism.ttl_seconds) alone",
+            )
+
+
+@rule(
     "LINT_NAMESPACE_RESERVED",
     Category.LINT,
     Severity.ERROR,

@@ -152,3 +152,42 @@ def abstraction_changed(change: Comparison) -> Iterator[Hit]:
                 f"{new.full_name}: abstraction changed from {_kind(old)} to {_kind(new)} (access_pattern "
                 f"{old.options.access_pattern} -> {new.options.access_pattern}); migrate the data to a new namespace",
             )
+
+
+@rule(
+    "STORAGE_TTL_REMOVED",
+    Category.STORAGE,
+    Severity.WARNING,
+    "ttl_seconds was removed: items that expired but were not purged yet become readable again",
+    f'message M {{\n  {_KV}\n  option (prism.ttl_seconds) = "3600";\n  string id = 1 [(prism.key) = true];\n}}',
+    f"message M {{\n  {_KV}\n  string id = 1 [(prism.key) = true];\n}}",
+)
+def ttl_removed(change: Comparison) -> Iterator[Hit]:
+    """Find KeyValue entities that had a TTL and have none now."""
+    for old, new in change.entity_pairs:
+        if old.options.ttl_seconds and not new.options.ttl_seconds:
+            yield Hit(
+                new.location,
+                f"{new.full_name}: (prism.ttl_seconds) {old.options.ttl_seconds} was removed; expired items not "
+                "yet purged become readable again: run `prism provision --purge-expired` just before deploying",
+            )
+
+
+@rule(
+    "STORAGE_TTL_ADDED",
+    Category.STORAGE,
+    Severity.WARNING,
+    "ttl_seconds was added to a stored entity: items already stored never expire until they are put again",
+    f"message M {{\n  {_KV}\n  string id = 1 [(prism.key) = true];\n}}",
+    f'message M {{\n  {_KV}\n  option (prism.ttl_seconds) = "3600";\n  string id = 1 [(prism.key) = true];\n}}',
+)
+def ttl_added(change: Comparison) -> Iterator[Hit]:
+    """Find KeyValue entities that have a TTL now and had none."""
+    for old, new in change.entity_pairs:
+        if new.options.ttl_seconds and not old.options.ttl_seconds:
+            yield Hit(
+                new.option_location("ttl_seconds"),
+                f"{new.full_name}: (prism.ttl_seconds) {new.options.ttl_seconds} was added; the items already "
+                "stored (and those put by processes of the previous version while both run) have no expiry and "
+                "stay until they are put again",
+            )

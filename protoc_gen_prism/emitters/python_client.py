@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
+from prism_runtime.keyvalue import DEFAULT_FIND_LIMIT
 from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
 from protoc_gen_prism import __version__
 from protoc_gen_prism.betterproto_messages import betterproto_class_name
@@ -37,11 +38,15 @@ class _Store:
     type_args: str
     spec_name: str
     docstring: str
-    finders: list[Field]
+    finders: list[Field]  # encrypted, searchable fields: found through their blind index
     message: str
     """The message class callers give and get: the *_pb2 class, or the betterproto dataclass."""
     init_args: str
     """What the generated __init__ passes to the base class after the spec."""
+    index_finders: list[_IndexFinder] = dataclasses.field(default_factory=list)
+    ttl_seconds: int = 0  # a KeyValue entity with a TTL: its put and put_many take `ttl`
+    # Then the `def` lines of put and put_many, by client ("async", "sync").
+    put_signatures: Mapping[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
 
     @property
     def header(self) -> str:
@@ -57,6 +62,14 @@ class _Store:
     def sync_header(self) -> str:
         """Return the `class ...:` line of the blocking twin (protobuf style only: docs/betterproto.md)."""
         return _class_header(self.sync_class_name, _sync_base(self.base), self.type_args)
+
+
+@dataclass(frozen=True)
+class _IndexFinder:
+    """One `find_by_<field>` of an indexed field, its signature laid out as ruff formats it, by client."""
+
+    field: Field
+    signatures: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -146,7 +159,7 @@ def _module(file: ProtoFile, planned: dict[str, str], betterproto: bool) -> Gene
     )
     style = _Style(module, BETTERPROTO_MODULE if betterproto else "", names)
     stores = [
-        _series(e, style) if e.abstraction is Abstraction.TIME_SERIES else _store(e, style)
+        _series(e, style) if e.abstraction is Abstraction.TIME_SERIES else _store(e, file, style)
         for e in file.entities
         if e.abstraction in (Abstraction.KEY_VALUE, Abstraction.TIME_SERIES)
     ]
@@ -166,6 +179,7 @@ def _module(file: ProtoFile, planned: dict[str, str], betterproto: bool) -> Gene
         betterproto_module=BETTERPROTO_MODULE,
         betterproto_names=names,
         stores=stores,
+        expiring=any(s.ttl_seconds for s in stores),
         graph_classes=graph,
         graph_exports=sorted(
             name
@@ -297,6 +311,7 @@ _COLUMN_ORDER = (
     "audited",
     "searchable",
     "blind_index_of",
+    "expiry",
 )
 _COLUMN_VALUES = operator.attrgetter(*_COLUMN_ORDER)
 
@@ -353,10 +368,13 @@ class _Style:
         return f"{self.message(entity)}, {stored}" if self.betterproto else stored
 
 
-def _store(entity: Entity, style: _Style) -> _Store:
+def _store(entity: Entity, file: ProtoFile, style: _Style) -> _Store:
     message = style.message(entity)
     key, sort_key = entity.key, entity.sort_key
     assert key is not None  # the model builder guarantees a key on every KeyValue entity
+    after_pair = (
+        "" if sort_key is None else f"tuple[{key.python_key_type}, {sort_key.python_key_type}] | None"
+    )
     if sort_key is None:
         base, type_args = f"{style.runtime}.KeyValueStore", f"{message}, {key.python_key_type}"
     else:
@@ -373,9 +391,64 @@ def _store(entity: Entity, style: _Style) -> _Store:
         spec_name=_spec_name(entity),
         docstring=f"{summary.rstrip('.')}.\n\n    Namespace ``{entity.namespace}``, {layout}.",
         finders=[f for f in entity.fields if f.options.searchable],
+        index_finders=[
+            _index_finder(
+                f, message, f"{key.python_key_type} | None" if sort_key is None else after_pair, file, style
+            )
+            for f in entity.fields
+            if f.options.index and not f.options.encrypt_at_rest
+        ],
+        ttl_seconds=entity.options.ttl_seconds,
+        put_signatures={
+            client: (
+                def_lines(f"{prefix}def put", ["self", f"item: {message}", "*", _TTL], "None"),
+                def_lines(
+                    f"{prefix}def put_many", ["self", f"items: Iterable[{message}]", "*", _TTL], "None"
+                ),
+            )
+            for client, prefix in _STYLES.items()
+        },
         message=message,
         init_args=f"{_spec_name(entity)}, {style.init_args(entity)}",
     )
+
+
+_TTL = "ttl: timedelta | None = None"
+# The two clients of a store (async, blocking), and how their methods are declared.
+_STYLES = {"async": "async ", "sync": ""}
+
+
+def _index_finder(f: Field, message: str, after: str, file: ProtoFile, style: _Style) -> _IndexFinder:
+    """Return the finder of an indexed field: typed by the field (an enum by its ValueType), keyset-paged."""
+    parameters = [
+        "self",
+        f"value: {_filter_type(f, file, style)}",
+        "*",
+        f"limit: int = {DEFAULT_FIND_LIMIT}",
+        f"after: {after} = None",
+    ]
+    return _IndexFinder(
+        f,
+        {
+            client: def_lines(f"{prefix}def find_by_{f.name}", parameters, f"list[{message}]")
+            for client, prefix in _STYLES.items()
+        },
+    )
+
+
+def def_lines(head: str, parameters: list[str], returns: str, indent: int = 4) -> str:
+    """Return a `def` line at `indent` as ruff formats it: on one line, with the parameters on one line of their
+    own, or one parameter a line (with a trailing comma) when even that is too long."""
+    pad = " " * indent
+    joined = ", ".join(parameters)
+    one = f"{pad}{head}({joined}) -> {returns}:"
+    if _width(one) <= LINE_LENGTH:
+        return one
+    inner = f"{pad}    {joined}"
+    if _width(inner) <= LINE_LENGTH:
+        return f"{pad}{head}(\n{inner}\n{pad}) -> {returns}:"
+    body = "".join(f"{pad}    {p},\n" for p in parameters)
+    return f"{pad}{head}(\n{body}{pad}) -> {returns}:"
 
 
 def _series(entity: Entity, style: _Style) -> _Store:
@@ -490,17 +563,22 @@ def _filter_type(f: Field, file: ProtoFile, style: _Style) -> str:
 
 
 def _imported_enum_modules(file: ProtoFile, betterproto: bool) -> list[str]:
-    """Return the *_pb2 modules of other files whose enums type a filter field of this file's graph entities."""
+    """Return the *_pb2 modules of other files whose enums type a graph filter field or a KeyValue finder."""
     if betterproto:
-        return []  # its filters take ints for enums
+        return []  # its filters and finders take ints for enums
     graph = (AccessPattern.GRAPH_NODE, AccessPattern.GRAPH_EDGE)
     return sorted(
         {
             python_module(f.type_file)
             for e in file.entities
-            if e.options.access_pattern in graph
             for f in e.fields
-            if f.column_kind is ColumnKind.ENUM and f.type_file and f.type_file != file.name
+            if (
+                e.options.access_pattern in graph
+                or (e.abstraction is Abstraction.KEY_VALUE and f.options.index)
+            )
+            and f.column_kind is ColumnKind.ENUM
+            and f.type_file
+            and f.type_file != file.name
         }
     )
 

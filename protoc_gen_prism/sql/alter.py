@@ -6,6 +6,8 @@ still has work to do, so every migration file can be applied again without error
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlglot import exp
 
 from prism_runtime.schema import Column
@@ -63,10 +65,13 @@ def _concurrently(dialect: DdlDialect, series: bool) -> bool:
     return dialect.supports_concurrent_index and not (series and dialect.partitions_series)
 
 
-def create_index(table: str, column: str, dialect: DdlDialect, *, series: bool = False) -> exp.Create:
-    """Return CREATE INDEX IF NOT EXISTS, CONCURRENTLY where the dialect can build it without blocking writes."""
+def create_index(
+    table: str, column: str, dialect: DdlDialect, *, series: bool = False, columns: Sequence[str] = ()
+) -> exp.Create:
+    """Return CREATE INDEX IF NOT EXISTS on `columns` (default: the column alone), CONCURRENTLY where the dialect
+    can build it without blocking writes."""
     # The very statement the DDL writes, so both name and shape the index alike.
-    statement = _create_index(table, index_name(table, column, dialect), [column])
+    statement = _create_index(table, index_name(table, column, dialect), list(columns or (column,)))
     statement.set("concurrently", _concurrently(dialect, series))
     return statement
 

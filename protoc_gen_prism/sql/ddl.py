@@ -54,7 +54,7 @@ def _build(statement: _Statement) -> exp.Expression:
 def _index_statements(spec: EntitySpec, dialect: DdlDialect) -> list[_Statement]:
     table = table_name(spec)
     out: list[_Statement] = [
-        (_index, (False,), (table, index_name(table, column.name, dialect), column.name))
+        (_index, (False,), (table, index_name(table, column.name, dialect), *index_columns(spec, column)))
         for column in spec.columns
         if column.indexed
     ]
@@ -63,6 +63,18 @@ def _index_statements(spec: EntitySpec, dialect: DdlDialect) -> list[_Statement]
         reverse = index_name(table, f"{spec.edge_target}__{spec.edge_source}", dialect)
         out.append((_index, (False,), (table, reverse, spec.edge_target, spec.edge_source)))
     return out
+
+
+def index_columns(spec: EntitySpec, column: Column) -> tuple[str, ...]:
+    """Return the columns of the index of an indexed column: on a KeyValue field, the field then the key.
+
+    A finder reads `field = value` in key order from a key: with the key in the index, each page is a range
+    of the index, however many items have the value (docs/keyvalue.md). The blind index (an unpaged lookup)
+    and the expiry column (read by the purge) are indexed alone.
+    """
+    if spec.abstraction is not Abstraction.KEY_VALUE or column.blind_index_of or column.expiry:
+        return (column.name,)
+    return (column.name, *(c.name for c in spec.key_columns if c.name != column.name))
 
 
 def _create_index(table: str, name: str, columns: list[str]) -> exp.Create:

@@ -17,7 +17,7 @@ design: the plugin validates them and reports file:line:col with the allowed
 values, which a protobuf enum or integer type could not do as helpfully.
 
 Extension numbers: one block, 51230-51299, chosen once and never reused.
-  51230-51249  message options (20 slots; 51230-51240 used)
+  51230-51249  message options (20 slots; 51230-51241 used)
   51250-51289  field options   (40 slots; 51250-51262 used)
   51290-51299  reserved for file options
 The block sits inside the 50000-99999 range protobuf sets aside for
@@ -42,6 +42,7 @@ CONSUMER_PARALLELISM_FIELD_NUMBER: _builtins.int
 EDGE_SOURCE_TYPE_FIELD_NUMBER: _builtins.int
 EDGE_TARGET_TYPE_FIELD_NUMBER: _builtins.int
 EDGE_DIRECTION_FIELD_NUMBER: _builtins.int
+TTL_SECONDS_FIELD_NUMBER: _builtins.int
 PII_FIELD_NUMBER: _builtins.int
 ENCRYPT_AT_REST_FIELD_NUMBER: _builtins.int
 MASK_IN_LOGS_FIELD_NUMBER: _builtins.int
@@ -88,6 +89,11 @@ edge_target_type: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.Mess
 """graph_edge: full name of the node message the edge ends at."""
 edge_direction: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MessageOptions, _builtins.str]
 """graph_edge: unidirectional (default) or bidirectional."""
+ttl_seconds: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MessageOptions, _builtins.str]
+"""KeyValue: how long an item lives after its last put, in whole seconds
+("86400"); an expired item is never read and is purged in the
+background. Enables put(item, ttl=...) to override it per item.
+"""
 pii: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.FieldOptions, _builtins.str]
 """The kind of personal data the field holds: email, ssn, phone, name,
 address, dob, ip, credit_card, generic.

@@ -9,6 +9,7 @@ payload codecs and every backend work on the protobuf class, so both styles writ
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -67,7 +68,27 @@ class _Adapted(Generic[B]):
         return None if stored is None else self._out(stored)
 
 
-class KeyValueStore(_Adapted[B], Generic[B, K]):
+class _KeyValue(_Adapted[B]):
+    """What both adapted key-value stores pass to the protobuf store they wrap for generated methods."""
+
+    _store: keyvalue._Store[Message]
+
+    async def _find_by(self, field: str, value: str | bytes) -> list[B]:
+        """Return the items whose encrypted, searchable `field` equals `value` (generated find_by_<field>)."""
+        return [self._out(m) for m in await self._store._find_by(field, value)]
+
+    async def _put_expiring(self, items: Iterable[B], ttl: timedelta | None) -> None:
+        """Put `items` expiring after `ttl`, or the entity's TTL (the generated put and put_many of a TTL entity)."""
+        await self._store._put_expiring([self._in(i) for i in items], ttl)
+
+    async def _find_by_index(
+        self, field: str, value: Any, limit: int, after: tuple[Any, ...] | None
+    ) -> list[B]:
+        """Return up to `limit` items whose indexed `field` equals `value`, after the key `after` (find_by_<field>)."""
+        return [self._out(m) for m in await self._store._find_by_index(field, value, limit, after)]
+
+
+class KeyValueStore(_KeyValue[B], Generic[B, K]):
     """A map from key to message, for callers of another message class (see prism_runtime.keyvalue)."""
 
     def __init__(
@@ -75,6 +96,10 @@ class KeyValueStore(_Adapted[B], Generic[B, K]):
     ) -> None:
         super().__init__(spec, adapter)
         self._store: keyvalue.KeyValueStore[Message, K] = keyvalue.KeyValueStore(db, spec, stored)
+
+    def _after(self, key: K | None) -> tuple[Any, ...] | None:
+        """Return the full key a finder continues after, checked (generated find_by_<field>)."""
+        return self._store._after(key)
 
     async def put(self, item: B) -> None:
         """Insert `item`, replacing any item with the same key."""
@@ -111,12 +136,8 @@ class KeyValueStore(_Adapted[B], Generic[B, K]):
         )
         return _converted(pages, self._out)
 
-    async def _find_by(self, field: str, value: str | bytes) -> list[B]:
-        """Return the items whose encrypted, searchable `field` equals `value` (generated find_by_<field>)."""
-        return [self._out(m) for m in await self._store._find_by(field, value)]
 
-
-class SortedKeyValueStore(_Adapted[B], Generic[B, K, S]):
+class SortedKeyValueStore(_KeyValue[B], Generic[B, K, S]):
     """A map from key to a sorted map of messages, for callers of another message class."""
 
     def __init__(
@@ -126,6 +147,10 @@ class SortedKeyValueStore(_Adapted[B], Generic[B, K, S]):
         self._store: keyvalue.SortedKeyValueStore[Message, K, S] = keyvalue.SortedKeyValueStore(
             db, spec, stored
         )
+
+    def _after(self, key: tuple[K, S] | None) -> tuple[Any, ...] | None:
+        """Return the full key a finder continues after, checked (generated find_by_<field>)."""
+        return self._store._after(key)
 
     async def put(self, item: B) -> None:
         """Insert `item`, replacing any item with the same key and sort key."""
@@ -175,10 +200,6 @@ class SortedKeyValueStore(_Adapted[B], Generic[B, K, S]):
             on_corrupt=on_corrupt,
         )
         return _converted(pages, self._out)
-
-    async def _find_by(self, field: str, value: str | bytes) -> list[B]:
-        """Return the items whose encrypted, searchable `field` equals `value` (generated find_by_<field>)."""
-        return [self._out(m) for m in await self._store._find_by(field, value)]
 
 
 class TimeSeries(_Adapted[B], Generic[B, K]):

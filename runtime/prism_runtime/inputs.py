@@ -84,6 +84,35 @@ def key_check(namespace: str, column: Column) -> KeyCheck:
     return number
 
 
+# The Python types a finder's value may have, by column kind: what the field itself holds (bool is an int to
+# Python, but no integer field compares equal to True in every backend, so it is refused there).
+_VALUE_TYPES: dict[ColumnKind, tuple[type, ...]] = {
+    ColumnKind.STRING: (str,),
+    ColumnKind.BYTES: (bytes,),
+    ColumnKind.BOOL: (bool,),
+    ColumnKind.FLOAT: (float, int),
+    ColumnKind.DOUBLE: (float, int),
+    **{kind: (int,) for kind in (ColumnKind.INT32, ColumnKind.INT64, ColumnKind.UINT64, ColumnKind.ENUM)},
+}
+
+
+def value_check(namespace: str, column: Column) -> Callable[[Any], Any]:
+    """Return the check of a value a finder compares `column` with: its Python type is the field's."""
+    allowed = _VALUE_TYPES[column.kind]
+    integer = allowed == (int,)
+
+    def check(value: Any) -> Any:
+        if isinstance(value, allowed) and not (integer and isinstance(value, bool)):
+            return value
+        raise WrongType(
+            f"find_by_{column.name} takes {allowed[0].__name__}, got {_type_name(value)}",
+            namespace=namespace,
+            field=column.name,
+        )
+
+    return check
+
+
 def message_check(spec: EntitySpec, message: type[M]) -> Callable[[Any], None]:
     """Return the check of a message given to put, append or add: its type, its key values, its depth.
 

@@ -7,13 +7,14 @@ here are the whole public API, the same on every backend.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from google.protobuf.message import Message
 
 from prism_runtime import telemetry
 from prism_runtime.errors import CorruptRow
-from prism_runtime.inputs import admit_all, key_check, message_check
+from prism_runtime.inputs import admit_all, key_check, message_check, value_check
 from prism_runtime.schema import EntitySpec
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ S = TypeVar("S")
 
 DEFAULT_PAGE_SIZE = 256
 DEFAULT_PAGE_BYTES = 1 << 20
+DEFAULT_FIND_LIMIT = 100
 
 OnCorrupt = Callable[[CorruptRow], object]
 """Called by a scan with each row it cannot decode, which it then skips (docs/type-mapping.md)."""
@@ -33,8 +35,15 @@ OnCorrupt = Callable[[CorruptRow], object]
 class KeyValueBackend(Protocol[M]):
     """What a backend implements to serve the KeyValue abstraction; keys are tuples (key[, sort_key])."""
 
-    async def put(self, items: Sequence[M]) -> None:
-        """Insert or replace items atomically."""
+    async def put(self, items: Sequence[M], ttl: timedelta | None = None) -> None:
+        """Insert or replace items atomically; with a TTL entity's `ttl`, they expire then instead."""
+        ...
+
+    async def find_page(
+        self, field: str, value: Any, *, after: tuple[Any, ...] | None, limit: int
+    ) -> tuple[list[M], tuple[Any, ...] | None]:
+        """Return up to `limit` items whose indexed `field` equals `value`, in key order past the full key `after`,
+        and the key to continue from (None: no more)."""
         ...
 
     async def get(self, key: tuple[Any, ...]) -> M | None:
@@ -89,6 +98,25 @@ class _Store(Generic[M]):
     async def put_many(self, items: Iterable[M]) -> None:
         """Insert or replace all `items` in one atomic batch."""
         await self._backend.put(admit_all(self._admit, items))
+
+    async def _put_expiring(self, items: Iterable[M], ttl: timedelta | None) -> None:
+        """Put `items` expiring after `ttl`, or the entity's TTL (the generated put and put_many of a TTL entity)."""
+        await self._backend.put(admit_all(self._admit, items), ttl)
+
+    async def _find_by_index(
+        self, field: str, value: Any, limit: int, after: tuple[Any, ...] | None
+    ) -> list[M]:
+        """Return up to `limit` items whose indexed `field` equals `value`, in key order after the key `after`."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        value = value_check(self.spec.namespace, self.spec.column(field))(value)
+        found: list[M] = []
+        while True:
+            # A page may come back short of rows it read (a forgotten subject's): read on from its last key.
+            page, after = await self._backend.find_page(field, value, after=after, limit=limit - len(found))
+            found += page
+            if after is None or len(found) >= limit:
+                return found
 
     async def _find_by(self, field: str, value: str | bytes) -> list[M]:
         """Return the items whose encrypted, searchable `field` equals `value` (generated find_by_<field>)."""
@@ -160,6 +188,10 @@ def _position(item: Any, order: int, order_field: str) -> Any:
 class KeyValueStore(_Store[M], Generic[M, K]):
     """A map from key to message."""
 
+    def _after(self, key: K | None) -> tuple[Any, ...] | None:
+        """Return the full key a finder continues after, checked (generated find_by_<field>)."""
+        return None if key is None else (self._key(key),)
+
     def get(self, key: K) -> Coroutine[Any, Any, M | None]:
         """Return the item stored at `key`, or None (a coroutine: the backend's own, with no frame of ours)."""
         return self._backend.get((self._key(key),))
@@ -197,6 +229,10 @@ class SortedKeyValueStore(_Store[M], Generic[M, K, S]):
         super().__init__(db, spec, message)
         assert spec.sort_key is not None, "the model builder gives a sorted map its sort key"
         self._sort_key = key_check(spec.namespace, spec.column(spec.sort_key))
+
+    def _after(self, key: tuple[K, S] | None) -> tuple[Any, ...] | None:
+        """Return the full key a finder continues after, checked (generated find_by_<field>)."""
+        return None if key is None else (self._key(key[0]), self._sort_key(key[1]))
 
     def get(self, key: K, sort_key: S) -> Coroutine[Any, Any, M | None]:
         """Return the item at (`key`, `sort_key`), or None (a coroutine: the backend's own)."""

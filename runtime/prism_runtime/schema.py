@@ -76,6 +76,18 @@ class Column:
     # A pii field kept in clear on purpose: the schema's (prism.plaintext_reason), which `forget` reports
     # for records it cannot erase (a stream's log).
     plaintext_reason: str = ""
+    # Set on the derived column of an entity with a TTL holding when its row expires (epoch milliseconds, NULL:
+    # never); number is then 0. It is always the last column.
+    expiry: bool = False
+
+
+EXPIRES_AT_COLUMN = "prism_expires_at"
+"""The column a KeyValue entity with `(prism.ttl_seconds)` keeps each row's expiry in."""
+
+
+def expiry_column() -> Column:
+    """Return the expiry column of an entity with a TTL (indexed: the purge deletes by it)."""
+    return Column(EXPIRES_AT_COLUMN, 0, ColumnKind.INT64, nullable=True, indexed=True, expiry=True)
 
 
 @dataclass(frozen=True)
@@ -104,6 +116,8 @@ class EntitySpec:
     source_type: str = ""
     target_type: str = ""
     bidirectional: bool = False
+    # KeyValue: seconds an item lives after its last put (0: forever); the table then has the expiry column.
+    ttl_seconds: int = 0
     # The DDL of the entity's table and indexes where the runtime creates them on first use (SQLite), by
     # dialect name: rendered by the compiler and carried in the generated module, so the runtime renders none.
     ddl: Mapping[str, tuple[str, ...]] = field(default_factory=dict, compare=False, hash=False)
@@ -125,6 +139,11 @@ class EntitySpec:
         """Return the primary key columns: key, then sort key when there is one."""
         names = (self.key,) if self.sort_key is None else (self.key, self.sort_key)
         return tuple(self._by_name[n] for n in names)
+
+    @property
+    def expires(self) -> bool:
+        """Return whether rows carry an expiry (the last column): the entity has a TTL."""
+        return bool(self.columns) and self.columns[-1].expiry
 
     @property
     def subject_column(self) -> Column:

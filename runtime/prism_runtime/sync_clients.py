@@ -10,6 +10,7 @@ class's; nothing here does more than run it. Generated `<Message>SyncStore`, `<M
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
@@ -88,6 +89,14 @@ class _SyncStore(_Client, Generic[M]):
         """Return the items whose encrypted, searchable `field` equals `value` (generated find_by_<field>)."""
         return self._run(self._aio._find_by(field, value))
 
+    def _put_expiring(self, items: Iterable[M], ttl: timedelta | None) -> None:
+        """Put `items` expiring after `ttl`, or the entity's TTL (the generated put and put_many of a TTL entity)."""
+        self._run(self._aio._put_expiring(items, ttl))
+
+    def _find_by_index(self, field: str, value: Any, limit: int, after: tuple[Any, ...] | None) -> list[M]:
+        """Return up to `limit` items whose indexed `field` equals `value`, after the key `after` (find_by_<field>)."""
+        return self._run(self._aio._find_by_index(field, value, limit, after))
+
 
 class SyncKeyValueStore(_SyncStore[M], Generic[M, K]):
     """A map from key to message, for blocking code."""
@@ -99,6 +108,10 @@ class SyncKeyValueStore(_SyncStore[M], Generic[M, K]):
         # between them and this one: a get is the call programs make most.
         self._check_key = self._store._key
         self._backend_get = self._store._backend.get
+
+    def _after(self, key: K | None) -> tuple[Any, ...] | None:
+        """Return the full key a finder continues after, checked (generated find_by_<field>)."""
+        return self._store._after(key)
 
     def get(self, key: K) -> M | None:
         """Return the item stored at `key`, or None."""
@@ -137,6 +150,10 @@ class SyncSortedKeyValueStore(_SyncStore[M], Generic[M, K, S]):
     def __init__(self, db: SyncDatabase, spec: EntitySpec, message: type[M]) -> None:
         self._store: SortedKeyValueStore[M, K, S] = SortedKeyValueStore(db.aio, spec, message)
         super().__init__(db, spec, message, self._store)
+
+    def _after(self, key: tuple[K, S] | None) -> tuple[Any, ...] | None:
+        """Return the full key a finder continues after, checked (generated find_by_<field>)."""
+        return self._store._after(key)
 
     def get(self, key: K, sort_key: S) -> M | None:
         """Return the item at (`key`, `sort_key`), or None."""

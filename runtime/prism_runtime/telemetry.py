@@ -430,9 +430,9 @@ class _Traced:
 
 
 class _TracedKeyValue(_Traced):
-    def put(self, items: Sequence[Any]) -> Awaitable[None]:
+    def put(self, items: Sequence[Any], ttl: Any = None) -> Awaitable[None]:
         size = len(items)
-        return self._recorder.run("put" if size == 1 else "put_many", size, self._inner.put(items))
+        return self._recorder.run("put" if size == 1 else "put_many", size, self._inner.put(items, ttl))
 
     def get(self, key: tuple[Any, ...]) -> Awaitable[Any]:
         return self._recorder.run("get", 0, self._inner.get(key))
@@ -448,6 +448,9 @@ class _TracedKeyValue(_Traced):
 
     def find_by(self, field: str, value: Any) -> Awaitable[Any]:
         return self._recorder.run("find_by", 0, self._inner.find_by(field, value))
+
+    def find_page(self, field: str, value: Any, **options: Any) -> Awaitable[Any]:
+        return self._recorder.run("find_by", 0, self._inner.find_page(field, value, **options))
 
 
 class _TracedTimeSeries(_Traced):

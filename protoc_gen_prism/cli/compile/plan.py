@@ -60,6 +60,8 @@ def summary(settings: Mapping[str, Any]) -> str:
         return f"replicas {settings['replicas']}, {age}, max_bytes {settings['max_bytes']}"
     if settings.get("partition_by"):
         return f"table, daily partitions dropped after {settings['drop_after_days']}d"
+    if settings.get("ttl_seconds"):
+        return f"table, items expire after {settings['ttl_seconds']}s"
     return "table"
 
 

@@ -16,17 +16,31 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import prism_runtime
 from prism_runtime.backends import registry
 from prism_runtime.backends.registry import Capability
 from prism_runtime.config import URL_ENV, BackendUrl, Config, load_config
 from prism_runtime.provision_streams import provision_streams
+from prism_runtime.sql.driver import SqlDriver
+from prism_runtime.sql.keyvalue import purge_expired_rows
 from prism_runtime.stream_plans import PlannedStream
 from protoc_gen_prism import protoc_runner
 from protoc_gen_prism.plan_source import LoadedPlan, PlanUnavailable, compile_protos, load_plan
 from protoc_gen_prism.settings import Profile
 from protoc_gen_prism.sql.provision import provision
+
+
+async def purge_expired(db: prism_runtime.Database, tables: Sequence[str]) -> list[tuple[str, int]]:
+    """Delete the expired rows of `tables` that exist in the database of `db`; return (table, count) each."""
+    driver = db.backend
+    assert isinstance(driver, SqlDriver)  # provision() refused any other backend already
+    out = []
+    for table in tables:
+        if await driver.fetch(driver.dialect.object_exists(), ["table", table], namespace=table):
+            out.append((table, await purge_expired_rows(driver, table)))
+    return out
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,6 +61,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=None,
         help="directory `prism migrate -o` wrote to (default: <generated>/migrations); applied before the DDL",
     )
+    parser.add_argument(
+        "--purge-expired",
+        action="store_true",
+        help="also delete the expired items of entities with (prism.ttl_seconds), in batches, and print counts",
+    )
     parser.set_defaults(run=run)
 
 
@@ -58,7 +77,14 @@ def run(args: argparse.Namespace) -> int:
             streams = args.config is not None
             migrations = Path(args.migrations) if args.migrations else None
             return asyncio.run(
-                _provision(generated, config, streams=streams, dry_run=args.dry_run, migrations=migrations)
+                _provision(
+                    generated,
+                    config,
+                    streams=streams,
+                    dry_run=args.dry_run,
+                    migrations=migrations,
+                    purge=args.purge_expired,
+                )
             )
     except PlanUnavailable as error:
         print(f"prism provision: {error}", file=sys.stderr)
@@ -79,6 +105,11 @@ class Source:
     def streams(self) -> Sequence[PlannedStream] | None:
         """Return the planned topics and streams, typed; None without a plan."""
         return None if self.plan is None else self.plan.streams
+
+    @property
+    def expiring(self) -> Sequence[str] | None:
+        """Return the tables of the entities with a TTL; None without a plan."""
+        return None if self.plan is None else _expiring(self.plan.document)
 
 
 @contextmanager
@@ -112,15 +143,33 @@ def sql_urls(config: Config) -> list[BackendUrl]:
     ]
 
 
+def _expiring(plan: dict[str, Any]) -> list[str]:
+    """Return the tables of the plan's entities with a TTL (their SQL settings name it)."""
+    return [str(e["settings"]["table"]) for e in plan["entities"] if e.get("settings", {}).get("ttl_seconds")]
+
+
 async def _provision(
-    source: Source, config: Config, *, streams: bool, dry_run: bool, migrations: Path | None = None
+    source: Source,
+    config: Config,
+    *,
+    streams: bool,
+    dry_run: bool,
+    migrations: Path | None = None,
+    purge: bool = False,
 ) -> int:
+    if purge and source.expiring is None:
+        raise PlanUnavailable(f"{source.generated} holds no prism.plan.json: --purge-expired needs the plan")
     generated = source.generated
     for url in sql_urls(config):
         async with prism_runtime.connect(url.url) as db:
             report = await provision(db, generated, dry_run=dry_run, migrations=migrations)
-        verb = "would apply" if dry_run else "applied"
-        print(f"{url.kind}: {verb} {len(report.applied)} file(s), {len(report.unchanged)} unchanged")
+            verb = "would apply" if dry_run else "applied"
+            print(f"{url.kind}: {verb} {len(report.applied)} file(s), {len(report.unchanged)} unchanged")
+            if purge and dry_run:
+                print(f"{url.kind}: would purge the expired items of {len(source.expiring or ())} table(s)")
+            elif purge:
+                for table, count in await purge_expired(db, source.expiring or ()):
+                    print(f"{url.kind}: purged {count} expired item(s) from {table}")
     if streams:  # a config says where streams live; the plan must find every kind it needs there
         if source.streams is None:
             raise PlanUnavailable(f"{generated} holds no .proto files and no prism.plan.json")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Awaitable, Coroutine, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from google.protobuf.message import Message
@@ -136,18 +137,19 @@ class MirroredKeyValue(Routing, Generic[M]):
 
     # -- writes ------------------------------------------------------------------------------------
 
-    async def put(self, items: Sequence[M]) -> None:
-        """Put on the first side, then on the second (as ciphertext for an entity with PII)."""
+    async def put(self, items: Sequence[M], ttl: timedelta | None = None) -> None:
+        """Put on the first side, then on the second (as ciphertext, expiry included, for an entity with PII)."""
         if not self._recorded:
             await self._record()
         phase = self.cell.phase
         first, second = (self.source, self.target) if self.reads_from_source() else (self.target, self.source)
-        await first.put(items)
+        await first.put(items, ttl)
         if phase == "done":
             return
         copier = self._forward if first is self.source else self._backward
         if copier is None:
-            await self._second(second.put(items), "put")
+            # With a TTL, each side writes now + ttl by its own put: the expiries differ by the gap between.
+            await self._second(second.put(items, ttl), "put")
         else:
             keys = [first.codec.key_of(first.codec.encode(item)) for item in items]
             await self._second(self._copy(copier, keys), "put")
@@ -238,6 +240,18 @@ class MirroredKeyValue(Routing, Generic[M]):
                 self.source.find_by(field, value), self.target.find_by(field, value), None
             )
         return await self._primary().find_by(field, value)
+
+    async def find_page(
+        self, field: str, value: Any, *, after: tuple[Any, ...] | None, limit: int
+    ) -> tuple[list[M], tuple[Any, ...] | None]:
+        """Return one finder page of an indexed `field` from the phase's read side (compared with the target)."""
+        if self.shadows():
+            return await self.shadow(
+                self.source.find_page(field, value, after=after, limit=limit),
+                self.target.find_page(field, value, after=after, limit=limit),
+                None,
+            )
+        return await self._primary().find_page(field, value, after=after, limit=limit)
 
 
 def mirrored_keyvalue(

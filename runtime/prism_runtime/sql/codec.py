@@ -41,8 +41,11 @@ class RowCodec(Generic[M]):
         self.message_key: Callable[[M], Any] = operator.attrgetter(*(c.name for c in spec.key_columns))
         """Return a hashable of a message's key, equal exactly when the encoded keys are (encoders are one to one
         on key types: strings, bytes, integers)."""
-        self.encode: Callable[[M], tuple[Any, ...]] = _row_encoder(spec.columns, dialect, fields)
-        """Return the bind values of one message, in column order."""
+        encode = _row_encoder(spec.columns, dialect, fields)
+        self.encode: Callable[[M], tuple[Any, ...]] = encode
+        """Return the bind values of one message, in column order (an expiry column: NULL, never expires)."""
+        self.encode_expiring: Callable[[M, int | None], tuple[Any, ...]] = encode
+        """Return the bind values of one message whose row expires at the epoch milliseconds given."""
         self.decode: Callable[[Sequence[Any]], M] = _row_decoder(spec.columns, message, dialect, self.corrupt)
         """Return the message stored in one fetched row; raise CorruptRow when the row cannot be one."""
 
@@ -68,7 +71,7 @@ class RowCodec(Generic[M]):
 
 def _row_encoder(
     columns: Sequence[Column], dialect: SqlDialect, fields: Any
-) -> Callable[[Any], tuple[Any, ...]]:
+) -> Callable[..., tuple[Any, ...]]:
     """Return the function giving the bind values of one message, written out for these columns.
 
     One tuple display, each column's expression written in place (`_column_value`): no call per column
@@ -76,9 +79,9 @@ def _row_encoder(
     """
     env: dict[str, Any] = {}
     values = [_column_value(i, column, dialect, fields, env) for i, column in enumerate(columns)]
-    source = f"def encode(_m):\n    return ({''.join(f'{value}, ' for value in values)})\n"
+    source = f"def encode(_m, _expires=None):\n    return ({''.join(f'{value}, ' for value in values)})\n"
     exec(compile(source, "<prism row encoder>", "exec"), env)
-    encoder: Callable[[Any], tuple[Any, ...]] = env["encode"]
+    encoder: Callable[..., tuple[Any, ...]] = env["encode"]
     return encoder
 
 
@@ -90,6 +93,8 @@ def _column_value(i: int, column: Column, dialect: SqlDialect, fields: Any, env:
     """
     if column.blind_index_of:
         return "None"  # no field: the PII layer fills the blind index in (prism_runtime.pii.sealer)
+    if column.expiry:
+        return "_expires"  # no field: the store says when the row expires (RowCodec.encode_expiring)
     name = column.name
     read = _field(name)
     has = f"_m.HasField({name!r})"
@@ -203,8 +208,8 @@ def _row_decoder(
     fast: list[tuple[int, str]] = []  # JSON columns set by a json_setter, ParseDict only if it refuses
     fields = message.DESCRIPTOR.fields_by_name
     for i, column in enumerate(columns):
-        if column.blind_index_of:
-            continue  # no field: the PII layer's lookup column
+        if column.blind_index_of or column.expiry:
+            continue  # no field: the PII layer's lookup column, or when the row expires
         name = column.name
         if column.encrypted:
             # The PII layer already turned the ciphertext into the field's str or bytes (or left None).

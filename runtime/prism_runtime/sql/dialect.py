@@ -117,6 +117,14 @@ class SqlDialect:
         )
         return f"SELECT {select} FROM {table} WHERE ({', '.join(keys)}) IN (VALUES {tuples})"
 
+    def delete_some(self, table: str, where: str, limit: str) -> str:
+        """Return a DELETE of at most `limit` rows of `table` matching `where`, found by their physical row id.
+
+        Each parameter is bound once. SQLite runs the statement as one write, so no row changes between the
+        subquery and the delete; a dialect with concurrent writers checks `where` again (PostgresDialect).
+        """
+        return f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE {where} LIMIT {limit})"
+
     def batch_args(self, keys: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Return the bind values for `batch_lookup`."""
         return [part for key in keys for part in key]

@@ -152,6 +152,13 @@ class PostgresDialect(ServingDialect):
         names = ", ".join(keys)
         return f"SELECT {select} FROM {table} WHERE ({names}) IN (SELECT * FROM unnest({arrays}))"
 
+    def delete_some(self, table: str, where: str, limit: str) -> str:
+        """Find the rows by ctid through an array (a TID scan), and check `where` again on rows updated meanwhile."""
+        return (
+            f"DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE {where} LIMIT {limit})) "
+            f"AND {where}"
+        )
+
     def batch_args(self, keys: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Return one array per key column."""
         return [list(column) for column in zip(*keys, strict=True)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prism_runtime.schema import Column, EntitySpec
+from prism_runtime.schema import EXPIRES_AT_COLUMN, Column, EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
 from prism_runtime.sql.names import table_name
 
@@ -22,6 +22,16 @@ class KeyValueStatements:
     key_columns: tuple[Column, ...]
     columns: tuple[Column, ...]
     dialect: SqlDialect
+    expires: str | None = None  # the quoted expiry column of an entity with a TTL
+
+    # Every read of an entity with a TTL hides expired rows with one predicate, `live`, bound to the caller's
+    # clock (so a test, or a store, decides what "now" is); the methods below take it as their last
+    # parameter before any LIMIT.
+
+    def live(self, index: int) -> str:
+        """Return the predicate keeping rows unexpired at the epoch milliseconds bound as parameter `index`."""
+        assert self.expires is not None
+        return f"({self.expires} IS NULL OR {self.expires} > {self.dialect.placeholder(index)})"
 
     def upsert_from(self, source: str) -> str:
         """Return the upsert of every row of table `source` (same columns), for bulk loads."""
@@ -41,12 +51,36 @@ class KeyValueStatements:
 
     def get(self) -> str:
         """Return the point lookup by full primary key."""
-        where = self._key_predicate(len(self._keys))
+        width = len(self._keys)
+        where = self._key_predicate(width)
+        if self.expires is not None:
+            where += f" AND {self.live(width + 1)}"
         return f"SELECT {self.select_columns} FROM {self.table} WHERE {where}"
 
-    def get_many(self, count: int) -> str:
-        """Return the lookup of `count` primary keys at once."""
-        return self.dialect.batch_lookup(self.select_columns, self.table, self._keys, self.key_columns, count)
+    def get_many(self, count: int, params: int) -> str:
+        """Return the lookup of `count` primary keys at once, bound to `params` parameters (then now, if any)."""
+        sql = self.dialect.batch_lookup(self.select_columns, self.table, self._keys, self.key_columns, count)
+        return sql if self.expires is None else f"{sql} AND {self.live(params + 1)}"
+
+    def find(self, column: str, *, after: bool, limit: bool) -> str:
+        """Return the items whose `column` equals parameter 1, in key order, past the full key `after`."""
+        ph = self.dialect.placeholder
+        conditions = [f"{self.dialect.quote(column)} = {ph(1)}"]
+        n = 1
+        keys = self._keys
+        if after:
+            marks = ", ".join(ph(n + 1 + i) for i in range(len(keys)))
+            n += len(keys)
+            conditions.append(f"({', '.join(keys)}) > ({marks})" if len(keys) > 1 else f"{keys[0]} > {marks}")
+        if self.expires is not None:
+            n += 1
+            conditions.append(self.live(n))
+        sql = f"SELECT {self.select_columns} FROM {self.table} WHERE {' AND '.join(conditions)}"
+        return f"{sql} ORDER BY {', '.join(keys)} LIMIT {ph(n + 1)}" if limit else sql
+
+    def purge(self) -> str:
+        """Return the delete of at most parameter 2 rows expired at the epoch milliseconds of parameter 1."""
+        return purge_statement(self.dialect, self.table)
 
     def delete(self, prefix: int) -> str:
         """Return the delete by the first `prefix` key columns."""
@@ -65,6 +99,9 @@ class KeyValueStatements:
         if end:
             n += 1
             conditions.append(f"{order_column} {'>' if reverse else '<'} {self.dialect.placeholder(n)}")
+        if self.expires is not None:
+            n += 1
+            conditions.append(self.live(n))
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         direction = "DESC" if reverse else "ASC"
         limit = self.dialect.placeholder(n + 1)
@@ -78,6 +115,12 @@ class KeyValueStatements:
         return " AND ".join(
             f"{k} = {self.dialect.placeholder(i + 1)}" for i, k in enumerate(self._keys[:count])
         )
+
+
+def purge_statement(dialect: SqlDialect, table: str) -> str:
+    """Return the delete of at most parameter 2 rows of the quoted `table` expired at parameter 1 (epoch ms)."""
+    where = f"{dialect.quote(EXPIRES_AT_COLUMN)} <= {dialect.placeholder(1)}"
+    return dialect.delete_some(table, where, dialect.placeholder(2))
 
 
 def keyvalue_statements(spec: EntitySpec, dialect: SqlDialect) -> KeyValueStatements:
@@ -102,4 +145,5 @@ def keyvalue_statements(spec: EntitySpec, dialect: SqlDialect) -> KeyValueStatem
         key_columns=spec.key_columns,
         columns=spec.columns,
         dialect=dialect,
+        expires=q(spec.columns[-1].name) if spec.expires else None,
     )
