@@ -6,6 +6,7 @@ as in a service that moves from one style to the other) runs in tests/betterprot
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import importlib
 import json
@@ -578,6 +579,146 @@ def test_generated_tree_passes_mypy_strict_and_ruff_format(trees: tuple[Path, Pa
         "110",
     ]
     done = subprocess.run([*ruff, str(tree / "bpstyle/v1/store_prism.py")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+# -- (prism.index) finders and (prism.ttl_seconds) in the betterproto style ------------------------------
+
+FINDERS = """syntax = "proto3";
+package bpfind.v1;
+import "prism/options.proto";
+
+enum Channel {
+  CHANNEL_UNSPECIFIED = 0;
+  CHANNEL_EMAIL = 1;
+}
+
+message Session {
+  option (prism.access_pattern) = "key_value";
+  option (prism.ttl_seconds) = "60";
+  string session_id = 1 [(prism.key) = true];
+  string user_id = 2 [(prism.index) = true];
+  Channel channel = 3 [(prism.index) = true];
+}
+
+message Reminder {
+  option (prism.access_pattern) = "read_heavy";
+  option (prism.ttl_seconds) = "3600";
+  string owner = 1 [(prism.key) = true];
+  int64 due_ms = 2 [(prism.sort_key) = true];
+  Channel channel = 3 [(prism.index) = true];
+}
+"""
+
+FINDERS_PROGRAM = """
+from __future__ import annotations
+
+from datetime import timedelta
+
+import bpfind.v1 as bp
+import prism_runtime
+from bpfind.v1 import finders_prism
+
+
+async def main(db: prism_runtime.Database) -> None:
+    sessions = finders_prism.SessionStore(db)
+    await sessions.put(bp.Session(session_id="s"), ttl=timedelta(minutes=1))
+    await sessions.put_many([bp.Session(session_id="t")], ttl=None)
+    found: list[bp.Session] = await sessions.find_by_channel(bp.Channel.EMAIL, limit=5, after="s")
+    reminders = finders_prism.ReminderStore(db)
+    due: list[bp.Reminder] = await reminders.find_by_channel(1, after=("amy", 3))
+    print(found, due)
+"""
+
+
+@pytest.fixture(scope="module")
+def finders_tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A schema with indexed fields and TTLs, generated in the betterproto style and put on sys.path."""
+    schema = tmp_path_factory.mktemp("bpfind_schema")
+    write_proto(schema, "bpfind/v1/finders.proto", FINDERS)
+    out = tmp_path_factory.mktemp("bpfind_tree")
+    done = generate(schema, out, parameter="messages=betterproto")
+    assert done.returncode == 0, done.stderr
+    sys.path.insert(0, str(out))
+    importlib.invalidate_caches()
+    yield out
+    sys.path.remove(str(out))
+    for name in [m for m in sys.modules if m == "bpfind" or m.startswith("bpfind.")]:
+        del sys.modules[name]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_betterproto_finders_and_ttl(
+    request: pytest.FixtureRequest, tmp_path: Path, finders_tree: Path, backend: str
+) -> None:
+    bp = importlib.import_module("bpfind.v1")
+    pb2 = importlib.import_module("bpfind.v1.finders_pb2")
+    prism = importlib.import_module("bpfind.v1.finders_prism")
+    url = await url_for(request, backend, tmp_path)
+    try:
+        async with provisioned(url, finders_tree) as db:
+            sessions = prism.SessionStore(db)
+            email = bp.Channel.EMAIL
+            await sessions.put_many(
+                [
+                    bp.Session(session_id=f"s{i}", user_id="ann", channel=email if i % 2 else 0)
+                    for i in range(6)
+                ]
+            )
+            await sessions.put(
+                bp.Session(session_id="brief", user_id="ann"), ttl=datetime.timedelta(milliseconds=300)
+            )
+            page = await sessions.find_by_channel(email, limit=2)
+            assert page == [bp.Session(session_id=s, user_id="ann", channel=email) for s in ("s1", "s3")]
+            assert all(type(s) is bp.Session for s in page)
+            assert [s.session_id for s in await sessions.find_by_channel(1, after="s3")] == ["s5"]
+            await asyncio.sleep(0.6)
+            assert await sessions.get("brief") is None
+            assert [s.session_id for s in await sessions.find_by_user_id("ann")] == [
+                f"s{i}" for i in range(6)
+            ]
+            reminders = prism.ReminderStore(db)
+            await reminders.put_many(
+                [bp.Reminder(owner="amy", due_ms=d, channel=email) for d in (3, 1, 2)],
+                ttl=datetime.timedelta(hours=1),
+            )
+            after = await reminders.find_by_channel(email, after=("amy", 1))
+            assert [(r.owner, r.due_ms) for r in after] == [("amy", 2), ("amy", 3)]
+            with pytest.raises(prism_runtime.WrongType):
+                await reminders.put(pb2.Reminder(owner="amy"), ttl=datetime.timedelta(hours=1))
+    finally:
+        if backend == "postgres":
+            await drop_schema(url)
+
+
+def test_betterproto_finders_pass_mypy_strict(finders_tree: Path) -> None:
+    (finders_tree / "finders_program.py").write_text(FINDERS_PROGRAM)
+    try:
+        mypy = [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--cache-dir", os.devnull]
+        done = subprocess.run(
+            [*mypy, "finders_program.py", "bpfind"],
+            cwd=finders_tree,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stdout
+    finally:
+        (finders_tree / "finders_program.py").unlink()
+    ruff = [
+        sys.executable,
+        "-m",
+        "ruff",
+        "format",
+        "--check",
+        "--no-cache",
+        "--isolated",
+        "--line-length",
+        "110",
+    ]
+    done = subprocess.run(
+        [*ruff, str(finders_tree / "bpfind/v1/finders_prism.py")], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
