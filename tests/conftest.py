@@ -12,10 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from protoc_gen_prism.protoc_runner import plugin_args, wkt_include
 
 pytest_plugins = ["servers"]
+
+# Property tests explore new examples on every run by default; `.ci/run` sets HYPOTHESIS_PROFILE=ci, so the gate
+# replays the same examples every time (a failure there is reproducible) while local runs keep searching.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "proto"

@@ -332,6 +332,24 @@ async def test_json_columns_read_back_byte_identical_to_parsedict(
     assert got.HasField("flat") == message.HasField("flat")
 
 
+async def test_the_largest_float32_in_a_repeated_or_mapped_message_reads_back(
+    shapes_store: tuple[SqlKeyValue[Any], SqlDriver],
+) -> None:
+    # MessageToDict writes FLT_MAX in a float field as 3.4028235e+38, which ParseDict alone refuses: a repeated
+    # message and a map of messages are left to ParseDict, so such a row was stored and then unreadable.
+    store, _ = shapes_store
+    cls = shapes_message()
+    largest = float.fromhex("0x1.fffffep+127")
+    message = cls(id="float-max")
+    message.flats.add(one_float=largest).many_float.extend([-largest, 1.5])
+    message.to_flat["k"].one_float = -largest
+    message.flat.one_double = float("3.4028235e+38")  # a double field keeps that value as it is
+    await store.put([message])
+    got = await store.get((message.id,))
+    assert got is not None
+    assert got.SerializeToString(deterministic=True) == message.SerializeToString(deterministic=True)
+
+
 def test_a_json_value_the_fast_path_refuses_gets_parsedicts_verdict() -> None:
     cls = shapes_message()
     spec = _shapes_spec()

@@ -10,6 +10,7 @@ import base64
 import keyword
 import math
 import operator
+import struct
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -200,7 +201,7 @@ def _row_decoder(
     go through ParseDict. Any failure is the row's fault (the codec wrote none of it): it raises CorruptRow, from a handler that costs
     nothing until it runs.
     """
-    env: dict[str, Any] = {"_M": message, "_parse": json_format.ParseDict, "_corrupt": corrupt}
+    env: dict[str, Any] = {"_M": message, "_parse": parse_dict, "_corrupt": corrupt}
     head: list[str] = []  # reads of columns that need a None check before conversion
     kwargs: list[tuple[str, str]] = []  # (field, expression) passed to the constructor
     after: list[str] = []  # fields set on the constructed message
@@ -294,6 +295,68 @@ def _row_decoder(
     exec(compile(source, f"<prism decoder of {message.DESCRIPTOR.full_name}>", "exec"), env)
     decoder: Callable[[Sequence[Any]], M] = env["decode"]
     return decoder
+
+
+_FLOAT_MAX = struct.unpack("<f", b"\xff\xff\x7f\x7f")[0]
+"""The largest float32 (3.4028234663852886e+38)."""
+_FLOAT_MAX_WRITTEN = float("3.4028235e+38")
+"""How MessageToDict writes it in a float field: its shortest float32 text, which read as a double is larger."""
+
+
+def parse_dict(value: dict[str, Any], message: Message) -> None:
+    """Merge the JSON form `value` into `message` as ParseDict does, reading back every float field written.
+
+    MessageToDict writes the largest float32 by its shortest text, 3.4028235e+38, which ParseDict reads as a
+    double above the float32 range and refuses ("Float value too large"), so a row holding that value in a
+    float field of a JSON column could be stored and never read back. A refused value is parsed again with
+    such floats, in float fields only, set to the largest float32: the value they were written from.
+    """
+    try:
+        json_format.ParseDict(value, message)
+    except json_format.ParseError:
+        clamped = _clamp_floats(message.DESCRIPTOR, value)
+        if clamped == value:
+            raise
+        for name in value:
+            message.ClearField(name)  # undo what the refused parse merged
+        json_format.ParseDict(clamped, message)
+
+
+def _clamp_floats(kind: Any, value: Any) -> Any:
+    """Return the JSON form of a `kind` message with MessageToDict's text of ±FLT_MAX in float fields clamped."""
+    if not isinstance(value, dict):
+        return value
+    fields = kind.fields_by_name
+    out: dict[str, Any] = {}
+    for name, item in value.items():
+        field = fields.get(name)
+        if field is None:
+            out[name] = item
+        elif field.message_type is not None and field.message_type.GetOptions().map_entry:
+            inner = field.message_type.fields_by_name["value"]
+            out[name] = (
+                {k: _clamp_value(inner, v) for k, v in item.items()} if isinstance(item, dict) else item
+            )
+        elif _is_repeated(field) and isinstance(item, list):
+            out[name] = [_clamp_value(field, v) for v in item]
+        else:
+            out[name] = _clamp_value(field, item)
+    return out
+
+
+def _clamp_value(field: Any, value: Any) -> Any:
+    kind = field.message_type
+    if kind is not None:
+        if kind.full_name == "google.protobuf.FloatValue":
+            return _clamp_float(value)
+        return _clamp_floats(kind, value)
+    return _clamp_float(value) if field.type == _FD.TYPE_FLOAT else value
+
+
+def _clamp_float(value: Any) -> Any:
+    if isinstance(value, float) and _FLOAT_MAX < abs(value) <= _FLOAT_MAX_WRITTEN:
+        return math.copysign(_FLOAT_MAX, value)
+    return value
 
 
 def json_setter(field: Any) -> Callable[[Any, Any], None] | None:
