@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import datetime
 import importlib
+import inspect
 import json
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -31,6 +33,7 @@ from hypothesis import strategies as st
 from syrupy.assertion import SnapshotAssertion
 
 import prism_runtime
+import prism_runtime.betterproto
 from protoc_gen_prism.protoc_runner import generate, plugin_args, protoc_command
 from protoc_gen_prism.pytest_plugin import provisioned
 
@@ -316,6 +319,105 @@ async def test_betterproto_store_api(
         assert await anext(aiter(tail)) == click(bp, "t", 4)
 
 
+async def test_blocking_betterproto_stores_round_trip(
+    database: tuple[prism_runtime.Database, str], trees: tuple[Path, Path], bp: Any, pb2: Any, prism: Any
+) -> None:
+    db, url = database
+
+    def blocking() -> None:
+        with prism_runtime.connect_sync(url) as sync_db:
+            profiles = prism.ProfileSyncStore(sync_db)
+            profiles.put_many([profile(bp, f"u{i}") for i in range(4)])
+            profiles.put(profile(bp, "u9"))
+            assert profiles.get("u2") == profile(bp, "u2")
+            assert type(profiles.get("u2")) is bp.Profile
+            assert profiles.get_many(["u3", "nope"]) == [profile(bp, "u3"), None]
+            assert [p.user_id for p in profiles.scan(after="u1", page_size=2)] == ["u2", "u3", "u9"]
+            assert profiles.find_by_email("u1@example.com") == [profile(bp, "u1")]
+            assert profiles.delete("u3") is True
+            assert profiles.get("u3") is None
+            with pytest.raises(prism_runtime.WrongType):
+                profiles.put(pb2.Profile(user_id="u5"))
+            readings = prism.ReadingSyncStore(sync_db)
+            readings.put_many([reading(bp, "s", at) for at in (3, 1, 2)])
+            assert [r.at for r in readings.scan("s", reverse=True, limit=2)] == [3, 2]
+            assert readings.get("s", 1) == reading(bp, "s", 1)
+            clicks = prism.ClickSyncSeries(sync_db)
+            clicks.append_many([click(bp, "u1", 2), click(bp, "u1", 1)])
+            assert list(clicks.query("u1")) == [click(bp, "u1", 1), click(bp, "u1", 2)]
+            knows = prism.KnowsSyncGraph(sync_db)
+            knows.add_nodes([person(bp, f"p{i}") for i in range(1, 4)])
+            knows.add_edges(
+                [
+                    bp.Knows(from_id="p1", to_id="p2", strength=3, tier=bp.Tier.GOLD),
+                    bp.Knows(from_id="p2", to_id="p3", strength=1),
+                ]
+            )
+            assert knows.get_node("p1") == person(bp, "p1")
+            assert knows.out_edges("p1") == [
+                bp.Knows(from_id="p1", to_id="p2", strength=3, tier=bp.Tier.GOLD)
+            ]
+            assert knows.shortest_path("p1", "p3", 3) == ["p1", "p2", "p3"]
+            assert knows.neighbors("p2", "both", node_filter={"tier": bp.Tier.GOLD}) == ["p1"]
+            visited = prism.VisitedSyncEdges(sync_db)
+            visited.add_edge(bp.Visited(person_id="p1", place_id="rome", times=4))
+            assert visited.get_edge("p1", "rome") == bp.Visited(person_id="p1", place_id="rome", times=4)
+            assert prism.PersonSyncNodes(sync_db).get_node("p2") == person(bp, "p2")
+
+    await asyncio.to_thread(blocking)
+    # The async stores of this style, and the protobuf style's in its own process, read what it wrote.
+    assert await prism.ProfileStore(db).get("u1") == profile(bp, "u1")
+    assert await prism.KnowsGraph(db).get_edge("p2", "p3") == bp.Knows(from_id="p2", to_id="p3", strength=1)
+    got = peer(
+        trees,
+        url,
+        [
+            {"op": "get", "store": "ProfileStore", "args": ["u2"]},
+            {"op": "get", "store": "ReadingStore", "args": ["s", 3]},
+            {"op": "query", "store": "ClickSeries", "args": ["u1"]},
+            {"op": "get_edge", "store": "KnowsGraph", "args": ["p1", "p2"]},
+            {"op": "get_edge", "store": "VisitedEdges", "args": ["p1", "rome"]},
+        ],
+    )
+    assert pb2.Profile.FromString(bytes.fromhex(got[0])) == pb2.Profile.FromString(bytes(profile(bp, "u2")))
+    assert pb2.Reading.FromString(bytes.fromhex(got[1])) == pb2.Reading.FromString(bytes(reading(bp, "s", 3)))
+    assert [pb2.Click.FromString(bytes.fromhex(h)).page for h in got[2]] == ["/p1", "/p2"]
+    assert pb2.Knows.FromString(bytes.fromhex(got[3])) == pb2.Knows(
+        from_id="p1", to_id="p2", strength=3, tier=1
+    )
+    assert pb2.Visited.FromString(bytes.fromhex(got[4])) == pb2.Visited(
+        person_id="p1", place_id="rome", times=4
+    )
+
+
+BLOCKING_PAIRS = [
+    (prism_runtime.betterproto.KeyValueStore, prism_runtime.betterproto.SyncKeyValueStore),
+    (prism_runtime.betterproto.SortedKeyValueStore, prism_runtime.betterproto.SyncSortedKeyValueStore),
+    (prism_runtime.betterproto.TimeSeries, prism_runtime.betterproto.SyncTimeSeries),
+    (prism_runtime.betterproto.NodeStore, prism_runtime.betterproto.SyncNodeStore),
+    (prism_runtime.betterproto.EdgeStore, prism_runtime.betterproto.SyncEdgeStore),
+    (prism_runtime.betterproto.Graph, prism_runtime.betterproto.SyncGraph),
+]
+
+
+@pytest.mark.parametrize(("aio", "blocking"), BLOCKING_PAIRS, ids=[b.__name__ for _, b in BLOCKING_PAIRS])
+def test_every_betterproto_method_has_a_blocking_twin(aio: type, blocking: type) -> None:
+    def methods(cls: type) -> dict[str, inspect.Signature]:
+        return {name: inspect.signature(value) for name, value in inspect.getmembers(cls, inspect.isfunction)}
+
+    wanted, have = methods(aio), methods(blocking)
+    # The generated methods' helpers too (_find_by, _put_expiring, _find_by_index, _after).
+    for name, signature in wanted.items():
+        if name.startswith("__") or name == "_out_or_none":
+            continue
+        assert name in have, name
+        assert list(signature.parameters) == list(have[name].parameters), name
+        assert not inspect.iscoroutinefunction(have[name]), name
+    assert list(inspect.signature(aio.__init__).parameters) == list(
+        inspect.signature(blocking.__init__).parameters
+    )
+
+
 async def test_wrong_messages_are_refused_without_their_values(
     database: tuple[prism_runtime.Database, str], bp: Any, pb2: Any, prism: Any
 ) -> None:
@@ -534,6 +636,29 @@ async def main(db: prism_runtime.Database) -> None:
     edges: list[bp.Knows] = await knows.out_edges("p1", edge_filter={"strength": 3})
     path: list[str] | None = await knows.shortest_path("p1", "p2", 3, node_filter={"tier": bp.Tier.GOLD})
     print(person, edges, path)
+
+
+def blocking(db: prism_runtime.SyncDatabase) -> None:
+    profiles = store_prism.ProfileSyncStore(db)
+    profiles.put(bp.Profile(user_id="u1"))
+    got: bp.Profile | None = profiles.get("u1")
+    found: list[bp.Profile] = profiles.find_by_email("a@b.c")
+    for p in profiles.scan(limit=3):
+        print(p.display_name.upper(), got, found)
+    for r in store_prism.ReadingSyncStore(db).scan("s", start=1, reverse=True):
+        print(r.value + 1)
+    clicks = store_prism.ClickSyncSeries(db)
+    clicks.append(bp.Click(user_id="u1"))
+    with clicks.tail("u1") as tail:
+        for c in tail:
+            print(c.page.upper())
+    knows = store_prism.KnowsSyncGraph(db)
+    knows.add_node(bp.Person(person_id="p1"))
+    person: bp.Person | None = knows.nodes.get_node("p1")
+    edges: list[bp.Knows] = knows.out_edges("p1", edge_filter={"strength": 3})
+    path: list[str] | None = knows.shortest_path("p1", "p2", 3, node_filter={"tier": bp.Tier.GOLD})
+    visit: bp.Visited | None = store_prism.VisitedSyncEdges(db).get_edge("p1", "paris")
+    print(person, edges, path, visit)
 """
 
 WRONG_PROGRAM = """
@@ -543,6 +668,10 @@ from bpstyle.v1 import store_pb2, store_prism
 
 async def main(db: prism_runtime.Database) -> None:
     await store_prism.ProfileStore(db).put(store_pb2.Profile(user_id="u1"))
+
+
+def blocking(db: prism_runtime.SyncDatabase) -> None:
+    store_prism.ProfileSyncStore(db).put(store_pb2.Profile(user_id="u1"))
 """
 
 
@@ -562,6 +691,10 @@ def test_generated_tree_passes_mypy_strict_and_ruff_format(trees: tuple[Path, Pa
         assert wrong.returncode == 1
         assert (
             'Argument 1 to "put" of "KeyValueStore" has incompatible type "bpstyle.v1.store_pb2.Profile"; '
+            'expected "bpstyle.v1.Profile"'
+        ) in wrong.stdout
+        assert (
+            'Argument 1 to "put" of "_SyncStore" has incompatible type "bpstyle.v1.store_pb2.Profile"; '
             'expected "bpstyle.v1.Profile"'
         ) in wrong.stdout
     finally:
@@ -628,6 +761,15 @@ async def main(db: prism_runtime.Database) -> None:
     reminders = finders_prism.ReminderStore(db)
     due: list[bp.Reminder] = await reminders.find_by_channel(1, after=("amy", 3))
     print(found, due)
+
+
+def blocking(db: prism_runtime.SyncDatabase) -> None:
+    sessions = finders_prism.SessionSyncStore(db)
+    sessions.put(bp.Session(session_id="s"), ttl=timedelta(minutes=1))
+    sessions.put_many([bp.Session(session_id="t")])
+    found: list[bp.Session] = sessions.find_by_channel(bp.Channel.EMAIL, limit=5, after="s")
+    due: list[bp.Reminder] = finders_prism.ReminderSyncStore(db).find_by_channel(1, after=("amy", 3))
+    print(found, due)
 """
 
 
@@ -686,6 +828,50 @@ async def test_betterproto_finders_and_ttl(
             assert [(r.owner, r.due_ms) for r in after] == [("amy", 2), ("amy", 3)]
             with pytest.raises(prism_runtime.WrongType):
                 await reminders.put(pb2.Reminder(owner="amy"), ttl=datetime.timedelta(hours=1))
+    finally:
+        if backend == "postgres":
+            await drop_schema(url)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_blocking_betterproto_finders_and_ttl(
+    request: pytest.FixtureRequest, tmp_path: Path, finders_tree: Path, backend: str
+) -> None:
+    bp = importlib.import_module("bpfind.v1")
+    prism = importlib.import_module("bpfind.v1.finders_prism")
+    email = bp.Channel.EMAIL
+
+    def blocking(url: str) -> None:
+        with prism_runtime.connect_sync(url) as db:
+            sessions = prism.SessionSyncStore(db)
+            sessions.put_many(
+                [
+                    bp.Session(session_id=f"s{i}", user_id="bob", channel=email if i % 2 else 0)
+                    for i in range(4)
+                ]
+            )
+            sessions.put(
+                bp.Session(session_id="brief", user_id="bob"), ttl=datetime.timedelta(milliseconds=300)
+            )
+            page = sessions.find_by_channel(email, limit=1)
+            assert page == [bp.Session(session_id="s1", user_id="bob", channel=email)]
+            assert type(page[0]) is bp.Session
+            assert [s.session_id for s in sessions.find_by_channel(email, after="s1")] == ["s3"]
+            assert sessions.get("brief") == bp.Session(session_id="brief", user_id="bob")
+            time.sleep(0.6)
+            assert sessions.get("brief") is None
+            assert [s.session_id for s in sessions.find_by_user_id("bob")] == [f"s{i}" for i in range(4)]
+            reminders = prism.ReminderSyncStore(db)
+            reminders.put_many([bp.Reminder(owner="amy", due_ms=d, channel=email) for d in (2, 1)])
+            after = reminders.find_by_channel(email, after=("amy", 1))
+            assert [(r.owner, r.due_ms) for r in after] == [("amy", 2)]
+
+    url = await url_for(request, backend, tmp_path)
+    try:
+        async with provisioned(url, finders_tree) as db:
+            await asyncio.to_thread(blocking, url)
+            # The async store of the same style reads what the blocking one wrote.
+            assert [s.session_id for s in await prism.SessionStore(db).find_by_channel(email)] == ["s1", "s3"]
     finally:
         if backend == "postgres":
             await drop_schema(url)

@@ -60,7 +60,7 @@ class _Store:
 
     @property
     def sync_header(self) -> str:
-        """Return the `class ...:` line of the blocking twin (protobuf style only: docs/betterproto.md)."""
+        """Return the `class ...:` line of the blocking twin."""
         return _class_header(self.sync_class_name, _sync_base(self.base), self.type_args)
 
 
@@ -99,7 +99,7 @@ class _GraphClass:
 
     @property
     def sync_header(self) -> str:
-        """Return the `class ...:` line of the blocking twin (protobuf style only: docs/betterproto.md)."""
+        """Return the `class ...:` line of the blocking twin."""
         return _class_header(self.sync_class_name, _sync_base(self.base), self.type_args)
 
 
@@ -184,8 +184,7 @@ def _module(file: ProtoFile, planned: dict[str, str], betterproto: bool) -> Gene
         graph_exports=sorted(
             name
             for g in graph
-            # Blocking twins come in the protobuf style only (docs/betterproto.md).
-            for name in (g.filter_name, g.class_name, *(() if betterproto else (g.sync_class_name,)))
+            for name in (g.filter_name, g.class_name, g.sync_class_name)
         ),
         masked=[e.python_name for e in file.entities if _may_hold_masked(e)],
         spec_literal=lambda name, entity: spec_literal(

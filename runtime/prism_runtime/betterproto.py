@@ -9,6 +9,9 @@ other class) for the rest (the other well-known types, proto2 presence, recursiv
 Each follows what betterproto's own encoder and parser do; docs/betterproto.md lists where they differ, and has
 the figures.
 
+The blocking stores (`Sync*`, for a database from `connect_sync()`) run the async ones below through
+prism_runtime.sync_clients, as the protobuf style's do: the adapter and the conversion are the same objects.
+
 The field-by-field path builds a dataclass without its `__init__` (which runs betterproto's `__setattr__` per
 field, the bulk of its cost): it fills the instance's `__dict__` as betterproto 2.0.0b7's `__post_init__` leaves
 it, which is why the `betterproto` extra pins that version.
@@ -19,13 +22,13 @@ from __future__ import annotations
 import datetime
 import keyword
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from google.protobuf import message_factory
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from prism_runtime import adapted
+from prism_runtime import adapted, sync_clients
 from prism_runtime.errors import WrongType
 from prism_runtime.extras import require
 from prism_runtime.pii.masking import has_masked_fields, mask_message
@@ -33,6 +36,7 @@ from prism_runtime.schema import EntitySpec
 
 if TYPE_CHECKING:
     from prism_runtime.database import Database
+    from prism_runtime.sync_database import SyncDatabase
 
 _betterproto: Any = require("betterproto", "a client generated with messages=betterproto")
 _PLACEHOLDER = _betterproto.PLACEHOLDER
@@ -371,6 +375,59 @@ class Graph(adapted.Graph[B, BN, GK, EF, NF]):
             BetterprotoAdapter(node_spec, node_message, node_stored),
             node_stored,
         )
+
+
+class SyncKeyValueStore(sync_clients.SyncKeyValueStore[B, K]):
+    """KeyValueStore for blocking code (generated `<Message>SyncStore` classes subclass it)."""
+
+    def __init__(self, db: SyncDatabase, spec: EntitySpec, message: type[B], stored: type[Message]) -> None:
+        super().__init__(db, spec, message, KeyValueStore(db.aio, spec, message, stored))
+
+
+class SyncSortedKeyValueStore(sync_clients.SyncSortedKeyValueStore[B, K, S]):
+    """SortedKeyValueStore for blocking code."""
+
+    def __init__(self, db: SyncDatabase, spec: EntitySpec, message: type[B], stored: type[Message]) -> None:
+        super().__init__(db, spec, message, SortedKeyValueStore(db.aio, spec, message, stored))
+
+
+class SyncTimeSeries(sync_clients.SyncTimeSeries[B, K]):
+    """TimeSeries for blocking code (generated `<Message>SyncSeries` classes subclass it)."""
+
+    def __init__(self, db: SyncDatabase, spec: EntitySpec, message: type[B], stored: type[Message]) -> None:
+        super().__init__(db, spec, message, TimeSeries(db.aio, spec, message, stored))
+
+
+class SyncNodeStore(sync_clients.SyncNodeStore[B, GK]):
+    """NodeStore for blocking code (generated `<Node>SyncNodes` classes subclass it)."""
+
+    def __init__(self, db: SyncDatabase, spec: EntitySpec, message: type[B], stored: type[Message]) -> None:
+        super().__init__(db, spec, message, NodeStore(db.aio, spec, message, stored))
+
+
+class SyncEdgeStore(sync_clients.SyncEdgeStore[B, GS, GT, EF]):
+    """EdgeStore for blocking code (generated `<Edge>SyncEdges` classes subclass it)."""
+
+    def __init__(self, db: SyncDatabase, spec: EntitySpec, message: type[B], stored: type[Message]) -> None:
+        super().__init__(db, spec, message, EdgeStore(db.aio, spec, message, stored))
+
+
+class SyncGraph(sync_clients.SyncGraph[B, BN, GK, EF, NF]):
+    """Graph for blocking code (generated `<Edge>SyncGraph` classes subclass it)."""
+
+    def __init__(
+        self,
+        db: SyncDatabase,
+        spec: EntitySpec,
+        message: type[B],
+        stored: type[Message],
+        node_spec: EntitySpec,
+        node_message: type[BN],
+        node_stored: type[Message],
+    ) -> None:
+        aio: Graph[B, BN, GK, EF, NF] = Graph(db.aio, spec, message, stored, node_spec, node_message, node_stored)
+        # mypy expands the value-restricted node keys of `aio` but not of the base: the same types, unseen.
+        super().__init__(db, spec, message, node_spec, node_message, cast(Any, aio))
 
 
 # -- masking ---------------------------------------------------------------------------------------

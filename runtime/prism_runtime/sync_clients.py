@@ -5,6 +5,9 @@ Each method makes the async class's coroutine and runs it through the database's
 thread otherwise (Kafka, NATS). The logic itself (input checks, paging, traversals, PII) is the async
 class's; nothing here does more than run it. Generated `<Message>SyncStore`, `<Message>SyncSeries`,
 `<Node>SyncNodes`, `<Edge>SyncEdges` and `<Edge>SyncGraph` classes subclass these with their types.
+
+Each class builds the protobuf async store itself, or runs the one it is given: a store of prism_runtime.adapted
+(same methods, another message class), which is how prism_runtime.betterproto's blocking stores are made.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from google.protobuf.message import Message
 
+from prism_runtime import adapted
 from prism_runtime.graph import (
     DEFAULT_FANOUT,
     Direction,
@@ -38,9 +42,10 @@ from prism_runtime.timeseries import Tail, TimeBound, TimeSeries
 if TYPE_CHECKING:
     from prism_runtime.sync_database import Runner, SyncDatabase
 
-M = TypeVar("M", bound=Message)
-E = TypeVar("E", bound=Message)
-N = TypeVar("N", bound=Message)
+# The message classes callers give and get: protobuf classes, or an adapted store's (betterproto dataclasses).
+M = TypeVar("M")
+E = TypeVar("E")
+N = TypeVar("N")
 K = TypeVar("K")
 S = TypeVar("S")
 NK = TypeVar("NK", str, bytes, int)
@@ -54,7 +59,7 @@ class _Client:
     """What every blocking client holds: its spec, the runner of its namespace, and (as `_aio`, set by each
     subclass) the async object whose coroutines it runs."""
 
-    def __init__(self, db: SyncDatabase, spec: EntitySpec, message: type[Message]) -> None:
+    def __init__(self, db: SyncDatabase, spec: EntitySpec, message: type[Any]) -> None:
         self.spec = spec
         self.message_type = message
         self._runner: Runner = db.runner(spec)
@@ -72,7 +77,10 @@ class _SyncStore(_Client, Generic[M]):
         db: SyncDatabase,
         spec: EntitySpec,
         message: type[M],
-        store: KeyValueStore[M, Any] | SortedKeyValueStore[M, Any, Any],
+        store: KeyValueStore[Any, Any]
+        | SortedKeyValueStore[Any, Any, Any]
+        | adapted.KeyValueStore[M, Any]
+        | adapted.SortedKeyValueStore[M, Any, Any],
     ) -> None:
         super().__init__(db, spec, message)
         self._aio = store
@@ -101,13 +109,21 @@ class _SyncStore(_Client, Generic[M]):
 class SyncKeyValueStore(_SyncStore[M], Generic[M, K]):
     """A map from key to message, for blocking code."""
 
-    def __init__(self, db: SyncDatabase, spec: EntitySpec, message: type[M]) -> None:
-        self._store: KeyValueStore[M, K] = KeyValueStore(db.aio, spec, message)
+    def __init__(
+        self,
+        db: SyncDatabase,
+        spec: EntitySpec,
+        message: type[M],
+        store: adapted.KeyValueStore[M, K] | None = None,
+    ) -> None:
+        if store is None:
+            own: KeyValueStore[Any, K] = KeyValueStore(db.aio, spec, cast("type[Message]", message))
+            # The point read calls the async store's own key check and backend method, with no frame of its own
+            # between them and this one: a get is the call programs make most.
+            self._check_key = own._key
+            self._backend_get = own._backend.get
+        self._store: KeyValueStore[Any, K] | adapted.KeyValueStore[M, K] = own if store is None else store
         super().__init__(db, spec, message, self._store)
-        # The point read calls the async store's own key check and backend method, with no frame of its own
-        # between them and this one: a get is the call programs make most.
-        self._check_key = self._store._key
-        self._backend_get = self._store._backend.get
 
     def _after(self, key: K | None) -> tuple[Any, ...] | None:
         """Return the full key a finder continues after, checked (generated find_by_<field>)."""
@@ -115,6 +131,8 @@ class SyncKeyValueStore(_SyncStore[M], Generic[M, K]):
 
     def get(self, key: K) -> M | None:
         """Return the item stored at `key`, or None."""
+        if isinstance(self._store, adapted.KeyValueStore):
+            return self._run(self._store.get(key))
         return self._run(self._backend_get((self._check_key(key),)))
 
     def get_many(self, keys: Sequence[K]) -> list[M | None]:
@@ -147,8 +165,16 @@ class SyncKeyValueStore(_SyncStore[M], Generic[M, K]):
 class SyncSortedKeyValueStore(_SyncStore[M], Generic[M, K, S]):
     """A map from key to a sorted map from sort key to message, for blocking code."""
 
-    def __init__(self, db: SyncDatabase, spec: EntitySpec, message: type[M]) -> None:
-        self._store: SortedKeyValueStore[M, K, S] = SortedKeyValueStore(db.aio, spec, message)
+    def __init__(
+        self,
+        db: SyncDatabase,
+        spec: EntitySpec,
+        message: type[M],
+        store: adapted.SortedKeyValueStore[M, K, S] | None = None,
+    ) -> None:
+        self._store: SortedKeyValueStore[Any, K, S] | adapted.SortedKeyValueStore[M, K, S] = (
+            SortedKeyValueStore(db.aio, spec, cast("type[Message]", message)) if store is None else store
+        )
         super().__init__(db, spec, message, self._store)
 
     def _after(self, key: tuple[K, S] | None) -> tuple[Any, ...] | None:
@@ -204,7 +230,7 @@ class SyncSortedKeyValueStore(_SyncStore[M], Generic[M, K, S]):
 class SyncTail(Generic[M]):
     """Follows new events, blocking for each; `with series.tail() as events:` fixes the start first."""
 
-    def __init__(self, tail: Tail[M], runner: Runner) -> None:
+    def __init__(self, tail: Tail[Any] | adapted.Tail[M], runner: Runner) -> None:
         self._tail = tail
         self._run = runner.run
 
@@ -229,15 +255,24 @@ class SyncTail(Generic[M]):
         return self
 
     def __next__(self) -> M:
-        return self._run(self._tail.__anext__())
+        event: M = self._run(self._tail.__anext__())
+        return event
 
 
 class SyncTimeSeries(_Client, Generic[M, K]):
     """A series of events per key, ordered by event time, for blocking code."""
 
-    def __init__(self, db: SyncDatabase, spec: EntitySpec, message: type[M]) -> None:
+    def __init__(
+        self,
+        db: SyncDatabase,
+        spec: EntitySpec,
+        message: type[M],
+        series: adapted.TimeSeries[M, K] | None = None,
+    ) -> None:
         super().__init__(db, spec, message)
-        self._series: TimeSeries[M, K] = TimeSeries(db.aio, spec, message)
+        self._series: TimeSeries[Any, K] | adapted.TimeSeries[M, K] = (
+            TimeSeries(db.aio, spec, cast("type[Message]", message)) if series is None else series
+        )
         self._aio = self._series
 
     def append(self, event: M) -> None:
@@ -271,11 +306,17 @@ class SyncNodeStore(_Client, Generic[N, NK]):
     """The nodes of one graph_node message, for blocking code."""
 
     def __init__(
-        self, db: SyncDatabase, spec: EntitySpec, message: type[N], nodes: NodeStore[N, NK] | None = None
+        self,
+        db: SyncDatabase,
+        spec: EntitySpec,
+        message: type[N],
+        nodes: NodeStore[Any, NK] | adapted.NodeStore[N, NK] | None = None,
     ) -> None:
         super().__init__(db, spec, message)
-        self._nodes: NodeStore[N, NK] = nodes if nodes is not None else NodeStore(db.aio, spec, message)
-        self._aio: NodeStore[N, NK] = self._nodes
+        self._nodes: NodeStore[Any, NK] | adapted.NodeStore[N, NK] = (
+            nodes if nodes is not None else NodeStore(db.aio, spec, cast("type[Message]", message))
+        )
+        self._aio: NodeStore[Any, NK] | adapted.NodeStore[N, NK] = self._nodes
 
     def add_node(self, node: N) -> None:
         """Insert `node`, replacing the node with the same key."""
@@ -300,10 +341,14 @@ class SyncNodeStore(_Client, Generic[N, NK]):
 
 class _SyncEdges(_Client, Generic[E, SK, TK, EF]):
     def __init__(
-        self, db: SyncDatabase, spec: EntitySpec, message: type[E], edges: EdgeStore[E, SK, TK, EF]
+        self,
+        db: SyncDatabase,
+        spec: EntitySpec,
+        message: type[E],
+        edges: EdgeStore[Any, SK, TK, EF] | adapted.EdgeStore[E, SK, TK, EF],
     ) -> None:
         super().__init__(db, spec, message)
-        self._aio: EdgeStore[E, SK, TK, EF] = edges
+        self._aio: EdgeStore[Any, SK, TK, EF] | adapted.EdgeStore[E, SK, TK, EF] = edges
 
     def add_edge(self, edge: E) -> None:
         """Insert `edge`, replacing the edge with the same source and target."""
@@ -349,8 +394,17 @@ class _SyncEdges(_Client, Generic[E, SK, TK, EF]):
 class SyncEdgeStore(_SyncEdges[E, SK, TK, EF], Generic[E, SK, TK, EF]):
     """The edges of one graph_edge message between two node types, for blocking code."""
 
-    def __init__(self, db: SyncDatabase, spec: EntitySpec, message: type[E]) -> None:
-        super().__init__(db, spec, message, EdgeStore(db.aio, spec, message))
+    def __init__(
+        self,
+        db: SyncDatabase,
+        spec: EntitySpec,
+        message: type[E],
+        edges: adapted.EdgeStore[E, SK, TK, EF] | None = None,
+    ) -> None:
+        aio: EdgeStore[Any, SK, TK, EF] | adapted.EdgeStore[E, SK, TK, EF]
+        aio = EdgeStore(db.aio, spec, cast("type[Message]", message)) if edges is None else edges
+        # mypy expands the value-restricted keys of `aio` but not of the base: the same types, unseen.
+        super().__init__(db, spec, message, cast(Any, aio))
 
 
 class SyncGraph(_SyncEdges[E, NK, NK, EF], Generic[E, N, NK, EF, NF]):
@@ -363,8 +417,15 @@ class SyncGraph(_SyncEdges[E, NK, NK, EF], Generic[E, N, NK, EF, NF]):
         message: type[E],
         node_spec: EntitySpec,
         node_message: type[N],
+        graph: adapted.Graph[E, N, NK, EF, NF] | None = None,
     ) -> None:
-        self._graph: Graph[E, N, NK, EF, NF] = Graph(db.aio, spec, message, node_spec, node_message)
+        self._graph: Graph[Any, Any, NK, EF, NF] | adapted.Graph[E, N, NK, EF, NF] = (
+            Graph(
+                db.aio, spec, cast("type[Message]", message), node_spec, cast("type[Message]", node_message)
+            )
+            if graph is None
+            else graph
+        )
         # A Graph is an EdgeStore whose ends are both node keys; mypy cannot see that through value-restricted keys.
         super().__init__(db, spec, message, cast(Any, self._graph))
         self.nodes: SyncNodeStore[N, NK] = SyncNodeStore(db, node_spec, node_message, self._graph.nodes)
