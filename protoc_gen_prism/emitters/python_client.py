@@ -182,9 +182,7 @@ def _module(file: ProtoFile, planned: dict[str, str], betterproto: bool) -> Gene
         expiring=any(s.ttl_seconds for s in stores),
         graph_classes=graph,
         graph_exports=sorted(
-            name
-            for g in graph
-            for name in (g.filter_name, g.class_name, g.sync_class_name)
+            name for g in graph for name in (g.filter_name, g.class_name, g.sync_class_name)
         ),
         masked=[e.python_name for e in file.entities if _may_hold_masked(e)],
         spec_literal=lambda name, entity: spec_literal(

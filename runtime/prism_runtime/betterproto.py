@@ -425,7 +425,9 @@ class SyncGraph(sync_clients.SyncGraph[B, BN, GK, EF, NF]):
         node_message: type[BN],
         node_stored: type[Message],
     ) -> None:
-        aio: Graph[B, BN, GK, EF, NF] = Graph(db.aio, spec, message, stored, node_spec, node_message, node_stored)
+        aio: Graph[B, BN, GK, EF, NF] = Graph(
+            db.aio, spec, message, stored, node_spec, node_message, node_stored
+        )
         # mypy expands the value-restricted node keys of `aio` but not of the base: the same types, unseen.
         super().__init__(db, spec, message, node_spec, node_message, cast(Any, aio))
 
