@@ -186,7 +186,7 @@ def _module(file: ProtoFile, planned: dict[str, str], betterproto: bool) -> Gene
         ),
         masked=[e.python_name for e in file.entities if _may_hold_masked(e)],
         spec_literal=lambda name, entity: spec_literal(
-            name, _generated_spec(entity, planned.get(entity.namespace, ""))
+            name, entity.spec, _generated_arguments(entity, planned.get(entity.namespace, ""))
         ),
         python_keywords=keyword.kwlist,
         docstring_safe=_docstring_safe,
@@ -198,16 +198,18 @@ LINE_LENGTH = 110
 """The line length generated clients are formatted to (ruff format --line-length 110)."""
 
 
-def spec_literal(spec_name: str, spec: EntitySpec) -> str:
+def spec_literal(spec_name: str, spec: EntitySpec, overrides: Mapping[str, object] | None = None) -> str:
     """Return `NAME = EntitySpec(...)`, written from the dataclass's own fields, leaving defaults out.
 
-    One-line values come first, in the order the dataclass declares them, then the multi-line ones (the
-    columns and the DDL), so that the literal reads top-down like the table it describes.
+    `overrides` gives some arguments other values than `spec` has (the generated module's own). One-line
+    values come first, in the order the dataclass declares them, then the multi-line ones (the columns and
+    the DDL), so that the literal reads top-down like the table it describes.
     """
     short: list[str] = []
     long: list[str] = []
+    changed = overrides or {}
     for name, default in _spec_arguments():
-        value = getattr(spec, name)
+        value = changed[name] if name in changed else getattr(spec, name)
         if value == default:
             continue
         if isinstance(value, tuple):
@@ -266,11 +268,10 @@ def _ddl_argument(name: str, ddl: Mapping[str, tuple[str, ...]]) -> str:
     return "\n".join(lines)
 
 
-def _generated_spec(entity: Entity, planned: str) -> EntitySpec:
-    """Return the spec the generated module holds: the model's, with the planned backend and the SQLite DDL."""
-    # One replace: the DDL does not depend on the planned backend, so it is rendered from the model's spec.
-    ddl = {"sqlite": tuple(ddl_statements(entity.spec, _SQLITE))}
-    return dataclasses.replace(entity.spec, planned_backend=planned, ddl=ddl)
+def _generated_arguments(entity: Entity, planned: str) -> dict[str, object]:
+    """Return what the generated module's spec has that the model's has not: the planned backend and the
+    SQLite DDL (which does not depend on the backend, so it is rendered from the model's spec)."""
+    return {"planned_backend": planned, "ddl": {"sqlite": tuple(ddl_statements(entity.spec, _SQLITE))}}
 
 
 _SQLITE = SqliteDdl()
@@ -281,10 +282,10 @@ def column_call(c: Column) -> str:
 
     The long form ends with a trailing comma, which keeps ruff's formatter from joining it again.
     """
-    args = [f'"{c.name}"', str(c.number), f"ColumnKind.{c.kind.name}"]
-    for name, value in zip(_COLUMN_ORDER, _COLUMN_VALUES(c), strict=True):
+    args = [f'"{c.name}"', str(c.number), _KIND_ARGUMENTS[c.kind]]
+    for flag, name, value in zip(_FLAG_ARGUMENTS, _COLUMN_ORDER, _COLUMN_VALUES(c), strict=True):
         if value is True:
-            args.append(f"{name}=True")
+            args.append(flag)
         elif value:
             args.append(f'{name}="{value}"')  # a pii kind or an identifier: nothing to escape
     if c.plaintext_reason:
@@ -311,6 +312,8 @@ _COLUMN_ORDER = (
     "expiry",
 )
 _COLUMN_VALUES = operator.attrgetter(*_COLUMN_ORDER)
+_FLAG_ARGUMENTS = tuple(f"{name}=True" for name in _COLUMN_ORDER)
+_KIND_ARGUMENTS = {kind: f"ColumnKind.{kind.name}" for kind in ColumnKind}
 
 
 def _width(text: str) -> int:
