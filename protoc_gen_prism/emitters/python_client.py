@@ -6,7 +6,6 @@ import dataclasses
 import functools
 import keyword
 import operator
-import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -213,8 +212,8 @@ def spec_literal(spec_name: str, spec: EntitySpec, overrides: Mapping[str, objec
         if value == default:
             continue
         if isinstance(value, tuple):
-            long.append(f"    {name}=(\n" + "".join(f"        {column_call(c)},\n" for c in value) + "    ),")
-        elif isinstance(value, Mapping):
+            long.append(f"    {name}=(\n" + "".join([f"        {column_call(c)},\n" for c in value]) + "    ),")
+        elif not isinstance(value, str | int) and isinstance(value, Mapping):  # str first: Mapping is an ABC
             long.append(_ddl_argument(name, value))
         else:
             short.append(f"    {name}={_python_value(value)},")
@@ -240,10 +239,15 @@ def _spec_arguments() -> tuple[tuple[str, object], ...]:
 
 def _python_value(value: object) -> str:
     if isinstance(value, Enum):
-        return f"{type(value).__name__}.{value.name}"
+        return _enum_literal(value)
     if isinstance(value, str):
         return python_string(value)
     return repr(value)  # bool, int
+
+
+@functools.cache
+def _enum_literal(value: Enum) -> str:
+    return f"{type(value).__name__}.{value.name}"
 
 
 def _ddl_argument(name: str, ddl: Mapping[str, tuple[str, ...]]) -> str:
@@ -255,9 +259,9 @@ def _ddl_argument(name: str, ddl: Mapping[str, tuple[str, ...]]) -> str:
     for dialect, statements in ddl.items():
         lines.append(f'        "{dialect}": (')
         for statement in statements:
-            pieces = re.split(r"(?<=, )", statement)
+            *pieces, last = statement.split(", ")  # each piece keeps its ", " (str.split beats re.split)
             chunks: list[str] = [""]
-            for piece in pieces:
+            for piece in (*(p + ", " for p in pieces), last):
                 if chunks[-1] and len(chunks[-1]) + len(piece) > 90:
                     chunks.append("")
                 chunks[-1] += piece
