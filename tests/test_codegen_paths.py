@@ -9,10 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import unicodedata
-from pathlib import Path
-from typing import Any
 
-import jinja2
 import pytest
 from conftest import EXAMPLES
 from google.protobuf import descriptor_pb2
@@ -21,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from plugin_requests import answer, capture_request
 
-from protoc_gen_prism import locations, templating
+from protoc_gen_prism import locations
 from protoc_gen_prism.diagnostics import Location
 from protoc_gen_prism.emitters.plan_file import indented_json
 from protoc_gen_prism.emitters.python_client import _width, python_string
@@ -102,37 +99,6 @@ def test_a_compile_without_problems_indexes_no_position(
     assert built and "acme/users/v1/users.proto:" in error
     line = next(x for x in error.splitlines() if x.startswith("acme/users/v1/users.proto:"))
     assert line.split(":")[1].isdigit() and int(line.split(":")[1]) > 1
-
-
-def test_compiled_templates_kept_between_runs_render_the_same(
-    examples_request: plugin_pb2.CodeGeneratorRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def generated(cache: str) -> dict[str, str]:
-        monkeypatch.setenv(templating.CACHE_ENV, cache)
-        templating.environment.cache_clear()
-        response = answer(examples_request)
-        assert not response.error
-        return {f.name: f.content for f in response.file}
-
-    compiles: list[str] = []
-    compile_template = jinja2.Environment.compile
-
-    def counted(self: jinja2.Environment, source: str, *args: Any, **kwargs: Any) -> Any:
-        compiles.append(source)
-        return compile_template(self, source, *args, **kwargs)
-
-    monkeypatch.setattr(jinja2.Environment, "compile", counted)
-    try:
-        kept = tmp_path / "kept"
-        compiled = generated(str(kept))  # compiles and keeps the code
-        assert [p.suffix for p in kept.iterdir()] == [".jinja-code"] and len(compiles) == 1
-        assert generated(str(kept)) == compiled and len(compiles) == 1  # loads the kept code
-        assert generated("") == compiled and len(compiles) == 2  # keeps nothing
-        (tmp_path / "a-file").write_text("")
-        assert generated(str(tmp_path / "a-file" / "kept")) == compiled  # cannot keep: compiles every time
-        assert len(compiles) == 3
-    finally:
-        templating.environment.cache_clear()
 
 
 @given(st.text())
