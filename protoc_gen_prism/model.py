@@ -8,6 +8,7 @@ from functools import cached_property
 
 from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec, expiry_column
 from protoc_gen_prism.diagnostics import Location
+from protoc_gen_prism.frozen import built_at_once
 from protoc_gen_prism.naming import python_module
 from protoc_gen_prism.vocabulary import AccessPattern, BackendKind, EdgeDirection, PiiKind
 
@@ -36,6 +37,7 @@ NO_FIELD_OPTIONS = FieldOptions()
 builder gives it to every such field, so `options is NO_FIELD_OPTIONS` skips the rules about options."""
 
 
+@built_at_once
 @dataclass(frozen=True)
 class Field:
     """One field of an entity."""
@@ -80,6 +82,7 @@ _ROLES = ("key", "sort_key", "event_time", "edge_source", "edge_target", "subjec
 """The field options that give a field a role in its entity; one field per role."""
 
 
+@built_at_once
 @dataclass(frozen=True)
 class EntityOptions:
     """The prism options of one message, typed and with defaults resolved."""
@@ -98,6 +101,7 @@ class EntityOptions:
     ttl_seconds: int = 0  # 0: items never expire
 
 
+@built_at_once
 @dataclass(frozen=True)
 class Entity:
     """An annotated message: the unit every emitter works on."""

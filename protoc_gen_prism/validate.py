@@ -21,6 +21,7 @@ from prism_runtime.backends.registry import serving
 from prism_runtime.schema import EXPIRES_AT_COLUMN, Abstraction, ColumnKind
 from prism_runtime.sql.names import EVENT_ID_COLUMN, SEQUENCE_COLUMN
 from protoc_gen_prism.diagnostics import Diagnostic, Location, allowed_values
+from protoc_gen_prism.frozen import built_at_once
 from protoc_gen_prism.limits import (
     INT32_MAX,
     INT64_MAX,
@@ -66,6 +67,7 @@ _STREAMS = frozenset({BackendKind.KAFKA, BackendKind.NATS})
 # -- the trail and the report ------------------------------------------------------------------------
 
 
+@built_at_once
 @dataclass(frozen=True)
 class Trail:
     """Where a rule is checked: the element's dotted name (message > field) and its position."""

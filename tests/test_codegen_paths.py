@@ -7,6 +7,7 @@ paths must keep.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import unicodedata
 
@@ -22,6 +23,7 @@ from protoc_gen_prism import locations
 from protoc_gen_prism.diagnostics import Location
 from protoc_gen_prism.emitters.plan_file import indented_json
 from protoc_gen_prism.emitters.python_client import _width, python_string
+from protoc_gen_prism.frozen import built_at_once
 from protoc_gen_prism.locations import SourceIndex
 
 EXAMPLE_FILES = sorted(str(p.relative_to(EXAMPLES)) for p in EXAMPLES.rglob("*.proto"))
@@ -132,3 +134,52 @@ _JSON = st.recursive(
 def test_plan_file_json_is_json_dumps_with_indent(value: object) -> None:
     # prism.plan.json is written without the json module's slow indenting encoder, to the same bytes.
     assert indented_json(value) == json.dumps(value, indent=2)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plain:
+    name: str
+    number: int
+    comment: str = ""
+    tags: tuple[str, ...] = ()
+
+
+@built_at_once
+@dataclasses.dataclass(frozen=True)
+class _Quick:
+    name: str
+    number: int
+    comment: str = ""
+    tags: tuple[str, ...] = ()
+
+
+def test_a_dataclass_built_at_once_is_the_dataclass_it_was() -> None:
+    # The IR's frozen dataclasses get a quicker __init__; everything else must stay the dataclass's.
+    quick, plain = _Quick("a", 1, tags=("x",)), _Plain("a", 1, tags=("x",))
+    assert vars(quick) == vars(plain) == {"name": "a", "number": 1, "comment": "", "tags": ("x",)}
+    assert quick == _Quick(name="a", number=1, comment="", tags=("x",)) and hash(quick) == hash(
+        _Quick("a", 1, "", ("x",))
+    )
+    assert repr(quick) == repr(plain).replace("_Plain", "_Quick")
+    assert dataclasses.replace(quick, number=2) == _Quick("a", 2, tags=("x",))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        quick.name = "b"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        _Quick("a")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        _Quick("a", 1, bogus=2)  # type: ignore[call-arg]
+
+    @dataclasses.dataclass(frozen=True)
+    class Factory:
+        items: list[int] = dataclasses.field(default_factory=list)
+
+    @dataclasses.dataclass(frozen=True)
+    class PostInit:
+        n: int
+
+        def __post_init__(self) -> None:
+            pass
+
+    for unsupported in (Factory, PostInit):
+        with pytest.raises(TypeError):
+            built_at_once(unsupported)
