@@ -9,7 +9,7 @@ T = TypeVar("T")
 
 
 def built_at_once(cls: type[T]) -> type[T]:
-    """Give a frozen dataclass an __init__ that sets every field in one update of the instance's dict.
+    """Give a frozen dataclass an __init__ that writes every field straight into the instance's dict.
 
     A frozen dataclass's own __init__ sets each field through object.__setattr__, which is most of what
     building one costs: the model of a 10,000-message request holds ~80,000 fields. This __init__ takes the
@@ -18,7 +18,8 @@ def built_at_once(cls: type[T]) -> type[T]:
     default factories, keyword-only fields or slots, which is checked.
     """
     fields = dataclasses.fields(cls)  # type: ignore[arg-type]
-    if "__slots__" in vars(cls) or hasattr(cls, "__post_init__"):
+    names = [f.name for f in fields]
+    if "__slots__" in vars(cls) or hasattr(cls, "__post_init__") or {"__self__", "__values__"} & set(names):
         raise TypeError(f"{cls.__name__}: built_at_once is for dataclasses without slots or __post_init__")
     defaults: dict[str, object] = {}
     arguments: list[str] = []
@@ -30,8 +31,12 @@ def built_at_once(cls: type[T]) -> type[T]:
         else:
             defaults[f"_default_{f.name}"] = f.default
             arguments.append(f"{f.name}=_default_{f.name}")
-    values = ", ".join(f"{f.name!r}: {f.name}" for f in fields)
-    source = f"def __init__(self, {', '.join(arguments)}):\n    self.__dict__.update({{{values}}})\n"
+    # Item by item, in declaration order: the dict then shares its keys with the class's other instances,
+    # as after the dataclass's own __init__ (an update() would give each instance a copy of the keys).
+    source = (
+        f"def __init__(__self__, {', '.join(arguments)}):\n    __values__ = __self__.__dict__\n"
+        + "".join(f"    __values__[{f.name!r}] = {f.name}\n" for f in fields)
+    )
     namespace = dict(defaults)
     exec(source, namespace)  # as dataclasses writes its own __init__
     init = namespace["__init__"]

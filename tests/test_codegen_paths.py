@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import sys
 import unicodedata
 
 import pytest
@@ -157,6 +158,9 @@ def test_a_dataclass_built_at_once_is_the_dataclass_it_was() -> None:
     # The IR's frozen dataclasses get a quicker __init__; everything else must stay the dataclass's.
     quick, plain = _Quick("a", 1, tags=("x",)), _Plain("a", 1, tags=("x",))
     assert vars(quick) == vars(plain) == {"name": "a", "number": 1, "comment": "", "tags": ("x",)}
+    assert sys.getsizeof(vars(quick)) == sys.getsizeof(
+        vars(plain)
+    )  # its dict shares the keys, as the plain's
     assert quick == _Quick(name="a", number=1, comment="", tags=("x",)) and hash(quick) == hash(
         _Quick("a", 1, "", ("x",))
     )
