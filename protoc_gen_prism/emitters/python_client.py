@@ -212,7 +212,9 @@ def spec_literal(spec_name: str, spec: EntitySpec, overrides: Mapping[str, objec
         if value == default:
             continue
         if isinstance(value, tuple):
-            long.append(f"    {name}=(\n" + "".join([f"        {column_call(c)},\n" for c in value]) + "    ),")
+            long.append(
+                f"    {name}=(\n" + "".join([f"        {column_call(c)},\n" for c in value]) + "    ),"
+            )
         elif not isinstance(value, str | int) and isinstance(value, Mapping):  # str first: Mapping is an ABC
             long.append(_ddl_argument(name, value))
         else:
@@ -286,18 +288,23 @@ def column_call(c: Column) -> str:
 
     The long form ends with a trailing comma, which keeps ruff's formatter from joining it again.
     """
-    args = [f'"{c.name}"', str(c.number), _KIND_ARGUMENTS[c.kind]]
-    for flag, name, value in zip(_FLAG_ARGUMENTS, _COLUMN_ORDER, _COLUMN_VALUES(c), strict=True):
-        if value is True:
-            args.append(flag)
-        elif value:
-            args.append(f'{name}="{value}"')  # a pii kind or an identifier: nothing to escape
+    args = [f'"{c.name}"', str(c.number), _KIND_ARGUMENTS[c.kind], *_flag_arguments(_COLUMN_VALUES(c))]
     if c.plaintext_reason:
         args.append(f"plaintext_reason={python_string(c.plaintext_reason)}")
     one_line = f"Column({', '.join(args)})"
     if _width(one_line) + 9 <= LINE_LENGTH:  # 8 spaces before, a comma after
         return one_line
     return "Column(\n" + "".join(f"            {a},\n" for a in args) + "        )"
+
+
+@functools.cache
+def _flag_arguments(values: tuple[object, ...]) -> tuple[str, ...]:
+    """Return the Column arguments for the values of _COLUMN_ORDER; a schema has few distinct sets."""
+    return tuple(
+        f"{name}=True" if value is True else f'{name}="{value}"'  # a pii kind or an identifier: no escaping
+        for name, value in zip(_COLUMN_ORDER, values, strict=True)
+        if value
+    )
 
 
 # The Column arguments after the first three, in the order the generated specs have always listed them.
@@ -316,7 +323,6 @@ _COLUMN_ORDER = (
     "expiry",
 )
 _COLUMN_VALUES = operator.attrgetter(*_COLUMN_ORDER)
-_FLAG_ARGUMENTS = tuple(f"{name}=True" for name in _COLUMN_ORDER)
 _KIND_ARGUMENTS = {kind: f"ColumnKind.{kind.name}" for kind in ColumnKind}
 
 
@@ -385,6 +391,7 @@ def _store(entity: Entity, file: ProtoFile, style: _Style) -> _Store:
         base = f"{style.runtime}.SortedKeyValueStore"
         type_args = f"{message}, {key.python_key_type}, {sort_key.python_key_type}"
     summary = _docstring_safe(entity.comment) or f"KeyValue store of {entity.full_name}."
+    spec_name = _spec_name(entity)
     layout = f"keyed by {key.name}" + (f", sorted by {sort_key.name} within a key" if sort_key else "")
     return _Store(
         entity=entity,
@@ -392,7 +399,7 @@ def _store(entity: Entity, file: ProtoFile, style: _Style) -> _Store:
         sync_class_name=_class_name(entity, SYNC + "Store"),
         base=base,
         type_args=type_args,
-        spec_name=_spec_name(entity),
+        spec_name=spec_name,
         docstring=f"{summary.rstrip('.')}.\n\n    Namespace ``{entity.namespace}``, {layout}.",
         finders=[f for f in entity.fields if f.options.searchable],
         index_finders=[
@@ -411,9 +418,11 @@ def _store(entity: Entity, file: ProtoFile, style: _Style) -> _Store:
                 ),
             )
             for client, prefix in _STYLES.items()
-        },
+        }
+        if entity.options.ttl_seconds
+        else {},  # only a store with a TTL has its own put and put_many
         message=message,
-        init_args=f"{_spec_name(entity)}, {style.init_args(entity)}",
+        init_args=f"{spec_name}, {style.init_args(entity)}",
     )
 
 
@@ -459,20 +468,21 @@ def _series(entity: Entity, style: _Style) -> _Store:
     key, event_time = entity.key, entity.event_time
     assert key is not None and event_time is not None  # the model builder guarantees both on TimeSeries
     summary = _docstring_safe(entity.comment) or f"TimeSeries of {entity.full_name}."
+    spec_name = _spec_name(entity)
     return _Store(
         entity=entity,
         class_name=_class_name(entity, "Series"),
         sync_class_name=_class_name(entity, SYNC + "Series"),
         base=f"{style.runtime}.TimeSeries",
         type_args=f"{style.message(entity)}, {key.python_key_type}",
-        spec_name=_spec_name(entity),
+        spec_name=spec_name,
         docstring=(
             f"{summary.rstrip('.')}.\n\n    Namespace ``{entity.namespace}``, a series per {key.name}, "
             f"ordered by {event_time.name}."
         ),
         finders=[],
         message=style.message(entity),
-        init_args=f"{_spec_name(entity)}, {style.init_args(entity)}",
+        init_args=f"{spec_name}, {style.init_args(entity)}",
     )
 
 
@@ -598,7 +608,7 @@ def _spec_name(entity: Entity) -> str:
 def _docstring_safe(text: str) -> str:
     text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
     # Control characters (a NUL makes the module unparseable) are written as escapes.
-    return "".join(f"\\x{ord(c):02x}" if c in _CONTROL else c for c in text)
+    return text.translate(_CONTROL_ESCAPES)
 
 
-_CONTROL = frozenset(chr(n) for n in (*range(32), 127)) - {"\n", "\t"}
+_CONTROL_ESCAPES = {n: f"\\x{n:02x}" for n in (*range(32), 127) if chr(n) not in "\n\t"}
