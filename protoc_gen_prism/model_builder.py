@@ -96,6 +96,7 @@ class _Place:
     proto: descriptor_pb2.DescriptorProto
     path: loc.Path
     python_name: str
+    full_name: str
 
 
 class _Builder:
@@ -146,9 +147,10 @@ class _Builder:
                 if is_map_entry(desc):
                     continue
                 python_name = f"{py}{proto.name}"
-                yield _Place(desc, proto, here, python_name)
+                full_name = desc.full_name
+                yield _Place(desc, proto, here, python_name, full_name)
                 yield from walk(
-                    proto.nested_type, (*here, loc.NESTED_TYPE), f"{desc.full_name}.", f"{python_name}."
+                    proto.nested_type, (*here, loc.NESTED_TYPE), f"{full_name}.", f"{python_name}."
                 )
 
         return walk(file.message_type, (loc.MESSAGE_TYPE,), prefix, "")
@@ -156,7 +158,7 @@ class _Builder:
     # -- entities --------------------------------------------------------------------------------
 
     def entity(self, place: _Place) -> Entity | None:
-        name = place.desc.full_name
+        name = place.full_name
         try:
             message_options = self.reader.message_options(place.proto.options)
         except OptionsUnreadable as error:
@@ -179,8 +181,9 @@ class _Builder:
             return None
         where = self.src.locate(place.path)
         pattern = self._access_pattern(place, message_options)
+        descs = place.desc.fields  # the pool's fields are the proto's, in the same order
         fields = tuple(
-            self.field(place, i, proto, opts)
+            self.field(place, i, proto, descs[i], opts)
             for i, (proto, opts) in enumerate(zip(place.proto.field, field_options, strict=True))
         )
         if pattern is None:
@@ -209,7 +212,7 @@ class _Builder:
         return entity
 
     def _access_pattern(self, place: _Place, options: OptionMap) -> AccessPattern | None:
-        name = place.desc.full_name
+        name = place.full_name
         raw = options.get("access_pattern")
         if raw is None:
             for option_name, value in sorted(options.items()):
@@ -232,7 +235,7 @@ class _Builder:
             return None
 
     def _entity_options(self, place: _Place, options: OptionMap, pattern: AccessPattern) -> EntityOptions:
-        name = place.desc.full_name
+        name = place.full_name
 
         def where(option: str) -> Location:
             return self._option_location(place.path, loc.MESSAGE_OPTIONS, options[option].number)
@@ -322,10 +325,10 @@ class _Builder:
         place: _Place,
         index: int,
         proto: descriptor_pb2.FieldDescriptorProto,
+        desc: descriptor.FieldDescriptor,
         options: OptionMap,
     ) -> Field:
         src = self.src
-        desc = place.desc.fields[index]  # the pool's fields are the proto's, in the same order
         path = (*place.path, loc.FIELD, index)
         proto_type = PROTO_TYPE_NAMES[desc.type]
         message_type = desc.message_type
@@ -410,7 +413,7 @@ class _Builder:
             except ValueError:
                 self.error(
                     self._option_location(path, loc.FIELD_OPTIONS, options["pii"].number),
-                    f"{place.desc.full_name}.{proto.name}",
+                    f"{place.full_name}.{proto.name}",
                     f"unknown pii kind {value!r}; {allowed_values(value, list(PiiKind))}",
                 )
         flags = {
