@@ -7,6 +7,8 @@ paths must keep.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 import unicodedata
 
 import pytest
@@ -110,3 +112,42 @@ def test_python_string_is_the_text_as_a_literal(text: str) -> None:
 @given(st.text())
 def test_width_counts_wide_characters_twice(text: str) -> None:
     assert _width(text) == sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+# What the plugin process may load on the default path (no sql_dialect beyond postgres and sqlite): the
+# runtime's data contract and SQL names, not its stores, drivers or telemetry.
+RUNTIME_MODULES_A_COMPILE_READS = {
+    "prism_runtime",
+    "prism_runtime.backends",
+    "prism_runtime.backends.registry",
+    "prism_runtime.errors",
+    "prism_runtime.schema",
+    "prism_runtime.sql",
+    "prism_runtime.sql.dialect",
+    "prism_runtime.sql.dialects",
+    "prism_runtime.sql.names",
+    "prism_runtime.stream_plans",
+}
+
+
+@pytest.mark.parametrize("parameter", ["", "sql_dialect=postgres,sql_dialect=sqlite,profile=local"])
+def test_a_default_compile_loads_no_sqlglot_telemetry_or_runtime_stores(
+    examples_request: plugin_pb2.CodeGeneratorRequest, parameter: str
+) -> None:
+    request = plugin_pb2.CodeGeneratorRequest()
+    request.CopyFrom(examples_request)
+    request.parameter = parameter
+    # The executable's own entry point in a fresh interpreter, which then lists what it loaded.
+    script = (
+        "import sys\nfrom protoc_gen_prism.plugin import main\nmain([])\n"
+        "sys.stderr.write(' '.join(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], input=request.SerializeToString(), capture_output=True, check=True
+    )
+    response = plugin_pb2.CodeGeneratorResponse.FromString(done.stdout)
+    assert not response.error and any(f.name.startswith("sql/sqlite/") for f in response.file)
+    loaded = set(done.stderr.decode().split())
+    assert not {m for m in loaded if m.split(".")[0] in ("sqlglot", "opentelemetry")}
+    assert {m for m in loaded if m.split(".")[0] == "prism_runtime"} <= RUNTIME_MODULES_A_COMPILE_READS
+    assert "traceback" not in loaded
