@@ -132,7 +132,7 @@ _SPELLINGS: dict[str, _Spelling] = {
 
 
 def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+    return f'"{name}"' if '"' not in name else '"' + name.replace('"', '""') + '"'
 
 
 def _names(names: tuple[str, ...] | list[str]) -> str:
@@ -216,6 +216,14 @@ class _Writer:
         return text
 
     def column(self, column: Column, primary: bool, inline_key: bool) -> str:
+        # What follows the name depends on a handful of the column's fields: written once per shape.
+        shape = (self.dialect.name, column.kind, column.repeated, column.nullable, primary, inline_key)
+        definition = _DEFINITIONS.get(shape)
+        if definition is None:
+            definition = _DEFINITIONS[shape] = self.definition(column, primary, inline_key)
+        return _quote(column.name) + definition
+
+    def definition(self, column: Column, primary: bool, inline_key: bool) -> str:
         spelling = self.spelling
         types = self.dialect.types
         if not column.repeated:
@@ -224,7 +232,7 @@ class _Writer:
             kind = f"{types[column.kind]}[]"
         else:
             kind = types[ColumnKind.JSON]
-        text = f"{_quote(column.name)} {spelling.types.get(kind, kind)}"
+        text = f" {spelling.types.get(kind, kind)}"
         if primary:
             if column.kind is ColumnKind.STRING:
                 text += spelling.key_collation
@@ -269,5 +277,9 @@ class _Writer:
         return ", ".join(args)
 
 
+_DEFINITIONS: dict[tuple[object, ...], str] = {}
+"""A column's type and constraints by dialect and shape (see `_Writer.column`)."""
+
+
 def _indent(text: str) -> str:
-    return "\n".join(_PAD + line for line in text.split("\n"))
+    return _PAD + text.replace("\n", "\n" + _PAD)
