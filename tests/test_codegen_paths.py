@@ -10,6 +10,7 @@ import ast
 import subprocess
 import sys
 import unicodedata
+from pathlib import Path
 
 import pytest
 from conftest import EXAMPLES
@@ -19,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from plugin_requests import answer, capture_request
 
-from protoc_gen_prism import locations
+from protoc_gen_prism import locations, templating
 from protoc_gen_prism.diagnostics import Location
 from protoc_gen_prism.emitters.python_client import _width, python_string
 from protoc_gen_prism.locations import SourceIndex
@@ -151,3 +152,30 @@ def test_a_default_compile_loads_no_sqlglot_telemetry_or_runtime_stores(
     assert not {m for m in loaded if m.split(".")[0] in ("sqlglot", "opentelemetry")}
     assert {m for m in loaded if m.split(".")[0] == "prism_runtime"} <= RUNTIME_MODULES_A_COMPILE_READS
     assert "traceback" not in loaded
+
+
+def test_compiled_templates_are_current() -> None:
+    # The shipped compilation of each template is jinja2's own of its current text (scripts/gen_templates.py).
+    done = subprocess.run(
+        [sys.executable, "scripts/gen_templates.py", "--check"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_compiled_template_renders_as_the_template_compiled_from_source(
+    examples_request: plugin_pb2.CodeGeneratorRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    template = templating._template("client.py.jinja")
+    assert template.root_render_func.__globals__["__name__"] == "protoc_gen_prism.client_template"
+    shipped = {f.name: f.content for f in answer(examples_request).file}
+    templating._template.cache_clear()
+    monkeypatch.setattr(templating, "COMPILED", {})
+    try:
+        from_source = {f.name: f.content for f in answer(examples_request).file}
+        assert "__name__" not in templating._template("client.py.jinja").root_render_func.__globals__
+    finally:
+        templating._template.cache_clear()
+    assert shipped == from_source
