@@ -6,9 +6,8 @@ import keyword
 from dataclasses import dataclass
 from functools import cached_property
 
-from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec, expiry_column
+from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec, built_at_once, expiry_column
 from protoc_gen_prism.diagnostics import Location
-from protoc_gen_prism.frozen import built_at_once
 from protoc_gen_prism.naming import python_module
 from protoc_gen_prism.vocabulary import AccessPattern, BackendKind, EdgeDirection, PiiKind
 

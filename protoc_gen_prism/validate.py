@@ -18,10 +18,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from prism_runtime.backends.registry import serving
-from prism_runtime.schema import EXPIRES_AT_COLUMN, Abstraction, ColumnKind
+from prism_runtime.schema import EXPIRES_AT_COLUMN, Abstraction, ColumnKind, built_at_once
 from prism_runtime.sql.names import EVENT_ID_COLUMN, SEQUENCE_COLUMN
 from protoc_gen_prism.diagnostics import Diagnostic, Location, allowed_values
-from protoc_gen_prism.frozen import built_at_once
 from protoc_gen_prism.limits import (
     INT32_MAX,
     INT64_MAX,

@@ -22,11 +22,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from plugin_requests import answer, capture_request
 
+from prism_runtime.schema import Column, ColumnKind, built_at_once
 from protoc_gen_prism import locations, templating
 from protoc_gen_prism.diagnostics import Location
 from protoc_gen_prism.emitters.plan_file import indented_json
 from protoc_gen_prism.emitters.python_client import _width, python_string
-from protoc_gen_prism.frozen import built_at_once
 from protoc_gen_prism.locations import SourceIndex
 
 EXAMPLE_FILES = sorted(str(p.relative_to(EXAMPLES)) for p in EXAMPLES.rglob("*.proto"))
@@ -186,6 +186,12 @@ def test_a_dataclass_built_at_once_is_the_dataclass_it_was() -> None:
         def __post_init__(self) -> None:
             pass
 
+    # The runtime's Column is one of them.
+    assert vars(Column("a", 1, ColumnKind.STRING, pii="email")) == {
+        f.name: getattr(Column("a", 1, ColumnKind.STRING, pii="email"), f.name)
+        for f in dataclasses.fields(Column)
+    }
+    assert Column("a", 1, ColumnKind.STRING).pii == "" and Column.__init__.__qualname__ == "Column.__init__"
     for unsupported in (Factory, PostInit):
         with pytest.raises(TypeError):
             built_at_once(unsupported)
