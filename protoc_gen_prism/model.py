@@ -11,6 +11,9 @@ from protoc_gen_prism.diagnostics import Location
 from protoc_gen_prism.naming import python_module
 from protoc_gen_prism.vocabulary import AccessPattern, BackendKind, EdgeDirection, PiiKind
 
+_ROLES = ("key", "sort_key", "event_time", "edge_source", "edge_target", "subject")
+"""The field options that give a field a role in its entity; one field per role."""
+
 
 @dataclass(frozen=True)
 class FieldOptions:
@@ -29,6 +32,12 @@ class FieldOptions:
     edge_source: bool = False
     edge_target: bool = False
     plaintext_reason: str = ""
+
+    @cached_property
+    def roles(self) -> tuple[str, ...]:
+        """Return the roles these options give a field (of _ROLES, in that order); fields with the same
+        options share one value, so this is worked out once per distinct set."""
+        return tuple(role for role in _ROLES if getattr(self, role))
 
 
 NO_FIELD_OPTIONS = FieldOptions()
@@ -75,10 +84,6 @@ class Field:
         if self.proto_type == "bytes":
             return "bytes"
         return "int"
-
-
-_ROLES = ("key", "sort_key", "event_time", "edge_source", "edge_target", "subject")
-"""The field options that give a field a role in its entity; one field per role."""
 
 
 @built_at_once
@@ -139,11 +144,8 @@ class Entity:
         """Return the first field holding each role, read in one pass (the role properties ask it often)."""
         found: dict[str, Field] = {}
         for f in self.fields:
-            o = f.options
-            if o is NO_FIELD_OPTIONS:
-                continue
-            for role in _ROLES:
-                if role not in found and getattr(o, role):
+            for role in f.options.roles:
+                if role not in found:
                     found[role] = f
         return found
 

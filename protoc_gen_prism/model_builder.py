@@ -331,8 +331,12 @@ class _Builder:
         src = self.src
         path = (*place.path, loc.FIELD, index)
         proto_type = PROTO_TYPE_NAMES[desc.type]
-        message_type = desc.message_type
-        declared = message_type if message_type is not None else desc.enum_type
+        # Only a message or enum field has a declared type (scalars are most fields: two reads saved).
+        declared: descriptor.Descriptor | descriptor.EnumDescriptor | None = None
+        if proto_type == "message":
+            declared = desc.message_type
+        elif proto_type == "enum":
+            declared = desc.enum_type
         if declared is None:
             type_name = type_file = type_python_name = ""
             is_map = False

@@ -279,9 +279,9 @@ def _field(
 
 def _roles(report: Report, trail: Trail, entity: Entity) -> None:
     """One field per role; the key, sort key and event time an access pattern needs."""
-    with_options = [f for f in entity.fields if f.options is not NO_FIELD_OPTIONS]
+    with_roles = [f for f in entity.fields if f.options.roles]
     for role in ("key", "sort_key", "event_time", "subject", "edge_source", "edge_target"):
-        holders = [f for f in with_options if getattr(f.options, role)]
+        holders = [f for f in with_roles if role in f.options.roles]
         for extra in holders[1:]:
             report.error(
                 trail.field(extra),
