@@ -114,10 +114,19 @@ def value_check(namespace: str, column: Column) -> Callable[[Any], Any]:
 
 
 def message_check(spec: EntitySpec, message: type[M]) -> Callable[[Any], None]:
-    """Return the check of a message given to put, append or add: its type, its key values, its depth.
+    """Return the check of a message given to put, append or add: its type, its key values, its depth."""
+    return message_checks(spec, message)[0]
+
+
+def message_checks(
+    spec: EntitySpec, message: type[M]
+) -> tuple[Callable[[Any], None], Callable[[Iterable[Any]], list[M]]]:
+    """Return the check of one message given to put, append or add (its type, its key values, its depth), and
+    of a batch: the batch's items as a list, each checked, so a batch with one bad item writes nothing.
 
     Written out per entity, as the row codec is, because every write runs it: the key fields are read by name
-    and their common case tested in line; anything else goes to the key field's full check.
+    and their common case tested in line; anything else goes to the key field's full check. The batch check
+    runs the same lines in its own loop, with no call per item.
     """
     namespace = spec.namespace
     name = message.DESCRIPTOR.full_name
@@ -150,18 +159,15 @@ def message_check(spec: EntitySpec, message: type[M]) -> Callable[[Any], None]:
         body += [f"_v = {read}", f"if not ({usual}):", f"    _k{i}(_v)"]
     if static_depth(message.DESCRIPTOR) > MAX_MESSAGE_DEPTH:
         body += ["if _too_deep(item):", "    raise _deep()"]
-    source = "def admit(item):\n" + "".join(f"    {line}\n" for line in body)
+    source = (
+        "def admit(item):\n"
+        + "".join(f"    {line}\n" for line in body)
+        + "def admit_all(items):\n    batch = list(items)\n    for item in batch:\n"
+        + "".join(f"        {line}\n" for line in body)
+        + "    return batch\n"
+    )
     exec(compile(source, f"<prism input check of {name}>", "exec"), env)
-    admit: Callable[[Any], None] = env["admit"]
-    return admit
-
-
-def admit_all(admit: Callable[[Any], None], items: Iterable[M]) -> list[M]:
-    """Return `items` as a list, each checked by `admit`: a batch with one bad item writes nothing."""
-    batch = list(items)
-    for item in batch:
-        admit(item)
-    return batch
+    return env["admit"], env["admit_all"]
 
 
 class _Refusal:

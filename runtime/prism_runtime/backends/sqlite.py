@@ -30,6 +30,7 @@ from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.dialect import ServingDialect
 from prism_runtime.sql.dialects import SqliteDialect
 from prism_runtime.sql.driver import UNREADABLE, After, Chained, Row, verify_columns
+from prism_runtime.sql.keyvalue import EncodedRows
 from prism_runtime.sql.serving import ServesSqlAbstractions
 from prism_runtime.sql.statements import KeyValueStatements
 
@@ -165,18 +166,25 @@ class SqliteDriver(ServesSqlAbstractions):
         A statement of N rows is one call, one step and one reset where executemany makes N of each through
         sqlite3's loop: about a third less time per row (docs/performance.md). The rows are encoded here, on
         the caller's thread, before the hop: encoding on the worker would hold the GIL the loop needs while
-        the worker waits on SQLite.
+        the worker waits on SQLite. Rows still to be encoded (`EncodedRows`, a put_many) are encoded straight
+        into one list of parameters, which each statement binds a slice of.
         """
-        rows = rows if isinstance(rows, list) else list(rows)
-        per = max(1, MAX_VARIABLES // len(statements.columns))
+        width = len(statements.columns)
+        per = max(1, MAX_VARIABLES // width)
         whole = len(rows) - len(rows) % per  # rows in statements of `per` rows; the rest one by one
         many = statements.upsert_rows(per) if whole else ""
+        if isinstance(rows, EncodedRows):
+            flat, rest = rows.flat(0, whole), rows[whole:]
+        else:
+            rows = rows if isinstance(rows, list) else list(rows)
+            flat, rest = list(chain.from_iterable(rows[:whole])), rows[whole:]
+        step = per * width
 
         def work() -> None:
             with self._write_transaction() as conn:
-                for start in range(0, whole, per):
-                    conn.execute(many, list(chain.from_iterable(rows[start : start + per])))
-                conn.executemany(statements.upsert, rows[whole:])
+                for start in range(0, len(flat), step):
+                    conn.execute(many, flat[start : start + step])
+                conn.executemany(statements.upsert, rest)
                 _run_after(conn, after)
 
         await self._run(work, namespace=namespace)
