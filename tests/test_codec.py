@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 import prism_runtime
 from prism_runtime.errors import CorruptRow, InvalidKey
-from prism_runtime.inputs import message_check
+from prism_runtime.inputs import message_check, message_checks
 from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
 from prism_runtime.sql.codec import RowCodec
 from prism_runtime.sql.dialect import SqlDialect, json_array_encoder
@@ -116,6 +116,17 @@ def test_the_input_check_reads_a_key_field_named_like_a_keyword() -> None:
     admit(cls(**{"from": "k"}))
     with pytest.raises(InvalidKey, match="key field from is empty"):
         admit(cls())
+
+
+def test_the_batch_check_tells_distinct_keys_and_refuses_what_the_single_check_refuses() -> None:
+    cls = keyword_message()
+    _, admit_all = message_checks(KEYWORD_SPEC, cls, distinct=True)
+    batch = admit_all(cls(**{"from": k}) for k in ("a", "b", "c"))
+    assert batch == [cls(**{"from": k}) for k in ("a", "b", "c")] and batch.distinct
+    assert not admit_all([cls(**{"from": "a"}), cls(**{"from": "b"}), cls(**{"from": "a"})]).distinct
+    assert not message_checks(KEYWORD_SPEC, cls)[1]([cls(**{"from": "a"})]).distinct  # not asked: unknown
+    with pytest.raises(InvalidKey, match="key field from is empty"):
+        admit_all([cls(**{"from": "a"}), cls()])
 
 
 @settings(max_examples=300, deadline=None)

@@ -82,7 +82,7 @@ class _Store(Generic[M]):
         self.message_type = message
         # Traced when telemetry is on, else the backend itself (no frame of ours on the hot path).
         self._backend: KeyValueBackend[M] = telemetry.keyvalue(db.keyvalue(spec, message), db, spec)
-        self._admit, self._admit_all = message_checks(spec, message)
+        self._admit, self._admit_all = message_checks(spec, message, distinct=True)
         self._key = key_check(spec.namespace, spec.column(spec.key))
 
     @property

@@ -14,6 +14,7 @@ from google.protobuf.message import Message
 
 from prism_runtime.drive import SetupLock, driving
 from prism_runtime.errors import CorruptRow
+from prism_runtime.inputs import CheckedBatch
 from prism_runtime.pii.sealer import ProtectedRows
 from prism_runtime.pii.vault import vault_for
 from prism_runtime.schema import EntitySpec
@@ -136,7 +137,8 @@ class SqlKeyValue(Generic[M]):
                 # The last write of a key wins, as if the items were put one after another. Rows are encoded
                 # as the driver takes them, so a driver can encode some while the server stores others.
                 key = self.codec.message_key
-                if len(set(map(key, items))) < len(items):
+                distinct = isinstance(items, CheckedBatch) and items.distinct  # the input check saw the keys
+                if not distinct and len(set(map(key, items))) < len(items):
                     items = list(dict(zip(map(key, items), items, strict=True)).values())
                 encoded = EncodedRows(items, self.codec, expires)
                 await self.driver.upsert_many(self.sql, encoded, namespace=self._ns)
