@@ -12,8 +12,8 @@ from sqlglot import exp
 
 from prism_runtime.schema import Column
 from prism_runtime.sql.names import index_name
-from protoc_gen_prism.sql.ddl import _create_index, column_definition
 from protoc_gen_prism.sql.dialects import DdlDialect
+from protoc_gen_prism.sql.expressions import _create_index, column_definition
 
 
 def _table(name: str) -> exp.Table:
