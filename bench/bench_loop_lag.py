@@ -23,7 +23,8 @@ Then the worst cases, reads on the loop only: a writer in another process holdin
 open for a second at a time; `wal_checkpoint(TRUNCATE)` in a tight loop from another process while a
 writer commits; and rows with one large value (the reader's value-length cap sends those to the worker).
 
-Run: python bench/bench_loop_lag.py [--rounds 20] [--window 0.5] [--worst 3] [--json out.json]
+Run: python bench/bench_loop_lag.py [--rounds 20] [--window 0.5] [--worst 3] [--rt] [--json out.json]
+(--rt: the loop thread at real-time priority, as root, to take the other tenants' preemption out.)
 """
 
 from __future__ import annotations
@@ -287,8 +288,11 @@ async def own_writer(store: Any, pb2: Any, running: asyncio.Event, stopped: list
     return n
 
 
-async def interleaved(pb2: Any, store: Any, path: Path, rounds: int, window: float) -> dict[str, Any]:
-    """Part (a), (b) and (c): the three sides in alternating windows, `rounds` of each."""
+async def interleaved(
+    pb2: Any, store: Any, path: Path, rounds: int, window: float, *, own_writes: bool
+) -> dict[str, Any]:
+    """Part (a), (b) and (c): the three sides in alternating windows, `rounds` of each; with `own_writes`,
+    the loaded sides also put rows through this process's worker thread."""
     helpers = start_helpers(path, store._backend.sql.upsert, hold=0.0, checkpoint_pause=0.01)
     sides = ("idle", "load", "load + reads")
     lags: dict[str, list[float]] = {side: [] for side in sides}
@@ -311,7 +315,8 @@ async def interleaved(pb2: Any, store: Any, path: Path, rounds: int, window: flo
                     writing.clear()
                 else:
                     helpers.resume()
-                    writing.set()
+                    if own_writes:
+                        writing.set()
                 await asyncio.sleep(0.05)  # let the change take hold before measuring
                 ticker.lags = lags[side]
                 until = time.perf_counter() + window
@@ -336,6 +341,7 @@ async def interleaved(pb2: Any, store: Any, path: Path, rounds: int, window: flo
         "other_process_commits": commits,
         "commits_after_first_round": commits - commits_before,
         "truncate_checkpoints": checkpoints,
+        "own_writes": own_writes,
         "own_puts": puts,
         "loop_read_fallbacks": fallbacks_since(store, fallbacks),
         "lag": {side: lag_summary(lags[side]) for side in sides},
@@ -430,6 +436,17 @@ async def main() -> None:
     parser.add_argument("--window", type=float, default=0.5, help="seconds of each side per round")
     parser.add_argument("--worst", type=float, default=3.0, help="seconds of each worst case")
     parser.add_argument("--large-repeat", type=int, default=50)
+    parser.add_argument(
+        "--no-own-writes",
+        action="store_true",
+        help="the loaded sides put no rows through this process's worker",
+    )
+    parser.add_argument(
+        "--rt",
+        action="store_true",
+        help="run the loop thread at real-time priority (SCHED_FIFO, needs root), so other processes on the "
+        "machine cannot preempt it: what is left of the lag is the loop's own work and its waits",
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     load_before = os.getloadavg()
@@ -445,7 +462,13 @@ async def main() -> None:
             )
             for i in range(KEYS):
                 await store.get(f"user-{i:06d}")  # warm the reader's page cache
-            main_run = await interleaved(pb2, store, path, args.rounds, args.window)
+            if args.rt:
+                # This thread only (Linux schedules threads): the worker thread, started already, and the
+                # helper processes (RESET_ON_FORK) keep the normal policy.
+                os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(10))
+            main_run = await interleaved(
+                pb2, store, path, args.rounds, args.window, own_writes=not args.no_own_writes
+            )
             worst = [
                 await worst_case(
                     store, path, "write transaction held 1 s", args.worst, hold=1.0, checkpoint_pause=1.0
@@ -462,6 +485,7 @@ async def main() -> None:
             large = await large_rows(pb2, store, args.large_repeat)
     load_after = os.getloadavg()
     lag = main_run["lag"]
+    print(f"loop thread at {'real-time (SCHED_FIFO 10)' if args.rt else 'normal'} priority")
     print(
         f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after; {args.rounds} rounds of "
         f"{args.window} s per side; other process's commits {main_run['other_process_commits']:,}, "
@@ -501,6 +525,7 @@ async def main() -> None:
     if args.json is not None:
         record = {
             "load_average": [load_before[0], load_after[0]],
+            "realtime_loop_thread": args.rt,
             "interleaved": main_run,
             "worst": worst,
             "large": large,
