@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import os
 import sys
-import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,6 +71,8 @@ def respond(request: plugin_pb2.CodeGeneratorRequest) -> plugin_pb2.CodeGenerato
     try:
         return generate(request)
     except Exception:  # a bug of ours must still reach the user as a protoc error, not a crash
+        import traceback  # only on this path: every compile pays for what the plugin imports
+
         return plugin_pb2.CodeGeneratorResponse(
             error="internal error in protoc-gen-prism "
             f"{__version__} (please report it with the request saved by {DUMP_ENV}=FILE):\n"

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-import sqlglot
-
 from protoc_gen_prism.diagnostics import allowed_values
+
+# Written by every compile without sqlglot (protoc_gen_prism.sql.ddl); any other dialect needs it.
+BUILTIN_DIALECTS = ("postgres", "sqlite")
 
 
 class MessageStyle(StrEnum):
@@ -74,11 +75,7 @@ def parse_parameter(parameter: str) -> Settings:
                     f"messages={value!r} is not supported; {allowed_values(value, list(MessageStyle))}"
                 ) from None
         elif key == "sql_dialect":
-            known = sorted(d for d in sqlglot.Dialect.classes if d)
-            if value not in known:
-                raise SettingsError(
-                    f"sql_dialect={value!r} is not a sqlglot dialect; {allowed_values(value, known)}"
-                )
+            _check_dialect(value)
             dialects.append(value)
         elif key == "profile":
             try:
@@ -100,3 +97,14 @@ def parse_parameter(parameter: str) -> Settings:
         profile=profile,
         strimzi_api=strimzi_api,
     )
+
+
+def _check_dialect(name: str) -> None:
+    """Raise SettingsError unless sqlglot knows the dialect (it is loaded only for a dialect beyond the two)."""
+    if name in BUILTIN_DIALECTS:
+        return
+    import sqlglot
+
+    known = sorted(d for d in sqlglot.Dialect.classes if d)
+    if name not in known:
+        raise SettingsError(f"sql_dialect={name!r} is not a sqlglot dialect; {allowed_values(name, known)}")

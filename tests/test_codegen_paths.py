@@ -7,7 +7,10 @@ paths must keep.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 import unicodedata
+from pathlib import Path
 
 import pytest
 from conftest import EXAMPLES
@@ -17,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from plugin_requests import answer, capture_request
 
-from protoc_gen_prism import locations
+from protoc_gen_prism import locations, templating
 from protoc_gen_prism.diagnostics import Location
 from protoc_gen_prism.emitters.python_client import _width, python_string
 from protoc_gen_prism.locations import SourceIndex
@@ -110,3 +113,70 @@ def test_python_string_is_the_text_as_a_literal(text: str) -> None:
 @given(st.text())
 def test_width_counts_wide_characters_twice(text: str) -> None:
     assert _width(text) == sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+# What the plugin process may load on the default path (no sql_dialect beyond postgres and sqlite): the
+# runtime's data contract and SQL names, not its stores, drivers or telemetry.
+RUNTIME_MODULES_A_COMPILE_READS = {
+    "prism_runtime",
+    "prism_runtime.backends",
+    "prism_runtime.backends.registry",
+    "prism_runtime.errors",
+    "prism_runtime.schema",
+    "prism_runtime.sql",
+    "prism_runtime.sql.dialect",
+    "prism_runtime.sql.dialects",
+    "prism_runtime.sql.names",
+    "prism_runtime.stream_plans",
+}
+
+
+@pytest.mark.parametrize("parameter", ["", "sql_dialect=postgres,sql_dialect=sqlite,profile=local"])
+def test_a_default_compile_loads_no_sqlglot_yaml_telemetry_or_runtime_stores(
+    examples_request: plugin_pb2.CodeGeneratorRequest, parameter: str
+) -> None:
+    request = plugin_pb2.CodeGeneratorRequest()
+    request.CopyFrom(examples_request)
+    request.parameter = parameter
+    # The executable's own entry point in a fresh interpreter, which then lists what it loaded.
+    script = (
+        "import sys\nfrom protoc_gen_prism.plugin import main\nmain([])\n"
+        "sys.stderr.write(' '.join(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], input=request.SerializeToString(), capture_output=True, check=True
+    )
+    response = plugin_pb2.CodeGeneratorResponse.FromString(done.stdout)
+    assert not response.error and any(f.name.startswith("sql/sqlite/") for f in response.file)
+    loaded = set(done.stderr.decode().split())
+    assert not {m for m in loaded if m.split(".")[0] in ("sqlglot", "opentelemetry")}
+    assert {m for m in loaded if m.split(".")[0] == "prism_runtime"} <= RUNTIME_MODULES_A_COMPILE_READS
+    # Only where something goes wrong (or a manifest holds what dump_yaml leaves to PyYAML).
+    assert not loaded & {"traceback", "difflib", "yaml"}
+
+
+def test_compiled_templates_are_current() -> None:
+    # The shipped compilation of each template is jinja2's own of its current text (scripts/gen_templates.py).
+    done = subprocess.run(
+        [sys.executable, "scripts/gen_templates.py", "--check"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_compiled_template_renders_as_the_template_compiled_from_source(
+    examples_request: plugin_pb2.CodeGeneratorRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    template = templating._template("client.py.jinja")
+    assert template.root_render_func.__globals__["__name__"] == "protoc_gen_prism.client_template"
+    shipped = {f.name: f.content for f in answer(examples_request).file}
+    templating._template.cache_clear()
+    monkeypatch.setattr(templating, "COMPILED", {})
+    try:
+        from_source = {f.name: f.content for f in answer(examples_request).file}
+        assert "__name__" not in templating._template("client.py.jinja").root_render_func.__globals__
+    finally:
+        templating._template.cache_clear()
+    assert shipped == from_source

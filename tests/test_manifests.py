@@ -10,6 +10,11 @@ from typing import Any
 import pytest
 import yaml
 from conftest import EXAMPLES, run_protoc
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from protoc_gen_prism.emitters import manifest_text
+from protoc_gen_prism.emitters.manifest_text import dump_yaml, pyyaml_dump
 
 # The subset of each CRD's openAPIV3Schema that Prism writes, transcribed from the Strimzi
 # (KafkaTopic v1beta2) and NACK (Stream v1beta2) CRDs: every key Prism emits must be listed with its type.
@@ -227,3 +232,39 @@ def test_manifests_are_byte_for_byte_deterministic(out: Path, tmp_path: Path) ->
     assert again.returncode == 0
     for path in (out / "manifests").rglob("*.*"):
         assert (tmp_path / path.relative_to(out)).read_bytes() == path.read_bytes()
+
+
+# -- the manifests' YAML written directly (manifest_text.dump_yaml) against PyYAML's ---------------------
+
+_WORDS = st.one_of(
+    st.from_regex(r"[A-Za-z_][A-Za-z0-9_./>-]{0,30}", fullmatch=True),
+    st.from_regex(r"[0-9]{1,12}", fullmatch=True),
+    st.from_regex(r"([0-9]{1,4}[hms]){1,3}", fullmatch=True),
+    st.sampled_from(
+        ["yes", "No", "TRUE", "off", "null", "y", "~", "", "1.5", ".inf", "09", "0o7", "a: b", "a #b"]
+    ),
+    st.sampled_from(["-x", "x:", "été", "two words", "'q'", '"q"', "12:30", "2024-01-01", "1e3", "<<", "="]),
+)
+_SCALARS = st.one_of(_WORDS, st.integers(min_value=-(2**70), max_value=2**70), st.booleans(), st.none())
+_DOCUMENTS = st.recursive(
+    st.dictionaries(_WORDS, _SCALARS | st.lists(_SCALARS, max_size=3), max_size=4),
+    lambda inner: st.dictionaries(_WORDS, inner | _SCALARS, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(document=_DOCUMENTS)
+def test_manifest_yaml_is_pyyamls(document: dict[str, Any]) -> None:
+    assert dump_yaml(document) == pyyaml_dump(document)
+
+
+def test_the_manifests_yaml_is_written_without_pyyaml(out: Path) -> None:
+    # Each manifest's document is within what dump_yaml writes itself: none falls back on PyYAML.
+    manifests = sorted(out.rglob("manifests/**/*.yaml"))
+    assert manifests
+    for path in manifests:
+        document = yaml.safe_load(path.read_text())
+        lines: list[str] = []
+        assert manifest_text._block(document, "", lines), path
+        assert path.read_text().endswith("\n".join(lines) + "\n")

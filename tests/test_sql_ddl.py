@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sqlite3
 from pathlib import Path
 
@@ -16,8 +17,9 @@ from hypothesis import strategies as st
 
 import prism_runtime
 from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
-from protoc_gen_prism.sql.ddl import _assembled_table, ddl_expressions, ddl_statements
+from protoc_gen_prism.sql.ddl import ddl_dialect, ddl_statements
 from protoc_gen_prism.sql.dialects import ddl_dialect_for as dialect_for
+from protoc_gen_prism.sql.expressions import rendered
 from protoc_gen_prism.sql.provision import history, provision
 
 
@@ -143,13 +145,12 @@ def test_provision_cli_prints_progress(tmp_path: Path, generated: Path) -> None:
     assert "applied 0 file(s)" in second.stdout and "nothing to do" in second.stdout
 
 
-# -- the assembled CREATE TABLE (ddl_statements) against sqlglot's whole render (ddl_expressions) ----------
+# -- Postgres and SQLite DDL written as text (sql/ddl.py) against sqlglot's render (sql/expressions.py) ------
 
 _NAMES = st.one_of(
     st.from_regex(r"[a-z_][a-z0-9_]{0,99}", fullmatch=True),
     st.sampled_from(["order", "from", "group", "select", "limit", "Mixed", "x"]),
-    # Names no dialect may splice in: these tables must be rendered whole.
-    st.sampled_from(['quo"te', "two words", "été", "back`tick"]),
+    st.sampled_from(['quo"te', "two words", "été", "back`tick", "it's"]),
 )
 
 
@@ -164,8 +165,9 @@ def entity_specs(draw: st.DrawFn) -> EntitySpec:
             nullable=draw(st.booleans()),
             repeated=draw(st.booleans()),
             oneof=draw(st.sampled_from(["", "", "", "choice", "other"])),
-            pii=draw(st.sampled_from(["", "", "email"])),
+            pii=draw(st.sampled_from(["", "", "email", "credit_card"])),
             indexed=draw(st.booleans()),
+            expiry=draw(st.sampled_from([False, False, True])),
         )
         for i, name in enumerate(names)
     ]
@@ -190,36 +192,63 @@ def entity_specs(draw: st.DrawFn) -> EntitySpec:
     return EntitySpec(namespace, "M", Abstraction.KEY_VALUE, key, tuple(columns), sort_key=sort_key)
 
 
-@pytest.mark.parametrize("dialect_name", ["postgres", "sqlite"])
-@settings(max_examples=300, deadline=None)
-@given(spec=entity_specs(), pretty=st.booleans())
-def test_assembled_ddl_is_sqlglots_render(dialect_name: str, spec: EntitySpec, pretty: bool) -> None:
-    dialect = dialect_for(dialect_name)
-    whole = [e.sql(dialect=dialect_name, pretty=pretty, copy=False) for e in ddl_expressions(spec, dialect)]
-    assert ddl_statements(spec, dialect, pretty=pretty) == whole
+def assert_written_as_sqlglot_renders(spec: EntitySpec) -> None:
+    for name in ("postgres", "sqlite"):
+        for pretty in (False, True):
+            oracle = rendered(spec, dialect_for(name), pretty=pretty)
+            assert ddl_statements(spec, ddl_dialect(name), pretty=pretty) == oracle, (name, pretty)
 
 
-@pytest.mark.parametrize("dialect_name", ["postgres", "sqlite"])
-def test_plain_tables_are_assembled(dialect_name: str) -> None:
-    columns = (
-        Column("id", 1, ColumnKind.STRING),
-        Column("n", 2, ColumnKind.INT64, nullable=True),
-        Column("tags", 3, ColumnKind.STRING, repeated=True),
-    )
-    spec = EntitySpec("t", "T", Abstraction.KEY_VALUE, "id", columns)
-    dialect = dialect_for(dialect_name)
-    for pretty in (False, True):
-        assembled = _assembled_table(spec, dialect, pretty)
-        assert assembled is not None
-        assert assembled == ddl_expressions(spec, dialect)[0].sql(dialect=dialect_name, pretty=pretty)
+@settings(max_examples=400, deadline=None)
+@given(spec=entity_specs())
+def test_written_ddl_is_sqlglots_render(spec: EntitySpec) -> None:
+    assert_written_as_sqlglot_renders(spec)
 
 
-def test_long_event_time_wraps_as_sqlglot_wraps_it() -> None:
-    # PARTITION BY RANGE(...) goes on three lines in pretty SQL when the name in it is long.
-    event_time = "e" * 85
-    columns = (Column("id", 1, ColumnKind.STRING), Column(event_time, 2, ColumnKind.TIMESTAMP))
-    spec = EntitySpec("t", "T", Abstraction.TIME_SERIES, "id", columns, event_time=event_time)
-    dialect = dialect_for("postgres")
-    for pretty in (False, True):
-        whole = [e.sql(dialect="postgres", pretty=pretty) for e in ddl_expressions(spec, dialect)]
-        assert ddl_statements(spec, dialect, pretty=pretty) == whole
+def test_long_names_wrap_as_sqlglot_wraps_them() -> None:
+    # In pretty SQL, PARTITION BY RANGE(...) and a oneof's CASE go on several lines when a name is long.
+    for length in (40, 41, 42, 43, 44, 78, 79, 80, 81):
+        event_time = "e" * length
+        columns = (
+            Column("id", 1, ColumnKind.STRING),
+            Column(event_time, 2, ColumnKind.TIMESTAMP),
+            Column("o" * length, 3, ColumnKind.INT32, nullable=True, oneof="c"),
+            Column('"' * (length // 2), 4, ColumnKind.INT32, nullable=True, oneof="c"),
+        )
+        spec = EntitySpec("t", "T", Abstraction.TIME_SERIES, "id", columns, event_time=event_time)
+        assert_written_as_sqlglot_renders(spec)
+
+
+def test_every_example_and_test_schema_is_written_as_sqlglot_renders_it(tmp_path: Path) -> None:
+    specs = [
+        spec for i, root in enumerate((EXAMPLES, PROTOS)) for spec in compiled_specs(root, tmp_path / str(i))
+    ]
+    assert len(specs) > 20
+    for spec in specs:
+        assert_written_as_sqlglot_renders(spec)
+
+
+def test_synthetic_schema_is_written_as_sqlglot_renders_it(tmp_path: Path) -> None:
+    # bench/synthetic.py: the schema bench_plugin.py compiles (every abstraction, field kind and option).
+    path = Path(__file__).resolve().parents[1] / "bench" / "synthetic.py"
+    spec = importlib.util.spec_from_file_location("synthetic", path)
+    assert spec is not None and spec.loader is not None
+    synthetic = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(synthetic)
+    files = synthetic.write_schema(tmp_path / "proto", 200)
+    entities = compiled_specs(tmp_path / "proto", tmp_path / "work", files)
+    assert len(entities) == 200
+    for entity in entities:
+        assert_written_as_sqlglot_renders(entity)
+
+
+def compiled_specs(root: Path, work: Path, files: list[str] | None = None) -> list[EntitySpec]:
+    """Return the spec of every entity the plugin reads from `files` (every .proto under `root` if None)."""
+    from plugin_requests import capture_request
+
+    from protoc_gen_prism.model_builder import build_model
+
+    names = files or [str(p.relative_to(root)) for p in sorted(root.rglob("*.proto"))]
+    request = capture_request(root, names, work)
+    model = build_model(request.proto_file, request.file_to_generate, request.source_file_descriptors)
+    return [entity.spec for file in model.schema.files for entity in file.entities]

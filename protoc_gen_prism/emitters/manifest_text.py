@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
-
-import yaml
 
 from protoc_gen_prism import __version__
 from protoc_gen_prism.planner import Plan
-
-# libyaml's dumper when pyyaml was built with it: the same YAML, written several times faster.
-_DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def header(plan: Plan, source: str) -> str:
@@ -22,15 +18,76 @@ def header(plan: Plan, source: str) -> str:
 
 
 def dump_yaml(document: dict[str, Any]) -> str:
-    """Return `document` as block YAML, keys in insertion order, so the same plan gives the same bytes."""
+    """Return `document` as block YAML, keys in insertion order, so the same plan gives the same bytes.
+
+    The text is PyYAML's (`pyyaml_dump`). The manifests hold only mappings, lists of names, ints and plain
+    words, which are written here directly; anything else (a string YAML would quote other than as digits,
+    a float, an empty list) goes to PyYAML, which is then imported. tests/test_manifests.py compares both.
+    """
+    lines: list[str] = []
+    if _block(document, "", lines):
+        return "\n".join(lines) + "\n"
+    return pyyaml_dump(document)
+
+
+def pyyaml_dump(document: dict[str, Any]) -> str:
+    """Return `document` as PyYAML dumps it with the manifests' settings (libyaml's dumper when built)."""
+    import yaml
+
+    dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     return yaml.dump(
-        document,
-        Dumper=_DUMPER,
-        sort_keys=False,
-        default_flow_style=False,
-        allow_unicode=True,
-        width=1000,
+        document, Dumper=dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000
     )
+
+
+# A string PyYAML writes plain: a letter or '_' first (so no indicator, number, date or '.inf'), then only
+# characters that are never special inside a plain scalar, and not one of YAML 1.1's booleans or nulls; or
+# a Go duration (digits and h, m, s: no number or date of YAML's).
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_./>-]*|(?:[0-9]+[hms])+")
+_WORDS = frozenset(
+    f(w)
+    for w in ("yes", "no", "true", "false", "on", "off", "null", "y", "n")
+    for f in (str.lower, str.title, str.upper)
+)
+_DIGITS = re.compile(r"0|[1-9][0-9]*")  # resolves to an int, so PyYAML single-quotes it
+
+
+def _scalar(value: object) -> str | None:
+    if type(value) is int:
+        return str(value)
+    if type(value) is str:
+        if _PLAIN.fullmatch(value) and value not in _WORDS:
+            return value
+        if _DIGITS.fullmatch(value):
+            return f"'{value}'"
+    return None
+
+
+def _block(mapping: dict[str, Any], indent: str, lines: list[str]) -> bool:
+    """Append the block lines of a non-empty mapping at `indent`; False where PyYAML must write it."""
+    if not mapping:
+        return False
+    for key, value in mapping.items():
+        name = _scalar(key)
+        if name is None or type(key) is not str:
+            return False
+        if isinstance(value, dict):
+            lines.append(f"{indent}{name}:")
+            if not _block(value, indent + "  ", lines):
+                return False
+        elif isinstance(value, list):
+            # PyYAML indents no sequence inside a mapping: its items sit at the key's indent.
+            items = [_scalar(item) for item in value]
+            if not items or None in items:
+                return False
+            lines.append(f"{indent}{name}:")
+            lines += (f"{indent}- {item}" for item in items)
+        else:
+            text = _scalar(value)
+            if text is None:
+                return False
+            lines.append(f"{indent}{name}: {text}")
+    return True
 
 
 def go_duration(nanoseconds: int) -> str:

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
-from prism_runtime.keyvalue import DEFAULT_FIND_LIMIT
-from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
+from prism_runtime.schema import DEFAULT_FIND_LIMIT, Abstraction, Column, ColumnKind, EntitySpec
+from prism_runtime.sql.dialects import SqliteDialect
 from protoc_gen_prism import __version__
 from protoc_gen_prism.betterproto_messages import betterproto_class_name
 from protoc_gen_prism.emitters import GeneratedFile
@@ -22,7 +22,6 @@ from protoc_gen_prism.naming import SYNC, class_name, python_module, spec_consta
 from protoc_gen_prism.planner import Plans
 from protoc_gen_prism.settings import MessageStyle, Settings
 from protoc_gen_prism.sql.ddl import ddl_statements
-from protoc_gen_prism.sql.dialects import SqliteDdl
 from protoc_gen_prism.templating import render
 from protoc_gen_prism.vocabulary import AccessPattern
 
@@ -273,7 +272,7 @@ def _generated_spec(entity: Entity, planned: str) -> EntitySpec:
     return dataclasses.replace(entity.spec, planned_backend=planned, ddl=ddl)
 
 
-_SQLITE = SqliteDdl()
+_SQLITE = SqliteDialect()
 
 
 def column_call(c: Column) -> str:

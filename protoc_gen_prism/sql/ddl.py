@@ -1,14 +1,20 @@
-"""CREATE TABLE / CREATE INDEX for an entity, built as sqlglot expressions and rendered per dialect."""
+"""An entity's DDL as SQL text: its CREATE TABLE, a series' default partition, its indexes and column comments.
+
+Every compile writes Postgres and SQLite DDL (the DDL files and the SQLite DDL inside each generated client),
+so those two are written here directly, as plain text, exactly as sqlglot renders the expressions of
+`protoc_gen_prism.sql.expressions` (plain and pretty). Any other dialect (`sql_dialect=mysql`) is rendered by
+sqlglot from those expressions, imported only then: a compile that asks for no other dialect never loads
+sqlglot. tests/test_sql_ddl.py renders example and generated schemas both ways and compares the text.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import operator
-from collections.abc import Callable
-
-from sqlglot import exp
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
+from prism_runtime.sql.dialect import SqlDialect
+from prism_runtime.sql.dialects import DIALECTS
 from prism_runtime.sql.names import (
     EVENT_ID_COLUMN,
     SEQUENCE_COLUMN,
@@ -16,53 +22,33 @@ from prism_runtime.sql.names import (
     index_name,
     table_name,
 )
-from protoc_gen_prism.sql.dialects import DdlDialect
-from protoc_gen_prism.sql.render_cache import (
-    CACHE,
-    PLAIN_NAME,
-    Frame,
-    Line,
-    fill,
-    frame_length,
-    sentinel,
-    split_frame,
-)
+
+if TYPE_CHECKING:
+    from protoc_gen_prism.sql.dialects import DdlDialect
+
+_WIDTH = 80
+"""sqlglot's `max_text_width`: in pretty SQL, a CASE or a function's arguments longer than this wrap."""
+_PAD = "  "
 
 
-def create_table(spec: EntitySpec, dialect: DdlDialect) -> exp.Create:
-    """Return the idempotent CREATE TABLE of an entity."""
-    key_names = [c.name for c in spec.key_columns]
-    columns: list[exp.Expression] = [_column(c, dialect, primary=c.name in key_names) for c in spec.columns]
-    columns.append(exp.PrimaryKey(expressions=[exp.to_identifier(n, quoted=True) for n in key_names]))
-    columns.extend(_oneof_checks(spec))
-    schema = exp.Schema(
-        this=exp.Table(this=exp.to_identifier(table_name(spec), quoted=True)), expressions=columns
-    )
-    return exp.Create(this=schema, kind="TABLE", exists=True)
+def ddl_dialect(name: str) -> SqlDialect:
+    """Return the dialect to write DDL for `name`: the runtime's own for Postgres and SQLite (written here),
+    sqlglot's DDL dialect for any other."""
+    if name in _SPELLINGS:
+        return DIALECTS[name]()
+    from protoc_gen_prism.sql.dialects import ddl_dialect_for  # sqlglot: only for another dialect
+
+    return ddl_dialect_for(name)
 
 
-# A statement besides the CREATE TABLE, as (builder, params, names): `builder(names, *params)` is its
-# expression. Names are what entities differ by; `ddl_statements` splices them into a cached rendering.
-_Statement = tuple[Callable[..., exp.Expression], tuple[object, ...], tuple[str, ...]]
+def ddl_statements(spec: EntitySpec, dialect: SqlDialect, *, pretty: bool = False) -> list[str]:
+    """Return the DDL of an entity as SQL text in the dialect: table, partition, indexes, column comments."""
+    spelling = _SPELLINGS.get(dialect.name)
+    if spelling is None:
+        from protoc_gen_prism.sql.expressions import rendered  # sqlglot: only for another dialect
 
-
-def _build(statement: _Statement) -> exp.Expression:
-    builder, params, names = statement
-    return builder(names, *params)
-
-
-def _index_statements(spec: EntitySpec, dialect: DdlDialect) -> list[_Statement]:
-    table = table_name(spec)
-    out: list[_Statement] = [
-        (_index, (False,), (table, index_name(table, column.name, dialect), *index_columns(spec, column)))
-        for column in spec.columns
-        if column.indexed
-    ]
-    if spec.edge_source is not None and spec.edge_target is not None:
-        # The primary key (source, target) serves outgoing hops; this serves incoming ones.
-        reverse = index_name(table, f"{spec.edge_target}__{spec.edge_source}", dialect)
-        out.append((_index, (False,), (table, reverse, spec.edge_target, spec.edge_source)))
-    return out
+        return rendered(spec, _sqlglot_dialect(dialect), pretty=pretty)
+    return _Writer(spec, dialect, spelling, pretty).statements()
 
 
 def index_columns(spec: EntitySpec, column: Column) -> tuple[str, ...]:
@@ -77,313 +63,222 @@ def index_columns(spec: EntitySpec, column: Column) -> tuple[str, ...]:
     return (column.name, *(c.name for c in spec.key_columns if c.name != column.name))
 
 
-def _create_index(table: str, name: str, columns: list[str]) -> exp.Create:
-    return _index((table, name, *columns), False)
+def _sqlglot_dialect(dialect: SqlDialect) -> DdlDialect:
+    from protoc_gen_prism.sql.dialects import DdlDialect, ddl_dialect_for
+
+    return dialect if isinstance(dialect, DdlDialect) else ddl_dialect_for(dialect.name)
 
 
-def _index(names: tuple[str, ...], unique: bool) -> exp.Create:
-    table, name, *columns = names
-    index = exp.Index(
-        this=exp.to_identifier(name, quoted=True),
-        table=exp.Table(this=exp.to_identifier(table, quoted=True)),
-        params=exp.IndexParameters(columns=[exp.column(c, quoted=True) for c in columns]),
-    )
-    return exp.Create(this=index, kind="INDEX", exists=True, unique=unique)
+# -- Postgres and SQLite as sqlglot writes them -------------------------------------------------------------
 
 
-def _comment_statements(spec: EntitySpec, dialect: DdlDialect) -> list[_Statement]:
-    if not dialect.supports_column_comments:
-        return []
-    table = table_name(spec)
-    return [(_comment, (c.pii,), (table, c.name)) for c in spec.columns if c.pii]
+@dataclass(frozen=True)
+class _Spelling:
+    """How sqlglot writes a dialect's column definitions: what the sqlglot DDL dialects
+    (protoc_gen_prism.sql.dialects) build, in the text it renders to."""
+
+    types: dict[str, str]
+    """The runtime dialect's column types (SqlDialect.types, arrays too) as sqlglot renders them, where they
+    differ."""
+    defaults: dict[ColumnKind, str]
+    """The DEFAULT of a NOT NULL scalar column, by kind (DdlDialect.default)."""
+    repeated_default: str
+    """The DEFAULT of a repeated column (an empty array, or an empty JSON list)..."""
+    scalar_default_kinds: frozenset[ColumnKind]
+    """...except of these kinds, which take their scalar's (as SqliteDdl.default decides first)."""
+    key_collation: str
+    """What follows the type of a text primary-key column (DdlDialect.key_constraints)."""
+    sequence: str
+    """The type and constraints of the auto-numbered column of a series (DdlDialect.sequence_column)."""
+    inline_single_key: bool
+    """A one-column PRIMARY KEY is written on the column (as sqlglot's SQLite generator moves it)."""
 
 
-def _comment(names: tuple[str, ...], pii: str) -> exp.Comment:
-    table, column = names
-    return exp.Comment(
-        this=exp.column(column, table=table, quoted=True),
-        kind="COLUMN",
-        expression=exp.Literal.string(f"pii: {pii}"),
-    )
+_ZERO = {
+    **dict.fromkeys(ColumnKind, "0"),
+    ColumnKind.STRING: "''",
+    ColumnKind.BYTES: "''",
+    ColumnKind.JSON: "'null'",
+    ColumnKind.BOOL: "FALSE",
+    ColumnKind.TIMESTAMP: "'1970-01-01T00:00:00Z'",
+}
+
+_SPELLINGS: dict[str, _Spelling] = {
+    "postgres": _Spelling(
+        types={
+            "INTEGER": "INT",
+            "INTEGER[]": "INT[]",
+            "NUMERIC(20, 0)": "DECIMAL(20, 0)",
+            "NUMERIC(20, 0)[]": "DECIMAL(20, 0)[]",
+        },
+        defaults=_ZERO,
+        repeated_default="'{}'",
+        scalar_default_kinds=frozenset(),
+        key_collation=' COLLATE "C"',
+        sequence="BIGINT GENERATED BY DEFAULT AS IDENTITY",
+        inline_single_key=False,
+    ),
+    "sqlite": _Spelling(
+        types={},
+        defaults={
+            **_ZERO,
+            ColumnKind.BOOL: "0",
+            ColumnKind.BYTES: "x''",
+            ColumnKind.TIMESTAMP: "'1970-01-01T00:00:00.000000000Z'",
+        },
+        repeated_default="'[]'",
+        scalar_default_kinds=frozenset({ColumnKind.BOOL, ColumnKind.TIMESTAMP}),
+        key_collation="",
+        sequence="INTEGER",
+        inline_single_key=True,
+    ),
+}
 
 
-def ddl_expressions(spec: EntitySpec, dialect: DdlDialect) -> list[exp.Expression]:
-    """Return every DDL statement of an entity: table, indexes, column comments."""
-    if spec.abstraction is Abstraction.TIME_SERIES:
-        table: exp.Expression = create_series_table(spec, dialect)
-    else:
-        table = create_table(spec, dialect)
-    return [table, *(_build(s) for s in _statements_after_table(spec, dialect))]
+def _quote(name: str) -> str:
+    return f'"{name}"' if '"' not in name else '"' + name.replace('"', '""') + '"'
 
 
-def _statements_after_table(spec: EntitySpec, dialect: DdlDialect) -> list[_Statement]:
-    # For a series: its DEFAULT partition (where partitioned) and identity index; then indexes, comments.
-    out: list[_Statement] = []
-    if spec.abstraction is Abstraction.TIME_SERIES:
-        if dialect.partitions_series:
-            out.append(_default_partition_statement(spec, dialect))
-        out.append(_series_identity_statement(spec, dialect))
-    return [*out, *_index_statements(spec, dialect), *_comment_statements(spec, dialect)]
+def _names(names: tuple[str, ...] | list[str]) -> str:
+    return ", ".join(_quote(n) for n in names)
 
 
-def create_series_table(spec: EntitySpec, dialect: DdlDialect) -> exp.Create:
-    """Return the idempotent CREATE TABLE of a TimeSeries entity: its columns, event id and sequence.
+class _Writer:
+    """The statements of one entity in one of the dialects of `_SPELLINGS`."""
 
-    Where the dialect partitions series, the table is range-partitioned by event time, and its primary key
-    carries the event time too (Postgres requires the partition key in every unique constraint).
-    """
-    assert spec.event_time is not None
-    partitioned = dialect.partitions_series
-    # Every event has a time, so the event-time column is NOT NULL (and has no default) whatever its presence.
-    columns: list[exp.Expression] = [
-        _column(c, dialect, primary=c.name == spec.event_time) for c in spec.columns
-    ]
-    columns.append(
-        exp.ColumnDef(
-            this=exp.to_identifier(EVENT_ID_COLUMN, quoted=True),
-            kind=exp.DataType.build("TEXT", dialect=dialect.name),
-            constraints=[exp.ColumnConstraint(kind=exp.NotNullColumnConstraint())],
-        )
-    )
-    columns.append(dialect.sequence_column(SEQUENCE_COLUMN, primary=not partitioned))
-    if partitioned:
-        columns.append(
-            exp.PrimaryKey(
-                expressions=[exp.to_identifier(n, quoted=True) for n in (SEQUENCE_COLUMN, spec.event_time)]
+    def __init__(self, spec: EntitySpec, dialect: SqlDialect, spelling: _Spelling, pretty: bool) -> None:
+        self.spec = spec
+        self.dialect = dialect
+        self.spelling = spelling
+        self.pretty = pretty
+        self.table = table_name(spec)
+
+    def statements(self) -> list[str]:
+        spec, dialect = self.spec, self.dialect
+        out = [self.create_table()]
+        if spec.abstraction is Abstraction.TIME_SERIES:
+            assert spec.event_time is not None
+            if dialect.partitions_series:
+                partition = _quote(default_partition_name(spec, dialect))
+                out.append(
+                    f"CREATE TABLE IF NOT EXISTS {partition}{self.sep()}PARTITION OF {_quote(self.table)} DEFAULT"
+                )
+            identity = index_name(self.table, "identity", dialect)
+            out.append(self.index(identity, (spec.key, spec.event_time, EVENT_ID_COLUMN), unique=True))
+        for column in spec.columns:
+            if column.indexed:
+                name = index_name(self.table, column.name, dialect)
+                out.append(self.index(name, index_columns(spec, column)))
+        if spec.edge_source is not None and spec.edge_target is not None:
+            # The primary key (source, target) serves outgoing hops; this serves incoming ones.
+            reverse = index_name(self.table, f"{spec.edge_target}__{spec.edge_source}", dialect)
+            out.append(self.index(reverse, (spec.edge_target, spec.edge_source)))
+        if dialect.supports_column_comments:
+            out += (
+                f"COMMENT ON COLUMN {_quote(self.table)}.{_quote(c.name)} IS "
+                + "'{}'".format(f"pii: {c.pii}".replace("'", "''"))
+                for c in spec.columns
+                if c.pii
             )
-        )
-    columns.extend(_oneof_checks(spec))
-    schema = exp.Schema(
-        this=exp.Table(this=exp.to_identifier(table_name(spec), quoted=True)), expressions=columns
-    )
-    properties = None
-    if partitioned:
-        by_range = exp.Anonymous(this="RANGE", expressions=[exp.column(spec.event_time, quoted=True)])
-        properties = exp.Properties(expressions=[exp.PartitionedByProperty(this=by_range)])
-    return exp.Create(this=schema, kind="TABLE", exists=True, properties=properties)
+        return out
 
+    def sep(self) -> str:
+        return "\n" if self.pretty else " "
 
-def _default_partition_statement(spec: EntitySpec, dialect: DdlDialect) -> _Statement:
-    return (_default_partition, (), (table_name(spec), default_partition_name(spec, dialect)))
+    def index(self, name: str, columns: tuple[str, ...], *, unique: bool = False) -> str:
+        kind = "UNIQUE INDEX" if unique else "INDEX"
+        return f"CREATE {kind} IF NOT EXISTS {_quote(name)} ON {_quote(self.table)}({_names(columns)})"
 
-
-def _default_partition(names: tuple[str, ...]) -> exp.Create:
-    table, name = names
-    return _partition_of_table(table, name, exp.var("DEFAULT"))
-
-
-def _partition_of_table(table: str, name: str, bounds: exp.Expression) -> exp.Create:
-    parent = exp.Table(this=exp.to_identifier(table, quoted=True))
-    return exp.Create(
-        this=exp.Table(this=exp.to_identifier(name, quoted=True)),
-        kind="TABLE",
-        exists=True,
-        properties=exp.Properties(expressions=[exp.PartitionedOfProperty(this=parent, expression=bounds)]),
-    )
-
-
-def _series_identity_statement(spec: EntitySpec, dialect: DdlDialect) -> _Statement:
-    assert spec.event_time is not None
-    table = table_name(spec)
-    names = (table, index_name(table, "identity", dialect), spec.key, spec.event_time, EVENT_ID_COLUMN)
-    return (_index, (True,), names)
-
-
-def ddl_statements(spec: EntitySpec, dialect: DdlDialect, *, pretty: bool = False) -> list[str]:
-    """Return the DDL of an entity as SQL text in the dialect (as `ddl_expressions` renders, only faster).
-
-    Where the dialect allows (`DdlDialect.assembles_ddl`), the CREATE TABLE is assembled from pieces sqlglot
-    rendered once per column shape (see `_assembled_table`), and the names of each other statement are
-    spliced into sqlglot's rendering of the same statement with sentinel names (see `_spliced`).
-    """
-    if not dialect.assembles_ddl:
-        return [
-            e.sql(dialect=dialect.name, pretty=pretty, copy=False) for e in ddl_expressions(spec, dialect)
-        ]
-    table = _assembled_table(spec, dialect, pretty)
-    if table is None:
-        create = create_series_table if spec.abstraction is Abstraction.TIME_SERIES else create_table
-        table = create(spec, dialect).sql(dialect=dialect.name, pretty=pretty, copy=False)
-    return [table, *(_spliced(s, dialect, pretty) for s in _statements_after_table(spec, dialect))]
-
-
-# -- CREATE TABLE assembled from sqlglot-rendered pieces ---------------------------------------------------
-#
-# Rendering a CREATE TABLE costs about 0.5 ms, nearly all of it in the column definitions, and a schema of a
-# thousand tables has only a few dozen column shapes (kind, presence, repeated). So the text is assembled:
-#
-# - a *frame*: sqlglot renders `create_table` / `create_series_table` of a stand-in spec whose names are
-#   sentinels and whose non-key columns are placeholders; primary-key columns keep their real shape there,
-#   since a dialect may render them in context (SQLite moves a one-column PRIMARY KEY into the column).
-#   One frame serves every table with the same column count, key shapes and positions.
-# - a *line* per non-key column: sqlglot renders that column's definition under a sentinel name, once per
-#   column shape.
-#
-# Names are spliced into the sentinels' places, so only plain names (letters, digits, '_'), which no
-# dialect escapes, take this path; tables with oneof CHECKs (whose pretty layout depends on the length of
-# the names in them) are rendered whole. Any surprise (a sentinel not found where expected) also falls back
-# to the whole render. tests/test_sql_ddl.py checks both paths agree. The pieces are kept in render_cache.py.
-
-
-def _assembled_table(spec: EntitySpec, dialect: DdlDialect, pretty: bool) -> str | None:
-    """Return the CREATE TABLE text of `spec` assembled from cached pieces, or None to render it whole."""
-    if not PLAIN_NAME.fullmatch(spec.namespace):
-        return None
-    series = spec.abstraction is Abstraction.TIME_SERIES
-    in_frame = {spec.event_time} if series else {c.name for c in spec.key_columns}
-    oneofs: set[str] = set()
-    shapes: list[tuple[tuple[object, ...], int] | None] = []
-    for column in spec.columns:
-        if not PLAIN_NAME.fullmatch(column.name):
-            return None
-        if column.oneof:
-            if column.oneof in oneofs:
-                return None  # a oneof of two or more members: a CHECK
-            oneofs.add(column.oneof)
-        shapes.append((_shape(column), frame_length(column.name)) if column.name in in_frame else None)
-    names = [c.name for c in spec.columns]
-    roles = (
-        names.index(spec.key),
-        -1 if spec.sort_key is None else names.index(spec.sort_key),
-        -1 if spec.event_time is None else names.index(spec.event_time),
-    )
-    key = (type(dialect), pretty, spec.abstraction, roles, tuple(shapes))
-    frame = CACHE.frame(key, lambda: _frame(spec, dialect, pretty))
-    if frame is None:
-        return None
-    out: list[str] = []
-    for part in frame:
-        if isinstance(part, str):
-            out.append(part)
-            continue
-        role, index = part
-        if role == "t":
-            out.append(spec.namespace)
-        elif role == "n":
-            out.append(names[index])
+    def create_table(self) -> str:
+        spec, spelling = self.spec, self.spelling
+        series = spec.abstraction is Abstraction.TIME_SERIES
+        partitioned = series and self.dialect.partitions_series
+        key: list[str] = [] if series else [c.name for c in spec.key_columns]
+        primary = {spec.event_time} if series else set(key)
+        inline = spelling.inline_single_key and len(key) == 1
+        elements = [self.column(c, c.name in primary, inline and c.name in primary) for c in spec.columns]
+        if series:
+            elements.append(f"{_quote(EVENT_ID_COLUMN)} TEXT NOT NULL")
+            # SQLite numbers an INTEGER PRIMARY KEY itself; a partitioned table's key holds the event time.
+            sequence = f"{_quote(SEQUENCE_COLUMN)} {spelling.sequence}"
+            elements.append(sequence if partitioned else f"{sequence} PRIMARY KEY")
+            if partitioned:
+                assert spec.event_time is not None
+                key = [SEQUENCE_COLUMN, spec.event_time]
+        if key and not inline:
+            elements.append(f"PRIMARY KEY ({_names(key)})")
+        elements.extend(self.oneof_checks())
+        head = f"CREATE TABLE IF NOT EXISTS {_quote(self.table)} ("
+        if self.pretty:
+            body = ",\n".join(_indent(e) for e in elements)
+            text = f"{head}\n{body}\n)"
         else:
-            line = _line(spec.columns[index], dialect, pretty)
-            if line is None:
-                return None
-            out += (line[0], names[index], line[1])
-    return "".join(out)
+            text = f"{head}{', '.join(elements)})"
+        if partitioned:
+            assert spec.event_time is not None
+            text += f"{self.sep()}PARTITION BY RANGE({self.arguments([_quote(spec.event_time)])})"
+        return text
+
+    def column(self, column: Column, primary: bool, inline_key: bool) -> str:
+        # What follows the name depends on a handful of the column's fields: written once per shape.
+        shape = (self.dialect.name, column.kind, column.repeated, column.nullable, primary, inline_key)
+        definition = _DEFINITIONS.get(shape)
+        if definition is None:
+            definition = _DEFINITIONS[shape] = self.definition(column, primary, inline_key)
+        return _quote(column.name) + definition
+
+    def definition(self, column: Column, primary: bool, inline_key: bool) -> str:
+        spelling = self.spelling
+        types = self.dialect.types
+        if not column.repeated:
+            kind = types[column.kind]
+        elif self.dialect.supports_arrays:
+            kind = f"{types[column.kind]}[]"
+        else:
+            kind = types[ColumnKind.JSON]
+        text = f" {spelling.types.get(kind, kind)}"
+        if primary:
+            if column.kind is ColumnKind.STRING:
+                text += spelling.key_collation
+            text += " NOT NULL"
+            return f"{text} PRIMARY KEY" if inline_key else text
+        if column.nullable:
+            return text
+        return f"{text} NOT NULL DEFAULT {self.default(column)}"
+
+    def default(self, column: Column) -> str:
+        spelling = self.spelling
+        if column.repeated and column.kind not in spelling.scalar_default_kinds:
+            return spelling.repeated_default
+        return spelling.defaults[column.kind]
+
+    def oneof_checks(self) -> list[str]:
+        # At most one member of a oneof is set: the count of non-NULL member columns is 0 or 1.
+        groups: dict[str, list[str]] = {}
+        for column in self.spec.columns:
+            if column.oneof:
+                groups.setdefault(column.oneof, []).append(column.name)
+        return [
+            f"CHECK ({' + '.join(self.is_set(m) for m in members)} <= 1)"
+            for members in groups.values()
+            if len(members) >= 2
+        ]
+
+    def is_set(self, member: str) -> str:
+        parts = ["CASE", f"WHEN NOT {_quote(member)} IS NULL", "THEN 1", "ELSE 0", "END"]
+        if self.pretty and sum(map(len, parts)) > _WIDTH:
+            return "\n".join([parts[0], *(_PAD + p for p in parts[1:-1]), parts[-1]])
+        return " ".join(parts)
+
+    def arguments(self, args: list[str]) -> str:
+        if self.pretty and sum(map(len, args)) > _WIDTH:
+            return "\n" + ",\n".join(_PAD + a for a in args) + "\n"
+        return ", ".join(args)
 
 
-# What a column's definition may depend on: every field but its name, field number and oneof name.
-_SHAPE_FIELDS = operator.attrgetter(
-    *(f.name for f in dataclasses.fields(Column) if f.name not in ("name", "number", "oneof"))
-)
+_DEFINITIONS: dict[tuple[object, ...], str] = {}
+"""A column's type and constraints by dialect and shape (see `_Writer.column`)."""
 
 
-def _shape(column: Column) -> tuple[object, ...]:
-    return (_SHAPE_FIELDS(column), bool(column.oneof))
-
-
-def _frame(spec: EntitySpec, dialect: DdlDialect, pretty: bool) -> Frame | None:
-    series = spec.abstraction is Abstraction.TIME_SERIES
-    in_frame = {spec.event_time} if series else {c.name for c in spec.key_columns}
-    renamed = {
-        c.name: sentinel("n", i, frame_length(c.name) if c.name in in_frame else 0)
-        for i, c in enumerate(spec.columns)
-    }
-    columns = tuple(
-        dataclasses.replace(c, name=renamed[c.name], oneof="")
-        if c.name in in_frame
-        else _placeholder(renamed[c.name])
-        for c in spec.columns
-    )
-    stand_in = dataclasses.replace(
-        spec,
-        namespace=sentinel("t"),
-        columns=columns,
-        key=renamed[spec.key],
-        sort_key=None if spec.sort_key is None else renamed[spec.sort_key],
-        event_time=None if spec.event_time is None else renamed[spec.event_time],
-    )
-    create = create_series_table(stand_in, dialect) if series else create_table(stand_in, dialect)
-    text = create.sql(dialect=dialect.name, pretty=pretty, copy=False)
-    # Each placeholder's line must appear whole, exactly once; it then stands for the real column's line.
-    for index, column in enumerate(spec.columns):
-        if column.name in in_frame:
-            continue
-        line = _render_column(_placeholder(sentinel("n", index)), dialect, pretty)
-        if text.count(line) != 1:
-            return None
-        text = text.replace(line, sentinel("l", index))
-    return split_frame(text)
-
-
-def _spliced(statement: _Statement, dialect: DdlDialect, pretty: bool) -> str:
-    """Return the SQL of `statement`: its names spliced into its rendering with sentinels of their length."""
-    builder, params, names = statement
-    if not all(PLAIN_NAME.fullmatch(n) for n in names):
-        return _build(statement).sql(dialect=dialect.name, pretty=pretty, copy=False)
-    lengths = tuple(frame_length(n) for n in names)
-    key = (type(dialect), pretty, builder, params, lengths)
-
-    def render() -> Frame:
-        sentinels = tuple(sentinel("n", i, length) for i, length in enumerate(lengths))
-        return split_frame(builder(sentinels, *params).sql(dialect=dialect.name, pretty=pretty, copy=False))
-
-    return fill(CACHE.splice(key, render), names)
-
-
-def _placeholder(name: str) -> Column:
-    # A column no dialect renders in context: nullable, not in the key, no default.
-    return Column(name=name, number=0, kind=ColumnKind.STRING, nullable=True)
-
-
-def _render_column(column: Column, dialect: DdlDialect, pretty: bool) -> str:
-    return _column(column, dialect, primary=False).sql(dialect=dialect.name, pretty=pretty, copy=False)
-
-
-def _line(column: Column, dialect: DdlDialect, pretty: bool) -> Line | None:
-    def render() -> Line | None:
-        name = sentinel("n")
-        text = _render_column(dataclasses.replace(column, name=name), dialect, pretty)
-        parts = text.split(name)
-        # A line of several lines would need the frame's indent on each: render such tables whole.
-        return (parts[0], parts[1]) if len(parts) == 2 and "\n" not in text else None
-
-    return CACHE.line((type(dialect), pretty, _shape(column)), render)
-
-
-def _oneof_checks(spec: EntitySpec) -> list[exp.Expression]:
-    # At most one member of a oneof is set: the count of non-NULL member columns is 0 or 1.
-    groups: dict[str, list[str]] = {}
-    for column in spec.columns:
-        if column.oneof:
-            groups.setdefault(column.oneof, []).append(column.name)
-    checks: list[exp.Expression] = []
-    for members in groups.values():
-        if len(members) < 2:
-            continue
-        total: exp.Expression | None = None
-        for member in members:
-            is_set = exp.Not(this=exp.Is(this=exp.column(member, quoted=True), expression=exp.Null()))
-            term = exp.Case(
-                ifs=[exp.If(this=is_set, true=exp.Literal.number(1))], default=exp.Literal.number(0)
-            )
-            total = term if total is None else exp.Add(this=total, expression=term)
-        checks.append(exp.Check(this=exp.LTE(this=total, expression=exp.Literal.number(1))))
-    return checks
-
-
-def _column(column: Column, dialect: DdlDialect, *, primary: bool) -> exp.ColumnDef:
-    constraints = list(dialect.key_constraints(column)) if primary else []
-    if not column.nullable or primary:
-        constraints.append(exp.ColumnConstraint(kind=exp.NotNullColumnConstraint()))
-        if not primary:
-            constraints.append(
-                exp.ColumnConstraint(kind=exp.DefaultColumnConstraint(this=dialect.default(column)))
-            )
-    return exp.ColumnDef(
-        this=exp.to_identifier(column.name, quoted=True),
-        kind=dialect.column_type(column),
-        constraints=constraints,
-    )
-
-
-def column_definition(column: Column, dialect: DdlDialect) -> exp.ColumnDef:
-    """Return the definition of one stored field's column (not part of the primary key)."""
-    return _column(column, dialect, primary=False)
+def _indent(text: str) -> str:
+    return _PAD + text.replace("\n", "\n" + _PAD)

@@ -15,6 +15,9 @@ from google.protobuf.message import Message
 from prism_runtime import telemetry
 from prism_runtime.errors import CorruptRow
 from prism_runtime.inputs import admit_all, key_check, message_check, value_check
+
+# The finders' default limit is stated with the spec, which the compiler reads without loading this module.
+from prism_runtime.schema import DEFAULT_FIND_LIMIT as DEFAULT_FIND_LIMIT
 from prism_runtime.schema import EntitySpec
 
 if TYPE_CHECKING:
@@ -26,7 +29,6 @@ S = TypeVar("S")
 
 DEFAULT_PAGE_SIZE = 256
 DEFAULT_PAGE_BYTES = 1 << 20
-DEFAULT_FIND_LIMIT = 100
 
 OnCorrupt = Callable[[CorruptRow], object]
 """Called by a scan with each row it cannot decode, which it then skips (docs/type-mapping.md)."""

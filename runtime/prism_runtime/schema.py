@@ -10,6 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+DEFAULT_FIND_LIMIT = 100
+"""How many items a generated `find_by_*` returns when not told: part of the generated API."""
+
 
 class Abstraction(StrEnum):
     """The data abstraction an entity is served through."""

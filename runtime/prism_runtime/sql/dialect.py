@@ -72,10 +72,6 @@ class SqlDialect:
     supports_concurrent_index: ClassVar[bool] = False
     # ALTER COLUMN ... DROP NOT NULL; without it a column keeps its NOT NULL DEFAULT until it is dropped.
     supports_drop_not_null: ClassVar[bool] = False
-    # CREATE TABLE may be assembled from column definitions rendered once per column shape
-    # (protoc_gen_prism.sql.ddl.ddl_statements): only where sqlglot renders a non-key column the same wherever
-    # it stands. True for the dialects whose generators were checked (tests/test_sql_ddl.py compares).
-    assembles_ddl: ClassVar[bool] = False
 
     def placeholder(self, index: int) -> str:
         """Return the bind parameter marker for the 1-based parameter `index`."""

@@ -24,7 +24,6 @@ class SqliteDialect(ServingDialect):
 
     name = "sqlite"
     type_dialect = "sqlite"
-    assembles_ddl = True
     # TEXT and BLOB as the base; integers, reals and text for everything else (SQLite's storage classes).
     types: ClassVar[dict[ColumnKind, str]] = {
         **SqlDialect.types,
@@ -85,7 +84,6 @@ class PostgresDialect(ServingDialect):
 
     name = "postgres"
     type_dialect = "postgres"
-    assembles_ddl = True
     supports_arrays = True
     supports_column_comments = True
     supports_alter_if_exists = True

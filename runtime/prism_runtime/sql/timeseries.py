@@ -1,6 +1,6 @@
 """The TimeSeries contract over any SQL driver: a table per namespace, deduped inserts, keyset reads.
 
-The table (protoc_gen_prism.sql.ddl.create_series_table) holds the entity's columns plus `prism_event_id`
+The table (protoc_gen_prism.sql.expressions.create_series_table) holds the entity's columns plus `prism_event_id`
 (the event id; unique with key and event time, so a retried append inserts nothing) and `prism_seq`
 (insertion order, which `tail` follows).
 """
