@@ -282,6 +282,8 @@ async def own_writer(store: Any, pb2: Any, running: asyncio.Event, stopped: list
     n = 0
     while not stopped[0]:
         await running.wait()
+        if stopped[0]:
+            break
         profile = pb2.Profile(user_id=f"user-{n % KEYS:06d}", handle="own", display_name=f"own {n}")
         await stepped(store.put(profile), held)
         n += 1
