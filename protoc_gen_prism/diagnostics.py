@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -103,6 +102,8 @@ class SchemaError(Exception):
 
 def allowed_values(value: str, allowed: Iterable[str]) -> str:
     """Say which values are allowed and, when one is close to what was written, suggest it."""
+    import difflib  # only when a problem is reported
+
     choices = [str(a) for a in allowed]
     text = "allowed: " + ", ".join(choices)
     close = difflib.get_close_matches(value.lower(), choices, n=1, cutoff=0.6)

@@ -13,7 +13,7 @@ from sqlglot import exp
 from prism_runtime.schema import Column
 from prism_runtime.sql.names import index_name
 from protoc_gen_prism.sql.dialects import DdlDialect
-from protoc_gen_prism.sql.expressions import _create_index, column_definition
+from protoc_gen_prism.sql.expressions import column_definition, index_statement
 
 
 def _table(name: str) -> exp.Table:
@@ -71,7 +71,7 @@ def create_index(
     """Return CREATE INDEX IF NOT EXISTS on `columns` (default: the column alone), CONCURRENTLY where the dialect
     can build it without blocking writes."""
     # The very statement the DDL writes, so both name and shape the index alike.
-    statement = _create_index(table, index_name(table, column, dialect), list(columns or (column,)))
+    statement = index_statement(table, index_name(table, column, dialect), list(columns or (column,)))
     statement.set("concurrently", _concurrently(dialect, series))
     return statement
 

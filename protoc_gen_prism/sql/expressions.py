@@ -7,8 +7,6 @@ expressions are the oracle: tests/test_sql_ddl.py renders schemas both ways and 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from sqlglot import exp
 
 from prism_runtime.schema import Abstraction, Column, EntitySpec
@@ -35,36 +33,10 @@ def create_table(spec: EntitySpec, dialect: DdlDialect) -> exp.Create:
     return exp.Create(this=schema, kind="TABLE", exists=True)
 
 
-# A statement besides the CREATE TABLE, as (builder, params, names): `builder(names, *params)` is its
-# expression.
-_Statement = tuple[Callable[..., exp.Expression], tuple[object, ...], tuple[str, ...]]
-
-
-def _build(statement: _Statement) -> exp.Expression:
-    builder, params, names = statement
-    return builder(names, *params)
-
-
-def _index_statements(spec: EntitySpec, dialect: DdlDialect) -> list[_Statement]:
-    table = table_name(spec)
-    out: list[_Statement] = [
-        (_index, (False,), (table, index_name(table, column.name, dialect), *index_columns(spec, column)))
-        for column in spec.columns
-        if column.indexed
-    ]
-    if spec.edge_source is not None and spec.edge_target is not None:
-        # The primary key (source, target) serves outgoing hops; this serves incoming ones.
-        reverse = index_name(table, f"{spec.edge_target}__{spec.edge_source}", dialect)
-        out.append((_index, (False,), (table, reverse, spec.edge_target, spec.edge_source)))
-    return out
-
-
-def _create_index(table: str, name: str, columns: list[str]) -> exp.Create:
-    return _index((table, name, *columns), False)
-
-
-def _index(names: tuple[str, ...], unique: bool) -> exp.Create:
-    table, name, *columns = names
+def index_statement(
+    table: str, name: str, columns: list[str] | tuple[str, ...], *, unique: bool = False
+) -> exp.Create:
+    """Return the idempotent CREATE [UNIQUE] INDEX `name` of `table` on `columns`."""
     index = exp.Index(
         this=exp.to_identifier(name, quoted=True),
         table=exp.Table(this=exp.to_identifier(table, quoted=True)),
@@ -73,39 +45,42 @@ def _index(names: tuple[str, ...], unique: bool) -> exp.Create:
     return exp.Create(this=index, kind="INDEX", exists=True, unique=unique)
 
 
-def _comment_statements(spec: EntitySpec, dialect: DdlDialect) -> list[_Statement]:
-    if not dialect.supports_column_comments:
-        return []
+def ddl_expressions(spec: EntitySpec, dialect: DdlDialect) -> list[exp.Expression]:
+    """Return every DDL statement of an entity: the table; for a series its DEFAULT partition (where
+    partitioned) and identity index; then the indexes and column comments."""
     table = table_name(spec)
-    return [(_comment, (c.pii,), (table, c.name)) for c in spec.columns if c.pii]
+    out: list[exp.Expression] = []
+    if spec.abstraction is Abstraction.TIME_SERIES:
+        assert spec.event_time is not None
+        out.append(create_series_table(spec, dialect))
+        if dialect.partitions_series:
+            out.append(_default_partition(table, default_partition_name(spec, dialect)))
+        identity = index_name(table, "identity", dialect)
+        out.append(
+            index_statement(table, identity, (spec.key, spec.event_time, EVENT_ID_COLUMN), unique=True)
+        )
+    else:
+        out.append(create_table(spec, dialect))
+    out += (
+        index_statement(table, index_name(table, c.name, dialect), index_columns(spec, c))
+        for c in spec.columns
+        if c.indexed
+    )
+    if spec.edge_source is not None and spec.edge_target is not None:
+        # The primary key (source, target) serves outgoing hops; this serves incoming ones.
+        reverse = index_name(table, f"{spec.edge_target}__{spec.edge_source}", dialect)
+        out.append(index_statement(table, reverse, (spec.edge_target, spec.edge_source)))
+    if dialect.supports_column_comments:
+        out += (_comment(table, c.name, c.pii) for c in spec.columns if c.pii)
+    return out
 
 
-def _comment(names: tuple[str, ...], pii: str) -> exp.Comment:
-    table, column = names
+def _comment(table: str, column: str, pii: str) -> exp.Comment:
     return exp.Comment(
         this=exp.column(column, table=table, quoted=True),
         kind="COLUMN",
         expression=exp.Literal.string(f"pii: {pii}"),
     )
-
-
-def ddl_expressions(spec: EntitySpec, dialect: DdlDialect) -> list[exp.Expression]:
-    """Return every DDL statement of an entity: table, indexes, column comments."""
-    if spec.abstraction is Abstraction.TIME_SERIES:
-        table: exp.Expression = create_series_table(spec, dialect)
-    else:
-        table = create_table(spec, dialect)
-    return [table, *(_build(s) for s in _statements_after_table(spec, dialect))]
-
-
-def _statements_after_table(spec: EntitySpec, dialect: DdlDialect) -> list[_Statement]:
-    # For a series: its DEFAULT partition (where partitioned) and identity index; then indexes, comments.
-    out: list[_Statement] = []
-    if spec.abstraction is Abstraction.TIME_SERIES:
-        if dialect.partitions_series:
-            out.append(_default_partition_statement(spec, dialect))
-        out.append(_series_identity_statement(spec, dialect))
-    return [*out, *_index_statements(spec, dialect), *_comment_statements(spec, dialect)]
 
 
 def create_series_table(spec: EntitySpec, dialect: DdlDialect) -> exp.Create:
@@ -145,30 +120,15 @@ def create_series_table(spec: EntitySpec, dialect: DdlDialect) -> exp.Create:
     return exp.Create(this=schema, kind="TABLE", exists=True, properties=properties)
 
 
-def _default_partition_statement(spec: EntitySpec, dialect: DdlDialect) -> _Statement:
-    return (_default_partition, (), (table_name(spec), default_partition_name(spec, dialect)))
-
-
-def _default_partition(names: tuple[str, ...]) -> exp.Create:
-    table, name = names
-    return _partition_of_table(table, name, exp.var("DEFAULT"))
-
-
-def _partition_of_table(table: str, name: str, bounds: exp.Expression) -> exp.Create:
+def _default_partition(table: str, name: str) -> exp.Create:
     parent = exp.Table(this=exp.to_identifier(table, quoted=True))
+    bounds = exp.PartitionedOfProperty(this=parent, expression=exp.var("DEFAULT"))
     return exp.Create(
         this=exp.Table(this=exp.to_identifier(name, quoted=True)),
         kind="TABLE",
         exists=True,
-        properties=exp.Properties(expressions=[exp.PartitionedOfProperty(this=parent, expression=bounds)]),
+        properties=exp.Properties(expressions=[bounds]),
     )
-
-
-def _series_identity_statement(spec: EntitySpec, dialect: DdlDialect) -> _Statement:
-    assert spec.event_time is not None
-    table = table_name(spec)
-    names = (table, index_name(table, "identity", dialect), spec.key, spec.event_time, EVENT_ID_COLUMN)
-    return (_index, (True,), names)
 
 
 def rendered(spec: EntitySpec, dialect: DdlDialect, *, pretty: bool = False) -> list[str]:
