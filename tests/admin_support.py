@@ -96,6 +96,8 @@ def seed(
         body["migrations"] = migrations
     config.write_text(yaml.safe_dump(body))
     if nats_url:
+        # The session's NATS server is shared: other modules (test_pii) publish to the same schema's streams.
+        asyncio.run(_drop_streams(nats_url, "prismtest_pii_"))
         assert (
             prism(["generate", str(protos), "-o", str(source), "--opt", "profile=local", "--no-python"]) == 0
         )
@@ -109,6 +111,20 @@ def seed(
         _workload({"backends": backends, "migrations": migrations}, key_file, streams=nats_url is not None)
     )
     return Seeded(directory, config, key_file, database)
+
+
+async def _drop_streams(nats_url: str, prefix: str) -> None:
+    """Delete the streams named `prefix`... that earlier tests left, so this deployment's counts are its own."""
+    import nats
+
+    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=0)
+    try:
+        js = nc.jetstream()
+        for name in await js.streams_info():
+            if name.config.name and name.config.name.startswith(prefix):
+                await js.delete_stream(name.config.name)
+    finally:
+        await nc.close()
 
 
 async def _workload(config: dict[str, Any], key_file: Path, *, streams: bool) -> None:
