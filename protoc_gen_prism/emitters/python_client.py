@@ -61,6 +61,12 @@ class _Store:
         """Return the `class ...:` line of the blocking twin."""
         return _class_header(self.sync_class_name, _sync_base(self.base), self.type_args)
 
+    @property
+    def has_extras(self) -> bool:
+        """Return whether the store has methods of its own beyond the base class's: a TTL's put and
+        put_many, finders of indexed fields (the template writes them only then)."""
+        return bool(self.ttl_seconds or self.index_finders)
+
 
 @dataclass(frozen=True)
 class _IndexFinder:
