@@ -7,6 +7,7 @@ columns, which the servers rewrite (JSONB reorders keys), go through real SQLite
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 from collections.abc import AsyncIterator
@@ -27,7 +28,7 @@ from hypothesis import strategies as st
 
 import prism_runtime
 from prism_runtime.errors import CorruptRow, InvalidKey
-from prism_runtime.inputs import message_check
+from prism_runtime.inputs import message_check, message_checks
 from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
 from prism_runtime.sql.codec import RowCodec
 from prism_runtime.sql.dialect import SqlDialect, json_array_encoder
@@ -117,6 +118,17 @@ def test_the_input_check_reads_a_key_field_named_like_a_keyword() -> None:
         admit(cls())
 
 
+def test_the_batch_check_tells_distinct_keys_and_refuses_what_the_single_check_refuses() -> None:
+    cls = keyword_message()
+    _, admit_all = message_checks(KEYWORD_SPEC, cls, distinct=True)
+    batch = admit_all(cls(**{"from": k}) for k in ("a", "b", "c"))
+    assert batch == [cls(**{"from": k}) for k in ("a", "b", "c")] and batch.distinct
+    assert not admit_all([cls(**{"from": "a"}), cls(**{"from": "b"}), cls(**{"from": "a"})]).distinct
+    assert not message_checks(KEYWORD_SPEC, cls)[1]([cls(**{"from": "a"})]).distinct  # not asked: unknown
+    with pytest.raises(InvalidKey, match="key field from is empty"):
+        admit_all([cls(**{"from": "a"}), cls()])
+
+
 @settings(max_examples=300, deadline=None)
 @given(values=st.lists(st.text(st.characters(blacklist_categories=["Cs"]))), odd=st.lists(st.text()))
 def test_sqlite_stores_a_string_list_as_json_dumps_writes_it(values: list[str], odd: list[str]) -> None:
@@ -130,6 +142,104 @@ def test_sqlite_stores_a_string_list_as_json_dumps_writes_it(values: list[str], 
         odd, separators=(",", ":"), ensure_ascii=False
     )
     assert codec.decode(row) == cls(**{"from": "k", "in": values})
+
+
+def lists_message() -> Any:
+    """Return a message class with a repeated field of each scalar kind a list column stores."""
+    pool = descriptor_pool.Default()
+    try:
+        return message_factory.GetMessageClass(pool.FindMessageTypeByName("prismtest.codec.Lists"))
+    except KeyError:
+        pass
+    proto = descriptor_pb2.FileDescriptorProto(
+        name="prismtest/codec/lists.proto", package="prismtest.codec", syntax="proto3"
+    )
+    message = proto.message_type.add(name="Lists")
+    message.field.add(name="id", number=1, type=_F.TYPE_STRING, label=_F.LABEL_OPTIONAL)
+    for number, (name, kind) in enumerate(_LIST_FIELDS.items(), start=2):
+        message.field.add(name=name, number=number, type=kind, label=_F.LABEL_REPEATED)
+    pool.Add(proto)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("prismtest.codec.Lists"))
+
+
+_LIST_FIELDS = {
+    "texts": _F.TYPE_STRING,
+    "int32s": _F.TYPE_INT32,
+    "int64s": _F.TYPE_INT64,
+    "uint64s": _F.TYPE_UINT64,
+    "bools": _F.TYPE_BOOL,
+    "doubles": _F.TYPE_DOUBLE,
+    "blobs": _F.TYPE_BYTES,
+}
+_LIST_KINDS = {
+    "texts": ColumnKind.STRING,
+    "int32s": ColumnKind.INT32,
+    "int64s": ColumnKind.INT64,
+    "uint64s": ColumnKind.UINT64,
+    "bools": ColumnKind.BOOL,
+    "doubles": ColumnKind.DOUBLE,
+    "blobs": ColumnKind.BYTES,
+}
+LISTS_SPEC = EntitySpec(
+    namespace="prismtest_codec_lists",
+    message_name="prismtest.codec.Lists",
+    abstraction=Abstraction.KEY_VALUE,
+    key="id",
+    columns=(
+        Column("id", 1, ColumnKind.STRING),
+        *(
+            Column(name, n, kind, repeated=True)
+            for n, (name, kind) in enumerate(_LIST_KINDS.items(), start=2)
+        ),
+        Column("prism_expires_at", 0, ColumnKind.INT64, nullable=True, expiry=True),
+    ),
+)
+
+
+@st.composite
+def list_messages(draw: st.DrawFn) -> dict[str, Any]:
+    return {
+        "texts": draw(st.lists(st.text(st.characters(blacklist_categories=["Cs"])), max_size=4)),
+        "int32s": draw(st.lists(st.integers(-(1 << 31), (1 << 31) - 1), max_size=3)),
+        "int64s": draw(st.lists(st.integers(-(1 << 63), (1 << 63) - 1), max_size=3)),
+        "uint64s": draw(st.lists(st.integers(0, (1 << 64) - 1), max_size=3)),
+        "bools": draw(st.lists(st.booleans(), max_size=3)),
+        "doubles": draw(st.lists(st.floats(), max_size=3)),  # nan and the infinities too
+        "blobs": draw(st.lists(st.binary(max_size=6), max_size=3)),
+    }
+
+
+def _dumps_as_before(kind: ColumnKind, values: list[Any]) -> str:
+    """The JSON list the SQLite encoder wrote before it wrote lists in place: json.dumps of the JSON values."""
+    if kind is ColumnKind.BYTES:
+        values = [base64.b64encode(v).decode("ascii") for v in values]
+    elif kind is ColumnKind.DOUBLE:
+        values = [v if math.isfinite(v) else str(v) for v in values]
+    return json.dumps(values, separators=(",", ":"), ensure_ascii=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(fields=st.lists(list_messages(), min_size=1, max_size=4), expires=st.none() | st.integers(0, 1 << 50))
+@pytest.mark.parametrize("dialect", [PostgresDialect(), SqliteDialect()], ids=["postgres", "sqlite"])
+def test_batch_encoders_write_what_encode_writes(
+    dialect: SqlDialect, fields: list[dict[str, Any]], expires: int | None
+) -> None:
+    """encode_rows and encode_flat are `encode` in a loop; SQLite's lists are json.dumps's text exactly."""
+    cls = lists_message()
+    codec = RowCodec(LISTS_SPEC, cls, dialect)
+    messages = [cls(id=f"k{i}", **f) for i, f in enumerate(fields)]
+    rows = [codec.encode_expiring(m, expires) for m in messages]
+    # repr, not ==: a nan is unequal to itself, and repr tells every other float (and -0.0) apart.
+    assert repr(codec.encode_rows(messages, expires)) == repr(rows)
+    assert repr(codec.encode_flat(messages, expires)) == repr([v for row in rows for v in row])
+    assert rows[0][-1] == expires
+    if isinstance(dialect, SqliteDialect):
+        for row, f in zip(rows, fields, strict=True):
+            for name, kind in _LIST_KINDS.items():
+                assert row[codec.column_index(name)] == _dumps_as_before(kind, f[name]), name
+    for row, message in zip(rows, messages, strict=True):
+        # In the JSON mapping every nan is "NaN", whatever its payload (which no backend keeps).
+        assert json_format.MessageToDict(codec.decode(row)) == json_format.MessageToDict(message)
 
 
 # -- JSON columns: every field type through a real SQLite and Postgres, against ParseDict -------------------

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, Protocol, T
 from google.protobuf.message import Message
 
 from prism_runtime import telemetry
-from prism_runtime.inputs import admit_all, key_check, message_check
+from prism_runtime.inputs import key_check, message_checks
 from prism_runtime.schema import EntitySpec
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ class NodeStore(Generic[N, K]):
         self.spec = spec
         self.message_type = message
         self._kv = telemetry.keyvalue(db.keyvalue(spec, message), db, spec)
-        self._admit = message_check(spec, message)
+        self._admit, self._admit_all = message_checks(spec, message)
         self._key = key_check(spec.namespace, spec.column(spec.key))
 
     async def add_node(self, node: N) -> None:
@@ -109,7 +109,7 @@ class NodeStore(Generic[N, K]):
 
     async def add_nodes(self, nodes: Iterable[N]) -> None:
         """Insert or replace all `nodes` in one atomic batch."""
-        await self._kv.put(admit_all(self._admit, nodes))
+        await self._kv.put(self._admit_all(nodes))
 
     async def get_node(self, key: K) -> N | None:
         """Return the node with `key`, or None."""
@@ -134,7 +134,7 @@ class EdgeStore(Generic[E, S, T, EF]):
         self.spec = spec
         self.message_type = message
         self._graph: GraphBackend[E] = telemetry.graph(db.graph(spec, message, node_spec), db, spec, self)
-        self._admit = message_check(spec, message)
+        self._admit, self._admit_all = message_checks(spec, message)
         assert spec.edge_source is not None and spec.edge_target is not None, "an edge names both its ends"
         self._source = key_check(spec.namespace, spec.column(spec.edge_source))
         self._target = key_check(spec.namespace, spec.column(spec.edge_target))
@@ -151,7 +151,7 @@ class EdgeStore(Generic[E, S, T, EF]):
 
     async def add_edges(self, edges: Iterable[E]) -> None:
         """Insert or replace all `edges` in one atomic batch."""
-        await self._graph.put_edges([self._stored(e) for e in admit_all(self._admit, edges)])
+        await self._graph.put_edges([self._stored(e) for e in self._admit_all(edges)])
 
     async def get_edge(self, source: S, target: T) -> E | None:
         """Return the edge from `source` to `target`, or None."""

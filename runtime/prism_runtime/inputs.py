@@ -113,11 +113,32 @@ def value_check(namespace: str, column: Column) -> Callable[[Any], Any]:
     return check
 
 
+class CheckedBatch(list[M]):
+    """The items of a batch that passed its input check, as a list.
+
+    `distinct` is True when the check saw every item's key and no two were equal, so a store need not look
+    for repeated keys itself; False says nothing either way.
+    """
+
+    distinct = False
+
+
 def message_check(spec: EntitySpec, message: type[M]) -> Callable[[Any], None]:
-    """Return the check of a message given to put, append or add: its type, its key values, its depth.
+    """Return the check of a message given to put, append or add: its type, its key values, its depth."""
+    return message_checks(spec, message)[0]
+
+
+def message_checks(
+    spec: EntitySpec, message: type[M], *, distinct: bool = False
+) -> tuple[Callable[[Any], None], Callable[[Iterable[Any]], CheckedBatch[M]]]:
+    """Return the check of one message given to put, append or add (its type, its key values, its depth), and
+    of a batch: the batch's items as a CheckedBatch, each checked, so a batch with one bad item writes nothing.
 
     Written out per entity, as the row codec is, because every write runs it: the key fields are read by name
-    and their common case tested in line; anything else goes to the key field's full check.
+    and their common case tested in line; anything else goes to the key field's full check. The batch check
+    runs the same lines in its own loop, with no call per item. With `distinct`, on an entity whose one key
+    field is a string or bytes (which the check reads anyway), it also tells whether the batch's keys are all
+    different (CheckedBatch.distinct): a KeyValue put then skips its own search for repeated keys.
     """
     namespace = spec.namespace
     name = message.DESCRIPTOR.full_name
@@ -132,7 +153,13 @@ def message_check(spec: EntitySpec, message: type[M]) -> Callable[[Any], None]:
             namespace=namespace,
         )
 
-    env: dict[str, Any] = {"_M": message, "_wrong": wrong, "_deep": deep, "_too_deep": too_deep}
+    env: dict[str, Any] = {
+        "_M": message,
+        "_wrong": wrong,
+        "_deep": deep,
+        "_too_deep": too_deep,
+        "_Batch": CheckedBatch,
+    }
     body = ["if type(item) is not _M and not isinstance(item, _M):", "    raise _wrong(item)"]
     for i, column in enumerate(spec.key_columns):
         # Integer fields hold only in-range integers: protobuf checks them on assignment.
@@ -150,18 +177,20 @@ def message_check(spec: EntitySpec, message: type[M]) -> Callable[[Any], None]:
         body += [f"_v = {read}", f"if not ({usual}):", f"    _k{i}(_v)"]
     if static_depth(message.DESCRIPTOR) > MAX_MESSAGE_DEPTH:
         body += ["if _too_deep(item):", "    raise _deep()"]
-    source = "def admit(item):\n" + "".join(f"    {line}\n" for line in body)
+    # The key the check reads (`_v` after the key's lines), when it is the entity's only key field.
+    keyed = distinct and len(spec.key_columns) == 1 and spec.key_columns[0].kind in _SIZED
+    source = (
+        "def admit(item):\n"
+        + "".join(f"    {line}\n" for line in body)
+        + "def admit_all(items):\n    batch = _Batch(items)\n"
+        + ("    _keys = set()\n    _add = _keys.add\n" if keyed else "")
+        + "    for item in batch:\n"
+        + "".join(f"        {line}\n" for line in body)
+        + ("        _add(_v)\n    batch.distinct = len(_keys) == len(batch)\n" if keyed else "")
+        + "    return batch\n"
+    )
     exec(compile(source, f"<prism input check of {name}>", "exec"), env)
-    admit: Callable[[Any], None] = env["admit"]
-    return admit
-
-
-def admit_all(admit: Callable[[Any], None], items: Iterable[M]) -> list[M]:
-    """Return `items` as a list, each checked by `admit`: a batch with one bad item writes nothing."""
-    batch = list(items)
-    for item in batch:
-        admit(item)
-    return batch
+    return env["admit"], env["admit_all"]
 
 
 class _Refusal:

@@ -14,7 +14,7 @@ from google.protobuf.message import Message
 
 from prism_runtime import telemetry
 from prism_runtime.errors import CorruptRow
-from prism_runtime.inputs import admit_all, key_check, message_check, value_check
+from prism_runtime.inputs import key_check, message_checks, value_check
 
 # The finders' default limit is stated with the spec, which the compiler reads without loading this module.
 from prism_runtime.schema import DEFAULT_FIND_LIMIT as DEFAULT_FIND_LIMIT
@@ -84,7 +84,7 @@ class _Store(Generic[M]):
         self.message_type = message
         # Traced when telemetry is on, else the backend itself (no frame of ours on the hot path).
         self._backend: KeyValueBackend[M] = telemetry.keyvalue(db.keyvalue(spec, message), db, spec)
-        self._admit = message_check(spec, message)
+        self._admit, self._admit_all = message_checks(spec, message, distinct=True)
         self._key = key_check(spec.namespace, spec.column(spec.key))
 
     @property
@@ -99,11 +99,11 @@ class _Store(Generic[M]):
 
     async def put_many(self, items: Iterable[M]) -> None:
         """Insert or replace all `items` in one atomic batch."""
-        await self._backend.put(admit_all(self._admit, items))
+        await self._backend.put(self._admit_all(items))
 
     async def _put_expiring(self, items: Iterable[M], ttl: timedelta | None) -> None:
         """Put `items` expiring after `ttl`, or the entity's TTL (the generated put and put_many of a TTL entity)."""
-        await self._backend.put(admit_all(self._admit, items), ttl)
+        await self._backend.put(self._admit_all(items), ttl)
 
     async def _find_by_index(
         self, field: str, value: Any, limit: int, after: tuple[Any, ...] | None

@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 
 from prism_runtime import telemetry
 from prism_runtime.drive import SetupLock
-from prism_runtime.inputs import admit_all, key_check, message_check
+from prism_runtime.inputs import key_check, message_checks
 from prism_runtime.schema import ColumnKind, EntitySpec
 
 if TYPE_CHECKING:
@@ -216,7 +216,7 @@ class TimeSeries(Generic[M, K]):
         self._backend: TimeSeriesBackend[M] = telemetry.timeseries(db.timeseries(spec, message), db, spec)
         self._db = db
         self._keyed = any(c.encrypted for c in spec.columns)
-        self._admit = message_check(spec, message)
+        self._admit, self._admit_all = message_checks(spec, message)
         self._key = key_check(spec.namespace, spec.column(spec.key))
 
     @property
@@ -238,7 +238,7 @@ class TimeSeries(Generic[M, K]):
 
     async def append_many(self, events: Iterable[M]) -> None:
         """Append events, all acknowledged when this returns."""
-        checked = admit_all(self._admit, events)
+        checked = self._admit_all(events)
         identity = await self._identify()
         batch = [identity.event(e) for e in checked]
         if batch:

@@ -4,8 +4,9 @@ Two connections to the file. The writer lives on a worker thread, so no write, s
 the event loop. The reader is used on the loop thread for reads of a few rows by key (`fetch_first`,
 `fetch_few`): in WAL mode a reader takes no lock a writer holds, so such a read costs microseconds, where a
 hop to the worker costs tens of them. The reader can never hold the loop for long: its busy timeout is zero
-(a read that would wait for a lock fails at once), and a progress handler abandons a statement that runs
-past a small CPU budget; either way the read is run again on the worker, as every read was before.
+(a read that would wait for a lock fails at once), a progress handler abandons a statement that runs past a
+small time budget, and a value longer than LOOP_READ_MAX_VALUE fails before it is copied; in each case the
+read is run again on the worker, as every read was before.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.dialect import ServingDialect
 from prism_runtime.sql.dialects import SqliteDialect
 from prism_runtime.sql.driver import UNREADABLE, After, Chained, Row, verify_columns
+from prism_runtime.sql.keyvalue import EncodedRows
 from prism_runtime.sql.serving import ServesSqlAbstractions
 from prism_runtime.sql.statements import KeyValueStatements
 
@@ -49,6 +51,18 @@ _NOT_UTF8 = "Could not decode to UTF-8"
 # than a hundred, so it never runs for one).
 LOOP_READ_BUDGET = 0.0005
 _PROGRESS_STEPS = 1000
+# The longest TEXT or BLOB value a read on the loop thread copies: SQLite fails a longer one (SQLITE_TOOBIG)
+# before reading its overflow pages, and the read runs again on the worker. Copying and decoding a value
+# costs about 1 ms per MB here (bench/bench_loop_lag.py: 0.6 ms for a 1 MB string, 11 ms for 10 MB); at
+# 64 KiB a value costs the loop tens of microseconds.
+LOOP_READ_MAX_VALUE = 1 << 16
+# Why reads meant for the loop thread ran on the worker instead, by SQLite's primary result code.
+_FALLBACK_REASONS = {
+    sqlite3.SQLITE_BUSY: "busy",
+    sqlite3.SQLITE_LOCKED: "busy",
+    sqlite3.SQLITE_INTERRUPT: "budget",
+    sqlite3.SQLITE_TOOBIG: "too_big",
+}
 # How long a write waits for another connection's write lock before it fails with Contention.
 BUSY_TIMEOUT_MS = 5000
 MAX_VARIABLES = 999
@@ -69,6 +83,9 @@ class SqliteDriver(ServesSqlAbstractions):
         self._reader: sqlite3.Connection | None = None
         self._reader_thread = 0
         self._deadline = 0.0
+        # Reads meant for the loop thread that ran on the worker, by reason (busy, budget, too_big, other):
+        # a debugging aid for the bench and the tests; counting costs nothing on the loop's own path.
+        self.loop_read_fallbacks: dict[str, int] = {}
 
     async def open(self) -> None:
         """Open the file (creating it and its directory's file, not the directory) in WAL mode.
@@ -92,6 +109,7 @@ class SqliteDriver(ServesSqlAbstractions):
                 conn.close()
                 return None
             conn.execute("PRAGMA query_only=1")
+            conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, LOOP_READ_MAX_VALUE)
             _forbid_string_identifiers(conn)
             conn.set_progress_handler(self._over_budget, _PROGRESS_STEPS)
         except sqlite3.Error:
@@ -101,6 +119,15 @@ class SqliteDriver(ServesSqlAbstractions):
 
     def _over_budget(self) -> bool:
         return perf_counter() > self._deadline
+
+    def _fell_back(self, error: sqlite3.Error) -> None:
+        """Count a loop read that goes to the worker: busy, over budget, a value too long, or text not UTF-8."""
+        code = getattr(error, "sqlite_errorcode", None)
+        if isinstance(code, int):
+            reason = _FALLBACK_REASONS.get(code & 0xFF, "other")
+        else:  # sqlite3's own errors carry no code; the one expected here is text that is not UTF-8
+            reason = "not_utf8" if str(error).startswith(_NOT_UTF8) else "other"
+        self.loop_read_fallbacks[reason] = self.loop_read_fallbacks.get(reason, 0) + 1
 
     def _open_sync(self) -> None:
         self._conn = connect_file(self.path, self.name)
@@ -165,18 +192,25 @@ class SqliteDriver(ServesSqlAbstractions):
         A statement of N rows is one call, one step and one reset where executemany makes N of each through
         sqlite3's loop: about a third less time per row (docs/performance.md). The rows are encoded here, on
         the caller's thread, before the hop: encoding on the worker would hold the GIL the loop needs while
-        the worker waits on SQLite.
+        the worker waits on SQLite. Rows still to be encoded (`EncodedRows`, a put_many) are encoded straight
+        into one list of parameters, which each statement binds a slice of.
         """
-        rows = rows if isinstance(rows, list) else list(rows)
-        per = max(1, MAX_VARIABLES // len(statements.columns))
+        width = len(statements.columns)
+        per = max(1, MAX_VARIABLES // width)
         whole = len(rows) - len(rows) % per  # rows in statements of `per` rows; the rest one by one
         many = statements.upsert_rows(per) if whole else ""
+        if isinstance(rows, EncodedRows):
+            flat, rest = rows.flat(0, whole), rows[whole:]
+        else:
+            rows = rows if isinstance(rows, list) else list(rows)
+            flat, rest = list(chain.from_iterable(rows[:whole])), rows[whole:]
+        step = per * width
 
         def work() -> None:
             with self._write_transaction() as conn:
-                for start in range(0, whole, per):
-                    conn.execute(many, list(chain.from_iterable(rows[start : start + per])))
-                conn.executemany(statements.upsert, rows[whole:])
+                for start in range(0, len(flat), step):
+                    conn.execute(many, flat[start : start + step])
+                conn.executemany(statements.upsert, rest)
                 _run_after(conn, after)
 
         await self._run(work, namespace=namespace)
@@ -220,8 +254,8 @@ class SqliteDriver(ServesSqlAbstractions):
             try:
                 # fetchall: the statement runs to its end, so no read transaction stays open past this line.
                 rows = reader.execute(sql, args).fetchall()
-            except sqlite3.OperationalError:
-                pass  # busy, over budget, or text that is not UTF-8: the worker's path handles each
+            except (sqlite3.OperationalError, sqlite3.DataError) as error:
+                self._fell_back(error)  # busy, over budget, a long value, text not UTF-8: the worker reads it
             except sqlite3.DatabaseError as error:
                 raise BackendError(_safe(error), namespace=namespace, backend=self.name) from None
             else:
@@ -238,8 +272,8 @@ class SqliteDriver(ServesSqlAbstractions):
             self._deadline = perf_counter() + LOOP_READ_BUDGET
             try:
                 return reader.execute(sql, args).fetchall()
-            except sqlite3.OperationalError:
-                pass  # busy, over budget, or text that is not UTF-8: the worker's path handles each
+            except (sqlite3.OperationalError, sqlite3.DataError) as error:
+                self._fell_back(error)  # busy, over budget, a long value, text not UTF-8: the worker reads it
             except sqlite3.DatabaseError as error:
                 raise BackendError(_safe(error), namespace=namespace, backend=self.name) from None
         return await self.fetch(sql, args, namespace=namespace)

@@ -21,7 +21,7 @@ from google.protobuf.message import Message
 from prism_runtime.corrupt import corrupt_row
 from prism_runtime.errors import CorruptRow
 from prism_runtime.schema import Column, ColumnKind, EntitySpec
-from prism_runtime.sql.dialect import SqlDialect, identity
+from prism_runtime.sql.dialect import SqlDialect, identity, json_integer_list, json_string, json_string_list
 
 M = TypeVar("M", bound=Message)
 _FD = FieldDescriptor
@@ -42,11 +42,17 @@ class RowCodec(Generic[M]):
         self.message_key: Callable[[M], Any] = operator.attrgetter(*(c.name for c in spec.key_columns))
         """Return a hashable of a message's key, equal exactly when the encoded keys are (encoders are one to one
         on key types: strings, bytes, integers)."""
-        encode = _row_encoder(spec.columns, dialect, fields)
+        encode, encode_rows, encode_flat = _row_encoders(spec.columns, dialect, fields)
         self.encode: Callable[[M], tuple[Any, ...]] = encode
         """Return the bind values of one message, in column order (an expiry column: NULL, never expires)."""
         self.encode_expiring: Callable[[M, int | None], tuple[Any, ...]] = encode
         """Return the bind values of one message whose row expires at the epoch milliseconds given."""
+        self.encode_rows: Callable[[Sequence[M], int | None], list[tuple[Any, ...]]] = encode_rows
+        """Return the rows of many messages (expiring at the epoch milliseconds given, or None): `encode` of
+        each, in one loop with no call per message."""
+        self.encode_flat: Callable[[Sequence[M], int | None], list[Any]] = encode_flat
+        """Return the bind values of many messages in one list, row after row: a multi-row statement's
+        parameters, without a tuple per row to flatten."""
         self.decode: Callable[[Sequence[Any]], M] = _row_decoder(spec.columns, message, dialect, self.corrupt)
         """Return the message stored in one fetched row; raise CorruptRow when the row cannot be one."""
 
@@ -70,20 +76,28 @@ class RowCodec(Generic[M]):
         return tuple(row[i] for i in self.key_index)
 
 
-def _row_encoder(
+def _row_encoders(
     columns: Sequence[Column], dialect: SqlDialect, fields: Any
-) -> Callable[..., tuple[Any, ...]]:
-    """Return the function giving the bind values of one message, written out for these columns.
+) -> tuple[Callable[..., tuple[Any, ...]], Callable[..., list[Any]], Callable[..., list[Any]]]:
+    """Return the functions giving the bind values of one message, of many as rows, and of many in one list.
 
-    One tuple display, each column's expression written in place (`_column_value`): no call per column
-    unless its value needs converting, and none for an unset or empty field.
+    Written out for these columns: one tuple display, each column's expression written in place
+    (`_column_value`), with no call per column unless its value needs converting, and none for an unset or
+    empty field. The batch ones run the same display in a loop of their own, so a batch makes no Python call
+    per message (about a tenth of a row's encoding); the flat one puts the values straight into the one list
+    a multi-row statement binds.
     """
     env: dict[str, Any] = {}
     values = [_column_value(i, column, dialect, fields, env) for i, column in enumerate(columns)]
-    source = f"def encode(_m, _expires=None):\n    return ({''.join(f'{value}, ' for value in values)})\n"
+    row = "".join(f"{value}, " for value in values)
+    source = (
+        f"def encode(_m, _expires=None):\n    return ({row})\n"
+        f"def encode_rows(_ms, _expires=None):\n    return [({row}) for _m in _ms]\n"
+        f"def encode_flat(_ms, _expires=None):\n    _o = []\n    for _m in _ms:\n        _o += ({row})\n"
+        "    return _o\n"
+    )
     exec(compile(source, "<prism row encoder>", "exec"), env)
-    encoder: Callable[..., tuple[Any, ...]] = env["encode"]
-    return encoder
+    return env["encode"], env["encode_rows"], env["encode_flat"]
 
 
 def _column_value(i: int, column: Column, dialect: SqlDialect, fields: Any, env: dict[str, Any]) -> str:
@@ -110,6 +124,11 @@ def _column_value(i: int, column: Column, dialect: SqlDialect, fields: Any, env:
     if column.repeated:
         if dialect.supports_arrays and dialect.scalar_encoder(column.kind) is identity:
             return f"{read}[:]"  # an array of the values as they are
+        if encode is json_string_list:  # the JSON text written in place: no call to a function that builds it
+            env["_js"] = json_string
+            return 'f"[{' + f"','.join(map(_js, {read}[:]))" + '}]"'
+        if encode is json_integer_list:
+            return 'f"[{' + f"','.join(map(int.__repr__, {read}[:]))" + '}]"'
         env[f"_e{i}"] = encode  # every array encoder takes a list
         return f"_e{i}({read}[:])"
     if column.kind is ColumnKind.TIMESTAMP:

@@ -26,7 +26,8 @@ _EPOCH = datetime.datetime(1970, 1, 1)
 # text is exactly json.dumps(value, separators=(",", ":"), ensure_ascii=False).
 _to_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _from_json = json.JSONDecoder().decode
-_json_string = json.encoder.encode_basestring  # a JSON string as ensure_ascii=False writes it
+json_string: Callable[[str], str] = json.encoder.encode_basestring
+"""Return a JSON string as json.dumps with ensure_ascii=False writes it."""
 # Kinds whose Python values are ints that JSON writes as int.__repr__ does (bool is not one: true/false).
 _JSON_INTEGERS = frozenset({ColumnKind.INT32, ColumnKind.INT64, ColumnKind.UINT64, ColumnKind.ENUM})
 _TS_RE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?Z$")
@@ -216,14 +217,27 @@ class SqlDialect:
 def json_array_encoder(kind: ColumnKind) -> Encoder:
     """Return an encoder of a list of `kind` values as a JSON list, for dialects without arrays."""
     if kind is ColumnKind.STRING:
-        # The list json.dumps writes, joined here: it builds an encoder per call, which costs more than the text.
-        return lambda values: "[" + ",".join(map(_json_string, values)) + "]"
+        return json_string_list
     if kind in _JSON_INTEGERS:
-        return lambda values: "[" + ",".join(map(int.__repr__, values)) + "]"
+        return json_integer_list
     element = _json_element_encoder(kind)
     if element is identity:
         return lambda values: _to_json(values if type(values) is list else list(values))
     return lambda values: _to_json([element(v) for v in values])
+
+
+def json_string_list(values: Sequence[str]) -> str:
+    """Return a list of strings as JSON text, exactly as `_to_json` writes it.
+
+    Joined here: json.dumps builds an encoder per call, which costs more than the text. The row encoder
+    writes this expression in place (prism_runtime.sql.codec), so the two must stay the same.
+    """
+    return f"[{','.join(map(json_string, values))}]"
+
+
+def json_integer_list(values: Sequence[int]) -> str:
+    """Return a list of integers (not bools) as JSON text, exactly as `_to_json` writes it (see above)."""
+    return f"[{','.join(map(int.__repr__, values))}]"
 
 
 def json_array_decoder(kind: ColumnKind) -> Decoder:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from datetime import timedelta
+from itertools import chain
 from typing import Any, Generic, TypeVar, overload
 
 from google.protobuf.message import Message
 
 from prism_runtime.drive import SetupLock, driving
 from prism_runtime.errors import CorruptRow
+from prism_runtime.inputs import CheckedBatch
 from prism_runtime.pii.sealer import ProtectedRows
 from prism_runtime.pii.vault import vault_for
 from prism_runtime.schema import EntitySpec
@@ -38,11 +40,20 @@ def now_ms() -> int:
 
 
 class EncodedRows(Sequence[Sequence[Any]]):
-    """The rows of messages, each encoded when it is read: what a driver iterates or slices is encoded then."""
+    """The rows of messages, encoded when they are read: what a driver iterates or slices is encoded then.
 
-    def __init__(self, messages: Sequence[Any], encode: Callable[[Any], Sequence[Any]]) -> None:
+    In runs of rows (RowCodec.encode_rows), with no call per row; `flat` gives a run's bind values in one
+    list (RowCodec.encode_flat), for a driver binding many rows per statement.
+    """
+
+    RUN = 512
+    """How many rows iteration encodes at a time: a driver streaming rows (asyncpg's COPY) sends the first
+    while later ones are still messages."""
+
+    def __init__(self, messages: Sequence[Any], codec: RowCodec[Any], expires: int | None) -> None:
         self.messages = messages
-        self.encode = encode
+        self.codec = codec
+        self.expires = expires
 
     def __len__(self) -> int:
         return len(self.messages)
@@ -55,11 +66,18 @@ class EncodedRows(Sequence[Sequence[Any]]):
 
     def __getitem__(self, index: int | slice) -> Sequence[Any] | list[Sequence[Any]]:
         if isinstance(index, slice):
-            return list(map(self.encode, self.messages[index]))
-        return self.encode(self.messages[index])
+            return self.codec.encode_rows(self.messages[index], self.expires)
+        return self.codec.encode_expiring(self.messages[index], self.expires)
 
     def __iter__(self) -> Iterator[Sequence[Any]]:
-        return map(self.encode, self.messages)
+        encode, messages, expires, run = self.codec.encode_rows, self.messages, self.expires, self.RUN
+        return chain.from_iterable(
+            encode(messages[start : start + run], expires) for start in range(0, len(messages), run)
+        )
+
+    def flat(self, start: int, stop: int) -> list[Any]:
+        """Return the bind values of rows `start` to `stop` (excluded), row after row, in one list."""
+        return self.codec.encode_flat(self.messages[start:stop], self.expires)
 
 
 class SqlKeyValue(Generic[M]):
@@ -103,6 +121,7 @@ class SqlKeyValue(Generic[M]):
         if not self._ready:
             await self._prepare()
         encode = self.codec.encode
+        expires: int | None = None
         if self._ttl_ms:
             expires = now_ms() + (self._ttl_ms if ttl is None else _milliseconds(ttl))
             expiring = self.codec.encode_expiring
@@ -117,10 +136,14 @@ class SqlKeyValue(Generic[M]):
             elif items:
                 # The last write of a key wins, as if the items were put one after another. Rows are encoded
                 # as the driver takes them, so a driver can encode some while the server stores others.
-                unique = list(dict(zip(map(self.codec.message_key, items), items, strict=True)).values())
-                await self.driver.upsert_many(self.sql, EncodedRows(unique, encode), namespace=self._ns)
+                key = self.codec.message_key
+                distinct = isinstance(items, CheckedBatch) and items.distinct  # the input check saw the keys
+                if not distinct and len(set(map(key, items))) < len(items):
+                    items = list(dict(zip(map(key, items), items, strict=True)).values())
+                encoded = EncodedRows(items, self.codec, expires)
+                await self.driver.upsert_many(self.sql, encoded, namespace=self._ns)
             return
-        rows = list(map(encode, items))
+        rows = self.codec.encode_rows(items, expires)
         sealed, events = await self._pii.seal(rows)
         await self._pii.write_audited(events, lambda after: self._write(sealed, after))
 
