@@ -22,15 +22,26 @@ SIDES = ("generated", "raw sync", "raw thread")
 COLORS = {"generated": "#1f77b4", "raw sync": "#7f7f7f", "raw thread": "#bcbd22", "raw asyncpg": "#7f7f7f"}
 
 
-def bars(ax: Any, groups: list[str], series: dict[str, list[float]], ylabel: str, title: str) -> None:
-    """Draw grouped bars: one group per entry of `groups`, one bar per series."""
+def bars(
+    ax: Any,
+    groups: list[str],
+    series: dict[str, list[float]],
+    ylabel: str,
+    title: str,
+    *,
+    colors: dict[str, str] = COLORS,
+    log: bool = False,
+) -> None:
+    """Draw grouped bars, each labelled with its value: one group per entry of `groups`, one bar per series."""
     width = 0.8 / len(series)
     for n, (name, values) in enumerate(series.items()):
         xs = [g + n * width for g in range(len(groups))]
-        ax.bar(xs, values, width, label=name, color=COLORS.get(name))
+        ax.bar(xs, values, width, label=name, color=colors.get(name))
         for x, v in zip(xs, values, strict=True):
             ax.annotate(f"{v:,.0f}", (x, v), ha="center", va="bottom", fontsize=7)
-    ax.set_xticks([g + width * (len(series) - 1) / 2 for g in range(len(groups))], groups)
+    ax.set_xticks([g + width * (len(series) - 1) / 2 for g in range(len(groups))], groups, fontsize=8)
+    if log:
+        ax.set_yscale("log")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)

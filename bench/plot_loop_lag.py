@@ -14,12 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
+from plot import bars  # the performance chart's grouped bars (it selects matplotlib's file-only backend)
 
 RUNS = {
     "loop_lag.json": "normal priority,\nown writes",
@@ -28,21 +25,7 @@ RUNS = {
 }
 SIDES = {"idle": "#bcbd22", "load": "#7f7f7f", "load + reads": "#1f77b4"}
 CALLS = {"held_get": ("get", "#1f77b4"), "held_get_many_8": ("get_many of 8", "#ff7f0e")}
-
-
-def grouped(ax: Any, groups: list[str], series: dict[str, tuple[list[float], str]], title: str) -> None:
-    """Draw grouped bars on a log scale, each labelled with its value."""
-    width = 0.8 / len(series)
-    for n, (name, (values, color)) in enumerate(series.items()):
-        xs = [g + n * width for g in range(len(groups))]
-        ax.bar(xs, values, width, label=name, color=color)
-        for x, v in zip(xs, values, strict=True):
-            ax.annotate(f"{v:,.0f}", (x, v), ha="center", va="bottom", fontsize=7)
-    ax.set_xticks([g + width * (len(series) - 1) / 2 for g in range(len(groups))], groups, fontsize=8)
-    ax.set_yscale("log")
-    ax.set_ylabel("µs (log scale)")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
+COLORS = {**SIDES, **dict(CALLS.values())}
 
 
 def main() -> None:
@@ -55,25 +38,28 @@ def main() -> None:
     labels = list(runs)
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))
     for col, q in enumerate(("p50", "p99")):
-        grouped(
+        bars(
             axes[0][col],
             labels,
-            {
-                side: ([runs[r]["interleaved"]["lag"][side][f"lag_{q}_us"] for r in labels], color)
-                for side, color in SIDES.items()
-            },
+            {side: [runs[r]["interleaved"]["lag"][side][f"lag_{q}_us"] for r in labels] for side in SIDES},
+            "µs (log scale)",
             f"ticker lag {q} (1 ms sleeps), sides interleaved" + ("; goal ≤ 1,000 µs" if q == "p99" else ""),
+            colors=COLORS,
+            log=True,
         )
         if q == "p99":
             axes[0][col].axhline(1000, color="#d62728", linewidth=0.8, linestyle="--")
-        grouped(
+        bars(
             axes[1][col],
             labels,
             {
-                name: ([runs[r]["interleaved"][key][f"wall_{q}_us"] for r in labels], color)
-                for key, (name, color) in CALLS.items()
+                name: [runs[r]["interleaved"][key][f"wall_{q}_us"] for r in labels]
+                for key, (name, _) in CALLS.items()
             },
+            "µs (log scale)",
             f"time one read holds the loop, {q} (under load)",
+            colors=COLORS,
+            log=True,
         )
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)

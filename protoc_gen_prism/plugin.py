@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 from google.protobuf.compiler import plugin_pb2
 from google.protobuf.message import DecodeError
@@ -40,7 +41,12 @@ def plugin_io() -> Iterator[tuple[plugin_pb2.CodeGeneratorRequest, list[plugin_p
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the plugin; `--version` answers without reading stdin."""
+    """Run the plugin; `--version` answers without reading stdin.
+
+    Run as the executable (no `argv`), the process ends as soon as the response is written: what the
+    compile made dies with it, where the interpreter's teardown would free it object by object (with a
+    full garbage collection: about 1 s of CPU on 10,000 messages). Called with `argv`, it returns.
+    """
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] in ("--version", "-V"):
         print(f"protoc-gen-prism {__version__}")
@@ -51,7 +57,16 @@ def main(argv: list[str] | None = None) -> int:
     configure_gc()
     with plugin_io() as (request, out):
         out.append(respond(request))
+    if argv is None:
+        end_process(0)
     return 0
+
+
+def end_process(code: int) -> NoReturn:
+    """Flush what Python buffers and end the process now, without the interpreter's teardown."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def configure_gc() -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import json
 import subprocess
 import sys
 import unicodedata
@@ -25,7 +24,6 @@ from plugin_requests import answer, capture_request
 from prism_runtime.schema import Column, ColumnKind, built_at_once
 from protoc_gen_prism import locations, templating
 from protoc_gen_prism.diagnostics import Location
-from protoc_gen_prism.emitters.plan_file import indented_json
 from protoc_gen_prism.emitters.python_client import _width, python_string
 from protoc_gen_prism.locations import SourceIndex
 
@@ -117,26 +115,6 @@ def test_python_string_is_the_text_as_a_literal(text: str) -> None:
 @given(st.text())
 def test_width_counts_wide_characters_twice(text: str) -> None:
     assert _width(text) == sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
-
-_JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
-_JSON = st.recursive(
-    _JSON_SCALARS,
-    lambda inner: (
-        st.lists(inner, max_size=4)
-        | st.tuples(inner, inner)
-        | st.dictionaries(
-            st.text() | st.integers() | st.booleans() | st.none() | st.floats(), inner, max_size=4
-        )
-    ),
-    max_leaves=30,
-)
-
-
-@given(_JSON)
-def test_plan_file_json_is_json_dumps_with_indent(value: object) -> None:
-    # prism.plan.json is written without the json module's slow indenting encoder, to the same bytes.
-    assert indented_json(value) == json.dumps(value, indent=2)
 
 
 @dataclasses.dataclass(frozen=True)

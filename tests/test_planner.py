@@ -8,6 +8,11 @@ from typing import Any
 
 import pytest
 from conftest import run_protoc, write_proto
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from prism_runtime.schema import Abstraction
+from protoc_gen_prism.emitters.plan_file import dump_json
 
 HEADER = 'syntax = "proto3";\npackage acme.plan.v1;\nimport "prism/options.proto";\nimport "google/protobuf/timestamp.proto";\n'
 
@@ -181,3 +186,29 @@ def test_unknown_profile_names_the_allowed_ones(tmp_path: Path) -> None:
 
 def test_plan_file_is_deterministic(tmp_path: Path) -> None:
     assert plan_of(tmp_path / "a") == plan_of(tmp_path / "b")
+
+
+# -- prism.plan.json written by plan_file.dump_json, as json.dumps(indent=2) writes it ----------------------
+
+_JSON_SCALARS = (
+    st.text(max_size=8)
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats()
+    | st.booleans()
+    | st.none()
+    | st.sampled_from([Abstraction.GRAPH, 3.0, -0.0])
+)
+_JSON = st.recursive(
+    _JSON_SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(max_size=5) | st.integers(max_value=9), inner, max_size=3)
+    ),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(document=st.dictionaries(st.text(max_size=5), _JSON, max_size=4))
+def test_plan_json_is_json_dumps_with_indent(document: dict[str, Any]) -> None:
+    assert dump_json(document) == json.dumps(document, indent=2)
