@@ -7,7 +7,7 @@
 * query read throughput (records/s) on Kafka, NATS and SQLite.
 
 Starts Tansu and nats-server with prism_stack unless PRISM_TEST_KAFKA / PRISM_TEST_NATS are set.
-Run: python bench/bench_timeseries.py [--records 20000] [--rounds 3] [--latency 500]
+Run: python bench/bench_timeseries.py [--records 20000] [--rounds 3] [--latency 500] [--json out.json]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 
 import nats
 from aiokafka import AIOKafkaProducer
+from record import Run, side
 
 import prism_runtime
 import prism_stack as stack
@@ -33,6 +34,7 @@ from protoc_gen_prism.protoc_runner import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = 100
+RAW = {"kafka": "aiokafka", "nats": "nats-py"}
 
 
 def load_generated(out: Path) -> tuple[Any, Any]:
@@ -100,8 +102,11 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return ordered[len(ordered) // 2] * 1e3, ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e3
 
 
-async def bench(kafka: str, nats_url: str, pb2: Any, prism: Any, args: argparse.Namespace, tmp: Path) -> None:
-    """Run every measurement and print the table."""
+async def bench(
+    kafka: str, nats_url: str, pb2: Any, prism: Any, args: argparse.Namespace, tmp: Path
+) -> list[dict[str, Any]]:
+    """Run every measurement, print the table and return the figures for --json."""
+    figures: list[dict[str, Any]] = []
     n = args.records
     producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all", enable_idempotence=False)
     await producer.start()
@@ -137,6 +142,14 @@ async def bench(kafka: str, nats_url: str, pb2: Any, prism: Any, args: argparse.
                     gen_times.append(await timed(gen_work))
             gen, raw = n / statistics.median(gen_times), n / statistics.median(raw_times)
             print(f"{kind:8} {gen:16,.0f} {raw:12,.0f} {gen / raw:6.2f}")
+            figures.append(
+                {
+                    "figure": f"append_many {kind}",
+                    "unit": "records/s",
+                    "sides": {"generated": side(gen), f"raw {RAW[kind]}": side(raw)},
+                    "ratio": gen / raw,
+                }
+            )
     print()
     print(f"single append ack latency over {args.latency} appends (ms)")
     print(f"{'backend':8} {'gen p50':>8} {'gen p99':>8} {'raw p50':>8} {'raw p99':>8}")
@@ -166,6 +179,15 @@ async def bench(kafka: str, nats_url: str, pb2: Any, prism: Any, args: argparse.
             g50, g99 = percentiles(gen_s)
             r50, r99 = percentiles(raw_s)
             print(f"{kind:8} {g50:8.2f} {g99:8.2f} {r50:8.2f} {r99:8.2f}")
+            gen, raw = len(gen_s) / sum(gen_s), len(raw_s) / sum(raw_s)
+            figures.append(
+                {
+                    "figure": f"append {kind}",
+                    "unit": "appends/s (one at a time)",
+                    "sides": {"generated": side(gen, g50, g99), f"raw {RAW[kind]}": side(raw, r50, r99)},
+                    "ratio": gen / raw,
+                }
+            )
     print()
     print(f"query read throughput: every event of one key ({n // KEYS} per key, {args.rounds} keys)")
     urls_q = {**urls, "sqlite": f"sqlite:///{tmp / 'bench.db'}"}
@@ -182,8 +204,16 @@ async def bench(kafka: str, nats_url: str, pb2: Any, prism: Any, args: argparse.
             print(
                 f"{kind:8} {total / seconds:12,.0f} records/s ({seconds / args.rounds * 1e3:.1f} ms per query)"
             )
+            figures.append(
+                {
+                    "figure": f"query {kind}",
+                    "unit": "records/s",
+                    "sides": {"generated": side(total / seconds, ms_per_query=seconds / args.rounds * 1e3)},
+                }
+            )
     await producer.stop()
     await nc.close()
+    return figures
 
 
 def main() -> None:
@@ -192,7 +222,9 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--latency", type=int, default=500)
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
+    run = Run()
     with tempfile.TemporaryDirectory(prefix="prism-bench-") as tmp_name:
         tmp = Path(tmp_name)
         started = []
@@ -206,10 +238,12 @@ def main() -> None:
             nats_url = started[-1].url
         try:
             pb2, prism = load_generated(tmp / "gen")
-            asyncio.run(bench(kafka, nats_url, pb2, prism, args, tmp))
+            figures = asyncio.run(bench(kafka, nats_url, pb2, prism, args, tmp))
         finally:
             for server in started:
                 stack.stop(server)
+    if args.json is not None:
+        run.write(args.json, "timeseries", figures)
 
 
 if __name__ == "__main__":
