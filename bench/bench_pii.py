@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -151,9 +152,11 @@ async def put_many(
     out: dict[str, tuple[float, ...]] = {}
     for phase in ("new subjects", "rewrites"):
         spent: dict[str, list[float]] = {"pii": [], "plain": []}
-        for start in range(0, rows, batch):
-            # Interleaved, so drift in the machine's speed hits both sides alike.
-            for name, store, items in (("plain", plain_store, plain_items), ("pii", pii_store, pii_items)):
+        sides = [("plain", plain_store, plain_items), ("pii", pii_store, pii_items)]
+        for n, start in enumerate(range(0, rows, batch)):
+            # Interleaved, so drift in the machine's speed hits both sides alike, and each side first every
+            # other batch, so neither always meets the checkpoint or the cache the other left.
+            for name, store, items in sides[n % 2 :] + sides[: n % 2]:
                 chunk = items[start : start + batch]
                 t = time.perf_counter()
                 await store.put_many(chunk)
@@ -188,14 +191,8 @@ async def hand_written(
     sealed = sealer._plan  # (column position, field associated data, is text) per encrypted column
     tails = [crypto.row_context(m.member_id, (m.member_id,)) for m in pii_items]
     spent = {"hand": 0.0, "plain": 0.0, "prism": 0.0}
-    for start in range(0, len(pii_items), batch):
-        t = time.perf_counter()
-        await plain_store.put_many(plain_items[start : start + batch])
-        spent["plain"] += time.perf_counter() - t
-        t = time.perf_counter()
-        await pii_store.put_many(pii_items[start : start + batch])
-        spent["prism"] += time.perf_counter() - t
-        t = time.perf_counter()
+
+    async def by_hand(start: int) -> None:
         encoded = [pii.codec.encode(m) for m in pii_items[start : start + batch]]
         pool = os.urandom(12 * len(sealed) * len(encoded))
         at = 0
@@ -210,7 +207,18 @@ async def hand_written(
                 values[index] = key.prefix + nonce + key.aead.encrypt(nonce, values[index].encode(), ad)
             rows.append(tuple(values))
         await pii._write(rows)
-        spent["hand"] += time.perf_counter() - t
+
+    sides: list[tuple[str, Callable[[int], Awaitable[None]]]] = [
+        ("plain", lambda start: plain_store.put_many(plain_items[start : start + batch])),
+        ("prism", lambda start: pii_store.put_many(pii_items[start : start + batch])),
+        ("hand", by_hand),
+    ]
+    for n, start in enumerate(range(0, len(pii_items), batch)):
+        turn = n % len(sides)  # each side first in turn, so none always meets what another left behind
+        for name, write in sides[turn:] + sides[:turn]:
+            t = time.perf_counter()
+            await write(start)
+            spent[name] += time.perf_counter() - t
     count = len(pii_items)
     return count / spent["hand"], count / spent["plain"], count / spent["prism"]
 
@@ -236,8 +244,9 @@ async def bytes_only(
     fake = [ciphertext_sized(row) for row in map(pii.codec.encode, pii_items)]
     clear = list(map(plain.codec.encode, plain_items))
     spent = {"bytes": 0.0, "plain": 0.0}
-    for start in range(0, len(fake), batch):
-        for name, backend, chunk in (("plain", plain, clear), ("bytes", pii, fake)):
+    pairs = [("plain", plain, clear), ("bytes", pii, fake)]
+    for n, start in enumerate(range(0, len(fake), batch)):
+        for name, backend, chunk in pairs[n % 2 :] + pairs[: n % 2]:
             t = time.perf_counter()
             await backend._write(chunk[start : start + batch])
             spent[name] += time.perf_counter() - t
