@@ -4,10 +4,13 @@
   timestamp, event-id header, acks=all, wait for every ack) and raw nats-py JetStream `publish_async`
   (serialize, Nats-Msg-Id header, wait for every ack). Ratio = generated / raw (goal >= 0.9).
 * single append ack latency p50/p99, generated and raw.
-* query read throughput (records/s) on Kafka, NATS and SQLite.
+* query read throughput (records/s) on Kafka, NATS and SQLite; on Kafka and NATS against a raw read of the
+  same key from the same topic or subject (new consumer, read to the end, keep the key's records, parse,
+  drop repeated event ids, sort by event time), the sides taking turns.
 
 Starts Tansu and nats-server with prism_stack unless PRISM_TEST_KAFKA / PRISM_TEST_NATS are set.
-Run: python bench/bench_timeseries.py [--records 20000] [--rounds 3] [--latency 500] [--json out.json]
+Run: python bench/bench_timeseries.py [--records 20000] [--rounds 3] [--latency 500] [--queries 10]
+     [--json out.json]
 """
 
 from __future__ import annotations
@@ -24,11 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import nats
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from nats.js import api
 from record import Run, side
 
 import prism_runtime
 import prism_stack as stack
+from prism_runtime.backends.kafka import partition_of
+from prism_runtime.backends.nats import subject_of
 from prism_runtime.timeseries import digest
 from protoc_gen_prism.protoc_runner import generate
 
@@ -94,6 +100,59 @@ async def raw_nats_append(js: Any, subject: str, events: list[Any]) -> None:
             )
         )
     await asyncio.gather(*pending)
+
+
+def events_of(pb2: Any, found: list[tuple[str, bytes]]) -> list[Any]:
+    """Parse (event id, payload) pairs, keep the first of each id, and sort by event time."""
+    seen: set[str] = set()
+    out = []
+    for event_id, payload in found:
+        if event_id not in seen:
+            seen.add(event_id)
+            out.append(pb2.ClickEvent.FromString(payload))
+    out.sort(key=lambda e: e.at.ToNanoseconds())
+    return out
+
+
+async def raw_kafka_query(kafka: str, topic: str, partitions: list[int], key: str, pb2: Any) -> list[Any]:
+    """Read every event of `key` the way the generated code does, with a raw aiokafka consumer."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )
+    await consumer.start()
+    try:
+        raw_key = key.encode()
+        tp = TopicPartition(topic, partition_of(raw_key, partitions))
+        consumer.assign([tp])
+        end = (await consumer.end_offsets([tp]))[tp]
+        consumer.seek(tp, (await consumer.beginning_offsets([tp]))[tp])
+        found = []
+        while await consumer.position(tp) < end:
+            for r in (await consumer.getmany(tp, timeout_ms=200)).get(tp, []):
+                if r.key == raw_key:
+                    found.append((dict(r.headers)["prism-event-id"].decode(), r.value))
+        return events_of(pb2, found)
+    finally:
+        await consumer.stop()
+
+
+async def raw_nats_query(js: Any, stream: str, key: str, pb2: Any) -> list[Any]:
+    """Read every event of `key` the way the generated code does, with a raw nats-py pull consumer."""
+    config = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.ALL, ack_policy=api.AckPolicy.NONE)
+    sub = await js.pull_subscribe(subject_of(stream, key), stream=stream, config=config)
+    try:
+        found = []
+        pending = (await sub.consumer_info()).num_pending or 0
+        while pending > 0:
+            msgs = await sub.fetch(min(pending, 1024), timeout=5)
+            found.extend((m.headers["Nats-Msg-Id"], m.data) for m in msgs)
+            pending = msgs[-1].metadata.num_pending
+        return events_of(pb2, found)
+    finally:
+        await sub.unsubscribe()
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -192,28 +251,45 @@ async def bench(
                 }
             )
     print()
-    print(f"query read throughput: every event of one key ({n // KEYS} per key, {args.rounds} keys)")
+    print(f"query read throughput: every event of one key ({n // KEYS} per key, {args.queries} keys)")
     urls_q = {**urls, "sqlite": f"sqlite:///{tmp / 'bench.db'}"}
     for kind, url in urls_q.items():
         async with prism_runtime.connect(url) as db:
             series = prism.ClickEventSeries(db)
             run = f"q{uuid.uuid4().hex[:8]}"
             await series.append_many(clicks(pb2, n, run))
-            total, seconds = 0, 0.0
-            for k in range(args.rounds):
-                start = time.perf_counter()
-                total += len([e async for e in series.query(f"{run}-{k}")])
-                seconds += time.perf_counter() - start
-            print(
-                f"{kind:8} {total / seconds:12,.0f} records/s ({seconds / args.rounds * 1e3:.1f} ms per query)"
-            )
-            figures.append(
-                {
-                    "figure": f"query {kind}",
-                    "unit": "records/s",
-                    "sides": {"generated": side(total / seconds, ms_per_query=seconds / args.rounds * 1e3)},
-                }
-            )
+            ns = series.spec.namespace
+            partitions = sorted(await producer.partitions_for(ns)) if kind == "kafka" else []
+
+            async def query_gen(key: str, s: Any = series) -> int:
+                return len([e async for e in s.query(key)])
+
+            async def query_raw(key: str, k: str = kind, ns: str = ns, parts: list[int] = partitions) -> int:
+                if k == "kafka":
+                    return len(await raw_kafka_query(kafka, ns, parts, key, pb2))
+                return len(await raw_nats_query(js, ns, key, pb2))
+
+            sides = [("generated", query_gen)] + ([("raw", query_raw)] if kind in RAW else [])
+            spent = {name: [0, 0.0] for name, _ in sides}
+            for i in range(args.queries):
+                for name, query in sides[i % len(sides) :] + sides[: i % len(sides)]:
+                    start = time.perf_counter()
+                    spent[name][0] += await query(f"{run}-{i}")
+                    spent[name][1] += time.perf_counter() - start
+            rate = {name: count / seconds for name, (count, seconds) in spent.items()}
+            ms = {name: seconds / args.queries * 1e3 for name, (_, seconds) in spent.items()}
+            line = f"{kind:8} {rate['generated']:12,.0f} records/s ({ms['generated']:.1f} ms per query)"
+            figure: dict[str, Any] = {
+                "figure": f"query {kind}",
+                "unit": "records/s",
+                "sides": {"generated": side(rate["generated"], ms_per_query=ms["generated"])},
+            }
+            if "raw" in rate:
+                line += f", raw {rate['raw']:12,.0f} ({ms['raw']:.1f} ms), ratio {rate['generated'] / rate['raw']:.2f}"
+                figure["sides"][f"raw {RAW[kind]}"] = side(rate["raw"], ms_per_query=ms["raw"])
+                figure["ratio"] = rate["generated"] / rate["raw"]
+            print(line)
+            figures.append(figure)
     await producer.stop()
     await nc.close()
     return figures
@@ -225,6 +301,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--latency", type=int, default=500)
+    parser.add_argument("--queries", type=int, default=10, help="keys queried per backend")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     run = Run()

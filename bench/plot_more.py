@@ -48,9 +48,9 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     args = parser.parse_args()
     ts_doc, ts = figures(args.results / "timeseries.json")
-    _, g_sqlite = figures(args.results / "graph_sqlite.json")
-    _, g_pg = figures(args.results / "graph_postgres.json")
-    _, pii = figures(args.results / "pii.json")
+    g_doc, g_sqlite = figures(args.results / "graph_sqlite.json")
+    gp_doc, g_pg = figures(args.results / "graph_postgres.json")
+    pii_doc, pii = figures(args.results / "pii.json")
     fig, axes = plt.subplots(2, 3, figsize=(17, 9))
 
     def gen(f: dict[str, Any]) -> dict[str, float]:
@@ -58,13 +58,13 @@ def main() -> None:
         return sides["generated"]
 
     backends = ("kafka", "nats")
-    appends = [ts[f"append_many {b}"] for b in backends]
+    moved = [ts[f"{op} {b}"] for op in ("append_many", "query") for b in backends]
     bars(
         axes[0][0],
-        ["Kafka (Tansu)", "NATS JetStream"],
-        {"generated": [gen(f)["per_s"] for f in appends], "raw driver": [raw(f)["per_s"] for f in appends]},
+        [f"{b}\n{op}" for op in ("append_many", "query") for b in ("Kafka (Tansu)", "NATS JetStream")],
+        {"generated": [gen(f)["per_s"] for f in moved], "raw driver": [raw(f)["per_s"] for f in moved]},
         "records / s",
-        "TimeSeries append_many vs aiokafka / nats-py",
+        "TimeSeries vs aiokafka / nats-py",
         colors=COLORS,
     )
     single = [ts[f"append {b}"] for b in backends]
@@ -121,10 +121,14 @@ def main() -> None:
         "PII put_many rewrites: latency of one batch",
         colors=COLORS,
     )
-    load = ts_doc["load_average_before"][0]
+    loads = [
+        x
+        for d in (ts_doc, g_doc, gp_doc, pii_doc)
+        for x in (d["load_average_before"][0], d["load_average_after"][0])
+    ]
     fig.suptitle(
         f"TimeSeries, Graph and PII against the raw driver ({ts_doc['cpus']} shared cores, "
-        f"load average about {load:.1f})",
+        f"load average {min(loads):.1f}-{max(loads):.1f})",
         fontsize=12,
     )
     fig.tight_layout()
