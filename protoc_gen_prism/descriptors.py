@@ -7,7 +7,7 @@ with no generated options_pb2 (and so no gencode/runtime version skew), on upb a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,8 @@ class OptionValue:
     number: int
 
 
-OptionMap = dict[str, OptionValue]
+OptionMap = Mapping[str, OptionValue]
+"""The prism options of one element by name; read-only, as equal option bytes share one map."""
 
 
 class OptionsUnreadable(ValueError):
@@ -33,21 +34,27 @@ class OptionsUnreadable(ValueError):
 
 
 class PrismOptionReader:
-    """Reads prism options off message and field option bytes with the pool's own classes."""
+    """Reads prism options off message and field option bytes with the pool's own classes.
+
+    Schemas repeat a few option sets many times (`(prism.key) = true`, `(prism.pii) = "email"`), so each
+    distinct serialization is parsed once and its map shared.
+    """
 
     def __init__(self, pool: descriptor_pool.DescriptorPool) -> None:
         self._message_exts = _extensions(pool, MESSAGE_OPTION_NAMES)
         self._field_exts = _extensions(pool, FIELD_OPTION_NAMES)
         self._message_options_cls = _options_class(pool, "google.protobuf.MessageOptions")
         self._field_options_cls = _options_class(pool, "google.protobuf.FieldOptions")
+        self._message_maps: dict[bytes, OptionMap] = {}
+        self._field_maps: dict[bytes, OptionMap] = {}
 
-    def message_options(self, options: descriptor_pb2.MessageOptions) -> OptionMap:
-        """Return the prism options set on a message."""
-        return _read(self._message_options_cls, self._message_exts, options)
+    def message_options(self, options: descriptor_pb2.MessageOptions | bytes) -> OptionMap:
+        """Return the prism options set on a message (its options message, or that serialized)."""
+        return _read(self._message_options_cls, self._message_exts, options, self._message_maps)
 
-    def field_options(self, options: descriptor_pb2.FieldOptions) -> OptionMap:
-        """Return the prism options set on a field."""
-        return _read(self._field_options_cls, self._field_exts, options)
+    def field_options(self, options: descriptor_pb2.FieldOptions | bytes) -> OptionMap:
+        """Return the prism options set on a field (its options message, or that serialized)."""
+        return _read(self._field_options_cls, self._field_exts, options, self._field_maps)
 
 
 def build_pool(files: Iterable[descriptor_pb2.FileDescriptorProto]) -> descriptor_pool.DescriptorPool:
@@ -77,21 +84,36 @@ def _options_class(pool: descriptor_pool.DescriptorPool, full_name: str) -> Any:
         return None  # descriptor.proto is not in the request, so no file can carry prism options
 
 
-def _read(options_cls: Any, extensions: dict[str, tuple[str, int]], options: Any) -> OptionMap:
-    if options_cls is None or not extensions or not options.ByteSize():
-        return {}
+_NO_OPTIONS: OptionMap = {}
+
+
+def _read(
+    options_cls: Any,
+    extensions: dict[str, tuple[str, int]],
+    options: Any,
+    known: dict[bytes, OptionMap],
+) -> OptionMap:
+    if options_cls is None or not extensions:
+        return _NO_OPTIONS
+    raw = options if isinstance(options, bytes) else options.SerializeToString()
+    if not raw:
+        return _NO_OPTIONS
+    found = known.get(raw)
+    if found is not None:
+        return found
     try:
-        parsed = options_cls.FromString(options.SerializeToString())
+        parsed = options_cls.FromString(raw)
     except (DecodeError, ValueError) as error:  # pure Python raises UnicodeDecodeError for bad UTF-8
         raise OptionsUnreadable(" ".join(str(error).split())) from None
     # ListFields gives only what is set (an extension has presence: one set to false too), by field number,
     # which is options.proto's declaration order; a few fields instead of a HasExtension per prism option.
-    found: OptionMap = {}
+    read: dict[str, OptionValue] = {}
     for field, value in parsed.ListFields():
-        known = extensions.get(field.full_name) if field.is_extension else None
-        if known is not None:
-            found[known[0]] = OptionValue(value, known[1])
-    return found
+        named = extensions.get(field.full_name) if field.is_extension else None
+        if named is not None:
+            read[named[0]] = OptionValue(value, named[1])
+    known[raw] = read
+    return read
 
 
 def is_map_entry(message: descriptor.Descriptor) -> bool:

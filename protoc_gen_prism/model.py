@@ -6,10 +6,13 @@ import keyword
 from dataclasses import dataclass
 from functools import cached_property
 
-from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec, expiry_column
+from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec, built_at_once, expiry_column
 from protoc_gen_prism.diagnostics import Location
 from protoc_gen_prism.naming import python_module
 from protoc_gen_prism.vocabulary import AccessPattern, BackendKind, EdgeDirection, PiiKind
+
+_ROLES = ("key", "sort_key", "event_time", "edge_source", "edge_target", "subject")
+"""The field options that give a field a role in its entity; one field per role."""
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,19 @@ class FieldOptions:
     edge_target: bool = False
     plaintext_reason: str = ""
 
+    @cached_property
+    def roles(self) -> tuple[str, ...]:
+        """Return the roles these options give a field (of _ROLES, in that order); fields with the same
+        options share one value, so this is worked out once per distinct set."""
+        return tuple(role for role in _ROLES if getattr(self, role))
 
+
+NO_FIELD_OPTIONS = FieldOptions()
+"""The options of a field without prism options (most fields): every default, one shared value. The model
+builder gives it to every such field, so `options is NO_FIELD_OPTIONS` skips the rules about options."""
+
+
+@built_at_once
 @dataclass(frozen=True)
 class Field:
     """One field of an entity."""
@@ -71,6 +86,7 @@ class Field:
         return "int"
 
 
+@built_at_once
 @dataclass(frozen=True)
 class EntityOptions:
     """The prism options of one message, typed and with defaults resolved."""
@@ -89,6 +105,7 @@ class EntityOptions:
     ttl_seconds: int = 0  # 0: items never expire
 
 
+@built_at_once
 @dataclass(frozen=True)
 class Entity:
     """An annotated message: the unit every emitter works on."""
@@ -112,7 +129,7 @@ class Entity:
         """Return the message's short name."""
         return self.full_name.rsplit(".", 1)[-1]
 
-    @property
+    @cached_property
     def abstraction(self) -> Abstraction:
         """Return the abstraction that serves this entity."""
         return self.options.access_pattern.abstraction
@@ -122,33 +139,40 @@ class Entity:
         """Return the entity's logical data set name."""
         return self.options.namespace
 
-    def _role(self, role: str) -> Field | None:
-        return next((f for f in self.fields if getattr(f.options, role)), None)
+    @cached_property
+    def _roles(self) -> dict[str, Field]:
+        """Return the first field holding each role, read in one pass (the role properties ask it often)."""
+        found: dict[str, Field] = {}
+        for f in self.fields:
+            for role in f.options.roles:
+                if role not in found:
+                    found[role] = f
+        return found
 
     @property
     def key(self) -> Field | None:
         """Return the partition key field."""
-        return self._role("key")
+        return self._roles.get("key")
 
     @property
     def sort_key(self) -> Field | None:
         """Return the sort key field, if any."""
-        return self._role("sort_key")
+        return self._roles.get("sort_key")
 
     @property
     def event_time(self) -> Field | None:
         """Return the event time field, if any."""
-        return self._role("event_time")
+        return self._roles.get("event_time")
 
     @property
     def edge_source(self) -> Field | None:
         """Return the field holding an edge's source node key, if any."""
-        return self._role("edge_source")
+        return self._roles.get("edge_source")
 
     @property
     def edge_target(self) -> Field | None:
         """Return the field holding an edge's target node key, if any."""
-        return self._role("edge_target")
+        return self._roles.get("edge_target")
 
     @cached_property
     def spec(self) -> EntitySpec:
@@ -174,7 +198,7 @@ class Entity:
             source_type=self.options.edge_source_type,
             target_type=self.options.edge_target_type,
             bidirectional=self.options.edge_direction is EdgeDirection.BIDIRECTIONAL,
-            subject=next((f.name for f in self.fields if f.options.subject), None),
+            subject=subject.name if (subject := self._roles.get("subject")) else None,
             ttl_seconds=self.options.ttl_seconds,
             # `is`, not `in`: a field is one of the keys only as itself, and == compares every attribute.
             columns=(
@@ -263,7 +287,12 @@ class Schema:
 
     files: tuple[ProtoFile, ...]
 
-    @property
+    @cached_property
     def entities(self) -> tuple[Entity, ...]:
         """Return every entity of every file, in file order."""
         return tuple(e for f in self.files for e in f.entities)
+
+    @cached_property
+    def value_types(self) -> dict[str, ValueType]:
+        """Return every value type of every file by its full name."""
+        return {v.full_name: v for f in self.files for v in f.value_types}

@@ -19,6 +19,7 @@ from protoc_gen_prism.descriptors import OptionMap, OptionsUnreadable, PrismOpti
 from protoc_gen_prism.diagnostics import Diagnostic, Location, SchemaError, allowed_values
 from protoc_gen_prism.limits import COUNT_RANGES, MAX_IDENTIFIER_BYTES
 from protoc_gen_prism.model import (
+    NO_FIELD_OPTIONS,
     Entity,
     EntityOptions,
     Field,
@@ -83,6 +84,10 @@ def validated(model: Model) -> Schema:
     return model.schema
 
 
+_DeclaredType = tuple[str, str, str, bool]
+"""A field's message or enum type: (full name, file, class path in its *_pb2 module, is a map entry)."""
+
+
 @dataclass
 class _Place:
     """Where a message is: its descriptor, its proto, its path and the file's source index."""
@@ -91,6 +96,7 @@ class _Place:
     proto: descriptor_pb2.DescriptorProto
     path: loc.Path
     python_name: str
+    full_name: str
 
 
 class _Builder:
@@ -100,6 +106,8 @@ class _Builder:
         self.diagnostics: list[Diagnostic] = []
         self._src: loc.SourceIndex | None = None
         self._value_types: list[ValueType] = []
+        self._typed_options: dict[int, tuple[OptionMap, FieldOptions]] = {}
+        self._declared: dict[descriptor.Descriptor | descriptor.EnumDescriptor, _DeclaredType] = {}
         # Messages with prism options that are neither entities nor value types; validation checks their fields.
         self.loose: list[LooseMessage] = []
 
@@ -139,9 +147,10 @@ class _Builder:
                 if is_map_entry(desc):
                     continue
                 python_name = f"{py}{proto.name}"
-                yield _Place(desc, proto, here, python_name)
+                full_name = desc.full_name
+                yield _Place(desc, proto, here, python_name, full_name)
                 yield from walk(
-                    proto.nested_type, (*here, loc.NESTED_TYPE), f"{desc.full_name}.", f"{python_name}."
+                    proto.nested_type, (*here, loc.NESTED_TYPE), f"{full_name}.", f"{python_name}."
                 )
 
         return walk(file.message_type, (loc.MESSAGE_TYPE,), prefix, "")
@@ -149,7 +158,7 @@ class _Builder:
     # -- entities --------------------------------------------------------------------------------
 
     def entity(self, place: _Place) -> Entity | None:
-        name = place.desc.full_name
+        name = place.full_name
         try:
             message_options = self.reader.message_options(place.proto.options)
         except OptionsUnreadable as error:
@@ -160,7 +169,8 @@ class _Builder:
         field_options: list[OptionMap] = []
         for i, f in enumerate(place.proto.field):
             try:
-                field_options.append(self.reader.field_options(f.options))
+                # Most fields have no options at all: asking first is cheaper than reading empty ones.
+                field_options.append(self.reader.field_options(f.options) if f.HasField("options") else _NONE)
             except OptionsUnreadable as error:
                 path = (*place.path, loc.FIELD, i)
                 self.error(
@@ -171,8 +181,9 @@ class _Builder:
             return None
         where = self.src.locate(place.path)
         pattern = self._access_pattern(place, message_options)
+        descs = place.desc.fields  # the pool's fields are the proto's, in the same order
         fields = tuple(
-            self.field(place, i, proto, opts)
+            self.field(place, i, proto, descs[i], opts)
             for i, (proto, opts) in enumerate(zip(place.proto.field, field_options, strict=True))
         )
         if pattern is None:
@@ -201,7 +212,7 @@ class _Builder:
         return entity
 
     def _access_pattern(self, place: _Place, options: OptionMap) -> AccessPattern | None:
-        name = place.desc.full_name
+        name = place.full_name
         raw = options.get("access_pattern")
         if raw is None:
             for option_name, value in sorted(options.items()):
@@ -224,7 +235,7 @@ class _Builder:
             return None
 
     def _entity_options(self, place: _Place, options: OptionMap, pattern: AccessPattern) -> EntityOptions:
-        name = place.desc.full_name
+        name = place.full_name
 
         def where(option: str) -> Location:
             return self._option_location(place.path, loc.MESSAGE_OPTIONS, options[option].number)
@@ -314,25 +325,27 @@ class _Builder:
         place: _Place,
         index: int,
         proto: descriptor_pb2.FieldDescriptorProto,
+        desc: descriptor.FieldDescriptor,
         options: OptionMap,
     ) -> Field:
-        desc = place.desc.fields[index]  # the pool's fields are the proto's, in the same order
+        src = self.src
         path = (*place.path, loc.FIELD, index)
         proto_type = PROTO_TYPE_NAMES[desc.type]
-        type_name = type_file = type_python_name = ""
-        message_type = desc.message_type
-        declared = message_type if message_type is not None else desc.enum_type
-        if declared is not None:
-            type_name = declared.full_name
-            declared_file = declared.file
-            package = declared_file.package
-            type_file = declared_file.name
-            type_python_name = type_name.removeprefix(f"{package}.") if package else type_name
-        is_map = message_type is not None and is_map_entry(message_type)
+        # Only a message or enum field has a declared type (scalars are most fields: two reads saved).
+        declared: descriptor.Descriptor | descriptor.EnumDescriptor | None = None
+        if proto_type == "message":
+            declared = desc.message_type
+        elif proto_type == "enum":
+            declared = desc.enum_type
+        if declared is None:
+            type_name = type_file = type_python_name = ""
+            is_map = False
+        else:
+            type_name, type_file, type_python_name, is_map = self._declared_type(declared)
         # is_repeated arrived in protobuf 5.x/6.x; older runtimes only have label.
-        repeated = bool(
-            getattr(desc, "is_repeated", None) or getattr(desc, "label", 0) == desc.LABEL_REPEATED
-        )
+        repeated = getattr(desc, "is_repeated", None)
+        if repeated is None:
+            repeated = getattr(desc, "label", 0) == desc.LABEL_REPEATED
         oneof = None
         if proto.HasField("oneof_index") and not proto.proto3_optional:
             oneof = place.proto.oneof_decl[proto.oneof_index].name
@@ -342,16 +355,16 @@ class _Builder:
             number=proto.number,
             proto_type=proto_type,
             type_name=type_name,
-            repeated=repeated,
+            repeated=bool(repeated),
             is_map=is_map,
             has_presence=bool(desc.has_presence),
             oneof=oneof,
             column_kind=kind,
             column_repeated=as_array,
             column_wrapped=wrapped,
-            options=self._field_options(place, proto, path, options) if options else _NO_FIELD_OPTIONS,
-            location=self.src.locate(path),
-            comment=self.src.comment(path),
+            options=self._field_options(place, proto, path, options) if options else NO_FIELD_OPTIONS,
+            location=src.locate(path),
+            comment=src.comment(path),
             type_file=type_file,
             type_python_name=type_python_name,
             option_locations=tuple(
@@ -362,7 +375,38 @@ class _Builder:
             else (),
         )
 
+    def _declared_type(self, declared: descriptor.Descriptor | descriptor.EnumDescriptor) -> _DeclaredType:
+        """Return (full name, file, class path in its *_pb2 module, is a map entry) of a field's message or
+        enum type; read once per type, as most types (Timestamp, an enum) type many fields."""
+        known = self._declared.get(declared)
+        if known is None:
+            type_name = declared.full_name
+            declared_file = declared.file
+            package = declared_file.package
+            known = (
+                type_name,
+                declared_file.name,
+                type_name.removeprefix(f"{package}.") if package else type_name,
+                isinstance(declared, descriptor.Descriptor) and is_map_entry(declared),
+            )
+            self._declared[declared] = known
+        return known
+
     def _field_options(
+        self, place: _Place, proto: descriptor_pb2.FieldDescriptorProto, path: loc.Path, options: OptionMap
+    ) -> FieldOptions:
+        # The reader shares one map among fields with the same options, and so do their typed values (which
+        # are immutable); a map whose reading reported a problem is read again, to report it where it is.
+        known = self._typed_options.get(id(options))
+        if known is not None and known[0] is options:
+            return known[1]
+        reported = len(self.diagnostics)
+        typed = self._read_field_options(place, proto, path, options)
+        if len(self.diagnostics) == reported:
+            self._typed_options[id(options)] = (options, typed)
+        return typed
+
+    def _read_field_options(
         self, place: _Place, proto: descriptor_pb2.FieldDescriptorProto, path: loc.Path, options: OptionMap
     ) -> FieldOptions:
         pii: PiiKind | None = None
@@ -373,7 +417,7 @@ class _Builder:
             except ValueError:
                 self.error(
                     self._option_location(path, loc.FIELD_OPTIONS, options["pii"].number),
-                    f"{place.desc.full_name}.{proto.name}",
+                    f"{place.full_name}.{proto.name}",
                     f"unknown pii kind {value!r}; {allowed_values(value, list(PiiKind))}",
                 )
         flags = {
@@ -394,8 +438,7 @@ class _Builder:
         return self.src.locate((*element, options_field, number), element)
 
 
-_NO_FIELD_OPTIONS = FieldOptions()
-"""The options of a field without prism options (most fields): every default, one shared frozen value."""
+_NONE: OptionMap = {}
 
 
 def _unreadable(error: OptionsUnreadable) -> str:

@@ -13,7 +13,8 @@ _WORD_BREAK = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 def snake_case(dotted: str) -> str:
     """Return a dotted proto name in snake_case, a part per dot: acme.v1.HTTPRequest -> acme_v1_http_request."""
-    return "_".join(_WORD_BREAK.sub("_", part) for part in dotted.split(".")).lower()
+    # One pass over the whole name: no word break is found next to a dot, so the parts break as they would alone.
+    return _WORD_BREAK.sub("_", dotted).replace(".", "_").lower()
 
 
 def default_namespace(full_name: str) -> str:

@@ -73,12 +73,13 @@ def configure_gc() -> None:
     """Set the garbage collector up for one compile in a short-lived process.
 
     The model and the emitters make many objects and almost no cyclic garbage: collections every 700
-    allocations (the default) cost half the CPU time of a 10,000-message request, with the same peak memory
-    as collections every 200,000. What the imports made lives as long as the process: frozen, no
-    collection walks it again.
+    allocations (the default) cost half the CPU time of a 10,000-message request, and even every 200,000
+    they cost 7% of it (8 collections, each walking every young object), for 2% less peak memory (656 MB
+    instead of 669 MB). So no collection runs at all; the process ends after one compile. What the imports
+    made lives as long as the process: frozen, as no collection needs to walk it.
     """
     gc.freeze()
-    gc.set_threshold(200_000, 30, 30)
+    gc.disable()
 
 
 def respond(request: plugin_pb2.CodeGeneratorRequest) -> plugin_pb2.CodeGeneratorResponse:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from prism_runtime.backends.registry import serving
-from prism_runtime.schema import EXPIRES_AT_COLUMN, Abstraction, ColumnKind
+from prism_runtime.schema import EXPIRES_AT_COLUMN, Abstraction, ColumnKind, built_at_once
 from prism_runtime.sql.names import EVENT_ID_COLUMN, SEQUENCE_COLUMN
 from protoc_gen_prism.diagnostics import Diagnostic, Location, allowed_values
 from protoc_gen_prism.limits import (
@@ -28,7 +28,15 @@ from protoc_gen_prism.limits import (
     NATS_MAX_PAYLOAD_BYTES,
     SQL_MAX_RETENTION_DAYS,
 )
-from protoc_gen_prism.model import Entity, Field, ProtoFile, Schema, ValueType, blind_index_column
+from protoc_gen_prism.model import (
+    NO_FIELD_OPTIONS,
+    Entity,
+    Field,
+    ProtoFile,
+    Schema,
+    ValueType,
+    blind_index_column,
+)
 from protoc_gen_prism.naming import SYNC, class_name, k8s_name, spec_constant
 from protoc_gen_prism.planner import HEADROOM, MS_PER_DAY, NS_PER_DAY, Plan
 from protoc_gen_prism.storage import KEY_TYPES, TIMESTAMP, key_types_stored_as
@@ -58,6 +66,7 @@ _STREAMS = frozenset({BackendKind.KAFKA, BackendKind.NATS})
 # -- the trail and the report ------------------------------------------------------------------------
 
 
+@built_at_once
 @dataclass(frozen=True)
 class Trail:
     """Where a rule is checked: the element's dotted name (message > field) and its position."""
@@ -146,7 +155,9 @@ def _entity(report: Report, entity: Entity) -> None:
     trail = Trail.of_entity(entity)
     pattern = entity.options.access_pattern
     for f in entity.fields:
-        _field(report, trail.field(f), f, entity.full_name, entity=True, pattern=pattern)
+        # A field without prism options can only break the rule on its name's length.
+        if f.options is not NO_FIELD_OPTIONS or len(f.name.encode()) > MAX_IDENTIFIER_BYTES:
+            _field(report, trail.field(f), f, entity.full_name, entity=True, pattern=pattern)
     _roles(report, trail, entity)
     _pii(report, trail, entity)
     _columns(report, trail, entity)
@@ -268,8 +279,9 @@ def _field(
 
 def _roles(report: Report, trail: Trail, entity: Entity) -> None:
     """One field per role; the key, sort key and event time an access pattern needs."""
+    with_roles = [f for f in entity.fields if f.options.roles]
     for role in ("key", "sort_key", "event_time", "subject", "edge_source", "edge_target"):
-        holders = [f for f in entity.fields if getattr(f.options, role)]
+        holders = [f for f in with_roles if role in f.options.roles]
         for extra in holders[1:]:
             report.error(
                 trail.field(extra),
@@ -306,8 +318,10 @@ def _roles(report: Report, trail: Trail, entity: Entity) -> None:
 def _pii(report: Report, trail: Trail, entity: Entity) -> None:
     """Encryption and blind indexes fit the field's role and the message's abstraction."""
     for f in entity.fields:
-        at = trail.field(f)
         o = f.options
+        if o is NO_FIELD_OPTIONS:
+            continue
+        at = trail.field(f)
         roles = [r for r in ("key", "sort_key", "subject") if getattr(o, r)]
         if o.encrypt_at_rest and roles:
             report.error(
@@ -339,7 +353,7 @@ def _indexes(report: Report, trail: Trail, entity: Entity) -> None:
     """An index serves equality lookups (find_by_<field>): its field holds one comparable value in clear."""
     for f in entity.fields:
         o = f.options
-        if not o.index:
+        if o is NO_FIELD_OPTIONS or not o.index:
             continue
         at = trail.field(f)
         if f.repeated or f.is_map or (f.proto_type == "message" and not f.column_wrapped):
@@ -373,8 +387,9 @@ def _columns(report: Report, trail: Trail, entity: Entity) -> None:
             columns.append((blind_index_column(f.name), "blind index column"))
         for column, what in columns:
             # SQLite compares column names ignoring case; Postgres keeps quoted names as written.
-            name, owner = owners.setdefault(column.lower(), (column, f"the {what} of field {f.name!r}"))
-            if owner == f"the {what} of field {f.name!r}":
+            this = f"the {what} of field {f.name!r}"
+            name, owner = owners.setdefault(column.lower(), (column, this))
+            if owner == this:
                 continue
             case = "" if name == column else f" ({name!r}: SQLite compares column names ignoring case)"
             report.error(
@@ -551,7 +566,7 @@ def plaintext_on_stream(entity: Entity, backend: BackendKind, schema: Schema) ->
     """
     if backend not in _STREAMS:
         return []
-    values = {v.full_name: v for f in schema.files for v in f.value_types}
+    values = schema.value_types
     report = Report()
     seen: set[str] = set()
     pending: list[tuple[str, tuple[Field, ...]]] = [(entity.full_name, entity.fields)]

@@ -7,6 +7,7 @@ paths must keep.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import subprocess
 import sys
 import unicodedata
@@ -20,6 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from plugin_requests import answer, capture_request
 
+from prism_runtime.schema import Column, ColumnKind, built_at_once
 from protoc_gen_prism import locations, templating
 from protoc_gen_prism.diagnostics import Location
 from protoc_gen_prism.emitters.python_client import _width, python_string
@@ -113,6 +115,64 @@ def test_python_string_is_the_text_as_a_literal(text: str) -> None:
 @given(st.text())
 def test_width_counts_wide_characters_twice(text: str) -> None:
     assert _width(text) == sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plain:
+    name: str
+    number: int
+    comment: str = ""
+    tags: tuple[str, ...] = ()
+
+
+@built_at_once
+@dataclasses.dataclass(frozen=True)
+class _Quick:
+    name: str
+    number: int
+    comment: str = ""
+    tags: tuple[str, ...] = ()
+
+
+def test_a_dataclass_built_at_once_is_the_dataclass_it_was() -> None:
+    # The IR's frozen dataclasses get a quicker __init__; everything else must stay the dataclass's.
+    quick, plain = _Quick("a", 1, tags=("x",)), _Plain("a", 1, tags=("x",))
+    assert vars(quick) == vars(plain) == {"name": "a", "number": 1, "comment": "", "tags": ("x",)}
+    assert sys.getsizeof(vars(quick)) == sys.getsizeof(
+        vars(plain)
+    )  # its dict shares the keys, as the plain's
+    assert quick == _Quick(name="a", number=1, comment="", tags=("x",)) and hash(quick) == hash(
+        _Quick("a", 1, "", ("x",))
+    )
+    assert repr(quick) == repr(plain).replace("_Plain", "_Quick")
+    assert dataclasses.replace(quick, number=2) == _Quick("a", 2, tags=("x",))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        quick.name = "b"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        _Quick("a")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        _Quick("a", 1, bogus=2)  # type: ignore[call-arg]
+
+    @dataclasses.dataclass(frozen=True)
+    class Factory:
+        items: list[int] = dataclasses.field(default_factory=list)
+
+    @dataclasses.dataclass(frozen=True)
+    class PostInit:
+        n: int
+
+        def __post_init__(self) -> None:
+            pass
+
+    # The runtime's Column is one of them.
+    assert vars(Column("a", 1, ColumnKind.STRING, pii="email")) == {
+        f.name: getattr(Column("a", 1, ColumnKind.STRING, pii="email"), f.name)
+        for f in dataclasses.fields(Column)
+    }
+    assert Column("a", 1, ColumnKind.STRING).pii == "" and Column.__init__.__qualname__ == "Column.__init__"
+    for unsupported in (Factory, PostInit):
+        with pytest.raises(TypeError):
+            built_at_once(unsupported)
 
 
 # What the plugin process may load on the default path (no sql_dialect beyond postgres and sqlite): the

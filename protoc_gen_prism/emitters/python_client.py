@@ -6,7 +6,6 @@ import dataclasses
 import functools
 import keyword
 import operator
-import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -61,6 +60,12 @@ class _Store:
     def sync_header(self) -> str:
         """Return the `class ...:` line of the blocking twin."""
         return _class_header(self.sync_class_name, _sync_base(self.base), self.type_args)
+
+    @property
+    def has_extras(self) -> bool:
+        """Return whether the store has methods of its own beyond the base class's: a TTL's put and
+        put_many, finders of indexed fields (the template writes them only then)."""
+        return bool(self.ttl_seconds or self.index_finders)
 
 
 @dataclass(frozen=True)
@@ -185,7 +190,7 @@ def _module(file: ProtoFile, planned: dict[str, str], betterproto: bool) -> Gene
         ),
         masked=[e.python_name for e in file.entities if _may_hold_masked(e)],
         spec_literal=lambda name, entity: spec_literal(
-            name, _generated_spec(entity, planned.get(entity.namespace, ""))
+            name, entity.spec, _generated_arguments(entity, planned.get(entity.namespace, ""))
         ),
         python_keywords=keyword.kwlist,
         docstring_safe=_docstring_safe,
@@ -197,21 +202,25 @@ LINE_LENGTH = 110
 """The line length generated clients are formatted to (ruff format --line-length 110)."""
 
 
-def spec_literal(spec_name: str, spec: EntitySpec) -> str:
+def spec_literal(spec_name: str, spec: EntitySpec, overrides: Mapping[str, object] | None = None) -> str:
     """Return `NAME = EntitySpec(...)`, written from the dataclass's own fields, leaving defaults out.
 
-    One-line values come first, in the order the dataclass declares them, then the multi-line ones (the
-    columns and the DDL), so that the literal reads top-down like the table it describes.
+    `overrides` gives some arguments other values than `spec` has (the generated module's own). One-line
+    values come first, in the order the dataclass declares them, then the multi-line ones (the columns and
+    the DDL), so that the literal reads top-down like the table it describes.
     """
     short: list[str] = []
     long: list[str] = []
+    changed = overrides or {}
     for name, default in _spec_arguments():
-        value = getattr(spec, name)
+        value = changed[name] if name in changed else getattr(spec, name)
         if value == default:
             continue
         if isinstance(value, tuple):
-            long.append(f"    {name}=(\n" + "".join(f"        {column_call(c)},\n" for c in value) + "    ),")
-        elif isinstance(value, Mapping):
+            long.append(
+                f"    {name}=(\n" + "".join([f"        {column_call(c)},\n" for c in value]) + "    ),"
+            )
+        elif not isinstance(value, str | int) and isinstance(value, Mapping):  # str first: Mapping is an ABC
             long.append(_ddl_argument(name, value))
         else:
             short.append(f"    {name}={_python_value(value)},")
@@ -237,10 +246,15 @@ def _spec_arguments() -> tuple[tuple[str, object], ...]:
 
 def _python_value(value: object) -> str:
     if isinstance(value, Enum):
-        return f"{type(value).__name__}.{value.name}"
+        return _enum_literal(value)
     if isinstance(value, str):
         return python_string(value)
     return repr(value)  # bool, int
+
+
+@functools.cache
+def _enum_literal(value: Enum) -> str:
+    return f"{type(value).__name__}.{value.name}"
 
 
 def _ddl_argument(name: str, ddl: Mapping[str, tuple[str, ...]]) -> str:
@@ -252,9 +266,9 @@ def _ddl_argument(name: str, ddl: Mapping[str, tuple[str, ...]]) -> str:
     for dialect, statements in ddl.items():
         lines.append(f'        "{dialect}": (')
         for statement in statements:
-            pieces = re.split(r"(?<=, )", statement)
+            *pieces, last = statement.split(", ")  # each piece keeps its ", " (str.split beats re.split)
             chunks: list[str] = [""]
-            for piece in pieces:
+            for piece in (*(p + ", " for p in pieces), last):
                 if chunks[-1] and len(chunks[-1]) + len(piece) > 90:
                     chunks.append("")
                 chunks[-1] += piece
@@ -265,11 +279,10 @@ def _ddl_argument(name: str, ddl: Mapping[str, tuple[str, ...]]) -> str:
     return "\n".join(lines)
 
 
-def _generated_spec(entity: Entity, planned: str) -> EntitySpec:
-    """Return the spec the generated module holds: the model's, with the planned backend and the SQLite DDL."""
-    # One replace: the DDL does not depend on the planned backend, so it is rendered from the model's spec.
-    ddl = {"sqlite": tuple(ddl_statements(entity.spec, _SQLITE))}
-    return dataclasses.replace(entity.spec, planned_backend=planned, ddl=ddl)
+def _generated_arguments(entity: Entity, planned: str) -> dict[str, object]:
+    """Return what the generated module's spec has that the model's has not: the planned backend and the
+    SQLite DDL (which does not depend on the backend, so it is rendered from the model's spec)."""
+    return {"planned_backend": planned, "ddl": {"sqlite": tuple(ddl_statements(entity.spec, _SQLITE))}}
 
 
 _SQLITE = SqliteDialect()
@@ -280,18 +293,23 @@ def column_call(c: Column) -> str:
 
     The long form ends with a trailing comma, which keeps ruff's formatter from joining it again.
     """
-    args = [f'"{c.name}"', str(c.number), f"ColumnKind.{c.kind.name}"]
-    for name, value in zip(_COLUMN_ORDER, _COLUMN_VALUES(c), strict=True):
-        if value is True:
-            args.append(f"{name}=True")
-        elif value:
-            args.append(f'{name}="{value}"')  # a pii kind or an identifier: nothing to escape
+    args = [f'"{c.name}"', str(c.number), _KIND_ARGUMENTS[c.kind], *_flag_arguments(_COLUMN_VALUES(c))]
     if c.plaintext_reason:
         args.append(f"plaintext_reason={python_string(c.plaintext_reason)}")
     one_line = f"Column({', '.join(args)})"
     if _width(one_line) + 9 <= LINE_LENGTH:  # 8 spaces before, a comma after
         return one_line
     return "Column(\n" + "".join(f"            {a},\n" for a in args) + "        )"
+
+
+@functools.cache
+def _flag_arguments(values: tuple[object, ...]) -> tuple[str, ...]:
+    """Return the Column arguments for the values of _COLUMN_ORDER; a schema has few distinct sets."""
+    return tuple(
+        f"{name}=True" if value is True else f'{name}="{value}"'  # a pii kind or an identifier: no escaping
+        for name, value in zip(_COLUMN_ORDER, values, strict=True)
+        if value
+    )
 
 
 # The Column arguments after the first three, in the order the generated specs have always listed them.
@@ -310,6 +328,7 @@ _COLUMN_ORDER = (
     "expiry",
 )
 _COLUMN_VALUES = operator.attrgetter(*_COLUMN_ORDER)
+_KIND_ARGUMENTS = {kind: f"ColumnKind.{kind.name}" for kind in ColumnKind}
 
 
 def _width(text: str) -> int:
@@ -377,6 +396,7 @@ def _store(entity: Entity, file: ProtoFile, style: _Style) -> _Store:
         base = f"{style.runtime}.SortedKeyValueStore"
         type_args = f"{message}, {key.python_key_type}, {sort_key.python_key_type}"
     summary = _docstring_safe(entity.comment) or f"KeyValue store of {entity.full_name}."
+    spec_name = _spec_name(entity)
     layout = f"keyed by {key.name}" + (f", sorted by {sort_key.name} within a key" if sort_key else "")
     return _Store(
         entity=entity,
@@ -384,7 +404,7 @@ def _store(entity: Entity, file: ProtoFile, style: _Style) -> _Store:
         sync_class_name=_class_name(entity, SYNC + "Store"),
         base=base,
         type_args=type_args,
-        spec_name=_spec_name(entity),
+        spec_name=spec_name,
         docstring=f"{summary.rstrip('.')}.\n\n    Namespace ``{entity.namespace}``, {layout}.",
         finders=[f for f in entity.fields if f.options.searchable],
         index_finders=[
@@ -403,9 +423,11 @@ def _store(entity: Entity, file: ProtoFile, style: _Style) -> _Store:
                 ),
             )
             for client, prefix in _STYLES.items()
-        },
+        }
+        if entity.options.ttl_seconds
+        else {},  # only a store with a TTL has its own put and put_many
         message=message,
-        init_args=f"{_spec_name(entity)}, {style.init_args(entity)}",
+        init_args=f"{spec_name}, {style.init_args(entity)}",
     )
 
 
@@ -451,20 +473,21 @@ def _series(entity: Entity, style: _Style) -> _Store:
     key, event_time = entity.key, entity.event_time
     assert key is not None and event_time is not None  # the model builder guarantees both on TimeSeries
     summary = _docstring_safe(entity.comment) or f"TimeSeries of {entity.full_name}."
+    spec_name = _spec_name(entity)
     return _Store(
         entity=entity,
         class_name=_class_name(entity, "Series"),
         sync_class_name=_class_name(entity, SYNC + "Series"),
         base=f"{style.runtime}.TimeSeries",
         type_args=f"{style.message(entity)}, {key.python_key_type}",
-        spec_name=_spec_name(entity),
+        spec_name=spec_name,
         docstring=(
             f"{summary.rstrip('.')}.\n\n    Namespace ``{entity.namespace}``, a series per {key.name}, "
             f"ordered by {event_time.name}."
         ),
         finders=[],
         message=style.message(entity),
-        init_args=f"{_spec_name(entity)}, {style.init_args(entity)}",
+        init_args=f"{spec_name}, {style.init_args(entity)}",
     )
 
 
@@ -590,7 +613,7 @@ def _spec_name(entity: Entity) -> str:
 def _docstring_safe(text: str) -> str:
     text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
     # Control characters (a NUL makes the module unparseable) are written as escapes.
-    return "".join(f"\\x{ord(c):02x}" if c in _CONTROL else c for c in text)
+    return text.translate(_CONTROL_ESCAPES)
 
 
-_CONTROL = frozenset(chr(n) for n in (*range(32), 127)) - {"\n", "\t"}
+_CONTROL_ESCAPES = {n: f"\\x{n:02x}" for n in (*range(32), 127) if chr(n) not in "\n\t"}

@@ -6,9 +6,11 @@ reads the same spec, so a client runs unchanged on SQLite, Postgres, Kafka or NA
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TypeVar
 
 DEFAULT_FIND_LIMIT = 100
 """How many items a generated `find_by_*` returns when not told: part of the generated API."""
@@ -47,6 +49,48 @@ def masked_in_logs(pii: str, mask_in_logs: bool | None) -> bool:
     return bool(pii) if mask_in_logs is None else mask_in_logs
 
 
+_T = TypeVar("_T")
+
+
+def built_at_once(cls: type[_T]) -> type[_T]:
+    """Give a frozen dataclass an __init__ that writes every field straight into the instance's dict.
+
+    A frozen dataclass's own __init__ sets each field through object.__setattr__, which is most of what
+    building one costs: the compiler's model of a 10,000-message request holds ~80,000 fields and as many
+    columns, and a generated module builds a Column per stored field when imported. This __init__ takes the
+    same arguments, with the same defaults, and leaves the same instance; equality, hashing, repr, replace()
+    and the refusal to assign afterwards are the dataclass's own. Only for dataclasses without __post_init__,
+    default factories, keyword-only fields or slots, which is checked.
+    """
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    names = [f.name for f in fields]
+    if "__slots__" in vars(cls) or hasattr(cls, "__post_init__") or {"__self__", "__values__"} & set(names):
+        raise TypeError(f"{cls.__name__}: built_at_once is for dataclasses without slots or __post_init__")
+    defaults: dict[str, object] = {}
+    arguments: list[str] = []
+    for f in fields:
+        if not f.init or f.kw_only or f.default_factory is not dataclasses.MISSING:
+            raise TypeError(f"{cls.__name__}.{f.name}: built_at_once needs plain init fields")
+        if f.default is dataclasses.MISSING:
+            arguments.append(f.name)
+        else:
+            defaults[f"_default_{f.name}"] = f.default
+            arguments.append(f"{f.name}=_default_{f.name}")
+    # Item by item, in declaration order: the dict then shares its keys with the class's other instances,
+    # as after the dataclass's own __init__ (an update() would give each instance a copy of the keys).
+    source = (
+        f"def __init__(__self__, {', '.join(arguments)}):\n    __values__ = __self__.__dict__\n"
+        + "".join(f"    __values__[{f.name!r}] = {f.name}\n" for f in fields)
+    )
+    namespace = dict(defaults)
+    exec(source, namespace)  # as dataclasses writes its own __init__
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"  # type: ignore[attr-defined]
+    setattr(cls, "__init__", init)  # noqa: B010 (mypy refuses assigning a method)
+    return cls
+
+
+@built_at_once
 @dataclass(frozen=True)
 class Column:
     """One stored field of an entity."""
