@@ -1,6 +1,6 @@
 """Plugin speed: protoc-gen-prism vs protoc-gen-mypy on the same captured CodeGeneratorRequest.
 
-Run: python bench/bench_plugin.py [--messages 100 1000 10000] [--runs 5]
+Run: python bench/bench_plugin.py [--messages 100 1000 10000] [--runs 5] [--json out.json]
 
 For each size, protoc runs once to capture the request; then each round feeds it to both plugins, in
 alternating order, as separate processes (start-up and imports included, as protoc runs them). The figure
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import json
 import os
 import resource
 import statistics
@@ -78,12 +79,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, nargs="+", default=[100, 1000, 10000])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--json", type=Path, default=None, help="also write the figures for bench/plot_plugin.py"
+    )
     args = parser.parse_args()
     # An installed wheel has its bytecode compiled by pip; a checkout may run with PYTHONDONTWRITEBYTECODE,
     # which would make every plugin process compile the compiler's sources again.
     for package in (protoc_gen_prism, prism_runtime):
         compileall.compile_dir(Path(package.__file__).parent, quiet=1)
+    load_start = os.getloadavg()[0]
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    sizes: list[dict[str, object]] = []
     medians: dict[str, list[tuple[int, float]]] = {p: [] for p in PLUGINS}
     largest = b""
     for messages in args.messages:
@@ -103,6 +109,14 @@ def main() -> None:
             )
         prism, mypy = (times[p][0] for p in PLUGINS)
         rounds = [a / b for a, b in zip(prism, mypy, strict=True)]
+        sizes.append(
+            {
+                "messages": messages,
+                **{f"{p}_cpu_ms": statistics.median(times[p][0]) * 1000 for p in PLUGINS},
+                "ratio": statistics.median(prism) / statistics.median(mypy),
+                "ratio_rounds": rounds,
+            }
+        )
         print(
             f"  ratio prism/mypy, CPU: {statistics.median(prism) / statistics.median(mypy):.2f}x "
             f"(per round: {min(rounds):.2f}x to {max(rounds):.2f}x)"
@@ -112,9 +126,21 @@ def main() -> None:
         for plugin in PLUGINS:
             print(f"  {plugin:18} {slope(medians[plugin]) * 1000:.3f} ms/message")
     print(f"\nin-process phases of protoc-gen-prism on {args.messages[-1]} messages (CPU, one run):")
-    for name, seconds in phases(largest):
+    stages = phases(largest)
+    for name, seconds in stages:
         print(f"  {name:28}{seconds * 1000:8.1f} ms")
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if args.json is not None:
+        figures = {
+            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "load_average": [load_start, os.getloadavg()[0]],
+            "runs": args.runs,
+            "sizes": sizes,
+            "slopes_ms_per_message": {p: slope(medians[p]) * 1000 for p in PLUGINS} if len(sizes) > 1 else {},
+            "phases_messages": args.messages[-1],
+            "phases_ms": {name: seconds * 1000 for name, seconds in stages},
+        }
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
 
 
 def phases(request: bytes) -> list[tuple[str, float]]:

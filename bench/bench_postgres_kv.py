@@ -53,28 +53,47 @@ async def _worker(op: Callable[[int], Awaitable[Any]], indexes: range) -> None:
 
 async def throughput(
     ops: tuple[Callable[[int], Awaitable[Any]], ...], count: int, rounds: int = 10
-) -> tuple[float, ...]:
-    """Run each op `count` times from CONCURRENCY tasks, in `rounds` alternating chunks; return ops/s of each.
+) -> tuple[tuple[float, ...], tuple[float, ...], list[float]]:
+    """Run each op `count` times from CONCURRENCY tasks, in `rounds` alternating chunks.
 
-    Alternating chunks, not one long pass each, so drift in a shared machine's speed hits every op alike.
+    Return the ops/s of each, the client CPU time per op of each (seconds; this process only, so apart from
+    the shared server's), and each chunk's time of the first op over the last. Alternating chunks, not one
+    long pass each, so drift in a shared machine's speed hits every op alike; the op that goes first changes
+    from chunk to chunk, so neither always meets the rows (or the server) first.
     """
     spent = [0.0] * len(ops)
+    cpu = [0.0] * len(ops)
+    ratios: list[float] = []
     chunk = max(CONCURRENCY, count // rounds)
-    for first in range(0, count, chunk):
+    for n_chunk, first in enumerate(range(0, count, chunk)):
         last = min(count, first + chunk)
-        for n, op in enumerate(ops):
-            start = time.perf_counter()
+        took = [0.0] * len(ops)
+        order = list(enumerate(ops))
+        for n, op in order if n_chunk % 2 == 0 else reversed(order):
+            start, start_cpu = time.perf_counter(), time.process_time()
             await asyncio.gather(
                 *(_worker(op, range(first + k, last, CONCURRENCY)) for k in range(CONCURRENCY))
             )
-            spent[n] += time.perf_counter() - start
-    return tuple(count / t for t in spent)
+            took[n] = time.perf_counter() - start
+            cpu[n] += time.process_time() - start_cpu
+            spent[n] += took[n]
+        ratios.append(took[0] / took[-1])
+    return tuple(count / t for t in spent), tuple(c / count for c in cpu), ratios
 
 
 async def run(
-    url: str, ops: int, gen: Path, profile: bool = False, *, batch_rounds: int = 9, only_batches: bool = False
+    url: str,
+    ops: int,
+    gen: Path,
+    profile: bool = False,
+    *,
+    batch_rounds: int = 9,
+    only_batches: bool = False,
+    task_rounds: int = 10,
+    notes: list[str] | None = None,
 ) -> list[tuple[str, float, float, str]]:
-    """Measure both ways; return rows of (figure, generated, raw, unit)."""
+    """Measure both ways; return rows of (figure, generated, raw, unit), and add lines to print to `notes`."""
+    spreads = [] if notes is None else notes
     sys.path.insert(0, str(gen))
     from benchkv.v1 import kv_pb2, kv_prism
 
@@ -117,8 +136,15 @@ async def run(
             g, r = await latencies((gen_op, raw_op), ops)
             rows.append((f"{name} p50", percentile(g, 0.5) * 1e3, percentile(r, 0.5) * 1e3, "ms"))
             rows.append((f"{name} p99", percentile(g, 0.99) * 1e3, percentile(r, 0.99) * 1e3, "ms"))
-            g_rate, r_rate = await throughput((gen_op, raw_op), ops)
+            (g_rate, r_rate), (g_cpu, r_cpu), ratios = await throughput((gen_op, raw_op), ops, task_rounds)
             rows.append((f"{name} x{CONCURRENCY} tasks", g_rate, r_rate, "ops/s"))
+            rows.append(("  client CPU per op", g_cpu * 1e6, r_cpu * 1e6, "us"))
+            ratios.sort()
+            spreads.append(
+                f"{name} x{CONCURRENCY} tasks, generated/raw time of each of {len(ratios)} chunks: median "
+                f"{statistics.median(ratios):.2f}x, quartiles {ratios[len(ratios) // 4]:.2f}-"
+                f"{ratios[3 * len(ratios) // 4]:.2f}x"
+            )
 
         batch = users[:10_000]
         columns = [c.name for c in backend.spec.columns]
@@ -178,7 +204,9 @@ async def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here, for bench/plot.py")
     parser.add_argument("--batch-rounds", type=int, default=9, help="alternating rounds of put_many")
     parser.add_argument("--only-batches", action="store_true", help="measure put_many only")
+    parser.add_argument("--rounds", type=int, default=10, help="alternating chunks of the 8-task figures")
     args = parser.parse_args()
+    notes: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         gen = Path(tmp) / "gen"
         assert generate(ROOT / "bench" / "proto", gen).returncode == 0
@@ -192,6 +220,8 @@ async def main() -> None:
                 args.profile,
                 batch_rounds=args.batch_rounds,
                 only_batches=args.only_batches,
+                task_rounds=args.rounds,
+                notes=notes,
             )
         finally:
             if server is not None:
@@ -199,8 +229,10 @@ async def main() -> None:
     print(f"{args.ops} sequential ops per latency figure; {CONCURRENCY} tasks share a pool of 10 connections")
     print(f"{'figure':26}{'generated':>12}{'raw asyncpg':>13}{'unit':>7}{'gen/raw cost':>14}")
     for name, g, r, unit in rows:
-        cost = (g / r if unit == "ms" else r / g) if r else float("nan")
+        cost = (g / r if unit in ("ms", "us") else r / g) if r else float("nan")
         print(f"{name:26}{g:12.3f}{r:13.3f}{unit:>7}{cost:13.2f}x")
+    for line in notes:
+        print(line)
     if args.json is not None:
         records = [{"figure": n, "generated": g, "raw": r, "unit": u} for n, g, r, u in rows]
         args.json.write_text(json.dumps(records, indent=2) + "\n")
