@@ -101,8 +101,9 @@ class EventIdentity(Generic[M]):
     def time_ns(self, message: M) -> int:
         """Return the event time of a message in epoch nanoseconds."""
         value = getattr(message, self.time_field)
-        if self.time_is_timestamp:
-            return int(value.ToNanoseconds())
+        if self.time_is_timestamp:  # Timestamp.ToNanoseconds's sum, without its call (a third of the time)
+            nanoseconds: int = value.seconds * 1_000_000_000 + value.nanos
+            return nanoseconds
         return int(value) * _NS_PER_MS
 
     def event(self, message: M) -> Event[M]:

@@ -93,8 +93,12 @@ def subject_of(namespace: str, key: object) -> str:
     return f"{subject_prefix(namespace)}.k{token}"
 
 
+@functools.lru_cache(maxsize=65536)
 def key_of_subject(subject: str) -> bytes | None:
-    """Return the key bytes a subject from `subject_of` carries, or None for a subject it did not make."""
+    """Return the key bytes a subject from `subject_of` carries, or None for a subject it did not make.
+
+    Cached: every message a query reads carries its key's one subject.
+    """
     token = subject.rsplit(".", 1)[-1]
     if not token.startswith("k"):
         return None
