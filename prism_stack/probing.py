@@ -33,13 +33,17 @@ def run_probe(check: Callable[[], Awaitable[T]], *, timeout: float, quiet: tuple
 
 @contextlib.contextmanager
 def _silenced(names: tuple[str, ...]) -> Iterator[None]:
-    """Keep a driver's connection-refused errors out of the terminal while a server is still starting."""
+    """Keep a driver's connection-refused errors out of the terminal while a server is still starting.
+
+    By level, not `Logger.disabled`: a driver logs on child loggers (nats.aio.client, aiokafka.conn), which
+    inherit their parent's level but not its disabled flag.
+    """
     loggers = [logging.getLogger(name) for name in names]
-    saved = [logger.disabled for logger in loggers]
+    saved = [logger.level for logger in loggers]
     for logger in loggers:
-        logger.disabled = True
+        logger.setLevel(logging.CRITICAL + 1)
     try:
         yield
     finally:
-        for logger, was in zip(loggers, saved, strict=True):
-            logger.disabled = was
+        for logger, level in zip(loggers, saved, strict=True):
+            logger.setLevel(level)

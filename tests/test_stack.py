@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import logging
 import os
 import socket
 import subprocess
@@ -289,3 +290,17 @@ def test_stack_cli_up_status_down(tmp_path: Path) -> None:
         down = prism("down")
     assert down.returncode == 0 and "postgres  stopped" in down.stdout
     assert prism("status").stdout.strip() == f"no servers recorded in {tmp_path}"
+
+
+def test_a_probe_keeps_the_drivers_refusals_quiet(caplog: pytest.LogCaptureFixture) -> None:
+    # nats-py logs a refused connection on nats.aio.client (a child of the logger the probe quiets), with a
+    # traceback: while a server starts, nothing of that may reach the terminal; after the probe, it may.
+    from prism_stack.probing import run_probe
+
+    async def refused() -> None:
+        logging.getLogger("nats.aio.client").error("nats: encountered error")
+
+    with caplog.at_level(logging.DEBUG):
+        run_probe(refused, timeout=5, quiet=("nats",))
+        logging.getLogger("nats.aio.client").error("after the probe")
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("nats")] == ["after the probe"]
