@@ -16,12 +16,12 @@ from typing import Any
 from sqlglot import exp
 
 from prism_runtime.schema import Abstraction, Column, EntitySpec
+from prism_runtime.sql.names import index_columns
 from protoc_gen_prism import __version__
 from protoc_gen_prism.checks.compare import pair_entities
 from protoc_gen_prism.checks.storage import columns_by_key, sql_types
 from protoc_gen_prism.model import Entity, Schema
 from protoc_gen_prism.sql import alter
-from protoc_gen_prism.sql.ddl import index_columns
 from protoc_gen_prism.sql.dialects import DdlDialect, ddl_dialect_for
 
 DIALECTS = ("postgres", "sqlite")

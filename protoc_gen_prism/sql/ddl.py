@@ -19,6 +19,7 @@ from prism_runtime.sql.names import (
     EVENT_ID_COLUMN,
     SEQUENCE_COLUMN,
     default_partition_name,
+    index_columns,
     index_name,
     table_name,
 )
@@ -49,18 +50,6 @@ def ddl_statements(spec: EntitySpec, dialect: SqlDialect, *, pretty: bool = Fals
 
         return rendered(spec, _sqlglot_dialect(dialect), pretty=pretty)
     return _Writer(spec, dialect, spelling, pretty).statements()
-
-
-def index_columns(spec: EntitySpec, column: Column) -> tuple[str, ...]:
-    """Return the columns of the index of an indexed column: on a KeyValue field, the field then the key.
-
-    A finder reads `field = value` in key order from a key: with the key in the index, each page is a range
-    of the index, however many items have the value (docs/keyvalue.md). The blind index (an unpaged lookup)
-    and the expiry column (read by the purge) are indexed alone.
-    """
-    if spec.abstraction is not Abstraction.KEY_VALUE or column.blind_index_of or column.expiry:
-        return (column.name,)
-    return (column.name, *(c.name for c in spec.key_columns if c.name != column.name))
 
 
 def _sqlglot_dialect(dialect: SqlDialect) -> DdlDialect:

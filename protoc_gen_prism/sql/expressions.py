@@ -14,10 +14,10 @@ from prism_runtime.sql.names import (
     EVENT_ID_COLUMN,
     SEQUENCE_COLUMN,
     default_partition_name,
+    index_columns,
     index_name,
     table_name,
 )
-from protoc_gen_prism.sql.ddl import index_columns
 from protoc_gen_prism.sql.dialects import DdlDialect
 
 

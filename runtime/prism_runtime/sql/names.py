@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 
-from prism_runtime.schema import Abstraction, EntitySpec
+from prism_runtime.schema import Abstraction, Column, EntitySpec
 from prism_runtime.sql.dialect import SqlDialect
 
 # TimeSeries tables add two columns: the event id (unique with key and event time, so a retried
@@ -40,6 +40,18 @@ def table_name(spec: EntitySpec) -> str:
 def index_name(table: str, column: str, dialect: SqlDialect) -> str:
     """Return a deterministic index name that fits the dialect's identifier limit."""
     return short_name(table, column, "idx", dialect=dialect)
+
+
+def index_columns(spec: EntitySpec, column: Column) -> tuple[str, ...]:
+    """Return the columns of the index of an indexed column: on a KeyValue field, the field then the key.
+
+    A finder reads `field = value` in key order from a key: with the key in the index, each page is a range
+    of the index, however many items have the value (docs/keyvalue.md). The blind index (an unpaged lookup)
+    and the expiry column (read by the purge) are indexed alone.
+    """
+    if spec.abstraction is not Abstraction.KEY_VALUE or column.blind_index_of or column.expiry:
+        return (column.name,)
+    return (column.name, *(c.name for c in spec.key_columns if c.name != column.name))
 
 
 def short_name(*parts: str, dialect: SqlDialect) -> str:
