@@ -352,7 +352,7 @@ class EdgeStore(_Adapted[B], Generic[B, GS, GT, EF]):
         ]
 
 
-class Graph(EdgeStore[B, GK, GK, EF], Generic[B, BN, GK, EF, NF]):
+class Graph(EdgeStore[B, GK, GK, EF], graph.GraphNodes[BN, GK], Generic[B, BN, GK, EF, NF]):
     """Nodes and the edges between them, for callers of another message class (see prism_runtime.graph.Graph).
 
     Traversals return keys, never messages: they are the wrapped graph's own.
@@ -374,26 +374,6 @@ class Graph(EdgeStore[B, GK, GK, EF], Generic[B, BN, GK, EF, NF]):
         )
         self._edges = self._graph
         self.nodes: NodeStore[BN, GK] = NodeStore(db, node_spec, node_adapter, node_stored)
-
-    async def add_node(self, node: BN) -> None:
-        """Insert or replace one node."""
-        await self.nodes.add_node(node)
-
-    async def add_nodes(self, nodes: Iterable[BN]) -> None:
-        """Insert or replace nodes in one atomic batch."""
-        await self.nodes.add_nodes(nodes)
-
-    async def get_node(self, key: GK) -> BN | None:
-        """Return the node at `key`, or None."""
-        return await self.nodes.get_node(key)
-
-    async def get_nodes(self, keys: Sequence[GK]) -> list[BN | None]:
-        """Return the nodes at `keys` in order, None where missing."""
-        return await self.nodes.get_nodes(keys)
-
-    async def remove_node(self, key: GK) -> bool:
-        """Delete the node at `key` (its edges stay); return whether there was one."""
-        return await self.nodes.remove_node(key)
 
     async def neighbors(
         self,

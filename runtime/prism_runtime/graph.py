@@ -125,6 +125,47 @@ class NodeStore(Generic[N, K]):
         return await self._kv.delete((self._key(key),)) > 0
 
 
+NM = TypeVar("NM")
+"""A node message of either style: a protobuf message, or another class a store converts from (adapted.py)."""
+KC = TypeVar("KC", str, bytes, int, contravariant=True)
+
+
+class NodeCalls(Protocol[NM, KC]):
+    """What a graph's node store answers: NodeStore here, adapted.NodeStore for another message class."""
+
+    async def add_node(self, node: NM) -> None: ...
+    async def add_nodes(self, nodes: Iterable[NM]) -> None: ...
+    async def get_node(self, key: KC) -> NM | None: ...
+    async def get_nodes(self, keys: Sequence[KC]) -> list[NM | None]: ...
+    async def remove_node(self, key: KC) -> bool: ...
+
+
+class GraphNodes(Generic[NM, K]):
+    """A graph's node operations, each its node store's (`nodes`): one object holds a graph's nodes and edges."""
+
+    nodes: NodeCalls[NM, K]
+
+    async def add_node(self, node: NM) -> None:
+        """Insert `node`, replacing the node with the same key."""
+        await self.nodes.add_node(node)
+
+    async def add_nodes(self, nodes: Iterable[NM]) -> None:
+        """Insert or replace all `nodes` in one atomic batch."""
+        await self.nodes.add_nodes(nodes)
+
+    async def get_node(self, key: K) -> NM | None:
+        """Return the node with `key`, or None."""
+        return await self.nodes.get_node(key)
+
+    async def get_nodes(self, keys: Sequence[K]) -> list[NM | None]:
+        """Return the nodes with `keys` in the same order, None where missing."""
+        return await self.nodes.get_nodes(keys)
+
+    async def remove_node(self, key: K) -> bool:
+        """Delete the node with `key`; return whether there was one. Its edges stay (see docs/graph.md)."""
+        return await self.nodes.remove_node(key)
+
+
 class EdgeStore(Generic[E, S, T, EF]):
     """The edges of one graph_edge message between source nodes keyed by S and target nodes keyed by T."""
 
@@ -233,7 +274,7 @@ class EdgeStore(Generic[E, S, T, EF]):
         )
 
 
-class Graph(EdgeStore[E, K, K, EF], Generic[E, N, K, EF, NF]):
+class Graph(EdgeStore[E, K, K, EF], GraphNodes[N, K], Generic[E, N, K, EF, NF]):
     """One edge type between nodes of one type: the nodes, the edges, and traversals over them."""
 
     def __init__(
@@ -241,26 +282,6 @@ class Graph(EdgeStore[E, K, K, EF], Generic[E, N, K, EF, NF]):
     ) -> None:
         super().__init__(db, spec, message, node_spec)
         self.nodes: NodeStore[N, K] = NodeStore(db, node_spec, node_message)
-
-    async def add_node(self, node: N) -> None:
-        """Insert `node`, replacing the node with the same key."""
-        await self.nodes.add_node(node)
-
-    async def add_nodes(self, nodes: Iterable[N]) -> None:
-        """Insert or replace all `nodes` in one atomic batch."""
-        await self.nodes.add_nodes(nodes)
-
-    async def get_node(self, key: K) -> N | None:
-        """Return the node with `key`, or None."""
-        return await self.nodes.get_node(key)
-
-    async def get_nodes(self, keys: Sequence[K]) -> list[N | None]:
-        """Return the nodes with `keys` in the same order, None where missing."""
-        return await self.nodes.get_nodes(keys)
-
-    async def remove_node(self, key: K) -> bool:
-        """Delete the node with `key`; return whether there was one. Its edges stay (see docs/graph.md)."""
-        return await self.nodes.remove_node(key)
 
     async def neighbors(
         self,
