@@ -77,6 +77,17 @@ def config_file(tmp_path: Path, source: str, target: str, phase: str = "dual_wri
     return path
 
 
+def migrating_config(tmp_path: Path, source: str, target: str, *namespaces: str) -> Path:
+    """Write prism.yaml moving `namespaces` from `source` ("old") to `target` ("new"), in dual_write."""
+    path = tmp_path / "prism.yaml"
+    body = {
+        "backends": {"sqlite": f"sqlite:///{tmp_path / 'default.db'}", "old": source, "new": target},
+        "migrations": {ns: {"source": "old", "target": "new", "phase": "dual_write"} for ns in namespaces},
+    }
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
 def profile(pb2: Any, i: int, version: int = 0) -> Any:
     return pb2.UserProfile(
         user_id=f"u{i:05d}",
@@ -338,15 +349,7 @@ async def test_a_time_series_moves_by_event_time_while_the_service_appends(
 
     async with prism_runtime.connect(source) as db:
         await prism.ClickEventSeries(db).append_many([click(i) for i in range(1200)])
-    path = tmp_path / "prism.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "backends": {"sqlite": f"sqlite:///{tmp_path / 'default.db'}", "old": source, "new": target},
-                "migrations": {ns: {"source": "old", "target": "new", "phase": "dual_write"}},
-            }
-        )
-    )
+    path = migrating_config(tmp_path, source, target, ns)
     async with prism_runtime.connect(config=path) as db:
         series = prism.ClickEventSeries(db)
         await series.append(click(1200))
@@ -406,16 +409,7 @@ async def test_a_graph_moves_with_its_nodes(tmp_path: Path, generated: Path, pos
             for i in range(60)
             for k in (1, 2)
         )
-    both = {"source": "old", "target": "new", "phase": "dual_write"}
-    path = tmp_path / "prism.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "backends": {"sqlite": f"sqlite:///{tmp_path / 'default.db'}", "old": source, "new": target},
-                "migrations": {nodes: both, edges: both},
-            }
-        )
-    )
+    path = migrating_config(tmp_path, source, target, nodes, edges)
     async with prism_runtime.connect(config=path) as db:
         graph = prism.FollowsGraph(db)
         await graph.add_node(pb2.Person(person_id="p999", city="Rome"))
@@ -450,15 +444,7 @@ async def test_an_encrypted_time_series_moves_as_ciphertext(
 
     async with prism_runtime.connect(source) as db:
         await prism.SignInSeries(db).append_many([sign_in(i) for i in range(300)])
-    path = tmp_path / "prism.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "backends": {"sqlite": f"sqlite:///{tmp_path / 'default.db'}", "old": source, "new": target},
-                "migrations": {ns: {"source": "old", "target": "new", "phase": "dual_write"}},
-            }
-        )
-    )
+    path = migrating_config(tmp_path, source, target, ns)
     async with prism_runtime.connect(config=path) as db:
         series = prism.SignInSeries(db)
         await series.append_many([sign_in(i) for i in range(300, 320)])
@@ -571,15 +557,7 @@ async def test_a_time_series_moves_from_sqlite_to_a_stream(
 
     async with prism_runtime.connect(source) as db:
         await prism.ClickEventSeries(db).append_many([click(i) for i in range(150)])
-    path = tmp_path / "prism.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "backends": {"sqlite": f"sqlite:///{tmp_path / 'default.db'}", "old": source, "new": target},
-                "migrations": {ns: {"source": "old", "target": "new", "phase": "dual_write"}},
-            }
-        )
-    )
+    path = migrating_config(tmp_path, source, target, ns)
     async with prism_runtime.connect(config=path) as db:
         series = prism.ClickEventSeries(db)
         await series.append_many([click(i) for i in range(150, 160)])
@@ -615,15 +593,7 @@ async def test_a_sorted_map_moves_and_a_deleted_prefix_stays_deleted(
 
     async with prism_runtime.connect(source) as db:
         await prism.OrderStore(db).put_many([order(c, o) for c in range(10) for o in range(5)])
-    path = tmp_path / "prism.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "backends": {"sqlite": f"sqlite:///{tmp_path / 'default.db'}", "old": source, "new": target},
-                "migrations": {ns: {"source": "old", "target": "new", "phase": "dual_write"}},
-            }
-        )
-    )
+    path = migrating_config(tmp_path, source, target, ns)
     async with prism_runtime.connect(config=path) as db:
         store = prism.OrderStore(db)
         await store.put(order(9, 9))  # the service's first write records the spec
@@ -682,19 +652,7 @@ async def test_a_series_backfill_to_nats_killed_and_resumed_appends_every_event_
 
     async with prism_runtime.connect(source) as db:
         await prism.ClickEventSeries(db).append_many([click(i) for i in range(2000)])
-    path = tmp_path / "prism.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "backends": {
-                    "sqlite": f"sqlite:///{tmp_path / 'default.db'}",
-                    "old": source,
-                    "new": nats_url,
-                },
-                "migrations": {ns: {"source": "old", "target": "new", "phase": "dual_write"}},
-            }
-        )
-    )
+    path = migrating_config(tmp_path, source, nats_url, ns)
     env = {**os.environ, "PYTHONPATH": str(generated)}
     command = [*CLI, "backfill", ns, "--config", str(path), "--module", "acme.events.v1.events_prism"]
     async with prism_runtime.connect(config=path) as db:
