@@ -92,6 +92,11 @@ class _GraphClass:
     docstring: str
 
     @property
+    def functional_filter(self) -> bool:
+        """Whether a filter field is named by a Python keyword, which no class attribute can be."""
+        return any(keyword.iskeyword(name) for name, _, _ in self.filter_fields)
+
+    @property
     def header(self) -> str:
         """Return the `class ...:` line."""
         return _class_header(self.class_name, self.base, self.type_args)
@@ -192,7 +197,6 @@ def _module(file: ProtoFile, planned: dict[str, str], betterproto: bool) -> Gene
         spec_literal=lambda name, entity: spec_literal(
             name, entity.spec, _generated_arguments(entity, planned.get(entity.namespace, ""))
         ),
-        python_keywords=keyword.kwlist,
         docstring_safe=_docstring_safe,
     )
     return GeneratedFile(f"{file.output_stem}_prism.py", content)
