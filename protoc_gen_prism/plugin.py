@@ -7,7 +7,6 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import NoReturn
 
 from google.protobuf.compiler import plugin_pb2
@@ -26,7 +25,8 @@ def plugin_io() -> Iterator[tuple[plugin_pb2.CodeGeneratorRequest, list[plugin_p
     raw = sys.stdin.buffer.read()
     dump = os.environ.get(DUMP_ENV)
     if dump:
-        Path(dump).write_bytes(raw)
+        with open(dump, "wb") as saved:
+            saved.write(raw)
     holder: list[plugin_pb2.CodeGeneratorResponse] = []
     try:
         request = plugin_pb2.CodeGeneratorRequest.FromString(raw)

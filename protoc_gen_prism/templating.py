@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import os
 from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING
 
-from protoc_gen_prism.package_data import data_dir
+from protoc_gen_prism.package_data import data_path
 
 if TYPE_CHECKING:
     import jinja2
@@ -30,7 +31,7 @@ def environment() -> jinja2.Environment:
     import jinja2  # only to render from source, or to compile a template (see the module docstring)
 
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(data_dir("templates")),
+        loader=jinja2.FileSystemLoader(data_path("templates")),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -69,7 +70,8 @@ def compiled_module(name: str) -> str:
 
 
 def _source(name: str) -> str:
-    return (data_dir("templates") / name).read_text(encoding="utf-8")
+    with open(os.path.join(data_path("templates"), name), encoding="utf-8") as text:
+        return text.read()
 
 
 def _fingerprint(name: str) -> str:
