@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
-from prism_runtime.backends import registry
+from prism_runtime.backends import loader, registry
 from prism_runtime.backends.registry import Capability
 from prism_runtime.config import Config
 from prism_runtime.errors import ConfigError, PrismError
@@ -71,7 +71,7 @@ async def _opened(
     # Every backend class (and so its driver) is loaded before any server is dialled: a missing extra is
     # named first, whichever it is.
     classes = {
-        kind: registry.backend_class(kind, f"provisioning {kind} ({config.backends[kind].redacted})")
+        kind: loader.backend_class(kind, f"provisioning {kind} ({config.backends[kind].redacted})")
         for kind in planned
     }
     admins: dict[str, StreamAdmin] = {
