@@ -14,17 +14,15 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from google.protobuf.message import Message
 
 from prism_runtime import telemetry
+from prism_runtime.backends.registry import HasKind
 from prism_runtime.drive import SetupLock
 from prism_runtime.inputs import key_check, message_checks
 from prism_runtime.schema import ColumnKind, EntitySpec
-
-if TYPE_CHECKING:
-    from prism_runtime.database import Database
 
 M = TypeVar("M", bound=Message)
 M_co = TypeVar("M_co", bound=Message, covariant=True)
@@ -207,10 +205,26 @@ class Tail(Generic[M]):
         return True
 
 
+class TimeSeriesSource(Protocol):
+    """What a series calls on the Database it is made with: the TimeSeries backend serving its entity, and
+    the backend it lives on (whose vault keys the event ids of a series with encrypted fields).
+
+    Stated here, since the Database is built over this abstraction (it returns its backends). Telemetry, when
+    on, reads more of the db it is handed (`telemetry._recorder`, which types it Any)."""
+
+    def timeseries(self, spec: EntitySpec, message: type[M]) -> TimeSeriesBackend[M]:
+        """Return the TimeSeries backend serving `spec` (the routing layer while its namespace migrates)."""
+        ...
+
+    def backend_for(self, spec: EntitySpec) -> HasKind:
+        """Return the open backend that serves `spec`'s namespace."""
+        ...
+
+
 class TimeSeries(Generic[M, K]):
     """A series of events per key, ordered by event time."""
 
-    def __init__(self, db: Database, spec: EntitySpec, message: type[M]) -> None:
+    def __init__(self, db: TimeSeriesSource, spec: EntitySpec, message: type[M]) -> None:
         self.spec = spec
         self.message_type = message
         self._identity: EventIdentity[M] = EventIdentity(spec)
