@@ -18,11 +18,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from prism_runtime.backends import loader, registry
-from prism_runtime.backends.contract import AdministersStreams, StreamAdmin
-
-# What a StreamAdmin takes and returns, stated by the contract; the kafka and nats backends import them from here.
-from prism_runtime.backends.contract import Change as Change
-from prism_runtime.backends.contract import Wanted as Wanted
+from prism_runtime.backends.contract import AdministersStreams, Change, StreamAdmin, Wanted
 from prism_runtime.backends.registry import Capability
 from prism_runtime.config import Config
 from prism_runtime.errors import ConfigError, PrismError

@@ -33,11 +33,11 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import NoStreamResponseError, NotFoundError, ServiceUnavailableError
 
 from prism_runtime import telemetry
+from prism_runtime.backends.contract import Change, Wanted
 from prism_runtime.backends.registry import BackendKind
 from prism_runtime.config import BackendUrl
 from prism_runtime.errors import BackendError, BackendUnavailable, ConfigError
 from prism_runtime.payload_codecs import payload_codec
-from prism_runtime.provision_streams import Change, Wanted
 from prism_runtime.schema import EntitySpec
 from prism_runtime.stream_codec import NATS_MSG_ID_HEADER, key_bytes
 from prism_runtime.stream_plans import StreamSettings
