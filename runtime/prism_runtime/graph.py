@@ -92,7 +92,7 @@ class GraphBackend(Protocol[E]):
 
 class GraphSource(KeyValueSource, Protocol):
     """What a graph's stores call on the Database they are made with: the Graph backend of an edge type, and
-    the KeyValue backend of its nodes (see KeyValueSource: telemetry reads more). Stated here, since the
+    (KeyValueSource) the KeyValue backend of its nodes and what telemetry reads. Stated here, since the
     Database is built over this abstraction."""
 
     def graph(self, spec: EntitySpec, message: type[E], node_spec: EntitySpec | None) -> GraphBackend[E]:

@@ -75,11 +75,11 @@ class KeyValueBackend(Protocol[M]):
         ...
 
 
-class KeyValueSource(Protocol):
-    """What a store calls on the Database it is made with: the KeyValue backend serving its entity.
+class KeyValueSource(telemetry.Traced, Protocol):
+    """What a store calls on the Database it is made with: the KeyValue backend serving its entity, and what
+    telemetry reads to name that backend in its spans.
 
-    Stated here, since the Database is built over this abstraction (it returns its backends). Telemetry, when
-    on, reads more of the db it is handed (`telemetry._recorder`, which types it Any)."""
+    Stated here, since the Database is built over this abstraction (it returns its backends)."""
 
     def keyvalue(self, spec: EntitySpec, message: type[M]) -> KeyValueBackend[M]:
         """Return the KeyValue backend serving `spec` (the routing layer while its namespace migrates)."""

@@ -205,12 +205,12 @@ class Tail(Generic[M]):
         return True
 
 
-class TimeSeriesSource(Protocol):
-    """What a series calls on the Database it is made with: the TimeSeries backend serving its entity, and
-    the backend it lives on (whose vault keys the event ids of a series with encrypted fields).
+class TimeSeriesSource(telemetry.Traced, Protocol):
+    """What a series calls on the Database it is made with: the TimeSeries backend serving its entity, the
+    backend it lives on (whose vault keys the event ids of a series with encrypted fields), and what
+    telemetry reads to name that backend in its spans.
 
-    Stated here, since the Database is built over this abstraction (it returns its backends). Telemetry, when
-    on, reads more of the db it is handed (`telemetry._recorder`, which types it Any)."""
+    Stated here, since the Database is built over this abstraction (it returns its backends)."""
 
     def timeseries(self, spec: EntitySpec, message: type[M]) -> TimeSeriesBackend[M]:
         """Return the TimeSeries backend serving `spec` (the routing layer while its namespace migrates)."""
