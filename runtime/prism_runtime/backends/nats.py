@@ -283,6 +283,7 @@ class NatsTimeSeries(Generic[M]):
     async def append(self, events: Sequence[Event[M]]) -> None:
         """Publish every event, then wait for all acknowledgements."""
         js = await self.backend.jetstream(self.spec)
+        ns = self._ns
         encode = self.codec.encode_event
         await self.codec.prepare_encode(events)
 
@@ -292,13 +293,12 @@ class NatsTimeSeries(Generic[M]):
             if len(events) == 1:
                 e = events[0]
                 headers = {NATS_MSG_ID_HEADER: e.event_id, **carried}
-                await js.publish(subject_of(self._ns, e.key), encode(e), headers=headers)
+                await js.publish(subject_of(ns, e.key), encode(e), headers=headers)
                 return
+            publish = js.publish_async  # looked up once: the loop runs once per event
             pending = [
-                await js.publish_async(
-                    subject_of(self._ns, e.key),
-                    encode(e),
-                    headers={NATS_MSG_ID_HEADER: e.event_id, **carried},
+                await publish(
+                    subject_of(ns, e.key), encode(e), headers={NATS_MSG_ID_HEADER: e.event_id, **carried}
                 )
                 for e in events
             ]
