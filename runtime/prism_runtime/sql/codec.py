@@ -35,14 +35,13 @@ class RowCodec(Generic[M]):
         self.message = message
         self.columns = spec.columns
         self.backend = backend
-        fields = message.DESCRIPTOR.fields_by_name
         self.key_index = tuple(self.column_index(c.name) for c in spec.key_columns)
         self.row_key: Callable[[Sequence[Any]], Any] = operator.itemgetter(*self.key_index)
         """Return a hashable of an encoded row's key, equal for equal keys (a tuple only for compound keys)."""
         self.message_key: Callable[[M], Any] = operator.attrgetter(*(c.name for c in spec.key_columns))
         """Return a hashable of a message's key, equal exactly when the encoded keys are (encoders are one to one
         on key types: strings, bytes, integers)."""
-        encode, encode_rows, encode_flat = _row_encoders(spec.columns, dialect, fields)
+        encode, encode_rows, encode_flat = _row_encoders(spec.columns, dialect, message)
         self.encode: Callable[[M], tuple[Any, ...]] = encode
         """Return the bind values of one message, in column order (an expiry column: NULL, never expires)."""
         self.encode_expiring: Callable[[M, int | None], tuple[Any, ...]] = encode
@@ -77,7 +76,7 @@ class RowCodec(Generic[M]):
 
 
 def _row_encoders(
-    columns: Sequence[Column], dialect: SqlDialect, fields: Any
+    columns: Sequence[Column], dialect: SqlDialect, message: type[Message]
 ) -> tuple[Callable[..., tuple[Any, ...]], Callable[..., list[Any]], Callable[..., list[Any]]]:
     """Return the functions giving the bind values of one message, of many as rows, and of many in one list.
 
@@ -87,7 +86,9 @@ def _row_encoders(
     per message (about a tenth of a row's encoding); the flat one puts the values straight into the one list
     a multi-row statement binds.
     """
-    env: dict[str, Any] = {}
+    # The class's HasField, called with the message: a bound method built per call costs as much again.
+    env: dict[str, Any] = {"_has": message.HasField}
+    fields = message.DESCRIPTOR.fields_by_name
     values = [_column_value(i, column, dialect, fields, env) for i, column in enumerate(columns)]
     row = "".join(f"{value}, " for value in values)
     source = (
@@ -112,7 +113,7 @@ def _column_value(i: int, column: Column, dialect: SqlDialect, fields: Any, env:
         return "_expires"  # no field: the store says when the row expires (RowCodec.encode_expiring)
     name = column.name
     read = _field(name)
-    has = f"_m.HasField({name!r})"
+    has = f"_has(_m, {name!r})"
     encode = dialect.encoder(column)
     if column.kind is ColumnKind.JSON:
         # An empty repeated or map field and an unset message field all store as null JSON.
