@@ -125,26 +125,17 @@ class EventIdentity(Generic[M]):
         One loop with its lookups hoisted, rather than a call of `event` per message: append_many runs it
         for every event, and a call and its attribute lookups cost as much as the digest itself.
         """
-        key_field, time_field, secret = self.key_field, self.time_field, self.secret
-        blake2b = hashlib.blake2b
+        key_field, time_field, secret, time_ns = self.key_field, self.time_field, self.secret, self.time_ns
+        needs_time = self.time_is_timestamp  # an unset Timestamp reads as the epoch: refused, not stored
         out: list[Event[M]] = []
         add = out.append
-        if self.time_is_timestamp:
-            for m in messages:
-                if not m.HasField(time_field):
-                    raise ValueError(
-                        f"namespace {self.namespace!r}: an event needs its event time; set {time_field}"
-                    )
-                data = m.SerializeToString(deterministic=True)
-                at = getattr(m, time_field)
-                event_id = blake2b(data, digest_size=_DIGEST_SIZE, key=secret).hexdigest()
-                # Timestamp.ToNanoseconds's sum, without its call
-                add(Event(getattr(m, key_field), at.seconds * 1_000_000_000 + at.nanos, event_id, m, data))
-        else:
-            for m in messages:
-                data = m.SerializeToString(deterministic=True)
-                event_id = blake2b(data, digest_size=_DIGEST_SIZE, key=secret).hexdigest()
-                add(Event(getattr(m, key_field), int(getattr(m, time_field)) * _NS_PER_MS, event_id, m, data))
+        for m in messages:
+            if needs_time and not m.HasField(time_field):
+                raise ValueError(
+                    f"namespace {self.namespace!r}: an event needs its event time; set {time_field}"
+                )
+            data = m.SerializeToString(deterministic=True)
+            add(Event(getattr(m, key_field), time_ns(m), digest(data, secret), m, data))
         return out
 
 
