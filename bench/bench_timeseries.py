@@ -72,6 +72,18 @@ async def timed(work: Any) -> float:
     return time.perf_counter() - start
 
 
+async def timed_with_cpu(work: Any, cpu: list[float]) -> float:
+    """Return the seconds `work()` takes; append the CPU seconds this process spent on it to `cpu`.
+
+    The server shares the machine: wall time moves with what else runs, this process's CPU time much less,
+    so the two together tell a slower client from a busier machine.
+    """
+    start = time.process_time()
+    seconds = await timed(work)
+    cpu.append(time.process_time() - start)
+    return seconds
+
+
 async def raw_kafka_append(producer: Any, topic: str, events: list[Any]) -> None:
     """Send like the generated code does: serialized value, key, timestamp, id header; wait for all acks."""
     pending = []
@@ -177,10 +189,14 @@ async def bench(
     await producer.send_and_wait(raw_topic, b"warm-up")
     urls = {"kafka": f"kafka://{kafka}?idempotence=false", "nats": nats_url}
     print(f"records per round: {n}, rounds: {args.rounds} (median shown), keys: {KEYS}")
-    print(f"{'backend':8} {'generated rec/s':>16} {'raw rec/s':>12} {'ratio':>6}")
+    print(
+        f"{'backend':8} {'generated rec/s':>16} {'raw rec/s':>12} {'ratio':>6}   client CPU µs/rec: gen   raw"
+    )
     for kind, url in urls.items():
         gen_times: list[float] = []
         raw_times: list[float] = []
+        gen_cpu: list[float] = []
+        raw_cpu: list[float] = []
         async with prism_runtime.connect(url) as db:
             series = prism.ClickEventSeries(db)
             await series.append(clicks(pb2, 1, f"warm-{kind}")[0])
@@ -194,18 +210,22 @@ async def bench(
                 gen_work = lambda e=gen_events, s=series: s.append_many(e)  # noqa: E731
                 # Alternate which goes first, so neither always meets a warmer (or fuller) server.
                 if round_ % 2:
-                    gen_times.append(await timed(gen_work))
-                    raw_times.append(await timed(raw_work))
+                    gen_times.append(await timed_with_cpu(gen_work, gen_cpu))
+                    raw_times.append(await timed_with_cpu(raw_work, raw_cpu))
                 else:
-                    raw_times.append(await timed(raw_work))
-                    gen_times.append(await timed(gen_work))
+                    raw_times.append(await timed_with_cpu(raw_work, raw_cpu))
+                    gen_times.append(await timed_with_cpu(gen_work, gen_cpu))
             gen, raw = n / statistics.median(gen_times), n / statistics.median(raw_times)
-            print(f"{kind:8} {gen:16,.0f} {raw:12,.0f} {gen / raw:6.2f}")
+            gen_us, raw_us = (statistics.median(c) / n * 1e6 for c in (gen_cpu, raw_cpu))
+            print(f"{kind:8} {gen:16,.0f} {raw:12,.0f} {gen / raw:6.2f}   {gen_us:22.1f} {raw_us:5.1f}")
             figures.append(
                 {
                     "figure": f"append_many {kind}",
                     "unit": "records/s",
-                    "sides": {"generated": side(gen), f"raw {RAW[kind]}": side(raw)},
+                    "sides": {
+                        "generated": side(gen, cpu_us_per_record=gen_us),
+                        f"raw {RAW[kind]}": side(raw, cpu_us_per_record=raw_us),
+                    },
                     "ratio": gen / raw,
                 }
             )

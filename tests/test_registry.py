@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from prism_runtime.backends import registry
+from prism_runtime.backends import loader, registry
 from prism_runtime.backends.contract import Backend
 from prism_runtime.backends.registry import BackendEntry, BackendKind, Capability
 from prism_runtime.config import BackendUrl
@@ -40,10 +40,10 @@ def test_the_registry_says_which_backends_serve_each_abstraction() -> None:
 
 @pytest.mark.parametrize("kind", list(BackendKind))
 def test_every_backend_class_meets_the_contract_of_its_entry(kind: BackendKind) -> None:
-    cls = registry.backend_class(kind)
+    cls = loader.backend_class(kind)
     assert cls.kind is kind
     assert cls.__name__ == registry.entry(kind).class_name
-    assert registry.backend_class(kind) is cls  # loaded and checked once
+    assert loader.backend_class(kind) is cls  # loaded and checked once
 
 
 def test_reading_the_registry_imports_no_driver_and_no_backend() -> None:
@@ -80,7 +80,7 @@ class Missing:
 
 def test_a_class_missing_a_method_fails_when_loaded() -> None:
     with pytest.raises(BackendContractError) as error:
-        registry.load_class(entry("Missing", STREAM), "a test")
+        loader.load_class(entry("Missing", STREAM), "a test")
     assert str(error.value) == (
         f"{__name__}.Missing breaks the backend contract: open() must be async; lacks close() (Backend); "
         "timeseries(): parameter 'message' missing or of another kind; "
@@ -106,7 +106,7 @@ class Declares:
 
 def test_a_class_must_leave_what_it_serves_to_its_entry() -> None:
     with pytest.raises(BackendContractError) as error:
-        registry.load_class(entry("Declares", KV_ONLY), "a test")
+        loader.load_class(entry("Declares", KV_ONLY), "a test")
     message = str(error.value)
     assert (
         "kind is <BackendKind.NATS: 'nats'>, its registry entry's is <BackendKind.KAFKA: 'kafka'>" in message
@@ -136,7 +136,7 @@ class HalfSql:
 
 def test_a_capability_brings_its_protocol() -> None:
     with pytest.raises(BackendContractError) as error:
-        registry.load_class(entry("HalfSql", frozenset(), Capability.SQL, Capability.STREAM_ADMIN), "a test")
+        loader.load_class(entry("HalfSql", frozenset(), Capability.SQL, Capability.STREAM_ADMIN), "a test")
     message = str(error.value)
     assert "execute(): parameter 'extra' is not in the contract and has no default" in message
     for method in ("execute_many", "fetch", "fetch_first", "upsert_many", "execute_script", "setup_table"):
@@ -147,11 +147,11 @@ def test_a_capability_brings_its_protocol() -> None:
 
 def test_an_entry_naming_no_class_fails_when_loaded() -> None:
     with pytest.raises(BackendContractError, match=r"test_registry\.Nowhere: no such class"):
-        registry.load_class(entry("Nowhere", STREAM), "a test")
+        loader.load_class(entry("Nowhere", STREAM), "a test")
 
 
 def test_a_backend_class_is_a_backend() -> None:
     url = BackendUrl("sqlite://", BackendKind.SQLITE)
-    backend: Backend = registry.open_backend(url)
+    backend: Backend = loader.open_backend(url)
     assert registry.runs_sql(backend)
     assert backend.name == "sqlite (:memory:)"

@@ -309,12 +309,12 @@ def test_the_loop_thread_runs_a_call_in_the_callers_context() -> None:
 
 
 def test_every_blocking_driver_meets_its_kinds_contract() -> None:
-    from prism_runtime.backends import registry
+    from prism_runtime.backends import loader, registry
 
     blocking = [e for e in registry.entries() if e.blocking is not None]
     assert {e.kind for e in blocking} == {"sqlite", "postgres"}
     for entry in blocking:
-        cls = registry.load_class(entry, f"the {entry.kind} backend", blocking=True)
+        cls = loader.load_class(entry, f"the {entry.kind} backend", blocking=True)
         assert cls.__name__ == entry.blocking[1] and cls.kind == entry.kind  # type: ignore[index]
 
 

@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 from backends import BACKENDS as SQL_BACKENDS
 from backends import fresh_database
+from google.protobuf import timestamp_pb2
 from styles import STYLES, Twins, styled
 
 import prism_runtime
+from prism_runtime.timeseries import Event, EventIdentity, digest, event_id
 
 BACKENDS = ["sqlite", "postgres", "kafka", "nats"]
 UTC = datetime.UTC
@@ -200,6 +202,52 @@ async def test_an_event_without_its_event_time_is_refused(db: prism_runtime.Data
         ValueError, match="namespace 'acme_events_v1_click_event': an event needs its event time; set at"
     ):
         await prism.ClickEventSeries(db).append_many([pb2.ClickEvent(user_id="u")])
+
+
+async def test_a_batch_with_one_event_without_its_event_time_writes_nothing(
+    db: prism_runtime.Database, events: Any
+) -> None:
+    pb2, prism = events
+    series = prism.ClickEventSeries(db)
+    user = key()
+    with pytest.raises(ValueError, match="an event needs its event time"):
+        await series.append_many([click(pb2, user, 1), pb2.ClickEvent(user_id=user), click(pb2, user, 2)])
+    assert await collect(series.query(user)) == []
+
+
+async def test_a_batch_gets_the_identities_one_event_at_a_time_gets(generated: Path, tmp_path: Path) -> None:
+    pb2 = importlib.import_module("acme.events.v1.events_pb2")
+    prism = importlib.import_module("acme.events.v1.events_prism")
+    async with prism_runtime.connect(f"sqlite:///{tmp_path / 'ids.db'}") as db:
+        clicks, stock = prism.ClickEventSeries(db).spec, prism.StockLevelSeries(db).spec
+    messages = [click(pb2, "u1", 1.5), click(pb2, "u2", -3), click(pb2, "u1", 1.5, "/other")]
+    levels = [pb2.StockLevel(warehouse_id="w", at_ms=1_714_564_800_007, quantity=q) for q in (1, 2)]
+    for spec, batch, time_ns in (
+        (clicks, messages, lambda m: m.at.ToNanoseconds()),
+        (stock, levels, lambda m: m.at_ms * 1_000_000),
+    ):
+        identity: EventIdentity[Any] = EventIdentity(spec)
+        for message, e in zip(batch, identity.events(batch), strict=True):
+            one = identity.event(message)
+            data = message.SerializeToString(deterministic=True)
+            expected = (getattr(message, spec.key), time_ns(message), event_id(message), message, data)
+            assert (e.key, e.time_ns, e.event_id, e.message, e.serialized) == expected
+            assert (one.key, one.time_ns, one.event_id, one.message, one.serialized) == expected
+    keyed: EventIdentity[Any] = EventIdentity(clicks)
+    keyed.secret = b"k" * 32
+    assert keyed.events(messages[:1])[0].event_id == digest(
+        messages[0].SerializeToString(deterministic=True), keyed.secret
+    )
+    assert keyed.events(messages[:1])[0].event_id != event_id(messages[0])
+
+
+def test_an_events_repr_shows_no_key_message_or_encoding() -> None:
+    secret = "jane.roe@example.com"
+    message = timestamp_pb2.Timestamp(seconds=7)  # any message: the repr must not show it
+    e = Event(secret, 7_000_000_000, "a1b2c3", message, secret.encode())
+    shown = repr(e)
+    assert shown == "Event(time_ns=7000000000, event_id='a1b2c3')"
+    assert secret not in shown and "seconds" not in shown and secret not in str([e])
 
 
 async def test_a_wrong_time_bound_type_is_refused(db: prism_runtime.Database, events: Any) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from google.protobuf.message import Message
 
-from prism_runtime.backends import registry
+from prism_runtime.backends import loader, registry
 from prism_runtime.backends.contract import Backend, ServesGraph, ServesKeyValue, ServesTimeSeries
 from prism_runtime.config import load_config
 from prism_runtime.errors import ConfigError, NotOpen
@@ -50,7 +50,7 @@ class Database:
             opened: dict[str, Backend] = {}
             try:
                 for kind, url in self.config.backends.items():
-                    backend = registry.open_backend(url, blocking=self.blocking)
+                    backend = loader.open_backend(url, blocking=self.blocking)
                     opened[kind] = backend
                     await backend.open()
                 self._check_bindings(opened)

@@ -12,16 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from itertools import repeat
-from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, Protocol, TypeVar
+from typing import Any, Generic, Literal, NamedTuple, Protocol, TypeVar
 
 from google.protobuf.message import Message
 
 from prism_runtime import telemetry
 from prism_runtime.inputs import key_check, message_checks
+from prism_runtime.keyvalue import KeyValueSource
 from prism_runtime.schema import EntitySpec
-
-if TYPE_CHECKING:
-    from prism_runtime.database import Database
 
 E = TypeVar("E", bound=Message)
 N = TypeVar("N", bound=Message)
@@ -92,10 +90,20 @@ class GraphBackend(Protocol[E]):
         ...
 
 
+class GraphSource(KeyValueSource, Protocol):
+    """What a graph's stores call on the Database they are made with: the Graph backend of an edge type, and
+    (KeyValueSource) the KeyValue backend of its nodes and what telemetry reads. Stated here, since the
+    Database is built over this abstraction."""
+
+    def graph(self, spec: EntitySpec, message: type[E], node_spec: EntitySpec | None) -> GraphBackend[E]:
+        """Return the Graph backend serving the edge type `spec` (node_spec: the node type at both ends)."""
+        ...
+
+
 class NodeStore(Generic[N, K]):
     """The nodes of one graph_node message: a map from node key to message."""
 
-    def __init__(self, db: Database, spec: EntitySpec, message: type[N]) -> None:
+    def __init__(self, db: KeyValueSource, spec: EntitySpec, message: type[N]) -> None:
         self.spec = spec
         self.message_type = message
         self._kv = telemetry.keyvalue(db.keyvalue(spec, message), db, spec)
@@ -170,7 +178,7 @@ class EdgeStore(Generic[E, S, T, EF]):
     """The edges of one graph_edge message between source nodes keyed by S and target nodes keyed by T."""
 
     def __init__(
-        self, db: Database, spec: EntitySpec, message: type[E], node_spec: EntitySpec | None = None
+        self, db: GraphSource, spec: EntitySpec, message: type[E], node_spec: EntitySpec | None = None
     ) -> None:
         self.spec = spec
         self.message_type = message
@@ -278,7 +286,12 @@ class Graph(EdgeStore[E, K, K, EF], GraphNodes[N, K], Generic[E, N, K, EF, NF]):
     """One edge type between nodes of one type: the nodes, the edges, and traversals over them."""
 
     def __init__(
-        self, db: Database, spec: EntitySpec, message: type[E], node_spec: EntitySpec, node_message: type[N]
+        self,
+        db: GraphSource,
+        spec: EntitySpec,
+        message: type[E],
+        node_spec: EntitySpec,
+        node_message: type[N],
     ) -> None:
         super().__init__(db, spec, message, node_spec)
         self.nodes: NodeStore[N, K] = NodeStore(db, node_spec, node_message)

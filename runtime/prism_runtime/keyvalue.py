@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from google.protobuf.message import Message
 
@@ -19,9 +19,6 @@ from prism_runtime.inputs import key_check, message_checks, value_check
 # The finders' default limit is stated with the spec, which the compiler reads without loading this module.
 from prism_runtime.schema import DEFAULT_FIND_LIMIT as DEFAULT_FIND_LIMIT
 from prism_runtime.schema import EntitySpec
-
-if TYPE_CHECKING:
-    from prism_runtime.database import Database
 
 M = TypeVar("M", bound=Message)
 K = TypeVar("K")
@@ -78,8 +75,19 @@ class KeyValueBackend(Protocol[M]):
         ...
 
 
+class KeyValueSource(telemetry.Traced, Protocol):
+    """What a store calls on the Database it is made with: the KeyValue backend serving its entity, and what
+    telemetry reads to name that backend in its spans.
+
+    Stated here, since the Database is built over this abstraction (it returns its backends)."""
+
+    def keyvalue(self, spec: EntitySpec, message: type[M]) -> KeyValueBackend[M]:
+        """Return the KeyValue backend serving `spec` (the routing layer while its namespace migrates)."""
+        ...
+
+
 class _Store(Generic[M]):
-    def __init__(self, db: Database, spec: EntitySpec, message: type[M]) -> None:
+    def __init__(self, db: KeyValueSource, spec: EntitySpec, message: type[M]) -> None:
         self.spec = spec
         self.message_type = message
         # Traced when telemetry is on, else the backend itself (no frame of ours on the hot path).
@@ -227,7 +235,7 @@ class KeyValueStore(_Store[M], Generic[M, K]):
 class SortedKeyValueStore(_Store[M], Generic[M, K, S]):
     """A map from key to a sorted map from sort key to message."""
 
-    def __init__(self, db: Database, spec: EntitySpec, message: type[M]) -> None:
+    def __init__(self, db: KeyValueSource, spec: EntitySpec, message: type[M]) -> None:
         super().__init__(db, spec, message)
         assert spec.sort_key is not None, "the model builder gives a sorted map its sort key"
         self._sort_key = key_check(spec.namespace, spec.column(spec.sort_key))

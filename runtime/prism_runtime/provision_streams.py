@@ -14,42 +14,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, cast
+from dataclasses import dataclass
+from typing import cast
 
-from prism_runtime.backends import registry
+from prism_runtime.backends import loader, registry
+from prism_runtime.backends.contract import AdministersStreams, Change, StreamAdmin, Wanted
 from prism_runtime.backends.registry import Capability
 from prism_runtime.config import Config
 from prism_runtime.errors import ConfigError, PrismError
 from prism_runtime.stream_plans import PlannedStream
 
-if TYPE_CHECKING:
-    from prism_runtime.backends.contract import AdministersStreams, StreamAdmin
-
 
 class ProvisionRefused(PrismError):
     """A planned change that the servers cannot apply; nothing was changed."""
-
-
-@dataclass(frozen=True)
-class Change:
-    """What provisioning does (or would do) to one topic or stream."""
-
-    backend: str  # "kafka" or "nats"
-    name: str
-    action: str  # "create", "update", "unchanged"
-    details: tuple[str, ...] = ()
-    refused: tuple[str, ...] = field(default=(), repr=False)
-
-    def __str__(self) -> str:
-        mark = {"create": "+", "update": "~", "unchanged": "="}[self.action]
-        what = "topic" if self.backend == "kafka" else "stream"
-        text = f"{mark} {self.backend} {what} {self.name}: {self.action}"
-        return text + "".join(f"\n    {d}" for d in self.details)
-
-
-Wanted = PlannedStream
-"""One planned topic or stream, as each backend's StreamAdmin takes it: its namespace and typed settings."""
 
 
 @asynccontextmanager
@@ -71,7 +48,7 @@ async def _opened(
     # Every backend class (and so its driver) is loaded before any server is dialled: a missing extra is
     # named first, whichever it is.
     classes = {
-        kind: registry.backend_class(kind, f"provisioning {kind} ({config.backends[kind].redacted})")
+        kind: loader.backend_class(kind, f"provisioning {kind} ({config.backends[kind].redacted})")
         for kind in planned
     }
     admins: dict[str, StreamAdmin] = {

@@ -15,8 +15,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
+
+from prism_runtime.config import BackendUrl, Config
+from prism_runtime.schema import EntitySpec
 
 try:
     from opentelemetry import metrics as otel_metrics
@@ -28,11 +31,24 @@ try:
 except ImportError:  # the otel extra is not installed: Prism runs without telemetry
     AVAILABLE = False
 
-# The database, its URLs and specs are typed Any here: importing their modules, even for types only, would
-# put this module (which the PII layer imports) in their import cycle.
-BackendUrl: TypeAlias = Any
-Database: TypeAlias = Any
-EntitySpec: TypeAlias = Any
+
+class Traced(Protocol):
+    """What telemetry reads of the database a store is made with, to name the backend in its spans: the
+    backend an entity is served by, its kind and the URL configured for that kind."""
+
+    @property
+    def config(self) -> Config:
+        """The database's configuration (its backends' URLs by name)."""
+        ...
+
+    def kind_for(self, spec: EntitySpec) -> str:
+        """Return the name of the backend serving `spec`."""
+        ...
+
+    def backend_for(self, spec: EntitySpec) -> object:
+        """Return the backend serving `spec`."""
+        ...
+
 
 T = TypeVar("T")
 B = TypeVar("B")
@@ -373,14 +389,14 @@ def carried(headers: Mapping[str, str] | Iterable[tuple[str, bytes]] | None) -> 
         links.append(Link(context))
 
 
-def _recorder(db: Database, spec: EntitySpec, backend: object) -> Recorder | None:
+def _recorder(db: Traced, spec: EntitySpec, backend: object) -> Recorder | None:
     if not enabled():
         return None
     kind = db.kind_for(spec)
     return Recorder(facts_of(db.config.backends[kind], db.backend_for(spec)), spec.namespace)
 
 
-def keyvalue(backend: B, db: Database, spec: EntitySpec) -> B:
+def keyvalue(backend: B, db: Traced, spec: EntitySpec) -> B:
     """Return `backend` traced when telemetry is on, else `backend` itself."""
     recorder = _recorder(db, spec, backend)
     if recorder is None:
@@ -389,7 +405,7 @@ def keyvalue(backend: B, db: Database, spec: EntitySpec) -> B:
     return traced  # type: ignore[no-any-return]
 
 
-def timeseries(backend: B, db: Database, spec: EntitySpec) -> B:
+def timeseries(backend: B, db: Traced, spec: EntitySpec) -> B:
     """Return `backend` traced when telemetry is on, else `backend` itself."""
     recorder = _recorder(db, spec, backend)
     if recorder is None:
@@ -398,7 +414,7 @@ def timeseries(backend: B, db: Database, spec: EntitySpec) -> B:
     return traced  # type: ignore[no-any-return]
 
 
-def graph(backend: B, db: Database, spec: EntitySpec, store: object) -> B:
+def graph(backend: B, db: Traced, spec: EntitySpec, store: object) -> B:
     """Return `backend` traced when telemetry is on (and trace `store`'s traversals), else `backend`."""
     recorder = _recorder(db, spec, backend)
     if recorder is None:

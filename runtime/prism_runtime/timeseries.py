@@ -12,19 +12,16 @@ import datetime
 import hashlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from google.protobuf.message import Message
 
 from prism_runtime import telemetry
+from prism_runtime.backends.registry import HasKind
 from prism_runtime.drive import SetupLock
 from prism_runtime.inputs import key_check, message_checks
 from prism_runtime.schema import ColumnKind, EntitySpec
-
-if TYPE_CHECKING:
-    from prism_runtime.database import Database
 
 M = TypeVar("M", bound=Message)
 M_co = TypeVar("M_co", bound=Message, covariant=True)
@@ -37,18 +34,30 @@ _NS_PER_MS = 1_000_000
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 # Readers remember this many recent event ids to drop duplicates a backend delivered twice.
 _SEEN_IDS = 100_000
+_DIGEST_SIZE = 12  # bytes of an event id's digest (24 hex digits)
 
 
-@dataclass(frozen=True, slots=True)
 class Event(Generic[M]):
-    """One event as backends store it: its identity and the message."""
+    """One event as backends store it: its identity and the message. Read-only by convention.
 
-    key: Any = field(repr=False)  # keys and messages may hold personal data: never in a repr
-    time_ns: int
-    event_id: str
-    message: M = field(repr=False)
-    serialized: bytes = field(default=b"", repr=False)
-    """The message's deterministic encoding, computed once for the id; payload codecs may reuse it."""
+    A slots class with a written __init__, not a frozen dataclass: a frozen one sets each field through
+    object.__setattr__, which made building it a third of append_many's own cost per event. Nothing
+    hashes or compares events (readers key on `event_id`), so they need neither __eq__ nor __hash__.
+    """
+
+    __slots__ = ("event_id", "key", "message", "serialized", "time_ns")
+
+    def __init__(self, key: Any, time_ns: int, event_id: str, message: M, serialized: bytes = b"") -> None:
+        self.key = key
+        self.time_ns = time_ns
+        self.event_id = event_id
+        self.message = message
+        self.serialized = serialized
+        """The message's deterministic encoding, computed once for the id; payload codecs may reuse it."""
+
+    def __repr__(self) -> str:
+        # Keys and messages (and so their encoding) may hold personal data: never in a repr.
+        return f"Event(time_ns={self.time_ns!r}, event_id={self.event_id!r})"
 
 
 class Follower(Protocol[M_co]):
@@ -108,18 +117,31 @@ class EventIdentity(Generic[M]):
 
     def event(self, message: M) -> Event[M]:
         """Return the event of a message, with its identity; an unset Timestamp event time is refused."""
-        if self.time_is_timestamp and not message.HasField(self.time_field):
-            raise ValueError(
-                f"namespace {self.namespace!r}: an event needs its event time; set {self.time_field}"
-            )
-        data = message.SerializeToString(deterministic=True)
-        event_id = digest(data, self.secret)
-        return Event(getattr(message, self.key_field), self.time_ns(message), event_id, message, data)
+        return self.events((message,))[0]
+
+    def events(self, messages: Iterable[M]) -> list[Event[M]]:
+        """Return the events of messages, with their identities; an unset Timestamp event time is refused.
+
+        One loop with its lookups hoisted, rather than a call of `event` per message: append_many runs it
+        for every event, and a call and its attribute lookups cost as much as the digest itself.
+        """
+        key_field, time_field, secret, time_ns = self.key_field, self.time_field, self.secret, self.time_ns
+        needs_time = self.time_is_timestamp  # an unset Timestamp reads as the epoch: refused, not stored
+        out: list[Event[M]] = []
+        add = out.append
+        for m in messages:
+            if needs_time and not m.HasField(time_field):
+                raise ValueError(
+                    f"namespace {self.namespace!r}: an event needs its event time; set {time_field}"
+                )
+            data = m.SerializeToString(deterministic=True)
+            add(Event(getattr(m, key_field), time_ns(m), digest(data, secret), m, data))
+        return out
 
 
 def digest(serialized: bytes, secret: bytes = b"") -> str:
     """Return the event id of a deterministic encoding (keyed by `secret` when one is given)."""
-    return hashlib.blake2b(serialized, digest_size=12, key=secret).hexdigest()
+    return hashlib.blake2b(serialized, digest_size=_DIGEST_SIZE, key=secret).hexdigest()
 
 
 def event_id(message: Message) -> str:
@@ -207,10 +229,26 @@ class Tail(Generic[M]):
         return True
 
 
+class TimeSeriesSource(telemetry.Traced, Protocol):
+    """What a series calls on the Database it is made with: the TimeSeries backend serving its entity, the
+    backend it lives on (whose vault keys the event ids of a series with encrypted fields), and what
+    telemetry reads to name that backend in its spans.
+
+    Stated here, since the Database is built over this abstraction (it returns its backends)."""
+
+    def timeseries(self, spec: EntitySpec, message: type[M]) -> TimeSeriesBackend[M]:
+        """Return the TimeSeries backend serving `spec` (the routing layer while its namespace migrates)."""
+        ...
+
+    def backend_for(self, spec: EntitySpec) -> HasKind:
+        """Return the open backend that serves `spec`'s namespace."""
+        ...
+
+
 class TimeSeries(Generic[M, K]):
     """A series of events per key, ordered by event time."""
 
-    def __init__(self, db: Database, spec: EntitySpec, message: type[M]) -> None:
+    def __init__(self, db: TimeSeriesSource, spec: EntitySpec, message: type[M]) -> None:
         self.spec = spec
         self.message_type = message
         self._identity: EventIdentity[M] = EventIdentity(spec)
@@ -241,7 +279,7 @@ class TimeSeries(Generic[M, K]):
         """Append events, all acknowledged when this returns."""
         checked = self._admit_all(events)
         identity = await self._identify()
-        batch = [identity.event(e) for e in checked]
+        batch = identity.events(checked)
         if batch:
             await self._backend.append(batch)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from google.protobuf.message import Message
@@ -17,12 +18,12 @@ from prism_runtime.backends.registry import BackendEntry, BackendKind, Capabilit
 from prism_runtime.errors import BackendContractError
 from prism_runtime.schema import Abstraction, EntitySpec
 from prism_runtime.sql.driver import SqlDriver
+from prism_runtime.stream_plans import PlannedStream
 
 if TYPE_CHECKING:
     from prism_runtime.config import BackendUrl
     from prism_runtime.graph import GraphBackend
     from prism_runtime.keyvalue import KeyValueBackend
-    from prism_runtime.provision_streams import Change, Wanted
     from prism_runtime.timeseries import TimeSeriesBackend
 
 M = TypeVar("M", bound=Message)
@@ -69,6 +70,27 @@ class ServesGraph(Protocol):
     def graph(self, spec: EntitySpec, message: type[M], node_spec: EntitySpec | None) -> GraphBackend[M]:
         """Return the Graph backend of one edge type (node_spec: the node type at both ends, if one)."""
         ...
+
+
+@dataclass(frozen=True)
+class Change:
+    """What provisioning does (or would do) to one topic or stream."""
+
+    backend: str  # "kafka" or "nats"
+    name: str
+    action: str  # "create", "update", "unchanged"
+    details: tuple[str, ...] = ()
+    refused: tuple[str, ...] = field(default=(), repr=False)
+
+    def __str__(self) -> str:
+        mark = {"create": "+", "update": "~", "unchanged": "="}[self.action]
+        what = "topic" if self.backend == "kafka" else "stream"
+        text = f"{mark} {self.backend} {what} {self.name}: {self.action}"
+        return text + "".join(f"\n    {d}" for d in self.details)
+
+
+Wanted = PlannedStream
+"""One planned topic or stream, as each backend's StreamAdmin takes it: its namespace and typed settings."""
 
 
 class StreamAdmin(Protocol):

@@ -35,11 +35,11 @@ from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 from google.protobuf.message import Message
 
 from prism_runtime import telemetry
+from prism_runtime.backends.contract import Change, Wanted
 from prism_runtime.backends.registry import BackendKind
 from prism_runtime.config import BackendUrl
 from prism_runtime.errors import BackendError, BackendUnavailable, ConfigError
 from prism_runtime.payload_codecs import payload_codec
-from prism_runtime.provision_streams import Change, Wanted
 from prism_runtime.schema import EntitySpec
 from prism_runtime.stream_codec import EVENT_ID_HEADER, key_bytes
 from prism_runtime.stream_plans import TopicSettings

@@ -33,11 +33,11 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import NoStreamResponseError, NotFoundError, ServiceUnavailableError
 
 from prism_runtime import telemetry
+from prism_runtime.backends.contract import Change, Wanted
 from prism_runtime.backends.registry import BackendKind
 from prism_runtime.config import BackendUrl
 from prism_runtime.errors import BackendError, BackendUnavailable, ConfigError
 from prism_runtime.payload_codecs import payload_codec
-from prism_runtime.provision_streams import Change, Wanted
 from prism_runtime.schema import EntitySpec
 from prism_runtime.stream_codec import NATS_MSG_ID_HEADER, key_bytes
 from prism_runtime.stream_plans import StreamSettings
@@ -254,6 +254,29 @@ async def _ensure_stream(js: JetStreamContext, spec: EntitySpec) -> None:
         )
 
 
+async def acknowledged(acks: Sequence[asyncio.Future[Any]]) -> None:
+    """Wait for every acknowledgement, at most ACK_TIMEOUT_S in all; raise the first error among them.
+
+    One by one rather than with asyncio.gather: acks come back in order while the batch is still being
+    published, so most are in by the last publish, and awaiting a done future costs nothing, where gather
+    adds and runs a callback per future (about 1.4 us each, as much as the rest of a publish's own work).
+    If the wait ends early (timeout, error, or a lost connection's cancel), the acks still pending are
+    cancelled, as gather cancelled its children: nats-py frees a future's place among the publishes it lets
+    wait for an ack only once the future is done.
+    """
+    try:
+        async with asyncio.timeout(ACK_TIMEOUT_S):
+            for ack in acks:
+                await ack
+    except BaseException:
+        for ack in acks:
+            if not ack.done():
+                ack.cancel()
+            elif not ack.cancelled():
+                ack.exception()  # retrieved: asyncio would log each one left unread at exit
+        raise
+
+
 def _start_time(ns: int) -> datetime.datetime:
     """Return the store time to start reading at for events from event time `ns`."""
     return _EPOCH + datetime.timedelta(microseconds=ns // 1000) - LATE_ALLOWANCE
@@ -283,6 +306,7 @@ class NatsTimeSeries(Generic[M]):
     async def append(self, events: Sequence[Event[M]]) -> None:
         """Publish every event, then wait for all acknowledgements."""
         js = await self.backend.jetstream(self.spec)
+        ns = self._ns
         encode = self.codec.encode_event
         await self.codec.prepare_encode(events)
 
@@ -292,17 +316,16 @@ class NatsTimeSeries(Generic[M]):
             if len(events) == 1:
                 e = events[0]
                 headers = {NATS_MSG_ID_HEADER: e.event_id, **carried}
-                await js.publish(subject_of(self._ns, e.key), encode(e), headers=headers)
+                await js.publish(subject_of(ns, e.key), encode(e), headers=headers)
                 return
+            publish = js.publish_async  # looked up once: the loop runs once per event
             pending = [
-                await js.publish_async(
-                    subject_of(self._ns, e.key),
-                    encode(e),
-                    headers={NATS_MSG_ID_HEADER: e.event_id, **carried},
+                await publish(
+                    subject_of(ns, e.key), encode(e), headers={NATS_MSG_ID_HEADER: e.event_id, **carried}
                 )
                 for e in events
             ]
-            await asyncio.wait_for(asyncio.gather(*pending), ACK_TIMEOUT_S)
+            await acknowledged(pending)
 
         await self.backend.guard(self._ns, publish_all)
 

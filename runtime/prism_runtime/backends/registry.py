@@ -3,23 +3,21 @@
 An entry names a backend's kind, its URL schemes, the abstractions it serves, its capabilities and where its
 class lives. The planner (protoc_gen_prism), config binding, connect(), provisioning and error messages all
 read these facts here, and reading them imports no driver: a backend's class, with its driver, is imported
-when a URL of its kind is opened, and checked then against the contract its entry declares
-(`prism_runtime.backends.contract`), so a class missing a method fails at load, not at its first call.
+when a URL of its kind is opened (`prism_runtime.backends.loader`), and checked then against the contract its
+entry declares (`prism_runtime.backends.contract`), so a class missing a method fails at load, not at its first
+call. Both of those read this module; it reads neither.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, TypeGuard
+from typing import TYPE_CHECKING, Protocol, TypeGuard
 
 from prism_runtime.errors import ConfigError
 from prism_runtime.schema import Abstraction
 
 if TYPE_CHECKING:
-    from prism_runtime.backends.contract import Backend
-    from prism_runtime.config import BackendUrl
     from prism_runtime.sql.driver import SqlDriver
 
 
@@ -141,53 +139,16 @@ def kind_of_scheme(scheme: str) -> BackendKind | None:
     return _BY_SCHEME.get(scheme.lower())
 
 
-def runs_sql(backend: Backend) -> TypeGuard[SqlDriver]:
+class HasKind(Protocol):
+    """What `runs_sql` reads of an open backend: its kind. (A `Backend` has it; that protocol lives in the
+    contract, which reads this module.)"""
+
+    @property
+    def kind(self) -> BackendKind:
+        """The registry entry the backend belongs to."""
+        ...
+
+
+def runs_sql(backend: HasKind) -> TypeGuard[SqlDriver]:
     """Return whether an open backend runs SQL (its entry declares Capability.SQL)."""
     return entry(backend.kind).can(Capability.SQL)
-
-
-_loaded: dict[tuple[BackendEntry, bool], type[Backend]] = {}
-
-
-def backend_class(kind: str, needed_for: str = "") -> type[Backend]:
-    """Return the class of a backend kind, importing it (and its driver) on first use and checking it.
-
-    A missing driver raises MissingExtra naming the extra that installs it (`needed_for` says what needed
-    it; by default the kind's backend); a class that breaks its entry's contract raises BackendContractError.
-    """
-    return load_class(entry(kind), needed_for or f"the {kind} backend")
-
-
-def load_class(wanted: BackendEntry, needed_for: str, *, blocking: bool = False) -> type[Backend]:
-    """Import the class `wanted` names (its blocking driver, with `blocking`) and check it against the contract
-    the entry declares (once)."""
-    known = _loaded.get((wanted, blocking))
-    if known is not None:
-        return known
-    module_name, class_name = wanted.module, wanted.class_name
-    if blocking:
-        assert wanted.blocking is not None, "callers ask for a blocking class only where the entry has one"
-        module_name, class_name = wanted.blocking
-    from prism_runtime.backends.contract import check_class
-    from prism_runtime.extras import missing_extra
-
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        missing = missing_extra(error, needed_for)
-        if missing is None:
-            raise
-        raise missing from None
-    cls = check_class(getattr(module, class_name, None), wanted, f"{module_name}.{class_name}")
-    _loaded[(wanted, blocking)] = cls
-    return cls
-
-
-def open_backend(url: BackendUrl, *, blocking: bool = False) -> Backend:
-    """Return the backend of `url`, not yet opened (its class loaded and checked first).
-
-    With `blocking`, the kind's blocking driver where it has one (see BackendEntry.blocking).
-    """
-    wanted = entry(url.kind)
-    needed_for = f"the {url.kind} backend ({url.redacted})"
-    return load_class(wanted, needed_for, blocking=blocking and wanted.blocking is not None)(url)

@@ -14,19 +14,37 @@ import datetime
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from prism_runtime.backends.contract import Backend
 from prism_runtime.backends.registry import runs_sql
-from prism_runtime.config import PHASES, Migration
+from prism_runtime.config import PHASES, Config, Migration
 from prism_runtime.errors import ConfigError
 from prism_runtime.migrations.tables import CONTROL, TOMBSTONES
 from prism_runtime.pii.tables import insert_sql, prepare
+from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.driver import SqlDriver
 
-if TYPE_CHECKING:
-    from prism_runtime.database import Database
-
 log = logging.getLogger("prism_runtime.migrations")
+
+
+class MigratingDatabase(Protocol):
+    """What the migration layer (this watcher, the routing backends) uses of the Database it serves.
+
+    Stated here, since the Database builds this layer over itself when its config has migrations."""
+
+    @property
+    def config(self) -> Config:
+        """The binding that names each migration and its two ends."""
+        ...
+
+    def named_backend(self, name: str) -> Backend:
+        """Return the open backend configured under `name`."""
+        ...
+
+    def serving(self, spec: EntitySpec, name: str) -> Backend:
+        """Return the open backend `name`, checked to serve `spec`'s abstraction (a stream end of a series)."""
+        ...
 
 
 @dataclass
@@ -55,7 +73,7 @@ def now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def sql_end(db: Database, name: str, namespace: str) -> SqlDriver:
+def sql_end(db: MigratingDatabase, name: str, namespace: str) -> SqlDriver:
     """Return the open backend `name` of a migration as an SQL driver, or say that it must be one."""
     backend = db.named_backend(name)
     if not runs_sql(backend):
@@ -66,7 +84,7 @@ def sql_end(db: Database, name: str, namespace: str) -> SqlDriver:
     return backend
 
 
-def control_driver(db: Database, migration: Migration) -> SqlDriver:
+def control_driver(db: MigratingDatabase, migration: Migration) -> SqlDriver:
     """Return the backend holding a migration's control row: the source when it runs SQL, else the target."""
     source = db.named_backend(migration.source)
     if runs_sql(source):
@@ -159,7 +177,7 @@ async def drop_tombstones(driver: SqlDriver, namespace: str) -> None:
 class Watcher:
     """The Database's background task that follows the control table's phases."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: MigratingDatabase) -> None:
         self.db = db
         self.cells: dict[str, PhaseCell] = {}
         self._task: asyncio.Task[None] | None = None

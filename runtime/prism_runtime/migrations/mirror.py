@@ -25,13 +25,20 @@ import logging
 import random
 from collections.abc import Awaitable, Coroutine, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import Message
 
 from prism_runtime.drive import both
 from prism_runtime.errors import CorruptRow
-from prism_runtime.migrations.control import PhaseCell, control_driver, ensure_row, now, sql_end
+from prism_runtime.migrations.control import (
+    MigratingDatabase,
+    PhaseCell,
+    control_driver,
+    ensure_row,
+    now,
+    sql_end,
+)
 from prism_runtime.migrations.rows import RowCopier
 from prism_runtime.migrations.tables import DELETED, TOMBSTONES, KeyNames
 from prism_runtime.pii.catalog import spec_to_json
@@ -40,9 +47,6 @@ from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.driver import SqlDriver
 from prism_runtime.sql.keyvalue import SqlKeyValue
 from prism_runtime.telemetry import migration_event
-
-if TYPE_CHECKING:
-    from prism_runtime.database import Database
 
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
@@ -255,7 +259,7 @@ class MirroredKeyValue(Routing, Generic[M]):
 
 
 def mirrored_keyvalue(
-    db: Database, cell: PhaseCell, spec: EntitySpec, message: type[M]
+    db: MigratingDatabase, cell: PhaseCell, spec: EntitySpec, message: type[M]
 ) -> MirroredKeyValue[M]:
     """Return the routing layer of a migrating KeyValue namespace, over both ends' SQL backends."""
     migration = cell.migration

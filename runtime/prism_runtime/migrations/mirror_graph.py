@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import Message
 
 from prism_runtime.graph import Direction
-from prism_runtime.migrations.control import PhaseCell, control_driver, sql_end
+from prism_runtime.migrations.control import MigratingDatabase, PhaseCell, control_driver, sql_end
 from prism_runtime.migrations.mirror import MirroredKeyValue
 from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.driver import SqlDriver
 from prism_runtime.sql.graph import SqlGraph
-
-if TYPE_CHECKING:
-    from prism_runtime.database import Database
 
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
@@ -84,7 +81,7 @@ class MirroredGraph(Generic[M]):
 
 
 def mirrored_graph(
-    db: Database, cell: PhaseCell, spec: EntitySpec, message: type[M], node_spec: EntitySpec | None
+    db: MigratingDatabase, cell: PhaseCell, spec: EntitySpec, message: type[M], node_spec: EntitySpec | None
 ) -> MirroredGraph[M]:
     """Return the routing layer of a migrating edge type, over both ends' SQL backends."""
     migration = cell.migration

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from google.protobuf.message import Message
 
@@ -11,7 +11,7 @@ from prism_runtime.backends.contract import ServesTimeSeries
 from prism_runtime.backends.registry import runs_sql
 from prism_runtime.drive import both
 from prism_runtime.errors import ConfigError
-from prism_runtime.migrations.control import PhaseCell, control_driver, ensure_row, sql_end
+from prism_runtime.migrations.control import MigratingDatabase, PhaseCell, control_driver, ensure_row, sql_end
 from prism_runtime.migrations.mirror import Routing
 from prism_runtime.migrations.rows import RowCopier
 from prism_runtime.pii.catalog import spec_to_json
@@ -19,9 +19,6 @@ from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.driver import SqlDriver
 from prism_runtime.sql.timeseries import SqlTimeSeries
 from prism_runtime.timeseries import Event, Follower, TimeSeriesBackend
-
-if TYPE_CHECKING:
-    from prism_runtime.database import Database
 
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
@@ -124,7 +121,7 @@ async def _listed(items: AsyncIterator[T]) -> list[T]:
 
 
 def mirrored_timeseries(
-    db: Database, cell: PhaseCell, spec: EntitySpec, message: type[M]
+    db: MigratingDatabase, cell: PhaseCell, spec: EntitySpec, message: type[M]
 ) -> MirroredTimeSeries[M]:
     """Return the routing layer of a migrating TimeSeries namespace: an SQL source, an SQL or stream target."""
     migration = cell.migration

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from prism_runtime.backends.registry import runs_sql
+from prism_runtime.backends.registry import HasKind, runs_sql
 from prism_runtime.pii import crypto
 from prism_runtime.pii.audit import AuditLog
 from prism_runtime.pii.catalog import Catalog
@@ -15,9 +15,6 @@ from prism_runtime.pii.keyring import Keyring
 from prism_runtime.pii.wrappers import KeyWrapper, wrapper_from_env
 from prism_runtime.schema import EntitySpec
 from prism_runtime.sql.driver import SqlDriver
-
-if TYPE_CHECKING:
-    from prism_runtime.database import Database
 
 
 class Vault:
@@ -80,13 +77,23 @@ def keys_home(stream_backend: object, spec: EntitySpec) -> Vault:
     return vault_for(driver)
 
 
-def vault_serving(db: Database, spec: EntitySpec) -> Vault:
+class ServingBackends(Protocol):
+    """What finding the vault of a namespace asks of a Database: the backend serving it.
+
+    Stated here, since the Database is built over this layer (it attaches the key wrapper on open)."""
+
+    def backend_for(self, spec: EntitySpec) -> HasKind:
+        """Return the open backend that serves `spec`'s namespace."""
+        ...
+
+
+def vault_serving(db: ServingBackends, spec: EntitySpec) -> Vault:
     """Return the vault holding the keys of `spec`'s namespace in `db`: its SQL backend's, or its keys home."""
     backend = db.backend_for(spec)
     return vault_for(backend) if runs_sql(backend) else keys_home(backend, spec)
 
 
-async def event_id_secret(db: Database, spec: EntitySpec) -> bytes:
+async def event_id_secret(db: ServingBackends, spec: EntitySpec) -> bytes:
     """Return the key of `spec`'s event ids, derived from the index root key of the vault serving it."""
     vault = await vault_serving(db, spec).ready()
     return vault.keyring.derive(b"prism event id/1" + crypto.canonical((spec.message_name,)))
