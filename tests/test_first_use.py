@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -203,3 +204,27 @@ async def test_handles_first_appending_to_a_fresh_series_at_once_share_its_parti
         fresh_db, "SELECT COUNT(*) FROM pg_inherits WHERE inhparent = 'acme_events_v1_stock_level'::regclass"
     )
     assert partitions == 10
+
+
+def test_a_new_file_opens_while_another_connection_holds_its_write_lock(tmp_path: Path) -> None:
+    """The race two processes opening a new SQLite file run, made certain: the file is not yet in WAL mode and
+    another connection holds its write lock. Switching to WAL needs that lock, and SQLite refuses it at once
+    (waiting could deadlock); the open waits for the other connection instead of failing with Contention."""
+    from prism_runtime.backends.sqlite import connect_file
+
+    path = tmp_path / "new.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("CREATE TABLE first (x)")
+    release = threading.Timer(0.3, lambda: holder.execute("COMMIT"))
+    release.start()
+    started = time.monotonic()
+    conn = connect_file(str(path), "sqlite (test)")
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert time.monotonic() - started >= 0.2  # it waited for the holder's commit
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("first",)]
+    finally:
+        release.join()
+        conn.close()
+        holder.close()

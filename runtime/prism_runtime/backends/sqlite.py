@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from itertools import chain
 from pathlib import Path
-from time import perf_counter
+from time import monotonic, perf_counter, sleep
 from typing import TypeVar
 
 from google.protobuf.message import Message
@@ -328,17 +328,39 @@ def connect_file(path: str, name: str) -> sqlite3.Connection:
     """
     if path != ":memory:" and not Path(path).parent.exists():
         raise BackendUnavailable(f"directory {str(Path(path).parent)!r} does not exist", backend=name)
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+    )
     try:
         # WAL lets readers run during a write; NORMAL syncs at checkpoints, which WAL keeps consistent.
-        conn.execute("PRAGMA journal_mode=WAL")
+        _enter_wal(conn)
         conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         _forbid_string_identifiers(conn)
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _enter_wal(conn: sqlite3.Connection) -> None:
+    """Put the file in WAL mode, waiting up to the busy timeout for another connection doing the same.
+
+    The first connection to a new file switches it to WAL, which needs the file's exclusive lock. Two
+    processes opening a new file at once each read it (a shared lock) and then ask for that lock; SQLite
+    fails one of them with SQLITE_BUSY at once, without its busy handler, since waiting could deadlock. The
+    one that failed asks again: by then the file is in WAL mode, which the statement only reads.
+    """
+    deadline = monotonic() + BUSY_TIMEOUT_MS / 1000
+    pause = 0.001
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode & 0xFF not in _CONTENDED or monotonic() + pause > deadline:
+                raise
+        sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def _forbid_string_identifiers(conn: sqlite3.Connection) -> None:
