@@ -35,6 +35,7 @@ from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 from google.protobuf.message import Message
 
 from prism_runtime import telemetry
+from prism_runtime.backends.acks import acknowledged
 from prism_runtime.backends.contract import Change, Wanted
 from prism_runtime.backends.registry import BackendKind
 from prism_runtime.config import BackendUrl
@@ -236,7 +237,7 @@ class KafkaTimeSeries(Generic[M]):
                         headers=[(EVENT_ID_HEADER, e.event_id.encode()), *carried],
                     )
                 )
-            await asyncio.gather(*pending)
+            await acknowledged(pending)  # within the guard's SEND_TIMEOUT_S
 
         await self.backend.guard(self._ns, send_all, timeout=SEND_TIMEOUT_S)
 
