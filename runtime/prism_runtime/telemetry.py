@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
+from prism_runtime.backends.registry import HasKind
 from prism_runtime.config import BackendUrl, Config
 from prism_runtime.schema import EntitySpec
 
@@ -45,8 +46,8 @@ class Traced(Protocol):
         """Return the name of the backend serving `spec`."""
         ...
 
-    def backend_for(self, spec: EntitySpec) -> object:
-        """Return the backend serving `spec`."""
+    def backend_for(self, spec: EntitySpec) -> HasKind:
+        """Return the open backend serving `spec`."""
         ...
 
 

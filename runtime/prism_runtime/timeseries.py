@@ -18,7 +18,6 @@ from typing import Any, Generic, Protocol, TypeVar
 from google.protobuf.message import Message
 
 from prism_runtime import telemetry
-from prism_runtime.backends.registry import HasKind
 from prism_runtime.drive import SetupLock
 from prism_runtime.inputs import key_check, message_checks
 from prism_runtime.schema import ColumnKind, EntitySpec
@@ -230,18 +229,14 @@ class Tail(Generic[M]):
 
 
 class TimeSeriesSource(telemetry.Traced, Protocol):
-    """What a series calls on the Database it is made with: the TimeSeries backend serving its entity, the
-    backend it lives on (whose vault keys the event ids of a series with encrypted fields), and what
-    telemetry reads to name that backend in its spans.
+    """What a series calls on the Database it is made with: the TimeSeries backend serving its entity, and
+    (telemetry.Traced) the backend it lives on, whose vault keys the event ids of a series with encrypted
+    fields and which telemetry names in its spans.
 
     Stated here, since the Database is built over this abstraction (it returns its backends)."""
 
     def timeseries(self, spec: EntitySpec, message: type[M]) -> TimeSeriesBackend[M]:
         """Return the TimeSeries backend serving `spec` (the routing layer while its namespace migrates)."""
-        ...
-
-    def backend_for(self, spec: EntitySpec) -> HasKind:
-        """Return the open backend that serves `spec`'s namespace."""
         ...
 
 
