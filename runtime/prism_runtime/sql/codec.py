@@ -22,6 +22,7 @@ from prism_runtime.corrupt import corrupt_row
 from prism_runtime.errors import CorruptRow
 from prism_runtime.schema import Column, ColumnKind, EntitySpec
 from prism_runtime.sql.dialect import SqlDialect, identity, json_integer_list, json_string, json_string_list
+from prism_runtime.sql.wire_rows import native_encoders
 
 M = TypeVar("M", bound=Message)
 _FD = FieldDescriptor
@@ -98,6 +99,10 @@ def _row_encoders(
         "    return _o\n"
     )
     exec(compile(source, "<prism row encoder>", "exec"), env)
+    # The same values read from the messages' wire bytes in C, where the extension is built (wire_rows.py).
+    native = native_encoders(columns, dialect, message, values, env, env["encode"])
+    if native is not None:
+        return native
     return env["encode"], env["encode_rows"], env["encode_flat"]
 
 

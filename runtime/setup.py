@@ -1,0 +1,17 @@
+"""The runtime's one C extension, optional: without a compiler, prism_runtime runs on the Python encoder.
+
+Everything else about the package is in pyproject.toml.
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "prism_runtime.sql._wire_rows",
+            sources=["prism_runtime/sql/_wire_rows.c"],
+            extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
+            optional=True,
+        )
+    ]
+)
