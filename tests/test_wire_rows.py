@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -187,6 +188,27 @@ def test_wire_bytes_the_extension_does_not_read_go_to_python(
     messages = [pb2.AllTypes.FromString(raw) for raw in raws]
     assert [m.SerializeToString() for m in messages] == list(raws)  # kept as unknown fields, written back
     assert_same_rows(python, native, messages, 12)
+
+
+@DIALECTS
+def test_any_bytes_a_message_parses_from_encode_as_python_does(
+    dialect: SqlDialect, types: tuple[ModuleType, ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Messages parsed from arbitrary bytes (unknown fields of every wire type, fields repeated, packed and
+    unpacked runs), the bytes following a valid message so its fields are there too."""
+    pb2, prism = types
+    python, native = codecs(prism._ALL_TYPES_SPEC, pb2.AllTypes, dialect, monkeypatch)
+
+    @settings(max_examples=300, deadline=None)
+    @given(message=all_types(pb2), tail=st.binary(max_size=40))
+    def check(message: Any, tail: bytes) -> None:
+        try:
+            parsed = pb2.AllTypes.FromString(message.SerializeToString() + tail)
+        except DecodeError:
+            return
+        assert_same_rows(python, native, [parsed])
+
+    check()
 
 
 def tag(number: int, wire_type: int) -> bytes:
