@@ -164,6 +164,7 @@ async def run(
         check_times: list[float] = []
         driver_times: list[float] = []
         driver_cpu: list[float] = []
+        checked = store._admit_all(batch)  # the encode side's input: the batch as put_many's check leaves it
         for _ in range(batch_rounds):  # alternating rounds; medians
             await pool.execute(f"TRUNCATE {backend.sql.table}")
             start, cpu = time.perf_counter(), time.process_time()
@@ -185,7 +186,8 @@ async def run(
             driver_times.append(time.perf_counter() - start)
             driver_cpu.append(time.process_time() - cpu)
             start = time.perf_counter()
-            backend.codec.encode_rows(batch, None)  # what put_many's rows run (EncodedRows, in runs)
+            # What put_many's rows run (EncodedRows, in runs), from the wire bytes its input check kept.
+            backend.codec.encode_rows(batch, None, checked.wire)
             encode_times.append(time.perf_counter() - start)
             start = time.perf_counter()
             store._admit_all(batch)
@@ -205,8 +207,8 @@ async def run(
         rows.append(("put_many 10k vs upsert", gen_bulk * 1e3, raw_upsert * 1e3, "ms"))
         cpu_gen, cpu_hand = statistics.median(gen_cpu), statistics.median(hand_cpu)
         rows.append(("  client CPU of each", cpu_gen * 1e3, cpu_hand * 1e3, "ms"))
-        rows.append(("put_many's parts: check 10k", check * 1e3, 0.0, "ms"))
-        rows.append(("  encode 10k", encode * 1e3, 0.0, "ms"))
+        rows.append(("put_many's parts: check + serialize 10k", check * 1e3, 0.0, "ms"))
+        rows.append(("  encode from wire 10k", encode * 1e3, 0.0, "ms"))
         rows.append(("  driver, pre-encoded rows", driver * 1e3, raw_upsert * 1e3, "ms"))
         rows.append(("  its client CPU", statistics.median(driver_cpu) * 1e3, cpu_hand * 1e3, "ms"))
     return rows

@@ -21,6 +21,7 @@ from google.protobuf.message import DecodeError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import prism_runtime
 from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
 from prism_runtime.sql import wire_rows
 from prism_runtime.sql.codec import RowCodec
@@ -60,6 +61,10 @@ def assert_same_rows(python: Any, native: Any, messages: list[Any], expires: int
     assert repr([native.encode_expiring(m, expires) for m in messages]) == repr(rows)
     assert repr(native.encode_rows(messages, expires)) == repr(rows)
     assert repr(native.encode_flat(messages, expires)) == repr([v for row in rows for v in row])
+    # From the wire bytes the input check keeps (CheckedBatch.wire): the same rows.
+    wires = [m.SerializeToString() for m in messages]
+    assert repr(native.encode_rows(messages, expires, wires)) == repr(rows)
+    assert repr(native.encode_flat(messages, expires, wires)) == repr([v for row in rows for v in row])
     for message, row in zip(messages, rows, strict=True):
         assert repr(python.decode(row)) == repr(native.decode(native.encode_expiring(message, expires)))
 
@@ -307,3 +312,33 @@ def test_switched_off_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("PRISM_NATIVE_ROWS", "0")
     assert not wire_rows.available()
     assert not is_native(RowCodec(FAR_SPEC, far_message(), SqliteDialect()))
+
+
+def test_wires_must_match_the_messages(monkeypatch: pytest.MonkeyPatch) -> None:
+    cls = far_message()
+    _, native = codecs(FAR_SPEC, cls, SqliteDialect(), monkeypatch)
+    with pytest.raises(ValueError, match="one entry per message"):
+        native.encode_rows([cls(id="a"), cls(id="b")], None, [b""])
+    # An entry that is not bytes is serialized again, as without wires.
+    assert native.encode_flat([cls(id="a")], None, [None]) == native.encode_flat([cls(id="a")])
+
+
+async def test_a_checked_batch_carries_wire_bytes_only_to_a_native_store(
+    tmp_path: Path, types: tuple[ModuleType, ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store asks its backend (takes_wire): the check serializes each item once, and put_many reads the
+    rows from those bytes; a Python-encoding backend gets no bytes to ignore."""
+    pb2, prism = types
+    items = [pb2.AllTypes(id=f"k{i}", i32=i, names=["n"]) for i in range(300)]
+    async with prism_runtime.connect(f"sqlite:///{tmp_path / 'native.db'}") as db:
+        store = prism.AllTypesStore(db)
+        batch = store._admit_all(items)
+        assert batch.wire == [m.SerializeToString() for m in items]
+        await store.put_many(items)
+        assert [await store.get(f"k{i}") for i in (0, 299)] == [items[0], items[299]]
+    monkeypatch.setenv("PRISM_NATIVE_ROWS", "0")
+    async with prism_runtime.connect(f"sqlite:///{tmp_path / 'python.db'}") as db:
+        store = prism.AllTypesStore(db)
+        assert store._admit_all(items).wire is None
+        await store.put_many(items)
+        assert await store.get("k299") == items[299]

@@ -32,7 +32,11 @@ OnCorrupt = Callable[[CorruptRow], object]
 
 
 class KeyValueBackend(Protocol[M]):
-    """What a backend implements to serve the KeyValue abstraction; keys are tuples (key[, sort_key])."""
+    """What a backend implements to serve the KeyValue abstraction; keys are tuples (key[, sort_key]).
+
+    A backend may also set `takes_wire = True`: the batches its put gets are then CheckedBatch lists whose
+    `wire` holds each message's SerializeToString bytes (the SQL backends' native row encoder reads those).
+    """
 
     async def put(self, items: Sequence[M], ttl: timedelta | None = None) -> None:
         """Insert or replace items atomically; with a TTL entity's `ttl`, they expire then instead."""
@@ -90,9 +94,11 @@ class _Store(Generic[M]):
     def __init__(self, db: KeyValueSource, spec: EntitySpec, message: type[M]) -> None:
         self.spec = spec
         self.message_type = message
+        backend = db.keyvalue(spec, message)
         # Traced when telemetry is on, else the backend itself (no frame of ours on the hot path).
-        self._backend: KeyValueBackend[M] = telemetry.keyvalue(db.keyvalue(spec, message), db, spec)
-        self._admit, self._admit_all = message_checks(spec, message, distinct=True)
+        self._backend: KeyValueBackend[M] = telemetry.keyvalue(backend, db, spec)
+        wire = bool(getattr(backend, "takes_wire", False))
+        self._admit, self._admit_all = message_checks(spec, message, distinct=True, wire=wire)
         self._key = key_check(spec.namespace, spec.column(spec.key))
 
     @property

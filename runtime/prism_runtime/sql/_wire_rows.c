@@ -537,10 +537,12 @@ static PyObject *column_value(Column *column, Slot *slot, PyObject *message, PyO
     }
 }
 
-/* Encode one message into `row` (a tuple of ncolumns); READ_FALLBACK when its bytes need the Python encoder. */
-static int encode_into(Plan *plan, PyObject *message, PyObject *expires, PyObject **row)
+/* Encode one message into `row` (a tuple of ncolumns), from its wire bytes when given (`given`, bytes or
+ * None: SerializeToString's, which the input check kept); READ_FALLBACK when they need the Python encoder. */
+static int encode_into(Plan *plan, PyObject *message, PyObject *given, PyObject *expires, PyObject **row)
 {
-    PyObject *wire = PyObject_CallMethodNoArgs(message, serialize_name);
+    PyObject *wire = given != NULL && PyBytes_CheckExact(given) ? Py_NewRef(given)
+                                                                 : PyObject_CallMethodNoArgs(message, serialize_name);
     if (wire == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_Exception))
             return READ_ERROR;
@@ -674,12 +676,12 @@ static int plan_init(Plan *plan, PyObject *args, PyObject *kwargs)
 }
 
 /* Encode one message as a new tuple. */
-static PyObject *row_of(Plan *plan, PyObject *message, PyObject *expires)
+static PyObject *row_of(Plan *plan, PyObject *message, PyObject *wire, PyObject *expires)
 {
     PyObject *row = PyTuple_New(plan->ncolumns);
     if (row == NULL)
         return NULL;
-    int outcome = encode_into(plan, message, expires, &PyTuple_GET_ITEM(row, 0));
+    int outcome = encode_into(plan, message, wire, expires, &PyTuple_GET_ITEM(row, 0));
     if (outcome == READ_OK)
         return row;
     Py_DECREF(row);
@@ -698,39 +700,55 @@ static int pause_collection(void)
     return PyGC_Disable();
 }
 
-static int parse_call(PyObject *const *args, Py_ssize_t nargs, const char *name, PyObject **expires)
+/* The arguments of a batch call: (messages, expires=None, wires=None), wires the messages' wire bytes in the
+ * same order (or None); *messages and *wires (NULL when None) are new references to fast sequences. */
+static int parse_batch(PyObject *const *args, Py_ssize_t nargs, const char *name, PyObject **messages,
+                       PyObject **expires, PyObject **wires)
 {
-    if (nargs < 1 || nargs > 2) {
-        PyErr_Format(PyExc_TypeError, "%s takes 1 or 2 arguments (%zd given)", name, nargs);
+    if (nargs < 1 || nargs > 3) {
+        PyErr_Format(PyExc_TypeError, "%s takes 1 to 3 arguments (%zd given)", name, nargs);
         return -1;
     }
-    *expires = nargs == 2 ? args[1] : Py_None;
+    *expires = nargs >= 2 ? args[1] : Py_None;
+    *messages = PySequence_Fast(args[0], "messages must be a sequence");
+    if (*messages == NULL)
+        return -1;
+    *wires = NULL;
+    if (nargs == 3 && args[2] != Py_None) {
+        *wires = PySequence_Fast(args[2], "wires must be a sequence");
+        if (*wires == NULL || PySequence_Fast_GET_SIZE(*wires) != PySequence_Fast_GET_SIZE(*messages)) {
+            if (*wires != NULL)
+                PyErr_SetString(PyExc_ValueError, "wires must hold one entry per message");
+            Py_CLEAR(*wires);
+            Py_CLEAR(*messages);
+            return -1;
+        }
+    }
     return 0;
 }
 
 /* row(message, expires=None) -> tuple: the bind values of one message. */
 static PyObject *plan_row(Plan *plan, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *expires;
-    if (parse_call(args, nargs, "row", &expires) < 0)
+    if (nargs < 1 || nargs > 2) {
+        PyErr_Format(PyExc_TypeError, "row takes 1 or 2 arguments (%zd given)", nargs);
         return NULL;
-    return row_of(plan, args[0], expires);
+    }
+    return row_of(plan, args[0], NULL, nargs == 2 ? args[1] : Py_None);
 }
 
-/* rows(messages, expires=None) -> list of tuples. */
+/* rows(messages, expires=None, wires=None) -> list of tuples. */
 static PyObject *plan_rows(Plan *plan, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *expires;
-    if (parse_call(args, nargs, "rows", &expires) < 0)
-        return NULL;
-    PyObject *messages = PySequence_Fast(args[0], "messages must be a sequence");
-    if (messages == NULL)
+    PyObject *messages, *expires, *wires;
+    if (parse_batch(args, nargs, "rows", &messages, &expires, &wires) < 0)
         return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(messages);
     PyObject *out = PyList_New(n);
     int collecting = pause_collection();
     for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
-        PyObject *row = row_of(plan, PySequence_Fast_GET_ITEM(messages, i), expires);
+        PyObject *wire = wires != NULL ? PySequence_Fast_GET_ITEM(wires, i) : NULL;
+        PyObject *row = row_of(plan, PySequence_Fast_GET_ITEM(messages, i), wire, expires);
         if (row == NULL)
             Py_CLEAR(out);
         else
@@ -739,17 +757,15 @@ static PyObject *plan_rows(Plan *plan, PyObject *const *args, Py_ssize_t nargs)
     if (collecting)
         PyGC_Enable();
     Py_DECREF(messages);
+    Py_XDECREF(wires);
     return out;
 }
 
-/* flat(messages, expires=None) -> list: every message's bind values in one list, row after row. */
+/* flat(messages, expires=None, wires=None) -> list: every message's bind values in one list, row after row. */
 static PyObject *plan_flat(Plan *plan, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *expires;
-    if (parse_call(args, nargs, "flat", &expires) < 0)
-        return NULL;
-    PyObject *messages = PySequence_Fast(args[0], "messages must be a sequence");
-    if (messages == NULL)
+    PyObject *messages, *expires, *wires;
+    if (parse_batch(args, nargs, "flat", &messages, &expires, &wires) < 0)
         return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(messages), width = plan->ncolumns;
     PyObject *out = PyList_New(n * width);
@@ -757,7 +773,8 @@ static PyObject *plan_flat(Plan *plan, PyObject *const *args, Py_ssize_t nargs)
     for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
         PyObject *message = PySequence_Fast_GET_ITEM(messages, i);
         PyObject **row = &PyList_GET_ITEM(out, i * width);
-        int outcome = encode_into(plan, message, expires, row);
+        PyObject *wire = wires != NULL ? PySequence_Fast_GET_ITEM(wires, i) : NULL;
+        int outcome = encode_into(plan, message, wire, expires, row);
         if (outcome == READ_FALLBACK) {
             PyObject *values = PyObject_CallFunctionObjArgs(plan->fallback, message, expires, NULL);
             if (values != NULL && (!PyTuple_Check(values) || PyTuple_GET_SIZE(values) != width)) {
@@ -779,6 +796,7 @@ static PyObject *plan_flat(Plan *plan, PyObject *const *args, Py_ssize_t nargs)
     if (collecting)
         PyGC_Enable();
     Py_DECREF(messages);
+    Py_XDECREF(wires);
     return out;
 }
 
@@ -786,9 +804,11 @@ static PyMethodDef plan_methods[] = {
     {"row", (PyCFunction)(void (*)(void))plan_row, METH_FASTCALL,
      "row(message, expires=None) -> tuple: the bind values of one message, in column order."},
     {"rows", (PyCFunction)(void (*)(void))plan_rows, METH_FASTCALL,
-     "rows(messages, expires=None) -> list: the rows of many messages."},
+     "rows(messages, expires=None, wires=None) -> list: the rows of many messages (wires: their\n"
+     "SerializeToString bytes, when the caller has them)."},
     {"flat", (PyCFunction)(void (*)(void))plan_flat, METH_FASTCALL,
-     "flat(messages, expires=None) -> list: the bind values of many messages in one list, row after row."},
+     "flat(messages, expires=None, wires=None) -> list: the bind values of many messages in one list, row\n"
+     "after row."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -12,7 +12,7 @@ import math
 import operator
 import struct
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
@@ -26,6 +26,17 @@ from prism_runtime.sql.wire_rows import native_encoders
 
 M = TypeVar("M", bound=Message)
 _FD = FieldDescriptor
+
+
+R_co = TypeVar("R_co", covariant=True)
+
+
+class BatchEncoder(Protocol[R_co]):
+    """Encodes many messages: (messages, expires=None, wires=None), wires their wire bytes or None."""
+
+    def __call__(
+        self, messages: Sequence[Any], expires: int | None = None, wires: Sequence[bytes] | None = None, /
+    ) -> R_co: ...
 
 
 class RowCodec(Generic[M]):
@@ -42,17 +53,19 @@ class RowCodec(Generic[M]):
         self.message_key: Callable[[M], Any] = operator.attrgetter(*(c.name for c in spec.key_columns))
         """Return a hashable of a message's key, equal exactly when the encoded keys are (encoders are one to one
         on key types: strings, bytes, integers)."""
-        encode, encode_rows, encode_flat = _row_encoders(spec.columns, dialect, message)
+        encode, encode_rows, encode_flat, self.native = _row_encoders(spec.columns, dialect, message)
+        """native: whether the rows are read from wire bytes in C (prism_runtime.sql.wire_rows)."""
         self.encode: Callable[[M], tuple[Any, ...]] = encode
         """Return the bind values of one message, in column order (an expiry column: NULL, never expires)."""
         self.encode_expiring: Callable[[M, int | None], tuple[Any, ...]] = encode
         """Return the bind values of one message whose row expires at the epoch milliseconds given."""
-        self.encode_rows: Callable[[Sequence[M], int | None], list[tuple[Any, ...]]] = encode_rows
+        self.encode_rows: BatchEncoder[list[tuple[Any, ...]]] = encode_rows
         """Return the rows of many messages (expiring at the epoch milliseconds given, or None): `encode` of
-        each, in one loop with no call per message."""
-        self.encode_flat: Callable[[Sequence[M], int | None], list[Any]] = encode_flat
+        each, in one loop with no call per message. `wires`, the messages' SerializeToString bytes when the
+        caller has them (CheckedBatch.wire), saves the native encoder serializing them again."""
+        self.encode_flat: BatchEncoder[list[Any]] = encode_flat
         """Return the bind values of many messages in one list, row after row: a multi-row statement's
-        parameters, without a tuple per row to flatten."""
+        parameters, without a tuple per row to flatten (`wires` as for encode_rows)."""
         self.decode: Callable[[Sequence[Any]], M] = _row_decoder(spec.columns, message, dialect, self.corrupt)
         """Return the message stored in one fetched row; raise CorruptRow when the row cannot be one."""
 
@@ -78,8 +91,9 @@ class RowCodec(Generic[M]):
 
 def _row_encoders(
     columns: Sequence[Column], dialect: SqlDialect, message: type[Message]
-) -> tuple[Callable[..., tuple[Any, ...]], Callable[..., list[Any]], Callable[..., list[Any]]]:
-    """Return the functions giving the bind values of one message, of many as rows, and of many in one list.
+) -> tuple[Callable[..., tuple[Any, ...]], Callable[..., list[Any]], Callable[..., list[Any]], bool]:
+    """Return the functions giving the bind values of one message, of many as rows, and of many in one list,
+    and whether they are the native ones.
 
     Written out for these columns: one tuple display, each column's expression written in place
     (`_column_value`), with no call per column unless its value needs converting, and none for an unset or
@@ -94,16 +108,16 @@ def _row_encoders(
     row = "".join(f"{value}, " for value in values)
     source = (
         f"def encode(_m, _expires=None):\n    return ({row})\n"
-        f"def encode_rows(_ms, _expires=None):\n    return [({row}) for _m in _ms]\n"
-        f"def encode_flat(_ms, _expires=None):\n    _o = []\n    for _m in _ms:\n        _o += ({row})\n"
+        f"def encode_rows(_ms, _expires=None, _wires=None):\n    return [({row}) for _m in _ms]\n"
+        f"def encode_flat(_ms, _expires=None, _wires=None):\n    _o = []\n    for _m in _ms:\n        _o += ({row})\n"
         "    return _o\n"
     )
     exec(compile(source, "<prism row encoder>", "exec"), env)
     # The same values read from the messages' wire bytes in C, where the extension is built (wire_rows.py).
     native = native_encoders(columns, dialect, message, values, env, env["encode"])
     if native is not None:
-        return native
-    return env["encode"], env["encode_rows"], env["encode_flat"]
+        return (*native, True)
+    return env["encode"], env["encode_rows"], env["encode_flat"], False
 
 
 def _column_value(i: int, column: Column, dialect: SqlDialect, fields: Any, env: dict[str, Any]) -> str:

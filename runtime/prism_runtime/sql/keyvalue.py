@@ -50,10 +50,18 @@ class EncodedRows(Sequence[Sequence[Any]]):
     """How many rows iteration encodes at a time: a driver streaming rows (asyncpg's COPY) sends the first
     while later ones are still messages."""
 
-    def __init__(self, messages: Sequence[Any], codec: RowCodec[Any], expires: int | None) -> None:
+    def __init__(
+        self,
+        messages: Sequence[Any],
+        codec: RowCodec[Any],
+        expires: int | None,
+        wires: Sequence[bytes] | None = None,
+    ) -> None:
         self.messages = messages
         self.codec = codec
         self.expires = expires
+        self.wires = wires
+        """The messages' wire bytes, when the input check kept them (CheckedBatch.wire)."""
 
     def __len__(self) -> int:
         return len(self.messages)
@@ -66,18 +74,24 @@ class EncodedRows(Sequence[Sequence[Any]]):
 
     def __getitem__(self, index: int | slice) -> Sequence[Any] | list[Sequence[Any]]:
         if isinstance(index, slice):
-            return self.codec.encode_rows(self.messages[index], self.expires)
+            return self.codec.encode_rows(self.messages[index], self.expires, self._wires(index))
         return self.codec.encode_expiring(self.messages[index], self.expires)
 
     def __iter__(self) -> Iterator[Sequence[Any]]:
         encode, messages, expires, run = self.codec.encode_rows, self.messages, self.expires, self.RUN
         return chain.from_iterable(
-            encode(messages[start : start + run], expires) for start in range(0, len(messages), run)
+            encode(messages[start : start + run], expires, self._wires(slice(start, start + run)))
+            for start in range(0, len(messages), run)
         )
 
     def flat(self, start: int, stop: int) -> list[Any]:
         """Return the bind values of rows `start` to `stop` (excluded), row after row, in one list."""
-        return self.codec.encode_flat(self.messages[start:stop], self.expires)
+        return self.codec.encode_flat(
+            self.messages[start:stop], self.expires, self._wires(slice(start, stop))
+        )
+
+    def _wires(self, index: slice) -> Sequence[bytes] | None:
+        return None if self.wires is None else self.wires[index]
 
 
 class SqlKeyValue(Generic[M]):
@@ -87,6 +101,8 @@ class SqlKeyValue(Generic[M]):
         self.spec = spec
         self.driver = driver
         self.codec = RowCodec(spec, message, driver.dialect, driver.name)
+        self.takes_wire = self.codec.native
+        """Whether put reads the wire bytes of a checked batch (KeyValueBackend): the native encoder does."""
         self.sql = keyvalue_statements(spec, driver.dialect)
         self._get = self.sql.get()
         self._ready = False
@@ -137,13 +153,14 @@ class SqlKeyValue(Generic[M]):
                 # The last write of a key wins, as if the items were put one after another. Rows are encoded
                 # as the driver takes them, so a driver can encode some while the server stores others.
                 key = self.codec.message_key
+                wires = items.wire if isinstance(items, CheckedBatch) else None
                 distinct = isinstance(items, CheckedBatch) and items.distinct  # the input check saw the keys
                 if not distinct and len(set(map(key, items))) < len(items):
-                    items = list(dict(zip(map(key, items), items, strict=True)).values())
-                encoded = EncodedRows(items, self.codec, expires)
+                    items, wires = list(dict(zip(map(key, items), items, strict=True)).values()), None
+                encoded = EncodedRows(items, self.codec, expires, wires)
                 await self.driver.upsert_many(self.sql, encoded, namespace=self._ns)
             return
-        rows = self.codec.encode_rows(items, expires)
+        rows = self.codec.encode_rows(items, expires, items.wire if isinstance(items, CheckedBatch) else None)
         sealed, events = await self._pii.seal(rows)
         await self._pii.write_audited(events, lambda after: self._write(sealed, after))
 
