@@ -8,8 +8,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "prism_runtime.sql._wire_rows",
-            sources=["prism_runtime/sql/_wire_rows.c"],
+            "prism_runtime._wire",
+            sources=["prism_runtime/_wire.c"],
             extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
             optional=True,
         )

@@ -1,4 +1,4 @@
-"""The native row encoder (prism_runtime.sql._wire_rows) writes exactly the Python encoder's rows.
+"""The native row encoder (prism_runtime._wire) writes exactly the Python encoder's rows.
 
 The Python encoder is the reference: every case here encodes the same messages with both, on both SQL
 dialects, through encode, encode_rows and encode_flat, and compares the reprs (a nan is unequal to itself;
@@ -16,12 +16,13 @@ from types import BuiltinMethodType, ModuleType
 from typing import Any
 
 import pytest
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2
 from google.protobuf.message import DecodeError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import prism_runtime
+from prism_runtime.inputs import message_checks
 from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
 from prism_runtime.sql import wire_rows
 from prism_runtime.sql.codec import RowCodec
@@ -36,7 +37,7 @@ DIALECTS = pytest.mark.parametrize(
 
 def test_the_extension_is_built() -> None:
     """CI builds it (gcc and the Python headers are there): a missing build must not pass as Python speed."""
-    assert wire_rows.available(), "prism_runtime.sql._wire_rows did not build: see runtime/setup.py"
+    assert wire_rows.available(), "prism_runtime._wire did not build: see runtime/setup.py"
 
 
 def codecs(
@@ -342,3 +343,95 @@ async def test_a_checked_batch_carries_wire_bytes_only_to_a_native_store(
         assert store._admit_all(items).wire is None
         await store.put_many(items)
         assert await store.get("k299") == items[299]
+
+
+# -- the batch input check's native pass (inputs.message_checks with wire=True) ---------------------------
+
+
+def blob_keyed_message() -> Any:
+    """Return a message class keyed by one bytes field, with a string beside it."""
+    pool = descriptor_pool.Default()
+    name = "prismtest.wire.BlobKeyed"
+    try:
+        return message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
+    except KeyError:
+        pass
+    proto = descriptor_pb2.FileDescriptorProto(
+        name="prismtest/wire/blob_keyed.proto", package="prismtest.wire", syntax="proto3"
+    )
+    message = proto.message_type.add(name="BlobKeyed")
+    message.field.add(name="key", number=1, type=_F.TYPE_BYTES, label=_F.LABEL_OPTIONAL)
+    message.field.add(name="note", number=2, type=_F.TYPE_STRING, label=_F.LABEL_OPTIONAL)
+    pool.Add(proto)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
+
+
+BLOB_SPEC = EntitySpec(
+    namespace="prismtest_wire_blob",
+    message_name="prismtest.wire.BlobKeyed",
+    abstraction=Abstraction.KEY_VALUE,
+    key="key",
+    columns=(Column("key", 1, ColumnKind.BYTES), Column("note", 2, ColumnKind.STRING)),
+)
+
+# Keys around every rule: empty, the 1,024-byte limit in one- and four-byte characters, U+0000.
+_KEY_TEXT = st.text(st.characters(blacklist_categories=["Cs"]), max_size=6) | st.sampled_from(
+    ["", "a" * 1024, "a" * 1025, "🔑" * 256, "🔑" * 257, "a\x00b", "\x00", "é" * 512, "é" * 513]
+)
+_KEY_BLOB = st.binary(max_size=6) | st.sampled_from([b"", b"\x00", b"x" * 1024, b"x" * 1025])
+
+
+def outcome(admit_all: Any, items: list[Any]) -> Any:
+    """What a batch check makes of items: the batch and its facts, or the error it raised (type, text)."""
+    try:
+        batch = admit_all(items)
+    except Exception as error:
+        return type(error), str(error)
+    return list(batch), batch.distinct
+
+
+@pytest.mark.parametrize("keyed_by", ["text", "bytes"])
+def test_the_native_batch_check_decides_as_the_python_check(keyed_by: str) -> None:
+    """The check a native store runs serializes every item in one C pass and keeps the bytes; whatever the
+    batch (bad keys, repeated keys, something not of the entity's type), it accepts or refuses exactly
+    as the Python check does, with the same error."""
+    cls: Any
+    keys: st.SearchStrategy[Any]
+    if keyed_by == "text":
+        cls, spec, keys, field = far_message(), FAR_SPEC, _KEY_TEXT, "id"
+    else:
+        cls, spec, keys, field = blob_keyed_message(), BLOB_SPEC, _KEY_BLOB, "key"
+    _, python = message_checks(spec, cls, distinct=True)
+    _, native = message_checks(spec, cls, distinct=True, wire=True)
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        chosen=st.lists(keys, min_size=1, max_size=5),
+        stranger=st.sampled_from([None, "message", "str"]),
+    )
+    def check(chosen: list[Any], stranger: str | None) -> None:
+        items: list[Any] = [cls(**{field: k}) for k in chosen]
+        if stranger == "message":
+            items.insert(len(items) // 2, timestamp_pb2.Timestamp(seconds=1))  # a message of another type
+        elif stranger == "str":
+            items.append(chosen[0])
+        expected = outcome(python, items)
+        assert outcome(native, items) == expected
+        if not isinstance(expected[0], type):  # accepted: the native check kept every item's bytes
+            assert native(items).wire == [item.SerializeToString() for item in items]
+
+    check()
+
+
+def test_the_native_check_takes_the_common_case_and_leaves_the_rest_to_python() -> None:
+    from prism_runtime import _wire
+
+    cls = far_message()
+    a, b = cls(id="a", near=1), cls(id="b")
+    assert _wire.check_batch([a, b], cls, 300, True, 1024) == (
+        [a.SerializeToString(), b.SerializeToString()],
+        True,
+    )
+    assert _wire.check_batch([a, a], cls, 300, True, 1024) == ([a.SerializeToString()] * 2, False)
+    for odd in (cls(), cls(id="x" * 1025), cls(id="a\x00"), b"not a message"):
+        assert _wire.check_batch([a, odd], cls, 300, True, 1024) is None

@@ -19,6 +19,11 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from prism_runtime.errors import InvalidKey, MessageTooDeep, WrongType
+
+try:
+    from prism_runtime import _wire
+except ImportError:  # built without a C compiler: the batch check runs its Python loop alone
+    _wire = None  # type: ignore[assignment]
 from prism_runtime.schema import Column, ColumnKind, EntitySpec
 
 M = TypeVar("M", bound=Message)
@@ -181,14 +186,28 @@ def message_checks(
             else f"0 < len(_v) <= {MAX_KEY_BYTES}"
         )
         body += [f"_v = {read}", f"if not ({usual}):", f"    _k{i}(_v)"]
-    if static_depth(message.DESCRIPTOR) > MAX_MESSAGE_DEPTH:
+    deep_type = static_depth(message.DESCRIPTOR) > MAX_MESSAGE_DEPTH
+    if deep_type:
         body += ["if _too_deep(item):", "    raise _deep()"]
     # The key the check reads (`_v` after the key's lines), when it is the entity's only key field.
     keyed = distinct and len(spec.key_columns) == 1 and spec.key_columns[0].kind in _SIZED
+    # With wire bytes wanted, the common case runs in C in one pass (_wire.check_batch); None: the loop decides.
+    native = wire and keyed and not deep_type and _wire is not None
+    if native:
+        key = spec.key_columns[0]
+        is_text = key.kind is ColumnKind.STRING
+        check_batch = _wire.check_batch
+        env["_native"] = lambda batch: check_batch(batch, message, key.number, is_text, MAX_KEY_BYTES)
     source = (
         "def admit(item):\n"
         + "".join(f"    {line}\n" for line in body)
         + "def admit_all(items):\n    batch = _Batch(items)\n"
+        + (
+            "    _fast = _native(batch)\n    if _fast is not None:\n"
+            "        batch.wire, batch.distinct = _fast\n        return batch\n"
+            if native
+            else ""
+        )
         + ("    _keys = set()\n    _add = _keys.add\n" if keyed else "")
         + "    for item in batch:\n"
         + "".join(f"        {line}\n" for line in body)

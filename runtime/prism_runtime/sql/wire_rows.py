@@ -2,7 +2,7 @@
 
 A put spends most of its Python time reading fields out of messages: each attribute read of a upb message
 looks the field up by name and builds a Python object, and a repeated field builds a container to copy from.
-`SerializeToString` writes every set field in one C call, and `_wire_rows.c` reads those bytes in one pass,
+`SerializeToString` writes every set field in one C call, and `prism_runtime/_wire.c` reads those bytes in one pass,
 so the same row costs a third as much (bench/bench_sqlite_kv.py, the "encode" side).
 
 The plan is made from the Python encoder's own column list (prism_runtime.sql.codec), and the Python encoder
@@ -27,16 +27,16 @@ from prism_runtime.schema import Column, ColumnKind
 from prism_runtime.sql.dialect import SqlDialect, identity, json_integer_list, json_string_list
 
 try:
-    from prism_runtime.sql import _wire_rows
+    from prism_runtime import _wire
 except ImportError:  # built without a C compiler: the Python encoder serves alone
-    _wire_rows = None  # type: ignore[assignment]
+    _wire = None  # type: ignore[assignment]
 
 _FD = FieldDescriptor
 _TIMESTAMP = "google.protobuf.Timestamp"
 
 
 class Mode(enum.IntEnum):
-    """How the extension makes a column's value (the MODE_* of _wire_rows.c)."""
+    """How the extension makes a column's value (the MODE_* of _wire.c)."""
 
     ABSENT = 0  # no field: the value of an empty message (a blind index column: None)
     EXPIRES = 1  # no field: the expiry the call is given
@@ -56,7 +56,7 @@ Encoders = tuple[
 
 def available() -> bool:
     """Whether the native encoder is built and not switched off (PRISM_NATIVE_ROWS=0)."""
-    return _wire_rows is not None and os.environ.get("PRISM_NATIVE_ROWS", "1") != "0"
+    return _wire is not None and os.environ.get("PRISM_NATIVE_ROWS", "1") != "0"
 
 
 def native_encoders(
@@ -91,7 +91,7 @@ def native_encoders(
                     f"lambda _m: {expressions[i]}", env
                 )  # the codec's own source, run when present
             plan.append((field.number, field.type, mode, empty[i], convert))
-    encoder = _wire_rows.Plan(plan, fallback)
+    encoder = _wire.Plan(plan, fallback, message.SerializeToString)
     return encoder.row, encoder.rows, encoder.flat
 
 

@@ -6,6 +6,7 @@ class Plan:
         self,
         columns: Sequence[tuple[int, int, int, Any, Callable[[Any], Any] | None]],
         fallback: Callable[..., tuple[Any, ...]],
+        serialize: Callable[[Any], bytes],
     ) -> None: ...
     def row(self, message: Any, expires: int | None = None, /) -> tuple[Any, ...]: ...
     def rows(
@@ -14,3 +15,7 @@ class Plan:
     def flat(
         self, messages: Sequence[Any], expires: int | None = None, wires: Sequence[bytes] | None = None, /
     ) -> list[Any]: ...
+
+def check_batch(
+    messages: Sequence[Any], cls: type, number: int, is_text: bool, max_bytes: int, /
+) -> tuple[list[bytes], bool] | None: ...

@@ -1,4 +1,5 @@
-/* Rows of bind values read from messages' wire bytes: the native half of prism_runtime.sql.wire_rows.
+/* Rows of bind values read from messages' wire bytes (the native half of prism_runtime.sql.wire_rows), and
+ * the batch input check that serializes the messages for it (prism_runtime.inputs).
  *
  * A put of many messages spends most of its Python time reading fields: every attribute read of a upb
  * message looks the field up by name and builds a Python object, and a repeated field builds a container
@@ -66,6 +67,7 @@ typedef struct {
     Py_ssize_t ncolumns;
     Column *columns;
     PyObject *fallback; /* the Python encoder: fallback(message, expires) -> tuple */
+    PyObject *serialize; /* the message class's SerializeToString, called with the message */
     int16_t direct[DIRECT];
     Slot *slots;        /* scratch for one message, reused by every call */
 } Plan;
@@ -542,7 +544,7 @@ static PyObject *column_value(Column *column, Slot *slot, PyObject *message, PyO
 static int encode_into(Plan *plan, PyObject *message, PyObject *given, PyObject *expires, PyObject **row)
 {
     PyObject *wire = given != NULL && PyBytes_CheckExact(given) ? Py_NewRef(given)
-                                                                 : PyObject_CallMethodNoArgs(message, serialize_name);
+                                                                 : PyObject_CallOneArg(plan->serialize, message);
     if (wire == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_Exception))
             return READ_ERROR;
@@ -592,6 +594,7 @@ static void plan_release(Plan *plan)
         plan->slots = NULL;
     }
     Py_CLEAR(plan->fallback);
+    Py_CLEAR(plan->serialize);
 }
 
 static void plan_dealloc(Plan *plan)
@@ -604,6 +607,7 @@ static void plan_dealloc(Plan *plan)
 static int plan_traverse(Plan *plan, visitproc visit, void *arg)
 {
     Py_VISIT(plan->fallback);
+    Py_VISIT(plan->serialize);
     if (plan->columns != NULL)
         for (Py_ssize_t i = 0; i < plan->ncolumns; i++) {
             Py_VISIT(plan->columns[i].absent);
@@ -619,13 +623,19 @@ static int plan_clear(Plan *plan)
     return 0;
 }
 
-/* Plan(columns, fallback): columns a sequence of (number, type, mode, absent, convert). */
+/* Plan(columns, fallback, serialize): columns a sequence of (number, type, mode, absent, convert); serialize
+ * the message class's SerializeToString, called with each message: an upb message looks any attribute up
+ * among its fields first, so the method read from each message would cost a failed field lookup per row. */
 static int plan_init(Plan *plan, PyObject *args, PyObject *kwargs)
 {
-    PyObject *spec, *fallback;
-    static char *names[] = {"columns", "fallback", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO:Plan", names, &spec, &fallback))
+    PyObject *spec, *fallback, *serialize;
+    static char *names[] = {"columns", "fallback", "serialize", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO:Plan", names, &spec, &fallback, &serialize))
         return -1;
+    if (!PyCallable_Check(fallback) || !PyCallable_Check(serialize)) {
+        PyErr_SetString(PyExc_TypeError, "fallback and serialize must be callable");
+        return -1;
+    }
     PyObject *items = PySequence_Fast(spec, "columns must be a sequence");
     if (items == NULL)
         return -1;
@@ -672,6 +682,7 @@ static int plan_init(Plan *plan, PyObject *args, PyObject *kwargs)
     }
     Py_DECREF(items);
     plan->fallback = Py_NewRef(fallback);
+    plan->serialize = Py_NewRef(serialize);
     return 0;
 }
 
@@ -800,6 +811,117 @@ static PyObject *plan_flat(Plan *plan, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+/* -- the input check's fast path ------------------------------------------------------------------ */
+
+/* The last occurrence of field `number` as length-delimited bytes in one message's wire bytes: 1 and its
+ * payload when there, 0 when not, -1 when the bytes hold what this reader does not follow (a group). */
+static int find_bytes_field(const uint8_t *p, const uint8_t *end, uint32_t number, const uint8_t **at,
+                            size_t *size)
+{
+    int found = 0;
+    while (p < end) {
+        uint64_t tag, length;
+        if (read_varint(&p, end, &tag) < 0 || tag >> 3 == 0)
+            return -1;
+        int wire_type = (int)(tag & 7);
+        if (tag >> 3 != number || wire_type != WT_LEN) {
+            if (tag >> 3 == number || skip(&p, end, wire_type) < 0)
+                return -1;
+            continue;
+        }
+        if (read_varint(&p, end, &length) < 0 || length > (uint64_t)(end - p))
+            return -1;
+        *at = p;
+        *size = (size_t)length;
+        found = 1;
+        p += length;
+    }
+    return found;
+}
+
+/* check_batch(messages, cls, number, is_text, max_bytes) -> (wires, distinct) or None.
+ *
+ * The common case of a batch input check (prism_runtime.inputs), for an entity keyed by one string or bytes
+ * field, in one pass: each message is exactly of `cls`, is serialized (wires: the bytes, in order), and its
+ * key, read from those bytes, is 1 to `max_bytes` bytes long and, for a string, holds no U+0000; distinct
+ * says whether the keys all differ. Any message outside that case returns None, and the Python check then
+ * runs, which accepts or raises the error that names it. */
+static PyObject *check_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "check_batch takes 5 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *cls = args[1];
+    unsigned long number = PyLong_AsUnsignedLong(args[2]);
+    int is_text = PyObject_IsTrue(args[3]);
+    Py_ssize_t max_bytes = PyLong_AsSsize_t(args[4]);
+    if (PyErr_Occurred() || is_text < 0)
+        return NULL;
+    PyObject *serialize = PyObject_GetAttr(cls, serialize_name); /* see plan_init */
+    if (serialize == NULL)
+        return NULL;
+    PyObject *messages = PySequence_Fast(args[0], "messages must be a sequence");
+    if (messages == NULL) {
+        Py_DECREF(serialize);
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(messages);
+    PyObject *wires = PyList_New(n), *keys = PySet_New(NULL), *result = NULL;
+    if (wires == NULL || keys == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(messages, i);
+        if ((PyObject *)Py_TYPE(item) != cls)
+            goto defer;
+        PyObject *wire = PyObject_CallOneArg(serialize, item);
+        if (wire == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_Exception))
+                goto done;
+            PyErr_Clear();
+            goto defer;
+        }
+        PyList_SET_ITEM(wires, i, wire);
+        if (!PyBytes_CheckExact(wire))
+            goto defer;
+        const uint8_t *p = (const uint8_t *)PyBytes_AS_STRING(wire), *key;
+        size_t size;
+        if (find_bytes_field(p, p + PyBytes_GET_SIZE(wire), (uint32_t)number, &key, &size) != 1 || size < 1
+            || size > (size_t)max_bytes || (is_text && memchr(key, 0, size) != NULL))
+            goto defer;
+        PyObject *value = is_text ? PyUnicode_DecodeUTF8((const char *)key, (Py_ssize_t)size, NULL)
+                                  : PyBytes_FromStringAndSize((const char *)key, (Py_ssize_t)size);
+        if (value == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
+                goto done;
+            PyErr_Clear();
+            goto defer;
+        }
+        int failed = PySet_Add(keys, value);
+        Py_DECREF(value);
+        if (failed)
+            goto done;
+    }
+    result = Py_BuildValue("(OO)", wires, PySet_GET_SIZE(keys) == n ? Py_True : Py_False);
+    goto done;
+defer:
+    result = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(keys);
+    Py_XDECREF(wires);
+    Py_DECREF(messages);
+    Py_DECREF(serialize);
+    return result;
+}
+
+static PyMethodDef module_functions[] = {
+    {"check_batch", (PyCFunction)(void (*)(void))check_batch, METH_FASTCALL,
+     "check_batch(messages, cls, number, is_text, max_bytes) -> (wires, distinct) or None: the common case\n"
+     "of a batch input check, in one pass (see prism_runtime.inputs)."},
+    {NULL, NULL, 0, NULL},
+};
+
 static PyMethodDef plan_methods[] = {
     {"row", (PyCFunction)(void (*)(void))plan_row, METH_FASTCALL,
      "row(message, expires=None) -> tuple: the bind values of one message, in column order."},
@@ -814,8 +936,8 @@ static PyMethodDef plan_methods[] = {
 
 static PyTypeObject PlanType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "prism_runtime.sql._wire_rows.Plan",
-    .tp_doc = "Plan(columns, fallback): how to read one entity's row values from its messages' wire bytes.",
+    .tp_name = "prism_runtime._wire.Plan",
+    .tp_doc = "Plan(columns, fallback, serialize): how to read one entity's row values from its messages' wire bytes.",
     .tp_basicsize = sizeof(Plan),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_new = PyType_GenericNew,
@@ -828,12 +950,13 @@ static PyTypeObject PlanType = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "prism_runtime.sql._wire_rows",
+    .m_name = "prism_runtime._wire",
     .m_doc = "Rows of bind values read from messages' wire bytes (see prism_runtime.sql.wire_rows).",
     .m_size = -1,
+    .m_methods = module_functions,
 };
 
-PyMODINIT_FUNC PyInit__wire_rows(void)
+PyMODINIT_FUNC PyInit__wire(void)
 {
     serialize_name = PyUnicode_InternFromString("SerializeToString");
     if (serialize_name == NULL || PyType_Ready(&PlanType) < 0)
