@@ -78,6 +78,15 @@ def types(generated: Path) -> tuple[ModuleType, ModuleType]:
     )
 
 
+@pytest.fixture(params=[PostgresDialect(), SqliteDialect()], ids=["postgres", "sqlite"])
+def all_types_codecs(
+    request: pytest.FixtureRequest, types: tuple[ModuleType, ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> tuple[ModuleType, Any, Any]:
+    """AllTypes' pb2 module and its Python and native codecs, on each dialect."""
+    pb2, prism = types
+    return (pb2, *codecs(prism._ALL_TYPES_SPEC, pb2.AllTypes, request.param, monkeypatch))
+
+
 _INT32 = st.integers(-(1 << 31), (1 << 31) - 1)
 _INT64 = st.integers(-(1 << 63), (1 << 63) - 1)
 _UINT32 = st.integers(0, (1 << 32) - 1)
@@ -146,12 +155,8 @@ def all_types(draw: st.DrawFn, pb2: ModuleType) -> Any:
     return message
 
 
-@DIALECTS
-def test_every_field_type_encodes_as_python_does(
-    dialect: SqlDialect, types: tuple[ModuleType, ModuleType], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pb2, prism = types
-    python, native = codecs(prism._ALL_TYPES_SPEC, pb2.AllTypes, dialect, monkeypatch)
+def test_every_field_type_encodes_as_python_does(all_types_codecs: tuple[ModuleType, Any, Any]) -> None:
+    pb2, python, native = all_types_codecs
 
     @settings(max_examples=300, deadline=None)
     @given(
@@ -163,12 +168,10 @@ def test_every_field_type_encodes_as_python_does(
     check()
 
 
-@DIALECTS
 def test_an_empty_message_and_defaults_encode_as_python_does(
-    dialect: SqlDialect, types: tuple[ModuleType, ModuleType], monkeypatch: pytest.MonkeyPatch
+    all_types_codecs: tuple[ModuleType, Any, Any],
 ) -> None:
-    pb2, prism = types
-    python, native = codecs(prism._ALL_TYPES_SPEC, pb2.AllTypes, dialect, monkeypatch)
+    pb2, python, native = all_types_codecs
     zeros = pb2.AllTypes(id="z", maybe_int=0, maybe_text="", choice_number=0)
     zeros.inner.SetInParent()
     zeros.at.SetInParent()
@@ -178,14 +181,12 @@ def test_an_empty_message_and_defaults_encode_as_python_does(
     assert all(a is not b for a, b in zip(*rows, strict=True) if isinstance(a, list))
 
 
-@DIALECTS
 def test_wire_bytes_the_extension_does_not_read_go_to_python(
-    dialect: SqlDialect, types: tuple[ModuleType, ModuleType], monkeypatch: pytest.MonkeyPatch
+    all_types_codecs: tuple[ModuleType, Any, Any],
 ) -> None:
     """Bytes that parse with unknown fields: one under a known field's number with another wire type (i32
     sent as bytes), a group, and a number no field has; each message still encodes as Python encodes it."""
-    pb2, prism = types
-    python, native = codecs(prism._ALL_TYPES_SPEC, pb2.AllTypes, dialect, monkeypatch)
+    pb2, python, native = all_types_codecs
     base = pb2.AllTypes(id="k", i32=5, names=["x"]).SerializeToString()
     wrong_type = base + tag(2, 2) + bytes([1, 0x41])  # field 2 (int32) as length-delimited
     group = base + tag(99, 3) + tag(1, 0) + bytes([1]) + tag(99, 4)  # a group holding field 1 = 1
@@ -196,14 +197,12 @@ def test_wire_bytes_the_extension_does_not_read_go_to_python(
     assert_same_rows(python, native, messages, 12)
 
 
-@DIALECTS
 def test_any_bytes_a_message_parses_from_encode_as_python_does(
-    dialect: SqlDialect, types: tuple[ModuleType, ModuleType], monkeypatch: pytest.MonkeyPatch
+    all_types_codecs: tuple[ModuleType, Any, Any],
 ) -> None:
     """Messages parsed from arbitrary bytes (unknown fields of every wire type, fields repeated, packed and
     unpacked runs), the bytes following a valid message so its fields are there too."""
-    pb2, prism = types
-    python, native = codecs(prism._ALL_TYPES_SPEC, pb2.AllTypes, dialect, monkeypatch)
+    pb2, python, native = all_types_codecs
 
     @settings(max_examples=300, deadline=None)
     @given(message=all_types(pb2), tail=st.binary(max_size=40))
@@ -226,23 +225,47 @@ def tag(number: int, wire_type: int) -> bytes:
     return bytes([*out, value])
 
 
-def far_message() -> Any:
-    """Return a message class whose fields have numbers past the extension's direct lookup."""
+def dynamic_message(name: str, fields: list[tuple[str, int, int, str]], *, proto2_enum: str = "") -> Any:
+    """Return the class of message prismtest.wire.<name>, added to the default pool once: fields are
+    (name, number, type, label "repeated" or ""); with `proto2_enum`, a proto2 file whose enum of that
+    name (one value, 1) an ENUM field takes."""
     pool = descriptor_pool.Default()
+    full = f"prismtest.wire.{name}"
     try:
-        return message_factory.GetMessageClass(pool.FindMessageTypeByName("prismtest.wire.Far"))
+        return message_factory.GetMessageClass(pool.FindMessageTypeByName(full))
     except KeyError:
         pass
     proto = descriptor_pb2.FileDescriptorProto(
-        name="prismtest/wire/far.proto", package="prismtest.wire", syntax="proto3"
+        name=f"prismtest/wire/{name.lower()}.proto",
+        package="prismtest.wire",
+        syntax="proto2" if proto2_enum else "proto3",
     )
-    message = proto.message_type.add(name="Far")
-    message.field.add(name="id", number=300, type=_F.TYPE_STRING, label=_F.LABEL_OPTIONAL)
-    message.field.add(name="near", number=1, type=_F.TYPE_SINT64, label=_F.LABEL_OPTIONAL)
-    message.field.add(name="marks", number=70000, type=_F.TYPE_INT32, label=_F.LABEL_REPEATED)
-    message.field.add(name="last", number=536870911, type=_F.TYPE_BYTES, label=_F.LABEL_OPTIONAL)
+    if proto2_enum:
+        proto.enum_type.add(name=proto2_enum).value.add(name=f"{proto2_enum.upper()}_ONE", number=1)
+    message = proto.message_type.add(name=name)
+    for field, number, kind, label in fields:
+        message.field.add(
+            name=field,
+            number=number,
+            type=kind,
+            label=_F.LABEL_REPEATED if label == "repeated" else _F.LABEL_OPTIONAL,
+            type_name=f".prismtest.wire.{proto2_enum}" if kind == _F.TYPE_ENUM else None,
+        )
     pool.Add(proto)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("prismtest.wire.Far"))
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(full))
+
+
+def far_message() -> Any:
+    """Return a message class whose fields have numbers past the extension's direct lookup."""
+    return dynamic_message(
+        "Far",
+        [
+            ("id", 300, _F.TYPE_STRING, ""),
+            ("near", 1, _F.TYPE_SINT64, ""),
+            ("marks", 70000, _F.TYPE_INT32, "repeated"),
+            ("last", 536870911, _F.TYPE_BYTES, ""),
+        ],
+    )
 
 
 FAR_SPEC = EntitySpec(
@@ -274,27 +297,10 @@ def test_field_numbers_past_the_direct_table(dialect: SqlDialect, monkeypatch: p
 def test_a_closed_enum_keeps_the_python_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
     """A proto2 enum keeps numbers it does not name as unknown fields under the field's number, so its wire
     bytes do not say the field's value: such an entity is not read natively."""
-    pool = descriptor_pool.Default()
     name = "prismtest.wire.Closed"
-    cls: Any
-    try:
-        cls = message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
-    except KeyError:
-        proto = descriptor_pb2.FileDescriptorProto(
-            name="prismtest/wire/closed.proto", package="prismtest.wire"
-        )
-        proto.enum_type.add(name="Level").value.add(name="LEVEL_ONE", number=1)
-        message = proto.message_type.add(name="Closed")
-        message.field.add(name="id", number=1, type=_F.TYPE_STRING, label=_F.LABEL_OPTIONAL)
-        message.field.add(
-            name="level",
-            number=2,
-            type=_F.TYPE_ENUM,
-            label=_F.LABEL_OPTIONAL,
-            type_name=".prismtest.wire.Level",
-        )
-        pool.Add(proto)
-        cls = message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
+    cls = dynamic_message(
+        "Closed", [("id", 1, _F.TYPE_STRING, ""), ("level", 2, _F.TYPE_ENUM, "")], proto2_enum="Level"
+    )
     spec = EntitySpec(
         namespace="prismtest_wire_closed",
         message_name=name,
@@ -350,20 +356,7 @@ async def test_a_checked_batch_carries_wire_bytes_only_to_a_native_store(
 
 def blob_keyed_message() -> Any:
     """Return a message class keyed by one bytes field, with a string beside it."""
-    pool = descriptor_pool.Default()
-    name = "prismtest.wire.BlobKeyed"
-    try:
-        return message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
-    except KeyError:
-        pass
-    proto = descriptor_pb2.FileDescriptorProto(
-        name="prismtest/wire/blob_keyed.proto", package="prismtest.wire", syntax="proto3"
-    )
-    message = proto.message_type.add(name="BlobKeyed")
-    message.field.add(name="key", number=1, type=_F.TYPE_BYTES, label=_F.LABEL_OPTIONAL)
-    message.field.add(name="note", number=2, type=_F.TYPE_STRING, label=_F.LABEL_OPTIONAL)
-    pool.Add(proto)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
+    return dynamic_message("BlobKeyed", [("key", 1, _F.TYPE_BYTES, ""), ("note", 2, _F.TYPE_STRING, "")])
 
 
 BLOB_SPEC = EntitySpec(
