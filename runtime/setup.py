@@ -9,7 +9,8 @@ setup(
     ext_modules=[
         Extension(
             "prism_runtime._wire",
-            sources=["prism_runtime/_wire.c"],
+            sources=[f"native/{name}.c" for name in ("module", "rows", "check", "json_list")],
+            depends=["native/wire.h"],
             extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
             optional=True,
         )

@@ -2,7 +2,7 @@
 
 A put spends most of its Python time reading fields out of messages: each attribute read of a upb message
 looks the field up by name and builds a Python object, and a repeated field builds a container to copy from.
-`SerializeToString` writes every set field in one C call, and `prism_runtime/_wire.c` reads those bytes in one pass,
+`SerializeToString` writes every set field in one C call, and `runtime/native/rows.c` reads those bytes in one pass,
 so the same row costs a third as much (bench/bench_sqlite_kv.py, the "encode" side).
 
 The plan is made from the Python encoder's own column list (prism_runtime.sql.codec), and the Python encoder
@@ -36,7 +36,7 @@ _TIMESTAMP = "google.protobuf.Timestamp"
 
 
 class Mode(enum.IntEnum):
-    """How the extension makes a column's value (the MODE_* of _wire.c)."""
+    """How the extension makes a column's value (the MODE_* of runtime/native/rows.c)."""
 
     ABSENT = 0  # no field: the value of an empty message (a blind index column: None)
     EXPIRES = 1  # no field: the expiry the call is given

@@ -1,22 +1,13 @@
-/* Rows of bind values read from messages' wire bytes (the native half of prism_runtime.sql.wire_rows), and
- * the batch input check that serializes the messages for it (prism_runtime.inputs).
+/* A Plan: one entity's row values read from its messages' wire bytes (prism_runtime.sql.wire_rows).
  *
- * A put of many messages spends most of its Python time reading fields: every attribute read of a upb
- * message looks the field up by name and builds a Python object, and a repeated field builds a container
- * first. Serializing a message is one C call that writes every set field at once, so reading the wire bytes
- * here costs a fraction of that: one pass over each message's bytes, one Python object per stored value.
- *
- * A Plan is built once per (entity, dialect) by wire_rows.py, from the same column list as the Python row
- * encoder, and gives exactly its values (tests/test_wire_rows.py checks that on every field type). Each
- * column has a mode saying how its value is made; anything this file does not read itself is handed back
- * to Python: a column's `convert` (a dialect encoder, or the Python encoder's expression for a message
- * field), and any message whose bytes hold what the plan does not expect (a group, a field with another
- * wire type, a malformed varint) is encoded whole by the Python encoder (`fallback`).
+ * Built once per (entity, dialect) from the same column list as the Python row encoder, it gives exactly
+ * its values (tests/test_wire_rows.py checks that on every field type). Each column has a mode saying how
+ * its value is made; anything this file does not read itself is handed back to Python: a column's
+ * `convert` (a dialect encoder, or the Python encoder's expression for a message field), and any message
+ * whose bytes hold what the plan does not expect (a group, a field with another wire type, a malformed
+ * varint) is encoded whole by the Python encoder (`fallback`).
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <stdint.h>
-#include <string.h>
+#include "wire.h"
 
 /* How a column's value is made (wire_rows.Mode). */
 enum {
@@ -30,14 +21,6 @@ enum {
     MODE_PRESENT = 7,      /* any other field: convert(message) when the field is on the wire */
 };
 
-/* google.protobuf.FieldDescriptor.TYPE_* */
-enum {
-    T_DOUBLE = 1, T_FLOAT = 2, T_INT64 = 3, T_UINT64 = 4, T_INT32 = 5, T_FIXED64 = 6, T_FIXED32 = 7,
-    T_BOOL = 8, T_STRING = 9, T_GROUP = 10, T_MESSAGE = 11, T_BYTES = 12, T_UINT32 = 13, T_ENUM = 14,
-    T_SFIXED32 = 15, T_SFIXED64 = 16, T_SINT32 = 17, T_SINT64 = 18,
-};
-
-enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_SGROUP = 3, WT_EGROUP = 4, WT_I32 = 5 };
 
 /* The outcome of reading one message: done, a Python error set, or hand it to the Python encoder. */
 enum { READ_OK = 0, READ_ERROR = -1, READ_FALLBACK = 1 };
@@ -52,12 +35,12 @@ typedef struct {
     PyObject *convert; /* None, or what the value goes through */
 } Column;
 
+
 /* One column's value while a message is read. */
 typedef struct {
     PyObject *value;   /* MODE_SCALAR: the last value read; MODE_LIST: the list */
-    char *text;        /* MODE_JSON_*: the elements written so far, comma separated */
-    size_t length, capacity;
-    Py_ssize_t count;  /* MODE_JSON_*: elements written; MODE_PRESENT, MODE_TIMESTAMP: seen on the wire */
+    JsonList json;     /* MODE_JSON_*: the elements read so far */
+    Py_ssize_t seen;   /* MODE_PRESENT, MODE_TIMESTAMP: occurrences on the wire */
     int64_t seconds;   /* MODE_TIMESTAMP */
     int32_t nanos;
 } Slot;
@@ -72,95 +55,6 @@ typedef struct {
     Slot *slots;        /* scratch for one message, reused by every call */
 } Plan;
 
-static PyObject *serialize_name; /* "SerializeToString", interned */
-
-/* -- reading the wire -------------------------------------------------------------------------------- */
-
-static inline int read_varint(const uint8_t **at, const uint8_t *end, uint64_t *out)
-{
-    const uint8_t *p = *at;
-    uint64_t value = 0;
-    for (int shift = 0; shift < 64 && p < end; shift += 7) {
-        uint8_t byte = *p++;
-        if (shift == 63 && byte > 1)
-            return -1;
-        value |= (uint64_t)(byte & 0x7f) << shift;
-        if (!(byte & 0x80)) {
-            *out = value;
-            *at = p;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-static inline uint64_t little_endian(const uint8_t *p, int size)
-{
-    uint64_t value = 0;
-    for (int i = size - 1; i >= 0; i--)
-        value = (value << 8) | p[i];
-    return value;
-}
-
-static int wire_type_of(int type)
-{
-    switch (type) {
-    case T_DOUBLE: case T_FIXED64: case T_SFIXED64: return WT_I64;
-    case T_FLOAT: case T_FIXED32: case T_SFIXED32: return WT_I32;
-    case T_STRING: case T_BYTES: case T_MESSAGE: return WT_LEN;
-    case T_GROUP: return WT_SGROUP;
-    default: return WT_VARINT;
-    }
-}
-
-/* Skip one field's payload; -1 when it cannot be skipped here (a group, or past the end). */
-static int skip(const uint8_t **at, const uint8_t *end, int wire_type)
-{
-    uint64_t size;
-    switch (wire_type) {
-    case WT_VARINT:
-        return read_varint(at, end, &size);
-    case WT_I64:
-        size = 8;
-        break;
-    case WT_I32:
-        size = 4;
-        break;
-    case WT_LEN:
-        if (read_varint(at, end, &size) < 0)
-            return -1;
-        break;
-    default:
-        return -1;
-    }
-    if (size > (uint64_t)(end - *at))
-        return -1;
-    *at += size;
-    return 0;
-}
-
-/* Read one scalar of `type` whose wire type is its own; its raw bits in *out. */
-static inline int read_scalar(const uint8_t **at, const uint8_t *end, int type, uint64_t *out)
-{
-    int size;
-    switch (wire_type_of(type)) {
-    case WT_VARINT:
-        return read_varint(at, end, out);
-    case WT_I64:
-        size = 8;
-        break;
-    default:
-        size = 4;
-        break;
-    }
-    if (end - *at < size)
-        return -1;
-    *out = little_endian(*at, size);
-    *at += size;
-    return 0;
-}
-
-/* The value protobuf's Python API gives for a scalar's raw bits. */
 static PyObject *number_object(int type, uint64_t bits)
 {
     switch (type) {
@@ -183,143 +77,23 @@ static PyObject *number_object(int type, uint64_t bits)
         return PyLong_FromUnsignedLong((unsigned long)(uint32_t)bits);
     case T_BOOL:
         return PyBool_FromLong(bits != 0);
-    case T_SINT32: {
-        uint32_t u = (uint32_t)bits;
-        return PyLong_FromLong((long)(int32_t)((u >> 1) ^ (0u - (u & 1))));
-    }
+    case T_SINT32:
+        return PyLong_FromLong((long)zigzag32(bits));
     case T_SINT64:
-        return PyLong_FromLongLong((long long)(int64_t)((bits >> 1) ^ (0ull - (bits & 1))));
+        return PyLong_FromLongLong((long long)zigzag64(bits));
     default: /* int32, sfixed32, enum: the low 32 bits, signed */
         return PyLong_FromLong((long)(int32_t)(uint32_t)bits);
     }
 }
 
-/* -- JSON text ------------------------------------------------------------------------------------- */
-
-static int reserve(Slot *slot, size_t more)
+/* After a failed decode of a string: bytes that are not UTF-8 are the Python encoder's to judge; any other
+ * error (out of memory) stands. */
+static int not_utf8(void)
 {
-    if (slot->length + more <= slot->capacity)
-        return 0;
-    size_t capacity = slot->capacity ? slot->capacity : 64;
-    while (capacity < slot->length + more)
-        capacity *= 2;
-    char *text = PyMem_Realloc(slot->text, capacity);
-    if (text == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    slot->text = text;
-    slot->capacity = capacity;
-    return 0;
-}
-
-/* Whether `n` bytes are UTF-8 as Python decodes it strictly: no overlong form, surrogate or value past U+10FFFF. */
-static int valid_utf8(const uint8_t *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t more;
-        uint32_t low = 0x80, high = 0xbf; /* the range of the byte after the first */
-        if (c >= 0xc2 && c <= 0xdf)
-            more = 1;
-        else if (c >= 0xe0 && c <= 0xef) {
-            more = 2;
-            if (c == 0xe0)
-                low = 0xa0;
-            else if (c == 0xed)
-                high = 0x9f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            more = 3;
-            if (c == 0xf0)
-                low = 0x90;
-            else if (c == 0xf4)
-                high = 0x8f;
-        } else
-            return 0;
-        if (n - i <= more || s[i + 1] < low || s[i + 1] > high)
-            return 0;
-        for (size_t k = 2; k <= more; k++)
-            if ((s[i + k] & 0xc0) != 0x80)
-                return 0;
-        i += more + 1;
-    }
-    return 1;
-}
-
-/* Append a JSON string as json.encoder.encode_basestring writes it (ensure_ascii=False) to the list's text:
- * only '"', '\\' and control characters are escaped; the bytes are valid UTF-8, checked by the caller. */
-static int append_json_string(Slot *slot, const uint8_t *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    if (reserve(slot, n * 6 + 3) < 0)
-        return -1;
-    char *out = slot->text + slot->length;
-    *out++ = slot->count++ ? ',' : '[';
-    *out++ = '"';
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            *out++ = (char)c;
-            continue;
-        }
-        *out++ = '\\';
-        switch (c) {
-        case '"': *out++ = '"'; break;
-        case '\\': *out++ = '\\'; break;
-        case '\n': *out++ = 'n'; break;
-        case '\r': *out++ = 'r'; break;
-        case '\t': *out++ = 't'; break;
-        case '\b': *out++ = 'b'; break;
-        case '\f': *out++ = 'f'; break;
-        default:
-            *out++ = 'u';
-            *out++ = '0';
-            *out++ = '0';
-            *out++ = hex[c >> 4];
-            *out++ = hex[c & 0xf];
-        }
-    }
-    *out++ = '"';
-    slot->length = (size_t)(out - slot->text);
-    return 0;
-}
-
-/* Append an integer's decimal text, as int.__repr__ writes the value protobuf gives. */
-static int append_json_integer(Slot *slot, int type, uint64_t bits)
-{
-    if (reserve(slot, 24) < 0)
-        return -1;
-    char *out = slot->text + slot->length;
-    *out++ = slot->count++ ? ',' : '[';
-    int written;
-    switch (type) {
-    case T_UINT64: case T_FIXED64:
-        written = sprintf(out, "%llu", (unsigned long long)bits);
-        break;
-    case T_UINT32: case T_FIXED32:
-        written = sprintf(out, "%lu", (unsigned long)(uint32_t)bits);
-        break;
-    case T_INT64: case T_SFIXED64:
-        written = sprintf(out, "%lld", (long long)(int64_t)bits);
-        break;
-    case T_SINT32: {
-        uint32_t u = (uint32_t)bits;
-        written = sprintf(out, "%ld", (long)(int32_t)((u >> 1) ^ (0u - (u & 1))));
-        break;
-    }
-    case T_SINT64:
-        written = sprintf(out, "%lld", (long long)(int64_t)((bits >> 1) ^ (0ull - (bits & 1))));
-        break;
-    default:
-        written = sprintf(out, "%ld", (long)(int32_t)(uint32_t)bits);
-    }
-    slot->length = (size_t)(out + written - slot->text);
-    return 0;
+    if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
+        return READ_ERROR;
+    PyErr_Clear();
+    return READ_FALLBACK;
 }
 
 /* -- one message --------------------------------------------------------------------------------- */
@@ -339,8 +113,8 @@ static void clear_slots(Plan *plan)
     for (Py_ssize_t i = 0; i < plan->ncolumns; i++) {
         Slot *slot = &plan->slots[i];
         Py_CLEAR(slot->value);
-        slot->length = 0;
-        slot->count = 0;
+        json_list_reset(&slot->json);
+        slot->seen = 0;
         slot->seconds = 0;
         slot->nanos = 0;
     }
@@ -366,7 +140,7 @@ static int read_timestamp(Slot *slot, const uint8_t *p, const uint8_t *end)
             return READ_FALLBACK;
         }
     }
-    slot->count++;
+    slot->seen++;
     return READ_OK;
 }
 
@@ -375,19 +149,17 @@ static int add_element(Column *column, Slot *slot, uint64_t bits, const uint8_t 
 {
     PyObject *item;
     if (column->mode == MODE_JSON_INTS)
-        return append_json_integer(slot, column->type, bits) < 0 ? READ_ERROR : READ_OK;
+        return json_list_add_integer(&slot->json, column->type, bits) < 0 ? READ_ERROR : READ_OK;
     if (column->mode == MODE_JSON_STRINGS) {
         /* Only valid UTF-8 is written as is; anything else is the Python encoder's to judge. */
         if (!valid_utf8(bytes, n))
             return READ_FALLBACK;
-        return append_json_string(slot, bytes, n) < 0 ? READ_ERROR : READ_OK;
+        return json_list_add_string(&slot->json, bytes, n) < 0 ? READ_ERROR : READ_OK;
     }
     if (column->type == T_STRING) {
         item = PyUnicode_DecodeUTF8((const char *)bytes, (Py_ssize_t)n, NULL);
-        if (item == NULL) {
-            PyErr_Clear();
-            return READ_FALLBACK;
-        }
+        if (item == NULL)
+            return not_utf8();
     } else if (column->type == T_BYTES) {
         item = PyBytes_FromStringAndSize((const char *)bytes, (Py_ssize_t)n);
     } else {
@@ -412,7 +184,7 @@ static int read_field(Column *column, Slot *slot, int wire_type, const uint8_t *
     case MODE_PRESENT:
         if (skip(at, end, wire_type) < 0)
             return READ_FALLBACK;
-        slot->count++;
+        slot->seen++;
         return READ_OK;
     case MODE_TIMESTAMP: {
         if (wire_type != WT_LEN || read_varint(at, end, &size) < 0 || size > (uint64_t)(end - *at))
@@ -430,10 +202,8 @@ static int read_field(Column *column, Slot *slot, int wire_type, const uint8_t *
                 return READ_FALLBACK;
             if (column->type == T_STRING) {
                 value = PyUnicode_DecodeUTF8((const char *)*at, (Py_ssize_t)size, NULL);
-                if (value == NULL) {
-                    PyErr_Clear();
-                    return READ_FALLBACK;
-                }
+                if (value == NULL)
+                    return not_utf8();
             } else {
                 value = PyBytes_FromStringAndSize((const char *)*at, (Py_ssize_t)size);
             }
@@ -510,9 +280,9 @@ static PyObject *column_value(Column *column, Slot *slot, PyObject *message, PyO
     case MODE_EXPIRES:
         return Py_NewRef(expires);
     case MODE_PRESENT:
-        return call_or_absent(column, slot->count > 0, message);
+        return call_or_absent(column, slot->seen > 0, message);
     case MODE_TIMESTAMP: {
-        if (!slot->count)
+        if (!slot->seen)
             return call_or_absent(column, 0, NULL);
         PyObject *pair = Py_BuildValue("(Li)", (long long)slot->seconds, (int)slot->nanos);
         if (pair == NULL)
@@ -523,12 +293,9 @@ static PyObject *column_value(Column *column, Slot *slot, PyObject *message, PyO
     }
     case MODE_JSON_STRINGS:
     case MODE_JSON_INTS: {
-        if (!slot->count)
+        if (!slot->json.count)
             return Py_NewRef(column->absent);
-        if (reserve(slot, 1) < 0)
-            return NULL;
-        slot->text[slot->length++] = ']';
-        return PyUnicode_DecodeUTF8(slot->text, (Py_ssize_t)slot->length, NULL);
+        return json_list_text(&slot->json);
     }
     default: /* MODE_SCALAR, MODE_LIST */
         if (slot->value == NULL)
@@ -588,7 +355,7 @@ static void plan_release(Plan *plan)
     if (plan->slots != NULL) {
         for (Py_ssize_t i = 0; i < plan->ncolumns; i++) {
             Py_CLEAR(plan->slots[i].value);
-            PyMem_Free(plan->slots[i].text);
+            json_list_free(&plan->slots[i].json);
         }
         PyMem_Free(plan->slots);
         plan->slots = NULL;
@@ -811,117 +578,6 @@ static PyObject *plan_flat(Plan *plan, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
-/* -- the input check's fast path ------------------------------------------------------------------ */
-
-/* The last occurrence of field `number` as length-delimited bytes in one message's wire bytes: 1 and its
- * payload when there, 0 when not, -1 when the bytes hold what this reader does not follow (a group). */
-static int find_bytes_field(const uint8_t *p, const uint8_t *end, uint32_t number, const uint8_t **at,
-                            size_t *size)
-{
-    int found = 0;
-    while (p < end) {
-        uint64_t tag, length;
-        if (read_varint(&p, end, &tag) < 0 || tag >> 3 == 0)
-            return -1;
-        int wire_type = (int)(tag & 7);
-        if (tag >> 3 != number || wire_type != WT_LEN) {
-            if (tag >> 3 == number || skip(&p, end, wire_type) < 0)
-                return -1;
-            continue;
-        }
-        if (read_varint(&p, end, &length) < 0 || length > (uint64_t)(end - p))
-            return -1;
-        *at = p;
-        *size = (size_t)length;
-        found = 1;
-        p += length;
-    }
-    return found;
-}
-
-/* check_batch(messages, cls, number, is_text, max_bytes) -> (wires, distinct) or None.
- *
- * The common case of a batch input check (prism_runtime.inputs), for an entity keyed by one string or bytes
- * field, in one pass: each message is exactly of `cls`, is serialized (wires: the bytes, in order), and its
- * key, read from those bytes, is 1 to `max_bytes` bytes long and, for a string, holds no U+0000; distinct
- * says whether the keys all differ. Any message outside that case returns None, and the Python check then
- * runs, which accepts or raises the error that names it. */
-static PyObject *check_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    (void)module;
-    if (nargs != 5) {
-        PyErr_Format(PyExc_TypeError, "check_batch takes 5 arguments (%zd given)", nargs);
-        return NULL;
-    }
-    PyObject *cls = args[1];
-    unsigned long number = PyLong_AsUnsignedLong(args[2]);
-    int is_text = PyObject_IsTrue(args[3]);
-    Py_ssize_t max_bytes = PyLong_AsSsize_t(args[4]);
-    if (PyErr_Occurred() || is_text < 0)
-        return NULL;
-    PyObject *serialize = PyObject_GetAttr(cls, serialize_name); /* see plan_init */
-    if (serialize == NULL)
-        return NULL;
-    PyObject *messages = PySequence_Fast(args[0], "messages must be a sequence");
-    if (messages == NULL) {
-        Py_DECREF(serialize);
-        return NULL;
-    }
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(messages);
-    PyObject *wires = PyList_New(n), *keys = PySet_New(NULL), *result = NULL;
-    if (wires == NULL || keys == NULL)
-        goto done;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(messages, i);
-        if ((PyObject *)Py_TYPE(item) != cls)
-            goto defer;
-        PyObject *wire = PyObject_CallOneArg(serialize, item);
-        if (wire == NULL) {
-            if (!PyErr_ExceptionMatches(PyExc_Exception))
-                goto done;
-            PyErr_Clear();
-            goto defer;
-        }
-        PyList_SET_ITEM(wires, i, wire);
-        if (!PyBytes_CheckExact(wire))
-            goto defer;
-        const uint8_t *p = (const uint8_t *)PyBytes_AS_STRING(wire), *key;
-        size_t size;
-        if (find_bytes_field(p, p + PyBytes_GET_SIZE(wire), (uint32_t)number, &key, &size) != 1 || size < 1
-            || size > (size_t)max_bytes || (is_text && memchr(key, 0, size) != NULL))
-            goto defer;
-        PyObject *value = is_text ? PyUnicode_DecodeUTF8((const char *)key, (Py_ssize_t)size, NULL)
-                                  : PyBytes_FromStringAndSize((const char *)key, (Py_ssize_t)size);
-        if (value == NULL) {
-            if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
-                goto done;
-            PyErr_Clear();
-            goto defer;
-        }
-        int failed = PySet_Add(keys, value);
-        Py_DECREF(value);
-        if (failed)
-            goto done;
-    }
-    result = Py_BuildValue("(OO)", wires, PySet_GET_SIZE(keys) == n ? Py_True : Py_False);
-    goto done;
-defer:
-    result = Py_NewRef(Py_None);
-done:
-    Py_XDECREF(keys);
-    Py_XDECREF(wires);
-    Py_DECREF(messages);
-    Py_DECREF(serialize);
-    return result;
-}
-
-static PyMethodDef module_functions[] = {
-    {"check_batch", (PyCFunction)(void (*)(void))check_batch, METH_FASTCALL,
-     "check_batch(messages, cls, number, is_text, max_bytes) -> (wires, distinct) or None: the common case\n"
-     "of a batch input check, in one pass (see prism_runtime.inputs)."},
-    {NULL, NULL, 0, NULL},
-};
-
 static PyMethodDef plan_methods[] = {
     {"row", (PyCFunction)(void (*)(void))plan_row, METH_FASTCALL,
      "row(message, expires=None) -> tuple: the bind values of one message, in column order."},
@@ -934,7 +590,7 @@ static PyMethodDef plan_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyTypeObject PlanType = {
+PyTypeObject WirePlanType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "prism_runtime._wire.Plan",
     .tp_doc = "Plan(columns, fallback, serialize): how to read one entity's row values from its messages' wire bytes.",
@@ -948,25 +604,3 @@ static PyTypeObject PlanType = {
     .tp_methods = plan_methods,
 };
 
-static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT,
-    .m_name = "prism_runtime._wire",
-    .m_doc = "Rows of bind values read from messages' wire bytes (see prism_runtime.sql.wire_rows).",
-    .m_size = -1,
-    .m_methods = module_functions,
-};
-
-PyMODINIT_FUNC PyInit__wire(void)
-{
-    serialize_name = PyUnicode_InternFromString("SerializeToString");
-    if (serialize_name == NULL || PyType_Ready(&PlanType) < 0)
-        return NULL;
-    PyObject *m = PyModule_Create(&module);
-    if (m == NULL)
-        return NULL;
-    if (PyModule_AddObjectRef(m, "Plan", (PyObject *)&PlanType) < 0) {
-        Py_DECREF(m);
-        return NULL;
-    }
-    return m;
-}
