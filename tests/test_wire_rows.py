@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import importlib
 import math
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import BuiltinMethodType, ModuleType
 from typing import Any
@@ -22,6 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import prism_runtime
+from prism_runtime import _wire
 from prism_runtime.inputs import message_checks
 from prism_runtime.schema import Abstraction, Column, ColumnKind, EntitySpec
 from prism_runtime.sql import wire_rows
@@ -417,8 +420,6 @@ def test_the_native_batch_check_decides_as_the_python_check(keyed_by: str) -> No
 
 
 def test_the_native_check_takes_the_common_case_and_leaves_the_rest_to_python() -> None:
-    from prism_runtime import _wire
-
     cls = far_message()
     a, b = cls(id="a", near=1), cls(id="b")
     assert _wire.check_batch([a, b], cls, 300, True, 1024) == (
@@ -428,3 +429,42 @@ def test_the_native_check_takes_the_common_case_and_leaves_the_rest_to_python() 
     assert _wire.check_batch([a, a], cls, 300, True, 1024) == ([a.SerializeToString()] * 2, False)
     for odd in (cls(), cls(id="x" * 1025), cls(id="a\x00"), b"not a message"):
         assert _wire.check_batch([a, odd], cls, 300, True, 1024) is None
+
+
+def test_threads_share_one_plan(all_types_codecs: tuple[ModuleType, Any, Any]) -> None:
+    """A Plan's scratch space is taken by one call at a time: a call that runs Python (here every message has
+    a map, whose JSON a Python expression writes) may let another thread in, which then gets its own."""
+    pb2, python, native = all_types_codecs
+    messages = [
+        pb2.AllTypes(id=f"t{i}", text=f"text {i}", names=[str(i)] * 3, counts={"n": i}) for i in range(300)
+    ]
+    expected = repr(python.encode_rows(messages))
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda _: repr(native.encode_rows(messages)), range(16)))
+    finally:
+        sys.setswitchinterval(interval)
+    assert results == [expected] * 16
+
+
+def test_a_plan_called_again_from_a_conversion_keeps_both_rows() -> None:
+    """A column's conversion that encodes another message with the same Plan, before the outer row's other
+    columns are made: the inner call gets scratch space of its own."""
+    cls = far_message()
+    plan: Any = None
+
+    def convert(message: Any) -> Any:
+        return ("converted", plan.row(cls(id="inner", near=7)))
+
+    # (number, type, mode, absent, convert): `last` first, run through Python when present; then id and near.
+    columns = [
+        (536870911, _F.TYPE_BYTES, 7, None, convert),
+        (300, _F.TYPE_STRING, 2, "", None),
+        (1, _F.TYPE_SINT64, 2, 0, None),
+    ]
+    plan = _wire.Plan(columns, lambda m, e=None: ("fallback",), cls.SerializeToString)
+    outer = cls(id="outer", near=-3, last=b"x")
+    assert plan.row(outer) == (("converted", (None, "inner", 7)), "outer", -3)
+    assert plan.rows([outer, outer]) == [(("converted", (None, "inner", 7)), "outer", -3)] * 2

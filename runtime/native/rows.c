@@ -52,7 +52,8 @@ typedef struct {
     PyObject *fallback; /* the Python encoder: fallback(message, expires) -> tuple */
     PyObject *serialize; /* the message class's SerializeToString, called with the message */
     int16_t direct[DIRECT];
-    Slot *slots;        /* scratch for one message, reused by every call */
+    Slot *slots;        /* scratch for one message, reused by every call that finds it free */
+    int busy;           /* a call is using `slots` (see take_slots) */
 } Plan;
 
 static PyObject *number_object(int type, uint64_t bits)
@@ -108,10 +109,10 @@ static inline Py_ssize_t column_of(Plan *plan, uint32_t number)
     return -1;
 }
 
-static void clear_slots(Plan *plan)
+static void clear_slots(Plan *plan, Slot *slots)
 {
     for (Py_ssize_t i = 0; i < plan->ncolumns; i++) {
-        Slot *slot = &plan->slots[i];
+        Slot *slot = &slots[i];
         Py_CLEAR(slot->value);
         json_list_reset(&slot->json);
         slot->seen = 0;
@@ -241,7 +242,7 @@ static int read_field(Column *column, Slot *slot, int wire_type, const uint8_t *
     }
 }
 
-static int read_message(Plan *plan, const uint8_t *p, const uint8_t *end)
+static int read_message(Plan *plan, Slot *slots, const uint8_t *p, const uint8_t *end)
 {
     while (p < end) {
         uint64_t tag;
@@ -254,7 +255,7 @@ static int read_message(Plan *plan, const uint8_t *p, const uint8_t *end)
                 return READ_FALLBACK;
             continue;
         }
-        int outcome = read_field(&plan->columns[index], &plan->slots[index], wire_type, &p, end);
+        int outcome = read_field(&plan->columns[index], &slots[index], wire_type, &p, end);
         if (outcome != READ_OK)
             return outcome;
     }
@@ -308,7 +309,8 @@ static PyObject *column_value(Column *column, Slot *slot, PyObject *message, PyO
 
 /* Encode one message into `row` (a tuple of ncolumns), from its wire bytes when given (`given`, bytes or
  * None: SerializeToString's, which the input check kept); READ_FALLBACK when they need the Python encoder. */
-static int encode_into(Plan *plan, PyObject *message, PyObject *given, PyObject *expires, PyObject **row)
+static int encode_into(Plan *plan, Slot *slots, PyObject *message, PyObject *given, PyObject *expires,
+                       PyObject **row)
 {
     PyObject *wire = given != NULL && PyBytes_CheckExact(given) ? Py_NewRef(given)
                                                                  : PyObject_CallOneArg(plan->serialize, message);
@@ -323,11 +325,11 @@ static int encode_into(Plan *plan, PyObject *message, PyObject *given, PyObject 
         return READ_FALLBACK;
     }
     const uint8_t *p = (const uint8_t *)PyBytes_AS_STRING(wire);
-    int outcome = read_message(plan, p, p + PyBytes_GET_SIZE(wire));
+    int outcome = read_message(plan, slots, p, p + PyBytes_GET_SIZE(wire));
     Py_DECREF(wire);
     if (outcome == READ_OK) {
         for (Py_ssize_t i = 0; i < plan->ncolumns; i++) {
-            row[i] = column_value(&plan->columns[i], &plan->slots[i], message, expires);
+            row[i] = column_value(&plan->columns[i], &slots[i], message, expires);
             if (row[i] == NULL) {
                 while (i--)
                     Py_CLEAR(row[i]);
@@ -336,7 +338,7 @@ static int encode_into(Plan *plan, PyObject *message, PyObject *given, PyObject 
             }
         }
     }
-    clear_slots(plan);
+    clear_slots(plan, slots);
     return outcome;
 }
 
@@ -453,13 +455,39 @@ static int plan_init(Plan *plan, PyObject *args, PyObject *kwargs)
     return 0;
 }
 
+/* The scratch slots of one call. A call runs Python (a column's convert, the fallback, a finalizer the
+ * allocator sets off), which may let another thread in, or come back into this Plan: the Plan's own slots go
+ * to the first call, and a call that finds them taken gets slots of its own (give_slots frees them). */
+static Slot *take_slots(Plan *plan)
+{
+    if (!plan->busy) {
+        plan->busy = 1;
+        return plan->slots;
+    }
+    Slot *slots = PyMem_Calloc((size_t)(plan->ncolumns ? plan->ncolumns : 1), sizeof(Slot));
+    if (slots == NULL)
+        PyErr_NoMemory();
+    return slots;
+}
+
+static void give_slots(Plan *plan, Slot *slots)
+{
+    if (slots == plan->slots) {
+        plan->busy = 0;
+        return;
+    }
+    for (Py_ssize_t i = 0; i < plan->ncolumns; i++)
+        json_list_free(&slots[i].json); /* values were cleared after each message */
+    PyMem_Free(slots);
+}
+
 /* Encode one message as a new tuple. */
-static PyObject *row_of(Plan *plan, PyObject *message, PyObject *wire, PyObject *expires)
+static PyObject *row_of(Plan *plan, Slot *slots, PyObject *message, PyObject *wire, PyObject *expires)
 {
     PyObject *row = PyTuple_New(plan->ncolumns);
     if (row == NULL)
         return NULL;
-    int outcome = encode_into(plan, message, wire, expires, &PyTuple_GET_ITEM(row, 0));
+    int outcome = encode_into(plan, slots, message, wire, expires, &PyTuple_GET_ITEM(row, 0));
     if (outcome == READ_OK)
         return row;
     Py_DECREF(row);
@@ -512,7 +540,12 @@ static PyObject *plan_row(Plan *plan, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Format(PyExc_TypeError, "row takes 1 or 2 arguments (%zd given)", nargs);
         return NULL;
     }
-    return row_of(plan, args[0], NULL, nargs == 2 ? args[1] : Py_None);
+    Slot *slots = take_slots(plan);
+    if (slots == NULL)
+        return NULL;
+    PyObject *row = row_of(plan, slots, args[0], NULL, nargs == 2 ? args[1] : Py_None);
+    give_slots(plan, slots);
+    return row;
 }
 
 /* rows(messages, expires=None, wires=None) -> list of tuples. */
@@ -522,11 +555,12 @@ static PyObject *plan_rows(Plan *plan, PyObject *const *args, Py_ssize_t nargs)
     if (parse_batch(args, nargs, "rows", &messages, &expires, &wires) < 0)
         return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(messages);
-    PyObject *out = PyList_New(n);
+    Slot *slots = take_slots(plan);
+    PyObject *out = slots != NULL ? PyList_New(n) : NULL;
     int collecting = pause_collection();
     for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
         PyObject *wire = wires != NULL ? PySequence_Fast_GET_ITEM(wires, i) : NULL;
-        PyObject *row = row_of(plan, PySequence_Fast_GET_ITEM(messages, i), wire, expires);
+        PyObject *row = row_of(plan, slots, PySequence_Fast_GET_ITEM(messages, i), wire, expires);
         if (row == NULL)
             Py_CLEAR(out);
         else
@@ -534,6 +568,8 @@ static PyObject *plan_rows(Plan *plan, PyObject *const *args, Py_ssize_t nargs)
     }
     if (collecting)
         PyGC_Enable();
+    if (slots != NULL)
+        give_slots(plan, slots);
     Py_DECREF(messages);
     Py_XDECREF(wires);
     return out;
@@ -546,13 +582,14 @@ static PyObject *plan_flat(Plan *plan, PyObject *const *args, Py_ssize_t nargs)
     if (parse_batch(args, nargs, "flat", &messages, &expires, &wires) < 0)
         return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(messages), width = plan->ncolumns;
-    PyObject *out = PyList_New(n * width);
+    Slot *slots = take_slots(plan);
+    PyObject *out = slots != NULL ? PyList_New(n * width) : NULL;
     int collecting = pause_collection();
     for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
         PyObject *message = PySequence_Fast_GET_ITEM(messages, i);
         PyObject **row = &PyList_GET_ITEM(out, i * width);
         PyObject *wire = wires != NULL ? PySequence_Fast_GET_ITEM(wires, i) : NULL;
-        int outcome = encode_into(plan, message, wire, expires, row);
+        int outcome = encode_into(plan, slots, message, wire, expires, row);
         if (outcome == READ_FALLBACK) {
             PyObject *values = PyObject_CallFunctionObjArgs(plan->fallback, message, expires, NULL);
             if (values != NULL && (!PyTuple_Check(values) || PyTuple_GET_SIZE(values) != width)) {
@@ -573,6 +610,8 @@ static PyObject *plan_flat(Plan *plan, PyObject *const *args, Py_ssize_t nargs)
     }
     if (collecting)
         PyGC_Enable();
+    if (slots != NULL)
+        give_slots(plan, slots);
     Py_DECREF(messages);
     Py_XDECREF(wires);
     return out;
