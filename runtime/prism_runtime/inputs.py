@@ -19,12 +19,12 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from prism_runtime.errors import InvalidKey, MessageTooDeep, WrongType
+from prism_runtime.schema import Column, ColumnKind, EntitySpec
 
 try:
     from prism_runtime import _wire
 except ImportError:  # built without a C compiler: the batch check runs its Python loop alone
     _wire = None  # type: ignore[assignment]
-from prism_runtime.schema import Column, ColumnKind, EntitySpec
 
 M = TypeVar("M", bound=Message)
 

@@ -2,8 +2,8 @@
 
 A put spends most of its Python time reading fields out of messages: each attribute read of a upb message
 looks the field up by name and builds a Python object, and a repeated field builds a container to copy from.
-`SerializeToString` writes every set field in one C call, and `runtime/native/rows.c` reads those bytes in one pass,
-so the same row costs a third as much (bench/bench_sqlite_kv.py, the "encode" side).
+`SerializeToString` writes every set field in one C call, and the extension (`runtime/native/rows.c`) reads
+those bytes in one pass, so the same row costs a third as much (bench/bench_sqlite_kv.py, the "encode" side).
 
 The plan is made from the Python encoder's own column list (prism_runtime.sql.codec), and the Python encoder
 stays the reference: the extension gives exactly its values (tests/test_wire_rows.py, every field type on
@@ -51,7 +51,7 @@ class Mode(enum.IntEnum):
 Encoders = tuple[
     Callable[..., tuple[Any, ...]], Callable[..., list[tuple[Any, ...]]], Callable[..., list[Any]]
 ]
-"""encode(message, expires=None), encode_rows(messages, expires=None), encode_flat(messages, expires=None)."""
+"""encode(message, expires=None), and encode_rows and encode_flat(messages, expires=None, wires=None)."""
 
 
 def available() -> bool:
@@ -87,9 +87,8 @@ def native_encoders(
             field = fields[column.name]
             mode, convert = _mode(column, field, dialect)
             if mode is Mode.PRESENT:
-                convert = eval(
-                    f"lambda _m: {expressions[i]}", env
-                )  # the codec's own source, run when present
+                # The Python encoder's own expression for the column, run only when the field is on the wire.
+                convert = eval(f"lambda _m: {expressions[i]}", env)
             plan.append((field.number, field.type, mode, empty[i], convert))
     encoder = _wire.Plan(plan, fallback, message.SerializeToString)
     return encoder.row, encoder.rows, encoder.flat
