@@ -160,7 +160,8 @@ async def run(
         gen_cpu: list[float] = []
         hand_cpu: list[float] = []
         # put_many's parts: the input check, and the driver writing pre-encoded rows (the same statements with
-        # nothing left to check or encode), each with its client CPU.
+        # nothing left to check or encode; its COPY data written by the native extension, as put_many's is,
+        # where the by-hand side has asyncpg's copy_records_to_table encode them), each with its client CPU.
         check_times: list[float] = []
         driver_times: list[float] = []
         driver_cpu: list[float] = []

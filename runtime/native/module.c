@@ -1,4 +1,4 @@
-/* The module prism_runtime._wire: the Plan type (rows.c) and check_batch (check.c). */
+/* The module prism_runtime._wire: the Plan type (rows.c), check_batch (check.c) and pg_copy (pgcopy.c). */
 #include "wire.h"
 
 PyObject *wire_serialize_name;
@@ -7,6 +7,9 @@ static PyMethodDef module_functions[] = {
     {"check_batch", (PyCFunction)(void (*)(void))wire_check_batch, METH_FASTCALL,
      "check_batch(messages, cls, number, is_text, max_bytes) -> (wires, distinct) or None: the common case\n"
      "of a batch input check, in one pass (see prism_runtime.inputs)."},
+    {"pg_copy", (PyCFunction)(void (*)(void))wire_pg_copy, METH_FASTCALL,
+     "pg_copy(rows, types, first, last) -> bytes or None: rows as Postgres binary COPY data (see\n"
+     "prism_runtime.backends.postgres_copy)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -21,7 +24,7 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__wire(void)
 {
     wire_serialize_name = PyUnicode_InternFromString("SerializeToString");
-    if (wire_serialize_name == NULL || PyType_Ready(&WirePlanType) < 0)
+    if (wire_serialize_name == NULL || PyType_Ready(&WirePlanType) < 0 || wire_pg_copy_ready() < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)

@@ -4,6 +4,7 @@
  *   rows.c       a Plan: an entity's row values read from its messages' wire bytes (prism_runtime.sql.wire_rows)
  *   check.c      the batch input check's common case, which keeps the bytes for the Plan (prism_runtime.inputs)
  *   json_list.c  JSON list text exactly as the Python encoder writes it
+ *   pgcopy.c     rows as Postgres binary COPY data (prism_runtime.backends.postgres_copy)
  *   module.c     the module
  * Serializing a message is one C call that writes every set field at once; reading those bytes here costs a
  * fraction of reading each field through protobuf's Python API (docs/performance.md, "Round 6").
@@ -28,9 +29,12 @@ enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_SGROUP = 3, WT_EGROUP = 4, WT_I
 /* "SerializeToString", interned (module.c). */
 extern PyObject *wire_serialize_name;
 
-/* The Plan type (rows.c) and the batch check (check.c). */
+/* The Plan type (rows.c), the batch check (check.c), and binary COPY data (pgcopy.c; call
+ * wire_pg_copy_ready once first). */
 extern PyTypeObject WirePlanType;
 PyObject *wire_check_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *wire_pg_copy(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+int wire_pg_copy_ready(void);
 
 /* -- reading the wire -------------------------------------------------------------------------------- */
 

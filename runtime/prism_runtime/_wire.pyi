@@ -19,3 +19,6 @@ class Plan:
 def check_batch(
     messages: Sequence[Any], cls: type, number: int, is_text: bool, max_bytes: int, /
 ) -> tuple[list[bytes], bool] | None: ...
+def pg_copy(
+    rows: Sequence[Sequence[Any]], types: Sequence[int], first: bool, last: bool, /
+) -> bytes | None: ...

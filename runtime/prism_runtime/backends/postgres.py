@@ -16,6 +16,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from google.protobuf.message import Message
 
+from prism_runtime.backends import postgres_copy
 from prism_runtime.backends.postgres_states import (
     COLUMNS as _COLUMNS,
 )
@@ -192,13 +193,23 @@ class PostgresDriver(ServesSqlAbstractions):
         pool = await self.pool(namespace)
         names = [c.name for c in statements.columns]
         stage = stage_name(statements.table)
+        # The rows as binary COPY data written by the native extension, when it writes every value; else
+        # asyncpg encodes them (see postgres_copy).
+        types = postgres_copy.column_types(statements.columns)
+        data = None if types is None else postgres_copy.copy_data(rows[:], types)
 
         async def work() -> None:
-            # `rows` may encode each row as it is read (see SqlKeyValue.put): asyncpg sends the COPY data in
-            # pieces as it reads them, so the server takes in the first rows while the last are encoded.
             async with pool.acquire() as conn, conn.transaction():
                 await conn.execute(f"CREATE TEMP TABLE {stage} (LIKE {statements.table}) ON COMMIT DROP")
-                await conn.copy_records_to_table(stage, records=rows, columns=names)
+                if data is not None:
+                    await conn.copy_to_table(
+                        stage, source=postgres_copy.chunks(data), columns=names, format="binary"
+                    )
+                else:
+                    # `rows` may encode each row as it is read (see SqlKeyValue.put): asyncpg sends the COPY
+                    # data in pieces as it reads them, so the server takes in the first rows while the last
+                    # are encoded.
+                    await conn.copy_records_to_table(stage, records=rows, columns=names)
                 await conn.execute(statements.upsert_from(stage))
                 await _run_after(conn, after)
 
