@@ -2,23 +2,6 @@
  * json_integer_list), for SQLite's repeated columns. */
 #include "wire.h"
 
-static int reserve(JsonList *list, size_t more)
-{
-    if (list->length + more <= list->capacity)
-        return 0;
-    size_t capacity = list->capacity ? list->capacity : 64;
-    while (capacity < list->length + more)
-        capacity *= 2;
-    char *text = PyMem_Realloc(list->text, capacity);
-    if (text == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    list->text = text;
-    list->capacity = capacity;
-    return 0;
-}
-
 /* Whether `n` bytes are UTF-8 as Python decodes it strictly: no overlong form, surrogate or value past U+10FFFF. */
 int valid_utf8(const uint8_t *s, size_t n)
 {
@@ -62,9 +45,9 @@ int valid_utf8(const uint8_t *s, size_t n)
 int json_list_add_string(JsonList *list, const uint8_t *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    if (reserve(list, n * 6 + 3) < 0)
+    if (buffer_reserve(&list->text, n * 6 + 3) < 0)
         return -1;
-    char *out = list->text + list->length;
+    char *out = list->text.data + list->text.length;
     *out++ = list->count++ ? ',' : '[';
     *out++ = '"';
     for (size_t i = 0; i < n; i++) {
@@ -91,16 +74,16 @@ int json_list_add_string(JsonList *list, const uint8_t *s, size_t n)
         }
     }
     *out++ = '"';
-    list->length = (size_t)(out - list->text);
+    list->text.length = (size_t)(out - list->text.data);
     return 0;
 }
 
 /* Append an integer's decimal text, as int.__repr__ writes the value protobuf gives. */
 int json_list_add_integer(JsonList *list, int type, uint64_t bits)
 {
-    if (reserve(list, 24) < 0)
+    if (buffer_reserve(&list->text, 24) < 0)
         return -1;
-    char *out = list->text + list->length;
+    char *out = list->text.data + list->text.length;
     *out++ = list->count++ ? ',' : '[';
     int written;
     switch (type) {
@@ -122,28 +105,27 @@ int json_list_add_integer(JsonList *list, int type, uint64_t bits)
     default:
         written = sprintf(out, "%ld", (long)(int32_t)(uint32_t)bits);
     }
-    list->length = (size_t)(out + written - list->text);
+    list->text.length = (size_t)(out + written - list->text.data);
     return 0;
 }
 
 PyObject *json_list_text(JsonList *list)
 {
-    if (reserve(list, 1) < 0)
+    if (buffer_reserve(&list->text, 1) < 0)
         return NULL;
-    list->text[list->length++] = ']';
-    return PyUnicode_DecodeUTF8(list->text, (Py_ssize_t)list->length, NULL);
+    list->text.data[list->text.length++] = ']';
+    return PyUnicode_DecodeUTF8(list->text.data, (Py_ssize_t)list->text.length, NULL);
 }
 
 void json_list_reset(JsonList *list)
 {
-    list->length = 0;
+    list->text.length = 0;
     list->count = 0;
 }
 
 void json_list_free(JsonList *list)
 {
-    PyMem_Free(list->text);
-    list->text = NULL;
-    list->length = list->capacity = 0;
+    PyMem_Free(list->text.data);
+    list->text = (Buffer){NULL, 0, 0};
     list->count = 0;
 }

@@ -28,28 +28,6 @@ static const int32_t ELEMENT_OID[PG_LAST + 1] = {
 /* What a value's writing came to: written, not taken (the caller falls back), or a Python error. */
 enum { PUT_OK = 0, PUT_UNTAKEN = 1, PUT_ERROR = -1 };
 
-typedef struct {
-    char *data;
-    size_t length, capacity;
-} Buffer;
-
-static int grow(Buffer *b, size_t more)
-{
-    if (b->length + more <= b->capacity)
-        return 0;
-    size_t capacity = b->capacity ? b->capacity : 1 << 16;
-    while (capacity < b->length + more)
-        capacity *= 2;
-    char *data = PyMem_Realloc(b->data, capacity);
-    if (data == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    b->data = data;
-    b->capacity = capacity;
-    return 0;
-}
-
 /* Network byte order, as every binary value is sent. */
 static inline void put_be(Buffer *b, uint64_t value, int size)
 {
@@ -60,7 +38,7 @@ static inline void put_be(Buffer *b, uint64_t value, int size)
 static int put_bytes(Buffer *b, const char *bytes, Py_ssize_t size, int prefix_byte)
 {
     int extra = prefix_byte >= 0;
-    if (size + extra > INT32_MAX || grow(b, (size_t)size + 5) < 0)
+    if (size + extra > INT32_MAX || buffer_reserve(b, (size_t)size + 5) < 0)
         return size + extra > INT32_MAX ? PUT_UNTAKEN : PUT_ERROR;
     put_be(b, (uint64_t)(size + extra), 4);
     if (extra)
@@ -105,7 +83,7 @@ static int put_numeric(Buffer *b, PyObject *value)
     int skip = 0; /* trailing zero digits are not sent */
     while (skip < n && digits[skip] == 0)
         skip++;
-    if (grow(b, 4 + 8 + 2 * 5) < 0)
+    if (buffer_reserve(b, 4 + 8 + 2 * 5) < 0)
         return PUT_ERROR;
     put_be(b, (uint64_t)(8 + 2 * (n - skip)), 4);
     put_be(b, (uint64_t)(n - skip), 2);
@@ -119,7 +97,7 @@ static int put_numeric(Buffer *b, PyObject *value)
 
 static int put_value(Buffer *b, int type, PyObject *value)
 {
-    if (grow(b, 4 + 8) < 0)
+    if (buffer_reserve(b, 4 + 8) < 0)
         return PUT_ERROR;
     switch (type) {
     case PG_INT4:
@@ -201,7 +179,7 @@ static int put_array(Buffer *b, int element, PyObject *value)
     if (!PyList_Check(value) && !PyTuple_Check(value))
         return PUT_UNTAKEN;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(value);
-    if (grow(b, 4 + 20) < 0)
+    if (buffer_reserve(b, 4 + 20) < 0)
         return PUT_ERROR;
     size_t start = b->length;
     b->length += 4; /* the array's length, written when known */
@@ -265,7 +243,7 @@ PyObject *wire_pg_copy(PyObject *module, PyObject *const *args, Py_ssize_t nargs
         }
         codes[i] = (int)code;
     }
-    if (grow(&b, 19 + 2) < 0)
+    if (buffer_reserve(&b, 19 + 2) < 0)
         goto done;
     if (first) {
         memcpy(b.data, "PGCOPY\n\377\r\n\0", 11);
@@ -282,14 +260,14 @@ PyObject *wire_pg_copy(PyObject *module, PyObject *const *args, Py_ssize_t nargs
             PyErr_SetString(PyExc_ValueError, "a row's length is not the number of columns");
             goto done;
         }
-        if (grow(&b, 2) < 0)
+        if (buffer_reserve(&b, 2) < 0)
             goto done;
         put_be(&b, (uint64_t)width, 2);
         PyObject **values = PySequence_Fast_ITEMS(row);
         for (Py_ssize_t i = 0; i < width; i++) {
             int outcome;
             if (values[i] == Py_None) {
-                if (grow(&b, 4) < 0)
+                if (buffer_reserve(&b, 4) < 0)
                     goto done;
                 put_be(&b, UINT32_MAX, 4); /* NULL: length -1 */
                 continue;
@@ -305,7 +283,7 @@ PyObject *wire_pg_copy(PyObject *module, PyObject *const *args, Py_ssize_t nargs
         }
     }
     if (last) {
-        if (grow(&b, 2) < 0)
+        if (buffer_reserve(&b, 2) < 0)
             goto done;
         put_be(&b, 0xffff, 2); /* the trailer: a field count of -1 */
     }

@@ -533,6 +533,19 @@ static int parse_batch(PyObject *const *args, Py_ssize_t nargs, const char *name
     return 0;
 }
 
+/* What every batch call does last: the collector back on, the slots given back, the arguments released. */
+static PyObject *end_batch(Plan *plan, Slot *slots, int collecting, PyObject *messages, PyObject *wires,
+                           PyObject *out)
+{
+    if (collecting)
+        PyGC_Enable();
+    if (slots != NULL)
+        give_slots(plan, slots);
+    Py_DECREF(messages);
+    Py_XDECREF(wires);
+    return out;
+}
+
 /* row(message, expires=None) -> tuple: the bind values of one message. */
 static PyObject *plan_row(Plan *plan, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -566,13 +579,7 @@ static PyObject *plan_rows(Plan *plan, PyObject *const *args, Py_ssize_t nargs)
         else
             PyList_SET_ITEM(out, i, row);
     }
-    if (collecting)
-        PyGC_Enable();
-    if (slots != NULL)
-        give_slots(plan, slots);
-    Py_DECREF(messages);
-    Py_XDECREF(wires);
-    return out;
+    return end_batch(plan, slots, collecting, messages, wires, out);
 }
 
 /* flat(messages, expires=None, wires=None) -> list: every message's bind values in one list, row after row. */
@@ -608,13 +615,7 @@ static PyObject *plan_flat(Plan *plan, PyObject *const *args, Py_ssize_t nargs)
         if (outcome == READ_ERROR)
             Py_CLEAR(out); /* the list's unset items are NULL, which its dealloc skips */
     }
-    if (collecting)
-        PyGC_Enable();
-    if (slots != NULL)
-        give_slots(plan, slots);
-    Py_DECREF(messages);
-    Py_XDECREF(wires);
-    return out;
+    return end_batch(plan, slots, collecting, messages, wires, out);
 }
 
 static PyMethodDef plan_methods[] = {

@@ -4,6 +4,7 @@
  *   rows.c       a Plan: an entity's row values read from its messages' wire bytes (prism_runtime.sql.wire_rows)
  *   check.c      the batch input check's common case, which keeps the bytes for the Plan (prism_runtime.inputs)
  *   json_list.c  JSON list text exactly as the Python encoder writes it
+ *   buffer.c     the growable byte buffer both of those write into
  *   pgcopy.c     rows as Postgres binary COPY data (prism_runtime.backends.postgres_copy)
  *   module.c     the module
  * Serializing a message is one C call that writes every set field at once; reading those bytes here costs a
@@ -135,12 +136,21 @@ static inline int64_t zigzag64(uint64_t bits)
     return (int64_t)((bits >> 1) ^ (0ull - (bits & 1)));
 }
 
+/* -- a growable byte buffer (buffer.c) --------------------------------------------------------------- */
+
+typedef struct {
+    char *data;
+    size_t length, capacity;
+} Buffer;
+
+/* Make room for `more` bytes after the buffer's length; -1 with MemoryError set. */
+int buffer_reserve(Buffer *b, size_t more);
+
 /* -- JSON list text (json_list.c) -------------------------------------------------------------------- */
 
 /* A JSON list written element by element: "[" before the first, "," between, "]" by json_list_text. */
 typedef struct {
-    char *text;
-    size_t length, capacity;
+    Buffer text;
     Py_ssize_t count; /* elements written */
 } JsonList;
 
