@@ -9,7 +9,9 @@ setup(
     ext_modules=[
         Extension(
             "prism_runtime._wire",
-            sources=[f"native/{name}.c" for name in ("module", "rows", "check", "json_list", "pgcopy", "buffer")],
+            sources=[
+                f"native/{name}.c" for name in ("module", "rows", "check", "json_list", "pgcopy", "buffer")
+            ],
             depends=["native/wire.h"],
             extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
             optional=True,

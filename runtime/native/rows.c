@@ -97,6 +97,17 @@ static int not_utf8(void)
     return READ_FALLBACK;
 }
 
+/* The Python value of a string or bytes field's payload: NULL with *outcome READ_FALLBACK for bytes that are
+ * not UTF-8 in a string (the Python encoder's to judge), or READ_ERROR for any other error. */
+static PyObject *length_delimited_object(int type, const uint8_t *bytes, size_t n, int *outcome)
+{
+    PyObject *value = type == T_STRING ? PyUnicode_DecodeUTF8((const char *)bytes, (Py_ssize_t)n, NULL)
+                                       : PyBytes_FromStringAndSize((const char *)bytes, (Py_ssize_t)n);
+    if (value == NULL)
+        *outcome = not_utf8();
+    return value;
+}
+
 /* -- one message --------------------------------------------------------------------------------- */
 
 static inline Py_ssize_t column_of(Plan *plan, uint32_t number)
@@ -149,6 +160,7 @@ static int read_timestamp(Slot *slot, const uint8_t *p, const uint8_t *end)
 static int add_element(Column *column, Slot *slot, uint64_t bits, const uint8_t *bytes, size_t n)
 {
     PyObject *item;
+    int outcome = READ_ERROR;
     if (column->mode == MODE_JSON_INTS)
         return json_list_add_integer(&slot->json, column->type, bits) < 0 ? READ_ERROR : READ_OK;
     if (column->mode == MODE_JSON_STRINGS) {
@@ -157,17 +169,12 @@ static int add_element(Column *column, Slot *slot, uint64_t bits, const uint8_t 
             return READ_FALLBACK;
         return json_list_add_string(&slot->json, bytes, n) < 0 ? READ_ERROR : READ_OK;
     }
-    if (column->type == T_STRING) {
-        item = PyUnicode_DecodeUTF8((const char *)bytes, (Py_ssize_t)n, NULL);
-        if (item == NULL)
-            return not_utf8();
-    } else if (column->type == T_BYTES) {
-        item = PyBytes_FromStringAndSize((const char *)bytes, (Py_ssize_t)n);
-    } else {
+    if (column->type == T_STRING || column->type == T_BYTES)
+        item = length_delimited_object(column->type, bytes, n, &outcome);
+    else
         item = number_object(column->type, bits);
-    }
     if (item == NULL)
-        return READ_ERROR;
+        return outcome;
     if (slot->value == NULL && (slot->value = PyList_New(0)) == NULL) {
         Py_DECREF(item);
         return READ_ERROR;
@@ -196,18 +203,13 @@ static int read_field(Column *column, Slot *slot, int wire_type, const uint8_t *
     }
     case MODE_SCALAR: {
         PyObject *value;
+        int outcome = READ_ERROR;
         if (wire_type != own)
             return READ_FALLBACK;
         if (own == WT_LEN) {
             if (read_varint(at, end, &size) < 0 || size > (uint64_t)(end - *at))
                 return READ_FALLBACK;
-            if (column->type == T_STRING) {
-                value = PyUnicode_DecodeUTF8((const char *)*at, (Py_ssize_t)size, NULL);
-                if (value == NULL)
-                    return not_utf8();
-            } else {
-                value = PyBytes_FromStringAndSize((const char *)*at, (Py_ssize_t)size);
-            }
+            value = length_delimited_object(column->type, *at, (size_t)size, &outcome);
             *at += size;
         } else {
             if (read_scalar(at, end, column->type, &bits) < 0)
@@ -215,7 +217,7 @@ static int read_field(Column *column, Slot *slot, int wire_type, const uint8_t *
             value = number_object(column->type, bits);
         }
         if (value == NULL)
-            return READ_ERROR;
+            return outcome;
         Py_XSETREF(slot->value, value); /* the last occurrence wins, as protobuf reads it */
         return READ_OK;
     }
@@ -460,6 +462,10 @@ static int plan_init(Plan *plan, PyObject *args, PyObject *kwargs)
  * to the first call, and a call that finds them taken gets slots of its own (give_slots frees them). */
 static Slot *take_slots(Plan *plan)
 {
+    if (plan->serialize == NULL) {
+        PyErr_SetString(PyExc_ValueError, "the Plan was not initialized");
+        return NULL;
+    }
     if (!plan->busy) {
         plan->busy = 1;
         return plan->slots;

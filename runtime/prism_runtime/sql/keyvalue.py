@@ -146,6 +146,7 @@ class SqlKeyValue(Generic[M]):
                 await self._purge_in_background()
         elif ttl is not None:
             raise TypeError(f"namespace {self._ns!r} has no (prism.ttl_seconds): its items cannot expire")
+        wires = items.wire if isinstance(items, CheckedBatch) else None  # the input check's bytes, if kept
         if self._pii is None:
             if len(items) == 1:
                 await self.driver.execute(self.sql.upsert, encode(items[0]), namespace=self._ns)
@@ -153,14 +154,13 @@ class SqlKeyValue(Generic[M]):
                 # The last write of a key wins, as if the items were put one after another. Rows are encoded
                 # as the driver takes them, so a driver can encode some while the server stores others.
                 key = self.codec.message_key
-                wires = items.wire if isinstance(items, CheckedBatch) else None
                 distinct = isinstance(items, CheckedBatch) and items.distinct  # the input check saw the keys
                 if not distinct and len(set(map(key, items))) < len(items):
                     items, wires = list(dict(zip(map(key, items), items, strict=True)).values()), None
                 encoded = EncodedRows(items, self.codec, expires, wires)
                 await self.driver.upsert_many(self.sql, encoded, namespace=self._ns)
             return
-        rows = self.codec.encode_rows(items, expires, items.wire if isinstance(items, CheckedBatch) else None)
+        rows = self.codec.encode_rows(items, expires, wires)
         sealed, events = await self._pii.seal(rows)
         await self._pii.write_audited(events, lambda after: self._write(sealed, after))
 
